@@ -1,0 +1,150 @@
+"""The ``ccgraph`` command line: a thin layer over the Python API.
+
+Exit codes: 0 success, 2 a user error (one-line message; the traceback only with ``-v``),
+1 an unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ccgraph import __version__
+from ccgraph.exceptions import CcgraphError
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("ccgraph")
+
+# Subpackages that contribute their own commands through ``add_commands(subparsers)``.
+_COMMAND_MODULES = (
+    "ccgraph.evaluate.cli",
+    "ccgraph.report.cli",
+    "ccgraph.experiment.cli",
+    "ccgraph.estimate",
+    "ccgraph.update.cli",
+    "ccgraph.query.cli",
+)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ccgraph.config import load_config
+    from ccgraph.pipeline import run
+
+    cfg = load_config(args.config, args.set)
+    result = run(cfg, out=args.out, resume=args.resume, show_progress=not args.quiet)
+    counts = result.manifest.get("counts", {})
+    total = sum(result.manifest.get("timings_s", {}).values())
+    msg = (
+        f"wrote {result.path}: {counts.get('items', 0)} items, {counts.get('rejects', 0)} rejects, "
+        f"{counts.get('clusters', 0)} clusters, {counts.get('inferred_tags', 0)} inferred tags "
+        f"({counts.get('untagged_items_with_inferred_tags', 0)} untagged items tagged) in "
+        f"{total:.1f} s"
+    )
+    sys.stdout.write(msg + "\n")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from ccgraph.config import load_config
+
+    cfg = load_config(args.config, args.set)
+    paths = cfg.data.path if isinstance(cfg.data.path, list) else [cfg.data.path]
+    import glob as _glob
+
+    for p in paths:
+        resolved = cfg.resolve(p)
+        assert resolved is not None
+        if not resolved.exists() and not _glob.glob(str(resolved)):
+            raise CcgraphError(
+                f"{args.config}: `data.path` {p!r} resolves to {resolved}, which does not exist"
+            )
+    sys.stdout.write(f"{args.config}: valid (data: {', '.join(map(str, paths))})\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand that is installed."""
+    parser = argparse.ArgumentParser(
+        prog="ccgraph",
+        description="Similarity graphs over openly licensed image catalogs: clusters, inferred "
+        "tags and popularity.",
+    )
+    parser.add_argument("--version", action="version", version=f"ccgraph {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging; -v also shows tracebacks"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the pipeline described by a YAML config")
+    p.add_argument("config", type=Path, help="the YAML config file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set graph.k=30 (repeatable)")
+    p.add_argument("--out", type=Path, default=None, help="run directory (wins over output.dir)")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse checkpointed embeddings and graphs of an interrupted run")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("validate", help="check a config without running it")
+    p.add_argument("config", type=Path)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=_cmd_validate)
+
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            if exc.name and exc.name.startswith("ccgraph"):
+                continue
+            raise
+        module.add_commands(sub)
+    return parser
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    handler: logging.Handler
+    try:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    except ImportError:  # pragma: no cover
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("ccgraph")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ccgraph`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    _setup_logging(max(args.verbose, 1 if args.command in ("run", "update") else 0))
+    try:
+        return int(args.func(args))
+    except CcgraphError as exc:
+        if args.verbose:
+            log.exception("failed")
+        first, *rest = str(exc).splitlines() or [type(exc).__name__]
+        sys.stderr.write(f"ccgraph: error: {first}\n")
+        for line in rest:
+            sys.stderr.write(f"  {line}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("ccgraph: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""``ccgraph.run``: the whole pipeline as a short sequence of stage calls.
+
+catalog -> embeddings -> kNN graph -> duplicates -> Leiden levels -> cluster descriptions ->
+tag spreading -> popularity -> run directory. Each stage is timed and logged; the manifest keeps
+the timings, the counts and the parameters of every stage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ccgraph import _assemble, _stages
+from ccgraph._logging import StageTimer
+from ccgraph.config import Config, config_from_mapping, load_config
+from ccgraph.containers import RunResult
+
+__all__ = ["run"]
+
+log = logging.getLogger(__name__)
+
+
+def _as_config(config: Config | str | Path | Mapping[str, Any]) -> Config:
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, (str, Path)):
+        return load_config(config)
+    return config_from_mapping(dict(config), base_dir=Path.cwd())
+
+
+def run(
+    config: Config | str | Path | Mapping[str, Any],
+    *,
+    out: str | Path | None = None,
+    resume: bool = False,
+    show_progress: bool = False,
+    write: bool = True,
+) -> RunResult:
+    """Run the pipeline described by ``config`` and write the run directory.
+
+    Parameters
+    ----------
+    config
+        A :class:`~ccgraph.config.Config`, a YAML path, or a mapping with the YAML's structure.
+    out
+        Run directory; wins over ``output.dir``.
+    resume
+        Reuse checkpointed embeddings and graphs from an interrupted run with the same inputs.
+    show_progress
+        Show progress bars for long stages.
+    write
+        Write the run directory (``False`` returns the result only).
+
+    Returns
+    -------
+    RunResult
+        The tables of the run directory, the graph and the manifest.
+    """
+    from ccgraph.cluster import describe_clusters
+    from ccgraph.embed import embed_catalog
+    from ccgraph.graph import find_duplicates
+    from ccgraph.io import read_catalog_from_config, write_run
+    from ccgraph.propagate import infer_popularity, spread_tags
+
+    cfg = _as_config(config)
+    out_dir = _stages.resolve_out_dir(cfg, out)
+    cache_dir = cfg.resolve(cfg.embed.cache_dir) or (out_dir.parent / f".{out_dir.name}.cache")
+    timer = StageTimer()
+    stages: dict[str, Any] = {}
+
+    with timer.stage("read"):
+        catalog = read_catalog_from_config(cfg.data, cfg.base_dir)
+    with timer.stage("embed"):
+        embeddings, embed_rejects = embed_catalog(
+            catalog, cfg.embed, base_dir=cfg.base_dir, cache_dir=cache_dir,
+            n_jobs=cfg.n_jobs, show_progress=show_progress,
+        )
+        stages["embed"] = {k: dict(v.params) for k, v in embeddings.items()}
+    ids = catalog.ids
+    with timer.stage("graph"):
+        graph, stages["graph"] = _stages.build_graph(embeddings, ids, cfg)
+        stages["graph"].update(dict(graph.params))
+    with timer.stage("duplicates"):
+        dup = find_duplicates(
+            next(iter(embeddings.values())) if len(embeddings) == 1 else None,
+            graph=graph, ids=ids, cosine=cfg.graph.duplicates.cosine,
+            hamming=cfg.graph.duplicates.hamming, canonical=cfg.graph.duplicates.canonical,
+            priority=_priority(catalog, cfg.graph.duplicates.canonical),
+        ) if cfg.graph.duplicates.enabled else None
+    with timer.stage("cluster"):
+        levels, default_level, stages["cluster"] = _stages.cluster_levels(graph, cfg)
+    seeds = _stages.build_seed_tags(catalog, cfg)
+    with timer.stage("describe"):
+        clusters = pd.concat(
+            [
+                describe_clusters(
+                    graph, part, tags=seeds, texts=catalog.items["title"].fillna("").tolist(),
+                    top_tags=cfg.cluster.top_tags, n_representatives=cfg.cluster.n_representatives,
+                ).assign(level=i)
+                for i, part in enumerate(levels)
+            ],
+            ignore_index=True,
+        )
+    inferred = None
+    if cfg.propagate.tags.enabled and seeds.n_tags > 0:
+        t = cfg.propagate.tags
+        with timer.stage("tags"):
+            inferred = spread_tags(
+                graph, seeds, alpha=t.alpha, tol=t.tol, max_iter=t.max_iter,
+                tag_block=t.tag_block, top_k=t.top_k, min_confidence=t.min_confidence,
+                calibrator="auto", cluster_prior=t.cluster_prior,
+                partition=levels[default_level], rng=cfg.seed,
+            )
+        stages["tags"] = {**dict(inferred.params), "converged": inferred.converged,
+                          "n_iter": inferred.n_iter}
+    popularity = None
+    if cfg.propagate.popularity.enabled:
+        p = cfg.propagate.popularity
+        items = catalog.items
+        with timer.stage("popularity"):
+            popularity = infer_popularity(
+                graph,
+                pd.to_numeric(items["popularity_raw"], errors="coerce").to_numpy(np.float64),
+                items["provider"].fillna("").astype(str).to_numpy(),
+                alpha=p.alpha, tol=p.tol, percentile=p.percentile, r=p.r,
+            )
+        stages["popularity"] = dict(popularity.params)
+
+    with timer.stage("assemble"):
+        n = len(ids)
+        group = dup.group if dup is not None else np.arange(n)
+        canonical = dup.is_canonical if dup is not None else np.ones(n, dtype=bool)
+        items_df = _assemble.items_table(
+            catalog, graph, levels, default_level, group, canonical, popularity
+        )
+        tags_df = _assemble.tags_table(catalog, ids, inferred)
+        rejects = pd.concat([catalog.rejects, embed_rejects], ignore_index=True)
+        counts = _counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
+        manifest = _assemble.manifest(
+            cfg.model_dump(mode="json", exclude={"base_dir"}),
+            seed=cfg.seed, timings=timer.timings, counts=counts, stages=stages,
+        )
+    result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest)
+    if not write:
+        return result
+    with timer.stage("write"):
+        path = write_run(result, out_dir, overwrite=cfg.output.overwrite)
+    log.info("run written to %s", path)
+    return RunResult(items_df, tags_df, clusters, rejects, graph, manifest, path=path)
+
+
+def _priority(catalog: Any, rule: str) -> np.ndarray | None:
+    items = catalog.items
+    if rule == "popularity" and "popularity_raw" in items.columns:
+        return pd.to_numeric(items["popularity_raw"], errors="coerce").fillna(-1).to_numpy()
+    if rule == "resolution" and {"width", "height"} <= set(items.columns):
+        w = pd.to_numeric(items["width"], errors="coerce").fillna(0)
+        h = pd.to_numeric(items["height"], errors="coerce").fillna(0)
+        return (w * h).to_numpy()
+    return None
+
+
+def _counts(
+    items: pd.DataFrame,
+    tags: pd.DataFrame,
+    rejects: pd.DataFrame,
+    graph: Any,
+    levels: list[Any],
+    default_level: int,
+    seeds: Any,
+) -> dict[str, Any]:
+    inferred = tags[tags["source"] == "inferred"]
+    tagged = set(tags.loc[tags["source"] == "observed", "id"])
+    untagged_tagged = int(inferred.loc[~inferred["id"].isin(tagged), "id"].nunique())
+    return {
+        "items": len(items),
+        "rejects": len(rejects),
+        "edges": graph.n_edges,
+        "clusters": levels[default_level].n_clusters,
+        "clusters_per_level": [p.n_clusters for p in levels],
+        "default_level": default_level,
+        "tagged_items": len(tagged),
+        "vocabulary": int(seeds.n_tags),
+        "observed_tags": int((tags["source"] == "observed").sum()),
+        "inferred_tags": len(inferred),
+        "untagged_items_with_inferred_tags": untagged_tagged,
+        "duplicate_groups": int((items.groupby("duplicate_group").size() > 1).sum()),
+        "popularity_observed": int((items["popularity_source"] == "observed").sum()),
+        "popularity_inferred": int((items["popularity_source"] == "inferred").sum()),
+    }

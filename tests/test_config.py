@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ccgraph.config import Config, apply_overrides, config_reference, load_config
+from ccgraph.exceptions import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_minimal_config_and_defaults(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "data: {path: cat.csv}\n"))
+    assert cfg.graph.k == 15
+    assert cfg.seed == 0
+    assert cfg.execution.engine == "local"
+    assert cfg.resolve(cfg.data.path) == tmp_path.resolve() / "cat.csv"
+
+
+def test_unknown_key_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"`graph\.kk`: unknown key"):
+        load_config(write(tmp_path, "data: {path: x}\ngraph: {kk: 3}\n"))
+
+
+def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"`graph\.k`.*got 'many'"):
+        load_config(write(tmp_path, "data: {path: x}\ngraph: {k: many}\n"))
+
+
+def test_out_of_range_names_bound(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"`propagate\.tags\.alpha`.*less than 1"):
+        load_config(write(tmp_path, "data: {path: x}\npropagate: {tags: {alpha: 1.5}}\n"))
+
+
+def test_bad_choice_lists_allowed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"`data\.format`.*'auto', 'openverse'"):
+        load_config(write(tmp_path, "data: {path: x, format: xml}\n"))
+
+
+def test_missing_data_section(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"`data`: required key is missing"):
+        load_config(write(tmp_path, "seed: 1\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [("", "empty"), ("- a\n- b\n", "mapping"), ("data: [unclosed\n", "not valid YAML")],
+)
+def test_unusable_files(tmp_path: Path, text: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_bytes(b"data: {path: \xff\xfe}\n")
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_config(p)
+
+
+def test_overrides_parse_yaml_values(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(tmp_path, "data: {path: x}\n"),
+        ["graph.k=30", "cluster.resolutions=[0.5, 2]", "propagate.tags.enabled=false"],
+    )
+    assert cfg.graph.k == 30
+    assert cfg.cluster.resolutions == [0.5, 2.0]
+    assert cfg.propagate.tags.enabled is False
+
+
+def test_override_errors() -> None:
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        apply_overrides({}, ["graph.k"])
+    raw = {"graph": {"k": 1}}
+    out = apply_overrides(raw, ["graph.k=2"])
+    assert raw["graph"]["k"] == 1 and out["graph"]["k"] == 2  # input not mutated
+
+
+def test_override_of_unknown_key_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"`graph\.kay`"):
+        load_config(write(tmp_path, "data: {path: x}\n"), ["graph.kay=3"])
+
+
+def test_docs_config_is_current() -> None:
+    doc = REPO / "docs" / "config.md"
+    assert doc.read_text() == config_reference(), (
+        "docs/config.md is stale: run `python -m ccgraph.config > docs/config.md`"
+    )
+
+
+def test_every_field_documented() -> None:
+    def walk(model: type) -> None:
+        for name, f in model.model_fields.items():  # type: ignore[attr-defined]
+            assert f.description, f"{model.__name__}.{name} has no description"
+            ann = f.annotation
+            if isinstance(ann, type) and hasattr(ann, "model_fields"):
+                walk(ann)
+
+    walk(Config)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate(path: Path) -> None:
+    raw = yaml.safe_load(path.read_text())
+    assert isinstance(raw, dict)
+    load_config(path)
