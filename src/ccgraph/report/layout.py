@@ -21,7 +21,7 @@ __all__ = ["map_layout", "spectral_layout"]
 
 log = logging.getLogger(__name__)
 
-_DENSE_MAX = 600
+_DENSE_MAX = 64
 
 
 def _check_square(adjacency: sp.spmatrix | np.ndarray) -> sp.csr_matrix:

@@ -39,7 +39,7 @@ def _save(fig: Figure, path: Path) -> None:
 
 
 def size_distribution_plot(sizes: dict[str, np.ndarray], path: Path) -> str:
-    """Histogram of cluster sizes (log-spaced bins) per clustering level.
+    """Rank-size plot of the clusters of each level (log-log; sizes sorted descending).
 
     Parameters
     ----------
@@ -51,31 +51,30 @@ def size_distribution_plot(sizes: dict[str, np.ndarray], path: Path) -> str:
     Returns
     -------
     str
-        Alt text summarising each level (count, median, largest).
+        Alt text summarising each level (count, median, largest, singletons).
     """
-    fig = _figure(6.4, 3.6)
+    fig = _figure(5.6, 3.6)
     ax = fig.add_subplot()
-    top = max((int(np.max(s)) for s in sizes.values() if len(s)), default=1)
-    bins = np.unique(np.round(np.logspace(0, np.log10(max(top, 2)) + 1e-9, 25)).astype(int))
-    bins = np.append(bins, bins[-1] + 1)
     parts = []
     for name, s in sizes.items():
-        s = np.asarray(s)
+        s = np.sort(np.asarray(s))[::-1]
         if not len(s):
             continue
-        ax.hist(s, bins=bins, histtype="step", linewidth=1.8, label=f"{name} ({len(s)})")
+        rank = np.arange(1, len(s) + 1)
+        style = "o-" if len(s) <= 40 else "-"
+        ax.plot(rank, s, style, markersize=4, linewidth=1.6, label=f"{name} ({len(s)})")
         parts.append(
             f"{name}: {len(s)} clusters, median size {float(np.median(s)):g}, "
-            f"largest {int(s.max())}"
+            f"largest {int(s[0])}, {int((s == 1).sum())} singletons"
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("cluster size (items)")
-    ax.set_ylabel("number of clusters")
+    ax.set_xlabel("cluster rank (largest first)")
+    ax.set_ylabel("cluster size (items)")
     ax.legend(frameon=False, fontsize="small")
     ax.grid(alpha=0.3, which="major")
     _save(fig, path)
-    return "Histogram of cluster sizes per level. " + "; ".join(parts) + "."
+    return "Cluster sizes by rank, per level. " + "; ".join(parts) + "."
 
 
 def resolution_sweep_plot(sweep: pd.DataFrame, path: Path) -> str:
@@ -94,7 +93,9 @@ def resolution_sweep_plot(sweep: pd.DataFrame, path: Path) -> str:
     str
         Alt text listing the points.
     """
-    fig = _figure(6.4, 3.6)
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    fig = _figure(5.6, 3.6)
     ax = fig.add_subplot()
     x = sweep["resolution"].to_numpy(float)
     ax.plot(x, sweep["n_clusters"], "o-", color="#1f5fa8", label="clusters")
@@ -102,6 +103,9 @@ def resolution_sweep_plot(sweep: pd.DataFrame, path: Path) -> str:
     ax.set_ylabel("number of clusters", color="#1f5fa8")
     if (x > 0).all() and len(x) > 1 and x.max() / x.min() > 5:
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(x))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(x, [f"{v:g}" for v in x])
     if sweep["n_clusters"].max() / max(sweep["n_clusters"].min(), 1) > 20:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
