@@ -67,8 +67,14 @@ def size_distribution_plot(sizes: dict[str, np.ndarray], path: Path) -> str:
             f"{name}: {len(s)} clusters, median size {float(np.median(s)):g}, "
             f"largest {int(s[0])}, {int((s == 1).sum())} singletons"
         )
+    from matplotlib.ticker import FuncFormatter
+
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.set_xlabel("cluster rank (largest first)")
     ax.set_ylabel("cluster size (items)")
     ax.legend(frameon=False, fontsize="small")
