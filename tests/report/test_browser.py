@@ -19,8 +19,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def browser():
     if chromium_binary() is None or chromedriver_binary() is None:
-        pytest.skip("headless Chromium not found: install Debian's chromium and chromium-driver "
-                    "(`apt-get install chromium chromium-driver`; .ci/run installs chromium)")
+        pytest.skip(
+            "headless Chromium not found: install Debian's chromium and chromium-driver "
+            "(`apt-get install chromium chromium-driver`; .ci/run installs chromium)"
+        )
     pytest.importorskip("selenium", reason="the browser test drives Chromium with selenium")
     with chromium() as driver:
         yield driver

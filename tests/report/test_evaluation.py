@@ -4,23 +4,25 @@ from ccgraph.report._evaluation import format_value, markdown_to_html, metrics_t
 
 
 def test_markdown_tables_headings_lists_and_escaping():
-    md = "\n".join([
-        "# Held-out tags",
-        "",
-        "Some *emphasis* and `code` <script>alert(1)</script>.",
-        "",
-        "| method | P@5 |",
-        "| --- | ---: |",
-        "| ccgraph | 0.41 |",
-        "| kNN <vote> | 0.35 |",
-        "",
-        "- one",
-        "- two & three",
-        "",
-        "```",
-        "<raw>",
-        "```",
-    ])
+    md = "\n".join(
+        [
+            "# Held-out tags",
+            "",
+            "Some *emphasis* and `code` <script>alert(1)</script>.",
+            "",
+            "| method | P@5 |",
+            "| --- | ---: |",
+            "| ccgraph | 0.41 |",
+            "| kNN <vote> | 0.35 |",
+            "",
+            "- one",
+            "- two & three",
+            "",
+            "```",
+            "<raw>",
+            "```",
+        ]
+    )
     out = markdown_to_html(md)
     assert "<h3>Held-out tags</h3>" in out
     assert "<script>" not in out and "&lt;script&gt;" in out
@@ -47,7 +49,10 @@ def test_metrics_tables_flatten_methods_and_scalars():
     assert tables["M"].rows == [["protocol", "items"], ["repeats", "3"]]
     methods = tables["M: methods"]
     assert methods.columns == ["", "precision@5", "ci"]
-    assert methods.rows == [["ccgraph", "0.41", "[0.38, 0.44]"], ["knn_vote", "0.35", "[0.31, 0.39]"]]
+    assert methods.rows == [
+        ["ccgraph", "0.41", "[0.38, 0.44]"],
+        ["knn_vote", "0.35", "[0.31, 0.39]"],
+    ]
     assert tables["M: per_repeat"].columns == ["seed", "p", "extra"]
     assert tables["M: per_repeat"].rows[0] == ["0", "0.4", ""]
     assert tables["M: clusters"].rows == [["nmi", "0.5"]]

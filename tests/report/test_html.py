@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -23,7 +24,7 @@ def check_page(path: Path, root: Path) -> None:
     assert not page.all("script") and not page.all("iframe")
     levels = page.headings()
     assert levels[0] == 1 and levels.count(1) == 1
-    for a, b in zip(levels, levels[1:]):
+    for a, b in pairwise(levels):
         assert b <= a + 1, f"{path.name}: heading h{a} followed by h{b}"
     for img in page.all("img"):
         assert img.get("alt"), f"{path.name}: <img src={img.get('src')}> has no alt text"
@@ -57,8 +58,11 @@ def test_synthetic_run_report_structure(synthetic_run):
     assert "<b>" not in text and "Photo &lt;b&gt;" in text
     # URL-only items are shown as cards with their tags, never as images
     srcs = [i["src"] for i in parse(index).all("img")]
-    assert srcs == ["assets/plots/cluster_sizes.png", "assets/plots/resolution_sweep.png",
-                    "assets/plots/map.png"]
+    assert srcs == [
+        "assets/plots/cluster_sizes.png",
+        "assets/plots/resolution_sweep.png",
+        "assets/plots/map.png",
+    ]
     assert 'class="card"' in text
     # rejects grouped by reason: 2 x "missing id", 1 x "bad url"
     assert re.search(r"<td>read</td><td>missing id</td><td>2</td>", text)
@@ -79,7 +83,7 @@ def test_similar_panels_show_heaviest_neighbours_in_order(synthetic_run):
         a = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
         ids = z["ids"].astype(str)
     text = index.read_text()
-    panel = text[text.index('id="similar"'):text.index('id="inferred"')]
+    panel = text[text.index('id="similar"') : text.index('id="inferred"')]
     q = int(re.search(r"Most similar to “Photo &lt;b&gt;(\d+)", panel).group(1))
     row = a.getrow(q).toarray().ravel()
     best = sorted(np.flatnonzero(row), key=lambda j: (-row[j], j))[:3]
@@ -96,8 +100,9 @@ def test_images_thumbnailed_and_corrupt_ones_become_cards(synthetic_run, tmp_pat
     Image.new("RGB", (320, 200), (30, 120, 200)).save(good)
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
-    items["image_path"] = [str(good) if i % 2 else ("bad.jpg" if i % 4 else "")
-                           for i in range(len(items))]
+    items["image_path"] = [
+        str(good) if i % 2 else ("bad.jpg" if i % 4 else "") for i in range(len(items))
+    ]
     items.to_parquet(synthetic_run / "items.parquet", index=False)
     index = write_report(synthetic_run, image_root=tmp_path, cache_dir=tmp_path / "cache")
     page = parse(index)
@@ -132,10 +137,10 @@ def test_bad_inputs_raise_named_errors(synthetic_run, tmp_path):
     with pytest.raises(ParameterError, match="`thumbnails`"):
         write_report(synthetic_run, thumbnails=-1)
     (synthetic_run / "graph.npz").write_bytes(b"garbage")
-    with pytest.raises(InputError, match="graph.npz"):
+    with pytest.raises(InputError, match=r"graph\.npz"):
         write_report(synthetic_run)
     (synthetic_run / "manifest.json").write_text("{not json")
-    with pytest.raises(InputError, match="manifest.json"):
+    with pytest.raises(InputError, match=r"manifest\.json"):
         write_report(synthetic_run)
 
 

@@ -30,7 +30,7 @@ def test_top_neighbours_hand_made_graph():
     cols.append(0)
     vals.append(5.0)
     a = sp.csr_matrix((vals, (rows, cols)), shape=(6, 6))
-    (i0, w0), (i2, w2), (i5, w5) = top_neighbours(a, [0, 2, 5], 3)
+    (i0, w0), (i2, _w2), (i5, w5) = top_neighbours(a, [0, 2, 5], 3)
     assert i0.tolist() == [2, 3, 4]  # 0.9, then the 0.5 tie broken by the smaller index
     assert w0.tolist() == pytest.approx([0.9, 0.5, 0.5])
     assert i2.tolist() == [0, 3]  # degree 2 < n
@@ -70,11 +70,13 @@ def test_pick_members_representatives_first_then_seeded_sample():
 
 def test_sample_untagged_only_items_without_observed_tags():
     ids = np.array(["a", "b", "c", "d", "e"])
-    tags = pd.DataFrame({
-        "id": ["a", "a", "b", "c", "d", "d"],
-        "tag": ["x", "y", "x", "y", "x", "z"],
-        "source": ["observed", "inferred", "inferred", "inferred", "observed", "inferred"],
-    })
+    tags = pd.DataFrame(
+        {
+            "id": ["a", "a", "b", "c", "d", "d"],
+            "tag": ["x", "y", "x", "y", "x", "z"],
+            "source": ["observed", "inferred", "inferred", "inferred", "observed", "inferred"],
+        }
+    )
     idx, untagged = sample_untagged(tags, ids, 10, rng=0)
     assert untagged and idx.tolist() == [1, 2]  # b and c: inferred only; e has nothing
     idx, _ = sample_untagged(tags, ids, 1, rng=0)
@@ -86,12 +88,19 @@ def test_sample_untagged_only_items_without_observed_tags():
 
 def test_large_clusters_sizes_order_and_descriptions():
     items = pd.DataFrame({"id": list("abcdefgh"), "cluster": [2, 2, 2, 0, 0, 5, 7, 7]})
-    desc = pd.DataFrame({
-        "level": [1, 1, 0], "cluster": [2, 7, 2], "size": [3, 2, 8],
-        "label": ["dogs", "sea", "wrong level"], "top_tags": [["dog"], ["sea"], ["x"]],
-        "top_tag_scores": [[0.9], [0.5], [1.0]], "representative_ids": [["b"], ["g"], ["a"]],
-        "density": [1.0, 1.0, 0.1], "conductance": [0.1, 0.2, 0.3],
-    })
+    desc = pd.DataFrame(
+        {
+            "level": [1, 1, 0],
+            "cluster": [2, 7, 2],
+            "size": [3, 2, 8],
+            "label": ["dogs", "sea", "wrong level"],
+            "top_tags": [["dog"], ["sea"], ["x"]],
+            "top_tag_scores": [[0.9], [0.5], [1.0]],
+            "representative_ids": [["b"], ["g"], ["a"]],
+            "density": [1.0, 1.0, 0.1],
+            "conductance": [0.1, 0.2, 0.3],
+        }
+    )
     big = large_clusters(items, desc, level=1, max_clusters=10)
     # singleton cluster 5 dropped; the size tie 0 / 7 broken by the smaller label
     assert big["cluster"].tolist() == [2, 0, 7]
@@ -110,10 +119,16 @@ def test_default_level_from_manifest_or_columns():
 
 def test_resolution_sweep_from_manifest_and_from_levels():
     items = pd.DataFrame({"cluster_l0": [0, 0, 1, 1], "cluster_l1": [0, 1, 2, 3]})
-    man = {"stages": {"cluster": {"sweep": [
-        {"resolution": 2.0, "n_clusters": 9, "modularity": 0.4},
-        {"resolution": 0.5, "n_clusters": 3, "modularity": 0.5},
-    ]}}}
+    man = {
+        "stages": {
+            "cluster": {
+                "sweep": [
+                    {"resolution": 2.0, "n_clusters": 9, "modularity": 0.4},
+                    {"resolution": 0.5, "n_clusters": 3, "modularity": 0.5},
+                ]
+            }
+        }
+    }
     sw = resolution_sweep(man, items)
     assert sw["resolution"].tolist() == [0.5, 2.0] and sw["quality"].tolist() == [0.5, 0.4]
     sw = resolution_sweep({"config": {"cluster": {"resolutions": [0.25, 1.0]}}}, items)

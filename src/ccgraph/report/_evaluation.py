@@ -97,7 +97,9 @@ def _walk(obj: Any, caption: str, out: list[Table]) -> None:
     }
     if scalars:
         out.append(
-            Table(caption, ["name", "value"], [[str(k), format_value(v)] for k, v in scalars.items()])
+            Table(
+                caption, ["name", "value"], [[str(k), format_value(v)] for k, v in scalars.items()]
+            )
         )
     if len(flat) >= 2:
         out.append(_records([{"": k, **v} for k, v in flat.items()], caption))
@@ -134,7 +136,7 @@ def _cells(line: str) -> list[str]:
 
 
 def markdown_to_html(text: str, *, heading_offset: int = 2) -> str:
-    """Convert the Markdown subset of ``evaluation.md`` to escaped HTML.
+    r"""Convert the Markdown subset of ``evaluation.md`` to escaped HTML.
 
     Parameters
     ----------
@@ -145,8 +147,9 @@ def markdown_to_html(text: str, *, heading_offset: int = 2) -> str:
 
     Examples
     --------
-    >>> markdown_to_html("# T\\n\\n| a | b |\\n|---|---|\\n| 1 | <x> |")
-    '<h3>T</h3>\\n<table><caption>T</caption><thead><tr><th scope="col">a</th><th scope="col">b</th></tr></thead><tbody><tr><td>1</td><td>&lt;x&gt;</td></tr></tbody></table>'
+    >>> print(markdown_to_html("# Results\n\nP@5 is *0.41* <b>"))
+    <h3>Results</h3>
+    <p>P@5 is <em>0.41</em> &lt;b&gt;</p>
     """
     lines = text.splitlines()
     out: list[str] = []

@@ -51,9 +51,7 @@ def _col(items: pd.DataFrame, name: str) -> np.ndarray:
 class Items:
     """Lazily built :class:`ItemView` objects (thumbnails are made on first use)."""
 
-    def __init__(
-        self, run: RunData, store: ThumbnailStore, *, image_roots: Sequence[Path]
-    ) -> None:
+    def __init__(self, run: RunData, store: ThumbnailStore, *, image_roots: Sequence[Path]) -> None:
         self.run = run
         self.store = store
         self.roots = list(image_roots)
@@ -87,11 +85,11 @@ class Items:
             inf = inf.sort_values(["id", "_c"], ascending=[True, False], kind="stable")
             for key, grp in inf.groupby("id", sort=False):
                 self._inferred[str(key)] = [
-                    (str(t), float(c)) for t, c in zip(grp["tag"], grp["_c"])
+                    (str(t), float(c)) for t, c in zip(grp["tag"], grp["_c"], strict=True)
                 ][:n_tags]
 
     def image_file(self, i: int) -> Path | None:
-        """The item's image file, resolving relative paths against the known roots."""
+        """Return the item's image file, resolving a relative path against the known roots."""
         raw = self.paths[i]
         if not raw:
             return None
@@ -104,7 +102,7 @@ class Items:
         return None
 
     def view(self, i: int, *, weight: float | None = None) -> ItemView:
-        """The view of item ``i`` (``weight``: edge weight to a panel's query item)."""
+        """Return the view of item ``i`` (``weight``: edge weight to a panel's query item)."""
         i = int(i)
         base = self._cache.get(i)
         if base is None:
@@ -144,7 +142,7 @@ class Items:
 
 
 def counts_table(counts: Mapping[str, Any]) -> Table:
-    """The manifest's ``counts`` as a two-column table."""
+    """Return the manifest's ``counts`` as a two-column table."""
     rows = [[str(k).replace("_", " "), format_value(v)] for k, v in counts.items()]
     return Table("Counts recorded in the manifest", ["quantity", "value"], rows)
 
@@ -170,8 +168,12 @@ def rejects_table(rejects: pd.DataFrame, *, top: int = 15) -> Table:
         .reset_index(name="rows")
     )
     grp = grp.sort_values(["rows", "stage", "reason"], ascending=[False, True, True])
-    rows = [[r.stage, _short(r.reason, 160), format_value(int(r.rows))] for r in
-            grp.head(top).itertuples()]
+    rows = [
+        [r.stage, _short(r.reason, 160), format_value(int(r.rows))]
+        for r in grp.head(top).itertuples()
+    ]
     if len(grp) > top:
-        rows.append(["", f"{len(grp) - top} other reasons", format_value(int(grp["rows"].iloc[top:].sum()))])
+        rows.append(
+            ["", f"{len(grp) - top} other reasons", format_value(int(grp["rows"].iloc[top:].sum()))]
+        )
     return Table("Rejected rows by reason", cols, rows)

@@ -39,7 +39,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-clusters", type=int, default=30, help="clusters given their own page")
     p.add_argument("--thumbnails", type=int, default=24, help="thumbnails per cluster page")
     p.add_argument("--n-similar", type=int, default=12, help="neighbours per similar-images panel")
-    p.add_argument("--image-root", type=Path, default=None,
-                   help="folder against which relative image paths are resolved")
+    p.add_argument(
+        "--image-root",
+        type=Path,
+        default=None,
+        help="folder against which relative image paths are resolved",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the samples shown")
     p.set_defaults(func=_cmd_report)

@@ -57,7 +57,7 @@ def _image_roots(run: RunData, image_root: str | Path | None) -> list[Path]:
     for p in data if isinstance(data, list) else [data]:
         if isinstance(p, str) and p:
             q = Path(p).expanduser()
-            for base in ([q] if q.is_absolute() else [run.path / q, run.path.parent / q]):
+            for base in [q] if q.is_absolute() else [run.path / q, run.path.parent / q]:
                 roots.append(base if base.is_dir() else base.parent)
     roots.append(Path.cwd())
     return list(dict.fromkeys(roots))
@@ -76,7 +76,7 @@ def _panel(items: Items, adjacency: Any, row: int, n: int) -> dict[str, Any]:
     idx, w = top_neighbours(adjacency, [row], n)[0]
     return {
         "query": items.view(row),
-        "neighbours": [items.view(int(j), weight=float(x)) for j, x in zip(idx, w)],
+        "neighbours": [items.view(int(j), weight=float(x)) for j, x in zip(idx, w, strict=True)],
     }
 
 
@@ -171,8 +171,9 @@ def write_report(
     try:
         store = ThumbnailStore(tmp / "assets", cache / "thumbnails")
         items = Items(run, store, image_roots=_image_roots(run, image_root))
-        pages = _build(run, items, tmp, max_clusters, thumbnails, n_similar, n_panels,
-                       n_untagged, seed)
+        pages = _build(
+            run, items, tmp, max_clusters, thumbnails, n_similar, n_panels, n_untagged, seed
+        )
         env = jinja2.Environment(
             loader=jinja2.PackageLoader("ccgraph.report", "templates"),
             autoescape=jinja2.select_autoescape(["html"]),
@@ -229,8 +230,11 @@ def _build(
         figures.append(("assets/plots/resolution_sweep.png", alt, "Resolution sweep"))
     index, xy = map_layout(adjacency, labels, max_items=_MAP_ITEMS, rng=seed)
     alt = plots.cluster_map_plot(
-        xy, labels[index], folder / "assets/plots/map.png",
-        highlight=[int(c) for c in big["cluster"][:20]], n_total=run.n_items,
+        xy,
+        labels[index],
+        folder / "assets/plots/map.png",
+        highlight=[int(c) for c in big["cluster"][:20]],
+        n_total=run.n_items,
     )
     map_figure = ("assets/plots/map.png", alt, "Map of items coloured by cluster")
 
@@ -242,15 +246,18 @@ def _build(
             members_of[row.cluster], reps, max(thumbnails, 1), rng=_seed(seed, 1, k)
         )
     queries = _panel_queries(big, items, n_panels, seed)
-    untagged, really_untagged = sample_untagged(run.tags, items.ids, n_untagged,
-                                                rng=_seed(seed, 3))
+    untagged, really_untagged = sample_untagged(run.tags, items.ids, n_untagged, rng=_seed(seed, 3))
     wanted = {int(i) for s in shown.values() for i in s} | set(queries) | set(untagged.tolist())
     for q in queries + [int(s[0]) for s in shown.values() if len(s)]:
         wanted.update(top_neighbours(adjacency, [q], n_similar)[0][0].tolist())
     items.load_tags(wanted)
 
-    nav = [("summary", "Run summary"), ("clusters", "Clusters"), ("similar", "Similar images"),
-           ("inferred", "Inferred tags")]
+    nav = [
+        ("summary", "Run summary"),
+        ("clusters", "Clusters"),
+        ("similar", "Similar images"),
+        ("inferred", "Inferred tags"),
+    ]
     eval_ctx = _evaluation(run, folder)
     if eval_ctx is not None:
         nav.append(("evaluation", "Evaluation"))
@@ -259,7 +266,8 @@ def _build(
     for row in big.itertuples():
         members = shown[row.cluster]
         page = f"cluster-{row.cluster}.html"
-        tags = list(zip(row.top_tags, list(row.top_tag_scores) + [None] * len(row.top_tags)))
+        scores = list(row.top_tag_scores) + [None] * len(row.top_tags)
+        tags = list(zip(row.top_tags, scores[: len(row.top_tags)], strict=True))
         info = {
             "cluster": row.cluster,
             "page": page,
@@ -272,14 +280,19 @@ def _build(
         }
         cluster_rows.append(info)
         reps = set(items.index_of(row.representative_ids))
-        pages[page] = ("cluster.html", {
-            "title": f"Cluster {row.cluster}: {info['label']}",
-            "c": info,
-            "representatives": [items.view(i) for i in members if i in reps],
-            "sheet": [items.view(i) for i in members[:thumbnails]],
-            "similar": _panel(items, adjacency, int(members[0]), n_similar) if len(members) else None,
-            "level": level,
-        })
+        pages[page] = (
+            "cluster.html",
+            {
+                "title": f"Cluster {row.cluster}: {info['label']}",
+                "c": info,
+                "representatives": [items.view(i) for i in members if i in reps],
+                "sheet": [items.view(i) for i in members[:thumbnails]],
+                "similar": _panel(items, adjacency, int(members[0]), n_similar)
+                if len(members)
+                else None,
+                "level": level,
+            },
+        )
     counts = man.get("counts", {})
     summary = {
         "data_path": man.get("config", {}).get("data", {}).get("path", ""),
@@ -294,20 +307,23 @@ def _build(
         "rejects": rejects_table(run.rejects),
         "timings": timings_table(man.get("timings_s", {})) if man.get("timings_s") else None,
     }
-    pages["index.html"] = ("index.html", {
-        "title": f"ccgraph run report: {run.path.name}",
-        "nav": nav,
-        "summary": summary,
-        "figures": figures,
-        "map_figure": map_figure,
-        "clusters": cluster_rows,
-        "n_clusters": int(len(np.unique(labels))),
-        "level": level,
-        "panels": [_panel(items, adjacency, q, n_similar) for q in queries],
-        "untagged": [items.view(i) for i in untagged],
-        "really_untagged": really_untagged,
-        "evaluation": eval_ctx,
-    })
+    pages["index.html"] = (
+        "index.html",
+        {
+            "title": f"ccgraph run report: {run.path.name}",
+            "nav": nav,
+            "summary": summary,
+            "figures": figures,
+            "map_figure": map_figure,
+            "clusters": cluster_rows,
+            "n_clusters": len(np.unique(labels)),
+            "level": level,
+            "panels": [_panel(items, adjacency, q, n_similar) for q in queries],
+            "untagged": [items.view(i) for i in untagged],
+            "really_untagged": really_untagged,
+            "evaluation": eval_ctx,
+        },
+    )
     return pages
 
 
@@ -321,7 +337,9 @@ def _evaluation(run: RunData, folder: Path) -> dict[str, Any] | None:
         (folder / "assets" / "evaluation").mkdir(parents=True, exist_ok=True)
     for p in run.evaluation_figures:
         shutil.copyfile(p, folder / "assets" / "evaluation" / p.name)
-        figs.append((f"assets/evaluation/{p.name}", f"Evaluation figure {p.stem.replace('_', ' ')}"))
+        figs.append(
+            (f"assets/evaluation/{p.name}", f"Evaluation figure {p.stem.replace('_', ' ')}")
+        )
     return {
         "tables": metrics_tables(run.evaluation) if run.evaluation is not None else [],
         "markdown": Markup(markdown_to_html(run.evaluation_md)) if run.evaluation_md else None,

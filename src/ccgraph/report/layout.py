@@ -49,7 +49,7 @@ def _orient(x: np.ndarray) -> np.ndarray:
 def spectral_layout(
     adjacency: sp.spmatrix | np.ndarray, *, tau: float | None = None, rng: RngLike = 0
 ) -> np.ndarray:
-    """Two-dimensional regularised spectral embedding of a weighted undirected graph.
+    r"""Two-dimensional regularised spectral embedding of a weighted undirected graph.
 
     Parameters
     ----------
@@ -70,11 +70,11 @@ def spectral_layout(
 
     Notes
     -----
-    With :math:`A_\\tau = A + (\\tau / n) \\mathbf{1}\\mathbf{1}^\\top` and
-    :math:`D_\\tau = \\operatorname{diag}(d + \\tau)`, the operator
-    :math:`M = D_\\tau^{-1/2} A_\\tau D_\\tau^{-1/2}` has the trivial leading eigenvector
-    :math:`D_\\tau^{1/2}\\mathbf{1}` (eigenvalue 1). The coordinates are
-    :math:`D_\\tau^{-1/2} u_2` and :math:`D_\\tau^{-1/2} u_3`, the next two eigenvectors mapped
+    With :math:`A_\tau = A + (\tau / n) \mathbf{1}\mathbf{1}^\top` and
+    :math:`D_\tau = \operatorname{diag}(d + \tau)`, the operator
+    :math:`M = D_\tau^{-1/2} A_\tau D_\tau^{-1/2}` has the trivial leading eigenvector
+    :math:`D_\tau^{1/2}\mathbf{1}` (eigenvalue 1). The coordinates are
+    :math:`D_\tau^{-1/2} u_2` and :math:`D_\tau^{-1/2} u_3`, the next two eigenvectors mapped
     back to random-walk form (Laplacian eigenmaps). The rank-one term is applied implicitly,
     so the sparse path costs a few dozen sparse products.
 

@@ -84,7 +84,7 @@ def size_distribution_plot(sizes: dict[str, np.ndarray], path: Path) -> str:
 
 
 def resolution_sweep_plot(sweep: pd.DataFrame, path: Path) -> str:
-    """Number of clusters (and quality, when known) against the Leiden resolution.
+    """Plot the number of clusters (and quality, when known) against the resolution.
 
     Parameters
     ----------
@@ -176,7 +176,12 @@ def cluster_map_plot(
         ax.scatter(*xy[sel].T, s=size, color=colour, linewidths=0, rasterized=True)
         cx, cy = np.median(xy[sel], axis=0)
         ax.annotate(
-            str(c), (cx, cy), ha="center", va="center", fontsize=9, weight="bold",
+            str(c),
+            (cx, cy),
+            ha="center",
+            va="center",
+            fontsize=9,
+            weight="bold",
             bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": colour, "alpha": 0.85},
         )
     ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])

@@ -33,7 +33,7 @@ _LEVEL = re.compile(r"^cluster_l(\d+)$")
 def top_neighbours(
     adjacency: sp.csr_matrix, rows: Sequence[int] | np.ndarray, n: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The ``n`` heaviest edges of each row: neighbour indices and weights, heaviest first.
+    """Return the ``n`` heaviest edges of each row (neighbour indices and weights).
 
     Ties are broken by the smaller neighbour index, so the result is deterministic.
 
@@ -99,9 +99,7 @@ def cluster_sizes_by_level(items: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
-def resolution_sweep(
-    manifest: Mapping[str, Any], items: pd.DataFrame
-) -> pd.DataFrame | None:
+def resolution_sweep(manifest: Mapping[str, Any], items: pd.DataFrame) -> pd.DataFrame | None:
     """Resolution against cluster count: the manifest's sweep, else one point per level.
 
     Reads ``stages.cluster.sweep`` (records with ``resolution`` and ``n_clusters``, optional
@@ -130,7 +128,7 @@ def resolution_sweep(
             "n_clusters": int(items[c].nunique()),
             "median_size": float(items[c].value_counts().median()),
         }
-        for r, c in zip(res, cols)
+        for r, c in zip(res, cols, strict=True)
     ]
     return pd.DataFrame(rows).sort_values("resolution").reset_index(drop=True)
 
@@ -138,7 +136,7 @@ def resolution_sweep(
 def large_clusters(
     items: pd.DataFrame, clusters: pd.DataFrame, *, level: int | None, max_clusters: int
 ) -> pd.DataFrame:
-    """The ``max_clusters`` largest clusters of the default level (size >= 2), largest first.
+    """Return the ``max_clusters`` largest clusters of the default level (size >= 2).
 
     Columns: ``cluster``, ``size`` (counted in ``items``), ``label``, ``top_tags``,
     ``top_tag_scores``, ``representative_ids``, ``density``, ``conductance`` (from
@@ -148,9 +146,7 @@ def large_clusters(
     counts = items["cluster"].value_counts()
     counts = counts[counts >= 2]
     order = sorted(counts.items(), key=lambda kv: (-int(kv[1]), int(kv[0])))[:max_clusters]
-    out = pd.DataFrame(
-        {"cluster": [int(c) for c, _ in order], "size": [int(s) for _, s in order]}
-    )
+    out = pd.DataFrame({"cluster": [int(c) for c, _ in order], "size": [int(s) for _, s in order]})
     desc = clusters
     if not desc.empty and "level" in desc and level is not None:
         desc = desc[desc["level"] == level]

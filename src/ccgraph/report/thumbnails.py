@@ -145,15 +145,13 @@ class ThumbnailStore:
         self._done: dict[str, Thumb | None] = {}
 
     def get(self, source: str | Path | None) -> Thumb | None:
-        """The thumbnail of ``source`` (URL ``assets/thumbs/<hash>.jpg``), or ``None``."""
+        """Return the thumbnail of ``source`` (URL ``assets/thumbs/<hash>.jpg``), or ``None``."""
         if source is None or str(source) == "":
             return None
         key = str(source)
         if key in self._done:
             return self._done[key]
-        thumb = make_thumbnail(
-            source, self.cache_dir, max_side=self.max_side, quality=self.quality
-        )
+        thumb = make_thumbnail(source, self.cache_dir, max_side=self.max_side, quality=self.quality)
         out = None
         if thumb is not None:
             from PIL import Image
