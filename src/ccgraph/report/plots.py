@@ -67,12 +67,13 @@ def size_distribution_plot(sizes: dict[str, np.ndarray], path: Path) -> str:
             f"{name}: {len(s)} clusters, median size {float(np.median(s)):g}, "
             f"largest {int(s[0])}, {int((s == 1).sum())} singletons"
         )
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
     ax.set_xscale("log")
     ax.set_yscale("log")
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axis.set_major_formatter(plain)
         axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.set_xlabel("cluster rank (largest first)")
