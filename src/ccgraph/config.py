@@ -309,6 +309,9 @@ class ReportConfig(_Section):
     enabled: bool = Field(False, description="Write `report/` inside the run directory.")
     max_clusters: int = Field(30, ge=1, description="Clusters given their own section.")
     thumbnails: int = Field(24, ge=0, description="Thumbnails per cluster contact sheet.")
+    n_similar: int = Field(
+        12, ge=0, description="Neighbours per similar-images panel (heaviest edges first)."
+    )
 
 
 class ExecutionConfig(_Section):
