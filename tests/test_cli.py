@@ -29,7 +29,9 @@ def test_validate_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "valid" in capsys.readouterr().out
 
 
-def test_validate_missing_data_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_missing_data_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("data: {path: nowhere.csv}\n")
     assert main(["validate", str(cfg)]) == 2
@@ -38,7 +40,9 @@ def test_validate_missing_data_is_exit_2(tmp_path: Path, capsys: pytest.CaptureF
     assert "Traceback" not in err
 
 
-def test_config_error_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_error_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("data: {path: x}\ngraph: {k: -1}\n")
     assert main(["validate", str(cfg)]) == 2
@@ -46,7 +50,9 @@ def test_config_error_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureF
     assert err.startswith("ccgraph: error:") and "graph.k" in err
 
 
-def test_set_override_reaches_validation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_set_override_reaches_validation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("data: {path: x}\n")
     assert main(["validate", str(cfg), "--set", "graph.k=0"]) == 2
@@ -58,7 +64,9 @@ def test_entry_point_subprocess(tmp_path: Path) -> None:
     cfg.write_text("data: {path: x}\nbogus: 1\n")
     proc = subprocess.run(
         [sys.executable, "-m", "ccgraph.cli", "validate", str(cfg)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
     assert "bogus" in proc.stderr and "Traceback" not in proc.stderr

@@ -106,8 +106,9 @@ def estimate_run(
 def check_budget(estimate: StageEstimate, *, limit_bytes: int | None = None) -> None:
     """Raise :class:`MemoryBudgetError` before a stage whose estimate exceeds the budget."""
     limit = limit_bytes if limit_bytes is not None else available_bytes()
-    log.debug("stage %s: estimated peak %.2f GiB of %.2f GiB", estimate.stage, estimate.gib,
-              limit / _GIB)
+    log.debug(
+        "stage %s: estimated peak %.2f GiB of %.2f GiB", estimate.stage, estimate.gib, limit / _GIB
+    )
     if estimate.bytes > limit:
         raise MemoryBudgetError(
             f"stage {estimate.stage!r} needs about {estimate.gib:.1f} GiB but only "
