@@ -1,7 +1,7 @@
-"""Finding catalog files and reading each into a raw table, with errors that name the file.
+r"""Finding catalog files and reading each into a raw table, with errors that name the file.
 
 Delimited text is decoded as strict UTF-8 and every value is kept as a string (``""`` for a
-missing value, including PostgreSQL's ``\\N``); Parquet and JSON Lines keep their native values.
+missing value, including PostgreSQL's ``\N``); Parquet and JSON Lines keep their native values.
 """
 
 from __future__ import annotations
@@ -74,9 +74,7 @@ def expand_paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
                 raise InputError(f"no file matches the catalog pattern {text!r}")
             out.extend(files)
         elif p.is_dir():
-            files = sorted(
-                f for f in p.iterdir() if f.is_file() and _kind(f) in _DIRECTORY_KINDS
-            )
+            files = sorted(f for f in p.iterdir() if f.is_file() and _kind(f) in _DIRECTORY_KINDS)
             if not files:
                 raise InputError(
                     f"no catalog files (.csv, .tsv, .parquet, .jsonl) in the directory {p}"

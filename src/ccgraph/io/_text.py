@@ -39,7 +39,7 @@ class RawTag(NamedTuple):
 
 
 def is_missing(value: Any) -> bool:
-    """Whether a cell is empty: None, NaN, ``""`` or PostgreSQL's ``\\N``."""
+    r"""Whether a cell is empty: None, NaN, ``""`` or PostgreSQL's ``\N``."""
     if value is None:
         return True
     if isinstance(value, float):
@@ -50,7 +50,7 @@ def is_missing(value: Any) -> bool:
 
 
 def text_of(value: Any) -> str:
-    """A cell as a stripped string (``""`` when missing; ``3.0`` becomes ``"3"``)."""
+    """Return a cell as a stripped string (``""`` when missing; ``3.0`` becomes ``"3"``)."""
     if is_missing(value):
         return ""
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
@@ -93,11 +93,11 @@ def decode_literal_escapes(text: str) -> str:
 
 
 def clean_text(value: Any, *, strip_html: bool = True) -> str:
-    """Readable text from a catalog cell: escapes decoded, HTML tags and entities removed.
+    r"""Return readable text from a catalog cell: escapes decoded, HTML tags and entities removed.
 
     Examples
     --------
-    >>> clean_text("Ciao &#8230; <a href='x'>link</a>\\n  end")
+    >>> clean_text("Ciao &#8230; <a href='x'>link</a>\n  end")
     'Ciao … link end'
     """
     text = text_of(value)
@@ -112,7 +112,7 @@ def clean_text(value: Any, *, strip_html: bool = True) -> str:
 
 
 def fix_url(value: Any) -> str:
-    """A URL with ``https://`` added when the catalog left the scheme out.
+    """Return a URL with ``https://`` added when the catalog left the scheme out.
 
     Examples
     --------
@@ -182,8 +182,11 @@ def parse_tag_list(
     if isinstance(value, str):
         text = value.strip()
         if sep is not None and not text.startswith(("[", "{")):
-            return [RawTag(t.strip(), "user", default_provider, 1.0) for t in text.split(sep)
-                    if t.strip()], []
+            return [
+                RawTag(t.strip(), "user", default_provider, 1.0)
+                for t in text.split(sep)
+                if t.strip()
+            ], []
         try:
             items = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -27,6 +27,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_replaceable",
     "fsync_directory",
     "is_run_directory",
     "make_temp_dir",
@@ -127,9 +128,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return Path(path)
 
 
-def atomic_write_text(
-    path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8"
-) -> Path:
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically (temporary file, fsync, rename); return the path."""
     return atomic_write_bytes(path, text.encode(encoding))
 
@@ -178,8 +177,12 @@ def _exchange(a: Path, b: Path) -> bool:
     return rc == 0
 
 
-def _check_replaceable(final: Path) -> bool:
-    """Return whether ``final`` exists (as a replaceable directory); raise if it may not be replaced."""
+def check_replaceable(final_dir: str | os.PathLike[str]) -> bool:
+    """Return whether ``final_dir`` exists; raise :class:`OutputError` if it may not be replaced.
+
+    A missing or empty directory, or an earlier ccgraph run, may be replaced.
+    """
+    final = Path(final_dir)
     if not final.exists():
         return False
     if not final.is_dir():
@@ -229,7 +232,7 @@ def replace_directory(tmp_dir: str | os.PathLike[str], final_dir: str | os.PathL
     """
     tmp = Path(tmp_dir)
     final = Path(final_dir)
-    exists = _check_replaceable(final)
+    exists = check_replaceable(final)
     try:
         if not exists:
             os.replace(tmp, final)

@@ -46,12 +46,19 @@ def _read_file(
     raw = read_raw(path)
     if fmt == "auto":
         fmt = "openverse" if looks_like_openverse(raw.frame.columns) else "table"
-    parsed = parse_openverse(raw) if fmt == "openverse" else parse_table(
-        raw, columns=columns, tags_sep=tags_sep
+    parsed = (
+        parse_openverse(raw)
+        if fmt == "openverse"
+        else parse_table(raw, columns=columns, tags_sep=tags_sep)
     )
     logger.info(
         "%s: %s layout, %d rows -> %d items, %d tags, %d rejects (%.2f s)",
-        path, fmt, parsed.n_rows, len(parsed.items), len(parsed.tags), len(parsed.rejects),
+        path,
+        fmt,
+        parsed.n_rows,
+        len(parsed.items),
+        len(parsed.tags),
+        len(parsed.rejects),
         time.perf_counter() - start,
     )
     if parsed.n_rows == 0:
@@ -77,9 +84,14 @@ def _combine(parsed: list[ParsedFile]) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
 
 def _as_rejects(items: pd.DataFrame, reason: str) -> pd.DataFrame:
     return pd.DataFrame(
-        {"file": items["_file"].to_numpy(), "row": items["_row"].to_numpy(np.int64),
-         "id": items["id"].to_numpy(), "stage": "read", "reason": reason,
-         "_fi": items["_fi"].to_numpy()}
+        {
+            "file": items["_file"].to_numpy(),
+            "row": items["_row"].to_numpy(np.int64),
+            "id": items["id"].to_numpy(),
+            "stage": "read",
+            "reason": reason,
+            "_fi": items["_fi"].to_numpy(),
+        }
     )
 
 
@@ -91,36 +103,28 @@ def _sum_fixes(parsed: list[ParsedFile]) -> dict[str, int]:
     return total
 
 
-def _first_nonempty(values: pd.Series) -> Any:
-    return next((v for v in values if isinstance(v, str) and v), "")
-
-
-def _join_distinct(values: pd.Series) -> str:
-    return " ".join(dict.fromkeys(v for v in values if isinstance(v, str) and v))
-
-
 def _merge_duplicates(items: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, int]]:
     """One row per id: text joined, tags later unioned; returns the seq -> kept seq map."""
     first_seq = items.groupby("id", sort=False)["_seq"].transform("first")
     seq_map = dict(zip(items["_seq"].to_numpy(), first_seq.to_numpy(), strict=True))
-    repeated = items["id"].duplicated(keep=False)
+    repeated = items["id"].duplicated(keep=False).to_numpy(bool)
     if not repeated.any():
         return items, seq_map
     multi = items.loc[repeated]
-    agg: dict[str, Any] = {}
-    for col in multi.columns:
-        if col == "id":
+    groups = multi.groupby("id", sort=False)
+    merged = groups.first()  # numbers: the first non-null value
+    for col in merged.columns:
+        if pd.api.types.is_numeric_dtype(multi[col]) or pd.api.types.is_bool_dtype(multi[col]):
             continue
+        values = multi[col].astype(str)
         if col in _JOINED:
-            agg[col] = _join_distinct
-        elif col == "removed":
-            agg[col] = "any"
-        elif pd.api.types.is_numeric_dtype(multi[col]):
-            agg[col] = "first"
+            sub = multi.loc[values != "", ["id"]].assign(v=values).drop_duplicates()
+            joined = sub.groupby("id", sort=False)["v"].agg(" ".join)
         else:
-            agg[col] = _first_nonempty
-    merged = multi.groupby("id", sort=False).agg(agg).reset_index()
-    out = pd.concat([items.loc[~repeated], merged], ignore_index=True)
+            joined = values.where(values != "").groupby(multi["id"], sort=False).first()
+        merged[col] = joined.reindex(merged.index).fillna("").astype(str)
+    merged["removed"] = groups["removed"].any()
+    out = pd.concat([items.loc[~repeated], merged.reset_index()], ignore_index=True)
     out = out.sort_values("_seq", kind="stable").reset_index(drop=True)
     logger.info("merged %d rows with repeated ids into %d items", len(multi), len(merged))
     return out[items.columns], seq_map
@@ -139,7 +143,8 @@ def _resolve_images(
 
     return pd.Series(
         [resolve(p, fi) for p, fi in zip(items["image_path"], items["_fi"], strict=True)],
-        index=items.index, dtype=str,
+        index=items.index,
+        dtype=str,
     )
 
 
@@ -156,7 +161,7 @@ def read_catalog(
     image_root: PathLike | None = None,
     require_image: bool = False,
 ) -> Catalog:
-    """Read catalog file(s) into items, a long tags table and the rejected rows.
+    r"""Read catalog file(s) into items, a long tags table and the rejected rows.
 
     Parameters
     ----------
@@ -209,7 +214,7 @@ def read_catalog(
     --------
     >>> import tempfile, pathlib
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "items.csv"
-    >>> _ = f.write_text("id,title,tags\\na,A dog,dog|Park\\nb,A cat,cat\\n")
+    >>> _ = f.write_text("id,title,tags\na,A dog,dog|Park\nb,A cat,cat\n")
     >>> cat = read_catalog(f, columns={"tags": "tags"}, tags_sep="|")
     >>> cat.tags[["id", "tag", "tag_raw"]].values.tolist()
     [['a', 'dog', 'dog'], ['a', 'park', 'Park'], ['b', 'cat', 'cat']]
@@ -288,8 +293,13 @@ def read_catalog(
     }
     logger.info(
         "catalog: %d items, %d tags (%d user, %d machine), %d rejects from %d files in %.2f s",
-        counts["items"], len(tags), counts["tags_user"], counts["tags_machine"],
-        counts["rejects"], len(files), seconds,
+        counts["items"],
+        len(tags),
+        counts["tags_user"],
+        counts["tags_machine"],
+        counts["rejects"],
+        len(files),
+        seconds,
     )
     params = {
         "paths": [str(f) for f in files],

@@ -31,15 +31,15 @@ _QUOTES = "\"'`“”‘’„«»"
 
 
 def normalize_tag(raw: str, *, lowercase: bool = True) -> str:
-    """Normalise one tag: escapes, NFKC, collapsed whitespace, outer quotes, case.
+    r"""Normalise one tag: escapes, NFKC, collapsed whitespace, outer quotes, case.
 
     Examples
     --------
-    >>> normalize_tag("  Ｂｌａｃｋ   and\\tWhite ")
+    >>> normalize_tag("  Ｂｌａｃｋ   and\tWhite ")
     'black and white'
     >>> normalize_tag("“flickraward”")
     'flickraward'
-    >>> normalize_tag(r"ni\\xf1os", lowercase=False)
+    >>> normalize_tag(r"ni\xf1os", lowercase=False)
     'niños'
     """
     s = unicodedata.normalize("NFKC", decode_literal_escapes(str(raw)))
@@ -48,7 +48,7 @@ def normalize_tag(raw: str, *, lowercase: bool = True) -> str:
 
 
 def variant_key(tag: str) -> str:
-    """The key shared by case, space, hyphen and underscore variants of a tag.
+    """Return the key shared by case, space, hyphen and underscore variants of a tag.
 
     Examples
     --------
@@ -107,8 +107,14 @@ def apply_hygiene(
         The table with a ``tag`` column added, one row per (item, tag) (the largest weight
         wins, then the first), and counts of what was dropped or merged.
     """
-    stats = {"raw": len(tags), "empty": 0, "dropped_pattern": 0, "merged_variants": 0,
-             "duplicates": 0, "over_max": 0}
+    stats = {
+        "raw": len(tags),
+        "empty": 0,
+        "dropped_pattern": 0,
+        "merged_variants": 0,
+        "duplicates": 0,
+        "over_max": 0,
+    }
     if tags.empty:
         return tags.assign(tag=pd.Series(dtype=str)), stats
     raw = tags["tag_raw"].astype(str)
@@ -131,7 +137,10 @@ def apply_hygiene(
         keys = out["tag"].map(variant_key)
         counts = (
             pd.DataFrame({"k": keys, "tag": out["tag"]})
-            .groupby(["k", "tag"], sort=True).size().rename("n").reset_index()
+            .groupby(["k", "tag"], sort=True)
+            .size()
+            .rename("n")
+            .reset_index()
             .sort_values(["k", "n", "tag"], ascending=[True, False, True], kind="stable")
             .drop_duplicates("k")
         )
@@ -142,8 +151,9 @@ def apply_hygiene(
     out["_order"] = np.arange(len(out))
     n_before = len(out)
     out = (
-        out.sort_values([key, "tag", "weight", "_order"], ascending=[True, True, False, True],
-                        kind="stable")
+        out.sort_values(
+            [key, "tag", "weight", "_order"], ascending=[True, True, False, True], kind="stable"
+        )
         .drop_duplicates([key, "tag"])
         .sort_values("_order", kind="stable")
     )

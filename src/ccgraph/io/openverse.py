@@ -1,8 +1,8 @@
-"""Reader of Openverse / CC Search catalog rows (all known layouts, 2018 to 2023).
+r"""Reader of Openverse / CC Search catalog rows (all known layouts, 2018 to 2023).
 
 Handles the ``image`` table dumps of the Openverse API (2023, ``identifier`` + ``tags`` +
 ``meta_data`` + ``standardized_popularity``), the CC Catalog API (2018, numeric ``id``) and the
-provider-script TSV outputs (2019-2020, ``\\N`` nulls, ids from ``provider:foreign_identifier``).
+provider-script TSV outputs (2019-2020, ``\N`` nulls, ids from ``provider:foreign_identifier``).
 Rows are parsed defensively: a row without any id is rejected; a bad ``tags``, ``meta_data`` or
 popularity value keeps the item but is recorded in the rejects with its stage.
 """
@@ -124,14 +124,14 @@ def _parse_row(row: dict[str, Any], n: int, out: RowCollector, has_std: bool) ->
 
 
 def parse_openverse(raw: RawTable) -> ParsedFile:
-    """Parse an Openverse-layout table into items, raw tags and rejects.
+    r"""Parse an Openverse-layout table into items, raw tags and rejects.
 
     Ids are ``identifier`` when present and non-empty, else ``id``, else
     ``provider:foreign_identifier``. ``meta_data.views`` (Flickr) or
     ``meta_data.global_usage_count`` (Wikimedia) becomes ``popularity_raw`` with
     ``popularity_metric`` naming it; ``meta_data.description`` the description;
     ``standardized_popularity`` is kept when the file has it. Text has HTML tags, entities and
-    literal ``\\xHH`` escapes resolved; scheme-less URLs get ``https://``.
+    literal ``\xHH`` escapes resolved; scheme-less URLs get ``https://``.
 
     Raises
     ------

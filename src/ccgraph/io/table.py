@@ -26,8 +26,16 @@ TABLE_FIELDS = (
     "image_path",
     "created_on",
 )
-_TEXT_FIELDS = ("title", "description", "provider", "source", "license", "url", "image_path",
-                "created_on")
+_TEXT_FIELDS = (
+    "title",
+    "description",
+    "provider",
+    "source",
+    "license",
+    "url",
+    "image_path",
+    "created_on",
+)
 
 
 def check_columns(columns: Mapping[str, str] | None) -> tuple[dict[str, str], str | None]:
@@ -88,7 +96,8 @@ def parse_table(
     fields = _resolve(raw, mapping)
     used = set(fields.values())
     extras = [
-        str(c) for c in raw.frame.columns
+        str(c)
+        for c in raw.frame.columns
         if str(c) not in used and str(c) not in ITEM_COLUMNS and not str(c).startswith("_")
     ]
     out = RowCollector(raw.path)
@@ -98,8 +107,7 @@ def parse_table(
         if not item_id:
             out.reject(n, "", "read", f"empty id in column {fields['id']!r}")
             continue
-        item = {name: text_of(row[fields[name]]) if name in fields else ""
-                for name in _TEXT_FIELDS}
+        item = {name: text_of(row[fields[name]]) if name in fields else "" for name in _TEXT_FIELDS}
         item["id"] = item_id
         item["_row"] = n
         if pop_col is not None:
