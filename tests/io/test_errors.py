@@ -31,16 +31,32 @@ def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
         ("blank.csv", "\n  \n", r"blank\.csv: the file is empty"),
         ("empty.jsonl", "", r"empty\.jsonl: the file is empty"),
         ("empty.parquet", b"", r"empty\.parquet: the file is empty"),
-        ("latin.csv", b"id,title\n1,ok\n2,caf\xe9\n", r"latin\.csv: not UTF-8 text at line 3 "
-         r"\(data row 2\), byte 19"),
-        ("ragged.csv", "id,title\n1,a\n2,b,extra,more\n", r"ragged\.csv: malformed CSV: "
-         r"Expected 2 fields in line 3, saw 4"),
+        (
+            "latin.csv",
+            b"id,title\n1,ok\n2,caf\xe9\n",
+            r"latin\.csv: not UTF-8 text at line 3 "
+            r"\(data row 2\), byte 19",
+        ),
+        (
+            "ragged.csv",
+            "id,title\n1,a\n2,b,extra,more\n",
+            r"ragged\.csv: malformed CSV: "
+            r"Expected 2 fields in line 3, saw 4",
+        ),
         ("quote.csv", 'id,title\n1,"never closed\n2,b\n', r"quote\.csv: malformed CSV: .*EOF"),
-        ("semi.csv", "id;title;tags\n1;a;b\n", r"semi\.csv: only one column found.*"
-         r"semicolon-separated"),
+        (
+            "semi.csv",
+            "id;title;tags\n1;a;b\n",
+            r"semi\.csv: only one column found.*"
+            r"semicolon-separated",
+        ),
         ("tabs.csv", "id\ttitle\n1\ta\n", r"tabs\.csv: only one column found.*tab-separated"),
-        ("noid.csv", "name,title\n1,a\n", r"noid\.csv: no id column.*columns present: "
-         r"\['name', 'title'\]"),
+        (
+            "noid.csv",
+            "name,title\n1,a\n",
+            r"noid\.csv: no id column.*columns present: "
+            r"\['name', 'title'\]",
+        ),
         ("bad.jsonl", '{"id": 1}\n{"id": 2,\n', r"bad\.jsonl: line 2: not valid JSON"),
         ("list.jsonl", '{"id": 1}\n[1, 2]\n', r"list\.jsonl: line 2: a JSON list"),
         ("junk.parquet", b"PAR1 not really", r"junk\.parquet: not a readable Parquet file"),
@@ -81,15 +97,21 @@ def test_openverse_without_id_columns(tmp_path: Path) -> None:
 
 def test_duplicate_error_names_file_row_and_id(tmp_path: Path) -> None:
     f = _write(tmp_path, "d.csv", "id,title\n1,a\n2,b\n1,c\n")
-    with pytest.raises(InputError, match=r"d\.csv: row 3: duplicate id '1' \(first in .*d\.csv "
-                       r"row 1\)"):
+    with pytest.raises(
+        InputError,
+        match=r"d\.csv: row 3: duplicate id '1' \(first in .*d\.csv "
+        r"row 1\)",
+    ):
         read_catalog(f, on_duplicate="error")
 
 
 @pytest.mark.parametrize(
     ("value", "problem"),
-    [("-3", "-3.0 is not a non-negative"), ("lots", "'lots' is not a number"),
-     ("inf", "inf is not a non-negative finite")],
+    [
+        ("-3", "-3.0 is not a non-negative"),
+        ("lots", "'lots' is not a number"),
+        ("inf", "inf is not a non-negative finite"),
+    ],
 )
 def test_bad_popularity_goes_to_rejects(tmp_path: Path, value: str, problem: str) -> None:
     f = _write(tmp_path, "p.csv", f"id,views\n1,5\n2,{value}\n")
@@ -102,8 +124,16 @@ def test_bad_popularity_goes_to_rejects(tmp_path: Path, value: str, problem: str
 
 
 def _openverse_row(**fields: str) -> dict[str, str]:
-    row = {"identifier": "", "provider": "flickr", "foreign_identifier": "", "url": "x.org/a.jpg",
-           "title": "t", "meta_data": "", "tags": "", "removed_from_source": "f"}
+    row = {
+        "identifier": "",
+        "provider": "flickr",
+        "foreign_identifier": "",
+        "url": "x.org/a.jpg",
+        "title": "t",
+        "meta_data": "",
+        "tags": "",
+        "removed_from_source": "f",
+    }
     row.update(fields)
     return row
 
@@ -117,21 +147,40 @@ def test_dirty_openverse_rows(tmp_path: Path) -> None:
         _openverse_row(identifier="word", meta_data=json.dumps({"global_usage_count": "many"})),
         _openverse_row(identifier="badmeta", meta_data="{not json"),
         _openverse_row(identifier="noname", tags=json.dumps([{"provider": "x"}, {"name": "cat"}])),
-        _openverse_row(identifier="badacc", tags=json.dumps(
-            [{"name": "sky", "accuracy": "high"}, {"name": "sea", "accuracy": 1.5}])),
+        _openverse_row(
+            identifier="badacc",
+            tags=json.dumps(
+                [{"name": "sky", "accuracy": "high"}, {"name": "sea", "accuracy": 1.5}]
+            ),
+        ),
         _openverse_row(identifier="gone", removed_from_source="t"),
         _openverse_row(foreign_identifier="42"),
     ]
     f = tmp_path / "ov.csv"
     pd.DataFrame(rows).to_csv(f, index=False)
     cat = read_catalog(f)
-    assert cat.items["id"].tolist() == ["ok", "badtags", "neg", "word", "badmeta", "noname",
-                                        "badacc", "flickr:42"]
+    assert cat.items["id"].tolist() == [
+        "ok",
+        "badtags",
+        "neg",
+        "word",
+        "badmeta",
+        "noname",
+        "badacc",
+        "flickr:42",
+    ]
     assert cat.items["url"].iloc[0] == "https://x.org/a.jpg"
     got = {(r.row, r.id, r.stage): r.reason for r in cat.rejects.itertuples()}
-    assert set(got) == {(2, "badtags", "tags"), (3, "", "read"), (4, "neg", "popularity"),
-                        (5, "word", "popularity"), (6, "badmeta", "meta_data"),
-                        (7, "noname", "tags"), (8, "badacc", "tags"), (9, "gone", "read")}
+    assert set(got) == {
+        (2, "badtags", "tags"),
+        (3, "", "read"),
+        (4, "neg", "popularity"),
+        (5, "word", "popularity"),
+        (6, "badmeta", "meta_data"),
+        (7, "noname", "tags"),
+        (8, "badacc", "tags"),
+        (9, "gone", "read"),
+    }
     assert "not valid JSON" in got[(2, "badtags", "tags")]
     assert "no id" in got[(3, "", "read")]
     assert "meta_data.views" in got[(4, "neg", "popularity")]
@@ -151,12 +200,14 @@ def test_gzip_input(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
-    [({"format": "excel"}, r"`format` must be one of"),
-     ({"on_duplicate": "keep"}, r"`on_duplicate` must be one of"),
-     ({"limit": 0}, r"`limit` must be an integer >= 1; got 0"),
-     ({"tags_sep": ""}, r"`tags_sep` must be a non-empty string"),
-     ({"columns": {"colour": "c"}}, r"`columns` maps unknown fields \['colour'\]"),
-     ({"hygiene": {"lowercase": "maybe"}}, r"`hygiene` is not a valid TagHygiene")],
+    [
+        ({"format": "excel"}, r"`format` must be one of"),
+        ({"on_duplicate": "keep"}, r"`on_duplicate` must be one of"),
+        ({"limit": 0}, r"`limit` must be an integer >= 1; got 0"),
+        ({"tags_sep": ""}, r"`tags_sep` must be a non-empty string"),
+        ({"columns": {"colour": "c"}}, r"`columns` maps unknown fields \['colour'\]"),
+        ({"hygiene": {"lowercase": "maybe"}}, r"`hygiene` is not a valid TagHygiene"),
+    ],
 )
 def test_bad_parameters(tmp_path: Path, kwargs: dict, pattern: str) -> None:
     f = _write(tmp_path, "c.csv", "id\n1\n")

@@ -138,8 +138,16 @@ def test_2023_dirty_values_repaired(cat2023, raw2023) -> None:
     assert items["landing_url"].str.match(r"https?://|$").all()
     assert cat2023.params["fixes"]["landing_url scheme added"] > 0
     assert not items["title"].str.contains(r"\\x[0-9a-f]{2}|&#\d+;").any()
-    assert set(items["license"]) <= {"by", "by-sa", "by-nd", "by-nc", "by-nc-sa", "by-nc-nd",
-                                     "cc0", "pdm"}
+    assert set(items["license"]) <= {
+        "by",
+        "by-sa",
+        "by-nd",
+        "by-nc",
+        "by-nc-sa",
+        "by-nc-nd",
+        "cc0",
+        "pdm",
+    }
 
 
 def test_2023_include_removed(openverse_dir_module: Path, raw2023) -> None:

@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from ccgraph.config import DataConfig, TagHygiene
 from ccgraph.io import read_catalog, read_catalog_from_config
@@ -18,8 +17,7 @@ ROWS = [
     {"key": "b", "name": "A cat", "kw": "cat", "views": "", "file": "b.jpg"},
     {"key": "c", "name": "Two dogs", "kw": "", "views": "3.5", "file": "sub/c.jpg"},
 ]
-MAPPING = {"id": "key", "title": "name", "tags": "kw", "popularity": "views",
-           "image_path": "file"}
+MAPPING = {"id": "key", "title": "name", "tags": "kw", "popularity": "views", "image_path": "file"}
 
 
 def _check(cat, root: Path) -> None:
@@ -29,10 +27,14 @@ def _check(cat, root: Path) -> None:
     assert pops[0] == 10 and math.isnan(pops[1]) and pops[2] == 3.5
     assert set(cat.items["popularity_metric"]) == {"views"}
     assert cat.tags[["id", "tag", "source", "weight"]].values.tolist() == [
-        ["a", "dog", "user", 1.0], ["a", "park", "user", 1.0], ["b", "cat", "user", 1.0]
+        ["a", "dog", "user", 1.0],
+        ["a", "park", "user", 1.0],
+        ["b", "cat", "user", 1.0],
     ]
     assert cat.items["image_path"].tolist() == [
-        str(root / "a.jpg"), str(root / "b.jpg"), str(root / "sub" / "c.jpg")
+        str(root / "a.jpg"),
+        str(root / "b.jpg"),
+        str(root / "sub" / "c.jpg"),
     ]
     assert len(cat.rejects) == 0
 
@@ -77,7 +79,8 @@ def test_machine_tags_in_table_json(tmp_path: Path) -> None:
     pd.DataFrame({"id": ["x"], "tags": [tags], "provider": ["flickr"]}).to_csv(f, index=False)
     cat = read_catalog(f)
     assert cat.tags[["tag", "tag_raw", "source", "provider", "weight"]].values.tolist() == [
-        ["dog", "Dog", "machine", "clarifai", 0.8], ["park", "park", "user", "flickr", 1.0]
+        ["dog", "Dog", "machine", "clarifai", 0.8],
+        ["park", "park", "user", "flickr", 1.0],
     ]
 
 
@@ -105,14 +108,17 @@ def test_duplicates_reject_keeps_first(tmp_path: Path) -> None:
     cat = read_catalog(_dup_file(tmp_path), columns={"description": "caption"}, tags_sep="|")
     assert cat.items["description"].tolist() == ["a dog runs", "a cat"]
     assert cat.rejects[["row", "id", "stage", "reason"]].values.tolist() == [
-        [3, "p1", "read", "duplicate id"], [4, "p1", "read", "duplicate id"]
+        [3, "p1", "read", "duplicate id"],
+        [4, "p1", "read", "duplicate id"],
     ]
     assert cat.tags.loc[cat.tags["id"] == "p1", "tag"].tolist() == ["dog"]
 
 
 def test_duplicates_merge_joins_text_and_unions_tags(tmp_path: Path) -> None:
     cat = read_catalog(
-        _dup_file(tmp_path), columns={"description": "caption"}, tags_sep="|",
+        _dup_file(tmp_path),
+        columns={"description": "caption"},
+        tags_sep="|",
         on_duplicate="merge",
     )
     assert cat.items["id"].tolist() == ["p1", "p2"]
@@ -146,18 +152,24 @@ def test_require_image(tmp_path: Path) -> None:
     cat = read_catalog(f, image_root=tmp_path / "img", require_image=True)
     assert cat.items["id"].tolist() == ["a"]
     assert cat.rejects[["id", "reason"]].values.tolist() == [
-        ["b", "image file not found"], ["c", "image file not found"]
+        ["b", "image file not found"],
+        ["c", "image file not found"],
     ]
 
 
 def test_config_adapter_resolves_relative_paths(tmp_path: Path) -> None:
     (tmp_path / "data" / "img").mkdir(parents=True)
     (tmp_path / "data" / "img" / "a.jpg").write_bytes(b"jpeg")
-    (tmp_path / "data" / "c.csv").write_text("name,pic,caption\na,a.jpg,one\nb,b.jpg,two\na,a.jpg,x\n")
+    (tmp_path / "data" / "c.csv").write_text(
+        "name,pic,caption\na,a.jpg,one\nb,b.jpg,two\na,a.jpg,x\n"
+    )
     cfg = DataConfig(
-        path="data/*.csv", format="table", columns={"id": "name", "image_path": "pic",
-                                                    "description": "caption"},
-        image_root="data/img", require_image=True, on_duplicate="merge",
+        path="data/*.csv",
+        format="table",
+        columns={"id": "name", "image_path": "pic", "description": "caption"},
+        image_root="data/img",
+        require_image=True,
+        on_duplicate="merge",
     )
     cat = read_catalog_from_config(cfg, tmp_path)
     assert cat.items["id"].tolist() == ["a"]
@@ -170,9 +182,11 @@ def test_flickr8k_captions_merge(data_dir: Path) -> None:
     root = data_dir / "flickr8k-1000"
     raw = pd.read_csv(root / "captions.txt")
     cat = read_catalog(
-        root / "captions.txt", columns={"id": "image", "description": "caption",
-                                        "image_path": "image"},
-        on_duplicate="merge", image_root=root / "images", require_image=True,
+        root / "captions.txt",
+        columns={"id": "image", "description": "caption", "image_path": "image"},
+        on_duplicate="merge",
+        image_root=root / "images",
+        require_image=True,
     )
     on_disk = {p.name for p in (root / "images").glob("*.jpg")}
     assert set(cat.items["id"]) == on_disk
