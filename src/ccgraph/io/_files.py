@@ -184,7 +184,8 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     if not text.strip():
         raise InputError(f"{path}: the file is empty; JSON Lines needs one object a line")
     records = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # Split on \n only: str.splitlines() would also break at U+0085 or U+2028 inside values.
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
