@@ -13,15 +13,16 @@ import io
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from ccgraph.exceptions import InputError
 
-__all__ = ["CATALOG_SUFFIXES", "RawTable", "expand_paths", "read_raw"]
+__all__ = ["CATALOG_SUFFIXES", "RawTable", "expand_paths", "iter_records", "read_raw"]
 
 CATALOG_SUFFIXES = {
     ".csv": "csv",
@@ -45,6 +46,13 @@ class RawTable:
     path: Path
     kind: str
     frame: pd.DataFrame
+
+
+def iter_records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """Yield the rows of ``frame`` as dicts (faster than ``DataFrame.to_dict("records")``)."""
+    names = [str(c) for c in frame.columns]
+    for values in zip(*(frame[c].tolist() for c in frame.columns), strict=True):
+        yield dict(zip(names, values, strict=True))
 
 
 def _kind(path: Path) -> str | None:
@@ -138,7 +146,7 @@ def _read_delimited(path: Path, kind: str) -> pd.DataFrame:
         frame = pd.read_csv(
             io.StringIO(text),
             sep=sep,
-            dtype=str,
+            dtype=object,  # plain Python strings: much faster to iterate than Arrow strings
             keep_default_na=False,
             na_filter=False,
             quoting=quoting,

@@ -51,6 +51,9 @@ def is_missing(value: Any) -> bool:
 
 def text_of(value: Any) -> str:
     """Return a cell as a stripped string (``""`` when missing; ``3.0`` becomes ``"3"``)."""
+    if type(value) is str:  # the common case, kept fast
+        text = value.strip()
+        return "" if text == "\\N" else text
     if is_missing(value):
         return ""
     if isinstance(value, (float, np.floating)) and float(value).is_integer():

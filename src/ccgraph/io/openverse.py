@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ccgraph.exceptions import InputError
-from ccgraph.io._files import RawTable
+from ccgraph.io._files import RawTable, iter_records
 from ccgraph.io._rows import ParsedFile, RowCollector
 from ccgraph.io._text import (
     clean_text,
@@ -148,6 +148,6 @@ def parse_openverse(raw: RawTable) -> ParsedFile:
     has_std = "standardized_popularity" in cols
     floats = ("width", "height") + (("standardized_popularity",) if has_std else ())
     out = RowCollector(raw.path, float_extras=floats)
-    for n, row in enumerate(frame.to_dict(orient="records"), start=1):
+    for n, row in enumerate(iter_records(frame), start=1):
         _parse_row(row, n, out, has_std)
     return out.build("openverse", len(frame))

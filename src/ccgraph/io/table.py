@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from ccgraph.containers import ITEM_COLUMNS
 from ccgraph.exceptions import InputError, ParameterError
-from ccgraph.io._files import RawTable
+from ccgraph.io._files import RawTable, iter_records
 from ccgraph.io._rows import ParsedFile, RowCollector
 from ccgraph.io._text import parse_count, parse_tag_list, text_of
 
@@ -102,7 +102,7 @@ def parse_table(
     ]
     out = RowCollector(raw.path)
     pop_col = fields.get("popularity")
-    for n, row in enumerate(raw.frame.to_dict(orient="records"), start=1):
+    for n, row in enumerate(iter_records(raw.frame), start=1):
         item_id = text_of(row[fields["id"]])
         if not item_id:
             out.reject(n, "", "read", f"empty id in column {fields['id']!r}")
