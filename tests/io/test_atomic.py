@@ -116,3 +116,17 @@ def test_replace_directory_refuses_file(tmp_path: Path) -> None:
     final.write_text("a file")
     with pytest.raises(OutputError, match="is a file"):
         replace_directory(_fake_run(tmp_path / "t", "x"), final)
+
+
+def test_remove_stale_temp_dirs_spares_live_writers(tmp_path: Path) -> None:
+    import os
+
+    from ccgraph.io.atomic import remove_stale_temp_dirs
+
+    live = tmp_path / f".run.tmp-{os.getpid()}-abc"
+    dead = tmp_path / ".run.tmp-999999999-abc"  # above Linux's pid_max: no such process
+    other = tmp_path / ".other.tmp-999999999-abc"
+    for d in (live, dead, other):
+        d.mkdir()
+    assert remove_stale_temp_dirs(tmp_path / "run") == [dead]
+    assert live.exists() and other.exists() and not dead.exists()

@@ -230,3 +230,53 @@ def test_load_run_errors(tmp_path: Path) -> None:
         fh.write(b"junk")
     with pytest.raises(InputError, match=r"items\.parquet has .* bytes but the manifest records"):
         load_run(out)
+
+
+CHILD = """
+import sys
+import numpy as np
+from ccgraph.containers import KnnGraph, RunResult
+from ccgraph.io import write_run
+from tests.io.test_run import _result
+
+small = _result(manifest={"seed": 99})
+n = 60_000
+g = np.random.default_rng(1)
+big = RunResult(small.items, small.tags, small.clusters, small.rejects, small.graph,
+                small.manifest, extras={"vectors": g.random((n, 64), dtype=np.float32)})
+print("ready", flush=True)
+while True:
+    write_run(big, sys.argv[1])
+"""
+
+
+def test_sigkill_mid_write_keeps_a_complete_run(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    target = tmp_path / "run"
+    write_run(_result(manifest={"seed": 1}), target)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(target)], stdout=subprocess.PIPE, env=env, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            tmps = [p for p in tmp_path.iterdir() if p.name.startswith(".run.tmp-")]
+            if any(any(t.iterdir()) for t in tmps if t.exists()):
+                break
+            time.sleep(0.005)
+        else:
+            pytest.fail("the writer never started a temporary directory")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert any(p.name.startswith(".run.tmp-") for p in tmp_path.iterdir())
+    back = load_run(target)  # the old run, or a later one that was complete
+    assert back.manifest["seed"] in (1, 99)
+    write_run(_result(manifest={"seed": 2}), target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert load_run(target).manifest["seed"] == 2

@@ -15,6 +15,7 @@ import ctypes.util
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ __all__ = [
     "fsync_directory",
     "is_run_directory",
     "make_temp_dir",
+    "remove_stale_temp_dirs",
     "replace_directory",
 ]
 
@@ -147,8 +149,41 @@ def is_run_directory(path: str | os.PathLike[str]) -> bool:
     )
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0 only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_temp_dirs(final_dir: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporary directories left beside ``final_dir`` by writers that were killed.
+
+    Only directories named by :func:`make_temp_dir` whose creating process no longer exists
+    are removed, so a concurrent writer's directory is never touched.
+    """
+    final = Path(final_dir)
+    removed = []
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.tmp-(\d+)-")
+    if not final.parent.is_dir():
+        return removed
+    for entry in final.parent.iterdir():
+        m = pattern.match(entry.name)
+        if m and entry.is_dir() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+            logger.info("removed %s, left by an interrupted run", entry)
+    return removed
+
+
 def make_temp_dir(final_dir: str | os.PathLike[str]) -> Path:
     """Create an empty temporary directory beside ``final_dir`` (same file system).
+
+    Its name, ``.<name>.tmp-<pid>-<random>``, lets :func:`remove_stale_temp_dirs` recognise
+    it after a crash.
 
     Raises
     ------
@@ -159,7 +194,8 @@ def make_temp_dir(final_dir: str | os.PathLike[str]) -> Path:
     parent = final.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=parent))
+        prefix = f".{final.name}.tmp-{os.getpid()}-"
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     except OSError as exc:
         raise _unwritable(parent, exc) from exc
 

@@ -61,12 +61,12 @@ def variant_key(tag: str) -> str:
 def as_hygiene(hygiene: TagHygiene | Mapping[str, Any] | None) -> TagHygiene:
     """Return a :class:`TagHygiene` (the defaults for ``None``), validating a mapping."""
     if hygiene is None:
-        return TagHygiene()
+        return TagHygiene.model_validate({})
     if isinstance(hygiene, TagHygiene):
         return hygiene
     if isinstance(hygiene, Mapping):
         try:
-            return TagHygiene(**hygiene)
+            return TagHygiene.model_validate(dict(hygiene))
         except ValueError as exc:
             raise ParameterError(f"`hygiene` is not a valid TagHygiene: {exc}") from None
     raise ParameterError(

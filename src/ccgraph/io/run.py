@@ -30,6 +30,7 @@ from ccgraph.io.atomic import (
     MANIFEST_NAME,
     check_replaceable,
     make_temp_dir,
+    remove_stale_temp_dirs,
     replace_directory,
 )
 from ccgraph.io.graphfile import GRAPH_ARRAYS, graph_arrays, graph_from_arrays, read_npz, write_npz
@@ -206,6 +207,7 @@ def write_run(result: RunResult, path: str | os.PathLike[str], *, overwrite: boo
     extra_files = _extra_files(result.extras)
     if check_replaceable(final) and not overwrite and any(final.iterdir()):
         raise OutputError(f"{final} already holds a run; pass overwrite=True to replace it")
+    remove_stale_temp_dirs(final)
     tmp = make_temp_dir(final)
     try:
         files: dict[str, Path] = {}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from ccgraph.containers import ITEM_COLUMNS
 from ccgraph.exceptions import InputError, ParameterError
 from ccgraph.io._files import RawTable, iter_records
 from ccgraph.io._rows import ParsedFile, RowCollector
-from ccgraph.io._text import parse_count, parse_tag_list, text_of
+from ccgraph.io._text import RawTag, parse_count, parse_tag_list, text_of
 
 __all__ = ["TABLE_FIELDS", "check_columns", "parse_table"]
 
@@ -107,7 +108,9 @@ def parse_table(
         if not item_id:
             out.reject(n, "", "read", f"empty id in column {fields['id']!r}")
             continue
-        item = {name: text_of(row[fields[name]]) if name in fields else "" for name in _TEXT_FIELDS}
+        item: dict[str, Any] = {
+            name: text_of(row[fields[name]]) if name in fields else "" for name in _TEXT_FIELDS
+        }
         item["id"] = item_id
         item["_row"] = n
         if pop_col is not None:
@@ -118,7 +121,8 @@ def parse_table(
             item["popularity_metric"] = pop_col
         for col in extras:
             item[col] = row[col]
-        tags, problems = ([], [])
+        tags: list[RawTag] = []
+        problems: list[str] = []
         if "tags" in fields:
             tags, problems = parse_tag_list(
                 row[fields["tags"]], default_provider=item["provider"], sep=sep
