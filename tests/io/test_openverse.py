@@ -206,11 +206,17 @@ def test_merge_unions_tags_of_repeated_rows(openverse_dir_module: Path) -> None:
 
 
 def test_all_three_layouts_combined(openverse_dir_module: Path) -> None:
-    cat = read_catalog(
-        [openverse_dir_module / "*.csv", openverse_dir_module / "provider_api_examples"]
+    cat = read_catalog(openverse_dir_module)  # the folder, read recursively
+    files = sorted(openverse_dir_module.rglob("*.csv")) + sorted(
+        openverse_dir_module.rglob("*.tsv")
     )
-    assert cat.items["id"].is_unique
+    assert sorted(cat.params["formats"]) == sorted(map(str, files))
     assert set(cat.params["formats"].values()) == {"openverse"}
+    raw = [r for f in files for r in _rows(f)]
+    kept = [r for r in raw if r.get("removed_from_source") != "t"]
+    assert len(cat.items) == len({_oracle_id(r) for r in kept})
+    assert len(cat.rejects) == len(raw) - len(cat.items)
+    assert cat.items["id"].is_unique
     assert cat.params["counts"]["items"] == len(cat.items)
     assert {"user", "machine"} == set(cat.tags["source"])
     assert not cat.tags["tag"].str.startswith("uploaded:by=").any()

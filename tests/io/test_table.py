@@ -194,3 +194,17 @@ def test_flickr8k_captions_merge(data_dir: Path) -> None:
     first = cat.items.iloc[0]
     captions = raw.loc[raw["image"] == first["id"], "caption"].str.strip().tolist()
     assert first["description"] == " ".join(dict.fromkeys(captions))
+
+
+def test_directory_is_read_recursively_skipping_runs(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x.csv").write_text("id\n2\n")
+    (tmp_path / "a.csv").write_text("id\n1\n")
+    (tmp_path / "c.tsv").write_text("id\n3\n")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "h.csv").write_text("id\nh\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text('{"schema_version": 1, "ccgraph_version": "0"}')
+    pd.DataFrame({"id": ["r"]}).to_parquet(run / "items.parquet")
+    assert read_catalog(tmp_path).items["id"].tolist() == ["1", "2", "3"]

@@ -62,11 +62,33 @@ def _kind(path: Path) -> str | None:
     return CATALOG_SUFFIXES.get(suffixes[-1]) if suffixes else None
 
 
+def _directory_files(root: Path) -> list[Path]:
+    """Catalog files under ``root`` and its sub-directories, in path order.
+
+    Hidden entries and ccgraph run directories (which hold Parquet outputs) are skipped.
+    """
+    from ccgraph.io.atomic import is_run_directory
+
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and not is_run_directory(here / d)
+        )
+        found += [
+            here / f
+            for f in filenames
+            if not f.startswith(".") and _kind(Path(f)) in _DIRECTORY_KINDS
+        ]
+    return sorted(found, key=lambda f: f.relative_to(root).parts)
+
+
 def expand_paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
     """Turn a file, directory, glob or list of them into a sorted list of catalog files.
 
-    A directory contributes every ``.csv``, ``.tsv``, ``.parquet`` and ``.jsonl`` file directly
-    inside it (optionally ``.gz``-compressed), in name order; a glob its matches in name order.
+    A directory contributes every ``.csv``, ``.tsv``, ``.parquet`` and ``.jsonl`` file in it
+    and its sub-directories (optionally ``.gz``-compressed; hidden entries and ccgraph run
+    directories skipped), in path order; a glob its matches in name order.
     """
     items = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     if not items:
@@ -82,7 +104,7 @@ def expand_paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
                 raise InputError(f"no file matches the catalog pattern {text!r}")
             out.extend(files)
         elif p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and _kind(f) in _DIRECTORY_KINDS)
+            files = _directory_files(p)
             if not files:
                 raise InputError(
                     f"no catalog files (.csv, .tsv, .parquet, .jsonl) in the directory {p}"

@@ -166,8 +166,9 @@ def read_catalog(
     Parameters
     ----------
     path
-        A file, a directory (every ``.csv``, ``.tsv``, ``.parquet`` and ``.jsonl`` inside, in
-        name order), a glob, or a list of them. ``.txt`` files are delimited text with the
+        A file, a directory (every ``.csv``, ``.tsv``, ``.parquet`` and ``.jsonl`` in it and its
+        sub-directories, in path order; hidden entries and run directories skipped), a glob,
+        or a list of them. ``.txt`` files are delimited text with the
         delimiter detected from the header; any file may be ``.gz``-compressed.
     format
         ``"openverse"`` (Openverse / CC Search rows), ``"table"`` (a generic table read through
