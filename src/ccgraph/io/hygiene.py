@@ -121,8 +121,8 @@ def apply_hygiene(
     uniq = pd.unique(raw)
     norm_of = {u: normalize_tag(u, lowercase=hygiene.lowercase) for u in uniq}
     norm = raw.map(norm_of)
-    has_word = norm.map(lambda s: any(ch.isalnum() for ch in s))
-    keep = has_word.to_numpy(dtype=bool, copy=True)
+    wordless = {v for v in norm_of.values() if not any(ch.isalnum() for ch in v)}
+    keep = ~norm.isin(wordless).to_numpy(dtype=bool)
     stats["empty"] = int((~keep).sum())
     patterns = _compile(hygiene.drop_patterns)
     if patterns:
