@@ -166,7 +166,7 @@ def remove_stale_temp_dirs(final_dir: str | os.PathLike[str]) -> list[Path]:
     are removed, so a concurrent writer's directory is never touched.
     """
     final = Path(final_dir)
-    removed = []
+    removed: list[Path] = []
     pattern = re.compile(rf"^\.{re.escape(final.name)}\.tmp-(\d+)-")
     if not final.parent.is_dir():
         return removed
