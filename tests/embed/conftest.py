@@ -24,7 +24,9 @@ def bad_files(tmp_path: Path) -> dict[str, Path]:
         "bomb": tmp_path / "bomb.png",
         "directory": tmp_path / "a_directory.jpg",
     }
-    out["corrupt"].write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    out["corrupt"].write_bytes(
+        np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    )
     out["truncated"].write_bytes(good[: len(good) // 2])
     out["zero"].write_bytes(b"")
     huge_png_header(out["bomb"], 100_000, 100_000)

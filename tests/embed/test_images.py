@@ -79,7 +79,7 @@ def test_bad_files_become_rejects_not_errors(bad_files, scene_files):
     rej = out.rejects
     assert list(rej.columns) == ["file", "row", "id", "stage", "reason"]
     assert (rej["stage"] == "embed").all()
-    assert rej["row"].tolist() == list(range(2, len(bad_files) + 2)) + [len(paths) - 1, len(paths)]
+    assert rej["row"].tolist() == [*range(2, len(bad_files) + 2), len(paths) - 1, len(paths)]
     assert rej["id"].tolist() == [f"i{r - 1}" for r in rej["row"]]
     reasons = rej["reason"].tolist()
     assert "no local image (URL only)" in reasons and "no image path or URL" in reasons
@@ -124,14 +124,21 @@ def test_pixel_cosine_is_pearson_correlation_and_brightness_invariant(tmp_path):
     base = np.asarray(scene(5, (64, 64)), dtype=np.int16)
     dim = np.clip(base * 0.5 + 40, 0, 255).astype(np.uint8)  # affine change: correlation 1
     paths = []
-    for name, a in {"base": base.astype(np.uint8), "dim": dim, "other": np.asarray(scene(6, (64, 64)))}.items():
+    for name, a in {
+        "base": base.astype(np.uint8),
+        "dim": dim,
+        "other": np.asarray(scene(6, (64, 64))),
+    }.items():
         p = tmp_path / f"{name}.png"
         Image.fromarray(a).save(p)
         paths.append(p)
     v = PixelEmbedder(size=16, grey=True).embed(items_for(paths)).embeddings.vectors
     assert v.shape == (3, 256)
     assert v[0] @ v[1] > 0.995
-    grey = [np.asarray(Image.open(p).convert("L").resize((16, 16), Image.Resampling.BOX), float).ravel() for p in paths]
+    grey = [
+        np.asarray(Image.open(p).convert("L").resize((16, 16), Image.Resampling.BOX), float).ravel()
+        for p in paths
+    ]
     assert abs(v[0] @ v[2] - np.corrcoef(grey[0], grey[2])[0, 1]) < 1e-5
 
 

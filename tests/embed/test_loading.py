@@ -147,7 +147,10 @@ def test_jpeg_draft_keeps_both_sides_above_target(tmp_path):
 
 
 def test_image_sources_resolves_relative_paths(tmp_path):
-    items = items_for(["a.jpg", str(tmp_path / "b.jpg"), None, float("nan"), "  "], [None, None, "http://x", None, None])
+    items = items_for(
+        ["a.jpg", str(tmp_path / "b.jpg"), None, float("nan"), "  "],
+        [None, None, "http://x", None, None],
+    )
     paths, urls = image_sources(items, base_dir=tmp_path)
     assert paths[0] == str(tmp_path / "a.jpg")
     assert paths[1] == str(tmp_path / "b.jpg")
@@ -172,5 +175,7 @@ def test_map_ordered_keeps_order_with_threads():
         time.sleep(0.001 * (5 - x % 5))
         return x * x
 
-    assert list(map_ordered(slow_square, range(40), n_jobs=2, window=3)) == [x * x for x in range(40)]
+    assert list(map_ordered(slow_square, range(40), n_jobs=2, window=3)) == [
+        x * x for x in range(40)
+    ]
     assert list(map_ordered(slow_square, range(5), n_jobs=1)) == [0, 1, 4, 9, 16]

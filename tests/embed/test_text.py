@@ -103,8 +103,9 @@ def test_text_embedder_reads_text_or_builds_captions(fake_model):
     e = TextEmbedder(fake_model, max_chars=3)
     assert e.texts(pd.DataFrame({"id": ["a"], "text": ["abcdef"]})) == ["abc"]
     assert e.texts(pd.DataFrame({"id": ["a"], "title": ["T"], "description": ["D"]})) == ["T. "]
-    assert e.content_keys(pd.DataFrame({"id": ["a", "b"], "text": ["abcX", "abcY"]}))[0] == (
-        e.content_keys(pd.DataFrame({"id": ["q"], "text": ["abc"]}))[0]
+    assert (
+        e.content_keys(pd.DataFrame({"id": ["a", "b"], "text": ["abcX", "abcY"]}))[0]
+        == (e.content_keys(pd.DataFrame({"id": ["q"], "text": ["abc"]}))[0])
     )
 
 

@@ -7,6 +7,7 @@ nothing is downloaded.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 from importlib import metadata
@@ -143,8 +144,9 @@ class CnnEmbedder(ImageEmbedder):
         )
         self.batch_size = check_int("batch_size", batch_size, low=1)
         self.draft = round(INPUT_SIZE / CROP_FRACTION)
-        import_optional("torch", "image")
-        import_optional("efficientnet_lite_pytorch", "image")
+        for module in ("torch", "efficientnet_lite_pytorch"):
+            if importlib.util.find_spec(module) is None:  # fail early, without importing torch
+                import_optional(module, "image")
         self._weights = _weights_path()
 
     @property
