@@ -79,3 +79,27 @@ def test_pooled_features_match_the_network_head(tmp_path):
         again = model._fc(pooled)
     assert pooled.shape == (1, 1280)
     assert torch.allclose(logits, again, atol=1e-4)
+
+
+def test_missing_torch_names_the_image_extra(monkeypatch):
+    import importlib.util
+    import sys
+
+    from ccgraph.exceptions import MissingDependencyError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(MissingDependencyError, match=r"ccgraph\[image\]"):
+        CnnEmbedder()
+
+
+def test_cnn_embedder_is_an_embedder_with_a_stable_key():
+    from ccgraph.embed import Embedder
+
+    e = CnnEmbedder(batch_size=8, n_jobs=1)
+    assert isinstance(e, Embedder)
+    assert e.key() == CnnEmbedder(batch_size=64).key()
+    assert e.params["preprocess"] == "crop0.875-bicubic224-mean127-std128"

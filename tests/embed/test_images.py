@@ -184,3 +184,8 @@ def test_real_flickr_photos_hash_like_imagehash_and_find_their_copies(tmp_path):
         d_copy = hamming(codes[k], codes[k + 4])
         d_others = [hamming(codes[k], codes[j]) for j in range(4) if j != k]
         assert d_copy < min(d_others)
+
+
+def test_n_jobs_is_validated():
+    with pytest.raises(ParameterError, match="n_jobs"):
+        HashEmbedder(n_jobs=0)

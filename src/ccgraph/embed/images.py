@@ -76,7 +76,7 @@ class ImageEmbedder:
         base_dir: str | Path | None = None,
         show_progress: bool = False,
     ) -> None:
-        self.n_jobs = resolve_n_jobs(check_int("n_jobs", n_jobs, low=1) if n_jobs else None)
+        self.n_jobs = resolve_n_jobs(None if n_jobs is None else check_int("n_jobs", n_jobs, low=1))
         self.max_pixels = check_int("max_pixels", max_pixels, low=1)
         self.base_dir = base_dir
         self.show_progress = bool(show_progress)
@@ -233,6 +233,11 @@ class HashEmbedder(ImageEmbedder):
     byte ``j // 8``, bit ``7 - j % 8`` (most significant bit first, :func:`numpy.packbits`), so
     ``codes[i].tobytes().hex()`` equals ``str(h)`` for 64-bit hashes and the Hamming distance
     ``popcount(a ^ b)`` equals imagehash's ``h1 - h2``.
+
+    For speed, JPEGs are decoded at a reduced DCT scale that keeps both sides at least 256
+    pixels (except for ``whash``, whose wavelet scale depends on the full size); pHash, dHash
+    and aHash work on thumbnails of at most 32 x 32, and on 40 Flickr8k photos upscaled 4x
+    this changed at most 1 of 64 bits against hashing the full decode.
 
     References
     ----------

@@ -223,7 +223,7 @@ class TextEmbedder:
         self.model = str(model)
         self.batch_size = check_int("batch_size", batch_size, low=1)
         self.max_chars = check_int("max_chars", max_chars, low=1)
-        self.n_jobs = resolve_n_jobs(n_jobs)
+        self.n_jobs = resolve_n_jobs(None if n_jobs is None else check_int("n_jobs", n_jobs, low=1))
         self.show_progress = bool(show_progress)
         self.model_path = resolve_text_model(model)
         self._identity = _model_identity(self.model_path)
