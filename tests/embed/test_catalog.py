@@ -45,6 +45,14 @@ def test_images_and_precomputed(tmp_path, catalog):
     assert np.array_equal(again["image"].vectors, out["image"].vectors)
 
 
+@pytest.mark.parametrize("cached", [True, False])
+def test_progress_bars_work_with_and_without_cache(tmp_path, catalog, cached):
+    cfg = EmbedConfig.model_validate({"text": {"enabled": False}, "image": {"kind": "pixels"}})
+    cache_dir = tmp_path / "cache" if cached else None
+    out, _ = embed_catalog(catalog, cfg, base_dir=tmp_path, cache_dir=cache_dir, show_progress=True)
+    assert out["image"].ids.tolist() == ["a", "b"]
+
+
 def test_nothing_enabled_is_a_config_error(catalog):
     cfg = EmbedConfig.model_validate({"text": {"enabled": False}})
     with pytest.raises(ConfigError, match="no embedding is enabled"):

@@ -106,6 +106,8 @@ def embed_catalog(
 
     out: dict[str, Embeddings] = {}
     rejects = [make_rejects([])]
+    # With a cache, embed_with_cache draws the bar; an embedder's own bar would nest in it.
+    inner_progress = show_progress and cache_dir is None
     items = catalog.items
     if cfg.text.enabled:
         with timed("embed text", logger):
@@ -117,7 +119,7 @@ def embed_catalog(
                 cfg.text.batch_size,
                 cfg.text.max_chars,
                 n_jobs=n_jobs,
-                show_progress=show_progress,
+                show_progress=inner_progress,
             )
             frame = pd.DataFrame({"id": items["id"].astype(str), "text": texts})
             res = _run(embedder, frame, cache_dir, show_progress)
@@ -131,7 +133,7 @@ def embed_catalog(
     if cfg.image.kind != "none":
         with timed(f"embed image ({cfg.image.kind})", logger):
             embedder_img = make_image_embedder(
-                cfg.image, base_dir=base_dir, n_jobs=n_jobs, show_progress=show_progress
+                cfg.image, base_dir=base_dir, n_jobs=n_jobs, show_progress=inner_progress
             )
             cols = [c for c in ("id", "image_path", "url") if c in items.columns]
             res = _run(embedder_img, items[cols], cache_dir, show_progress)

@@ -150,7 +150,7 @@ class ImageEmbedder:
             progress_bar(len(jobs), f"embed {self.name}", enabled=self.show_progress) as advance,
         ):
             results = map_ordered(
-                lambda i: self._work(paths[i]), jobs, n_jobs=self.n_jobs, window=window
+                lambda i: self._work(str(paths[i])), jobs, n_jobs=self.n_jobs, window=window
             )
             for i, (arr, reason) in zip(jobs, results, strict=True):
                 if reason is not None:
