@@ -123,10 +123,14 @@ def edge_weights(
 
     Examples
     --------
-    >>> kd = np.array([[0.1, 0.2], [0.1, 0.3], [0.2, 0.3]])
-    >>> edge_weights(np.array([0]), np.array([1]), np.array([0.1]), weighting="cosine",
-    ...              metric="cosine", knn_dist=kd).round(3).tolist()
-    [0.9]
+    >>> kd = np.array([[0.1, 0.2], [0.1, 0.3], [0.2, 0.3]])  # 2-NN distances of 3 items
+    >>> u, v, d = np.array([0]), np.array([1]), np.array([0.1])
+    >>> for kind in ("cosine", "gaussian", "umap"):
+    ...     w = edge_weights(u, v, d, weighting=kind, metric="cosine", knn_dist=kd)
+    ...     print(kind, round(float(w[0]), 3))
+    cosine 0.9
+    gaussian 0.368
+    umap 1.0
     """
     d = dist.astype(np.float64)
     if weighting == "cosine":
