@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -12,6 +17,8 @@ from ccgraph.exceptions import InputError, ParameterError
 from ccgraph.graph import build_knn_graph, knn_search
 from ccgraph.graph.weights import umap_rho_sigma
 from tests.conftest import blobs
+
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def edge_set(graph) -> set[tuple[int, int]]:
@@ -209,3 +216,17 @@ def test_parameter_errors():
         build_knn_graph(x, k=30)
     with pytest.raises(InputError, match="mutual"):
         build_knn_graph(x, k=3, mutual="yes")
+
+
+def test_small_inputs_never_load_numba():
+    code = (
+        "import sys, numpy as np\n"
+        "from ccgraph.graph import build_knn_graph, find_duplicates\n"
+        "from ccgraph.containers import Embeddings\n"
+        "x = np.random.default_rng(0).normal(size=(300, 8))\n"
+        "build_knn_graph(x, k=5, weighting='umap', bridge_components=True)\n"
+        "find_duplicates(Embeddings.from_array(x))\n"
+        "assert 'numba' not in sys.modules and 'pynndescent' not in sys.modules\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), *sys.path]))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)

@@ -129,6 +129,8 @@ def build_knn_graph(
                 f"`knn` arrays must both have shape (n, k) = ({n}, {k}); got "
                 f"{indices.shape} and {dist.shape}"
             )
+        if indices.size and (indices.max() >= n or indices.min() < -1):
+            raise InputError(f"`knn` indices must lie in [0, {n}) (or -1 for a missing slot)")
         used = "precomputed"
     t_knn = time.perf_counter() - start
 
