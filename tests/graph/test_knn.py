@@ -6,7 +6,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from ccgraph.containers import Embeddings
 from ccgraph.exceptions import InputError, ParameterError
-from ccgraph.graph import _exact, choose_backend, knn_search
+from ccgraph.graph import _exact, choose_backend, estimate_recall, knn_search
 from ccgraph.graph._nndescent import _drop_self_and_sort
 from ccgraph.graph.knn import AUTO_EXACT_MAX_N, AUTO_EXACT_MAX_N_HAMMING
 from tests.conftest import blobs
@@ -171,3 +171,18 @@ def test_pynndescent_recall_and_bit_hamming():
     for i in range(50):
         js = h_idx[i][h_idx[i] < 50]
         np.testing.assert_array_equal(h_dist[i][h_idx[i] < 50], full[i, js])
+
+
+def test_estimate_recall_against_a_hand_counted_corruption():
+    x, _ = blobs(400, 8, seed=9)
+    idx, dist = knn_search(x, k=6)
+    assert estimate_recall(x, idx, dist, n_queries=400) == 1.0
+    bad = idx.copy()
+    bad[:, 3:] = -1  # half of every list lost
+    assert estimate_recall(x, bad, dist, n_queries=400) == pytest.approx(0.5)
+    codes = np.random.default_rng(0).integers(0, 256, size=(300, 8), dtype=np.uint8)
+    h_idx, h_dist = knn_search(codes, k=5, metric="hamming")
+    assert estimate_recall(codes, h_idx, h_dist, metric="hamming", n_queries=300) == 1.0
+    worse = h_dist.copy()
+    worse[:, 0] = 64
+    assert estimate_recall(codes, h_idx, worse, metric="hamming", n_queries=300) <= 0.8

@@ -13,7 +13,7 @@ from ccgraph.graph.build import build_knn_graph
 from ccgraph.graph.convert import connected_components, edge_list, to_igraph, to_networkx
 from ccgraph.graph.duplicates import DuplicateGroups, find_duplicates
 from ccgraph.graph.fusion import concat_embeddings, fuse_graphs
-from ccgraph.graph.knn import choose_backend, knn_search
+from ccgraph.graph.knn import choose_backend, estimate_recall, knn_search
 from ccgraph.graph.weights import edge_weights, gaussian_sigmas, umap_rho_sigma
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "connected_components",
     "edge_list",
     "edge_weights",
+    "estimate_recall",
     "find_duplicates",
     "fuse_graphs",
     "gaussian_sigmas",

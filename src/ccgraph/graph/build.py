@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -13,13 +14,22 @@ from scipy.sparse.csgraph import connected_components
 from ccgraph._random import RngLike, derive_seed
 from ccgraph._validation import check_choice, check_int
 from ccgraph.containers import Embeddings, KnnGraph, as_ids
-from ccgraph.exceptions import InputError
-from ccgraph.graph.knn import BACKENDS, choose_backend, knn_search, prepare_vectors
+from ccgraph.exceptions import DataQualityWarning, InputError
+from ccgraph.graph.knn import (
+    BACKENDS,
+    choose_backend,
+    estimate_recall,
+    knn_search,
+    prepare_vectors,
+)
 from ccgraph.graph.weights import WEIGHTINGS, edge_weights
 
 __all__ = ["build_knn_graph"]
 
 logger = logging.getLogger(__name__)
+
+#: Warn (DataQualityWarning) when the estimated recall of an approximate search is below this.
+RECALL_WARNING = 0.9
 
 
 def build_knn_graph(
@@ -74,7 +84,8 @@ def build_knn_graph(
         Symmetric CSR (float32 weights in ``(0, 1]``, zero diagonal), the ids, and ``params``:
         the arguments, ``backend_used``, ``seed``, ``n_edges``, ``mutual_fraction`` (share of
         the ``n k`` listed pairs that are mutual), ``n_mutual_edges``, ``n_repair_edges``,
-        ``n_bridge_edges``, ``n_components_mutual`` / ``isolated_mutual`` (plain mutual graph),
+        ``n_bridge_edges``, ``estimated_recall`` (of an approximate search, on 200 sampled
+        items; None for exact), ``n_components_mutual`` / ``isolated_mutual`` (plain mutual graph),
         ``n_components_repaired`` / ``isolated_repaired`` (after repair), ``n_components`` /
         ``isolated`` / ``largest_component_fraction`` (final), ``timings_s``.
 
@@ -117,11 +128,21 @@ def build_knn_graph(
     n = arr.shape[0]
     ids = as_ids(ids if ids is not None else np.arange(n), n)
     seed = derive_seed(rng)
+    recall = None
     if knn is None:
         indices, dist = knn_search(
             arr, k=k, metric=metric, backend=backend, rng=seed, n_jobs=n_jobs
         )
         used = choose_backend(n, metric, backend)
+        if used == "pynndescent":
+            recall = estimate_recall(arr, indices, dist, metric=metric, rng=seed)
+            if recall < RECALL_WARNING:
+                warnings.warn(
+                    f"the approximate kNN search found only {recall:.1%} of the true neighbours "
+                    f"(estimated on 200 items); use backend='exact' or raise k",
+                    DataQualityWarning,
+                    stacklevel=2,
+                )
     else:
         indices, dist = (np.asarray(a) for a in knn)
         if indices.shape != (n, k) or dist.shape != (n, k):
@@ -194,6 +215,7 @@ def build_knn_graph(
         "bridge_components": bool(bridge_components),
         "seed": seed,
         "n_jobs": n_jobs,
+        "estimated_recall": recall,
         "n_items": n,
         "n_edges": len(u),
         **stats,

@@ -20,6 +20,7 @@ __all__ = [
     "AUTO_EXACT_MAX_N_HAMMING",
     "METRICS",
     "choose_backend",
+    "estimate_recall",
     "knn_search",
     "prepare_vectors",
 ]
@@ -181,3 +182,55 @@ def knn_search(
         extra_neighbors=extra,
         options=opts,
     )
+
+
+def estimate_recall(
+    vectors: Any,
+    indices: np.ndarray,
+    distances: np.ndarray,
+    *,
+    metric: str = "cosine",
+    n_queries: int = 200,
+    rng: RngLike = None,
+) -> float:
+    """Estimate the recall@k of approximate kNN lists against an exact search on a sample.
+
+    Parameters
+    ----------
+    vectors
+        The searched vectors or codes (as given to :func:`knn_search`).
+    indices, distances
+        ``[n, k]`` lists to check.
+    metric
+        The metric of the search.
+    n_queries
+        Sampled rows (exact search on them costs ``n_queries * n`` distances).
+    rng
+        Sampling seed.
+
+    Returns
+    -------
+    float
+        Mean share of each sampled row's exact ``k`` neighbours that the lists contain; for
+        ``hamming`` (where distances tie) the share of listed neighbours no farther than the
+        exact ``k``-th distance.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).normal(size=(100, 5))
+    >>> idx, dist = knn_search(x, k=3)
+    >>> estimate_recall(x, idx, dist, n_queries=20)
+    1.0
+    """
+    from ccgraph._random import as_generator
+    from ccgraph.graph._exact import exact_dense, exact_hamming
+
+    arr = prepare_vectors(vectors, metric)
+    n, k = indices.shape
+    q = np.sort(as_generator(rng).choice(n, size=min(n_queries, n), replace=False))
+    if metric == "hamming":
+        _, ref_d = exact_hamming(arr, k, queries=q, n_jobs=1)
+        return float((distances[q] <= ref_d[:, -1:]).mean())
+    ref_i, _ = exact_dense(arr, k, metric=metric, queries=q, n_jobs=1)
+    hits = (indices[q][:, :, None] == ref_i[:, None, :]).any(axis=2)
+    return float(hits.sum() / ref_i.size)
