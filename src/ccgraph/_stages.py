@@ -152,6 +152,61 @@ def cluster_levels(graph: KnnGraph, cfg: Config) -> tuple[list[Partition], int, 
     return levels, default, info
 
 
+def duplicate_groups(
+    embeddings: dict[str, Embeddings], catalog: Catalog, cfg: Config
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Near-duplicate groups over the most image-like modality (items it lacks are singletons).
+
+    Images are preferred (identical photos share pixels), then precomputed vectors, then
+    captions. Returns the group of every catalog item, the canonical flags and the params.
+    """
+    from ccgraph.graph import find_duplicates
+
+    d = cfg.graph.duplicates
+    ids = catalog.ids
+    n = len(ids)
+    name = next((m for m in ("image", "precomputed", "text") if m in embeddings), None)
+    if not d.enabled or name is None or embeddings[name].n_items < 2:
+        return np.arange(n, dtype=np.int64), np.ones(n, dtype=bool), {"enabled": False}
+    emb = embeddings[name]
+    pos = pd.Index(ids).get_indexer(emb.ids)
+    priority = _priority(catalog, d.canonical)
+    found = find_duplicates(
+        emb,
+        cosine=d.cosine,
+        hamming=d.hamming,
+        canonical="first" if priority is None else "priority",
+        priority=None if priority is None else priority[pos],
+        backend=cfg.graph.backend,
+        rng=cfg.seed,
+        n_jobs=cfg.n_jobs,
+    )
+    group = np.full(n, -1, dtype=np.int64)
+    canonical = np.ones(n, dtype=bool)
+    group[pos] = found.group
+    canonical[pos] = found.is_canonical
+    missing = group < 0
+    group[missing] = group.max(initial=-1) + 1 + np.arange(int(missing.sum()))
+    # Renumber groups by first appearance so the labels do not depend on the modality order.
+    _, first = np.unique(group, return_index=True)
+    order = np.argsort(np.argsort(first))
+    group = order[np.searchsorted(np.unique(group), group)]
+    return group, canonical, {"modality": name, **dict(found.params)}
+
+
+def _priority(catalog: Catalog, rule: str) -> np.ndarray | None:
+    items = catalog.items
+    if rule == "popularity" and "popularity_raw" in items.columns:
+        raw = pd.to_numeric(items["popularity_raw"], errors="coerce")
+        if raw.notna().any():
+            return raw.to_numpy(np.float64)
+    if rule == "resolution" and {"width", "height"} <= set(items.columns):
+        w = pd.to_numeric(items["width"], errors="coerce")
+        h = pd.to_numeric(items["height"], errors="coerce")
+        return (w * h).to_numpy(np.float64)
+    return None
+
+
 def build_seed_tags(catalog: Catalog, cfg: Config) -> TagSet:
     """Seed matrix for tag spreading: user tags weigh `user_weight`, machine tags their accuracy."""
     t = cfg.propagate.tags
