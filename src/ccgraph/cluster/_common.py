@@ -10,7 +10,13 @@ import scipy.sparse as sp
 from ccgraph.containers import KnnGraph, check_same_ids
 from ccgraph.exceptions import IdMismatchError, InputError
 
-__all__ = ["as_knn_graph", "check_membership", "indicator", "relabel_by_size"]
+__all__ = [
+    "as_knn_graph",
+    "check_membership",
+    "indicator",
+    "relabel_by_size",
+    "strength64",
+]
 
 
 def as_knn_graph(
@@ -25,6 +31,12 @@ def as_knn_graph(
     if isinstance(graph, KnnGraph):
         if ids is not None:
             check_same_ids(graph.ids, ids, what=what or name)
+        if not graph.adjacency.has_canonical_format:
+            # scipy would canonicalise the frozen arrays in place (and fail) on the first
+            # reduction; work on a canonical copy instead.
+            adj = graph.adjacency.copy()
+            adj.sum_duplicates()
+            return KnnGraph(adj, graph.ids, graph.params)
         return graph
     if not sp.issparse(graph):
         raise InputError(
@@ -36,9 +48,10 @@ def as_knn_graph(
             f"{what or name}: the graph has {graph.shape[0]} nodes but {len(ids)} ids were given"
         )
     try:
-        return KnnGraph.from_adjacency(graph, ids, symmetrize="error")
+        wrapped = KnnGraph.from_adjacency(graph, ids, symmetrize="error")
     except InputError as exc:
         raise InputError(f"`{name}`: {exc}") from exc
+    return as_knn_graph(wrapped)
 
 
 def check_membership(name: str, membership: Any, n: int) -> np.ndarray:
@@ -81,3 +94,10 @@ def indicator(codes: np.ndarray, n_clusters: int) -> sp.csr_matrix:
     return sp.csr_matrix(
         (np.ones(n, dtype=np.float64), (np.arange(n), codes)), shape=(n, n_clusters)
     )
+
+
+def strength64(adj: sp.csr_matrix) -> np.ndarray:
+    """Weighted degree of each node, accumulated in float64 (the weights are float32)."""
+    counts = np.diff(adj.indptr)
+    rows = np.repeat(np.arange(adj.shape[0]), counts)
+    return np.bincount(rows, weights=adj.data.astype(np.float64), minlength=adj.shape[0])

@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ccgraph._validation import check_int
-from ccgraph.cluster._common import as_knn_graph, indicator
+from ccgraph.cluster._common import as_knn_graph, indicator, strength64
 from ccgraph.cluster._stopwords import ENGLISH_STOP_WORDS
 from ccgraph.containers import Partition, check_same_ids
 from ccgraph.exceptions import InputError
@@ -205,7 +205,7 @@ def describe_clusters(
     edges_in = np.bincount(codes[coo.row[same]], minlength=k) / 2.0
     pairs = sizes * (sizes - 1) / 2.0
     density = np.divide(edges_in, pairs, out=np.zeros(k), where=pairs > 0)
-    strength = np.asarray(g.adjacency.sum(axis=1), dtype=np.float64).ravel()
+    strength = strength64(g.adjacency)
     vol = np.bincount(codes, weights=strength, minlength=k)
     weight_in2 = np.bincount(codes[coo.row[same]], weights=coo.data[same], minlength=k)
     cut = vol - weight_in2

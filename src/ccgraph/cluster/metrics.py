@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ccgraph._validation import check_float
-from ccgraph.cluster._common import as_knn_graph, check_membership, indicator
+from ccgraph.cluster._common import as_knn_graph, check_membership, indicator, strength64
 from ccgraph.containers import Partition, check_same_ids
 from ccgraph.exceptions import InputError
 
@@ -38,7 +38,7 @@ def _cluster_sums(adj: sp.csr_matrix, membership: np.ndarray) -> tuple[np.ndarra
     coo = adj.tocoo()
     same = membership[coo.row] == membership[coo.col]
     internal2 = np.bincount(membership[coo.row[same]], weights=coo.data[same], minlength=k)
-    strength = np.asarray(adj.sum(axis=1), dtype=np.float64).ravel()
+    strength = strength64(adj)
     volume = np.bincount(membership, weights=strength, minlength=k)
     return internal2, volume
 
@@ -87,7 +87,7 @@ def modularity(graph: Any, membership: Any, *, resolution: float = 1.0) -> float
     g = as_knn_graph(graph)
     mem = check_membership("membership", membership, g.n_items)
     gamma = check_float("resolution", resolution, low=0.0)
-    two_m = float(g.adjacency.sum(dtype=np.float64))
+    two_m = float(np.sum(g.adjacency.data, dtype=np.float64))
     if two_m == 0 or mem.size == 0:
         return float("nan")
     internal2, volume = _cluster_sums(g.adjacency, mem)
@@ -95,15 +95,16 @@ def modularity(graph: Any, membership: Any, *, resolution: float = 1.0) -> float
 
 
 def cpm_quality(graph: Any, membership: Any, *, resolution: float = 1.0) -> float:
-    r"""Constant Potts Model quality, in leidenalg's convention.
+    r"""Constant Potts Model quality (Traag et al. 2011).
 
     Notes
     -----
     .. math:: H = \sum_c \Big(L_c - \gamma\binom{n_c}{2}\Big)
 
-    with ``L_c`` the edge weight inside cluster ``c`` and ``n_c`` its size. igraph's CPM
-    objective differs only by the constant ``gamma * n / 2`` (it counts ``n_c^2 / 2``), so both
-    backends maximise the same function.
+    with ``L_c`` the edge weight inside cluster ``c`` and ``n_c`` its size. leidenalg's
+    ``CPMVertexPartition.quality()`` sums over ordered pairs and reports ``2 H``; igraph's CPM
+    counts ``n_c^2 / 2`` pairs, a constant ``gamma * n / 2`` away. All three have the same
+    maximisers.
 
     References
     ----------
