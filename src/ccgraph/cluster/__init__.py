@@ -18,7 +18,7 @@ from ccgraph.cluster.metrics import (
     purity,
     tag_coherence,
 )
-from ccgraph.cluster.stable_ids import match_labels, stabilize
+from ccgraph.cluster.stable_ids import match_labels, stabilize, warm_start
 
 __all__ = [
     "adjusted_rand_index",
@@ -38,4 +38,5 @@ __all__ = [
     "resolution_sweep",
     "stabilize",
     "tag_coherence",
+    "warm_start",
 ]

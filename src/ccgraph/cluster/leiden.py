@@ -128,7 +128,8 @@ def leiden(
         )
     init = None
     if initial_membership is not None:
-        init = check_membership("initial_membership", initial_membership, n)
+        raw_init = check_membership("initial_membership", initial_membership, n)
+        init = np.unique(raw_init, return_inverse=True)[1].ravel().astype(np.int64)  # 0..k-1
     fixed_mask = None
     if fixed is not None:
         if backend != "leidenalg":

@@ -15,7 +15,7 @@ from ccgraph.cluster._common import check_membership
 from ccgraph.containers import Partition
 from ccgraph.exceptions import InputError
 
-__all__ = ["match_labels", "stabilize"]
+__all__ = ["match_labels", "stabilize", "warm_start"]
 
 logger = logging.getLogger(__name__)
 
@@ -177,25 +177,8 @@ def stabilize(
     >>> s.membership.tolist(), s.params["churn"], s.params["n_new_items"]
     ([5, 5, 9, 9], 0.0, 1)
     """
-    if not isinstance(old_membership, pd.Series):
-        raise InputError(
-            "`old_membership` must be a pandas Series of cluster IDs indexed by item id; "
-            f"got {type(old_membership).__name__}"
-        )
-    if old_membership.index.has_duplicates:
-        dup = old_membership.index[old_membership.index.duplicated()][:3].tolist()
-        raise InputError(f"`old_membership` has repeated ids: {dup}")
-    values = pd.to_numeric(old_membership, errors="coerce")
-    bad = values.isna() | (values < 0) | (values != values.round())
-    if bad.any():
-        first = old_membership.index[bad.to_numpy()][0]
-        raise InputError(
-            f"`old_membership` must hold non-negative integer IDs; got "
-            f"{old_membership.loc[first]!r} for id {first!r}"
-        )
-    aligned = values.copy()
-    aligned.index = aligned.index.astype(str)
-    old = aligned.reindex(pd.Index(new.ids)).fillna(-1).to_numpy(np.int64)
+    values = _validated_old(old_membership)
+    old = values.reindex(pd.Index(new.ids)).fillna(-1).to_numpy(np.int64)
     old_max = int(values.max()) if len(values) else -1
     floor = old_max + 1 if next_id is None else max(old_max + 1, check_int("next_id", next_id))
     mem, churn, mapping = match_labels(new.membership, old, min_overlap=min_overlap, next_id=floor)
@@ -218,3 +201,63 @@ def stabilize(
         churn,
     )
     return Partition(mem, new.ids, new.quality, params)
+
+
+def warm_start(ids: Any, old_membership: pd.Series) -> np.ndarray:
+    """Return a rerun's initial membership: old cluster per item, singletons for new items.
+
+    Passing it as ``leiden(..., initial_membership=warm_start(graph.ids, old))`` and then
+    :func:`stabilize` keeps far more IDs than a cold start when the graph's clusters are
+    ambiguous: Leiden improves the old partition locally instead of wandering to another
+    optimum of similar quality (see ``docs/benchmarks.md``, cluster section).
+
+    Parameters
+    ----------
+    ids
+        Item ids of the new run, in row order.
+    old_membership
+        Previous cluster ID per item, indexed by item id.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 labels: the old ID where known, else a fresh label per new item (above the old
+        maximum).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> warm_start(["a", "b", "c"], pd.Series([4, 4], index=["a", "c"])).tolist()
+    [4, 5, 4]
+    """
+    old = _validated_old(old_membership)
+    ids_arr = np.asarray(ids, dtype=str)
+    aligned = old.reindex(pd.Index(ids_arr)).to_numpy(np.float64)
+    missing = np.isnan(aligned)
+    start = int(old.max()) + 1 if len(old) else 0
+    out = np.where(missing, 0, aligned).astype(np.int64)
+    out[missing] = start + np.arange(int(missing.sum()))
+    return out
+
+
+def _validated_old(old_membership: Any) -> pd.Series:
+    """Return the previous IDs as int64 with a string index, or raise naming the problem."""
+    if not isinstance(old_membership, pd.Series):
+        raise InputError(
+            "`old_membership` must be a pandas Series of cluster IDs indexed by item id; "
+            f"got {type(old_membership).__name__}"
+        )
+    if old_membership.index.has_duplicates:
+        dup = old_membership.index[old_membership.index.duplicated()][:3].tolist()
+        raise InputError(f"`old_membership` has repeated ids: {dup}")
+    values = pd.to_numeric(old_membership, errors="coerce")
+    bad = values.isna() | (values < 0) | (values != values.round())
+    if bad.any():
+        first = old_membership.index[bad.to_numpy()][0]
+        raise InputError(
+            f"`old_membership` must hold non-negative integer IDs; got "
+            f"{old_membership.loc[first]!r} for id {first!r}"
+        )
+    out = values.astype(np.int64)
+    out.index = out.index.astype(str)
+    return out
