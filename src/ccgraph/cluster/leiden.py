@@ -146,12 +146,14 @@ def leiden(
     if n == 0:
         raise InputError("`graph` has no nodes; nothing to cluster")
 
+    backend_quality = float("nan")  # leidenalg's own value, used for significance / surprise
+    raw: list[int] | np.ndarray
     if g.n_edges == 0:
         raw = init.copy() if init is not None else np.arange(n, dtype=np.int64)
     elif backend == "igraph":
         raw = _run_igraph(g, objective, gamma, n_iter, beta, seed, init)
     else:
-        raw, la_quality = _run_leidenalg(g, objective, gamma, n_iter, seed, init, fixed_mask)
+        raw, backend_quality = _run_leidenalg(g, objective, gamma, n_iter, seed, init, fixed_mask)
     membership = relabel_by_size(np.asarray(raw, dtype=np.int64))
 
     if objective in ("modularity", "rb"):
@@ -159,7 +161,7 @@ def leiden(
     elif objective == "cpm":
         quality = cpm_quality(g, membership, resolution=gamma)
     else:
-        quality = la_quality if g.n_edges else float("nan")
+        quality = backend_quality
     params = {
         "algorithm": "leiden",
         "backend": backend,
