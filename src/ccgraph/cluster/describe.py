@@ -83,7 +83,7 @@ def term_matrix(
     if not parts_r:
         return sp.csr_matrix((n_items, 0)), np.zeros(0, dtype=str)
     r = np.concatenate(parts_r)
-    terms = np.concatenate([t.astype(object) for t in parts_t]) if parts_t else np.zeros(0)
+    terms = np.concatenate([t.astype(object) for t in parts_t])
     w = np.concatenate(parts_w)
     codes, vocab = pd.factorize(pd.Series(terms, dtype=object), sort=True)
     frame = pd.DataFrame({"r": r, "c": codes, "w": w}).groupby(["r", "c"], as_index=False)["w"]
