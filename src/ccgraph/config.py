@@ -227,6 +227,17 @@ class ClusterConfig(_Section):
     previous_run: str | None = Field(
         None, description="A previous run directory whose cluster IDs are kept where possible."
     )
+    warm_start: bool = Field(
+        True,
+        description="With `previous_run`, start Leiden from the previous clusters (far fewer "
+        "changed IDs than a fresh start on ambiguous graphs).",
+    )
+    min_overlap: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Smallest Jaccard overlap for a new cluster to inherit a previous cluster ID.",
+    )
     top_tags: int = Field(10, ge=1, description="Top tags (c-TF-IDF) per cluster description.")
     n_representatives: int = Field(5, ge=1, description="Representative items per cluster.")
 
