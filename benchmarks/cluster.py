@@ -30,9 +30,9 @@ from ccgraph.cluster import (
     stabilize,
     warm_start,
 )
-from ccgraph.cluster._igraph import _csr_to_igraph
 from ccgraph.cluster.describe import tokenize
 from ccgraph.containers import KnnGraph
+from ccgraph.graph.convert import to_igraph
 
 
 def exact_knn(x: np.ndarray, k: int, block: int = 500) -> sp.csr_matrix:
@@ -95,7 +95,7 @@ def speed_section(n: int) -> str:
         adj = exact_knn(x, 15)
     graph = KnnGraph.from_adjacency(adj)
     with Timer() as t_conv:
-        ig_graph = _csr_to_igraph(graph.adjacency)
+        ig_graph = to_igraph(graph.adjacency)
     rows = []
     speed: dict[tuple[str, int], float] = {}
     for n_iter in (2, -1):

@@ -16,10 +16,10 @@ import numpy as np
 from ccgraph._random import RngLike, derive_seed
 from ccgraph._validation import check_choice, check_float, check_int
 from ccgraph.cluster._common import as_knn_graph, check_membership, relabel_by_size
-from ccgraph.cluster._igraph import _csr_to_igraph
 from ccgraph.cluster.metrics import cpm_quality, modularity
 from ccgraph.containers import KnnGraph, Partition
 from ccgraph.exceptions import InputError, ParameterError
+from ccgraph.graph.convert import to_igraph
 
 __all__ = ["BACKENDS", "OBJECTIVES", "leiden"]
 
@@ -197,7 +197,7 @@ def _run_igraph(
 ) -> list[int]:
     import igraph as ig
 
-    ig_graph = _csr_to_igraph(g.adjacency)
+    ig_graph = to_igraph(g.adjacency)
     with _IGRAPH_RNG_LOCK:
         ig.set_random_number_generator(random.Random(seed))
         try:
@@ -225,7 +225,7 @@ def _run_leidenalg(
 ) -> tuple[list[int], float]:
     import leidenalg as la
 
-    ig_graph = _csr_to_igraph(g.adjacency)
+    ig_graph = to_igraph(g.adjacency)
     start = None if init is None else init.tolist()
     if objective == "modularity" and gamma == 1.0:
         part = la.ModularityVertexPartition(ig_graph, initial_membership=start, weights="weight")
