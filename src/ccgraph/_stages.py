@@ -108,36 +108,60 @@ def build_graph(
 
 
 def cluster_levels(graph: KnnGraph, cfg: Config) -> tuple[list[Partition], int, dict[str, Any]]:
-    """Leiden at every configured resolution, stable IDs, and the default level."""
-    from ccgraph.cluster import choose_default_level, leiden_levels, recursive_split, stabilize
+    """Leiden at every configured resolution, stable IDs, and the default level.
+
+    With ``cluster.previous_run``, each level starts from the previous run's clusters
+    (``warm_start``) and its labels are matched to the old IDs (``stabilize``), so reruns on a
+    slightly changed catalog keep their cluster IDs.
+    """
+    from ccgraph.cluster import (
+        choose_default_level,
+        leiden,
+        leiden_levels,
+        recursive_split,
+        stabilize,
+        warm_start,
+    )
 
     c = cfg.cluster
-    levels = leiden_levels(
-        graph,
-        resolutions=c.resolutions,
-        objective=c.objective,
-        backend=c.backend,
-        n_iterations=c.n_iterations,
-        rng=cfg.seed,
-    )
+    common = dict(objective=c.objective, backend=c.backend, n_iterations=c.n_iterations)
+    levels = leiden_levels(graph, resolutions=c.resolutions, rng=cfg.seed, **common)
     if c.max_cluster_size:
         levels[-1] = recursive_split(
             graph, levels[-1], max_cluster_size=c.max_cluster_size, rng=cfg.seed
         )
-    info: dict[str, Any] = {}
+    # One row per level, coarse to fine: the report plots it as the resolution sweep.
+    info: dict[str, Any] = {
+        "sweep": [
+            {
+                "level": i,
+                "resolution": float(p.params.get("resolution", float("nan"))),
+                "n_clusters": p.n_clusters,
+                "quality": float(p.quality),
+                "median_item_cluster_size": float(np.median(p.sizes[p.membership])),
+            }
+            for i, p in enumerate(levels)
+        ]
+    }
     if c.previous_run:
-        prev = cfg.resolve(c.previous_run)
-        assert prev is not None
-        items_path = prev / "items.parquet"
-        if not items_path.exists():
-            raise ConfigError(f"`cluster.previous_run`: {items_path} does not exist")
-        old = pd.read_parquet(items_path)
+        old = _previous_items(cfg)
         churn = []
         for i, part in enumerate(levels):
             col = f"cluster_l{i}"
-            if col in old.columns:
-                levels[i] = stabilize(part, old.set_index("id")[col])
-                churn.append(float(levels[i].params.get("churn", float("nan"))))
+            if col not in old.columns:
+                continue
+            prior = old.set_index("id")[col]
+            if c.warm_start:
+                res = float(part.params.get("resolution", 1.0))
+                part = leiden(
+                    graph,
+                    resolution=res,
+                    rng=cfg.seed,
+                    initial_membership=warm_start(graph.ids, prior),
+                    **common,
+                )
+            levels[i] = stabilize(part, prior, min_overlap=c.min_overlap)
+            churn.append(float(levels[i].params.get("churn", float("nan"))))
         info["churn"] = churn
     default = (
         choose_default_level(levels, target_size=c.target_size)
@@ -150,6 +174,18 @@ def cluster_levels(graph: KnnGraph, cfg: Config) -> tuple[list[Partition], int, 
         )
     info["default_level"] = default
     return levels, default, info
+
+
+def _previous_items(cfg: Config) -> pd.DataFrame:
+    prev = cfg.resolve(cfg.cluster.previous_run)
+    assert prev is not None
+    items_path = prev / "items.parquet"
+    if not items_path.exists():
+        raise ConfigError(
+            f"`cluster.previous_run`: {items_path} does not exist; point it at a ccgraph run "
+            "directory"
+        )
+    return pd.read_parquet(items_path)
 
 
 def duplicate_groups(
