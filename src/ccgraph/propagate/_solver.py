@@ -19,7 +19,8 @@ the other columns, so results are bitwise the same for any block width.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,7 +29,25 @@ import scipy.sparse as sp
 if TYPE_CHECKING:
     from ccgraph.propagate._graph import Operator
 
-__all__ = ["solve"]
+__all__ = ["solve", "threads_for"]
+
+#: Below this many nonzeros x columns per sweep the kernels run on one thread: waking the
+#: thread pool costs more than the work (and much more on a loaded machine).
+SERIAL_WORK = 2_000_000
+
+
+@contextmanager
+def threads_for(work: int) -> Iterator[None]:
+    """Run numba kernels on one thread while ``work`` is small, restoring the setting after."""
+    import numba
+
+    before = numba.get_num_threads()
+    if work < SERIAL_WORK and before > 1:
+        numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 DoneCallback = Callable[[np.ndarray, np.ndarray], None]
 
@@ -64,6 +83,23 @@ def solve(
     Returns ``(n_iter, converged)`` per column; the solutions are passed to ``on_done(cols,
     values)`` (``values`` is a fresh ``[n, len(cols)]`` array in operator order) as columns finish.
     """
+    with threads_for((op.m.nnz + op.n) * rhs.shape[1]):
+        return _solve(op, rhs, thresholds=thresholds, max_iter=max_iter, criterion=criterion,
+                      weights=weights, method=method, on_done=on_done, drop_share=drop_share)
+
+
+def _solve(
+    op: Operator,
+    rhs: sp.csr_matrix | np.ndarray,
+    *,
+    thresholds: np.ndarray,
+    max_iter: int,
+    criterion: str,
+    weights: np.ndarray | None,
+    method: str,
+    on_done: DoneCallback,
+    drop_share: float,
+) -> tuple[np.ndarray, np.ndarray]:
     from ccgraph.propagate import _kernels
 
     n, m_total = rhs.shape

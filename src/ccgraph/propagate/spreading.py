@@ -20,7 +20,7 @@ from ccgraph._validation import check_choice, check_float, check_int
 from ccgraph.containers import Partition, TagScores, TagSet, check_same_ids
 from ccgraph.exceptions import ConvergenceWarning, InputError, ParameterError
 from ccgraph.propagate._graph import Operator, as_adjacency, build_operator, resolve_dtype
-from ccgraph.propagate._solver import solve
+from ccgraph.propagate._solver import solve, threads_for
 
 if TYPE_CHECKING:
     from ccgraph._random import RngLike
