@@ -150,3 +150,110 @@ def topk_merge(
                 pos -= 1
             tv[pos] = v
             tt[pos] = t
+
+
+@numba.njit(cache=True, nogil=True)
+def push(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    weights: np.ndarray,
+    seed_idx: np.ndarray,
+    seed_w: np.ndarray,
+    alpha: float,
+    epsilon: float,
+    p: np.ndarray,
+    r: np.ndarray,
+    deg: np.ndarray,
+    inq: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Andersen-Chung-Lang push from a restart vector; returns touched nodes and their ``p``.
+
+    FIFO queue of nodes whose residual is at least ``epsilon * d_u`` (``epsilon`` for isolated
+    nodes, whose walk jumps back to the seeds). ``p, r`` (zeros), ``deg`` (-1) and ``inq``
+    (False) are ``n``-sized workspaces that are restored before returning, so a query costs
+    only its own work; degrees are summed only for the nodes reached.
+    """
+    queue = np.empty(max(64, 4 * seed_idx.shape[0]), dtype=np.int64)
+    seen = np.empty(256, dtype=np.int64)
+    n_seen = 0
+    head = 0
+    tail = 0
+    for s in range(seed_idx.shape[0]):
+        u = seed_idx[s]
+        if r[u] == 0.0 and deg[u] < 0.0:
+            if n_seen == seen.shape[0]:
+                seen = np.concatenate((seen, np.empty_like(seen)))
+            seen[n_seen] = u
+            n_seen += 1
+        _degree(indptr, weights, u, deg)
+        r[u] += seed_w[s]
+        if not inq[u]:
+            queue[tail] = u
+            tail += 1
+            inq[u] = True
+    while head < tail:
+        u = queue[head]
+        head += 1
+        inq[u] = False
+        du = deg[u]
+        ru = r[u]
+        if ru < (epsilon * du if du > 0 else epsilon):
+            continue
+        p[u] += (1.0 - alpha) * ru
+        r[u] = 0.0
+        lo = indptr[u]
+        n_out = indptr[u + 1] - lo if du > 0 else seed_idx.shape[0]
+        for q in range(n_out):
+            if du > 0:
+                v = np.int64(indices[lo + q])
+                add = alpha * ru * weights[lo + q] / du
+            else:
+                v = np.int64(seed_idx[q])
+                add = alpha * ru * seed_w[q]
+            if deg[v] < 0.0:  # first time reached
+                if n_seen == seen.shape[0]:
+                    seen = np.concatenate((seen, np.empty_like(seen)))
+                seen[n_seen] = v
+                n_seen += 1
+                _degree(indptr, weights, v, deg)
+            r[v] += add
+            if not inq[v]:
+                dv = deg[v]
+                if r[v] >= (epsilon * dv if dv > 0 else epsilon):
+                    if tail == queue.shape[0]:  # compact, then grow if still full
+                        queue[: tail - head] = queue[head:tail]
+                        tail -= head
+                        head = 0
+                        if tail == queue.shape[0]:
+                            queue = np.concatenate((queue, np.empty_like(queue)))
+                    queue[tail] = v
+                    tail += 1
+                    inq[v] = True
+    n_out = 0
+    for k in range(n_seen):
+        if p[seen[k]] > 0.0:
+            n_out += 1
+    nodes = np.empty(n_out, dtype=np.int64)
+    vals = np.empty(n_out, dtype=np.float64)
+    j = 0
+    for k in range(n_seen):
+        v = seen[k]
+        if p[v] > 0.0:
+            nodes[j] = v
+            vals[j] = p[v]
+            j += 1
+        p[v] = 0.0
+        r[v] = 0.0
+        deg[v] = -1.0
+    return nodes, vals
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _degree(indptr: np.ndarray, weights: np.ndarray, u: np.int64, cache: np.ndarray) -> float:
+    d = cache[u]
+    if d < 0.0:
+        d = 0.0
+        for q in range(indptr[u], indptr[u + 1]):
+            d += weights[q]
+        cache[u] = d
+    return d

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from collections import deque
+import threading
 from typing import Any
 
 import numpy as np
@@ -271,40 +271,25 @@ def local_ppr(
     adj, _ = as_adjacency(graph)
     n = adj.shape[0]
     seed_idx, seed_w = _seed_vector(seeds, n)
-    indptr, indices = adj.indptr, adj.indices
-    wts = adj.data.astype(np.float64)
-    deg = np.asarray(adj.sum(axis=1)).ravel().astype(np.float64)
-    thresh = epsilon * np.where(deg > 0, deg, 1.0)
-    p = np.zeros(n)
-    r = np.zeros(n)
-    r[seed_idx] = seed_w
-    queue = deque(int(u) for u in seed_idx if r[u] >= thresh[u])
-    queued = np.zeros(n, dtype=bool)
-    queued[list(queue)] = True
-    touched = [seed_idx]
-    while queue:
-        u = queue.popleft()
-        queued[u] = False
-        ru = r[u]
-        if ru < thresh[u]:
-            continue
-        p[u] += (1.0 - alpha) * ru
-        r[u] = 0.0
-        lo, hi = indptr[u], indptr[u + 1]
-        if hi > lo:
-            nb = indices[lo:hi]
-            push = (alpha * ru / deg[u]) * wts[lo:hi]
-        else:
-            nb, push = seed_idx, alpha * ru * seed_w
-        r[nb] += push
-        hot = nb[(r[nb] >= thresh[nb]) & ~queued[nb]]
-        if hot.size:
-            queued[hot] = True
-            queue.extend(hot.tolist())
-            touched.append(hot)
-    cols = np.unique(np.concatenate(touched))
-    cols = cols[p[cols] > 0]
-    return sp.csr_array((p[cols], (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, n))
+    from ccgraph.propagate import _kernels
+
+    nodes, vals = _kernels.push(adj.indptr, adj.indices, adj.data, seed_idx, seed_w,
+                                float(alpha), float(epsilon), *_workspace(n))  # fmt: skip
+    order = np.argsort(nodes)
+    cols, vals = nodes[order], vals[order]
+    return sp.csr_array((vals, (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, n))
+
+
+_LOCAL = threading.local()
+
+
+def _workspace(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-thread push workspaces of size ``n`` (the kernel restores them after each query)."""
+    ws = getattr(_LOCAL, "push", None)
+    if ws is None or len(ws[0]) != n:
+        ws = (np.zeros(n), np.zeros(n), np.full(n, -1.0), np.zeros(n, dtype=bool))
+        _LOCAL.push = ws
+    return ws
 
 
 def _seed_vector(seeds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:

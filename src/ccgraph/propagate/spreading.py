@@ -205,6 +205,7 @@ def spread_tags(
         "calibrator": None if cal is None else cal.describe(),
         "sweeps_max": int(raw.n_iter.max(initial=0)),
         "sweeps_mean": float(raw.n_iter.mean()) if raw.n_iter.size else 0.0,
+        "column_sweeps": int(raw.n_iter.sum()),
     }  # fmt: skip
     return to_tag_scores(raw, seeds, calibrator=cal, min_confidence=min_confidence, params=params)
 
