@@ -22,7 +22,7 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from benchmarks._common import Timer, data_dir, markdown_table, peak_rss_mb, write_section  # noqa: E402
+from benchmarks._common import Timer, data_dir, markdown_table, peak_rss_mb, write_section
 
 BANDWIDTH_GBS = 24.0  # single-thread copy bandwidth measured on this machine kind
 
@@ -80,12 +80,18 @@ def child(stage: str, path: str, opts: dict) -> dict:
         if stage == "spread_warm":  # compile / load the numba kernels outside the timing
             spread_tags(graph, seeds, max_iter=1, reorder=opts["reorder"])
         with Timer() as t:
-            res = spread_tags(graph, seeds, tag_block=opts.get("tag_block"),
-                              reorder=opts["reorder"])  # fmt: skip
+            res = spread_tags(
+                graph, seeds, tag_block=opts.get("tag_block"), reorder=opts["reorder"]
+            )
         col_sweeps = int(res.params["column_sweeps"])
-        out.update(seconds=t.seconds, cpu=t.cpu_seconds, sweeps_max=res.n_iter,
-                   sweeps_mean=res.params["sweeps_mean"], column_sweeps=col_sweeps,
-                   inferred=int(res.scores.nnz))  # fmt: skip
+        out.update(
+            seconds=t.seconds,
+            cpu=t.cpu_seconds,
+            sweeps_max=res.n_iter,
+            sweeps_mean=res.params["sweeps_mean"],
+            column_sweeps=col_sweeps,
+            inferred=int(res.scores.nnz),
+        )
     elif stage == "dense_baseline":
         y = sp.csr_matrix((z["y_data"], z["y_indices"], z["y_indptr"]), shape=tuple(z["y_shape"]))
         d = np.asarray(a.sum(axis=1)).ravel()
@@ -116,12 +122,21 @@ def child(stage: str, path: str, opts: dict) -> dict:
         cols = []
         with Timer() as t:
             for j in range(pers.shape[1]):
-                cols.append(gi.personalized_pagerank(directed=False, damping=0.85,
-                                                     reset=pers[:, j].tolist(), weights="weight",
-                                                     implementation="prpack"))  # fmt: skip
+                cols.append(
+                    gi.personalized_pagerank(
+                        directed=False,
+                        damping=0.85,
+                        reset=pers[:, j].tolist(),
+                        weights="weight",
+                        implementation="prpack",
+                    )
+                )
         ref = np.load(opts["ours"])[:, : pers.shape[1]]
-        out.update(seconds=t.seconds, cpu=t.cpu_seconds,
-                   l1_vs_ours=float(np.abs(np.array(cols).T - ref).sum(axis=0).max()))  # fmt: skip
+        out.update(
+            seconds=t.seconds,
+            cpu=t.cpu_seconds,
+            l1_vs_ours=float(np.abs(np.array(cols).T - ref).sum(axis=0).max()),
+        )
     elif stage == "push":
         from ccgraph.propagate import local_ppr
 
@@ -134,8 +149,11 @@ def child(stage: str, path: str, opts: dict) -> dict:
             p = local_ppr(graph, [int(s)], epsilon=opts["epsilon"])
             times.append(time.perf_counter() - t0)
             sizes.append(p.nnz)
-        out.update(mean=float(np.mean(times)), p90=float(np.percentile(times, 90)),
-                   touched=float(np.mean(sizes)))  # fmt: skip
+        out.update(
+            mean=float(np.mean(times)),
+            p90=float(np.percentile(times, 90)),
+            touched=float(np.mean(sizes)),
+        )
     out["rss_mb"] = peak_rss_mb()
     return out
 
@@ -168,6 +186,7 @@ def save_graph(path: Path, a: sp.csr_matrix, y: sp.csr_matrix | None = None) -> 
 
 def calibration_section() -> str:
     import pandas as pd
+    from tests.propagate.test_calibration import openverse_case
 
     from ccgraph.propagate import precision_coverage, reliability_table
     from ccgraph.propagate.calibration import (
@@ -175,7 +194,6 @@ def calibration_section() -> str:
         fit_from_predictions,
         holdout_predictions,
     )
-    from tests.propagate.test_calibration import openverse_case
 
     path = data_dir() / "openverse-samples" / "openverse_api_sample_images_to_clean_2023.csv"
     if not path.exists():
@@ -243,17 +261,43 @@ def main() -> None:
         return r["column_sweeps"] * bytes_per_sweep / 1e9 / r["seconds"]
 
     rows = [
-        ["ccgraph spread_tags (RCM order, warm)", spread["seconds"], spread["cpu"],
-         spread["rss_mb"], spread["sweeps_max"], f"{spread['sweeps_mean']:.1f}",
-         f"{gbs(spread):.2f} ({gbs(spread) / BANDWIDTH_GBS:.0%})"],
-        ["same, first call in a fresh process", cold["seconds"], cold["cpu"], cold["rss_mb"],
-         cold["sweeps_max"], f"{cold['sweeps_mean']:.1f}", f"{gbs(cold):.2f}"],
-        ["same, catalog order (no reordering)", plain["seconds"], plain["cpu"], plain["rss_mb"],
-         plain["sweeps_max"], f"{plain['sweeps_mean']:.1f}",
-         f"{gbs(plain):.2f} ({gbs(plain) / BANDWIDTH_GBS:.0%})"],
-        ["dense scipy loop, 30 iterations (anchor)", dense["seconds"], dense["cpu"],
-         dense["rss_mb"], 30, "30", "-"],
-    ]  # fmt: skip
+        [
+            "ccgraph spread_tags (RCM order, warm)",
+            spread["seconds"],
+            spread["cpu"],
+            spread["rss_mb"],
+            spread["sweeps_max"],
+            f"{spread['sweeps_mean']:.1f}",
+            f"{gbs(spread):.2f} ({gbs(spread) / BANDWIDTH_GBS:.0%})",
+        ],
+        [
+            "same, first call in a fresh process",
+            cold["seconds"],
+            cold["cpu"],
+            cold["rss_mb"],
+            cold["sweeps_max"],
+            f"{cold['sweeps_mean']:.1f}",
+            f"{gbs(cold):.2f}",
+        ],
+        [
+            "same, catalog order (no reordering)",
+            plain["seconds"],
+            plain["cpu"],
+            plain["rss_mb"],
+            plain["sweeps_max"],
+            f"{plain['sweeps_mean']:.1f}",
+            f"{gbs(plain):.2f} ({gbs(plain) / BANDWIDTH_GBS:.0%})",
+        ],
+        [
+            "dense scipy loop, 30 iterations (anchor)",
+            dense["seconds"],
+            dense["cpu"],
+            dense["rss_mb"],
+            30,
+            "30",
+            "-",
+        ],
+    ]
     body = [
         f"Graph: n={n:,}, k=15 kNN of uniform points in [0,1]^5, max-symmetrised: "
         f"{a.nnz:,} nonzeros ({a.nnz // 2:,} edges), built in {tg.seconds:.1f} s. Seeds: "
@@ -261,15 +305,29 @@ def main() -> None:
         f"({y.nnz:,} seeds). spread_tags defaults: alpha=0.8, tol=1e-6, top_k=10, float32, "
         f"automatic tag blocks (64 columns).",
         "",
-        markdown_table(["run", "wall s", "cpu s", "peak RSS MB", "sweeps (max)",
-                        "sweeps (mean/column)", "product GB/s (of 24)"], rows),  # fmt: skip
+        markdown_table(
+            [
+                "run",
+                "wall s",
+                "cpu s",
+                "peak RSS MB",
+                "sweeps (max)",
+                "sweeps (mean/column)",
+                "product GB/s (of 24)",
+            ],
+            rows,
+        ),
         "",
         f"Throughput counts {traffic:.1f} GB of neighbour-row reads (one float32 per nonzero "
         f"per tag column per sweep) over the wall time; the CSR itself and the right-hand side "
         f"are extra. The dense loop is scipy `S @ F` over all {n_tags} columns at once.",
     ]
-    write_section("propagate-spreading", "Propagation: multi-label tag spreading",
-                  "\n".join(body), "python benchmarks/propagate.py")  # fmt: skip
+    write_section(
+        "propagate-spreading",
+        "Propagation: multi-label tag spreading",
+        "\n".join(body),
+        "python benchmarks/propagate.py",
+    )
 
     m = 32 if args.quick else 256
     ours = run_child("ppr_batch", gpath, m=m, out=str(tmp / "ppr.npy"))
@@ -277,11 +335,19 @@ def main() -> None:
     pr = run_child("prpack", gpath, m=k, ours=str(tmp / "ppr.npy"))
     prpack_total = pr["seconds"] * m / k
     rows = [
-        [f"ccgraph personalized_pagerank_batch ({m} vectors)", ours["seconds"], ours["cpu"],
-         ours["rss_mb"]],
-        [f"igraph PRPACK looped ({k} timed{', scaled to ' + str(m) if k < m else ''})",
-         prpack_total, pr["cpu"] * m / k, pr["rss_mb"]],
-    ]  # fmt: skip
+        [
+            f"ccgraph personalized_pagerank_batch ({m} vectors)",
+            ours["seconds"],
+            ours["cpu"],
+            ours["rss_mb"],
+        ],
+        [
+            f"igraph PRPACK looped ({k} timed{', scaled to ' + str(m) if k < m else ''})",
+            prpack_total,
+            pr["cpu"] * m / k,
+            pr["rss_mb"],
+        ],
+    ]
     body = [
         f"Same graph (n={n:,}); {m} personalization vectors of 1-5 random seed items; "
         f"alpha=0.85, tol=1e-10 (L1), float64. Max L1 difference between the two results "
@@ -305,10 +371,18 @@ def main() -> None:
         "",
         markdown_table(["n", "epsilon", "mean s", "p90 s", "nodes touched"], push_rows),
     ]
-    write_section("propagate-pagerank", "Propagation: personalized PageRank",
-                  "\n".join(body), "python benchmarks/propagate.py")  # fmt: skip
-    write_section("propagate-calibration", "Propagation: tag confidence calibration",
-                  calibration_section(), "python benchmarks/propagate.py")  # fmt: skip
+    write_section(
+        "propagate-pagerank",
+        "Propagation: personalized PageRank",
+        "\n".join(body),
+        "python benchmarks/propagate.py",
+    )
+    write_section(
+        "propagate-calibration",
+        "Propagation: tag confidence calibration",
+        calibration_section(),
+        "python benchmarks/propagate.py",
+    )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,9 @@ def test_isotonic_matches_sklearn():
 
 
 def test_precision_coverage_by_hand():
-    pc = precision_coverage([0.9, 0.6, 0.2, 0.1], [1, 1, 0, 1], items=["a", "a", "b", "c"],
-                            thresholds=[0.0, 0.5, 0.95])  # fmt: skip
+    pc = precision_coverage(
+        [0.9, 0.6, 0.2, 0.1], [1, 1, 0, 1], items=["a", "a", "b", "c"], thresholds=[0.0, 0.5, 0.95]
+    )
     assert pc["kept"].tolist() == [1.0, 0.5, 0.0]
     assert pc["precision"].iloc[:2].tolist() == [0.75, 1.0] and np.isnan(pc["precision"].iloc[2])
     assert pc["item_coverage"].tolist() == [1.0, 1 / 3, 0.0]
@@ -76,7 +77,9 @@ def test_holdout_predictions_are_labelled_against_hidden_seeds():
     g, seeds = _blob_case()
     df = holdout_predictions(g, seeds, hide_fraction=0.3, rng=1, top_k=3)
     truth = seeds.to_frame().set_index(["id", "tag"]).index
-    assert df["correct"].to_numpy().tolist() == df.set_index(["id", "tag"]).index.isin(truth).tolist()
+    assert (
+        df["correct"].to_numpy().tolist() == df.set_index(["id", "tag"]).index.isin(truth).tolist()
+    )
     assert set(df["id"]) <= set(seeds.ids[seeds.is_tagged])
     assert df["rank"].between(1, 3).all()
     again = holdout_predictions(g, seeds, hide_fraction=0.3, rng=1, top_k=3)
@@ -107,8 +110,9 @@ def test_spread_tags_auto_calibrator_and_abstention():
 
 
 def test_constant_calibrator_when_too_few_points():
-    df = pd.DataFrame({"score": [0.1, 0.2], "rank": [1, 2], "mass": [1.0, 1.0],
-                       "correct": [True, False]})  # fmt: skip
+    df = pd.DataFrame(
+        {"score": [0.1, 0.2], "rank": [1, 2], "mass": [1.0, 1.0], "correct": [True, False]}
+    )
     cal = fit_from_predictions(df)
     np.testing.assert_allclose(cal.predict([0.5, 0.01], [1, 1], [1, 1]), [0.5, 0.5])
 

@@ -22,7 +22,9 @@ def test_contributions_match_dense_fixed_point():
     tpos = {k: i for i, k in enumerate(seeds.tags)}
     for row in ex.itertuples():
         i, j, t = pos[row.id], pos[row.neighbour_id], tpos[row.tag]
-        assert row.contribution == pytest.approx(0.8 * w[i, j] * inv[i] * inv[j] * f[j, t], abs=1e-9)
+        assert row.contribution == pytest.approx(
+            0.8 * w[i, j] * inv[i] * inv[j] * f[j, t], abs=1e-9
+        )
     # every inferred score is fully explained by its neighbours
     sums = ex.groupby(["id", "tag"])["share"].sum()
     np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-6)

@@ -18,8 +18,9 @@ def _nx_pagerank(g: KnnGraph, v: np.ndarray, alpha: float) -> np.ndarray:
     graph = nx.from_scipy_sparse_array(a)
     graph.add_nodes_from(range(a.shape[0]))  # isolated nodes are dangling
     pers = {i: float(v[i]) for i in range(len(v))}
-    pr = nx.pagerank(graph, alpha=alpha, personalization=pers, tol=1e-12, max_iter=10_000,
-                     weight="weight")  # fmt: skip
+    pr = nx.pagerank(
+        graph, alpha=alpha, personalization=pers, tol=1e-12, max_iter=10_000, weight="weight"
+    )
     return np.array([pr[i] for i in range(len(v))])
 
 
@@ -42,8 +43,9 @@ def test_matches_networkx_on_karate():
     g = KnnGraph.from_adjacency(a)
     v = np.zeros(34)
     v[[0, 33]] = [1.0, 2.0]
-    ref = nx.pagerank(graph, alpha=0.85, personalization={0: 1.0, 33: 2.0}, tol=1e-12,
-                      max_iter=10_000)  # fmt: skip
+    ref = nx.pagerank(
+        graph, alpha=0.85, personalization={0: 1.0, 33: 2.0}, tol=1e-12, max_iter=10_000
+    )
     np.testing.assert_allclose(personalized_pagerank(g, v), [ref[i] for i in range(34)], atol=1e-6)
 
 

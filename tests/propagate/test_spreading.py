@@ -28,8 +28,16 @@ def _dense_inferred(graph: KnnGraph, seeds: TagSet, alpha: float) -> np.ndarray:
 def test_equals_dense_closed_form(tag_block, alpha):
     g = random_graph()
     seeds = random_seeds(g.ids)
-    out = spread_tags(g, seeds, alpha=alpha, top_k=seeds.n_tags, tag_block=tag_block,
-                      dtype="float64", tol=1e-10, max_iter=2000)  # fmt: skip
+    out = spread_tags(
+        g,
+        seeds,
+        alpha=alpha,
+        top_k=seeds.n_tags,
+        tag_block=tag_block,
+        dtype="float64",
+        tol=1e-10,
+        max_iter=2000,
+    )
     ref = _dense_inferred(g, seeds, alpha)
     np.testing.assert_allclose(out.scores.toarray(), ref, atol=1e-6, rtol=0)
     assert (out.scores.toarray() > 0).sum() == (ref > 1e-9).sum()
@@ -114,8 +122,12 @@ def test_sklearn_label_spreading_agrees():
     seeds = TagSet.from_frame(frame, g.ids)
     # sklearn builds S = D^-1/2 W D^-1/2 (zero diagonal) from a callable kernel's matrix and
     # iterates F <- alpha S F + (1 - alpha) Y: the same alpha as ours.
-    model = LabelSpreading(kernel=lambda a, b: w[np.ix_(a[:, 0].astype(int), b[:, 0].astype(int))],
-                           alpha=0.8, max_iter=5000, tol=1e-12)  # fmt: skip
+    model = LabelSpreading(
+        kernel=lambda a, b: w[np.ix_(a[:, 0].astype(int), b[:, 0].astype(int))],
+        alpha=0.8,
+        max_iter=5000,
+        tol=1e-12,
+    )
     model.fit(np.arange(80, dtype=float)[:, None], y)
     out = spread_tags(g, seeds, top_k=1, dtype="float64", tol=1e-12, max_iter=1000)
     top = out.to_frame().set_index("id")["tag"]
@@ -125,8 +137,9 @@ def test_sklearn_label_spreading_agrees():
     # the normalised distributions match as well
     full = spread_tags(g, seeds, top_k=3, dtype="float64", tol=1e-12, max_iter=1000)
     f = full.scores.toarray()[unl][:, np.argsort(seeds.tags)]
-    np.testing.assert_allclose(f / f.sum(1, keepdims=True), model.label_distributions_[unl],
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        f / f.sum(1, keepdims=True), model.label_distributions_[unl], atol=1e-6
+    )
 
 
 def test_convergence_warning_and_record():

@@ -49,10 +49,11 @@ def threads_for(work: int) -> Iterator[None]:
     finally:
         numba.set_num_threads(before)
 
+
 DoneCallback = Callable[[np.ndarray, np.ndarray], None]
 
 
-def _omegas(alpha: float, method: str):  # noqa: ANN202 - generator
+def _omegas(alpha: float, method: str):
     omega = 1.0
     yield omega
     if method == "jacobi":
@@ -84,8 +85,17 @@ def solve(
     values)`` (``values`` is a fresh ``[n, len(cols)]`` array in operator order) as columns finish.
     """
     with threads_for((op.m.nnz + op.n) * rhs.shape[1]):
-        return _solve(op, rhs, thresholds=thresholds, max_iter=max_iter, criterion=criterion,
-                      weights=weights, method=method, on_done=on_done, drop_share=drop_share)
+        return _solve(
+            op,
+            rhs,
+            thresholds=thresholds,
+            max_iter=max_iter,
+            criterion=criterion,
+            weights=weights,
+            method=method,
+            on_done=on_done,
+            drop_share=drop_share,
+        )
 
 
 def _solve(
@@ -134,9 +144,20 @@ def _solve(
             )
         else:
             _kernels.cheb_step_sparse(
-                mm.indptr, mm.indices, mm.data, x, x_prev, b.indptr, b.indices, b.data,
-                omega, w, bounds, res_max, res_l1,
-            )  # fmt: skip
+                mm.indptr,
+                mm.indices,
+                mm.data,
+                x,
+                x_prev,
+                b.indptr,
+                b.indices,
+                b.data,
+                omega,
+                w,
+                bounds,
+                res_max,
+                res_l1,
+            )
         x, x_prev = x_prev, x
         res = res_max.max(axis=0) if criterion == "max" else res_l1.astype(np.float64).sum(axis=0)
         done = (res < thr[active]) & pending[active]

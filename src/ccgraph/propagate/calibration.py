@@ -63,7 +63,7 @@ class Calibrator:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def linear(self, scores: Any, ranks: Any, mass: Any) -> np.ndarray:
-        """The logistic model's linear predictor ``z``."""
+        """Return the logistic model's linear predictor ``z``."""
         return _features(scores, ranks, mass) @ self.coef + self.intercept
 
     def predict(self, scores: Any, ranks: Any, mass: Any) -> np.ndarray:
@@ -87,7 +87,7 @@ class Calibrator:
         return np.interp(z, self.iso_x, self.iso_y)
 
     def describe(self) -> dict[str, Any]:
-        """A JSON-friendly summary for run manifests."""
+        """Return a JSON-friendly summary for run manifests."""
         return {
             "method": self.method,
             "coef": [float(c) for c in self.coef],
@@ -123,12 +123,13 @@ def holdout_predictions(
     from ccgraph.propagate._graph import as_adjacency, build_operator, resolve_dtype
     from ccgraph.propagate.spreading import spread_raw
 
-    hide_fraction = check_float("hide_fraction", hide_fraction, low=0.0, high=1.0,
-                                low_inclusive=False, high_inclusive=False)  # fmt: skip
+    hide_fraction = check_float(
+        "hide_fraction", hide_fraction, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
+    )
     gen = as_generator(rng)
     y = sp.csr_matrix(seeds.matrix)
     seeded = np.flatnonzero(np.diff(y.indptr) > 0)
-    n_hide = int(round(hide_fraction * len(seeded)))
+    n_hide = round(hide_fraction * len(seeded))
     if n_hide == 0:
         raise InputError(
             f"`seeds` has {len(seeded)} seeded items: too few to hide {hide_fraction:.0%} of them"
@@ -140,8 +141,9 @@ def holdout_predictions(
     y_train.eliminate_zeros()
     adj, _ = as_adjacency(graph)
     op = build_operator(adj, alpha=alpha, dtype=resolve_dtype(dtype), reorder=reorder)
-    raw = spread_raw(op, y_train, exclude=y_train, tol=tol, max_iter=max_iter,
-                     tag_block=tag_block, top_k=top_k)  # fmt: skip
+    raw = spread_raw(
+        op, y_train, exclude=y_train, tol=tol, max_iter=max_iter, tag_block=tag_block, top_k=top_k
+    )
     tv, tt = raw.top_v[hidden], raw.top_t[hidden]
     k = tt.shape[1]
     ok = tt >= 0
@@ -213,7 +215,7 @@ def fit_calibrator(
             top_k=top_k,
             dtype=dtype,
             reorder=reorder,
-        )  # fmt: skip
+        )
         for _ in range(repeats)
     ]
     df = pd.concat(frames, ignore_index=True)
@@ -292,7 +294,7 @@ def _isotonic(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def expected_calibration_error(conf: Any, correct: Any, *, n_bins: int = 10) -> float:
-    r"""Expected calibration error with equal-width confidence bins.
+    r"""Compute the expected calibration error with equal-width confidence bins.
 
     .. math:: ECE = \sum_b \frac{n_b}{n} \left| \mathrm{acc}_b - \mathrm{conf}_b \right|
 

@@ -30,7 +30,7 @@ def explain_tags(
     max_iter: int = 100,
     tag_block: int = 64,
 ) -> pd.DataFrame:
-    r"""The neighbours that contributed most to each (item, tag) score of label spreading.
+    r"""Find the neighbours that contributed most to each (item, tag) score of label spreading.
 
     Parameters
     ----------
@@ -70,7 +70,9 @@ def explain_tags(
     >>> out[["id", "tag", "neighbour_id"]].values.tolist()
     [['a', 'dog', 'b']]
     """
-    alpha = check_float("alpha", alpha, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
+    alpha = check_float(
+        "alpha", alpha, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
+    )
     top = check_int("top", top, low=1)
     tol = check_float("tol", tol, low=0.0, low_inclusive=False)
     tag_block = check_int("tag_block", tag_block, low=1)
@@ -122,7 +124,9 @@ def _pairs(pairs: Any, seeds: TagSet) -> tuple[np.ndarray, np.ndarray]:
     if (r < 0).any():
         raise InputError(f"`pairs` has unknown ids, e.g. {pairs['id'][r < 0].iloc[0]!r}")
     if (c < 0).any():
-        raise InputError(f"`pairs` has tags not in the vocabulary, e.g. {pairs['tag'][c < 0].iloc[0]!r}")
+        raise InputError(
+            f"`pairs` has tags not in the vocabulary, e.g. {pairs['tag'][c < 0].iloc[0]!r}"
+        )
     return r.astype(np.int64), c.astype(np.int64)
 
 

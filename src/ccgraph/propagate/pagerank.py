@@ -183,8 +183,15 @@ def ppr_solve(
         def done(idx: np.ndarray, vals: np.ndarray, cols: np.ndarray = cols) -> None:
             out[:, cols[idx]] = op.to_outer(vals) * op.sqrt_d[:, None]
 
-        _, conv = solve(op, rhs, thresholds=tol * np.maximum(colsum, 1e-300), max_iter=max_iter,
-                        criterion="l1", weights=weights, on_done=done)  # fmt: skip
+        _, conv = solve(
+            op,
+            rhs,
+            thresholds=tol * np.maximum(colsum, 1e-300),
+            max_iter=max_iter,
+            criterion="l1",
+            weights=weights,
+            on_done=done,
+        )
         bad += int((~conv).sum())
     out[isolated] = vn[isolated]
     if bad:
@@ -273,8 +280,16 @@ def local_ppr(
     seed_idx, seed_w = _seed_vector(seeds, n)
     from ccgraph.propagate import _kernels
 
-    nodes, vals = _kernels.push(adj.indptr, adj.indices, adj.data, seed_idx, seed_w,
-                                float(alpha), float(epsilon), *_workspace(n))  # fmt: skip
+    nodes, vals = _kernels.push(
+        adj.indptr,
+        adj.indices,
+        adj.data,
+        seed_idx,
+        seed_w,
+        float(alpha),
+        float(epsilon),
+        *_workspace(n),
+    )
     order = np.argsort(nodes)
     cols, vals = nodes[order], vals[order]
     return sp.csr_array((vals, (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, n))

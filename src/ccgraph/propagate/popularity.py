@@ -65,8 +65,9 @@ def standardize_popularity(
     >>> np.round(p, 3).tolist()  # V = 10, C = 10 * 0.15 / 0.85
     [0.0, 0.85, 0.983, nan]
     """
-    percentile = check_float("percentile", percentile, low=0.0, high=100.0,
-                             low_inclusive=False, high_inclusive=False)  # fmt: skip
+    percentile = check_float(
+        "percentile", percentile, low=0.0, high=100.0, low_inclusive=False, high_inclusive=False
+    )
     r = check_float("r", r, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
     x = np.asarray(raw, dtype=np.float64).ravel()
     prov = np.asarray(provider, dtype=object).ravel()

@@ -20,7 +20,7 @@ from ccgraph._validation import check_choice, check_float, check_int
 from ccgraph.containers import Partition, TagScores, TagSet, check_same_ids
 from ccgraph.exceptions import ConvergenceWarning, InputError, ParameterError
 from ccgraph.propagate._graph import Operator, as_adjacency, build_operator, resolve_dtype
-from ccgraph.propagate._solver import solve, threads_for
+from ccgraph.propagate._solver import solve
 
 if TYPE_CHECKING:
     from ccgraph._random import RngLike
@@ -31,9 +31,9 @@ __all__ = ["spread_tags"]
 logger = logging.getLogger(__name__)
 
 #: Working-set budget (bytes) that sets the block width when ``tag_block`` is None.
-BLOCK_BUDGET_BYTES = 96 * 2**20
+BLOCK_BUDGET_BYTES = 160 * 2**20
 #: Widest automatic block; narrower blocks keep the neighbours' rows in cache.
-MAX_AUTO_BLOCK = 64
+MAX_AUTO_BLOCK = 128
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -84,7 +84,7 @@ def spread_tags(
         Sweeps per tag column; columns still moving then raise a :class:`ConvergenceWarning`.
     tag_block
         Tag columns solved together (memory ``~3 * 4 * n * tag_block`` bytes in float32). None
-        picks a width from a 96 MB budget (at most 64). Results do not depend on it.
+        picks a width from a 160 MB budget (at most 128). Results do not depend on it.
     top_k
         Inferred tags kept per item (its own seed tags are never among them).
     min_confidence
@@ -195,18 +195,33 @@ def spread_tags(
         from ccgraph.propagate.calibration import fit_calibrator
 
         cal = fit_calibrator(
-            graph, seeds, alpha=alpha, tol=tol, max_iter=max_iter, tag_block=tag_block,
-            top_k=top_k, rng=rng, dtype=dtype, reorder=reorder,
-        )  # fmt: skip
+            graph,
+            seeds,
+            alpha=alpha,
+            tol=tol,
+            max_iter=max_iter,
+            tag_block=tag_block,
+            top_k=top_k,
+            rng=rng,
+            dtype=dtype,
+            reorder=reorder,
+        )
     params = {
-        "alpha": alpha, "tol": tol, "max_iter": max_iter, "tag_block": tag_block,
-        "top_k": top_k, "min_confidence": min_confidence, "cluster_prior": cluster_prior,
-        "dtype": wdtype.name, "reorder": reorder, "method": method,
+        "alpha": alpha,
+        "tol": tol,
+        "max_iter": max_iter,
+        "tag_block": tag_block,
+        "top_k": top_k,
+        "min_confidence": min_confidence,
+        "cluster_prior": cluster_prior,
+        "dtype": wdtype.name,
+        "reorder": reorder,
+        "method": method,
         "calibrator": None if cal is None else cal.describe(),
         "sweeps_max": int(raw.n_iter.max(initial=0)),
         "sweeps_mean": float(raw.n_iter.mean()) if raw.n_iter.size else 0.0,
         "column_sweeps": int(raw.n_iter.sum()),
-    }  # fmt: skip
+    }
     return to_tag_scores(raw, seeds, calibrator=cal, min_confidence=min_confidence, params=params)
 
 
@@ -236,8 +251,14 @@ def spread_mass(
     def done(_cols: np.ndarray, vals: np.ndarray) -> None:
         out[:] = op.to_outer(vals[:, 0])
 
-    solve(op, op.to_inner(rs).astype(op.dtype), thresholds=np.array([tol]), max_iter=max_iter,
-          method=method, on_done=done)  # fmt: skip
+    solve(
+        op,
+        op.to_inner(rs).astype(op.dtype),
+        thresholds=np.array([tol]),
+        max_iter=max_iter,
+        method=method,
+        on_done=done,
+    )
     return np.maximum(out, 0.0)
 
 
@@ -280,8 +301,14 @@ def spread_raw(
                 vals, cols[idx].astype(np.int64), ex_indptr, ex_indices, top_v, top_t
             )
 
-        it, cv = solve(op, rhs, thresholds=np.full(len(cols), tol), max_iter=max_iter,
-                       method=method, on_done=done)  # fmt: skip
+        it, cv = solve(
+            op,
+            rhs,
+            thresholds=np.full(len(cols), tol),
+            max_iter=max_iter,
+            method=method,
+            on_done=done,
+        )
         n_iter[cols], conv[cols] = it, cv
     mass = spread_mass(op, y, tol=tol, max_iter=max_iter, method=method)
     live = mass[op.sqrt_d > 0]
