@@ -250,7 +250,10 @@ class TagPropagationConfig(_Section):
     tol: float = Field(1e-6, gt=0, description="Convergence tolerance (max abs change).")
     max_iter: int = Field(100, ge=1, description="Iteration cap.")
     tag_block: int | None = Field(
-        None, ge=1, description="Tags per block (bounds memory); default: all at once."
+        None,
+        ge=1,
+        description="Tag columns solved together (memory ~12 bytes x items x block); default: "
+        "automatic (at most 128, within ~160 MB). Results do not depend on it.",
     )
     top_k: int = Field(10, ge=1, description="Inferred tags kept per item.")
     user_weight: float = Field(1.0, gt=0, le=1, description="Seed weight of a user tag.")
@@ -267,6 +270,15 @@ class TagPropagationConfig(_Section):
         0.0, ge=0, lt=1, description="Mix this share of the cluster's tag distribution into Y."
     )
     explain: bool = Field(False, description="Write the neighbours behind each inferred tag.")
+    calibrator: Literal["auto", "none"] = Field(
+        "auto",
+        description="`auto`: confidence = probability fitted on held-out seeds (isotonic); "
+        "`none`: the tag's share of the item's propagated mass (uncalibrated).",
+    )
+    dtype: Literal["float32", "float64"] = Field("float32", description="Working precision.")
+    reorder: Literal["auto", "rcm", "none"] = Field(
+        "auto", description="Node order for cache locality (RCM; auto = from 20,000 items)."
+    )
 
 
 class PopularityConfig(_Section):
