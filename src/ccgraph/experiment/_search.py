@@ -1,0 +1,195 @@
+"""Vectorised search for each result row's alternate along a ranked candidate list.
+
+A *candidate list* belongs to an owner (a cluster for the ``random`` and ``least_exposed`` rules,
+an item for ``closest``) and is a flat run of item codes split into *blocks* of equally ranked
+candidates. A row takes a uniformly random eligible candidate from the first block that has one.
+Eligible means: its duplicate group is not among the query's excluded groups (the groups of every
+item in the query's results and of every alternate already chosen for that query).
+
+All rows advance together in rounds: rows in large blocks draw a candidate by rejection sampling
+(uniform over the eligible ones), rows in small blocks (or that failed ``_MAX_TRIES`` draws)
+enumerate their block. When two rows of one query propose the same duplicate group in a round, the
+row ranked first (lowest position) wins and the other draws again next round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["CandidateLists", "closest_lists", "cluster_lists", "walk"]
+
+_SMALL_BLOCK = 32
+_MAX_TRIES = 12
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateLists:
+    """Flat candidate arrays: ``cand[start[o]:end[o]]`` is owner ``o``'s ranked list."""
+
+    cand: np.ndarray  # item codes
+    block_end: np.ndarray  # for each flat position, the end of its block
+    score: np.ndarray  # the ranking value of each candidate (for the output)
+    hops: np.ndarray  # 1 / 2 for graph candidates, 0 otherwise
+    start: np.ndarray
+    end: np.ndarray
+
+
+def cluster_lists(
+    cluster: np.ndarray, passing: np.ndarray, n_clusters: int, value: np.ndarray | None
+) -> CandidateLists:
+    """Build lists of passing members per cluster; blocks of equal ``value`` (one block if None)."""
+    members = np.flatnonzero(passing & (cluster >= 0))
+    val = np.zeros(len(members)) if value is None else value[members]
+    order = np.lexsort((val, cluster[members]))
+    cand, val = members[order], val[order]
+    cl = cluster[cand]
+    start = np.searchsorted(cl, np.arange(n_clusters), side="left")
+    end = np.searchsorted(cl, np.arange(n_clusters), side="right")
+    return CandidateLists(cand, _block_ends(cl, val), val, np.zeros(len(cand), np.int8), start, end)
+
+
+def closest_lists(
+    adjacency: sp.csr_matrix,
+    owners: np.ndarray,
+    cluster: np.ndarray,
+    passing: np.ndarray,
+    *,
+    chunk: int = 4096,
+) -> CandidateLists:
+    """Graph candidates of each owner item inside its cluster.
+
+    Direct neighbours come first, by decreasing edge weight ``w_ij``; then two-hop neighbours
+    (not direct), by decreasing ``(A^2)_ij = sum_k w_ik w_kj``. Only passing items of the
+    owner's cluster other than the owner itself are kept.
+    """
+    parts_o, parts_j, parts_h, parts_s = [], [], [], []
+    n = adjacency.shape[0]
+    for lo in range(0, len(owners), chunk):
+        own = owners[lo : lo + chunk]
+        a1 = adjacency[own].tocoo()
+        a2 = (adjacency[own] @ adjacency).tocoo()
+        direct_key = a1.row.astype(np.int64) * n + a1.col
+        two_key = a2.row.astype(np.int64) * n + a2.col
+        not_direct = ~np.isin(two_key, direct_key)
+        rows = np.concatenate([a1.row, a2.row[not_direct]]) + lo
+        cols = np.concatenate([a1.col, a2.col[not_direct]]).astype(np.int64)
+        hops = np.concatenate(
+            [np.ones(a1.nnz, np.int8), np.full(int(not_direct.sum()), 2, np.int8)]
+        )
+        scores = np.concatenate([a1.data, a2.data[not_direct]]).astype(np.float64)
+        own_item = owners[rows]
+        ok = (cols != own_item) & passing[cols] & (cluster[cols] == cluster[own_item])
+        ok &= scores > 0
+        parts_o.append(rows[ok])
+        parts_j.append(cols[ok])
+        parts_h.append(hops[ok])
+        parts_s.append(scores[ok])
+    o = np.concatenate(parts_o) if parts_o else np.zeros(0, np.int64)
+    j = np.concatenate(parts_j) if parts_j else np.zeros(0, np.int64)
+    h = np.concatenate(parts_h) if parts_h else np.zeros(0, np.int8)
+    s = np.concatenate(parts_s) if parts_s else np.zeros(0)
+    order = np.lexsort((-s, h, o))
+    o, j, h, s = o[order], j[order], h[order], s[order]
+    idx = np.arange(len(owners))
+    start = np.searchsorted(o, idx, side="left")
+    end = np.searchsorted(o, idx, side="right")
+    rank_key = np.stack([o.astype(np.float64), h.astype(np.float64), -s])
+    return CandidateLists(j, _block_ends_multi(rank_key), s, h, start, end)
+
+
+def walk(
+    lists: CandidateLists,
+    row_owner: np.ndarray,
+    row_query: np.ndarray,
+    dup: np.ndarray,
+    excluded: np.ndarray,
+    n_dup: int,
+    gen: np.random.Generator,
+) -> np.ndarray:
+    """Return the flat position of each row's chosen candidate (-1 when none is eligible).
+
+    ``row_*`` arrays are in priority order (query, then position). ``excluded`` holds the
+    sorted keys ``query * n_dup + duplicate_group`` a query may not show again.
+    """
+    n = len(row_owner)
+    ptr = lists.start[row_owner].astype(np.int64)
+    stop = lists.end[row_owner].astype(np.int64)
+    chosen = np.full(n, -1, dtype=np.int64)
+    tries = np.zeros(n, dtype=np.int64)
+    taken = np.zeros(0, dtype=np.int64)
+    qbase = row_query.astype(np.int64) * n_dup
+    while True:
+        active = np.flatnonzero((chosen < 0) & (ptr < stop))
+        if len(active) == 0:
+            return chosen
+        bend = lists.block_end[ptr[active]]
+        size = bend - ptr[active]
+        enum = (size <= _SMALL_BLOCK) | (tries[active] >= _MAX_TRIES)
+        prop_rows, prop_pos = [], []
+        # enumerate small blocks: every (row, candidate) pair, then a random eligible one per row
+        er = active[enum]
+        if len(er):
+            sizes = size[enum]
+            rep = np.repeat(er, sizes)
+            offs = np.arange(len(rep)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            pos = np.repeat(ptr[er], sizes) + offs
+            ok = _eligible(qbase[rep] + dup[lists.cand[pos]], excluded, taken)
+            found = np.zeros(len(er), dtype=bool)
+            if ok.any():
+                r_ok, p_ok = rep[ok], pos[ok]
+                order = np.lexsort((gen.random(len(r_ok)), r_ok))
+                r_ok, p_ok = r_ok[order], p_ok[order]
+                first = np.r_[True, r_ok[1:] != r_ok[:-1]]
+                prop_rows.append(r_ok[first])
+                prop_pos.append(p_ok[first])
+                found = np.isin(er, r_ok)
+            ptr[er[~found]] = lists.block_end[ptr[er[~found]]]  # block exhausted: next block
+        # rejection sampling in large blocks
+        rr = active[~enum]
+        if len(rr):
+            pos = ptr[rr] + (gen.random(len(rr)) * size[~enum]).astype(np.int64)
+            ok = _eligible(qbase[rr] + dup[lists.cand[pos]], excluded, taken)
+            tries[rr[~ok]] += 1
+            prop_rows.append(rr[ok])
+            prop_pos.append(pos[ok])
+        if not prop_rows:
+            continue
+        rows = np.concatenate(prop_rows)
+        pos = np.concatenate(prop_pos)
+        if len(rows) == 0:
+            continue
+        keys = qbase[rows] + dup[lists.cand[pos]]
+        order = np.lexsort((rows, keys))  # rows are priority ranks: lowest wins a clash
+        keys, rows, pos = keys[order], rows[order], pos[order]
+        win = np.r_[True, keys[1:] != keys[:-1]]
+        chosen[rows[win]] = pos[win]
+        taken = np.sort(np.concatenate([taken, keys[win]]))  # winners are new keys
+
+
+def _eligible(keys: np.ndarray, excluded: np.ndarray, taken: np.ndarray) -> np.ndarray:
+    return ~(_member(keys, excluded) | _member(keys, taken))
+
+
+def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    i = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[i] == keys
+
+
+def _block_ends(owner: np.ndarray, value: np.ndarray) -> np.ndarray:
+    return _block_ends_multi(np.stack([owner.astype(np.float64), value.astype(np.float64)]))
+
+
+def _block_ends_multi(keys: np.ndarray) -> np.ndarray:
+    """For sorted rows of ``keys`` (columns = flat positions), the end of each equal run."""
+    n = keys.shape[1]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    change = np.r_[np.any(keys[:, 1:] != keys[:, :-1], axis=0), True]
+    ends = np.flatnonzero(change) + 1
+    run = np.r_[0, np.cumsum(change)[:-1]]
+    return ends[run]
