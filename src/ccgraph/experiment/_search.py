@@ -6,10 +6,10 @@ candidates. A row takes a uniformly random eligible candidate from the first blo
 Eligible means: its duplicate group is not among the query's excluded groups (the groups of every
 item in the query's results and of every alternate already chosen for that query).
 
-All rows advance together in rounds: rows in large blocks draw a candidate by rejection sampling
-(uniform over the eligible ones), rows in small blocks (or that failed ``_MAX_TRIES`` draws)
-enumerate their block. When two rows of one query propose the same duplicate group in a round, the
-row ranked first (lowest position) wins and the other draws again next round.
+Positions are processed in order within each query (earlier positions choose first); the
+queries advance together. Rows in large blocks draw a candidate by rejection sampling (uniform over
+the eligible ones); rows in small blocks (or that failed ``_MAX_TRIES`` draws) enumerate their
+block.
 """
 
 from __future__ import annotations
@@ -111,24 +111,50 @@ def walk(
 ) -> np.ndarray:
     """Return the flat position of each row's chosen candidate (-1 when none is eligible).
 
-    ``row_*`` arrays are in priority order (query, then position). ``excluded`` holds the
-    sorted keys ``query * n_dup + duplicate_group`` a query may not show again.
+    ``row_*`` arrays are sorted by query, then position. ``excluded`` holds the sorted keys
+    ``query * n_dup + duplicate_group`` a query may not show again. Rows are processed in
+    waves: wave ``r`` holds the ``r``-th row of every query, so each position chooses after all
+    earlier positions of its query (exactly the sequential rule) while the queries of one wave
+    are handled together.
     """
     n = len(row_owner)
-    ptr = lists.start[row_owner].astype(np.int64)
-    stop = lists.end[row_owner].astype(np.int64)
+    chosen = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return chosen
+    first = np.r_[True, row_query[1:] != row_query[:-1]]
+    rank = np.arange(n) - np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    qbase = row_query.astype(np.int64) * n_dup
+    taken = np.zeros(0, dtype=np.int64)
+    for r in range(int(rank.max()) + 1):
+        wave = np.flatnonzero(rank == r)
+        pos, keys = _choose(lists, row_owner[wave], qbase[wave], dup, excluded, taken, gen)
+        chosen[wave] = pos
+        taken = np.sort(np.concatenate([taken, keys]))
+    return chosen
+
+
+def _choose(
+    lists: CandidateLists,
+    owner: np.ndarray,
+    qbase: np.ndarray,
+    dup: np.ndarray,
+    excluded: np.ndarray,
+    taken: np.ndarray,
+    gen: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One wave (at most one row per query): chosen flat positions and their new keys."""
+    n = len(owner)
+    ptr = lists.start[owner].astype(np.int64)
+    stop = lists.end[owner].astype(np.int64)
     chosen = np.full(n, -1, dtype=np.int64)
     tries = np.zeros(n, dtype=np.int64)
-    taken = np.zeros(0, dtype=np.int64)
-    qbase = row_query.astype(np.int64) * n_dup
     while True:
         active = np.flatnonzero((chosen < 0) & (ptr < stop))
         if len(active) == 0:
-            return chosen
-        bend = lists.block_end[ptr[active]]
-        size = bend - ptr[active]
+            got = chosen >= 0
+            return chosen, qbase[got] + dup[lists.cand[chosen[got]]]
+        size = lists.block_end[ptr[active]] - ptr[active]
         enum = (size <= _SMALL_BLOCK) | (tries[active] >= _MAX_TRIES)
-        prop_rows, prop_pos = [], []
         # enumerate small blocks: every (row, candidate) pair, then a random eligible one per row
         er = active[enum]
         if len(er):
@@ -137,36 +163,20 @@ def walk(
             offs = np.arange(len(rep)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
             pos = np.repeat(ptr[er], sizes) + offs
             ok = _eligible(qbase[rep] + dup[lists.cand[pos]], excluded, taken)
-            found = np.zeros(len(er), dtype=bool)
-            if ok.any():
-                r_ok, p_ok = rep[ok], pos[ok]
-                order = np.lexsort((gen.random(len(r_ok)), r_ok))
-                r_ok, p_ok = r_ok[order], p_ok[order]
-                first = np.r_[True, r_ok[1:] != r_ok[:-1]]
-                prop_rows.append(r_ok[first])
-                prop_pos.append(p_ok[first])
-                found = np.isin(er, r_ok)
-            ptr[er[~found]] = lists.block_end[ptr[er[~found]]]  # block exhausted: next block
-        # rejection sampling in large blocks
+            r_ok, p_ok = rep[ok], pos[ok]
+            order = np.lexsort((gen.random(len(r_ok)), r_ok))
+            r_ok, p_ok = r_ok[order], p_ok[order]
+            lead = np.r_[True, r_ok[1:] != r_ok[:-1]] if len(r_ok) else np.zeros(0, bool)
+            chosen[r_ok[lead]] = p_ok[lead]
+            empty = er[chosen[er] < 0]
+            ptr[empty] = lists.block_end[ptr[empty]]  # block exhausted: next block
+        # rejection sampling in large blocks: uniform draws until an eligible one
         rr = active[~enum]
         if len(rr):
             pos = ptr[rr] + (gen.random(len(rr)) * size[~enum]).astype(np.int64)
             ok = _eligible(qbase[rr] + dup[lists.cand[pos]], excluded, taken)
             tries[rr[~ok]] += 1
-            prop_rows.append(rr[ok])
-            prop_pos.append(pos[ok])
-        if not prop_rows:
-            continue
-        rows = np.concatenate(prop_rows)
-        pos = np.concatenate(prop_pos)
-        if len(rows) == 0:
-            continue
-        keys = qbase[rows] + dup[lists.cand[pos]]
-        order = np.lexsort((rows, keys))  # rows are priority ranks: lowest wins a clash
-        keys, rows, pos = keys[order], rows[order], pos[order]
-        win = np.r_[True, keys[1:] != keys[:-1]]
-        chosen[rows[win]] = pos[win]
-        taken = np.sort(np.concatenate([taken, keys[win]]))  # winners are new keys
+            chosen[rr[ok]] = pos[ok]
 
 
 def _eligible(keys: np.ndarray, excluded: np.ndarray, taken: np.ndarray) -> np.ndarray:

@@ -40,7 +40,7 @@ def resolve_arms(values: pd.Series, arms: tuple[str, str] | None) -> tuple[str, 
             )
         return str(arms[0]), str(arms[1])
     for pair in _KNOWN_PAIRS:
-        if present <= set(pair):
+        if present <= set(pair) or set(pair) <= present:  # extra labels: named by row later
             return pair
     expected = " or ".join(f"{{{a!r}, {b!r}}}" for a, b in _KNOWN_PAIRS)
     raise InputError(

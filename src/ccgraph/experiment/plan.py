@@ -108,8 +108,10 @@ def plan_substitutions(
     An alternate ``j`` for row ``(q, p, i)`` satisfies: ``cluster(j) == cluster(i)``; ``j`` passes
     the filters; ``dup(j)`` is neither ``dup(i)`` nor the duplicate group of any item in query
     ``q``'s results (so ``j != i`` and ``j`` is not already shown); and ``dup(j)`` differs from
-    the alternates chosen for the query's other positions (earlier positions win a clash). An
-    item without a duplicate group forms its own group.
+    the alternates chosen for the query's earlier positions. An item without a duplicate group
+    forms its own group. Each query's rows choose in increasing position, each taking the
+    best-ranked eligible candidate under the rule (ties uniformly at random), so the plan equals
+    the sequential one; rows of different queries are processed together (vectorised).
 
     Examples
     --------
@@ -249,10 +251,10 @@ def _encode_results(results: pd.DataFrame, index: pd.Index) -> dict[str, np.ndar
             f"{row} has {results['position'].iloc[row]!r}"
         )
     qcodes, _ = pd.factorize(results["query"])
-    pairs = pd.DataFrame({"q": qcodes, "p": pos})
-    clash = pairs.duplicated().to_numpy()
-    if clash.any():
-        row = int(np.flatnonzero(clash)[0])
+    order = np.lexsort((pos, qcodes))
+    same = (qcodes[order][1:] == qcodes[order][:-1]) & (pos[order][1:] == pos[order][:-1])
+    if same.any():
+        row = int(order[1:][same].min())
         raise InputError(
             f"`results` has two rows for query {results['query'].iloc[row]!r} at "
             f"position {int(pos[row])} (row {row})"
@@ -302,7 +304,8 @@ def _lookup(counts: pd.Series, keys: np.ndarray) -> np.ndarray:
 
 
 def _at(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    return np.where(idx >= 0, values[np.maximum(idx, 0)], -1)
+    padded = np.append(values, -1)  # index -1 (no cluster) reads the sentinel
+    return padded[np.where(idx >= 0, idx, len(values))]
 
 
 def _query_blocked(
@@ -310,12 +313,25 @@ def _query_blocked(
 ) -> np.ndarray:
     """Per row: passing members of its cluster whose duplicate group the query already shows."""
     known = rdup >= 0
-    qd = pd.DataFrame({"q": q[known], "d": rdup[known]}).drop_duplicates()
-    keys = cd_pass.index.to_numpy()
-    cd = pd.DataFrame({"c": keys // n_dup, "d": keys % n_dup, "n": cd_pass.to_numpy()})
-    per_qc = qd.merge(cd, on="d").groupby(["q", "c"])["n"].sum()
-    idx = pd.MultiIndex.from_arrays([q, rcl])
-    return per_qc.reindex(idx).fillna(0).to_numpy(dtype=np.int64)
+    qd = np.unique(q[known].astype(np.int64) * n_dup + rdup[known])
+    qd_q, qd_d = qd // n_dup, qd % n_dup
+    keys = cd_pass.index.to_numpy(dtype=np.int64)
+    by_d = np.argsort(keys % n_dup, kind="stable")
+    cd_c, cd_d, cd_n = keys[by_d] // n_dup, keys[by_d] % n_dup, cd_pass.to_numpy()[by_d]
+    lo = np.searchsorted(cd_d, qd_d, side="left")
+    hi = np.searchsorted(cd_d, qd_d, side="right")
+    reps = hi - lo
+    idx = np.repeat(lo, reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))
+    n_cl = int(max(rcl.max(initial=-1), cd_c.max(initial=-1))) + 1
+    qc = np.repeat(qd_q, reps) * n_cl + cd_c[idx]
+    uniq, inv = np.unique(qc, return_inverse=True)
+    if len(uniq) == 0:
+        return np.zeros(len(q), dtype=np.int64)
+    sums = np.bincount(inv, weights=cd_n[idx])
+    want = q.astype(np.int64) * n_cl + rcl
+    at = np.minimum(np.searchsorted(uniq, want), len(uniq) - 1)
+    hit = (rcl >= 0) & (uniq[at] == want)
+    return np.where(hit, sums[at], 0).astype(np.int64)
 
 
 def _graph_adjacency(graph: Any, ids: np.ndarray) -> sp.csr_matrix:

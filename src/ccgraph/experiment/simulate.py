@@ -272,16 +272,17 @@ def simulate_log(
     clicked = gen.random(n) < exam[position - 1] * special.expit(logit)
     alt = (item + gen.integers(1, items_per_cluster, size=n)) % items_per_cluster
     shown = np.where(treated, alt, item)
-    prefix = np.char.add(np.char.add("c", cluster.astype(str)), "-i")
+    names = np.array(
+        [f"c{k}-i{j}" for k in range(n_clusters) for j in range(items_per_cluster)], dtype=object
+    )
+    queries = np.array([f"q{j}" for j in range(n_queries)], dtype=object)
     log = pd.DataFrame(
         {
             "unit": units[unit_idx],
-            "query": np.char.add("q", gen.integers(0, n_queries, size=n).astype(str)).astype(
-                object
-            ),
+            "query": queries[gen.integers(0, n_queries, size=n)],
             "position": position,
-            "shown_id": np.char.add(prefix, shown.astype(str)).astype(object),
-            "original_id": np.char.add(prefix, item.astype(str)).astype(object),
+            "shown_id": names[cluster * items_per_cluster + shown],
+            "original_id": names[cluster * items_per_cluster + item],
             "arm": arms[unit_idx],
             "clicked": clicked,
             "cluster": cluster,
