@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,3 +97,22 @@ def test_bad_inputs():
         assign(["a", None], salt="s")
     with pytest.raises(ParameterError, match="units"):
         assign("abc", salt="s")
+
+
+def test_docs_test_vector_table():
+    doc = Path(__file__).resolve().parents[2] / "docs" / "experiment.md"
+    rows = [ln for ln in doc.read_text().splitlines() if ln.startswith("| `user-")]
+    assert len(rows) == 8
+    for line in rows:
+        cells = [c.strip().strip("`") for c in line.strip("|").split("|")]
+        unit, hex8, shifted, u, arm50, arm30 = cells
+        digest = hashlib.sha256(f"substitution-v1:{unit}".encode()).hexdigest()
+        assert digest[:16] == hex8
+        assert int(hex8, 16) >> 11 == int(shifted)
+        assert (
+            bucket([unit], salt="substitution-v1")[0]
+            == float(u)
+            == _recipe("substitution-v1", unit)
+        )
+        assert assign([unit], salt="substitution-v1")[0] == arm50
+        assert assign([unit], salt="substitution-v1", allocation=0.3)[0] == arm30
