@@ -103,7 +103,7 @@ def _check_plan(items, results, plan, passing, *, rule, adjacency=None, exposure
         if rule == "closest":
             cands = dict(_graph_candidates(adjacency, pos_of, row["id"], elig))
             assert alt in cands
-            better = [c for c, rank in cands.items() if rank < cands[alt] - 1e-9]
+            better = [c for c, rank in cands.items() if rank < cands[alt] - 1e-6]
             assert all(dup[c] in others for c in better)
         if rule == "least_exposed":
             better = [j for j in elig if exposure.get(j, 0) < exposure.get(alt, 0)]

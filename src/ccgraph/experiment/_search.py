@@ -61,43 +61,46 @@ def closest_lists(
 ) -> CandidateLists:
     """Graph candidates of each owner item inside its cluster.
 
-    Direct neighbours come first, by decreasing edge weight ``w_ij``; then two-hop neighbours
-    (not direct), by decreasing ``(A^2)_ij = sum_k w_ik w_kj``. Only passing items of the
-    owner's cluster other than the owner itself are kept.
+    Direct neighbours come first, by decreasing edge weight ``w_ij``; then two-hop neighbours,
+    by decreasing ``(A^2)_ij = sum_k w_ik w_kj``. Only passing items of the owner's cluster
+    other than the owner itself are kept. Scores are compared in float32 (the graph's dtype).
     """
-    parts_o, parts_j, parts_h, parts_s = [], [], [], []
-    n = adjacency.shape[0]
+    parts: dict[str, list[np.ndarray]] = {"o": [], "j": [], "h": [], "s": [], "change": []}
     for lo in range(0, len(owners), chunk):
         own = owners[lo : lo + chunk]
-        a1 = adjacency[own].tocoo()
-        a2 = (adjacency[own] @ adjacency).tocoo()
-        direct_key = a1.row.astype(np.int64) * n + a1.col
-        two_key = a2.row.astype(np.int64) * n + a2.col
-        not_direct = ~np.isin(two_key, direct_key)
-        rows = np.concatenate([a1.row, a2.row[not_direct]]) + lo
-        cols = np.concatenate([a1.col, a2.col[not_direct]]).astype(np.int64)
-        hops = np.concatenate(
-            [np.ones(a1.nnz, np.int8), np.full(int(not_direct.sum()), 2, np.int8)]
-        )
-        scores = np.concatenate([a1.data, a2.data[not_direct]]).astype(np.float64)
-        own_item = owners[rows]
+        sub = adjacency[own]
+        a1, a2 = sub.tocoo(), (sub @ adjacency).tocoo()
+        # a direct neighbour also listed among the two-hop ones is harmless: its second entry
+        # ranks lower and is ineligible whenever the first is
+        rows = np.concatenate([a1.row, a2.row]).astype(np.int64)
+        cols = np.concatenate([a1.col, a2.col]).astype(np.int64)
+        hops = np.concatenate([np.ones(a1.nnz, np.int8), np.full(a2.nnz, 2, np.int8)])
+        scores = np.concatenate([a1.data, a2.data]).astype(np.float32)
+        own_item = own[rows]
         ok = (cols != own_item) & passing[cols] & (cluster[cols] == cluster[own_item])
         ok &= scores > 0
-        parts_o.append(rows[ok])
-        parts_j.append(cols[ok])
-        parts_h.append(hops[ok])
-        parts_s.append(scores[ok])
-    o = np.concatenate(parts_o) if parts_o else np.zeros(0, np.int64)
-    j = np.concatenate(parts_j) if parts_j else np.zeros(0, np.int64)
-    h = np.concatenate(parts_h) if parts_h else np.zeros(0, np.int8)
-    s = np.concatenate(parts_s) if parts_s else np.zeros(0)
-    order = np.lexsort((-s, h, o))
-    o, j, h, s = o[order], j[order], h[order], s[order]
+        rows, cols, hops, scores = rows[ok], cols[ok], hops[ok], scores[ok]
+        # one sortable key per entry: (owner, hop) high, decreasing float32 score low (the bit
+        # pattern of a positive float32 orders like its value)
+        bits = scores.view(np.uint32).astype(np.uint64)
+        key = ((rows.astype(np.uint64) * 2 + (hops - 1).astype(np.uint64)) << np.uint64(32)) | (
+            np.uint64(0xFFFFFFFF) - bits
+        )
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        parts["o"].append(rows[order] + lo)
+        parts["j"].append(cols[order])
+        parts["h"].append(hops[order])
+        parts["s"].append(scores[order].astype(np.float64))
+        parts["change"].append(np.r_[key[1:] != key[:-1], True] if len(key) else key > 0)
+    empty = {"o": np.int64, "j": np.int64, "h": np.int8, "s": np.float64, "change": bool}
+    cat = {k: np.concatenate(v) if v else np.zeros(0, empty[k]) for k, v in parts.items()}
     idx = np.arange(len(owners))
-    start = np.searchsorted(o, idx, side="left")
-    end = np.searchsorted(o, idx, side="right")
-    rank_key = np.stack([o.astype(np.float64), h.astype(np.float64), -s])
-    return CandidateLists(j, _block_ends_multi(rank_key), s, h, start, end)
+    start = np.searchsorted(cat["o"], idx, side="left")
+    end = np.searchsorted(cat["o"], idx, side="right")
+    return CandidateLists(
+        cat["j"], _ends_from_change(cat["change"]), cat["s"], cat["h"], start, end
+    )
 
 
 def walk(
@@ -125,8 +128,10 @@ def walk(
     rank = np.arange(n) - np.maximum.accumulate(np.where(first, np.arange(n), 0))
     qbase = row_query.astype(np.int64) * n_dup
     taken = np.zeros(0, dtype=np.int64)
-    for r in range(int(rank.max()) + 1):
-        wave = np.flatnonzero(rank == r)
+    by_rank = np.argsort(rank, kind="stable")
+    bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2))
+    for r in range(len(bounds) - 1):
+        wave = by_rank[bounds[r] : bounds[r + 1]]
         pos, keys = _choose(lists, row_owner[wave], qbase[wave], dup, excluded, taken, gen)
         chosen[wave] = pos
         taken = np.sort(np.concatenate([taken, keys]))
@@ -196,10 +201,15 @@ def _block_ends(owner: np.ndarray, value: np.ndarray) -> np.ndarray:
 
 def _block_ends_multi(keys: np.ndarray) -> np.ndarray:
     """For sorted rows of ``keys`` (columns = flat positions), the end of each equal run."""
-    n = keys.shape[1]
-    if n == 0:
+    if keys.shape[1] == 0:
         return np.zeros(0, dtype=np.int64)
-    change = np.r_[np.any(keys[:, 1:] != keys[:, :-1], axis=0), True]
+    return _ends_from_change(np.r_[np.any(keys[:, 1:] != keys[:, :-1], axis=0), True])
+
+
+def _ends_from_change(change: np.ndarray) -> np.ndarray:
+    """``change[i]`` marks the last position of a run; return each position's run end."""
+    if len(change) == 0:
+        return np.zeros(0, dtype=np.int64)
     ends = np.flatnonzero(change) + 1
     run = np.r_[0, np.cumsum(change)[:-1]]
     return ends[run]
