@@ -9,7 +9,6 @@ only for comparison (it under-covers when units see many impressions).
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from typing import Any
@@ -28,7 +27,6 @@ from ccgraph.experiment.result import ExperimentResult
 
 __all__ = ["analyse", "ratio_variance"]
 
-logger = logging.getLogger(__name__)
 _BOOT_CHUNK = 256
 
 
@@ -173,7 +171,6 @@ def analyse(
         lift_se = _lift_se(arm_ctr, arm_var)
         lift_ci = (lift - z * lift_se, lift + z * lift_se)
         ratio_ci = _exp_ci(pos["log_ratio"], pos["log_ratio_se"], z)
-        boot = None
     else:
         boot = _bootstrap(checked, c_u, n_u, pos, n_boot, as_generator(rng))
         q = [(1.0 - confidence) / 2.0, (1.0 + confidence) / 2.0]
