@@ -167,6 +167,17 @@ def run(
     with timer.stage("write"):
         path = write_run(result, out_dir, overwrite=cfg.output.overwrite)
     log.info("run written to %s", path)
+    if cfg.report.enabled:
+        from ccgraph.report import write_report
+
+        with timer.stage("report"):
+            write_report(
+                path,
+                max_clusters=cfg.report.max_clusters,
+                thumbnails=cfg.report.thumbnails,
+                n_similar=cfg.report.n_similar,
+                rng=cfg.seed,
+            )
     return RunResult(items_df, tags_df, clusters, rejects, graph, manifest, path=path)
 
 
