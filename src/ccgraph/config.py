@@ -193,8 +193,11 @@ class GraphConfig(_Section):
     weighting: Literal["cosine", "gaussian", "umap"] = Field(
         "cosine", description="Edge weights: cosine, adaptive Gaussian or UMAP fuzzy kernel."
     )
-    backend: Literal["auto", "exact", "pynndescent"] = Field(
-        "auto", description="kNN search backend (`auto` picks by size)."
+    backend: Literal["auto", "exact", "cells", "pynndescent"] = Field(
+        "auto",
+        description="kNN search backend: `exact` (blocked BLAS), `cells` (overlapping k-means "
+        "cells + refinement, dense vectors), `pynndescent`; `auto` = exact up to 20,000 "
+        "items, then cells (pynndescent for hashes).",
     )
     fusion: FusionConfig = Field(default_factory=FusionConfig, description="Modality fusion.")
     duplicates: DuplicatesConfig = Field(

@@ -67,7 +67,7 @@ def build_knn_graph(
         ``"cosine"``, ``"gaussian"`` (adaptive) or ``"umap"`` (fuzzy kernel); formulas in
         :func:`ccgraph.graph.weights.edge_weights`.
     backend
-        kNN backend: ``"auto"``, ``"exact"`` or ``"pynndescent"``.
+        kNN backend: ``"auto"``, ``"exact"``, ``"cells"`` or ``"pynndescent"``.
     bridge_components
         Join the remaining connected components by a minimum spanning forest of their best
         cross edges (see :mod:`ccgraph.graph.bridge`), leaving one component.
@@ -134,7 +134,7 @@ def build_knn_graph(
             arr, k=k, metric=metric, backend=backend, rng=seed, n_jobs=n_jobs
         )
         used = choose_backend(n, metric, backend)
-        if used == "pynndescent":
+        if used != "exact":
             recall = estimate_recall(arr, indices, dist, metric=metric, rng=seed)
             if recall < RECALL_WARNING:
                 warnings.warn(

@@ -1,6 +1,7 @@
-"""k-nearest-neighbour search: exact blocked search or pynndescent, dense or bit codes.
+"""k-nearest-neighbour search: exact blocked search, overlapping cells, or pynndescent.
 
-``knn_search`` is the one entry point; the backends live in ``_exact`` and ``_nndescent``.
+``knn_search`` is the one entry point; the backends live in ``_exact``, ``_ivf`` (``"cells"``)
+and ``_nndescent``.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ __all__ = [
 ]
 
 METRICS = ("cosine", "euclidean", "hamming")
-BACKENDS = ("auto", "exact", "pynndescent")
+BACKENDS = ("auto", "exact", "cells", "pynndescent")
 
-#: ``backend="auto"`` searches exactly up to this many dense items. Measured by
-#: ``benchmarks/graph.py`` (d=384, 2 cores): exact takes about 3 s at 20k and grows as n^2,
-#: while pynndescent pays 30-60 s of numba compilation once per process before its first
-#: result, so exact is cheaper up to about 50k items.
-AUTO_EXACT_MAX_N = 50_000
+#: ``backend="auto"`` searches exactly up to this many dense items, and with the ``"cells"``
+#: backend above. Measured by ``benchmarks/e2e.py`` (d=384, 2 cores): exact costs ~n^2 d
+#: flops (about 1 s at 20k, 25 s at 100k), the cells backend ~10 cpu-s per 100k items and no
+#: per-process numba compilation (pynndescent pays 30-60 s of it in every process).
+AUTO_EXACT_MAX_N = 20_000
 
 #: The same threshold for 64-bit Hamming codes (XOR + popcount is cheaper per pair than a
 #: 384-d dot product, so exact stays the better choice for longer).
@@ -42,17 +43,23 @@ AUTO_EXACT_MAX_N_HAMMING = 100_000
 def choose_backend(n: int, metric: str, backend: str = "auto") -> str:
     """Return the backend ``knn_search`` uses for ``n`` items (``"exact"`` or ``"pynndescent"``).
 
+    Hamming codes have no cells backend: above :data:`AUTO_EXACT_MAX_N_HAMMING` they go to
+    pynndescent (``bit_hamming``).
+
     Examples
     --------
     >>> choose_backend(1_000, "cosine")
     'exact'
     >>> choose_backend(1_000_000, "cosine")
+    'cells'
+    >>> choose_backend(1_000_000, "hamming")
     'pynndescent'
     """
     if backend != "auto":
         return backend
-    limit = AUTO_EXACT_MAX_N_HAMMING if metric == "hamming" else AUTO_EXACT_MAX_N
-    return "exact" if n <= limit else "pynndescent"
+    if metric == "hamming":
+        return "exact" if n <= AUTO_EXACT_MAX_N_HAMMING else "pynndescent"
+    return "exact" if n <= AUTO_EXACT_MAX_N else "cells"
 
 
 def prepare_vectors(vectors: Any, metric: str) -> np.ndarray:
@@ -123,17 +130,21 @@ def knn_search(
         ``"hamming"`` (number of differing bits).
     backend
         ``"exact"``: blocked BLAS products (or XOR + popcount) and partial sorts, memory bounded
-        by the block, no JIT. ``"pynndescent"``: approximate NN-descent, fast at large ``n`` but
-        with a one-off numba compilation (30-60 s here) in each fresh process; ``bit_hamming``
-        for codes. ``"auto"``: exact up to :data:`AUTO_EXACT_MAX_N` dense items
-        (:data:`AUTO_EXACT_MAX_N_HAMMING` codes), else pynndescent.
+        by the block, no JIT. ``"cells"`` (dense only): exact search inside overlapping
+        k-means cells by BLAS products, then neighbour-of-neighbour refinement passes (a numba
+        kernel compiled once per machine and cached on disk); see :mod:`ccgraph.graph._ivf`.
+        ``"pynndescent"``: approximate NN-descent with a one-off numba compilation (30-60 s
+        here) in each fresh process; ``bit_hamming`` for codes. ``"auto"``: exact up to
+        :data:`AUTO_EXACT_MAX_N` dense items (:data:`AUTO_EXACT_MAX_N_HAMMING` codes), else
+        cells (dense) or pynndescent (codes).
     rng
         Seed for pynndescent (an int seed is passed as is; a Generator draws one).
     n_jobs
         Threads (None or -1 = all cores).
     options
-        Backend tuning for pynndescent: ``extra_neighbors`` (search ``k + extra`` and keep
-        ``k``) and any :class:`pynndescent.NNDescent` keyword.
+        Backend tuning. pynndescent: ``extra_neighbors`` (search ``k + extra`` and keep
+        ``k``) and any :class:`pynndescent.NNDescent` keyword; cells: the keys of
+        :data:`ccgraph.graph._ivf.CELLS_DEFAULTS`.
 
     Returns
     -------
@@ -168,6 +179,17 @@ def knn_search(
         if metric == "hamming":
             return exact_hamming(arr, k, n_jobs=threads)
         return exact_dense(arr, k, metric=metric, n_jobs=threads)
+    if chosen == "cells":
+        if metric == "hamming":
+            raise ParameterError(
+                "`backend` 'cells' searches dense vectors only; use 'exact' or 'pynndescent' "
+                "for metric='hamming'"
+            )
+        from ccgraph.graph._ivf import cells_knn
+
+        return cells_knn(
+            arr, k, metric=metric, seed=derive_seed(rng), n_jobs=threads, options=options
+        )
     from ccgraph.graph._nndescent import nndescent_knn
 
     opts = dict(options or {})
