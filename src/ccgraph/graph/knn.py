@@ -143,8 +143,10 @@ def knn_search(
         Threads (None or -1 = all cores).
     options
         Backend tuning. pynndescent: ``extra_neighbors`` (search ``k + extra`` and keep
-        ``k``) and any :class:`pynndescent.NNDescent` keyword; cells: the keys of
-        :data:`ccgraph.graph._ivf.CELLS_DEFAULTS`.
+        ``k``; default 4) and any :class:`pynndescent.NNDescent` keyword (defaults in
+        ``ccgraph.graph._nndescent.NNDESCENT_DEFAULTS``); cells: the keys of
+        ``ccgraph.graph._ivf.CELLS_DEFAULTS``. Approximate results are reproducible for a
+        fixed ``rng`` (and, for pynndescent, ``n_jobs``).
 
     Returns
     -------
@@ -190,10 +192,11 @@ def knn_search(
         return cells_knn(
             arr, k, metric=metric, seed=derive_seed(rng), n_jobs=threads, options=options
         )
-    from ccgraph.graph._nndescent import nndescent_knn
+    from ccgraph.graph._nndescent import EXTRA_NEIGHBORS, nndescent_knn
 
     opts = dict(options or {})
-    extra = check_int("options['extra_neighbors']", opts.pop("extra_neighbors", 0), low=0)
+    extra = opts.pop("extra_neighbors", EXTRA_NEIGHBORS)
+    extra = check_int("options['extra_neighbors']", extra, low=0)
     nn_metric = {"cosine": "dot", "euclidean": "euclidean", "hamming": "bit_hamming"}[metric]
     return nndescent_knn(
         arr,
