@@ -132,7 +132,8 @@ def knn_search(
         ``"exact"``: blocked BLAS products (or XOR + popcount) and partial sorts, memory bounded
         by the block, no JIT. ``"cells"`` (dense only): exact search inside overlapping
         k-means cells by BLAS products, then neighbour-of-neighbour refinement passes (a numba
-        kernel compiled once per machine and cached on disk); see :mod:`ccgraph.graph._ivf`.
+        kernel compiled once per machine and cached on disk); see :mod:`ccgraph.graph._ivf`
+        (``options`` override its ``CELLS_DEFAULTS``; results do not depend on ``n_jobs``).
         ``"pynndescent"``: approximate NN-descent with a one-off numba compilation (30-60 s
         here) in each fresh process; ``bit_hamming`` for codes. ``"auto"``: exact up to
         :data:`AUTO_EXACT_MAX_N` dense items (:data:`AUTO_EXACT_MAX_N_HAMMING` codes), else
@@ -142,11 +143,10 @@ def knn_search(
     n_jobs
         Threads (None or -1 = all cores).
     options
-        Backend tuning. pynndescent: ``extra_neighbors`` (search ``k + extra`` and keep
+        Backend tuning for pynndescent: ``extra_neighbors`` (search ``k + extra`` and keep
         ``k``; default 4) and any :class:`pynndescent.NNDescent` keyword (defaults in
-        ``ccgraph.graph._nndescent.NNDESCENT_DEFAULTS``); cells: the keys of
-        ``ccgraph.graph._ivf.CELLS_DEFAULTS``. Approximate results are reproducible for a
-        fixed ``rng`` (and, for pynndescent, ``n_jobs``).
+        ``ccgraph.graph._nndescent.NNDESCENT_DEFAULTS``). Approximate results are reproducible
+        for a fixed ``rng`` and ``n_jobs``.
 
     Returns
     -------
