@@ -175,12 +175,6 @@ def knn_search(
         check_int("n_jobs", n_jobs, low=1)
     threads = None if n_jobs in (None, -1) else int(n_jobs)
     chosen = choose_backend(n, metric, backend)
-    if chosen == "exact":
-        from ccgraph.graph._exact import exact_dense, exact_hamming
-
-        if metric == "hamming":
-            return exact_hamming(arr, k, n_jobs=threads)
-        return exact_dense(arr, k, metric=metric, n_jobs=threads)
     if chosen == "cells":
         if metric == "hamming":
             raise ParameterError(
@@ -192,6 +186,12 @@ def knn_search(
         return cells_knn(
             arr, k, metric=metric, seed=derive_seed(rng), n_jobs=threads, options=options
         )
+    if chosen == "exact":
+        from ccgraph.graph._exact import exact_dense, exact_hamming
+
+        if metric == "hamming":
+            return exact_hamming(arr, k, n_jobs=threads)
+        return exact_dense(arr, k, metric=metric, n_jobs=threads)
     from ccgraph.graph._nndescent import EXTRA_NEIGHBORS, nndescent_knn
 
     opts = dict(options or {})
