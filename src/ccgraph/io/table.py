@@ -9,6 +9,7 @@ from ccgraph.containers import ITEM_COLUMNS
 from ccgraph.exceptions import InputError, ParameterError
 from ccgraph.io._files import RawTable, iter_records
 from ccgraph.io._rows import ParsedFile, RowCollector
+from ccgraph.io._table_fast import parse_columns
 from ccgraph.io._text import RawTag, parse_count, parse_tag_list, text_of
 
 __all__ = ["TABLE_FIELDS", "check_columns", "parse_table"]
@@ -101,6 +102,9 @@ def parse_table(
         for c in raw.frame.columns
         if str(c) not in used and str(c) not in ITEM_COLUMNS and not str(c).startswith("_")
     ]
+    fast = parse_columns(raw, fields, extras, _TEXT_FIELDS)  # same result, column-wise
+    if fast is not None:
+        return fast
     out = RowCollector(raw.path)
     pop_col = fields.get("popularity")
     for n, row in enumerate(iter_records(raw.frame), start=1):

@@ -1,0 +1,96 @@
+"""The column-wise table parser gives exactly what the row-by-row parser gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ccgraph.io import _table_fast, table
+from ccgraph.io._files import read_raw
+
+
+def _both(path: Path, columns: dict[str, str]) -> tuple:
+    raw = read_raw(path)
+    fast = table.parse_table(raw, columns=columns)
+    orig = table.parse_columns
+    try:
+        table.parse_columns = lambda *a, **k: None  # type: ignore[assignment]
+        slow = table.parse_table(raw, columns=columns)
+    finally:
+        table.parse_columns = orig  # type: ignore[assignment]
+    return fast, slow
+
+
+def _frame(n: int, seed: int = 0) -> pd.DataFrame:
+    g = np.random.default_rng(seed)
+    ids = np.array([f" it{i} " for i in range(n)], dtype=object)
+    ids[g.random(n) < 0.05] = ""
+    ids[g.random(n) < 0.03] = None
+    views = g.lognormal(2, 1, n)
+    views[g.random(n) < 0.5] = np.nan
+    views[g.random(n) < 0.05] = -3.0
+    views[g.random(n) < 0.02] = np.inf
+    words = np.array(["dog", " Park ", "  ", "cat", "sky"], dtype=object)
+    tags = []
+    for i in range(n):
+        r = g.random()
+        if r < 0.3:
+            tags.append(None)
+        elif r < 0.4:
+            tags.append([])
+        else:
+            tags.append(list(words[g.integers(0, 5, size=g.integers(1, 4))]))
+    title = np.array([f"  title {i}\\N" if i % 7 else "\\N" for i in range(n)], dtype=object)
+    title[g.random(n) < 0.1] = None
+    return pd.DataFrame(
+        {
+            "key": ids,
+            "name": title,
+            "labels": tags,
+            "views": views,
+            "src": g.choice(["flickr", " wiki ", None], size=n),
+            "extra_num": g.normal(size=n),
+            "extra_txt": g.choice(["a", "b"], size=n),
+        }
+    )
+
+
+COLUMNS = {"id": "key", "title": "name", "tags": "labels", "popularity": "views", "provider": "src"}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fast_path_matches_row_parser(tmp_path: Path, seed: int) -> None:
+    path = tmp_path / "c.parquet"
+    _frame(300, seed).to_parquet(path)
+    raw = read_raw(path)
+    fields = {**COLUMNS, "description": "", "source": "", "license": "", "url": ""}
+    fields = {k: v for k, v in fields.items() if v}
+    assert _table_fast.parse_columns(raw, fields, ["extra_num", "extra_txt"], ("title",))
+    fast, slow = _both(path, COLUMNS)
+    pd.testing.assert_frame_equal(fast.items, slow.items)
+    pd.testing.assert_frame_equal(fast.tags, slow.tags)
+    pd.testing.assert_frame_equal(fast.rejects, slow.rejects)
+    assert (fast.n_rows, fast.format, fast.fixes) == (slow.n_rows, slow.format, slow.fixes)
+
+
+def test_fast_path_without_tags_or_popularity(tmp_path: Path) -> None:
+    path = tmp_path / "c.parquet"
+    _frame(50).drop(columns=["labels", "views"]).to_parquet(path)
+    fast, slow = _both(path, {"id": "key", "title": "name"})
+    pd.testing.assert_frame_equal(fast.items, slow.items)
+    pd.testing.assert_frame_equal(fast.tags, slow.tags)
+    pd.testing.assert_frame_equal(fast.rejects, slow.rejects)
+
+
+def test_json_tags_fall_back_to_rows(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text('id,tags\na,"[{""name"": ""dog"", ""accuracy"": 0.9}]"\nb,x\n')
+    raw = read_raw(path)
+    cols = {"id": "id", "tags": "tags"}
+    fields, _ = table.check_columns(cols)
+    assert _table_fast.parse_columns(raw, {"id": "id", "tags": "tags"}, [], ()) is None
+    out = table.parse_table(raw, columns=fields)
+    assert out.tags["weight"].tolist() == [0.9, 1.0]
