@@ -189,12 +189,21 @@ def _previous_items(cfg: Config) -> pd.DataFrame:
 
 
 def duplicate_groups(
-    embeddings: dict[str, Embeddings], catalog: Catalog, cfg: Config
+    embeddings: dict[str, Embeddings],
+    catalog: Catalog,
+    cfg: Config,
+    *,
+    knn: Any = None,
+    graph: KnnGraph | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Near-duplicate groups over the most image-like modality (items it lacks are singletons).
 
     Images are preferred (identical photos share pixels), then precomputed vectors, then
     captions. Returns the group of every catalog item, the canonical flags and the params.
+    Candidate pairs come from the graph stage's kNN lists of that modality when ``knn`` (a
+    mapping of graph name to lists with ``ids``, ``indices``, ``distances``) holds them, else
+    from the edges of ``graph``, else from a new kNN search: reusing them saves a second
+    search, the costliest step at a million items.
     """
     from ccgraph.graph import find_duplicates
 
@@ -207,6 +216,14 @@ def duplicate_groups(
     emb = embeddings[name]
     pos = pd.Index(ids).get_indexer(emb.ids)
     priority = _priority(catalog, d.canonical)
+    lists = (knn or {}).get(name)
+    reuse: dict[str, Any] = {}
+    if lists is not None and np.array_equal(np.asarray(lists.ids).astype(str), emb.ids):
+        reuse["knn"] = (lists.indices, lists.distances)
+    elif graph is not None:
+        same = len(pos) == n and bool((pos == np.arange(n)).all())
+        sub = graph.adjacency if same else graph.adjacency[pos][:, pos]
+        reuse["graph"] = KnnGraph(sp.csr_matrix(sub), emb.ids, {})
     found = find_duplicates(
         emb,
         cosine=d.cosine,
@@ -216,6 +233,7 @@ def duplicate_groups(
         backend=cfg.graph.backend,
         rng=cfg.seed,
         n_jobs=cfg.n_jobs,
+        **reuse,
     )
     group = np.full(n, -1, dtype=np.int64)
     canonical = np.ones(n, dtype=bool)

@@ -89,7 +89,9 @@ def run(
         graph, stages["graph"] = _stages.build_graph(embeddings, ids, cfg)
         stages["graph"].update(dict(graph.params))
     with timer.stage("duplicates"):
-        group, canonical, stages["duplicates"] = _stages.duplicate_groups(embeddings, catalog, cfg)
+        group, canonical, stages["duplicates"] = _stages.duplicate_groups(
+            embeddings, catalog, cfg, graph=graph
+        )
     with timer.stage("cluster"):
         levels, default_level, stages["cluster"] = _stages.cluster_levels(graph, cfg)
     seeds = _stages.build_seed_tags(catalog, cfg)

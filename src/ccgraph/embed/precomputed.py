@@ -29,7 +29,7 @@ def _read_ids_file(path: Path) -> list[str]:
 
 def _from_npy(path: Path, ids: Sequence[str] | None, ids_path: str | Path | None) -> tuple:
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)  # read once, by the copy below
     except (OSError, ValueError) as exc:
         raise InputError(
             f"{path}: not a readable .npy array ({exc}); write it with numpy.save "
@@ -160,8 +160,9 @@ def load_precomputed(
         raise InputError(f"{p}: unsupported extension {suffix!r}; use .npy or .parquet")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise InputError(f"{p}: no vectors (shape {arr.shape})")
-    arr = arr.astype(np.float32)
-    bad = ~np.isfinite(arr).all(axis=1)
+    arr = np.array(arr, dtype=np.float32)  # the one in-memory copy (from a memory map for .npy)
+    # A float64 row sum of float32 values is finite exactly when every value is (no overflow).
+    bad = ~np.isfinite(arr.sum(axis=1, dtype=np.float64))
     if bad.any():
         rows = np.flatnonzero(bad)[:5]
         raise InputError(
@@ -175,7 +176,7 @@ def load_precomputed(
             f"{p}: repeated ids, e.g. {uniq[counts > 1][:5].tolist()}; keep one vector per id"
         )
     if normalize:
-        norms = np.linalg.norm(arr, axis=1)
+        norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))  # no [n, d] temporary
         zero = norms == 0
         if zero.any():
             rows = np.flatnonzero(zero)[:5]
@@ -186,7 +187,8 @@ def load_precomputed(
         arr /= norms[:, None]
     if catalog_ids is not None:
         cat = pd.Index(np.asarray(catalog_ids, dtype=str))
-        known = cat.get_indexer(id_arr) >= 0
+        where = cat.get_indexer(id_arr)
+        known = where >= 0
         if not known.all():
             missing = id_arr[~known][:5].tolist()
             raise InputError(
@@ -194,8 +196,9 @@ def load_precomputed(
                 "remove them from the vectors file, add them to the catalog, or check that "
                 "both use the same ids (and that no catalog row was rejected: see rejects)"
             )
-        order = np.argsort(cat.get_indexer(id_arr), kind="stable")
-        arr, id_arr = arr[order], id_arr[order]
+        if not (len(where) == len(cat) and (where == np.arange(len(cat))).all()):
+            order = np.argsort(where, kind="stable")
+            arr, id_arr = arr[order], id_arr[order]
         if len(id_arr) < len(cat):
             logger.info("%s: vectors for %d of %d catalog items", p, len(id_arr), len(cat))
     params = {"embedder": "precomputed", "path": str(p), "normalize": normalize}

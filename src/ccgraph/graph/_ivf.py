@@ -40,7 +40,8 @@ CELLS_DEFAULTS: dict[str, float | int] = {
     "max_reverse": 15,  # reverse neighbours used per item in a pass
     "extra": 0,  # lists of k + extra neighbours while searching; the best k are returned
     "kmeans_iter": 6,
-    "kmeans_sample": 48,  # sample points per centroid for k-means
+    "kmeans_sample": 32,  # sample points per centroid for k-means
+    "assign_dims": 64,  # cells are found in this many principal directions
 }
 
 
@@ -48,21 +49,40 @@ def _threads(n_jobs: int | None) -> int:
     return int(n_jobs) if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
 
 
+def projection(data: np.ndarray, dims: int, *, sample: int, rng: np.random.Generator) -> np.ndarray:
+    """``[d, dims]`` top principal directions of a row sample (identity-like when ``dims >= d``).
+
+    Cells are found in this projection: it only shortens distances (close rows stay close), so
+    neighbours still share cells, and k-means and the cell assignment cost ``dims / d`` of the
+    full products.
+    """
+    n, d = data.shape
+    if dims >= d:
+        return np.eye(d, dtype=np.float32)
+    take = np.sort(rng.choice(n, size=min(n, sample), replace=False))
+    pts = np.asarray(data[take], dtype=np.float32)
+    pts = pts - pts.mean(axis=0)
+    _, vecs = np.linalg.eigh((pts.T @ pts).astype(np.float64))  # ascending eigenvalues
+    return np.ascontiguousarray(vecs[:, ::-1][:, :dims], dtype=np.float32)
+
+
 def spherical_kmeans(
     data: np.ndarray, n_cells: int, *, n_iter: int, sample: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Unit-length centroids of Lloyd's iterations on a random sample (cosine assignment)."""
+    import scipy.sparse as sp
+
     n = data.shape[0]
     take = np.sort(rng.choice(n, size=min(n, sample * n_cells), replace=False))
     pts = np.ascontiguousarray(data[take], dtype=np.float32)
     pts = pts / np.maximum(np.linalg.norm(pts, axis=1, keepdims=True), 1e-12)
     cent = pts[rng.choice(len(pts), size=n_cells, replace=False)].copy()
+    ones = np.ones(len(pts), dtype=np.float32)
+    cols = np.arange(len(pts))
     for _ in range(n_iter):
         lab = (pts @ cent.T).argmax(axis=1)
-        new = np.zeros_like(cent)
-        np.add.at(new, lab, pts)
-        counts = np.bincount(lab, minlength=n_cells)
-        empty = counts == 0
+        new = np.asarray(sp.csr_matrix((ones, (lab, cols)), shape=(n_cells, len(pts))) @ pts)
+        empty = np.bincount(lab, minlength=n_cells) == 0
         if empty.any():  # reseed empty cells on random sample points
             new[empty] = pts[rng.choice(len(pts), size=int(empty.sum()), replace=False)]
         cent = new / np.maximum(np.linalg.norm(new, axis=1, keepdims=True), 1e-12)
@@ -70,16 +90,13 @@ def spherical_kmeans(
 
 
 def nearest_cells(data: np.ndarray, cent: np.ndarray, m: int, rows: int = 16384) -> np.ndarray:
-    """``int32 [n, m]``: each row's ``m`` most similar centroids, best first."""
+    """``int64 [n, m]``: each row's ``m`` most similar centroids, best first."""
+    from ccgraph.graph._ivf_kernels import top_cells
+
     n = data.shape[0]
-    out = np.empty((n, m), dtype=np.int32)
+    out = np.empty((n, m), dtype=np.int64)
     for s in range(0, n, rows):
-        sc = data[s : s + rows] @ cent.T
-        ar = np.arange(sc.shape[0])
-        for r in range(m):
-            best = sc.argmax(axis=1)
-            out[s : s + rows, r] = best
-            sc[ar, best] = -np.inf
+        top_cells(data[s : s + rows] @ cent.T, out[s : s + rows])
     return out
 
 
@@ -173,14 +190,19 @@ def cells_knn(
     t = _clock()
     n_cells = max(1, round(n / float(opts["cell_size"])))
     m = int(min(opts["n_assign"], n_cells))
+    proj = projection(data, int(opts["assign_dims"]), sample=20_000, rng=rng)
+    low = np.concatenate([data[s : s + 65536] @ proj for s in range(0, n, 65536)])
     cent = spherical_kmeans(
-        data,
+        low,
         n_cells,
         n_iter=int(opts["kmeans_iter"]),
         sample=int(opts["kmeans_sample"]),
         rng=rng,
     )
-    top = nearest_cells(data, cent, m)
+    top = nearest_cells(
+        low / np.maximum(np.linalg.norm(low, axis=1, keepdims=True), 1e-12), cent, m
+    )
+    del low
     timings["assign"] = _clock() - t
 
     t = _clock()

@@ -212,3 +212,26 @@ def cell_topk(
                 d = sq[p] + 2.0 * bd[t] if euclidean else 1.0 + bd[t]
                 cand_i[p, off + t] = bi[t]
                 cand_d[p, off + t] = max(d, 0.0)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def top_cells(scores: np.ndarray, out: np.ndarray) -> None:
+    """``out[i]``: the columns of row ``i``'s ``out.shape[1]`` largest scores, best first."""
+    n, c = scores.shape
+    m = out.shape[1]
+    for i in numba.prange(n):
+        row = scores[i]
+        best = np.full(m, -np.inf, dtype=scores.dtype)
+        idx = np.zeros(m, dtype=np.int64)
+        for j in range(c):
+            v = row[j]
+            if v > best[m - 1]:
+                pos = m - 1
+                while pos > 0 and best[pos - 1] < v:
+                    best[pos] = best[pos - 1]
+                    idx[pos] = idx[pos - 1]
+                    pos -= 1
+                best[pos] = v
+                idx[pos] = j
+        for t in range(m):
+            out[i, t] = idx[t]

@@ -90,6 +90,7 @@ def find_duplicates(
     priority: np.ndarray | None = None,
     k: int = 10,
     graph: KnnGraph | None = None,
+    knn: tuple[np.ndarray, np.ndarray] | None = None,
     backend: str = "auto",
     rng: RngLike = None,
     n_jobs: int | None = None,
@@ -114,6 +115,10 @@ def find_duplicates(
         Candidate neighbours per item from the kNN search (ignored when ``graph`` is given).
     graph
         Take candidate pairs from this graph's edges instead of a new kNN search (same ids).
+    knn
+        Take candidate pairs from these kNN lists ``(indices, distances)``, ``[n, k']`` over
+        the embeddings' rows (e.g. the lists the similarity graph was built from, with
+        ``k' >= k``), instead of a new search.
     backend, rng, n_jobs
         kNN search options (see :func:`ccgraph.graph.knn_search`).
 
@@ -150,22 +155,35 @@ def find_duplicates(
     else:
         threshold = 1.0 - check_float("cosine", cosine, low=0.0, high=1.0, low_inclusive=False)
     prio = _priority(priority, n, canonical)
-    if graph is not None:
+    if knn is not None or (graph is None and n > 1):
+        if knn is None:
+            kk = check_int("k", k, low=1)
+            knn = knn_search(
+                arr, k=min(kk, n - 1), metric=metric, backend=backend, rng=rng, n_jobs=n_jobs
+            )
+        idx, listed = (np.asarray(a) for a in knn)
+        if idx.ndim != 2 or idx.shape[0] != n or listed.shape != idx.shape:
+            raise InputError(
+                f"`knn` arrays must both have shape (n, k) with n={n}; got {idx.shape} and "
+                f"{listed.shape}"
+            )
+        # Only pairs the search already found close are re-measured exactly (slack for the
+        # search's float32 rounding): the other n k pairs cannot pass the threshold.
+        r, c = np.nonzero((idx >= 0) & (listed <= threshold + 1e-3))
+        u, v = r.astype(np.int64), idx[r, c].astype(np.int64)
+    elif graph is not None:
         check_same_ids(embeddings.ids, graph.ids, what="find_duplicates: embeddings vs graph")
         coo = sp.triu(graph.adjacency, k=1).tocoo()
         u, v = coo.row.astype(np.int64), coo.col.astype(np.int64)
-    elif n > 1:
-        kk = check_int("k", k, low=1)
-        idx, _ = knn_search(
-            arr, k=min(kk, n - 1), metric=metric, backend=backend, rng=rng, n_jobs=n_jobs
-        )
-        u = np.repeat(np.arange(n, dtype=np.int64), idx.shape[1])
-        v = idx.ravel().astype(np.int64)
-        ok = v >= 0
-        u, v = u[ok], v[ok]
     else:
         u = v = np.zeros(0, dtype=np.int64)
-    dist = pair_distances(arr, u, v, metric)
+    dist = np.concatenate(
+        [np.zeros(0, dtype=np.float32)]
+        + [
+            pair_distances(arr, u[s : s + 2**18], v[s : s + 2**18], metric)
+            for s in range(0, len(u), 2**18)  # bounded gathers: [chunk, d] at a time
+        ]
+    )
     close = dist <= threshold + (1e-6 if not binary else 0.0)
     u, v = u[close], v[close]
     pairs = sp.csr_matrix((np.ones(len(u)), (u, v)), shape=(n, n))
@@ -188,8 +206,8 @@ def find_duplicates(
         "cosine": None if binary else float(cosine),
         "hamming": int(hamming) if binary else None,
         "canonical": canonical,
-        "k": None if graph is not None else int(k),
-        "candidates": "graph" if graph is not None else "knn",
+        "k": int(knn[0].shape[1]) if knn is not None else None,
+        "candidates": "knn" if knn is not None else "graph" if graph is not None else "none",
         "n_pairs": int(np.unique(np.minimum(u, v) * max(n, 1) + np.maximum(u, v)).size),
         "n_groups_with_duplicates": n_multi,
         "n_duplicates": int((~is_canon).sum()),
