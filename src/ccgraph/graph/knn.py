@@ -29,11 +29,11 @@ __all__ = [
 METRICS = ("cosine", "euclidean", "hamming")
 BACKENDS = ("auto", "exact", "cells", "pynndescent")
 
-#: ``backend="auto"`` searches exactly up to this many dense items, and with the ``"cells"``
-#: backend above. Measured by ``benchmarks/e2e.py`` (d=384, 2 cores): exact costs ~n^2 d
-#: flops (about 1 s at 20k, 25 s at 100k), the cells backend ~10 cpu-s per 100k items and no
-#: per-process numba compilation (pynndescent pays 30-60 s of it in every process).
-AUTO_EXACT_MAX_N = 20_000
+#: ``backend="auto"`` searches exactly up to this many dense items. Measured by
+#: ``benchmarks/graph.py`` (d=384, 2 cores): exact takes about 3 s at 20k and grows as n^2,
+#: while pynndescent pays 30-60 s of numba compilation once per process before its first
+#: result, so exact is cheaper up to about 50k items.
+AUTO_EXACT_MAX_N = 50_000
 
 #: The same threshold for 64-bit Hamming codes (XOR + popcount is cheaper per pair than a
 #: 384-d dot product, so exact stays the better choice for longer).
@@ -42,9 +42,6 @@ AUTO_EXACT_MAX_N_HAMMING = 100_000
 
 def choose_backend(n: int, metric: str, backend: str = "auto") -> str:
     """Return the backend ``knn_search`` uses for ``n`` items (``"exact"`` or ``"pynndescent"``).
-
-    Hamming codes have no cells backend: above :data:`AUTO_EXACT_MAX_N_HAMMING` they go to
-    pynndescent (``bit_hamming``).
 
     Examples
     --------
@@ -57,9 +54,12 @@ def choose_backend(n: int, metric: str, backend: str = "auto") -> str:
     """
     if backend != "auto":
         return backend
-    if metric == "hamming":
-        return "exact" if n <= AUTO_EXACT_MAX_N_HAMMING else "pynndescent"
-    return "exact" if n <= AUTO_EXACT_MAX_N else "cells"
+    limit = AUTO_EXACT_MAX_N_HAMMING if metric == "hamming" else AUTO_EXACT_MAX_N
+    if n <= limit:
+        return "exact"
+    # Dense vectors: the cells backend (BLAS + a numba kernel cached on disk) needs no
+    # per-process compilation; codes: pynndescent's bit_hamming.
+    return "pynndescent" if metric == "hamming" else "cells"
 
 
 def prepare_vectors(vectors: Any, metric: str) -> np.ndarray:
@@ -132,21 +132,19 @@ def knn_search(
         ``"exact"``: blocked BLAS products (or XOR + popcount) and partial sorts, memory bounded
         by the block, no JIT. ``"cells"`` (dense only): exact search inside overlapping
         k-means cells by BLAS products, then neighbour-of-neighbour refinement passes (a numba
-        kernel compiled once per machine and cached on disk); see :mod:`ccgraph.graph._ivf`
-        (``options`` override its ``CELLS_DEFAULTS``; results do not depend on ``n_jobs``).
-        ``"pynndescent"``: approximate NN-descent with a one-off numba compilation (30-60 s
-        here) in each fresh process; ``bit_hamming`` for codes. ``"auto"``: exact up to
-        :data:`AUTO_EXACT_MAX_N` dense items (:data:`AUTO_EXACT_MAX_N_HAMMING` codes), else
-        cells (dense) or pynndescent (codes).
+        kernel compiled once per machine and cached on disk; ``options`` override
+        ``ccgraph.graph._ivf.CELLS_DEFAULTS``); see :mod:`ccgraph.graph._ivf`.
+        ``"pynndescent"``: approximate NN-descent, fast at large ``n`` but with a one-off numba
+        compilation (30-60 s here) in each fresh process; ``bit_hamming`` for codes.
+        ``"auto"``: exact up to :data:`AUTO_EXACT_MAX_N` dense items
+        (:data:`AUTO_EXACT_MAX_N_HAMMING` codes), else cells (dense) or pynndescent (codes).
     rng
         Seed for pynndescent (an int seed is passed as is; a Generator draws one).
     n_jobs
         Threads (None or -1 = all cores).
     options
         Backend tuning for pynndescent: ``extra_neighbors`` (search ``k + extra`` and keep
-        ``k``; default 4) and any :class:`pynndescent.NNDescent` keyword (defaults in
-        ``ccgraph.graph._nndescent.NNDESCENT_DEFAULTS``). Approximate results are reproducible
-        for a fixed ``rng`` and ``n_jobs``.
+        ``k``) and any :class:`pynndescent.NNDescent` keyword.
 
     Returns
     -------
@@ -192,11 +190,10 @@ def knn_search(
         if metric == "hamming":
             return exact_hamming(arr, k, n_jobs=threads)
         return exact_dense(arr, k, metric=metric, n_jobs=threads)
-    from ccgraph.graph._nndescent import EXTRA_NEIGHBORS, nndescent_knn
+    from ccgraph.graph._nndescent import nndescent_knn
 
     opts = dict(options or {})
-    extra = opts.pop("extra_neighbors", EXTRA_NEIGHBORS)
-    extra = check_int("options['extra_neighbors']", extra, low=0)
+    extra = check_int("options['extra_neighbors']", opts.pop("extra_neighbors", 0), low=0)
     nn_metric = {"cosine": "dot", "euclidean": "euclidean", "hamming": "bit_hamming"}[metric]
     return nndescent_knn(
         arr,
