@@ -196,8 +196,8 @@ class GraphConfig(_Section):
     backend: Literal["auto", "exact", "cells", "pynndescent"] = Field(
         "auto",
         description="kNN search backend: `exact` (blocked BLAS), `cells` (overlapping k-means "
-        "cells + refinement, dense vectors), `pynndescent`; `auto` = exact up to 20,000 "
-        "items, then cells (pynndescent for hashes).",
+        "cells + refinement, dense vectors), `pynndescent`; `auto` = exact for small "
+        "inputs, then cells (pynndescent for hashes).",
     )
     fusion: FusionConfig = Field(default_factory=FusionConfig, description="Modality fusion.")
     duplicates: DuplicatesConfig = Field(

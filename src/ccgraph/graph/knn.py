@@ -41,7 +41,7 @@ AUTO_EXACT_MAX_N_HAMMING = 100_000
 
 
 def choose_backend(n: int, metric: str, backend: str = "auto") -> str:
-    """Return the backend ``knn_search`` uses for ``n`` items (``"exact"`` or ``"pynndescent"``).
+    """Return the backend ``knn_search`` uses for ``n`` items (exact, cells or pynndescent).
 
     Examples
     --------
