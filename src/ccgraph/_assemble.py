@@ -24,8 +24,19 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 _PACKAGES = (
-    "numpy", "scipy", "pandas", "pyarrow", "igraph", "leidenalg", "pynndescent", "networkx",
-    "pydantic", "sentence-transformers", "torch", "pillow", "imagehash",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "igraph",
+    "leidenalg",
+    "pynndescent",
+    "networkx",
+    "pydantic",
+    "sentence-transformers",
+    "torch",
+    "pillow",
+    "imagehash",
 )
 _ITEM_EXTRAS = ("title", "provider", "license", "url", "image_path")
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 
 from ccgraph.exceptions import ParameterError
 
-RngLike = Union[None, int, np.integer, np.random.Generator]
+RngLike = None | int | np.integer | np.random.Generator
 
 __all__ = ["RngLike", "as_generator", "derive_seed"]
 
@@ -20,7 +18,9 @@ def as_generator(rng: RngLike) -> np.random.Generator:
     if rng is None:
         return np.random.default_rng(0)
     if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or int(rng) < 0:
-        raise ParameterError(f"`rng` must be None, a non-negative int or a numpy Generator; got {rng!r}")
+        raise ParameterError(
+            f"`rng` must be None, a non-negative int or a numpy Generator; got {rng!r}"
+        )
     return np.random.default_rng(int(rng))
 
 
@@ -35,5 +35,7 @@ def derive_seed(rng: RngLike) -> int:
     if isinstance(rng, np.random.Generator):
         return int(rng.integers(0, 2**31 - 1))
     if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or int(rng) < 0:
-        raise ParameterError(f"`rng` must be None, a non-negative int or a numpy Generator; got {rng!r}")
+        raise ParameterError(
+            f"`rng` must be None, a non-negative int or a numpy Generator; got {rng!r}"
+        )
     return int(rng) % (2**31 - 1)

@@ -107,9 +107,7 @@ def build_graph(
     return fused_graph, info
 
 
-def cluster_levels(
-    graph: KnnGraph, cfg: Config
-) -> tuple[list[Partition], int, dict[str, Any]]:
+def cluster_levels(graph: KnnGraph, cfg: Config) -> tuple[list[Partition], int, dict[str, Any]]:
     """Leiden at every configured resolution, stable IDs, and the default level."""
     from ccgraph.cluster import choose_default_level, leiden_levels, recursive_split, stabilize
 

@@ -18,15 +18,17 @@ __all__ = [
 ]
 
 
-def check_int(
-    name: str, value: Any, *, low: int | None = None, high: int | None = None
-) -> int:
+def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
     """Return ``value`` as an int, or raise naming ``name`` and the range ``[low, high]``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ParameterError(f"`{name}` must be an integer{_range(low, high, '[', ']')}; got {value!r}")
+        raise ParameterError(
+            f"`{name}` must be an integer{_range(low, high, '[', ']')}; got {value!r}"
+        )
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ParameterError(f"`{name}` must be an integer{_range(low, high, '[', ']')}; got {value}")
+        raise ParameterError(
+            f"`{name}` must be an integer{_range(low, high, '[', ']')}; got {value}"
+        )
     return value
 
 

@@ -82,11 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the pipeline described by a YAML config")
     p.add_argument("config", type=Path, help="the YAML config file")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set graph.k=30 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set graph.k=30 (repeatable)",
+    )
     p.add_argument("--out", type=Path, default=None, help="run directory (wins over output.dir)")
-    p.add_argument("--resume", action="store_true",
-                   help="reuse checkpointed embeddings and graphs of an interrupted run")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse checkpointed embeddings and graphs of an interrupted run",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)
 

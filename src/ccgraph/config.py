@@ -309,6 +309,9 @@ class ReportConfig(_Section):
     enabled: bool = Field(False, description="Write `report/` inside the run directory.")
     max_clusters: int = Field(30, ge=1, description="Clusters given their own section.")
     thumbnails: int = Field(24, ge=0, description="Thumbnails per cluster contact sheet.")
+    n_similar: int = Field(
+        12, ge=0, description="Neighbours per similar-images panel (heaviest edges first)."
+    )
 
 
 class ExecutionConfig(_Section):
@@ -371,7 +374,7 @@ def _format_errors(exc: ValidationError, source: str) -> str:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
-    """Apply ``a.b=c`` overrides (value parsed as YAML) to a raw config mapping, returning a copy."""
+    """Apply ``a.b=c`` overrides (values parsed as YAML) to a copy of a raw config mapping."""
     import copy
 
     out = copy.deepcopy(raw)
@@ -385,7 +388,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {key}: the value {value!r} is not valid YAML ({exc})") from exc
+            raise ConfigError(
+                f"--set {key}: the value {value!r} is not valid YAML ({exc})"
+            ) from exc
         node = out
         for p in parts[:-1]:
             if not isinstance(node.get(p), dict):
@@ -400,7 +405,9 @@ def config_from_mapping(
 ) -> Config:
     """Validate a mapping as a :class:`Config`, raising :class:`ConfigError` on any problem."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping of sections; got {type(raw).__name__}")
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of sections; got {type(raw).__name__}"
+        )
     data = dict(raw)
     if base_dir is not None:
         data["base_dir"] = str(base_dir)

@@ -134,10 +134,7 @@ class Catalog:
         return Catalog(keep, tags, self.rejects, dict(self.params))
 
     def __repr__(self) -> str:
-        return (
-            f"Catalog({self.n_items} items, {len(self.tags)} tags, "
-            f"{len(self.rejects)} rejects)"
-        )
+        return f"Catalog({self.n_items} items, {len(self.tags)} tags, {len(self.rejects)} rejects)"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -180,6 +177,8 @@ class Embeddings:
             Item ids, one per row (default ``"0" .. "n-1"``).
         normalize
             Scale each row to unit L2 norm (rows of zeros are refused).
+        params
+            Extra parameters to record (e.g. the model that made the vectors).
 
         Examples
         --------
@@ -197,8 +196,8 @@ class Embeddings:
         if bad.any():
             rows = np.flatnonzero(bad)[:5].tolist()
             raise InputError(
-                f"`vectors` has NaN or infinite values in {int(bad.sum())} rows (first rows {rows}); "
-                "fix or drop them"
+                f"`vectors` has NaN or infinite values in {int(bad.sum())} rows "
+                f"(first rows {rows}); fix or drop them"
             )
         if normalize:
             norms = np.linalg.norm(arr, axis=1)
@@ -396,7 +395,9 @@ class TagSet:
         ids_arr = as_ids(ids)
         for col in ("id", "tag"):
             if col not in tags_long.columns:
-                raise InputError(f"the tags table needs a {col!r} column; got {list(tags_long.columns)}")
+                raise InputError(
+                    f"the tags table needs a {col!r} column; got {list(tags_long.columns)}"
+                )
         pos = pd.Index(ids_arr).get_indexer(tags_long["id"].astype(str))
         keep = pos >= 0
         t = tags_long.loc[keep]

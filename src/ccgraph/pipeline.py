@@ -77,8 +77,12 @@ def run(
         catalog = read_catalog_from_config(cfg.data, cfg.base_dir)
     with timer.stage("embed"):
         embeddings, embed_rejects = embed_catalog(
-            catalog, cfg.embed, base_dir=cfg.base_dir, cache_dir=cache_dir,
-            n_jobs=cfg.n_jobs, show_progress=show_progress,
+            catalog,
+            cfg.embed,
+            base_dir=cfg.base_dir,
+            cache_dir=cache_dir,
+            n_jobs=cfg.n_jobs,
+            show_progress=show_progress,
         )
         stages["embed"] = {k: dict(v.params) for k, v in embeddings.items()}
     ids = catalog.ids
@@ -86,12 +90,19 @@ def run(
         graph, stages["graph"] = _stages.build_graph(embeddings, ids, cfg)
         stages["graph"].update(dict(graph.params))
     with timer.stage("duplicates"):
-        dup = find_duplicates(
-            next(iter(embeddings.values())) if len(embeddings) == 1 else None,
-            graph=graph, ids=ids, cosine=cfg.graph.duplicates.cosine,
-            hamming=cfg.graph.duplicates.hamming, canonical=cfg.graph.duplicates.canonical,
-            priority=_priority(catalog, cfg.graph.duplicates.canonical),
-        ) if cfg.graph.duplicates.enabled else None
+        dup = (
+            find_duplicates(
+                next(iter(embeddings.values())) if len(embeddings) == 1 else None,
+                graph=graph,
+                ids=ids,
+                cosine=cfg.graph.duplicates.cosine,
+                hamming=cfg.graph.duplicates.hamming,
+                canonical=cfg.graph.duplicates.canonical,
+                priority=_priority(catalog, cfg.graph.duplicates.canonical),
+            )
+            if cfg.graph.duplicates.enabled
+            else None
+        )
     with timer.stage("cluster"):
         levels, default_level, stages["cluster"] = _stages.cluster_levels(graph, cfg)
     seeds = _stages.build_seed_tags(catalog, cfg)
@@ -99,8 +110,12 @@ def run(
         clusters = pd.concat(
             [
                 describe_clusters(
-                    graph, part, tags=seeds, texts=catalog.items["title"].fillna("").tolist(),
-                    top_tags=cfg.cluster.top_tags, n_representatives=cfg.cluster.n_representatives,
+                    graph,
+                    part,
+                    tags=seeds,
+                    texts=catalog.items["title"].fillna("").tolist(),
+                    top_tags=cfg.cluster.top_tags,
+                    n_representatives=cfg.cluster.n_representatives,
                 ).assign(level=i)
                 for i, part in enumerate(levels)
             ],
@@ -111,13 +126,24 @@ def run(
         t = cfg.propagate.tags
         with timer.stage("tags"):
             inferred = spread_tags(
-                graph, seeds, alpha=t.alpha, tol=t.tol, max_iter=t.max_iter,
-                tag_block=t.tag_block, top_k=t.top_k, min_confidence=t.min_confidence,
-                calibrator="auto", cluster_prior=t.cluster_prior,
-                partition=levels[default_level], rng=cfg.seed,
+                graph,
+                seeds,
+                alpha=t.alpha,
+                tol=t.tol,
+                max_iter=t.max_iter,
+                tag_block=t.tag_block,
+                top_k=t.top_k,
+                min_confidence=t.min_confidence,
+                calibrator="auto",
+                cluster_prior=t.cluster_prior,
+                partition=levels[default_level],
+                rng=cfg.seed,
             )
-        stages["tags"] = {**dict(inferred.params), "converged": inferred.converged,
-                          "n_iter": inferred.n_iter}
+        stages["tags"] = {
+            **dict(inferred.params),
+            "converged": inferred.converged,
+            "n_iter": inferred.n_iter,
+        }
     popularity = None
     if cfg.propagate.popularity.enabled:
         p = cfg.propagate.popularity
@@ -127,7 +153,10 @@ def run(
                 graph,
                 pd.to_numeric(items["popularity_raw"], errors="coerce").to_numpy(np.float64),
                 items["provider"].fillna("").astype(str).to_numpy(),
-                alpha=p.alpha, tol=p.tol, percentile=p.percentile, r=p.r,
+                alpha=p.alpha,
+                tol=p.tol,
+                percentile=p.percentile,
+                r=p.r,
             )
         stages["popularity"] = dict(popularity.params)
 
@@ -143,7 +172,10 @@ def run(
         counts = _counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
         manifest = _assemble.manifest(
             cfg.model_dump(mode="json", exclude={"base_dir"}),
-            seed=cfg.seed, timings=timer.timings, counts=counts, stages=stages,
+            seed=cfg.seed,
+            timings=timer.timings,
+            counts=counts,
+            stages=stages,
         )
     result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest)
     if not write:

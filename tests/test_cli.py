@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ccgraph import __version__
+from ccgraph.cli import main
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_no_command_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+
+
+def test_validate_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "cat.csv").write_text("id,title\n1,a\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {path: cat.csv}\n")
+    assert main(["validate", str(cfg)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_validate_missing_data_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {path: nowhere.csv}\n")
+    assert main(["validate", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "data.path" in err and "nowhere.csv" in err
+    assert "Traceback" not in err
+
+
+def test_config_error_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {path: x}\ngraph: {k: -1}\n")
+    assert main(["validate", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ccgraph: error:") and "graph.k" in err
+
+
+def test_set_override_reaches_validation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {path: x}\n")
+    assert main(["validate", str(cfg), "--set", "graph.k=0"]) == 2
+    assert "graph.k" in capsys.readouterr().err
+
+
+def test_entry_point_subprocess(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {path: x}\nbogus: 1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ccgraph.cli", "validate", str(cfg)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "bogus" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import sys, ccgraph, ccgraph.config, ccgraph.cli; "
+        "heavy = [m for m in ('torch', 'pynndescent', 'numba', 'pyspark', 'sentence_transformers',"
+        " 'leidenalg', 'igraph') if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
