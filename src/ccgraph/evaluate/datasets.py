@@ -27,6 +27,7 @@ __all__ = [
     "CAPTION_STOPWORDS",
     "CitationDataset",
     "caption_tags",
+    "dataset_path",
     "load_citation_npz",
     "load_flickr8k",
     "load_planetoid",
@@ -50,6 +51,23 @@ CAPTION_STOPWORDS = frozenset(
     looking look get gets getting go goes going make makes making take takes taking while
     other another picture image photo camera""".split()
 )
+
+
+def dataset_path(configured: str | Path | None, folder: str) -> Path:
+    """A named data set's folder: ``configured`` if it exists, else ``folder`` inside the shared
+    data folder (``$CCGRAPH_DATA_DIR`` or ``../shared/data``)."""
+    if configured is not None and Path(configured).exists():
+        return Path(configured)
+    try:
+        fallback = resolve_data_dir() / folder
+    except InputError:
+        fallback = None
+    if fallback is not None and fallback.exists():
+        return fallback
+    raise InputError(
+        f"data set folder {configured} does not exist; fix `data.path` or set CCGRAPH_DATA_DIR "
+        f"to the folder that holds {folder}/"
+    )
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
@@ -151,7 +169,8 @@ class _PlanetoidUnpickler(pickle.Unpickler):
 
 
 def _citation_dir(data_dir: str | Path | None, sub: str) -> Path:
-    path = resolve_data_dir(data_dir) / "citation-graphs" / sub
+    root = resolve_data_dir(data_dir)
+    path = root / sub if (root / sub).is_dir() else root / "citation-graphs" / sub
     if not path.is_dir():
         raise InputError(
             f"{path} does not exist; the Cora / CiteSeer files belong in citation-graphs/{sub}/ "
@@ -178,7 +197,8 @@ def load_planetoid(name: str, *, data_dir: str | Path | None = None) -> Citation
     name
         ``"cora"`` or ``"citeseer"``.
     data_dir
-        The shared data folder (default: ``$CCGRAPH_DATA_DIR`` or ``../shared/data``).
+        The shared data folder or its ``citation-graphs`` folder (default:
+        ``$CCGRAPH_DATA_DIR`` or ``../shared/data``).
 
     Returns
     -------

@@ -167,7 +167,7 @@ def planetoid_sklearn_label_spreading(
     def predict(setting: dict[str, Any]) -> np.ndarray:
         return sklearn_label_spreading(data.adjacency, y, alpha=setting["alpha"]).argmax(axis=1)
 
-    return _select(data, "sklearn_label_spreading", [{"alpha": float(a)} for a in alphas],
+    return _select(data, "label_spreading", [{"alpha": float(a)} for a in alphas],
                    predict)
 
 

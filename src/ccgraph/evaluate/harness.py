@@ -1,0 +1,319 @@
+"""``run_evaluation``: hide tags, rebuild what depends on them, run every method on the same
+split, score, and aggregate with bootstrap intervals.
+
+Leakage rule: in each repeat the hidden tags are removed from the seed tags *and* from every
+text that is embedded (:func:`~ccgraph.evaluate.splits.strip_hidden_text`), and the embeddings
+and graph are rebuilt from the scrubbed catalog, so no method sees a hidden tag.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from ccgraph._random import RngLike, as_generator
+from ccgraph.config import Config, EvaluateConfig, load_config
+from ccgraph.containers import Catalog, Embeddings, KnnGraph, TagSet
+from ccgraph.evaluate.methods import MethodInputs, MethodSkipped, run_method
+from ccgraph.evaluate.output import EvaluationResult, write_result
+from ccgraph.evaluate.scoring import build_truth, score_tags, summarise
+from ccgraph.evaluate.splits import make_splits, strip_hidden_text
+from ccgraph.exceptions import ConfigError, InputError
+
+__all__ = ["run_evaluation"]
+
+log = logging.getLogger(__name__)
+
+Source = Config | str | Path | tuple[Any, ...]
+
+
+def _settings(base: EvaluateConfig, updates: Mapping[str, Any]) -> EvaluateConfig:
+    data = {**base.model_dump(), **{k: v for k, v in updates.items() if v is not None}}
+    try:
+        return EvaluateConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"evaluate.{loc}: {first['msg']}; got {first.get('input')!r}") from None
+
+
+def run_evaluation(
+    source: Source,
+    *,
+    protocol: str | None = None,
+    hide_fraction: float | None = None,
+    only_source: str | None = None,
+    repeats: int | None = None,
+    k: Sequence[int] | None = None,
+    methods: Sequence[str] | None = None,
+    baselines: Sequence[str] | None = None,
+    reference: str | None = None,
+    depth: int | None = None,
+    n_boot: int | None = None,
+    rng: RngLike = None,
+    out: str | Path | None = None,
+) -> EvaluationResult:
+    """Evaluate tag inference (or node classification) against held-out data.
+
+    Parameters
+    ----------
+    source
+        A :class:`~ccgraph.config.Config` or YAML path (the catalog, embeddings and graph are
+        rebuilt per repeat exactly as ``ccgraph run`` builds them), or a tuple
+        ``(catalog, graph)``, ``(catalog, embeddings)`` or ``(catalog, graph, embeddings)``
+        of ready inputs. Ready inputs are used as given: the caller vouches that they do not
+        encode the hidden tags (e.g. an image-only graph).
+    protocol, hide_fraction, only_source, repeats, k, methods, baselines, reference, depth
+        Override the config's ``evaluate`` section (see ``docs/config.md``).
+    n_boot
+        Bootstrap resamples (``evaluate.bootstrap``).
+    rng
+        Seed or Generator; default the config's ``seed``.
+    out
+        Directory for ``metrics.json``, ``per_repeat.parquet`` and ``evaluation.md``; default
+        ``<output.dir>/evaluation`` for a config, nothing written for ready inputs.
+
+    Returns
+    -------
+    EvaluationResult
+        Per-repeat table, summary with 95 % CIs, paired comparisons with the reference,
+        reliability tables and run information.
+    """
+    cfg: Config | None = None
+    ready: tuple[Any, ...] | None = None
+    if isinstance(source, (str, Path)):
+        cfg = load_config(source)
+    elif isinstance(source, Config):
+        cfg = source
+    elif isinstance(source, tuple) and 2 <= len(source) <= 3:
+        ready = source
+    else:
+        raise InputError("`source` must be a Config, a YAML path, or (catalog, graph[, embeddings])")
+    base = cfg.evaluate if cfg is not None else EvaluateConfig()
+    settings = _settings(
+        base,
+        {"protocol": protocol, "hide_fraction": hide_fraction, "only_source": only_source,
+         "repeats": repeats, "k": list(k) if k is not None else None,
+         "methods": list(methods) if methods is not None else None,
+         "baselines": list(baselines) if baselines is not None else None,
+         "reference": reference, "depth": depth, "bootstrap": n_boot},
+    )
+    if max(settings.k) > settings.depth:
+        raise ConfigError(f"evaluate.k has {max(settings.k)} > evaluate.depth {settings.depth}")
+    seed = rng if rng is not None else (cfg.seed if cfg is not None else 0)
+    gen = as_generator(seed)
+    started = time.perf_counter()
+    if settings.protocol == "planetoid":
+        from ccgraph.evaluate.planetoid_harness import run_planetoid
+
+        if cfg is None:
+            raise InputError("the planetoid protocol needs a config with `evaluate.dataset`")
+        result = run_planetoid(cfg, settings, rng=gen)
+    else:
+        result = _run_tags(cfg, ready, settings, gen)
+    result.info["seconds"] = round(time.perf_counter() - started, 2)
+    target = _out_dir(cfg, out)
+    if target is not None:
+        result = write_result(result, target)
+    return result
+
+
+def _out_dir(cfg: Config | None, out: str | Path | None) -> Path | None:
+    if out is not None:
+        return Path(out).expanduser().resolve()
+    if cfg is None:
+        return None
+    from ccgraph._stages import resolve_out_dir
+
+    return resolve_out_dir(cfg, None) / "evaluation"
+
+
+def _load_catalog(cfg: Config, settings: EvaluateConfig) -> Catalog:
+    if settings.dataset == "flickr8k" or settings.protocol == "captions":
+        from ccgraph.evaluate.datasets import dataset_path, load_flickr8k
+
+        if cfg.embed.text.enabled:
+            raise ConfigError(
+                "Flickr8k tags are words of the captions: scoring them on a graph that embeds "
+                "text would leak them. Set `embed.text.enabled: false` and use image features"
+            )
+        path = cfg.resolve(cfg.data.path if isinstance(cfg.data.path, str) else cfg.data.path[0])
+        return load_flickr8k(dataset_path(path, "flickr8k-1000"),
+                             min_captions=settings.min_captions)
+    if settings.dataset in ("cora", "citeseer"):
+        raise ConfigError(f"dataset {settings.dataset!r} is evaluated with `protocol: planetoid`")
+    from ccgraph.io import read_catalog_from_config
+
+    return read_catalog_from_config(cfg.data, cfg.base_dir)
+
+
+def _dense_features(embeddings: Mapping[str, Embeddings], ids: np.ndarray) -> Embeddings | None:
+    """Dense modalities aligned to ``ids`` (missing rows zero), each L2-normalised, concatenated."""
+    parts = []
+    for emb in embeddings.values():
+        if emb.kind != "dense":
+            continue
+        v = np.zeros((len(ids), emb.vectors.shape[1]), dtype=np.float32)
+        pos = pd.Index(emb.ids).get_indexer(ids)
+        ok = pos >= 0
+        x = np.asarray(emb.vectors[pos[ok]], dtype=np.float32)
+        v[ok] = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        parts.append(v)
+    if not parts:
+        return None
+    return Embeddings(np.hstack(parts), ids, "dense", {"modalities": sorted(embeddings)})
+
+
+class _GraphSource:
+    """Builds (graph, features) for a scrubbed catalog, reusing them when the text is unused."""
+
+    def __init__(self, cfg: Config | None, ready: tuple[Any, ...] | None):
+        self.cfg, self.ready = cfg, ready
+        self._cached: tuple[KnnGraph, Embeddings | None] | None = None
+        self.text_dependent = bool(cfg is not None and cfg.embed.text.enabled)
+
+    def __call__(self, catalog: Catalog) -> tuple[KnnGraph, Embeddings | None]:
+        if self._cached is not None and not self.text_dependent:
+            return self._cached
+        if self.ready is not None:
+            built = self._from_ready(catalog.ids)
+        else:
+            built = self._from_config(catalog)
+        self._cached = built
+        return built
+
+    def _from_ready(self, ids: np.ndarray) -> tuple[KnnGraph, Embeddings | None]:
+        assert self.ready is not None
+        graph = next((x for x in self.ready[1:] if isinstance(x, KnnGraph)), None)
+        emb = next((x for x in self.ready[1:] if isinstance(x, Embeddings)), None)
+        if graph is None and emb is None:
+            raise InputError("ready inputs need a KnnGraph or Embeddings after the catalog")
+        if graph is None:
+            from ccgraph.graph import build_knn_graph
+
+            graph = build_knn_graph(emb.align(ids), k=15, rng=0)
+        from ccgraph._stages import expand_graph
+
+        graph = expand_graph(graph, ids)
+        return graph, _dense_features({"ready": emb}, ids) if emb is not None else None
+
+    def _from_config(self, catalog: Catalog) -> tuple[KnnGraph, Embeddings | None]:
+        from ccgraph._stages import build_graph, resolve_out_dir
+        from ccgraph.embed import embed_catalog
+
+        cfg = self.cfg
+        assert cfg is not None
+        run_dir = resolve_out_dir(cfg, None)
+        cache = cfg.resolve(cfg.embed.cache_dir) or (run_dir.parent / f".{run_dir.name}.cache")
+        embeddings, _ = embed_catalog(catalog, cfg.embed, base_dir=cfg.base_dir, cache_dir=cache,
+                                      n_jobs=cfg.n_jobs, show_progress=False)
+        graph, _ = build_graph(embeddings, catalog.ids, cfg)
+        return graph, _dense_features(embeddings, catalog.ids)
+
+
+def _seeds(catalog: Catalog, cfg: Config | None) -> TagSet:
+    if cfg is not None:
+        from ccgraph._stages import build_seed_tags
+
+        return build_seed_tags(catalog, cfg)
+    return TagSet.from_frame(catalog.tags, catalog.ids, weight_column="weight", min_count=2)
+
+
+def _spread_kwargs(cfg: Config | None) -> dict[str, Any]:
+    if cfg is None:
+        return {}
+    t = cfg.propagate.tags
+    return {"alpha": t.alpha, "tol": t.tol, "max_iter": t.max_iter, "tag_block": t.tag_block,
+            "calibrator": "auto"}
+
+
+def _run_tags(
+    cfg: Config | None,
+    ready: tuple[Any, ...] | None,
+    settings: EvaluateConfig,
+    gen: np.random.Generator,
+) -> EvaluationResult:
+    catalog: Catalog = _load_catalog(cfg, settings) if cfg is not None else ready[0]  # type: ignore[index]
+    if not isinstance(catalog, Catalog):
+        raise InputError("the first of the ready inputs must be a Catalog")
+    tags = catalog.tags
+    if cfg is not None:
+        tags = tags[tags["source"].isin(cfg.propagate.tags.sources)]
+    if tags.empty:
+        raise InputError("the catalog has no tags to hide")
+    protocol = "items" if settings.protocol == "captions" else settings.protocol
+    splits = make_splits(tags, protocol=protocol, fraction=settings.hide_fraction,
+                         repeats=settings.repeats, only_source=settings.only_source, rng=gen)
+    graphs = _GraphSource(cfg, ready)
+    names = list(dict.fromkeys([*settings.methods, *settings.baselines]))
+    k_nb = settings.baseline_k or (cfg.graph.k if cfg is not None else 15)
+    pooled, tag_rows, repeat_rows, reliab, counts = [], [], [], [], []
+    skipped: dict[str, str] = {}
+    for r, split in enumerate(splits):
+        items = (strip_hidden_text(catalog.items, split.hidden) if settings.strip_text
+                 else catalog.items)
+        scrubbed = Catalog(items, split.visible, catalog.rejects, dict(catalog.params))
+        graph, features = graphs(scrubbed)
+        seeds = _seeds(scrubbed, cfg)
+        truth = build_truth(split.hidden, seeds)
+        counts.append({"repeat": r, "seed": split.seed, "items": len(catalog.ids),
+                       "hidden_items": len(split.hidden_items), "evaluated_items": len(truth.rows),
+                       "hidden_pairs": truth.n_hidden, "out_of_vocabulary_pairs": truth.n_oov,
+                       "visible_vocabulary": seeds.n_tags, "edges": graph.n_edges})
+        if not len(truth.rows):
+            log.warning("repeat %d: no hidden tag is in the visible vocabulary", r)
+            continue
+        inputs = MethodInputs(graph, seeds, features, depth=settings.depth, k_neighbors=k_nb,
+                              seed=split.seed, spread=_spread_kwargs(cfg))
+        for name in names:
+            t0 = time.perf_counter()
+            try:
+                res = run_method(name, inputs)
+            except MethodSkipped as exc:
+                skipped[name] = str(exc)
+                continue
+            except ImportError as exc:
+                skipped[name] = f"not available: {exc}"
+                continue
+            per_item, corpus, per_tag, rel = score_tags(
+                res, seeds, truth, k=settings.k, depth=settings.depth,
+                n_bins=settings.calibration_bins)
+            per_item.insert(0, "item", seeds.ids[truth.rows])
+            per_item.insert(0, "method", name)
+            per_item.insert(0, "repeat", r)
+            pooled.append(per_item)
+            tag_rows.append(per_tag.assign(repeat=r, method=name))
+            reliab.append(rel.assign(repeat=r, method=name))
+            means = per_item.drop(columns=["repeat", "method", "item", "n_relevant"]).mean()
+            secs = time.perf_counter() - t0
+            for metric, value in [*means.items(), *corpus.items(), ("seconds", secs)]:
+                repeat_rows.append({"repeat": r, "seed": split.seed, "method": name,
+                                    "metric": metric, "value": float(value),
+                                    "n_items": len(truth.rows)})
+    if not pooled:
+        raise InputError("nothing could be scored: no repeat had an evaluable hidden tag")
+    per_repeat = pd.DataFrame(repeat_rows)
+    all_items = pd.concat(pooled, ignore_index=True)
+    summary, comparisons = summarise(
+        all_items, pd.concat(tag_rows, ignore_index=True),
+        per_repeat[per_repeat["metric"] != "seconds"], reference=settings.reference,
+        n_boot=settings.bootstrap, rng=gen)
+    info = {
+        "protocol": settings.protocol,
+        "dataset": settings.dataset,
+        "settings": settings.model_dump(mode="json"),
+        "counts": counts,
+        "skipped": skipped,
+        "graph": dict(graph.params) if graph is not None else {},
+        "text_rebuilt_per_repeat": graphs.text_dependent,
+    }
+    return EvaluationResult(
+        summary=summary, comparisons=comparisons, per_repeat=per_repeat,
+        per_item=all_items, reliability=pd.concat(reliab, ignore_index=True), info=info)
