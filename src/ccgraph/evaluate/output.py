@@ -71,8 +71,8 @@ class EvaluationResult:
     def table(self, metrics: tuple[str, ...] = HEADLINE) -> pd.DataFrame:
         """Methods x metrics, cells ``"mean [low, high]"``."""
         s = self.summary[self.summary["metric"].isin(metrics)]
-        cells = s.assign(cell=[_cell(m, lo, hi) for m, lo, hi in
-                               zip(s["mean"], s["ci_low"], s["ci_high"])])
+        cells = s.assign(cell=[_cell(m, lo, hi, k) for m, lo, hi, k in
+                               zip(s["mean"], s["ci_low"], s["ci_high"], s["metric"])])
         wide = cells.pivot(index="method", columns="metric", values="cell")
         cols = [m for m in metrics if m in wide.columns]
         order = list(dict.fromkeys(self.summary["method"]))
@@ -84,18 +84,19 @@ class EvaluationResult:
         return f"EvaluationResult({self.info.get('protocol')}, {methods} methods{where})"
 
 
-def _fmt(v: float) -> str:
+def _fmt(v: float, integer: bool = False) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
-    if float(v).is_integer() and abs(v) >= 10:
+    if integer and float(v).is_integer():
         return f"{int(v)}"
-    return f"{v:.3f}"
+    return f"{v:.1f}" if integer else f"{v:.3f}"
 
 
-def _cell(mean: float, lo: float, hi: float) -> str:
+def _cell(mean: float, lo: float, hi: float, metric: str = "") -> str:
+    integer = metric.startswith("n_plus")
     if lo is None or (isinstance(lo, float) and math.isnan(lo)):
-        return _fmt(mean)
-    return f"{_fmt(mean)} [{_fmt(lo)}, {_fmt(hi)}]"
+        return _fmt(mean, integer)
+    return f"{_fmt(mean, integer)} [{_fmt(lo, integer)}, {_fmt(hi, integer)}]"
 
 
 def _md_table(df: pd.DataFrame, index_name: str) -> list[str]:
