@@ -42,6 +42,7 @@ class TagHygiene(_Section):
     drop_patterns: list[str] = Field(
         default_factory=lambda: [
             r"^uploaded:by=",
+            r"^[a-z0-9_]+:[a-z0-9_]+=",
             r"^geotagged$",
             r"^geo:",
             r"^(exif|camera|flickriosapp|instagram app)\b",
@@ -49,8 +50,9 @@ class TagHygiene(_Section):
             r"^\d+$",
             r"^.{1}$",
         ],
-        description="Regular expressions (matched on the normalised tag); matches are dropped "
-        "as machine-generated junk.",
+        description="Regular expressions (searched in the normalised tag); matches are dropped "
+        "as machine-generated junk (Flickr machine tags `namespace:predicate=value`, "
+        "`geotagged`, camera models, bare numbers, single characters).",
     )
     merge_variants: bool = Field(
         True, description="Merge case, spacing, hyphen and underscore variants of one tag."
@@ -75,15 +77,20 @@ class DataConfig(_Section):
     columns: dict[str, str] = Field(
         default_factory=dict,
         description="For `table`: ccgraph field -> column name (id, title, description, tags, "
-        "tags_sep, popularity, provider, license, url, image_path).",
+        "popularity, provider, source, license, url, image_path, created_on).",
     )
     tags_sep: str = Field(",", description="For `table`: separator inside a tags column.")
     image_root: str | None = Field(
         None, description="Directory that relative `image_path` values resolve against."
     )
     limit: int | None = Field(None, ge=1, description="Use only the first N usable rows.")
-    on_duplicate: Literal["reject", "error"] = Field(
-        "reject", description="A repeated id: keep the first row and reject others, or fail."
+    on_duplicate: Literal["reject", "error", "merge"] = Field(
+        "reject",
+        description="A repeated id: keep the first row and reject the others, fail, or merge "
+        "its rows into one item (text joined, tags unioned; e.g. one caption per row).",
+    )
+    require_image: bool = Field(
+        False, description="Reject items whose resolved `image_path` file does not exist."
     )
     include_removed: bool = Field(
         False, description="Keep rows flagged `removed_from_source` (dropped by default)."

@@ -1,0 +1,165 @@
+"""Tag normalisation and hygiene: one spelling per tag, machine junk dropped.
+
+Every tag is normalised (literal escapes decoded, Unicode NFKC, whitespace collapsed,
+surrounding quotes stripped, optionally lower-cased) while ``tag_raw`` keeps it as written.
+Then the configurable rules of :class:`ccgraph.config.TagHygiene` apply: tags matching a
+``drop_patterns`` regex are dropped, variants differing only in case, spaces, hyphens or
+underscores are merged (``"black-and-white"``, ``"Black and White"``, ``"blackandwhite"``) and
+each item keeps at most ``max_tags_per_item`` tags. ``min_count`` is applied later, when the seed
+matrix is built (:meth:`ccgraph.TagSet.from_frame`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ccgraph.config import TagHygiene
+from ccgraph.exceptions import ParameterError
+from ccgraph.io._text import decode_literal_escapes
+
+__all__ = ["apply_hygiene", "as_hygiene", "normalize_tag", "variant_key"]
+
+_SPACE = re.compile(r"\s+")
+_SEPARATORS = re.compile(r"[\s\-_]+")
+_QUOTES = "\"'`“”‘’„«»"
+
+
+def normalize_tag(raw: str, *, lowercase: bool = True) -> str:
+    r"""Normalise one tag: escapes, NFKC, collapsed whitespace, outer quotes, case.
+
+    Examples
+    --------
+    >>> normalize_tag("  Ｂｌａｃｋ   and\tWhite ")
+    'black and white'
+    >>> normalize_tag("“flickraward”")
+    'flickraward'
+    >>> normalize_tag(r"ni\xf1os", lowercase=False)
+    'niños'
+    """
+    s = unicodedata.normalize("NFKC", decode_literal_escapes(str(raw)))
+    s = _SPACE.sub(" ", s).strip().strip(_QUOTES).strip()
+    return s.lower() if lowercase else s
+
+
+def variant_key(tag: str) -> str:
+    """Return the key shared by case, space, hyphen and underscore variants of a tag.
+
+    Examples
+    --------
+    >>> variant_key("Black-and_White") == variant_key("black and white") == "blackandwhite"
+    True
+    """
+    return _SEPARATORS.sub("", tag.lower())
+
+
+def as_hygiene(hygiene: TagHygiene | Mapping[str, Any] | None) -> TagHygiene:
+    """Return a :class:`TagHygiene` (the defaults for ``None``), validating a mapping."""
+    if hygiene is None:
+        return TagHygiene.model_validate({})
+    if isinstance(hygiene, TagHygiene):
+        return hygiene
+    if isinstance(hygiene, Mapping):
+        try:
+            return TagHygiene.model_validate(dict(hygiene))
+        except ValueError as exc:
+            raise ParameterError(f"`hygiene` is not a valid TagHygiene: {exc}") from None
+    raise ParameterError(
+        f"`hygiene` must be a TagHygiene, a mapping or None; got {type(hygiene).__name__}"
+    )
+
+
+def _compile(patterns: list[str]) -> list[re.Pattern[str]]:
+    out = []
+    for p in patterns:
+        try:
+            out.append(re.compile(p))
+        except re.error as exc:
+            raise ParameterError(
+                f"`hygiene.drop_patterns` has an invalid regular expression {p!r}: {exc}"
+            ) from None
+    return out
+
+
+def apply_hygiene(
+    tags: pd.DataFrame, hygiene: TagHygiene, *, key: str = "_seq"
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Normalise and clean a long table of raw tags.
+
+    Parameters
+    ----------
+    tags
+        Columns ``key`` (the item), ``tag_raw``, ``source``, ``provider``, ``weight``; row
+        order is the order the catalog lists the tags in.
+    hygiene
+        The rules.
+    key
+        Column identifying the item.
+
+    Returns
+    -------
+    tags, stats
+        The table with a ``tag`` column added, one row per (item, tag) (the largest weight
+        wins, then the first), and counts of what was dropped or merged.
+    """
+    stats = {
+        "raw": len(tags),
+        "empty": 0,
+        "dropped_pattern": 0,
+        "merged_variants": 0,
+        "duplicates": 0,
+        "over_max": 0,
+    }
+    if tags.empty:
+        return tags.assign(tag=pd.Series(dtype=str)), stats
+    raw = tags["tag_raw"].astype(str)
+    uniq = pd.unique(raw)
+    norm_of = {u: normalize_tag(u, lowercase=hygiene.lowercase) for u in uniq}
+    norm = raw.map(norm_of)
+    wordless = {v for v in norm_of.values() if not any(ch.isalnum() for ch in v)}
+    keep = ~norm.isin(wordless).to_numpy(dtype=bool)
+    stats["empty"] = int((~keep).sum())
+    patterns = _compile(hygiene.drop_patterns)
+    if patterns:
+        values = pd.unique(norm[keep])
+        junk = {v for v in values if any(p.search(v) for p in patterns)}
+        dropped = norm.isin(junk).to_numpy(bool) & keep
+        stats["dropped_pattern"] = int(dropped.sum())
+        keep &= ~dropped
+    out = tags.loc[keep].copy()
+    out["tag"] = norm[keep].to_numpy()
+    if hygiene.merge_variants and len(out):
+        keys = out["tag"].map(variant_key)
+        counts = (
+            pd.DataFrame({"k": keys, "tag": out["tag"]})
+            .groupby(["k", "tag"], sort=True)
+            .size()
+            .rename("n")
+            .reset_index()
+            .sort_values(["k", "n", "tag"], ascending=[True, False, True], kind="stable")
+            .drop_duplicates("k")
+        )
+        canonical = dict(zip(counts["k"], counts["tag"], strict=True))
+        merged = keys.map(canonical)
+        stats["merged_variants"] = int((merged != out["tag"]).sum())
+        out["tag"] = merged.to_numpy()
+    out["_order"] = np.arange(len(out))
+    n_before = len(out)
+    out = (
+        out.sort_values(
+            [key, "tag", "weight", "_order"], ascending=[True, True, False, True], kind="stable"
+        )
+        .drop_duplicates([key, "tag"])
+        .sort_values("_order", kind="stable")
+    )
+    stats["duplicates"] = n_before - len(out)
+    rank = out.groupby(key, sort=False).cumcount().to_numpy()
+    over = rank >= hygiene.max_tags_per_item
+    stats["over_max"] = int(over.sum())
+    out = out.loc[~over].drop(columns="_order").reset_index(drop=True)
+    return out, stats

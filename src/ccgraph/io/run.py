@@ -1,0 +1,346 @@
+"""The run directory: ``write_run`` (atomic, byte-reproducible) and ``load_run``.
+
+Layout (schema version 1, see ``docs/architecture.md``): ``items.parquet``, ``tags.parquet``,
+``clusters.parquet``, ``rejects.parquet``, ``graph.npz`` and ``manifest.json``, plus extra
+``<name>.npy`` / ``<name>.parquet`` files a stage asked to keep. Everything is written into a
+temporary sibling directory and swapped in only when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ccgraph.containers import RunResult, check_same_ids
+from ccgraph.exceptions import InputError, OutputError
+from ccgraph.io._json import jsonable
+from ccgraph.io.atomic import (
+    MANIFEST_NAME,
+    check_replaceable,
+    make_temp_dir,
+    remove_stale_temp_dirs,
+    replace_directory,
+)
+from ccgraph.io.graphfile import GRAPH_ARRAYS, graph_arrays, graph_from_arrays, read_npz, write_npz
+
+__all__ = ["SCHEMA_VERSION", "load_run", "write_run"]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+TABLES = ("items", "tags", "clusters", "rejects")
+#: Columns each table must have (the contract checked by ``shared/tools/check_run_dir.py``).
+REQUIRED_COLUMNS = {
+    "items": (
+        "id",
+        "cluster",
+        "duplicate_group",
+        "popularity_observed",
+        "popularity",
+        "popularity_source",
+        "degree",
+    ),
+    "tags": ("id", "tag", "score", "confidence", "rank", "source"),
+    "clusters": ("level", "cluster", "size", "label", "top_tags", "representative_ids"),
+    "rejects": ("file", "row", "reason"),
+}
+CORE_FILES = (*(f"{t}.parquet" for t in TABLES), "graph.npz", MANIFEST_NAME)
+_EXTRA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
+_PACKAGES = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "igraph",
+    "leidenalg",
+    "pynndescent",
+    "sentence-transformers",
+    "torch",
+)
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path, what: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise InputError(f"{what} cannot be stored as Parquet: {exc}") from None
+    pq.write_table(table, path, compression="zstd", compression_level=3)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_result(result: RunResult) -> None:
+    if not isinstance(result, RunResult):
+        raise InputError(f"`result` must be a RunResult; got {type(result).__name__}")
+    for name, need in REQUIRED_COLUMNS.items():
+        frame = getattr(result, name)
+        if not isinstance(frame, pd.DataFrame):
+            raise InputError(f"RunResult.{name} must be a pandas DataFrame")
+        missing = [c for c in need if c not in frame.columns]
+        if missing:
+            raise InputError(
+                f"RunResult.{name} lacks the columns {missing} that the run-directory schema "
+                f"requires (has {list(frame.columns)})"
+            )
+    ids = result.items["id"].astype(str).to_numpy()
+    check_same_ids(ids, result.graph.ids, what="write_run (items.parquet vs graph.npz)")
+
+
+def _extra_files(extras: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+    out: dict[str, tuple[str, Any]] = {}
+    for name, value in extras.items():
+        if not isinstance(name, str) or not _EXTRA_NAME.match(name):
+            raise InputError(
+                f"extra output name {name!r} must be a plain file stem "
+                "(letters, digits, '_', '-', '.')"
+            )
+        if isinstance(value, pd.DataFrame):
+            filename = f"{name}.parquet"
+        elif isinstance(value, np.ndarray):
+            if value.dtype.hasobject:
+                raise InputError(
+                    f"extra output {name!r} is an object array; store numbers or "
+                    "strings (or a DataFrame)"
+                )
+            filename = f"{name}.npy"
+        else:
+            raise InputError(
+                f"extra output {name!r} must be a numpy array or a DataFrame; "
+                f"got {type(value).__name__}"
+            )
+        if filename in CORE_FILES or filename in out:
+            raise InputError(f"extra output {name!r} clashes with the file {filename}")
+        out[filename] = (name, value)
+    return out
+
+
+def _counts(result: RunResult) -> dict[str, Any]:
+    counts: dict[str, Any] = {
+        "items": len(result.items),
+        "rejects": len(result.rejects),
+        "edges": result.graph.n_edges,
+        "inferred_tags": int((result.tags["source"] == "inferred").sum()),
+    }
+    if len(result.clusters):
+        per_level = result.clusters.groupby("level").size()
+        counts["clusters"] = {str(k): int(v) for k, v in per_level.items()}
+    return counts
+
+
+def _package_versions() -> dict[str, str]:
+    out = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _manifest(result: RunResult, files: dict[str, Path], extras: dict[str, str]) -> dict:
+    from ccgraph import __version__
+
+    man = jsonable(dict(result.manifest))
+    man["schema_version"] = SCHEMA_VERSION
+    man.setdefault("ccgraph_version", __version__)
+    man["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    man.setdefault("graph_params", jsonable(dict(result.graph.params)))
+    man["counts"] = {**_counts(result), **man.get("counts", {})}
+    man.setdefault("packages", _package_versions())
+    man["extras"] = extras
+    man["files"] = {
+        name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for name, p in files.items()
+    }
+    return man
+
+
+def write_run(result: RunResult, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
+    """Write a run directory atomically and return its path.
+
+    The tables go to Parquet (zstd; the same data gives byte-identical files), the graph to
+    ``graph.npz`` (no pickle), ``result.extras`` to ``<name>.npy`` (arrays) or
+    ``<name>.parquet`` (DataFrames), and ``result.manifest`` to ``manifest.json`` with
+    ``schema_version``, ``ccgraph_version``, ``created``, ``counts``, ``graph_params``,
+    ``packages`` and the size and SHA-256 of every file added. All files are written into a
+    temporary sibling directory which replaces ``path`` only once complete.
+
+    Parameters
+    ----------
+    result
+        The run's tables, graph and manifest. ``items.id`` must list ``graph.ids`` in order.
+    path
+        The run directory. It may be absent, empty or an earlier ccgraph run.
+    overwrite
+        Replace an earlier run at ``path`` (otherwise an existing non-empty ``path`` raises).
+
+    Raises
+    ------
+    InputError
+        A table lacks a required column, or the items and the graph disagree on the ids.
+    OutputError
+        ``path`` is not empty and is not a ccgraph run (or ``overwrite`` is false), or it
+        cannot be written.
+    """
+    final = Path(path)
+    _check_result(result)
+    extra_files = _extra_files(result.extras)
+    if check_replaceable(final) and not overwrite and any(final.iterdir()):
+        raise OutputError(f"{final} already holds a run; pass overwrite=True to replace it")
+    remove_stale_temp_dirs(final)
+    tmp = make_temp_dir(final)
+    try:
+        files: dict[str, Path] = {}
+        for name in TABLES:
+            files[f"{name}.parquet"] = tmp / f"{name}.parquet"
+            _write_parquet(getattr(result, name), files[f"{name}.parquet"], f"RunResult.{name}")
+        files["graph.npz"] = write_npz(tmp / "graph.npz", graph_arrays(result.graph))
+        extras: dict[str, str] = {}
+        for filename, (name, value) in sorted(extra_files.items()):
+            target = tmp / filename
+            if isinstance(value, pd.DataFrame):
+                _write_parquet(value, target, f"extra output {name!r}")
+            else:
+                np.save(target, value, allow_pickle=False)
+            files[filename] = target
+            extras[name] = filename
+        manifest = _manifest(result, files, extras)
+        text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        (tmp / MANIFEST_NAME).write_text(text, encoding="utf-8")
+        for p in tmp.iterdir():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        replace_directory(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("wrote run directory %s (%d items)", final, len(result.items))
+    return final
+
+
+class LazyExtras(Mapping[str, Any]):
+    """Extra outputs of a run, each read from disk on first access (``.npy`` memory-mapped)."""
+
+    def __init__(self, root: Path, files: Mapping[str, str]) -> None:
+        self._root = root
+        self._files = dict(files)
+        self._cache: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._cache:
+            target = self._root / self._files[name]
+            if not target.is_file():
+                raise InputError(f"{target}: extra output {name!r} is listed but missing")
+            loader: Callable[[Path], Any] = (
+                pd.read_parquet
+                if target.suffix == ".parquet"
+                else lambda p: np.load(p, mmap_mode="r", allow_pickle=False)
+            )
+            self._cache[name] = loader(target)
+        return self._cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __repr__(self) -> str:
+        return f"LazyExtras({sorted(self._files)})"
+
+
+def _read_manifest(root: Path) -> dict[str, Any]:
+    if not root.is_dir():
+        raise InputError(f"run directory not found: {root}")
+    mpath = root / MANIFEST_NAME
+    if not mpath.is_file():
+        raise InputError(
+            f"{root} is not a complete ccgraph run directory: {MANIFEST_NAME} is missing "
+            "(the run may have been interrupted; run it again)"
+        )
+    try:
+        man = json.loads(mpath.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{mpath}: not valid JSON ({exc})") from None
+    if not isinstance(man, dict) or "schema_version" not in man:
+        raise InputError(f"{mpath}: not a ccgraph manifest (no schema_version)")
+    if man["schema_version"] != SCHEMA_VERSION:
+        raise InputError(
+            f"{root}: run schema_version {man['schema_version']!r} is not supported; this "
+            f"ccgraph reads version {SCHEMA_VERSION} (re-run with this version)"
+        )
+    return man
+
+
+def load_run(path: str | os.PathLike[str]) -> RunResult:
+    """Read a run directory back into a :class:`~ccgraph.containers.RunResult`.
+
+    Extra outputs are listed in ``result.extras`` and read lazily on access.
+
+    Raises
+    ------
+    InputError
+        The directory is missing, incomplete (a file absent or of another size than the
+        manifest records), of another schema version, or inconsistent.
+    """
+    root = Path(path)
+    man = _read_manifest(root)
+    recorded = man.get("files", {})
+    missing = [f for f in CORE_FILES if not (root / f).is_file()]
+    missing += [f for f in recorded if f not in missing and not (root / f).is_file()]
+    if missing:
+        raise InputError(f"{root} is an incomplete run directory: missing {missing} (run it again)")
+    for name, info in recorded.items():
+        size = (root / name).stat().st_size
+        if isinstance(info, dict) and info.get("bytes") not in (None, size):
+            raise InputError(
+                f"{root / name} has {size} bytes but the manifest records {info['bytes']}: "
+                "the run directory was modified or is incomplete (run it again)"
+            )
+    tables = {}
+    for name in TABLES:
+        try:
+            tables[name] = pd.read_parquet(root / f"{name}.parquet")
+        except Exception as exc:  # pyarrow raises several unrelated types
+            raise InputError(f"{root / (name + '.parquet')}: unreadable Parquet ({exc})") from None
+    graph = graph_from_arrays(
+        read_npz(root / "graph.npz", GRAPH_ARRAYS),
+        man.get("graph_params", {}),
+        where=root / "graph.npz",
+    )
+    ids = tables["items"]["id"].astype(str).to_numpy()
+    if len(ids) != graph.n_items or not np.array_equal(ids, graph.ids):
+        raise InputError(f"{root}: items.parquet and graph.npz list different item ids")
+    return RunResult(
+        tables["items"],
+        tables["tags"],
+        tables["clusters"],
+        tables["rejects"],
+        graph,
+        man,
+        path=root,
+        extras=LazyExtras(root, man.get("extras", {})),
+    )

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ccgraph.exceptions import OutputError
+from ccgraph.io import atomic
+from ccgraph.io.atomic import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    is_run_directory,
+    make_temp_dir,
+    replace_directory,
+)
+
+
+def _leftovers(folder: Path, keep: set[str]) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+def test_atomic_write_replaces_content(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "a.txt"
+    atomic_write_text(target, "first")
+    atomic_write_bytes(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert _leftovers(target.parent, {"a.txt"}) == []
+
+
+def test_failure_mid_write_keeps_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "a.txt"
+    target.write_text("old content")
+    with pytest.raises(RuntimeError, match="boom"), atomic_path(target) as tmp:
+        tmp.write_text("half of the new")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old content"
+    assert _leftovers(tmp_path, {"a.txt"}) == []
+
+
+def test_temp_file_is_beside_target(tmp_path: Path) -> None:
+    target = tmp_path / "a.bin"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent
+        assert not target.exists()
+        tmp.write_bytes(b"x")
+    assert target.read_bytes() == b"x"
+
+
+def test_unwritable_parent_is_output_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("I am a file")
+    with pytest.raises(OutputError, match=r"cannot write to .*file\.txt.*output directory"):
+        atomic_write_text(blocker / "sub" / "a.txt", "x")
+    with pytest.raises(OutputError, match="cannot write to"):
+        make_temp_dir(blocker / "run")
+
+
+def _fake_run(folder: Path, marker: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_text(
+        json.dumps({"schema_version": 1, "ccgraph_version": "0.1.0"})
+    )
+    (folder / "marker.txt").write_text(marker)
+    return folder
+
+
+def test_is_run_directory(tmp_path: Path) -> None:
+    assert is_run_directory(_fake_run(tmp_path / "r", "x"))
+    other = tmp_path / "o"
+    other.mkdir()
+    (other / "manifest.json").write_text('{"name": "something else"}')
+    assert not is_run_directory(other)
+    (other / "manifest.json").write_text("not json")
+    assert not is_run_directory(other)
+    assert not is_run_directory(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_replace_directory_swaps_old_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool
+) -> None:
+    if not exchange:
+        monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
+    final = _fake_run(tmp_path / "run", "old")
+    tmp = _fake_run(make_temp_dir(final), "new")
+    assert replace_directory(tmp, final) == final
+    assert (final / "marker.txt").read_text() == "new"
+    assert _leftovers(tmp_path, {"run"}) == []
+
+
+def test_replace_directory_into_absent_and_empty(tmp_path: Path) -> None:
+    final = tmp_path / "deep" / "run"
+    tmp = _fake_run(make_temp_dir(final), "a")
+    replace_directory(tmp, final)
+    assert (final / "marker.txt").read_text() == "a"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    replace_directory(_fake_run(make_temp_dir(empty), "b"), empty)
+    assert (empty / "marker.txt").read_text() == "b"
+
+
+def test_replace_directory_refuses_foreign_directory(tmp_path: Path) -> None:
+    final = tmp_path / "photos"
+    final.mkdir()
+    (final / "holiday.jpg").write_bytes(b"precious")
+    tmp = _fake_run(make_temp_dir(final), "new")
+    with pytest.raises(OutputError, match=r"refusing to replace .*photos.*not a ccgraph run"):
+        replace_directory(tmp, final)
+    assert (final / "holiday.jpg").read_bytes() == b"precious"
+
+
+def test_replace_directory_refuses_file(tmp_path: Path) -> None:
+    final = tmp_path / "run"
+    final.write_text("a file")
+    with pytest.raises(OutputError, match="is a file"):
+        replace_directory(_fake_run(tmp_path / "t", "x"), final)
+
+
+def test_remove_stale_temp_dirs_spares_live_writers(tmp_path: Path) -> None:
+    import os
+
+    from ccgraph.io.atomic import remove_stale_temp_dirs
+
+    live = tmp_path / f".run.tmp-{os.getpid()}-abc"
+    dead = tmp_path / ".run.tmp-999999999-abc"  # above Linux's pid_max: no such process
+    other = tmp_path / ".other.tmp-999999999-abc"
+    for d in (live, dead, other):
+        d.mkdir()
+    assert remove_stale_temp_dirs(tmp_path / "run") == [dead]
+    assert live.exists() and other.exists() and not dead.exists()

@@ -1,0 +1,220 @@
+"""Bad catalog input: each case raises a ccgraph error naming the file / row / column, or
+records the bad value in the rejects."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ccgraph.exceptions import CcgraphError, InputError, ParameterError
+from ccgraph.io import read_catalog
+
+
+def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
+    f = tmp_path / name
+    if isinstance(text, bytes):
+        f.write_bytes(text)
+    else:
+        f.write_text(text, encoding="utf-8")
+    return f
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "pattern"),
+    [
+        ("empty.csv", "", r"empty\.csv: the file is empty"),
+        ("blank.csv", "\n  \n", r"blank\.csv: the file is empty"),
+        ("empty.jsonl", "", r"empty\.jsonl: the file is empty"),
+        ("empty.parquet", b"", r"empty\.parquet: the file is empty"),
+        (
+            "latin.csv",
+            b"id,title\n1,ok\n2,caf\xe9\n",
+            r"latin\.csv: not UTF-8 text at line 3 "
+            r"\(data row 2\), byte 19",
+        ),
+        (
+            "ragged.csv",
+            "id,title\n1,a\n2,b,extra,more\n",
+            r"ragged\.csv: malformed CSV: "
+            r"Expected 2 fields in line 3, saw 4",
+        ),
+        ("quote.csv", 'id,title\n1,"never closed\n2,b\n', r"quote\.csv: malformed CSV: .*EOF"),
+        (
+            "semi.csv",
+            "id;title;tags\n1;a;b\n",
+            r"semi\.csv: only one column found.*"
+            r"semicolon-separated",
+        ),
+        ("tabs.csv", "id\ttitle\n1\ta\n", r"tabs\.csv: only one column found.*tab-separated"),
+        (
+            "noid.csv",
+            "name,title\n1,a\n",
+            r"noid\.csv: no id column.*columns present: "
+            r"\['name', 'title'\]",
+        ),
+        ("bad.jsonl", '{"id": 1}\n{"id": 2,\n', r"bad\.jsonl: line 2: not valid JSON"),
+        ("list.jsonl", '{"id": 1}\n[1, 2]\n', r"list\.jsonl: line 2: a JSON list"),
+        ("junk.parquet", b"PAR1 not really", r"junk\.parquet: not a readable Parquet file"),
+        ("notes.xlsx", b"PK", r"notes\.xlsx: unknown catalog file type '\.xlsx'"),
+        ("header.csv", "id,title\n", r"no usable items in .*header\.csv"),
+    ],
+)
+def test_bad_files_raise_input_error(
+    tmp_path: Path, name: str, content: str | bytes, pattern: str
+) -> None:
+    f = _write(tmp_path, name, content)
+    with pytest.raises(InputError, match=pattern):
+        read_catalog(f)
+
+
+def test_missing_paths(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"catalog file not found: .*nope\.csv"):
+        read_catalog(tmp_path / "nope.csv")
+    with pytest.raises(InputError, match=r"no file matches the catalog pattern .*\*\.tsv"):
+        read_catalog(str(tmp_path / "*.tsv"))
+    with pytest.raises(InputError, match=r"no catalog files .* in the directory"):
+        read_catalog(tmp_path)
+    with pytest.raises(InputError, match="empty list"):
+        read_catalog([])
+
+
+def test_mapped_column_missing(tmp_path: Path) -> None:
+    f = _write(tmp_path, "c.csv", "id,title\n1,a\n")
+    with pytest.raises(InputError, match=r"c\.csv: column 'caption' \(mapped to `description`\)"):
+        read_catalog(f, columns={"description": "caption"})
+
+
+def test_openverse_without_id_columns(tmp_path: Path) -> None:
+    f = _write(tmp_path, "o.csv", "title,tags\na,[]\n")
+    with pytest.raises(InputError, match=r"o\.csv: no id column for the openverse format"):
+        read_catalog(f, format="openverse")
+
+
+def test_duplicate_error_names_file_row_and_id(tmp_path: Path) -> None:
+    f = _write(tmp_path, "d.csv", "id,title\n1,a\n2,b\n1,c\n")
+    with pytest.raises(
+        InputError,
+        match=r"d\.csv: row 3: duplicate id '1' \(first in .*d\.csv "
+        r"row 1\)",
+    ):
+        read_catalog(f, on_duplicate="error")
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("-3", "-3.0 is not a non-negative"),
+        ("lots", "'lots' is not a number"),
+        ("inf", "inf is not a non-negative finite"),
+    ],
+)
+def test_bad_popularity_goes_to_rejects(tmp_path: Path, value: str, problem: str) -> None:
+    f = _write(tmp_path, "p.csv", f"id,views\n1,5\n2,{value}\n")
+    cat = read_catalog(f, columns={"popularity": "views"})
+    assert cat.items["id"].tolist() == ["1", "2"]
+    assert math.isnan(cat.items["popularity_raw"].iloc[1])
+    assert cat.rejects[["row", "id", "stage"]].values.tolist() == [[2, "2", "popularity"]]
+    assert problem in cat.rejects["reason"].iloc[0]
+    assert "'views'" in cat.rejects["reason"].iloc[0]
+
+
+def _openverse_row(**fields: str) -> dict[str, str]:
+    row = {
+        "identifier": "",
+        "provider": "flickr",
+        "foreign_identifier": "",
+        "url": "x.org/a.jpg",
+        "title": "t",
+        "meta_data": "",
+        "tags": "",
+        "removed_from_source": "f",
+    }
+    row.update(fields)
+    return row
+
+
+def test_dirty_openverse_rows(tmp_path: Path) -> None:
+    rows = [
+        _openverse_row(identifier="ok", tags=json.dumps([{"name": "dog"}])),
+        _openverse_row(identifier="badtags", tags='[{"name": "dog"'),
+        _openverse_row(provider="", title="no id at all"),
+        _openverse_row(identifier="neg", meta_data=json.dumps({"views": "-4"})),
+        _openverse_row(identifier="word", meta_data=json.dumps({"global_usage_count": "many"})),
+        _openverse_row(identifier="badmeta", meta_data="{not json"),
+        _openverse_row(identifier="noname", tags=json.dumps([{"provider": "x"}, {"name": "cat"}])),
+        _openverse_row(
+            identifier="badacc",
+            tags=json.dumps(
+                [{"name": "sky", "accuracy": "high"}, {"name": "sea", "accuracy": 1.5}]
+            ),
+        ),
+        _openverse_row(identifier="gone", removed_from_source="t"),
+        _openverse_row(foreign_identifier="42"),
+    ]
+    f = tmp_path / "ov.csv"
+    pd.DataFrame(rows).to_csv(f, index=False)
+    cat = read_catalog(f)
+    assert cat.items["id"].tolist() == [
+        "ok",
+        "badtags",
+        "neg",
+        "word",
+        "badmeta",
+        "noname",
+        "badacc",
+        "flickr:42",
+    ]
+    assert cat.items["url"].iloc[0] == "https://x.org/a.jpg"
+    got = {(r.row, r.id, r.stage): r.reason for r in cat.rejects.itertuples()}
+    assert set(got) == {
+        (2, "badtags", "tags"),
+        (3, "", "read"),
+        (4, "neg", "popularity"),
+        (5, "word", "popularity"),
+        (6, "badmeta", "meta_data"),
+        (7, "noname", "tags"),
+        (8, "badacc", "tags"),
+        (9, "gone", "read"),
+    }
+    assert "not valid JSON" in got[(2, "badtags", "tags")]
+    assert "no id" in got[(3, "", "read")]
+    assert "meta_data.views" in got[(4, "neg", "popularity")]
+    assert "has no name" in got[(7, "noname", "tags")]
+    assert "'high'" in got[(8, "badacc", "tags")] and "1.5" in got[(8, "badacc", "tags")]
+    assert got[(9, "gone", "read")] == "removed from source"
+    tags = cat.tags.groupby("id")["tag"].agg(list).to_dict()
+    assert tags == {"ok": ["dog"], "noname": ["cat"]}
+
+
+def test_gzip_input(tmp_path: Path) -> None:
+    f = tmp_path / "c.csv.gz"
+    with gzip.open(f, "wt", encoding="utf-8") as fh:
+        fh.write("id,title\n1,a\n")
+    assert read_catalog(f).items["id"].tolist() == ["1"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"format": "excel"}, r"`format` must be one of"),
+        ({"on_duplicate": "keep"}, r"`on_duplicate` must be one of"),
+        ({"limit": 0}, r"`limit` must be an integer >= 1; got 0"),
+        ({"tags_sep": ""}, r"`tags_sep` must be a non-empty string"),
+        ({"columns": {"colour": "c"}}, r"`columns` maps unknown fields \['colour'\]"),
+        ({"hygiene": {"lowercase": "maybe"}}, r"`hygiene` is not a valid TagHygiene"),
+    ],
+)
+def test_bad_parameters(tmp_path: Path, kwargs: dict, pattern: str) -> None:
+    f = _write(tmp_path, "c.csv", "id\n1\n")
+    with pytest.raises(ParameterError, match=pattern):
+        read_catalog(f, **kwargs)
+
+
+def test_every_error_is_a_ccgraph_error(tmp_path: Path) -> None:
+    with pytest.raises(CcgraphError):
+        read_catalog(tmp_path / "missing.csv")

@@ -1,0 +1,123 @@
+"""Tag hygiene on hand-made examples."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ccgraph.config import TagHygiene
+from ccgraph.exceptions import ParameterError
+from ccgraph.io.hygiene import apply_hygiene, normalize_tag
+
+
+def _tags(rows: list[tuple[int, str, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "_seq": [r[0] for r in rows],
+            "tag_raw": [r[1] for r in rows],
+            "source": [r[2] for r in rows],
+            "provider": "p",
+            "weight": [r[3] for r in rows],
+        }
+    )
+
+
+def _pairs(frame: pd.DataFrame) -> list[tuple[int, str]]:
+    return list(zip(frame["_seq"], frame["tag"], strict=True))
+
+
+def test_normalisation_keeps_raw() -> None:
+    out, _ = apply_hygiene(_tags([(0, "  Ｄｏｇ\u00a0 Park ", "user", 1.0)]), TagHygiene())
+    assert out["tag"].tolist() == ["dog park"]
+    assert out["tag_raw"].tolist() == ["  Ｄｏｇ\u00a0 Park "]
+
+
+def test_drop_patterns_default_junk() -> None:
+    rows = [
+        (0, t, "user", 1.0)
+        for t in [
+            "uploaded:by=instagram",
+            "geotagged",
+            "foursquare:venue=123",
+            "2007",
+            "x",
+            "Canon EOS 5D",
+            "..",
+            "sunset",
+        ]
+    ]
+    out, stats = apply_hygiene(_tags(rows), TagHygiene())
+    assert out["tag"].tolist() == ["sunset"]
+    assert stats["dropped_pattern"] == 6 and stats["empty"] == 1
+
+
+def test_merge_variants_picks_most_common_spelling() -> None:
+    rows = [
+        (0, "black and white", "user", 1.0),
+        (1, "Black-and-White", "user", 1.0),
+        (2, "blackandwhite", "user", 1.0),
+        (3, "black_and_white", "user", 1.0),
+        (4, "black and white", "user", 1.0),
+    ]
+    out, stats = apply_hygiene(_tags(rows), TagHygiene())
+    assert out["tag"].tolist() == ["black and white"] * 5
+    assert stats["merged_variants"] == 3
+    off, _ = apply_hygiene(_tags(rows), TagHygiene(merge_variants=False))
+    assert off["tag"].nunique() == 4
+
+
+def test_case_kept_when_lowercase_off() -> None:
+    rows = [(0, "NYC", "user", 1.0), (1, "nyc", "user", 1.0), (2, "NYC", "user", 1.0)]
+    out, _ = apply_hygiene(_tags(rows), TagHygiene(lowercase=False, merge_variants=False))
+    assert out["tag"].tolist() == ["NYC", "nyc", "NYC"]
+    merged, _ = apply_hygiene(_tags(rows), TagHygiene(lowercase=False))
+    assert merged["tag"].tolist() == ["NYC", "NYC", "NYC"]
+
+
+def test_same_item_tag_kept_once_with_max_weight() -> None:
+    rows = [
+        (0, "dog", "machine", 0.7),
+        (0, "Dog", "machine", 0.9),
+        (0, "DOG ", "user", 0.8),
+        (1, "dog", "machine", 0.6),
+    ]
+    out, stats = apply_hygiene(_tags(rows), TagHygiene())
+    assert out[["_seq", "tag", "tag_raw", "weight"]].values.tolist() == [
+        [0, "dog", "Dog", 0.9],
+        [1, "dog", "dog", 0.6],
+    ]
+    assert stats["duplicates"] == 2
+
+
+def test_max_tags_per_item_keeps_first() -> None:
+    rows = [(0, t, "user", 1.0) for t in ["alpha", "beta", "gamma", "delta"]] + [
+        (1, "alpha", "user", 1.0)
+    ]
+    out, stats = apply_hygiene(_tags(rows), TagHygiene(max_tags_per_item=2))
+    assert _pairs(out) == [(0, "alpha"), (0, "beta"), (1, "alpha")]
+    assert stats["over_max"] == 2
+
+
+def test_min_count_not_applied_here() -> None:
+    out, _ = apply_hygiene(_tags([(0, "rare", "user", 1.0)]), TagHygiene(min_count=5))
+    assert out["tag"].tolist() == ["rare"]
+
+
+def test_invalid_pattern_names_it() -> None:
+    with pytest.raises(ParameterError, match=r"drop_patterns.*'\(unclosed'"):
+        apply_hygiene(_tags([(0, "a", "user", 1.0)]), TagHygiene(drop_patterns=["(unclosed"]))
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ni\\xf1os", "niños"),
+        ("caf\\xc3\\xa9", "café"),
+        ("\\u7cd6", "糖"),
+        ("“proyecto", "proyecto"),
+        ("a\tb\n c", "a b c"),
+        ("ﬁsh", "fish"),
+    ],
+)
+def test_normalize_tag_cases(raw: str, expected: str) -> None:
+    assert normalize_tag(raw) == expected
