@@ -21,9 +21,10 @@ from pydantic import ValidationError
 from ccgraph._random import RngLike, as_generator
 from ccgraph.config import Config, EvaluateConfig, load_config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, TagSet
+from ccgraph.evaluate.metrics import tag_coherence
 from ccgraph.evaluate.methods import MethodInputs, MethodSkipped, run_method
 from ccgraph.evaluate.output import EvaluationResult, write_result
-from ccgraph.evaluate.scoring import build_truth, score_tags, summarise
+from ccgraph.evaluate.scoring import build_truth, score_tags, source_vocabulary, summarise
 from ccgraph.evaluate.splits import make_splits, strip_hidden_text
 from ccgraph.exceptions import ConfigError, InputError
 
@@ -234,6 +235,17 @@ def _spread_kwargs(cfg: Config | None) -> dict[str, Any]:
             "calibrator": "auto"}
 
 
+def _cluster_coherence(graph: KnnGraph, seeds: TagSet, seed: int) -> dict[str, Any]:
+    """Tag coherence of Leiden clusters (resolution 1) of this repeat's graph, visible tags."""
+    try:
+        from ccgraph.cluster import leiden
+    except ImportError as exc:
+        return {"skipped": f"ccgraph.cluster not available: {exc}"}
+    part = leiden(graph, resolution=1.0, rng=seed)
+    out = tag_coherence(part.membership, seeds.matrix, rng=seed)
+    return {"clusters": int(part.n_clusters), **out}
+
+
 def _run_tags(
     cfg: Config | None,
     ready: tuple[Any, ...] | None,
@@ -254,7 +266,7 @@ def _run_tags(
     graphs = _GraphSource(cfg, ready)
     names = list(dict.fromkeys([*settings.methods, *settings.baselines]))
     k_nb = settings.baseline_k or (cfg.graph.k if cfg is not None else 15)
-    pooled, tag_rows, repeat_rows, reliab, counts = [], [], [], [], []
+    pooled, tag_rows, repeat_rows, reliab, counts, clusters = [], [], [], [], [], []
     skipped: dict[str, str] = {}
     for r, split in enumerate(splits):
         items = (strip_hidden_text(catalog.items, split.hidden) if settings.strip_text
@@ -262,11 +274,14 @@ def _run_tags(
         scrubbed = Catalog(items, split.visible, catalog.rejects, dict(catalog.params))
         graph, features = graphs(scrubbed)
         seeds = _seeds(scrubbed, cfg)
-        truth = build_truth(split.hidden, seeds)
+        cand = (source_vocabulary(split.visible, seeds, settings.only_source)
+                if settings.only_source else None)
+        truth = build_truth(split.hidden, seeds, candidates=cand)
         counts.append({"repeat": r, "seed": split.seed, "items": len(catalog.ids),
                        "hidden_items": len(split.hidden_items), "evaluated_items": len(truth.rows),
                        "hidden_pairs": truth.n_hidden, "out_of_vocabulary_pairs": truth.n_oov,
                        "visible_vocabulary": seeds.n_tags, "edges": graph.n_edges})
+        clusters.append({"repeat": r, **_cluster_coherence(graph, seeds, split.seed)})
         if not len(truth.rows):
             log.warning("repeat %d: no hidden tag is in the visible vocabulary", r)
             continue
@@ -284,7 +299,7 @@ def _run_tags(
                 continue
             per_item, corpus, per_tag, rel = score_tags(
                 res, seeds, truth, k=settings.k, depth=settings.depth,
-                n_bins=settings.calibration_bins)
+                n_bins=settings.calibration_bins, candidates=cand)
             per_item.insert(0, "item", seeds.ids[truth.rows])
             per_item.insert(0, "method", name)
             per_item.insert(0, "repeat", r)
@@ -313,6 +328,7 @@ def _run_tags(
         "skipped": skipped,
         "graph": dict(graph.params) if graph is not None else {},
         "text_rebuilt_per_repeat": graphs.text_dependent,
+        "clusters": clusters,
     }
     return EvaluationResult(
         summary=summary, comparisons=comparisons, per_repeat=per_repeat,

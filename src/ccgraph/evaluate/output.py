@@ -142,6 +142,17 @@ def to_markdown(result: EvaluationResult) -> str:
         lines += ["## Published reference points", ""]
         lines += [f"- {k}: {v}" for k, v in info["published"].items()]
         lines.append("")
+    cl = info.get("clusters")
+    if cl:
+        lines += ["## Clusters (Leiden, modularity, resolution 1, on the evaluation graph)", ""]
+        if isinstance(cl, dict):
+            lines += [f"- {k}: {_fmt(v) if isinstance(v, float) else v}" for k, v in cl.items()]
+        else:
+            frame = pd.DataFrame(cl).set_index("repeat")
+            frame = frame.apply(lambda c: c.map(lambda v: _fmt(v) if isinstance(v, float)
+                                                else str(v)))
+            lines += _md_table(frame, "repeat")
+        lines.append("")
     if info.get("skipped"):
         lines += ["## Skipped", ""]
         lines += [f"- `{k}`: {v}" for k, v in info["skipped"].items()]

@@ -26,6 +26,7 @@ __all__ = [
     "Truth",
     "aligned_scores",
     "build_truth",
+    "source_vocabulary",
     "score_tags",
     "summarise",
 ]
@@ -53,12 +54,22 @@ class Truth:
     n_oov: int
 
 
-def build_truth(hidden: pd.DataFrame, seeds: TagSet) -> Truth:
-    """Map the hidden tags table onto the seeds' items and vocabulary."""
+def source_vocabulary(visible: pd.DataFrame, seeds: TagSet, source: str) -> np.ndarray:
+    """Boolean per seed tag: whether some visible row gives it with ``source``."""
+    tags = visible.loc[visible["source"].astype(str) == source, "tag"].astype(str)
+    return np.isin(seeds.tags, tags.unique())
+
+
+def build_truth(
+    hidden: pd.DataFrame, seeds: TagSet, *, candidates: np.ndarray | None = None
+) -> Truth:
+    """Map the hidden tags table onto the seeds' items and vocabulary (or its ``candidates``)."""
     pairs = hidden[["id", "tag"]].astype(str).drop_duplicates()
     r = pd.Index(seeds.ids).get_indexer(pairs["id"])
     c = pd.Index(seeds.tags).get_indexer(pairs["tag"])
     ok = (r >= 0) & (c >= 0)
+    if candidates is not None:
+        ok &= np.asarray(candidates, dtype=bool)[np.maximum(c, 0)]
     full = sp.csr_matrix(
         (np.ones(int(ok.sum()), np.float32), (r[ok], c[ok])), shape=seeds.matrix.shape
     )
@@ -94,8 +105,12 @@ def score_tags(
     k: Sequence[int],
     depth: int,
     n_bins: int = 10,
+    candidates: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float], pd.DataFrame, pd.DataFrame]:
     """Per-item metrics, corpus-level metrics, per-tag metrics and the reliability table.
+
+    ``candidates`` (boolean per tag) restricts every ranking to those tags before scoring,
+    e.g. to the user-tag vocabulary when only user tags were hidden.
 
     Returns
     -------
@@ -109,6 +124,10 @@ def score_tags(
     scores, confidence = aligned_scores(result, seeds)
     s = scores[truth.rows]
     c = confidence[truth.rows]
+    if candidates is not None:
+        keep = sp.diags(np.asarray(candidates, dtype=np.float32))
+        s, c = (s @ keep).tocsr(), (c @ keep).tocsr()
+        s.eliminate_zeros()
     ranked = ranked_hits(truth.matrix, s, depth=depth)
     per_item = per_item_metrics(ranked, k=k)
     per_item["coverage"] = coverage(s)
