@@ -216,7 +216,7 @@ def feature_aware_tags(
     seeds: TagSet,
     *,
     k_hops: Sequence[int] = (0, 1, 2),
-    lams: Sequence[float] = (0.1, 1.0, 10.0),
+    lams: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
     smooth_alphas: Sequence[float] = (0.0, 0.5, 0.8),
     val_fraction: float = 0.2,
     top_k: int = 10,
