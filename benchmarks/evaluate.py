@@ -74,14 +74,27 @@ def main(argv: list[str] | None = None) -> int:
             result = run_evaluation(cfg)
         assert result.path is not None
         _replace_table(name, _tables((result.path / "evaluation.md").read_text()))
-        rows.append([name, f"{t.seconds:.0f}", f"{t.cpu_seconds:.0f}", f"{peak_rss_mb():.0f}",
-                     str(result.path.relative_to(REPO.parent) if result.path.is_relative_to(
-                         REPO.parent) else result.path)])
+        rows.append(
+            [
+                name,
+                f"{t.seconds:.0f}",
+                f"{t.cpu_seconds:.0f}",
+                f"{peak_rss_mb():.0f}",
+                str(
+                    result.path.relative_to(REPO.parent)
+                    if result.path.is_relative_to(REPO.parent)
+                    else result.path
+                ),
+            ]
+        )
         sys.stdout.write(f"{name}: {t.seconds:.0f} s\n")
-    body = markdown_table(["config", "wall s", "cpu s", "peak RSS MB (cumulative)", "output"],
-                          rows)
-    write_section("evaluate", "Evaluation harness (configs/eval-*.yaml)", body,
-                  "python -m benchmarks.evaluate " + " ".join(args.names))
+    body = markdown_table(["config", "wall s", "cpu s", "peak RSS MB (cumulative)", "output"], rows)
+    write_section(
+        "evaluate",
+        "Evaluation harness (configs/eval-*.yaml)",
+        body,
+        "python -m benchmarks.evaluate " + " ".join(args.names),
+    )
     return 0
 
 

@@ -32,11 +32,22 @@ def test_eval_configs_validate(path: Path):
 def test_cli_planetoid_quick(tmp_path, capsys):
     data = require_data("citation-graphs")
     p = _parser()
-    args = p.parse_args([
-        "evaluate", str(REPO / "configs" / "eval-cora.yaml"), "--out", str(tmp_path),
-        "--set", f"data.path={data}", "--set", "evaluate.methods=[]",
-        "--set", "evaluate.baselines=[prior, label_spreading]", "--set", "evaluate.bootstrap=50",
-    ])
+    args = p.parse_args(
+        [
+            "evaluate",
+            str(REPO / "configs" / "eval-cora.yaml"),
+            "--out",
+            str(tmp_path),
+            "--set",
+            f"data.path={data}",
+            "--set",
+            "evaluate.methods=[]",
+            "--set",
+            "evaluate.baselines=[prior, label_spreading]",
+            "--set",
+            "evaluate.bootstrap=50",
+        ]
+    )
     assert args.func(args) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     acc = metrics["summary"]["label_propagation"]["accuracy"]
@@ -50,7 +61,9 @@ def test_cli_planetoid_quick(tmp_path, capsys):
 
 def test_caption_tags_refuse_text_graphs(tmp_path):
     require_data("flickr8k-1000")
-    cfg = load_config(REPO / "configs" / "eval-flickr8k-pixels.yaml",
-                      ["embed.text.enabled=true", f"output.dir={tmp_path}"])
+    cfg = load_config(
+        REPO / "configs" / "eval-flickr8k-pixels.yaml",
+        ["embed.text.enabled=true", f"output.dir={tmp_path}"],
+    )
     with pytest.raises(ConfigError, match="leak"):
         run_evaluation(cfg)

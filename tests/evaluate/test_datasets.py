@@ -75,14 +75,25 @@ def test_planetoid_unpickler_refuses_foreign_objects(tmp_path):
 
 
 def test_caption_tags_by_hand():
-    caps = pd.DataFrame({
-        "image": ["a"] * 3 + ["b"] * 2,
-        "caption": ["A dog runs on the beach .", "The black dog runs", "dogs at the beach",
-                    "A red car", "a car parked"],
-    })
+    caps = pd.DataFrame(
+        {
+            "image": ["a"] * 3 + ["b"] * 2,
+            "caption": [
+                "A dog runs on the beach .",
+                "The black dog runs",
+                "dogs at the beach",
+                "A red car",
+                "a car parked",
+            ],
+        }
+    )
     t = caption_tags(caps, min_captions=2)
-    assert set(zip(t["id"], t["tag"])) == {("a", "dog"), ("a", "runs"), ("a", "beach"),
-                                             ("b", "car")}
+    assert set(zip(t["id"], t["tag"], strict=True)) == {
+        ("a", "dog"),
+        ("a", "runs"),
+        ("a", "beach"),
+        ("b", "car"),
+    }
     assert t.set_index(["id", "tag"]).loc[("a", "dog"), "weight"] == pytest.approx(2 / 3)
     assert set(caption_tags(caps, min_captions=1)["tag"]) >= {"black", "dogs", "red"}
 

@@ -36,8 +36,9 @@ def _dense_s(a, loops):
 def test_normalized_adjacency_dense_formula():
     a = _graph()
     for loops in (True, False):
-        np.testing.assert_allclose(normalized_adjacency(a, self_loops=loops).toarray(),
-                                   _dense_s(a, loops))
+        np.testing.assert_allclose(
+            normalized_adjacency(a, self_loops=loops).toarray(), _dense_s(a, loops)
+        )
 
 
 def test_smooth_features_sgc_and_ssgc():
@@ -95,12 +96,12 @@ def test_feature_aware_tags_recovers_cluster_tags():
     out = feature_aware_tags(graph, Embeddings.from_array(x, ids), seeds, top_k=2, rng=0)
     frame = out.to_frame()
     test = frame[frame["id"].isin(ids[150:])]
-    truth = dict(zip(ids[150:], [f"c{c}" for c in labels[150:]]))
-    found = {i for i, t in zip(test["id"], test["tag"]) if truth[i] == t}
+    truth = dict(zip(ids[150:], [f"c{c}" for c in labels[150:]], strict=True))
+    found = {i for i, t in zip(test["id"], test["tag"], strict=True) if truth[i] == t}
     assert len(found) / 50 > 0.95  # the cluster tag is in the top 2 (beside "common")
     # seeds are never proposed back to their item
-    seeded = set(zip(*[seeds.to_frame()[c] for c in ("id", "tag")]))
-    assert not seeded & set(zip(frame["id"], frame["tag"]))
+    seeded = set(zip(*[seeds.to_frame()[c] for c in ("id", "tag")], strict=True))
+    assert not seeded & set(zip(frame["id"], frame["tag"], strict=True))
     assert 0 <= out.confidence.data.min() and out.confidence.data.max() <= 1
     assert {"k_hops", "lam", "smooth_alpha"} <= set(out.params)
 

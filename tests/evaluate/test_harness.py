@@ -28,9 +28,11 @@ def _catalog(n=160, seed=0):
         if rng.random() < 0.5:
             rows.append((ids[i], "photo", "user"))
     tags = pd.DataFrame(rows, columns=["id", "tag", "source"]).assign(
-        tag_raw=lambda d: d["tag"], provider="test", weight=1.0)
-    items = pd.DataFrame({"id": ids, "title": [f"a {WORDS[c]} thing" for c in labels],
-                          "description": ""})
+        tag_raw=lambda d: d["tag"], provider="test", weight=1.0
+    )
+    items = pd.DataFrame(
+        {"id": ids, "title": [f"a {WORDS[c]} thing" for c in labels], "description": ""}
+    )
     graph = KnnGraph.from_adjacency(kneighbors_graph(x, 8, metric="cosine"), ids)
     return Catalog(items, tags), graph, Embeddings.from_array(x, ids)
 
@@ -46,8 +48,7 @@ def _closed_form_spread(inp):
     f[y > 0] = 0
     f[f < 1e-12] = 0
     m = sp.csr_matrix(f)
-    conf = sp.csr_matrix((np.clip(m.data / m.data.max(), 0, 1), m.indices, m.indptr),
-                         shape=m.shape)
+    conf = sp.csr_matrix((np.clip(m.data / m.data.max(), 0, 1), m.indices, m.indptr), shape=m.shape)
     return TagScores(m, conf, inp.seeds.ids, inp.seeds.tags, {"method": "closed_form"})
 
 
@@ -58,12 +59,19 @@ def local_spread(monkeypatch):
 
 def test_same_split_for_every_method_and_files(tmp_path, local_spread):
     catalog, graph, emb = _catalog()
-    res = run_evaluation((catalog, graph, emb), protocol="items", hide_fraction=0.25, repeats=2,
-                         methods=["spread", "feature_aware"],
-                         baselines=["prior", "knn_vote", "tagprop", "random"],
-                         n_boot=200, rng=3, out=tmp_path)
+    res = run_evaluation(
+        (catalog, graph, emb),
+        protocol="items",
+        hide_fraction=0.25,
+        repeats=2,
+        methods=["spread", "feature_aware"],
+        baselines=["prior", "knn_vote", "tagprop", "random"],
+        n_boot=200,
+        rng=3,
+        out=tmp_path,
+    )
     per_item = res.per_item
-    keys = {m: set(zip(g["repeat"], g["item"])) for m, g in per_item.groupby("method")}
+    keys = {m: set(zip(g["repeat"], g["item"], strict=True)) for m, g in per_item.groupby("method")}
     assert len(keys) == 6 and len({frozenset(v) for v in keys.values()}) == 1
     assert len(keys["spread"]) == 2 * 40  # 25 % of 160 items, two repeats
     for name in ("metrics.json", "per_repeat.parquet", "evaluation.md"):
@@ -79,9 +87,16 @@ def test_same_split_for_every_method_and_files(tmp_path, local_spread):
 
 def test_methods_beat_random_and_prior(local_spread):
     catalog, graph, emb = _catalog(seed=1)
-    res = run_evaluation((catalog, graph, emb), protocol="items", hide_fraction=0.3, repeats=1,
-                         methods=["spread", "feature_aware"],
-                         baselines=["prior", "knn_vote", "random"], n_boot=200, rng=0)
+    res = run_evaluation(
+        (catalog, graph, emb),
+        protocol="items",
+        hide_fraction=0.3,
+        repeats=1,
+        methods=["spread", "feature_aware"],
+        baselines=["prior", "knn_vote", "random"],
+        n_boot=200,
+        rng=0,
+    )
     p1 = res.summary[res.summary["metric"] == "precision@1"].set_index("method")["mean"]
     for m in ("spread", "feature_aware", "knn_vote"):
         assert p1[m] > p1["random"] + 0.3
@@ -90,10 +105,18 @@ def test_methods_beat_random_and_prior(local_spread):
 
 
 def test_tag_level_only_machine(local_spread):
-    catalog, graph, emb = _catalog(seed=2)
-    res = run_evaluation((catalog, graph), protocol="tags", hide_fraction=0.5,
-                         only_source="machine", repeats=1, methods=["spread"],
-                         baselines=["prior"], n_boot=50, rng=0)
+    catalog, graph, _emb = _catalog(seed=2)
+    res = run_evaluation(
+        (catalog, graph),
+        protocol="tags",
+        hide_fraction=0.5,
+        only_source="machine",
+        repeats=1,
+        methods=["spread"],
+        baselines=["prior"],
+        n_boot=50,
+        rng=0,
+    )
     assert res.info["counts"][0]["evaluated_items"] > 0
     # only machine tags are scored: the hidden tags are shape0 / shape1
     assert res.info["counts"][0]["hidden_pairs"] <= 160
@@ -101,13 +124,19 @@ def test_tag_level_only_machine(local_spread):
 
 def test_label_spreading_baseline_skipped_on_multilabel(local_spread):
     catalog, graph, emb = _catalog(seed=3)
-    res = run_evaluation((catalog, graph, emb), repeats=1, methods=["spread"],
-                         baselines=["label_spreading"], n_boot=50, rng=0)
+    res = run_evaluation(
+        (catalog, graph, emb),
+        repeats=1,
+        methods=["spread"],
+        baselines=["label_spreading"],
+        n_boot=50,
+        rng=0,
+    )
     assert "label_spreading" in res.info["skipped"]
 
 
 def test_bad_settings_raise_config_error():
-    catalog, graph, emb = _catalog()
+    catalog, graph, _emb = _catalog()
     with pytest.raises(ConfigError, match="hide_fraction"):
         run_evaluation((catalog, graph), hide_fraction=1.5)
     with pytest.raises(ConfigError, match="depth"):

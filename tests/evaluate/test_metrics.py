@@ -56,8 +56,9 @@ def test_ap_matches_sklearn_when_every_tag_is_ranked(seed, n_tags):
     y = (rng.random((6, n_tags)) < 0.4).astype(int)
     y[:, 0] = 1  # every row has a relevant tag
     s = rng.random((6, n_tags)) + 0.01  # distinct, all stored
-    ap = per_item_metrics(ranked_hits(sp.csr_matrix(y), sp.csr_matrix(s), depth=n_tags),
-                          k=[1])["ap"]
+    ap = per_item_metrics(ranked_hits(sp.csr_matrix(y), sp.csr_matrix(s), depth=n_tags), k=[1])[
+        "ap"
+    ]
     expected = [average_precision_score(y[i], s[i]) for i in range(6)]
     np.testing.assert_allclose(ap, expected)
 
@@ -154,8 +155,7 @@ def test_bootstrap_ci_covers_known_mean():
     covered = ((ci["ci_low"] < 3.0) & (3.0 < ci["ci_high"])).mean()
     assert 0.88 <= covered <= 0.99
     # width close to the normal-theory 2 * 1.96 / sqrt(200)
-    assert (ci["ci_high"] - ci["ci_low"]).mean() == pytest.approx(2 * 1.96 / np.sqrt(200),
-                                                                   rel=0.1)
+    assert (ci["ci_high"] - ci["ci_low"]).mean() == pytest.approx(2 * 1.96 / np.sqrt(200), rel=0.1)
     np.testing.assert_allclose(ci["mean"], x.mean(axis=0))
 
 

@@ -22,18 +22,31 @@ def _table(rng: np.random.Generator, n_items: int) -> tuple[pd.DataFrame, pd.Dat
             src = "machine" if rng.random() < 0.4 else "user"
             rows.append((f"i{i}", WORDS[c], WORDS[c].upper(), src))
             if rng.random() < 0.1:  # the same tag from both sources
-                rows.append((f"i{i}", WORDS[c], WORDS[c], "user" if src == "machine" else
-                             "machine"))
+                rows.append(
+                    (f"i{i}", WORDS[c], WORDS[c], "user" if src == "machine" else "machine")
+                )
     tags = pd.DataFrame(rows, columns=["id", "tag", "tag_raw", "source"])
-    titles = [" ".join(rng.choice(["A", "Black", "Dog", "dogs", "on", "the", "Sea side",
-                                   "NEW-YORK", "beach", "tree"], size=6)) for _ in range(n_items)]
-    items = pd.DataFrame({"id": [f"i{i}" for i in range(n_items)], "title": titles,
-                          "description": [t.lower() for t in titles]})
+    titles = [
+        " ".join(
+            rng.choice(
+                ["A", "Black", "Dog", "dogs", "on", "the", "Sea side", "NEW-YORK", "beach", "tree"],
+                size=6,
+            )
+        )
+        for _ in range(n_items)
+    ]
+    items = pd.DataFrame(
+        {
+            "id": [f"i{i}" for i in range(n_items)],
+            "title": titles,
+            "description": [t.lower() for t in titles],
+        }
+    )
     return items, tags
 
 
 def _pairs(df: pd.DataFrame) -> set[tuple[str, str]]:
-    return set(zip(df["id"], df["tag"]))
+    return set(zip(df["id"], df["tag"], strict=True))
 
 
 def _mentions(text: str, tag: str) -> bool:
@@ -79,8 +92,13 @@ def test_split_never_leaks(seed, protocol, fraction, only):
 
 
 def test_strip_rule_examples():
-    items = pd.DataFrame({"id": ["a", "b"], "title": ["Black dog and DOGS at New_York", "dog"],
-                          "description": ["hotdog stand", None]})
+    items = pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "title": ["Black dog and DOGS at New_York", "dog"],
+            "description": ["hotdog stand", None],
+        }
+    )
     hidden = pd.DataFrame({"id": ["a"], "tag": ["dog"], "tag_raw": ["Dog"]})
     out = strip_hidden_text(items, hidden)
     assert out.loc[0, "title"] == "Black and at New_York"
@@ -90,7 +108,7 @@ def test_strip_rule_examples():
 
 
 def test_item_level_fraction_and_determinism():
-    items, tags = _table(np.random.default_rng(0), 200)
+    _items, tags = _table(np.random.default_rng(0), 200)
     a = hide_items(tags, fraction=0.25, rng=7)
     b = hide_items(tags, fraction=0.25, rng=7)
     pd.testing.assert_frame_equal(a.visible, b.visible)
@@ -107,9 +125,10 @@ def test_tag_level_expected_share():
 
 
 def test_only_source_keeps_pairs_seen_in_both_sources():
-    tags = pd.DataFrame({"id": ["a", "a", "b"], "tag": ["x", "x", "y"],
-                         "source": ["machine", "user", "machine"]})
-    visible, hidden, _, _ = hide_items(tags, fraction=0.99, only_source="machine", rng=0)
+    tags = pd.DataFrame(
+        {"id": ["a", "a", "b"], "tag": ["x", "x", "y"], "source": ["machine", "user", "machine"]}
+    )
+    _visible, hidden, _, _ = hide_items(tags, fraction=0.99, only_source="machine", rng=0)
     assert ("a", "x") not in _pairs(hidden)  # visible as a user tag: cannot be hidden
     assert _pairs(hidden) == {("b", "y")}
 

@@ -1,5 +1,8 @@
-"""Evaluation: hiding protocols, metrics with bootstrap intervals, baselines, the harness, the
-Planetoid protocol and the feature-aware (SGC / C&S) mode."""
+"""Evaluation of inferred tags and classes against held-out data.
+
+Hiding protocols, metrics with bootstrap intervals, baselines, the harness, the Planetoid
+protocol and the feature-aware (SGC / C&S) mode.
+"""
 
 from __future__ import annotations
 

@@ -177,8 +177,9 @@ def prior_tags(seeds: TagSet, *, top_k: int = 10) -> TagScores:
     """
     top_k = check_int("top_k", top_k, low=1)
     freq = _tag_frequency(seeds)
-    s = top_k_sparse(lambda r: np.broadcast_to(freq, (len(r), len(freq))), len(seeds.ids),
-                     seeds, top_k=top_k)
+    s = top_k_sparse(
+        lambda r: np.broadcast_to(freq, (len(r), len(freq))), len(seeds.ids), seeds, top_k=top_k
+    )
     return _result(s, _same_pattern(s, s.data), seeds, "prior", top_k=top_k)
 
 
@@ -187,8 +188,9 @@ def random_tags(seeds: TagSet, *, top_k: int = 10, rng: RngLike = None) -> TagSc
     top_k = check_int("top_k", top_k, low=1)
     gen = as_generator(rng)
     freq = _tag_frequency(seeds)
-    s = top_k_sparse(lambda r: gen.random((len(r), seeds.n_tags)), len(seeds.ids), seeds,
-                     top_k=top_k)
+    s = top_k_sparse(
+        lambda r: gen.random((len(r), seeds.n_tags)), len(seeds.ids), seeds, top_k=top_k
+    )
     return _result(s, _same_pattern(s, freq[s.indices]), seeds, "random", top_k=top_k)
 
 
@@ -331,11 +333,21 @@ def tagprop_tags(
     best = float(grid[int(np.argmax(fits))])
     w = _tagprop_weights(neighbors, best, weighting)
     prob = (_vote_matrix(neighbors, w, n) @ y).tocsr()
-    s = top_k_sparse(lambda r: np.where(prob[r].toarray() > 0, prob[r].toarray(), -np.inf), n,
-                     seeds, top_k=top_k)
-    return _result(s, _same_pattern(s, s.data), seeds, "tagprop", top_k=top_k, sigma=best,
-                   weighting=weighting, k=neighbors.k,
-                   log_likelihood=[float(f) for f in fits], bandwidths=grid.tolist())
+    s = top_k_sparse(
+        lambda r: np.where(prob[r].toarray() > 0, prob[r].toarray(), -np.inf), n, seeds, top_k=top_k
+    )
+    return _result(
+        s,
+        _same_pattern(s, s.data),
+        seeds,
+        "tagprop",
+        top_k=top_k,
+        sigma=best,
+        weighting=weighting,
+        k=neighbors.k,
+        log_likelihood=[float(f) for f in fits],
+        bandwidths=grid.tolist(),
+    )
 
 
 def sklearn_label_spreading(
@@ -356,6 +368,8 @@ def sklearn_label_spreading(
         Class per node, ``-1`` for unlabelled nodes (single-label data only).
     alpha
         scikit-learn's clamping factor (the share of the neighbours' labels).
+    max_iter, tol
+        Iteration cap and convergence tolerance of scikit-learn's iteration.
 
     Returns
     -------
@@ -364,8 +378,7 @@ def sklearn_label_spreading(
     """
     from sklearn.semi_supervised import LabelSpreading
 
-    alpha = check_float("alpha", alpha, low=0, high=1, low_inclusive=False,
-                        high_inclusive=False)
+    alpha = check_float("alpha", alpha, low=0, high=1, low_inclusive=False, high_inclusive=False)
     a = sp.coo_matrix(adjacency, dtype=np.float64)
     n = a.shape[0]
     y = np.asarray(labels, dtype=np.int64).ravel()

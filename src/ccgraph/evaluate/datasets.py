@@ -54,8 +54,10 @@ CAPTION_STOPWORDS = frozenset(
 
 
 def dataset_path(configured: str | Path | None, folder: str) -> Path:
-    """A named data set's folder: ``configured`` if it exists, else ``folder`` inside the shared
-    data folder (``$CCGRAPH_DATA_DIR`` or ``../shared/data``)."""
+    """Return a named data set's folder: ``configured`` if it exists, else the shared one.
+
+    The fallback is ``folder`` inside ``$CCGRAPH_DATA_DIR`` (or ``../shared/data``).
+    """
     if configured is not None and Path(configured).exists():
         return Path(configured)
     try:
@@ -222,7 +224,10 @@ def load_planetoid(name: str, *, data_dir: str | Path | None = None) -> Citation
     """
     name = check_choice("name", str(name).lower(), CITATION_NAMES)
     root = _citation_dir(data_dir, "planetoid")
-    obj = {k: _read_pickle(root / f"ind.{name}.{k}") for k in ("x", "y", "tx", "ty", "allx", "ally", "graph")}
+    obj = {
+        k: _read_pickle(root / f"ind.{name}.{k}")
+        for k in ("x", "y", "tx", "ty", "allx", "ally", "graph")
+    }
     index_path = root / f"ind.{name}.test.index"
     if not index_path.is_file():
         raise InputError(f"Planetoid file {index_path} does not exist")
@@ -342,7 +347,8 @@ def caption_tags(
     min_captions = check_int("min_captions", min_captions, low=1)
     stop = frozenset(stopwords)
     rows = []
-    for image, caption in zip(captions["image"].astype(str), captions["caption"].astype(str)):
+    pairs = zip(captions["image"].astype(str), captions["caption"].astype(str), strict=True)
+    for image, caption in pairs:
         words = {w for w in _WORD.findall(caption.lower()) if len(w) > 1 and w not in stop}
         rows.extend((image, w) for w in words)
     long = pd.DataFrame(rows, columns=["id", "tag"])

@@ -1,5 +1,6 @@
-"""Feature-aware inference without a neural network: linear models on graph-smoothed features,
-then Correct & Smooth.
+"""Feature-aware inference without a neural network.
+
+Linear models on graph-smoothed features, then Correct & Smooth.
 
 The same pieces serve single-label node classification (Cora / CiteSeer) and multi-label tags
 on image catalogs (:func:`feature_aware_tags`).
@@ -153,6 +154,8 @@ def correct_and_smooth(
         Prediction propagation strength (0 skips the smooth step).
     scale
         Multiplier of the propagated residual ("FDiff-scale" variant).
+    n_iter
+        Iterations of each propagation.
 
     Notes
     -----
@@ -267,8 +270,9 @@ def feature_aware_tags(
     if x.ndim != 2 or x.shape[0] != len(seeds.ids):
         raise InputError(f"`features` must be [{len(seeds.ids)}, d]; got shape {x.shape}")
     top_k = check_int("top_k", top_k, low=1)
-    val_fraction = check_float("val_fraction", val_fraction, low=0, high=1,
-                               low_inclusive=False, high_inclusive=False)
+    val_fraction = check_float(
+        "val_fraction", val_fraction, low=0, high=1, low_inclusive=False, high_inclusive=False
+    )
     gen = as_generator(rng)
     y = (seeds.matrix > 0).astype(np.float64).tocsr()
     tagged = np.flatnonzero(seeds.is_tagged)
@@ -284,7 +288,7 @@ def feature_aware_tags(
             smoothed[h] = z
         z = s_loop @ z
     perm = gen.permutation(tagged)
-    n_val = max(1, int(round(val_fraction * len(tagged))))
+    n_val = max(1, round(val_fraction * len(tagged)))
     val, fit = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     y_fit = y[fit].toarray()
     y_val = y[val].toarray()
@@ -309,12 +313,17 @@ def feature_aware_tags(
     y_all = y[tagged].toarray()
     base = ridge_fit_predict(smoothed[h], tagged, y_all, lam=lam)
     pred = correct_and_smooth(s, base, y_all, tagged, smooth_alpha=a, n_iter=n_iter)
-    scores = top_k_sparse(lambda r: pred[r], len(seeds.ids), seeds, top_k=top_k,
-                          positive_only=True)
+    scores = top_k_sparse(lambda r: pred[r], len(seeds.ids), seeds, top_k=top_k, positive_only=True)
     conf = sp.csr_matrix(
         (np.clip(scores.data, 0, 1).astype(np.float32), scores.indices, scores.indptr),
         shape=scores.shape,
     )
-    params = {"method": "feature_aware", "k_hops": h, "lam": lam, "smooth_alpha": a,
-              "holdout_map": score, "top_k": top_k}
+    params = {
+        "method": "feature_aware",
+        "k_hops": h,
+        "lam": lam,
+        "smooth_alpha": a,
+        "holdout_map": score,
+        "top_k": top_k,
+    }
     return TagScores(scores, conf, seeds.ids, seeds.tags, params)

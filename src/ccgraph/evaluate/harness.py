@@ -1,5 +1,7 @@
-"""``run_evaluation``: hide tags, rebuild what depends on them, run every method on the same
-split, score, and aggregate with bootstrap intervals.
+"""``run_evaluation``: the evaluation harness.
+
+Hide tags, rebuild what depends on them, run every method on the same split, score, and
+aggregate with bootstrap intervals.
 
 Leakage rule: in each repeat the hidden tags are removed from the seed tags *and* from every
 text that is embedded (:func:`~ccgraph.evaluate.splits.strip_hidden_text`), and the embeddings
@@ -21,8 +23,8 @@ from pydantic import ValidationError
 from ccgraph._random import RngLike, as_generator
 from ccgraph.config import Config, EvaluateConfig, load_config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, TagSet
-from ccgraph.evaluate.metrics import tag_coherence
 from ccgraph.evaluate.methods import MethodInputs, MethodSkipped, run_method
+from ccgraph.evaluate.metrics import tag_coherence
 from ccgraph.evaluate.output import EvaluationResult, write_result
 from ccgraph.evaluate.scoring import build_truth, score_tags, source_vocabulary, summarise
 from ccgraph.evaluate.splits import make_splits, strip_hidden_text
@@ -96,15 +98,24 @@ def run_evaluation(
     elif isinstance(source, tuple) and 2 <= len(source) <= 3:
         ready = source
     else:
-        raise InputError("`source` must be a Config, a YAML path, or (catalog, graph[, embeddings])")
+        raise InputError(
+            "`source` must be a Config, a YAML path, or (catalog, graph[, embeddings])"
+        )
     base = cfg.evaluate if cfg is not None else EvaluateConfig()
     settings = _settings(
         base,
-        {"protocol": protocol, "hide_fraction": hide_fraction, "only_source": only_source,
-         "repeats": repeats, "k": list(k) if k is not None else None,
-         "methods": list(methods) if methods is not None else None,
-         "baselines": list(baselines) if baselines is not None else None,
-         "reference": reference, "depth": depth, "bootstrap": n_boot},
+        {
+            "protocol": protocol,
+            "hide_fraction": hide_fraction,
+            "only_source": only_source,
+            "repeats": repeats,
+            "k": list(k) if k is not None else None,
+            "methods": list(methods) if methods is not None else None,
+            "baselines": list(baselines) if baselines is not None else None,
+            "reference": reference,
+            "depth": depth,
+            "bootstrap": n_boot,
+        },
     )
     if max(settings.k) > settings.depth:
         raise ConfigError(f"evaluate.k has {max(settings.k)} > evaluate.depth {settings.depth}")
@@ -146,8 +157,9 @@ def _load_catalog(cfg: Config, settings: EvaluateConfig) -> Catalog:
                 "text would leak them. Set `embed.text.enabled: false` and use image features"
             )
         path = cfg.resolve(cfg.data.path if isinstance(cfg.data.path, str) else cfg.data.path[0])
-        return load_flickr8k(dataset_path(path, "flickr8k-1000"),
-                             min_captions=settings.min_captions)
+        return load_flickr8k(
+            dataset_path(path, "flickr8k-1000"), min_captions=settings.min_captions
+        )
     if settings.dataset in ("cora", "citeseer"):
         raise ConfigError(f"dataset {settings.dataset!r} is evaluated with `protocol: planetoid`")
     from ccgraph.io import read_catalog_from_config
@@ -213,8 +225,14 @@ class _GraphSource:
         assert cfg is not None
         run_dir = resolve_out_dir(cfg, None)
         cache = cfg.resolve(cfg.embed.cache_dir) or (run_dir.parent / f".{run_dir.name}.cache")
-        embeddings, _ = embed_catalog(catalog, cfg.embed, base_dir=cfg.base_dir, cache_dir=cache,
-                                      n_jobs=cfg.n_jobs, show_progress=False)
+        embeddings, _ = embed_catalog(
+            catalog,
+            cfg.embed,
+            base_dir=cfg.base_dir,
+            cache_dir=cache,
+            n_jobs=cfg.n_jobs,
+            show_progress=False,
+        )
         graph, _ = build_graph(embeddings, catalog.ids, cfg)
         return graph, _dense_features(embeddings, catalog.ids)
 
@@ -231,8 +249,13 @@ def _spread_kwargs(cfg: Config | None) -> dict[str, Any]:
     if cfg is None:
         return {}
     t = cfg.propagate.tags
-    return {"alpha": t.alpha, "tol": t.tol, "max_iter": t.max_iter, "tag_block": t.tag_block,
-            "calibrator": "auto"}
+    return {
+        "alpha": t.alpha,
+        "tol": t.tol,
+        "max_iter": t.max_iter,
+        "tag_block": t.tag_block,
+        "calibrator": "auto",
+    }
 
 
 def _cluster_coherence(graph: KnnGraph, seeds: TagSet, seed: int) -> dict[str, Any]:
@@ -244,6 +267,33 @@ def _cluster_coherence(graph: KnnGraph, seeds: TagSet, seed: int) -> dict[str, A
     part = leiden(graph, resolution=1.0, rng=seed)
     out = tag_coherence(part.membership, seeds.matrix, rng=seed)
     return {"clusters": int(part.n_clusters), **out}
+
+
+def _popularity(
+    graph: KnnGraph, catalog: Catalog, cfg: Config, settings: EvaluateConfig, seed: int
+) -> dict[str, Any]:
+    """Held-out popularity on the first repeat's graph (skipped without observed values)."""
+    items = catalog.items
+    if "popularity_raw" not in items.columns:
+        return {}
+    raw = pd.to_numeric(items["popularity_raw"], errors="coerce").to_numpy(np.float64)
+    if np.isfinite(raw).sum() < 10:
+        return {}
+    from ccgraph.evaluate.popularity import evaluate_popularity
+
+    p = cfg.propagate.popularity
+    try:
+        return evaluate_popularity(
+            graph,
+            raw,
+            items["provider"].fillna("").astype(str).to_numpy(),
+            fraction=settings.hide_fraction,
+            n_boot=settings.bootstrap,
+            rng=seed,
+            infer_kwargs={"alpha": p.alpha, "tol": p.tol, "percentile": p.percentile, "r": p.r},
+        )
+    except ImportError as exc:
+        return {"skipped": f"ccgraph.propagate not available: {exc}"}
 
 
 def _run_tags(
@@ -261,32 +311,61 @@ def _run_tags(
     if tags.empty:
         raise InputError("the catalog has no tags to hide")
     protocol = "items" if settings.protocol == "captions" else settings.protocol
-    splits = make_splits(tags, protocol=protocol, fraction=settings.hide_fraction,
-                         repeats=settings.repeats, only_source=settings.only_source, rng=gen)
+    splits = make_splits(
+        tags,
+        protocol=protocol,
+        fraction=settings.hide_fraction,
+        repeats=settings.repeats,
+        only_source=settings.only_source,
+        rng=gen,
+    )
     graphs = _GraphSource(cfg, ready)
     names = list(dict.fromkeys([*settings.methods, *settings.baselines]))
     k_nb = settings.baseline_k or (cfg.graph.k if cfg is not None else 15)
     pooled, tag_rows, repeat_rows, reliab, counts, clusters = [], [], [], [], [], []
     skipped: dict[str, str] = {}
+    popularity: dict[str, Any] = {}
     for r, split in enumerate(splits):
-        items = (strip_hidden_text(catalog.items, split.hidden) if settings.strip_text
-                 else catalog.items)
+        items = (
+            strip_hidden_text(catalog.items, split.hidden) if settings.strip_text else catalog.items
+        )
         scrubbed = Catalog(items, split.visible, catalog.rejects, dict(catalog.params))
         graph, features = graphs(scrubbed)
         seeds = _seeds(scrubbed, cfg)
-        cand = (source_vocabulary(split.visible, seeds, settings.only_source)
-                if settings.only_source else None)
+        cand = (
+            source_vocabulary(split.visible, seeds, settings.only_source)
+            if settings.only_source
+            else None
+        )
         truth = build_truth(split.hidden, seeds, candidates=cand)
-        counts.append({"repeat": r, "seed": split.seed, "items": len(catalog.ids),
-                       "hidden_items": len(split.hidden_items), "evaluated_items": len(truth.rows),
-                       "hidden_pairs": truth.n_hidden, "out_of_vocabulary_pairs": truth.n_oov,
-                       "visible_vocabulary": seeds.n_tags, "edges": graph.n_edges})
+        counts.append(
+            {
+                "repeat": r,
+                "seed": split.seed,
+                "items": len(catalog.ids),
+                "hidden_items": len(split.hidden_items),
+                "evaluated_items": len(truth.rows),
+                "hidden_pairs": truth.n_hidden,
+                "out_of_vocabulary_pairs": truth.n_oov,
+                "visible_vocabulary": seeds.n_tags,
+                "edges": graph.n_edges,
+            }
+        )
         clusters.append({"repeat": r, **_cluster_coherence(graph, seeds, split.seed)})
+        if r == 0 and cfg is not None and cfg.propagate.popularity.enabled:
+            popularity = _popularity(graph, catalog, cfg, settings, split.seed)
         if not len(truth.rows):
             log.warning("repeat %d: no hidden tag is in the visible vocabulary", r)
             continue
-        inputs = MethodInputs(graph, seeds, features, depth=settings.depth, k_neighbors=k_nb,
-                              seed=split.seed, spread=_spread_kwargs(cfg))
+        inputs = MethodInputs(
+            graph,
+            seeds,
+            features,
+            depth=settings.depth,
+            k_neighbors=k_nb,
+            seed=split.seed,
+            spread=_spread_kwargs(cfg),
+        )
         for name in names:
             t0 = time.perf_counter()
             try:
@@ -298,8 +377,14 @@ def _run_tags(
                 skipped[name] = f"not available: {exc}"
                 continue
             per_item, corpus, per_tag, rel = score_tags(
-                res, seeds, truth, k=settings.k, depth=settings.depth,
-                n_bins=settings.calibration_bins, candidates=cand)
+                res,
+                seeds,
+                truth,
+                k=settings.k,
+                depth=settings.depth,
+                n_bins=settings.calibration_bins,
+                candidates=cand,
+            )
             per_item.insert(0, "item", seeds.ids[truth.rows])
             per_item.insert(0, "method", name)
             per_item.insert(0, "repeat", r)
@@ -309,17 +394,28 @@ def _run_tags(
             means = per_item.drop(columns=["repeat", "method", "item", "n_relevant"]).mean()
             secs = time.perf_counter() - t0
             for metric, value in [*means.items(), *corpus.items(), ("seconds", secs)]:
-                repeat_rows.append({"repeat": r, "seed": split.seed, "method": name,
-                                    "metric": metric, "value": float(value),
-                                    "n_items": len(truth.rows)})
+                repeat_rows.append(
+                    {
+                        "repeat": r,
+                        "seed": split.seed,
+                        "method": name,
+                        "metric": metric,
+                        "value": float(value),
+                        "n_items": len(truth.rows),
+                    }
+                )
     if not pooled:
         raise InputError("nothing could be scored: no repeat had an evaluable hidden tag")
     per_repeat = pd.DataFrame(repeat_rows)
     all_items = pd.concat(pooled, ignore_index=True)
     summary, comparisons = summarise(
-        all_items, pd.concat(tag_rows, ignore_index=True),
-        per_repeat[per_repeat["metric"] != "seconds"], reference=settings.reference,
-        n_boot=settings.bootstrap, rng=gen)
+        all_items,
+        pd.concat(tag_rows, ignore_index=True),
+        per_repeat[per_repeat["metric"] != "seconds"],
+        reference=settings.reference,
+        n_boot=settings.bootstrap,
+        rng=gen,
+    )
     info = {
         "protocol": settings.protocol,
         "dataset": settings.dataset,
@@ -329,7 +425,13 @@ def _run_tags(
         "graph": dict(graph.params) if graph is not None else {},
         "text_rebuilt_per_repeat": graphs.text_dependent,
         "clusters": clusters,
+        "popularity": popularity,
     }
     return EvaluationResult(
-        summary=summary, comparisons=comparisons, per_repeat=per_repeat,
-        per_item=all_items, reliability=pd.concat(reliab, ignore_index=True), info=info)
+        summary=summary,
+        comparisons=comparisons,
+        per_repeat=per_repeat,
+        per_item=all_items,
+        reliability=pd.concat(reliab, ignore_index=True),
+        info=info,
+    )

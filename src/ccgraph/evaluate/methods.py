@@ -35,7 +35,7 @@ __all__ = ["METHODS", "MethodInputs", "MethodSkipped", "run_method"]
 log = logging.getLogger(__name__)
 
 
-class MethodSkipped(Exception):  # noqa: N818 - a signal, not an error
+class MethodSkipped(Exception):
     """The method does not apply to these inputs (the reason is the message)."""
 
 
@@ -72,7 +72,7 @@ class MethodInputs:
 
     @property
     def neighbors(self) -> Neighbors:
-        """kNN lists for the voting baselines, computed once per repeat.
+        """KNN lists for the voting baselines, computed once per repeat.
 
         From the features when there are any (exact cosine search among the items with visible
         tags, as Li et al. search the tagged collection), else the heaviest graph edges.

@@ -198,7 +198,7 @@ def per_tag_metrics(
     """
     t = _as_csr(truth)
     s = sp.csr_matrix(scores)
-    n, n_tags = s.shape
+    _n, n_tags = s.shape
     ranked = ranked_hits(t, s, depth=k)
     got = ranked.tags >= 0
     hit_tags = ranked.tags[ranked.hits]

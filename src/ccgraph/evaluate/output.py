@@ -1,5 +1,8 @@
-"""The evaluation result object and its files: ``metrics.json``, ``per_repeat.parquet``,
-``evaluation.md`` (each written to a temporary file, then moved into place)."""
+"""The evaluation result object and its files.
+
+``metrics.json``, ``per_repeat.parquet`` and ``evaluation.md``, each written to a temporary
+file, then moved into place.
+"""
 
 from __future__ import annotations
 
@@ -71,8 +74,14 @@ class EvaluationResult:
     def table(self, metrics: tuple[str, ...] = HEADLINE) -> pd.DataFrame:
         """Methods x metrics, cells ``"mean [low, high]"``."""
         s = self.summary[self.summary["metric"].isin(metrics)]
-        cells = s.assign(cell=[_cell(m, lo, hi, k) for m, lo, hi, k in
-                               zip(s["mean"], s["ci_low"], s["ci_high"], s["metric"])])
+        cells = s.assign(
+            cell=[
+                _cell(m, lo, hi, k)
+                for m, lo, hi, k in zip(
+                    s["mean"], s["ci_low"], s["ci_high"], s["metric"], strict=True
+                )
+            ]
+        )
         wide = cells.pivot(index="method", columns="metric", values="cell")
         cols = [m for m in metrics if m in wide.columns]
         order = list(dict.fromkeys(self.summary["method"]))
@@ -131,11 +140,19 @@ def to_markdown(result: EvaluationResult) -> str:
         if len(comp):
             ref = comp["reference"].iloc[0]
             lines += [f"## Paired differences with `{ref}` (95 % bootstrap CI)", ""]
-            wide = comp.assign(cell=[_cell(d, lo, hi) for d, lo, hi in
-                                     zip(comp["difference"], comp["ci_low"], comp["ci_high"])])
+            wide = comp.assign(
+                cell=[
+                    _cell(d, lo, hi)
+                    for d, lo, hi in zip(
+                        comp["difference"], comp["ci_low"], comp["ci_high"], strict=True
+                    )
+                ]
+            )
             wide = wide.pivot(index="method", columns="metric", values="cell")
-            wide = wide.reindex(index=list(dict.fromkeys(comp["method"])),
-                                columns=[m for m in HEADLINE if m in wide.columns]).fillna("")
+            wide = wide.reindex(
+                index=list(dict.fromkeys(comp["method"])),
+                columns=[m for m in HEADLINE if m in wide.columns],
+            ).fillna("")
             lines += _md_table(wide, "method")
             lines.append("")
     if info.get("published"):
@@ -149,17 +166,45 @@ def to_markdown(result: EvaluationResult) -> str:
             lines += [f"- {k}: {_fmt(v) if isinstance(v, float) else v}" for k, v in cl.items()]
         else:
             frame = pd.DataFrame(cl).set_index("repeat")
-            frame = frame.apply(lambda c: c.map(lambda v: _fmt(v) if isinstance(v, float)
-                                                else str(v)))
+            frame = frame.apply(
+                lambda c: c.map(lambda v: _fmt(v) if isinstance(v, float) else str(v))
+            )
             lines += _md_table(frame, "repeat")
+        lines.append("")
+    pop = {
+        k: v
+        for k, v in (info.get("popularity") or {}).items()
+        if isinstance(v, dict) and "spearman" in v
+    }
+    if pop:
+        split = info["popularity"].get("_split", {})
+        lines += [
+            "## Popularity (held-out observed values, first repeat's graph)",
+            "",
+            f"{split.get('hidden')} of {split.get('observed')} observed values hidden; rank "
+            "correlation with the hidden standardised value, 95 % bootstrap CI over items.",
+            "",
+            "| method | Spearman | Kendall | n | coverage |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for m, v in pop.items():
+            sp_ci, kd_ci = (
+                v.get("spearman 95% CI", [np.nan] * 2),
+                v.get("kendall 95% CI", [np.nan] * 2),
+            )
+            lines.append(
+                f"| {m} | {_cell(v['spearman'], *sp_ci)} | "
+                f"{_cell(v['kendall'], *kd_ci)} | {v['n']} | {_fmt(v['coverage'])} |"
+            )
         lines.append("")
     if info.get("skipped"):
         lines += ["## Skipped", ""]
         lines += [f"- `{k}`: {v}" for k, v in info["skipped"].items()]
         lines.append("")
     if info.get("counts"):
-        counts = pd.DataFrame(info["counts"]).set_index(info["counts_index"]
-                                                        if "counts_index" in info else "repeat")
+        counts = pd.DataFrame(info["counts"]).set_index(
+            info["counts_index"] if "counts_index" in info else "repeat"
+        )
         lines += ["## Counts", ""]
         lines += _md_table(counts.astype(str), counts.index.name or "repeat")
         lines.append("")
@@ -194,8 +239,7 @@ def to_json(result: EvaluationResult) -> dict[str, Any]:
     comps: dict[str, dict[str, Any]] = {}
     for row in result.comparisons.itertuples(index=False):
         comps.setdefault(f"{row.method} - {row.reference}", {})[row.metric] = row.difference
-        comps[f"{row.method} - {row.reference}"][f"{row.metric} 95% CI"] = [row.ci_low,
-                                                                            row.ci_high]
+        comps[f"{row.method} - {row.reference}"][f"{row.metric} 95% CI"] = [row.ci_low, row.ci_high]
     rel = {}
     if len(result.reliability):
         agg = result.reliability.groupby(["method", "bin_low", "bin_high"], as_index=False).agg(
@@ -205,8 +249,14 @@ def to_json(result: EvaluationResult) -> dict[str, Any]:
         )
         for m, grp in agg.groupby("method", sort=False):
             rel[m] = grp.drop(columns="method").to_dict(orient="records")
-    return _json_safe({**{k: v for k, v in result.info.items() if k != "description"},
-                       "summary": summary, "comparisons": comps, "reliability": rel})
+    return _json_safe(
+        {
+            **{k: v for k, v in result.info.items() if k != "description"},
+            "summary": summary,
+            "comparisons": comps,
+            "reliability": rel,
+        }
+    )
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -230,7 +280,8 @@ def write_result(result: EvaluationResult, directory: str | Path) -> EvaluationR
     text = json.dumps(to_json(result), indent=1)
     md = to_markdown(result)
     _atomic_write(out / "metrics.json", lambda p: p.write_text(text, encoding="utf-8"))
-    _atomic_write(out / "per_repeat.parquet",
-                  lambda p: result.per_repeat.to_parquet(p, index=False))
+    _atomic_write(
+        out / "per_repeat.parquet", lambda p: result.per_repeat.to_parquet(p, index=False)
+    )
     _atomic_write(out / "evaluation.md", lambda p: p.write_text(md, encoding="utf-8"))
     return replace(result, path=out)

@@ -100,8 +100,9 @@ def _select(
     assert best_pred is not None
     correct = best_pred[data.test] == y[data.test]
     log.info("%s %s: val %.3f test %.3f with %s", data.name, method, best, correct.mean(), chosen)
-    return PlanetoidResult(data.name, method, best, float(correct.mean()), correct,
-                           dict(chosen), pd.DataFrame(rows))
+    return PlanetoidResult(
+        data.name, method, best, float(correct.mean()), correct, dict(chosen), pd.DataFrame(rows)
+    )
 
 
 def planetoid_label_propagation(
@@ -136,7 +137,7 @@ def planetoid_label_propagation(
 def planetoid_spread_tags(
     data: CitationDataset, *, alphas: Sequence[float] = LP_ALPHAS
 ) -> PlanetoidResult:
-    """ccgraph's own :func:`ccgraph.propagate.spread_tags` on the citation graph (classes as tags)."""
+    """Run ccgraph's :func:`~ccgraph.propagate.spread_tags` on the graph (classes as tags)."""
     from ccgraph.containers import KnnGraph, TagSet
     from ccgraph.propagate import spread_tags
 
@@ -146,15 +147,22 @@ def planetoid_spread_tags(
     seeds = TagSet(m, data.ids, np.array([f"class{i}" for i in range(c)]))
 
     def predict(setting: dict[str, Any]) -> np.ndarray:
-        out = spread_tags(graph, seeds, alpha=setting["alpha"], top_k=c, tol=1e-9,
-                          max_iter=5000, min_confidence=0.0)
+        out = spread_tags(
+            graph,
+            seeds,
+            alpha=setting["alpha"],
+            top_k=c,
+            tol=1e-9,
+            max_iter=5000,
+            min_confidence=0.0,
+        )
         dense = out.scores.toarray()
         dense[dense == 0] = -np.inf
         pred = dense.argmax(axis=1)
         pred[data.train] = data.labels[data.train]
         return pred
 
-    return _select(data, "spread_tags", [{"alpha": float(a)} for a in alphas], predict)
+    return _select(data, "spread", [{"alpha": float(a)} for a in alphas], predict)
 
 
 def planetoid_sklearn_label_spreading(
@@ -167,8 +175,7 @@ def planetoid_sklearn_label_spreading(
     def predict(setting: dict[str, Any]) -> np.ndarray:
         return sklearn_label_spreading(data.adjacency, y, alpha=setting["alpha"]).argmax(axis=1)
 
-    return _select(data, "label_spreading", [{"alpha": float(a)} for a in alphas],
-                   predict)
+    return _select(data, "label_spreading", [{"alpha": float(a)} for a in alphas], predict)
 
 
 def _train_span(z: np.ndarray, train: np.ndarray) -> np.ndarray:
@@ -240,8 +247,9 @@ def planetoid_feature_aware(
     Notes
     -----
     Features are row-normalised to sum 1 (as in Kipf & Welling's preprocessing), smoothed
-    (:math:`S^K X` or S²GC, as in :func:`~ccgraph.evaluate.feature_aware.smooth_features`), and a multinomial logistic regression is fitted on the 20
-    labelled nodes per class; its probabilities go through C&S with the training labels only.
+    (:math:`S^K X` or S²GC, as in :func:`~ccgraph.evaluate.feature_aware.smooth_features`),
+    and a multinomial logistic regression is fitted on the 20 labelled nodes per class; its
+    probabilities go through C&S with the training labels only.
 
     References
     ----------
@@ -254,8 +262,9 @@ def planetoid_feature_aware(
     s = normalized_adjacency(data.adjacency, self_loops=False)
     y = _onehot(data)
     train, labels = data.train, data.labels[data.train]
-    family = _smoothed_family(data.adjacency, x.toarray(), [tuple(p) for p in g["smoothing"]],
-                              ssgc_alpha)
+    family = _smoothed_family(
+        data.adjacency, x.toarray(), [tuple(p) for p in g["smoothing"]], ssgc_alpha
+    )
     feats = {key: _train_span(z, train) for key, z in family.items()}
     del family
     probs: dict[tuple[Any, ...], np.ndarray] = {}
@@ -264,15 +273,21 @@ def planetoid_feature_aware(
         key = (tuple(setting["smoothing"]), setting["C"])
         if key not in probs:
             probs[key] = _logistic(feats[key[0]], train, labels, setting["C"])
-        out = correct_and_smooth(s, probs[key], y[train], train,
-                                 correct_alpha=setting["correct_alpha"],
-                                 smooth_alpha=setting["smooth_alpha"])
+        out = correct_and_smooth(
+            s,
+            probs[key],
+            y[train],
+            train,
+            correct_alpha=setting["correct_alpha"],
+            smooth_alpha=setting["smooth_alpha"],
+        )
         return out.argmax(axis=1)
 
     settings = [
         {"smoothing": sm, "C": c, "correct_alpha": ca, "smooth_alpha": sa}
-        for sm, c, ca, sa in itertools.product(g["smoothing"], g["C"], g["correct_alpha"],
-                                               g["smooth_alpha"])
+        for sm, c, ca, sa in itertools.product(
+            g["smoothing"], g["C"], g["correct_alpha"], g["smooth_alpha"]
+        )
     ]
     res = _select(data, "feature_aware", settings, predict)
     res.params["smoothing"] = list(res.params["smoothing"])

@@ -1,5 +1,8 @@
-"""The Planetoid protocol inside the harness: every method on the fixed Cora / CiteSeer split,
-accuracy with bootstrap CIs over the 1,000 test nodes, paired differences with graph-only LP."""
+"""The Planetoid protocol inside the harness.
+
+Every method on the fixed Cora / CiteSeer split, accuracy with bootstrap CIs over the 1,000
+test nodes, paired differences with graph-only label propagation.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ import scipy.sparse as sp
 from ccgraph.config import Config, EvaluateConfig
 from ccgraph.containers import Embeddings, KnnGraph, TagSet
 from ccgraph.evaluate.datasets import CitationDataset, dataset_path, load_planetoid
-from ccgraph.evaluate.metrics import bootstrap_ci, cluster_agreement
 from ccgraph.evaluate.methods import MethodInputs, MethodSkipped, run_method
+from ccgraph.evaluate.metrics import bootstrap_ci, cluster_agreement
 from ccgraph.evaluate.output import EvaluationResult
 from ccgraph.evaluate.planetoid import (
     PUBLISHED,
@@ -40,14 +43,16 @@ def _tag_method(data: CitationDataset, name: str) -> PlanetoidResult:
     graph = KnnGraph.from_adjacency(data.adjacency, data.ids)
     y = np.zeros((data.n_nodes, data.n_classes), dtype=np.float32)
     y[data.train, data.labels[data.train]] = 1
-    seeds = TagSet(sp.csr_matrix(y), data.ids, np.array([f"class{c}" for c in
-                                                         range(data.n_classes)]))
+    seeds = TagSet(
+        sp.csr_matrix(y), data.ids, np.array([f"class{c}" for c in range(data.n_classes)])
+    )
     x = sp.csr_matrix(data.features, dtype=np.float64)
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
     x = sp.diags(np.where(norms > 0, 1 / np.where(norms > 0, norms, 1), 0)) @ x
     feats = Embeddings(x.toarray().astype(np.float32), data.ids, "dense", {"kind": "bow"})
-    res = run_method(name, MethodInputs(graph, seeds, feats, depth=data.n_classes,
-                                        k_neighbors=10, seed=0))
+    res = run_method(
+        name, MethodInputs(graph, seeds, feats, depth=data.n_classes, k_neighbors=10, seed=0)
+    )
     dense = res.scores.toarray()
     dense[res.scores.toarray() == 0] = -np.inf
     counts = np.bincount(data.labels[data.train], minlength=data.n_classes)
@@ -55,8 +60,14 @@ def _tag_method(data: CitationDataset, name: str) -> PlanetoidResult:
     pred[data.train] = data.labels[data.train]
     val = float((pred[data.val] == data.labels[data.val]).mean())
     correct = pred[data.test] == data.labels[data.test]
-    return PlanetoidResult(data.name, name, val, float(correct.mean()), correct,
-                           {k: v for k, v in res.params.items() if np.isscalar(v)})
+    return PlanetoidResult(
+        data.name,
+        name,
+        val,
+        float(correct.mean()),
+        correct,
+        {k: v for k, v in res.params.items() if np.isscalar(v)},
+    )
 
 
 def _runners(data: CitationDataset) -> dict[str, Callable[[], PlanetoidResult]]:
@@ -107,11 +118,14 @@ def run_planetoid(
             continue
         seconds[name] = round(time.perf_counter() - t0, 2)
     per_repeat = pd.DataFrame(
-        [{"repeat": 0, "seed": 0, "method": r.method, "metric": m, "value": v,
-          "n_items": n}
-         for r in results
-         for m, v, n in (("val_accuracy", r.val_accuracy, len(data.val)),
-                         ("accuracy", r.test_accuracy, len(data.test)))]
+        [
+            {"repeat": 0, "seed": 0, "method": r.method, "metric": m, "value": v, "n_items": n}
+            for r in results
+            for m, v, n in (
+                ("val_accuracy", r.val_accuracy, len(data.val)),
+                ("accuracy", r.test_accuracy, len(data.test)),
+            )
+        ]
     )
     cols = [r.test_correct.astype(np.float64) for r in results]
     ref = next((r for r in results if r.method == REFERENCE), None)
@@ -123,19 +137,43 @@ def run_planetoid(
                 names_ci.append(("diff", r.method))
     ci = bootstrap_ci(np.column_stack(cols), n_boot=settings.bootstrap, rng=rng)
     summary, comps = [], []
-    for (kind, m), row in zip(names_ci, ci.itertuples(index=False)):
+    for (kind, m), row in zip(names_ci, ci.itertuples(index=False), strict=True):
         if kind == "summary":
-            summary.append({"method": m, "metric": "accuracy", "mean": row.mean,
-                            "ci_low": row.ci_low, "ci_high": row.ci_high, "n": int(row.n),
-                            "interval": "bootstrap over test nodes"})
+            summary.append(
+                {
+                    "method": m,
+                    "metric": "accuracy",
+                    "mean": row.mean,
+                    "ci_low": row.ci_low,
+                    "ci_high": row.ci_high,
+                    "n": int(row.n),
+                    "interval": "bootstrap over test nodes",
+                }
+            )
         else:
-            comps.append({"method": m, "reference": REFERENCE, "metric": "accuracy",
-                          "difference": row.mean, "ci_low": row.ci_low,
-                          "ci_high": row.ci_high, "n": int(row.n)})
+            comps.append(
+                {
+                    "method": m,
+                    "reference": REFERENCE,
+                    "metric": "accuracy",
+                    "difference": row.mean,
+                    "ci_low": row.ci_low,
+                    "ci_high": row.ci_high,
+                    "n": int(row.n),
+                }
+            )
     for r in results:
-        summary.append({"method": r.method, "metric": "val_accuracy", "mean": r.val_accuracy,
-                        "ci_low": np.nan, "ci_high": np.nan, "n": len(data.val),
-                        "interval": "none (selection set)"})
+        summary.append(
+            {
+                "method": r.method,
+                "metric": "val_accuracy",
+                "mean": r.val_accuracy,
+                "ci_low": np.nan,
+                "ci_high": np.nan,
+                "n": len(data.val),
+                "interval": "none (selection set)",
+            }
+        )
     published = {f"{m} ({data.name})": v[data.name] for m, v in PUBLISHED.items()}
     info = {
         "protocol": "planetoid",
@@ -152,15 +190,18 @@ def run_planetoid(
         "skipped": skipped,
         "published": published,
         "clusters": _clusters(data, int(cfg.seed)),
-        "counts": [{"split": "train", "nodes": len(data.train)},
-                   {"split": "val", "nodes": len(data.val)},
-                   {"split": "test", "nodes": len(data.test)}],
+        "counts": [
+            {"split": "train", "nodes": len(data.train)},
+            {"split": "val", "nodes": len(data.val)},
+            {"split": "test", "nodes": len(data.test)},
+        ],
         "counts_index": "split",
     }
     return EvaluationResult(
         summary=pd.DataFrame(summary),
-        comparisons=pd.DataFrame(comps, columns=["method", "reference", "metric", "difference",
-                                                 "ci_low", "ci_high", "n"]),
+        comparisons=pd.DataFrame(
+            comps, columns=["method", "reference", "metric", "difference", "ci_low", "ci_high", "n"]
+        ),
         per_repeat=per_repeat,
         info=info,
     )

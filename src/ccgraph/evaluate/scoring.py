@@ -26,8 +26,8 @@ __all__ = [
     "Truth",
     "aligned_scores",
     "build_truth",
-    "source_vocabulary",
     "score_tags",
+    "source_vocabulary",
     "summarise",
 ]
 
@@ -74,7 +74,7 @@ def build_truth(
         (np.ones(int(ok.sum()), np.float32), (r[ok], c[ok])), shape=seeds.matrix.shape
     )
     rows = np.flatnonzero(np.diff(full.indptr) > 0)
-    return Truth(rows, full[rows], int(len(pairs)), int((~ok).sum()))
+    return Truth(rows, full[rows], len(pairs), int((~ok).sum()))
 
 
 def aligned_scores(result: TagScores, seeds: TagSet) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -144,8 +144,7 @@ def score_tags(
         "map_tags": float(per_tag["ap"].mean()) if len(per_tag) else float("nan"),
         f"n_plus@{k_ann}": int((per_tag["recall"] > 0).sum()),
         "n_tags_evaluated": len(per_tag),
-        f"ece@{kmax}": expected_calibration_error(np.clip(conf_vals, 0, 1), correct,
-                                                  n_bins=n_bins),
+        f"ece@{kmax}": expected_calibration_error(np.clip(conf_vals, 0, 1), correct, n_bins=n_bins),
     }
     return per_item, corpus, per_tag, reliability
 
@@ -173,6 +172,10 @@ def summarise(
         breakdown (N+, ECE) are summarised by their mean and min / max over repeats.
     reference
         Method the others are compared with.
+    n_boot
+        Bootstrap resamples.
+    rng
+        Seed or Generator of the resamples (shared by all columns, so differences are paired).
 
     Returns
     -------
@@ -181,8 +184,7 @@ def summarise(
         ci_high, n, interval`` (``interval`` = "bootstrap" or "repeats min-max");
         ``comparisons`` has ``method, reference, metric, difference, ci_low, ci_high, n``.
     """
-    metric_cols = [c for c in pooled.columns if c not in ("repeat", "item", "method",
-                                                          "n_relevant")]
+    metric_cols = [c for c in pooled.columns if c not in ("repeat", "item", "method", "n_relevant")]
     wide = pooled.set_index(["repeat", "item", "method"])[metric_cols].unstack("method")
     methods = list(dict.fromkeys(pooled["method"]))
     cols, names = [], []
@@ -193,15 +195,22 @@ def summarise(
         if reference in methods:
             for m in methods:
                 if m != reference:
-                    cols.append(wide[(metric, m)].to_numpy(np.float64)
-                                - wide[(metric, reference)].to_numpy(np.float64))
+                    cols.append(
+                        wide[(metric, m)].to_numpy(np.float64)
+                        - wide[(metric, reference)].to_numpy(np.float64)
+                    )
                     names.append(("diff", m, metric))
     ci = bootstrap_ci(np.column_stack(cols), n_boot=n_boot, rng=rng)
     summary_rows: list[dict[str, Any]] = []
     comp_rows: list[dict[str, Any]] = []
-    for (kind, m, metric), row in zip(names, ci.itertuples(index=False)):
-        rec = {"method": m, "metric": metric, "ci_low": row.ci_low, "ci_high": row.ci_high,
-               "n": int(row.n)}
+    for (kind, m, metric), row in zip(names, ci.itertuples(index=False), strict=True):
+        rec = {
+            "method": m,
+            "metric": metric,
+            "ci_low": row.ci_low,
+            "ci_high": row.ci_high,
+            "n": int(row.n),
+        }
         if kind == "summary":
             summary_rows.append({**rec, "mean": row.mean, "interval": "bootstrap over items"})
         else:
@@ -210,16 +219,32 @@ def summarise(
         tag_wide = per_tag.set_index(["repeat", "tag", "method"])["ap"].unstack("method")
         tag_methods = [m for m in methods if m in tag_wide.columns]
         tag_ci = bootstrap_ci(tag_wide[tag_methods].to_numpy(np.float64), n_boot=n_boot, rng=rng)
-        for m, row in zip(tag_methods, tag_ci.itertuples(index=False)):
-            summary_rows.append({"method": m, "metric": "map_tags", "mean": row.mean,
-                                 "ci_low": row.ci_low, "ci_high": row.ci_high, "n": int(row.n),
-                                 "interval": "bootstrap over tags"})
+        for m, row in zip(tag_methods, tag_ci.itertuples(index=False), strict=True):
+            summary_rows.append(
+                {
+                    "method": m,
+                    "metric": "map_tags",
+                    "mean": row.mean,
+                    "ci_low": row.ci_low,
+                    "ci_high": row.ci_high,
+                    "n": int(row.n),
+                    "interval": "bootstrap over tags",
+                }
+            )
     corpus = per_repeat[~per_repeat["metric"].isin(set(metric_cols) | {"map_tags"})]
     for (m, metric), grp in corpus.groupby(["method", "metric"], sort=False):
         v = grp["value"].to_numpy(np.float64)
-        summary_rows.append({"method": m, "metric": metric, "mean": float(np.nanmean(v)),
-                             "ci_low": float(np.nanmin(v)), "ci_high": float(np.nanmax(v)),
-                             "n": len(v), "interval": "min-max over repeats"})
+        summary_rows.append(
+            {
+                "method": m,
+                "metric": metric,
+                "mean": float(np.nanmean(v)),
+                "ci_low": float(np.nanmin(v)),
+                "ci_high": float(np.nanmax(v)),
+                "n": len(v),
+                "interval": "min-max over repeats",
+            }
+        )
     order = ["method", "metric", "mean", "ci_low", "ci_high", "n", "interval"]
     summary = pd.DataFrame(summary_rows)[order] if summary_rows else pd.DataFrame(columns=order)
     comp_order = ["method", "reference", "metric", "difference", "ci_low", "ci_high", "n"]

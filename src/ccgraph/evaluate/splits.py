@@ -108,15 +108,16 @@ def hide_items(
     (1, set())
     """
     _check_tags(tags)
-    fraction = check_float("fraction", fraction, low=0, high=1, low_inclusive=False,
-                           high_inclusive=False)
+    fraction = check_float(
+        "fraction", fraction, low=0, high=1, low_inclusive=False, high_inclusive=False
+    )
     gen = as_generator(rng)
     seed = int(gen.integers(0, 2**31 - 1))
     local = np.random.default_rng(seed)
     ok = _eligible_pairs(tags, only_source).to_numpy()
     ids = tags["id"].astype(str).to_numpy()
     candidates = np.unique(ids[ok])
-    n_hide = int(round(fraction * len(candidates)))
+    n_hide = round(fraction * len(candidates))
     if len(candidates) and n_hide == 0:
         n_hide = 1
     chosen = local.choice(candidates, size=n_hide, replace=False) if n_hide else candidates[:0]
@@ -150,8 +151,9 @@ def hide_tags(
     ['a', 'b']
     """
     _check_tags(tags)
-    fraction = check_float("fraction", fraction, low=0, high=1, low_inclusive=False,
-                           high_inclusive=False)
+    fraction = check_float(
+        "fraction", fraction, low=0, high=1, low_inclusive=False, high_inclusive=False
+    )
     gen = as_generator(rng)
     seed = int(gen.integers(0, 2**31 - 1))
     local = np.random.default_rng(seed)
@@ -169,9 +171,9 @@ def hide_tags(
     quota = pd.Series(np.maximum(quota, 0).astype(np.int64), index=per_item.index)
     elig["rank"] = elig.groupby("id")["key"].rank(method="first").astype(np.int64) - 1
     chosen = elig[elig["rank"] < elig["id"].map(quota).to_numpy()]
-    hidden_pairs = set(zip(chosen["id"], chosen["tag"]))
+    hidden_pairs = set(zip(chosen["id"], chosen["tag"], strict=True))
     hide_row = np.fromiter(
-        ((i, t) in hidden_pairs for i, t in zip(pairs["id"], pairs["tag"])),
+        ((i, t) in hidden_pairs for i, t in zip(pairs["id"], pairs["tag"], strict=True)),
         dtype=bool,
         count=len(pairs),
     )
@@ -191,17 +193,23 @@ def make_splits(
 
     Parameters
     ----------
+    tags
+        Long tags table.
     protocol
         ``"items"`` (:func:`hide_items`) or ``"tags"`` (:func:`hide_tags`).
+    fraction, only_source
+        As in :func:`hide_items` / :func:`hide_tags`.
+    repeats
+        Number of splits.
+    rng
+        Seed or Generator from which the per-split seeds are drawn.
     """
     protocol = check_choice("protocol", protocol, PROTOCOLS)
     repeats = check_int("repeats", repeats, low=1)
     gen = as_generator(rng)
     seeds = gen.integers(0, 2**31 - 1, size=repeats)
     fn = hide_items if protocol == "items" else hide_tags
-    return [
-        fn(tags, fraction=fraction, only_source=only_source, rng=int(s)) for s in seeds
-    ]
+    return [fn(tags, fraction=fraction, only_source=only_source, rng=int(s)) for s in seeds]
 
 
 def _phrase_pattern(phrases: Sequence[str]) -> re.Pattern[str] | None:
@@ -275,7 +283,7 @@ def strip_hidden_text(
     space = re.compile(r"\s+")
     for col in cols:
         values = out[col].to_numpy(dtype=object).copy()
-        for row, phrases in zip(pos, by_item.to_numpy()):
+        for row, phrases in zip(pos, by_item.to_numpy(), strict=True):
             if row < 0 or not isinstance(values[row], str) or not values[row]:
                 continue
             pattern = _phrase_pattern(phrases)
