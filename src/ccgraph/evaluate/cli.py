@@ -28,7 +28,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate",
         help="hide tags (or use the Planetoid split), run ccgraph and the baselines on the same "
-        "split, and write metrics with 95 % bootstrap CIs",
+        "split, and write metrics with 95%% bootstrap CIs",
     )
     p.add_argument("config", type=Path, help="the YAML config file (see configs/eval-*.yaml)")
     p.add_argument(
