@@ -67,3 +67,13 @@ def test_caption_tags_refuse_text_graphs(tmp_path):
     )
     with pytest.raises(ConfigError, match="leak"):
         run_evaluation(cfg)
+
+
+def test_help_renders(capsys):
+    from ccgraph.cli import build_parser
+
+    build_parser().format_help()
+    with pytest.raises(SystemExit) as exc:
+        _parser().parse_args(["evaluate", "--help"])
+    assert exc.value.code == 0
+    assert "bootstrap" in capsys.readouterr().out
