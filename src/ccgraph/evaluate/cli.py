@@ -25,11 +25,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``evaluate`` to the ``ccgraph`` command line."""
-    p = subparsers.add_parser(
-        "evaluate",
-        help="hide tags (or use the Planetoid split), run ccgraph and the baselines on the same "
-        "split, and write metrics with 95%% bootstrap CIs",
+    text = (
+        "hide tags (or use the Planetoid split), run ccgraph and the baselines on the same "
+        "split, and write metrics with 95%% bootstrap CIs"
     )
+    p = subparsers.add_parser("evaluate", help=text, description=text)
     p.add_argument("config", type=Path, help="the YAML config file (see configs/eval-*.yaml)")
     p.add_argument(
         "--out",
