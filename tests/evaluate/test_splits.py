@@ -105,6 +105,11 @@ def test_strip_rule_examples():
     assert out.loc[0, "description"] == "hotdog stand"  # not a whole word
     assert out.loc[1, "title"] == "dog"  # other items keep their text
     assert items.loc[0, "title"] == "Black dog and DOGS at New_York"  # input untouched
+    joined = strip_hidden_text(
+        pd.DataFrame({"id": ["a"], "title": ["black black dog dogs"]}),
+        pd.DataFrame({"id": ["a"], "tag": ["black dog"]}),
+    )
+    assert joined.loc[0, "title"] == ""  # deletions that join words into a match repeat
 
 
 def test_item_level_fraction_and_determinism():

@@ -246,6 +246,7 @@ def _seeds(catalog: Catalog, cfg: Config | None) -> TagSet:
 
 
 def _spread_kwargs(cfg: Config | None) -> dict[str, Any]:
+    """The pipeline's spread_tags settings (cluster_prior is left at 0: no partition here)."""
     if cfg is None:
         return {}
     t = cfg.propagate.tags
@@ -254,7 +255,9 @@ def _spread_kwargs(cfg: Config | None) -> dict[str, Any]:
         "tol": t.tol,
         "max_iter": t.max_iter,
         "tag_block": t.tag_block,
-        "calibrator": "auto",
+        "calibrator": None if t.calibrator == "none" else t.calibrator,
+        "dtype": t.dtype,
+        "reorder": t.reorder,
     }
 
 

@@ -255,9 +255,10 @@ def strip_hidden_text(
     whole word or phrase, case-insensitive, with spaces, hyphens and underscores between its
     words interchangeable, optionally followed by a plural ``s`` / ``es``. Only the item the
     tag was hidden from is scrubbed (another item's title saying "dog" is legitimate evidence).
-    Whitespace left behind is collapsed. The caption's tag field is built from the visible
-    tags table, so it holds no hidden tag by construction; ``tags`` is scrubbed too when the
-    items table carries its own tag text.
+    Whitespace left behind is collapsed, and deletion repeats until nothing matches (removing
+    "black dog" from "black black dog dogs" would otherwise join "black dogs"). The caption's
+    tag field is built from the visible tags table, so it holds no hidden tag by construction;
+    ``tags`` is scrubbed too when the items table carries its own tag text.
 
     Examples
     --------
@@ -287,7 +288,12 @@ def strip_hidden_text(
             if row < 0 or not isinstance(values[row], str) or not values[row]:
                 continue
             pattern = _phrase_pattern(phrases)
-            if pattern is not None:
-                values[row] = space.sub(" ", pattern.sub(" ", values[row])).strip()
+            if pattern is None:
+                continue
+            text, before = values[row], None
+            while text != before:  # a deletion can join words into a new occurrence
+                before = text
+                text = space.sub(" ", pattern.sub(" ", text)).strip()
+            values[row] = text
         out[col] = values
     return out
