@@ -43,6 +43,23 @@ def _replace_table(name: str, body: str) -> None:
     tmp.replace(DOC)
 
 
+def _local_data(cfg_path, overrides: list[str]) -> list[str]:
+    """Point ``data.path`` at ``data_dir()`` when the config's ``../../shared/data`` is absent.
+
+    The configs assume the repository sits beside ``shared/``; a checkout elsewhere (a git
+    worktree, CI) finds the data through ``CCGRAPH_DATA_DIR`` instead.
+    """
+    import yaml
+
+    raw = yaml.safe_load(cfg_path.read_text())
+    path = str(raw.get("data", {}).get("path", ""))
+    marker = "shared/data/"
+    if marker not in path or (cfg_path.parent / path).exists():
+        return overrides
+    local = data_dir() / path.split(marker, 1)[1]
+    return [f"data.path={local}", *overrides]
+
+
 def _tables(md: str) -> str:
     """The result and paired-difference tables of an evaluation.md, headings demoted."""
     keep, skip = [], False
@@ -69,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.names:
         cfg_path = REPO / "configs" / f"eval-{name}.yaml"
-        cfg = load_config(cfg_path, args.set)
+        cfg = load_config(cfg_path, _local_data(cfg_path, args.set))
         with Timer() as t:
             result = run_evaluation(cfg)
         assert result.path is not None

@@ -149,3 +149,22 @@ def test_reference_spread_is_a_real_spreader():
     inp = methods_module.MethodInputs(graph, seeds)
     out = _closed_form_spread(inp)
     assert out.scores.nnz > 0 and (out.scores.multiply(seeds.matrix)).nnz == 0
+
+
+def test_with_ccgraph_spread_tags():
+    catalog, graph, emb = _catalog(seed=5)
+    res = run_evaluation(
+        (catalog, graph, emb),
+        protocol="items",
+        hide_fraction=0.25,
+        repeats=1,
+        methods=["spread"],
+        baselines=["random"],
+        n_boot=100,
+        rng=0,
+    )
+    assert "spread" not in res.info["skipped"]
+    p1 = res.summary[res.summary["metric"] == "precision@1"].set_index("method")["mean"]
+    assert p1["spread"] > p1["random"] + 0.3
+    rel = res.reliability[res.reliability["method"] == "spread"]
+    assert rel["count"].sum() > 0
