@@ -65,7 +65,7 @@ def _tables(md: str) -> str:
     keep, skip = [], False
     for line in md.splitlines()[1:]:
         if line.startswith("## "):
-            skip = not line.startswith("## Paired") and not line.startswith("## Counts")
+            skip = not line.startswith(("## Paired", "## Counts", "## Clusters", "## Popularity"))
             if not skip:
                 keep.append("#### " + line[3:])
             continue
@@ -78,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", default=list(NAMES))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--tables-only",
+        action="store_true",
+        help="only copy the tables of existing <output.dir>/evaluation folders into the doc",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("CCGRAPH_DATA_DIR", str(data_dir()))
     from ccgraph.config import load_config
@@ -87,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.names:
         cfg_path = REPO / "configs" / f"eval-{name}.yaml"
         cfg = load_config(cfg_path, _local_data(cfg_path, args.set))
+        if args.tables_only:
+            from ccgraph._stages import resolve_out_dir
+
+            md = resolve_out_dir(cfg, None) / "evaluation" / "evaluation.md"
+            _replace_table(name, _tables(md.read_text()))
+            continue
         with Timer() as t:
             result = run_evaluation(cfg)
         assert result.path is not None
@@ -105,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
         sys.stdout.write(f"{name}: {t.seconds:.0f} s\n")
+    if args.tables_only:
+        return 0
     body = markdown_table(["config", "wall s", "cpu s", "peak RSS MB (cumulative)", "output"], rows)
     write_section(
         "evaluate",

@@ -6,13 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ccgraph.evaluate.datasets import (
-    caption_tags,
-    load_citation_npz,
-    load_flickr8k,
-    load_planetoid,
-    resolve_data_dir,
-)
+from ccgraph.evaluate.datasets import load_citation_npz, load_planetoid, resolve_data_dir
+from ccgraph.evaluate.flickr8k import caption_tags, load_flickr8k
 from ccgraph.exceptions import InputError
 from tests.conftest import require_data
 

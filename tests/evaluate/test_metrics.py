@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score, average_precision_score
 
+from ccgraph.evaluate.clusters import cluster_agreement, tag_coherence
 from ccgraph.evaluate.metrics import (
     bootstrap_ci,
-    cluster_agreement,
     coverage,
     expected_calibration_error,
     per_item_metrics,
@@ -18,7 +18,6 @@ from ccgraph.evaluate.metrics import (
     rank_correlation,
     ranked_hits,
     reliability_table,
-    tag_coherence,
 )
 from ccgraph.exceptions import InputError
 

@@ -16,23 +16,18 @@ from ccgraph.evaluate.baselines import (
     sklearn_label_spreading,
     tagprop_tags,
 )
-from ccgraph.evaluate.datasets import (
-    CitationDataset,
-    caption_tags,
-    load_citation_npz,
-    load_flickr8k,
-    load_planetoid,
-)
+from ccgraph.evaluate.clusters import cluster_agreement, tag_coherence
+from ccgraph.evaluate.datasets import CitationDataset, load_citation_npz, load_planetoid
 from ccgraph.evaluate.feature_aware import (
     correct_and_smooth,
     feature_aware_tags,
     normalized_adjacency,
     smooth_features,
 )
+from ccgraph.evaluate.flickr8k import caption_tags, load_flickr8k
 from ccgraph.evaluate.harness import run_evaluation
 from ccgraph.evaluate.metrics import (
     bootstrap_ci,
-    cluster_agreement,
     coverage,
     expected_calibration_error,
     per_item_metrics,
@@ -40,7 +35,6 @@ from ccgraph.evaluate.metrics import (
     rank_correlation,
     ranked_hits,
     reliability_table,
-    tag_coherence,
 )
 from ccgraph.evaluate.output import EvaluationResult
 from ccgraph.evaluate.planetoid import (

@@ -17,9 +17,10 @@ import scipy.sparse as sp
 
 from ccgraph.config import Config, EvaluateConfig
 from ccgraph.containers import Embeddings, KnnGraph, TagSet
+from ccgraph.evaluate.clusters import cluster_agreement
 from ccgraph.evaluate.datasets import CitationDataset, dataset_path, load_planetoid
 from ccgraph.evaluate.methods import MethodInputs, MethodSkipped, run_method
-from ccgraph.evaluate.metrics import bootstrap_ci, cluster_agreement
+from ccgraph.evaluate.metrics import bootstrap_ci
 from ccgraph.evaluate.output import EvaluationResult
 from ccgraph.evaluate.planetoid import (
     PUBLISHED,
