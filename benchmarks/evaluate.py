@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{t.cpu_seconds:.0f}",
                 f"{peak_rss_mb():.0f}",
                 str(
-                    result.path.relative_to(REPO.parent)
-                    if result.path.is_relative_to(REPO.parent)
+                    result.path.relative_to(REPO)
+                    if result.path.is_relative_to(REPO)
                     else result.path
                 ),
             ]
