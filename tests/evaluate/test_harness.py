@@ -168,3 +168,12 @@ def test_with_ccgraph_spread_tags():
     assert p1["spread"] > p1["random"] + 0.3
     rel = res.reliability[res.reliability["method"] == "spread"]
     assert rel["count"].sum() > 0
+
+
+def test_embeddings_only_builds_the_graph():
+    catalog, _, emb = _catalog(seed=6)
+    res = run_evaluation(
+        (catalog, emb), repeats=1, methods=["feature_aware"], baselines=["knn_vote"], n_boot=50
+    )
+    assert res.info["counts"][0]["edges"] > 0
+    assert set(res.per_item["method"]) == {"feature_aware", "knn_vote"}

@@ -92,6 +92,7 @@ class GraphSource:
         if graph is None:
             from ccgraph.graph import build_knn_graph
 
+            assert emb is not None
             graph = build_knn_graph(emb.align(ids), k=15, rng=0)
         from ccgraph._stages import expand_graph
 

@@ -88,8 +88,10 @@ def smooth_features(
     method = check_choice("method", method, ("sgc", "ssgc"))
     alpha = check_float("alpha", alpha, low=0, high=1)
     s = normalized_adjacency(adjacency)
-    x = features.toarray() if sp.issparse(features) else np.asarray(features, dtype=np.float64)
-    x = np.asarray(x, dtype=np.float64)
+    if sp.issparse(features):
+        x = sp.csr_matrix(features).toarray().astype(np.float64)
+    else:
+        x = np.asarray(features, dtype=np.float64)
     if x.shape[0] != s.shape[0]:
         raise InputError(f"`features` has {x.shape[0]} rows but the graph has {s.shape[0]} nodes")
     if method == "sgc":

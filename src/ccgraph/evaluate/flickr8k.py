@@ -68,7 +68,7 @@ def caption_tags(
     """
     min_captions = check_int("min_captions", min_captions, low=1)
     stop = frozenset(stopwords)
-    rows = []
+    rows: list[tuple[str, str]] = []
     pairs = zip(captions["image"].astype(str), captions["caption"].astype(str), strict=True)
     for image, caption in pairs:
         words = {w for w in _WORD.findall(caption.lower()) if len(w) > 1 and w not in stop}

@@ -108,7 +108,7 @@ def run_evaluation(
         raise InputError(
             "`source` must be a Config, a YAML path, or (catalog, graph[, embeddings])"
         )
-    base = cfg.evaluate if cfg is not None else EvaluateConfig()
+    base = cfg.evaluate if cfg is not None else EvaluateConfig.model_validate({})
     settings = _settings(
         base,
         {

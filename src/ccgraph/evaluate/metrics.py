@@ -109,7 +109,8 @@ def ranked_hits(
     rank = np.arange(len(rows)) - starts
     keep = rank < depth
     rows, cols, data, rank = rows[keep], cols[keep], data[keep], rank[keep]
-    truth_keys = np.sort(_keys(*t.nonzero(), n_tags))
+    t_rows, t_cols = t.nonzero()
+    truth_keys = np.sort(_keys(t_rows, t_cols, n_tags))
     cand = _keys(rows, cols, n_tags)
     pos = np.searchsorted(truth_keys, cand)
     pos = np.minimum(pos, max(len(truth_keys) - 1, 0))
@@ -213,7 +214,8 @@ def per_tag_metrics(
     data = c.data.astype(np.float64)
     order = np.lexsort((rows, -data, cols))
     rows, cols = rows[order], cols[order]
-    truth_keys = np.sort(_keys(*t.nonzero(), n_tags))
+    t_rows, t_cols = t.nonzero()
+    truth_keys = np.sort(_keys(t_rows, t_cols, n_tags))
     cand = _keys(rows, cols, n_tags)
     pos = np.minimum(np.searchsorted(truth_keys, cand), max(len(truth_keys) - 1, 0))
     rel = (truth_keys[pos] == cand) if len(truth_keys) else np.zeros(len(cand), dtype=bool)
