@@ -74,8 +74,8 @@ class _Blocks:
     """Reusable per-block buffers and a thread pool that runs row chunks of a block."""
 
     def __init__(self, rows: int, n: int, dtype: type, n_jobs: int | None) -> None:
-        self.scores = np.empty((rows, n), dtype=dtype)
-        self.work = np.empty((rows, n), dtype=dtype)
+        self.scores: np.ndarray = np.empty((rows, n), dtype=dtype)
+        self.work: np.ndarray = np.empty((rows, n), dtype=dtype)
         self.mask = np.empty((rows, n), dtype=bool)
         if n_jobs is None or n_jobs < 1:
             n_jobs = os.cpu_count() or 1
