@@ -20,7 +20,7 @@ from ccgraph._validation import check_choice, check_float, check_int
 from ccgraph.containers import Partition, TagScores, TagSet, check_same_ids
 from ccgraph.exceptions import ConvergenceWarning, InputError, ParameterError
 from ccgraph.propagate._graph import Operator, as_adjacency, build_operator, resolve_dtype
-from ccgraph.propagate._solver import solve
+from ccgraph.propagate._solver import n_threads_for, run_chunks, solve
 
 if TYPE_CHECKING:
     from ccgraph._random import RngLike
@@ -287,6 +287,7 @@ def spread_raw(
     ex_indptr = ex.indptr.astype(np.int64)
     ex_indices = ex.indices.astype(np.int64)
     k = min(top_k, max(n_tags, 1))
+    row_bounds = np.linspace(0, n, 33).astype(np.int64)
     top_v = np.zeros((n, k), dtype=op.dtype)
     top_t = np.full((n, k), -1, dtype=np.int64)
     n_iter = np.zeros(n_tags, dtype=np.int64)
@@ -297,9 +298,13 @@ def spread_raw(
         rhs = sp.csr_matrix(y_inner[:, cols] * (1.0 - op.alpha))
 
         def done(idx: np.ndarray, vals: np.ndarray, cols: np.ndarray = cols) -> None:
-            _kernels.topk_merge(
-                vals, cols[idx].astype(np.int64), ex_indptr, ex_indices, top_v, top_t
-            )
+            tags = cols[idx].astype(np.int64)
+
+            def merge(c0: int, c1: int) -> None:
+                r0, r1 = row_bounds[c0], row_bounds[c1]
+                _kernels.topk_merge(vals, tags, ex_indptr, ex_indices, top_v, top_t, r0, r1)
+
+            run_chunks(merge, len(row_bounds) - 1, n_threads_for(vals.size))
 
         it, cv = solve(
             op,
