@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -131,6 +131,7 @@ def _solve(
     n, m_total = rhs.shape
     dtype = op.dtype
     dense = isinstance(rhs, np.ndarray)
+    b: Any
     if dense:
         b = np.ascontiguousarray(rhs, dtype=dtype)
         x = b.copy()

@@ -173,14 +173,22 @@ def spread_tags(
         raise ParameterError("`cluster_prior` > 0 needs a `partition`")
     if partition is not None:
         check_same_ids(partition.ids, seeds.ids, what="spread_tags(partition, seeds)")
-    opts = dict(tol=tol, max_iter=max_iter, tag_block=tag_block, top_k=top_k, method=method)
     with timed("propagate.spread_tags"):
         op = build_operator(adj, alpha=alpha, dtype=wdtype, reorder=reorder)
         y = seeds.matrix
         if cluster_prior > 0 and partition is not None:
             mass0 = spread_mass(op, y, tol=tol, max_iter=max_iter, method=method)
             y = cluster_prior_seeds(y, partition.membership, mass0, adj, cluster_prior)
-        raw = spread_raw(op, y, exclude=seeds.matrix, **opts)
+        raw = spread_raw(
+            op,
+            y,
+            exclude=seeds.matrix,
+            tol=tol,
+            max_iter=max_iter,
+            tag_block=tag_block,
+            top_k=top_k,
+            method=method,
+        )
     if not raw.converged.all():
         bad = int((~raw.converged).sum())
         warnings.warn(
