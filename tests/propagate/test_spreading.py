@@ -250,3 +250,15 @@ def test_invariants(case):
     np.testing.assert_allclose(a[common], b[common], atol=1e-9)
     # differences only where the k-th score ties
     assert len(common) >= min(len(a), len(b)) - n
+
+
+def test_thread_pool_path_gives_identical_results(monkeypatch):
+    from ccgraph.propagate import _solver
+
+    g = random_graph(n=80, seed=19, split=None)
+    seeds = random_seeds(g.ids, n_tags=9, seed=20)
+    serial = spread_tags(g, seeds, top_k=4)
+    monkeypatch.setattr(_solver, "SERIAL_WORK", 0)
+    monkeypatch.setenv("CCGRAPH_THREADS", "2")
+    threaded = spread_tags(g, seeds, top_k=4)
+    assert np.array_equal(serial.scores.toarray(), threaded.scores.toarray())
