@@ -285,3 +285,14 @@ def _spread_in_child(g, seeds):
 
     _solver.SERIAL_WORK = 0
     return spread_tags(g, seeds, top_k=3).scores.toarray()
+
+
+def test_bad_calibrator_rejected_before_work():
+    g = random_graph()
+    seeds = random_seeds(g.ids)
+    with pytest.raises(ParameterError, match="calibrator"):
+        spread_tags(g, seeds, calibrator="isotonic")
+    with pytest.raises(ParameterError, match="calibrator"):
+        spread_tags(g, seeds, calibrator=3)
+    none = spread_tags(g, seeds, calibrator="none")
+    assert none.params["calibrator"] is None
