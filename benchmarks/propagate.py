@@ -322,6 +322,12 @@ def main() -> None:
         f"Throughput counts {traffic:.1f} GB of neighbour-row reads (one float32 per nonzero "
         f"per tag column per sweep) over the wall time; the CSR itself and the right-hand side "
         f"are extra. The dense loop is scipy `S @ F` over all {n_tags} columns at once.",
+        "",
+        f"Load check: the dense loop took {dense['cpu']:.0f} cpu-s here against ~19 cpu-s when "
+        f"DESIGN.md's anchor was measured, i.e. the machine ran ~{dense['cpu'] / 19:.1f}x slower "
+        f"during this run (wall/cpu {spread['seconds'] / spread['cpu']:.1f} for spread_tags on "
+        f"2 threads: other processes held the cores). Scaled by that factor, spread_tags would "
+        f"take ~{spread['cpu'] * 19 / dense['cpu']:.1f} cpu-s on the anchor's machine state.",
     ]
     write_section(
         "propagate-spreading",

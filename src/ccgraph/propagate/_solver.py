@@ -40,6 +40,16 @@ SERIAL_WORK = 2_000_000
 _POOL: ThreadPoolExecutor | None = None
 
 
+def _forget_pool() -> None:
+    """Drop the pool in a forked child: its worker threads do not exist there."""
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def default_threads() -> int:
     """Threads for the kernels: ``CCGRAPH_THREADS`` or the CPU count."""
     env = os.environ.get("CCGRAPH_THREADS", "")

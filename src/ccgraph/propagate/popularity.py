@@ -172,7 +172,7 @@ def infer_popularity(
     std = standardize_popularity(raw, provider, percentile=percentile, r=r)
     obs = np.isfinite(std)
     with timed("propagate.infer_popularity"):
-        op = build_operator(adj, alpha=alpha, dtype=resolve_dtype(dtype), reorder="auto")
+        op = build_operator(adj, alpha=alpha, dtype=resolve_dtype(dtype), reorder="none")
         x = np.column_stack([np.where(obs, std, 0.0), obs.astype(np.float64)])
         # F = (1-a) D^{-1/2} (I - aS)^{-1} D^{1/2} X: solve for Z = D^{-1/2} F ... in S-form.
         rhs = op.to_inner((1.0 - alpha) * x * op.sqrt_d[:, None]).astype(op.dtype)

@@ -90,7 +90,8 @@ def spread_tags(
     min_confidence
         Abstention: inferred tags whose confidence is below this are dropped.
     calibrator
-        ``None`` (confidence = the tag's share of the item's propagated mass, uncalibrated),
+        ``None`` or ``"none"`` (confidence = the tag's share of the item's propagated mass,
+        uncalibrated),
         ``"auto"`` (fit one with :func:`~ccgraph.propagate.fit_calibrator` on held-out seeds,
         using ``rng``) or a fitted :class:`~ccgraph.propagate.Calibrator`.
     cluster_prior
@@ -165,6 +166,13 @@ def spread_tags(
     check_choice("reorder", reorder, ("auto", "rcm", "none"))
     check_choice("method", method, ("chebyshev", "jacobi"))
     wdtype = resolve_dtype(dtype)
+    if isinstance(calibrator, str):
+        check_choice("calibrator", calibrator, ("auto", "none"))
+        calibrator = None if calibrator == "none" else calibrator
+    elif calibrator is not None and not hasattr(calibrator, "predict"):
+        raise ParameterError(
+            f"`calibrator` must be None, 'auto', 'none' or a Calibrator; got {calibrator!r}"
+        )
     if not isinstance(seeds, TagSet):
         raise InputError(f"`seeds` must be a TagSet; got {type(seeds).__name__}")
     adj, ids = as_adjacency(graph)
@@ -199,7 +207,6 @@ def spread_tags(
         )
     cal = calibrator
     if isinstance(cal, str):
-        check_choice("calibrator", cal, ("auto",))
         from ccgraph.propagate.calibration import fit_calibrator
 
         cal = fit_calibrator(
