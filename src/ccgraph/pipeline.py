@@ -64,7 +64,7 @@ def run(
     from ccgraph.cluster import describe_clusters
     from ccgraph.embed import embed_catalog
     from ccgraph.io import read_catalog_from_config, write_run
-    from ccgraph.propagate import infer_popularity, spread_tags
+    from ccgraph.propagate import explain_tags, infer_popularity, spread_tags
 
     cfg = _as_config(config)
     out_dir = _stages.resolve_out_dir(cfg, out)
@@ -109,6 +109,7 @@ def run(
             ignore_index=True,
         )
     inferred = None
+    extras: dict[str, Any] = {}
     if cfg.propagate.tags.enabled and seeds.n_tags > 0:
         t = cfg.propagate.tags
         with timer.stage("tags"):
@@ -121,11 +122,15 @@ def run(
                 tag_block=t.tag_block,
                 top_k=t.top_k,
                 min_confidence=t.min_confidence,
-                calibrator="auto",
+                calibrator=t.calibrator,
                 cluster_prior=t.cluster_prior,
                 partition=levels[default_level],
                 rng=cfg.seed,
+                dtype=t.dtype,
+                reorder=t.reorder,
             )
+            if t.explain:
+                extras["explanations"] = explain_tags(graph, seeds, pairs=inferred, alpha=t.alpha)
         stages["tags"] = {
             **dict(inferred.params),
             "converged": inferred.converged,
@@ -161,7 +166,7 @@ def run(
             counts=counts,
             stages=stages,
         )
-    result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest)
+    result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
     if not write:
         return result
     with timer.stage("write"):
@@ -178,7 +183,9 @@ def run(
                 n_similar=cfg.report.n_similar,
                 rng=cfg.seed,
             )
-    return RunResult(items_df, tags_df, clusters, rejects, graph, manifest, path=path)
+    return RunResult(
+        items_df, tags_df, clusters, rejects, graph, manifest, path=path, extras=extras
+    )
 
 
 def _counts(
