@@ -65,6 +65,7 @@ def run(
     from ccgraph.embed import embed_catalog
     from ccgraph.io import read_catalog_from_config, write_run
     from ccgraph.propagate import infer_popularity, spread_tags
+    from ccgraph.query.persist import embedding_extras
 
     cfg = _as_config(config)
     out_dir = _stages.resolve_out_dir(cfg, out)
@@ -161,7 +162,9 @@ def run(
             counts=counts,
             stages=stages,
         )
-    result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest)
+    # Vectors per modality (embeddings_<m>.npy + _rows.npy) for new-item queries and updates.
+    extras = embedding_extras(embeddings, ids)
+    result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
     if not write:
         return result
     with timer.stage("write"):
@@ -178,7 +181,9 @@ def run(
                 n_similar=cfg.report.n_similar,
                 rng=cfg.seed,
             )
-    return RunResult(items_df, tags_df, clusters, rejects, graph, manifest, path=path)
+    return RunResult(
+        items_df, tags_df, clusters, rejects, graph, manifest, path=path, extras=extras
+    )
 
 
 def _counts(

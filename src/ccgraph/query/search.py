@@ -1,0 +1,220 @@
+"""Nearest stored items of new vectors: exact, or pruned by the run's own clusters.
+
+The stored embeddings of a modality (memory-mapped) are searched either exactly (one matrix
+product over all of them) or, for large runs, only within the clusters whose centroids are
+closest to the query: the run's finest cluster level acts as the coarse quantiser of an
+inverted-file index, so no extra index has to be trained or stored.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ccgraph._validation import check_choice, check_int
+from ccgraph.exceptions import InputError
+
+if TYPE_CHECKING:
+    from ccgraph.query.persist import StoredEmbeddings
+
+__all__ = ["EXACT_MAX_N", "MIN_WEIGHT", "METHODS", "VectorSearch"]
+
+#: Smallest neighbour weight (as the graph's smallest edge weight).
+MIN_WEIGHT = 1e-6
+#: ``method="auto"`` searches exactly up to this many stored vectors, else by clusters.
+EXACT_MAX_N = 20_000
+#: Queries scored together in one exact matrix product (bounds the ``[n, block]`` buffer).
+QUERY_BLOCK = 64
+METHODS = ("auto", "exact", "clusters")
+
+
+class VectorSearch:
+    """``k`` nearest stored items of query vectors, with their similarities.
+
+    Parameters
+    ----------
+    stored
+        One modality's stored vectors and the item rows they cover.
+    metric
+        ``"cosine"``, ``"euclidean"`` or ``"hamming"`` (packed codes).
+    partition
+        Cluster label of every item of the run (its finest level), for ``method="clusters"``.
+    min_candidates
+        Pruned search: probe the closest clusters until they hold at least this many items.
+    min_probes
+        Pruned search: probe at least this many clusters.
+
+    Notes
+    -----
+    Similarity is the cosine for ``cosine``, ``1 - hamming / bits`` for codes, and
+    ``exp(-(d / sigma)^2)`` for ``euclidean`` with ``sigma`` the query's distance to its
+    ``ceil(k / 2)``-th neighbour; all are floored at :data:`MIN_WEIGHT`.
+
+    The pruned search scores the query against each cluster's centroid (mean of its members'
+    vectors; normalised for cosine) and searches exactly within the best clusters. Its
+    recall against the exact search is measured in ``benchmarks/query.py``.
+
+    References
+    ----------
+    .. [1] J. Sivic, A. Zisserman, "Video Google: a text retrieval approach to object matching
+       in videos", ICCV 2003 (the inverted-file index).
+    """
+
+    def __init__(
+        self,
+        stored: StoredEmbeddings,
+        *,
+        metric: str,
+        partition: np.ndarray | None = None,
+        min_candidates: int = 4096,
+        min_probes: int = 8,
+    ) -> None:
+        self.stored = stored
+        self.metric = metric
+        self.partition = partition
+        self.min_candidates = check_int("min_candidates", min_candidates, low=1)
+        self.min_probes = check_int("min_probes", min_probes, low=1)
+        self._norms: np.ndarray | None = None
+        self._positions: np.ndarray | None = None
+        self._ivf: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        normalize = bool(stored.params.get("normalize", True))
+        self._unit = metric == "cosine" and normalize and stored.kind == "dense"
+
+    @property
+    def n(self) -> int:
+        """Number of stored vectors."""
+        return int(self.stored.vectors.shape[0])
+
+    def norms(self) -> np.ndarray:
+        """L2 norm of every stored vector (one pass, cached)."""
+        if self._norms is None:
+            self._norms = np.linalg.norm(np.asarray(self.stored.vectors, dtype=np.float32), axis=1)
+        return self._norms
+
+    def positions(self, rows: np.ndarray, n_items: int) -> np.ndarray:
+        """Stored positions of the item ``rows`` that have a vector."""
+        if self._positions is None:
+            pos = np.full(n_items, -1, dtype=np.int64)
+            pos[self.stored.rows] = np.arange(len(self.stored.rows))
+            self._positions = pos
+        p = self._positions[rows]
+        return np.unique(p[p >= 0])
+
+    def _score(self, data: np.ndarray, q: np.ndarray, norms: np.ndarray | None) -> np.ndarray:
+        """``[len(data), len(q)]`` scores, larger is closer."""
+        if self.metric == "hamming":
+            return -np.stack(
+                [np.bitwise_count(np.bitwise_xor(data, row)).sum(axis=1) for row in q], axis=1
+            ).astype(np.float64)
+        s = np.asarray(data @ q.T, dtype=np.float64)
+        if self.metric == "cosine" and norms is not None:
+            s /= np.maximum(norms, 1e-30)[:, None]
+        elif self.metric == "euclidean":
+            assert norms is not None
+            sq = norms.astype(np.float64) ** 2
+            s = -np.sqrt(np.maximum(sq[:, None] + (q.astype(np.float64) ** 2).sum(1) - 2 * s, 0))
+        return s
+
+    def _index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Centroids, their norms, members sorted by cluster and the cluster pointer."""
+        if self._ivf is None:
+            import scipy.sparse as sp
+
+            assert self.partition is not None
+            labels = self.partition[self.stored.rows]
+            uniq, inv = np.unique(labels, return_inverse=True)
+            one_hot = sp.csr_matrix(
+                (np.ones(self.n, dtype=np.float32), (inv, np.arange(self.n))),
+                shape=(len(uniq), self.n),
+            )
+            sums = np.asarray(one_hot @ np.asarray(self.stored.vectors, dtype=np.float32))
+            counts = np.bincount(inv, minlength=len(uniq)).astype(np.float32)
+            cent = (sums / counts[:, None]).astype(np.float32)
+            if self.metric == "cosine":
+                cent /= np.maximum(np.linalg.norm(cent, axis=1), 1e-30)[:, None]
+            order = np.argsort(inv, kind="stable")
+            ptr = np.concatenate([[0], np.cumsum(counts.astype(np.int64))])
+            self._ivf = (cent, np.linalg.norm(cent, axis=1), order, ptr)
+        return self._ivf
+
+    def search(
+        self,
+        queries: np.ndarray,
+        *,
+        k: int,
+        exclude: np.ndarray | None = None,
+        n_items: int,
+        method: str = "auto",
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Item rows ``[m, k]`` and similarities ``[m, k]`` of each query's neighbours.
+
+        ``exclude`` item rows are never returned. Rows are sorted by similarity, ties by the
+        lower stored position.
+        """
+        check_choice("method", method, METHODS)
+        skip = self.positions(exclude, n_items) if exclude is not None and len(exclude) else None
+        k = min(k, self.n - (0 if skip is None else len(skip)))
+        if k < 1:
+            raise InputError(f"the run's {self.stored.modality} embeddings hold no other item")
+        if method == "auto":
+            method = "exact" if self.n <= EXACT_MAX_N or self.metric == "hamming" else "clusters"
+        if method == "clusters" and self.partition is None:
+            method = "exact"
+        norms = None if self._unit or self.metric == "hamming" else self.norms()
+        idx = np.empty((len(queries), k), dtype=np.int64)
+        val = np.empty((len(queries), k), dtype=np.float64)
+        if method == "exact":
+            for start in range(0, len(queries), QUERY_BLOCK):
+                q = queries[start : start + QUERY_BLOCK]
+                score = self._score(self.stored.vectors, q, norms)
+                if skip is not None:
+                    score[skip] = -np.inf
+                for j in range(score.shape[1]):
+                    idx[start + j], val[start + j] = _top(np.arange(self.n), score[:, j], k)
+        else:
+            cent, cnorm, members, ptr = self._index()
+            cscore = self._score(cent, queries, None if self.metric == "cosine" else cnorm)
+            for j in range(len(queries)):
+                cand = np.sort(self._candidates(cscore[:, j], members, ptr, k))
+                if skip is not None:
+                    cand = cand[~np.isin(cand, skip)]
+                if len(cand) < k:  # too few left after exclusion: search everything
+                    cand = np.setdiff1d(np.arange(self.n), [] if skip is None else skip)
+                data = np.asarray(self.stored.vectors[cand])
+                nrm = None if norms is None else norms[cand]
+                idx[j], val[j] = _top(cand, self._score(data, queries[j : j + 1], nrm)[:, 0], k)
+        return self.stored.rows[idx], self._similarity(val, k)
+
+    def _candidates(self, cscore: np.ndarray, members: np.ndarray, ptr: np.ndarray, k: int) -> np.ndarray:
+        """Stored positions in the best clusters: at least ``min_candidates`` and ``k + 1``."""
+        order = np.argsort(-cscore, kind="stable")
+        sizes = np.diff(ptr)[order]
+        need = max(self.min_candidates, 2 * k + 1)
+        reach = int(np.searchsorted(np.cumsum(sizes), need)) + 1
+        take = order[: max(self.min_probes, reach)]
+        return np.concatenate([members[ptr[c] : ptr[c + 1]] for c in take])
+
+    def _similarity(self, val: np.ndarray, k: int) -> np.ndarray:
+        if self.metric == "hamming":
+            sim = 1.0 + val / (8.0 * self.stored.dim)
+        elif self.metric == "euclidean":
+            col = max(1, math.ceil(k / 2)) - 1
+            sigma = np.maximum(-val[:, col : col + 1], 1e-12)
+            sim = np.exp(-((val / sigma) ** 2))
+        else:
+            sim = val
+        return np.maximum(np.where(np.isfinite(sim), sim, MIN_WEIGHT), MIN_WEIGHT)
+
+
+def _top(cand: np.ndarray, score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of ``score`` (over positions ``cand``), ties by the lower position."""
+    if k < len(score):
+        part = np.argpartition(-score, k - 1)[:k]
+        kth = score[part].min()
+        part = np.flatnonzero(score >= kth)  # every tie of the k-th score, for determinism
+    else:
+        part = np.arange(len(score))
+    order = np.lexsort((cand[part], -score[part]))[:k]
+    return cand[part][order], score[part][order]
