@@ -246,10 +246,7 @@ def main() -> None:
         "`related` with n=20, epsilon=1e-4, alpha=0.85. A new item is the stored vector of an "
         "item left out of the search (all three answers, no model inference); k = the run's "
         "`graph.k`. Overlap: `related(duplicates='include')` against a global PageRank solve "
-        "(tol 1e-10) from the same item, over 100 items.\n\n"
-        + lat
-        + "\n\n"
-        + acc
+        "(tol 1e-10) from the same item, over 100 items.\n\n" + lat + "\n\n" + acc
     )
     cmd = "python benchmarks/query.py" + (" --quick" if args.quick else "")
     write_section("query", "Query-time answers (ccgraph.query)", body, cmd)

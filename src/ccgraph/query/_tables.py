@@ -44,7 +44,9 @@ class IdLookup:
         if isinstance(item_id, np.str_):
             item_id = str(item_id)
         if not isinstance(item_id, str):
-            raise InputError(f"`{name}` must be an item id (a string); got {type(item_id).__name__}")
+            raise InputError(
+                f"`{name}` must be an item id (a string); got {type(item_id).__name__}"
+            )
         pos = self._pos.get(item_id)
         if pos is not None:
             return pos

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ClusterAnswer", "ItemAnswer", "RELATED_COLUMNS", "TAG_COLUMNS"]
+__all__ = ["RELATED_COLUMNS", "TAG_COLUMNS", "ClusterAnswer", "ItemAnswer"]
 
 #: Columns of a ``related`` answer.
 RELATED_COLUMNS = ("id", "rank", "score", "relation", "cluster", "duplicate_group")

@@ -127,8 +127,8 @@ def query_batch(
     """
     check_choice("errors", errors, ("raise", "record"))
     frame = _read_queries(queries)
-    opts = dict(n=n, epsilon=epsilon, alpha=alpha, duplicates=duplicates)
-    new_opts = dict(opts, k=k)
+    opts: dict[str, Any] = dict(n=n, epsilon=epsilon, alpha=alpha, duplicates=duplicates)
+    new_opts: dict[str, Any] = dict(opts, k=k)
     index._check_related(n, epsilon, alpha, duplicates)
     out: list[dict[str, Any] | None] = [None] * len(frame)
     fails: dict[int, str] = {}
@@ -175,6 +175,10 @@ def query_batch(
                 out[i] = answer_row(ans, "vector")
             except (CcgraphError, ValueError, TypeError) as exc:
                 record(int(i), exc if isinstance(exc, CcgraphError) else InputError(str(exc)))
-    for i, msg in fails.items():
-        out[i] = {"query": str(frame.iloc[i].dropna().iloc[0])[:200], "kind": None, "error": msg}
+    for row, msg in fails.items():
+        out[row] = {
+            "query": str(frame.iloc[row].dropna().iloc[0])[:200],
+            "kind": None,
+            "error": msg,
+        }
     return pd.DataFrame(out)

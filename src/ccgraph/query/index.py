@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import pandas as pd
 from ccgraph._validation import check_choice, check_float, check_int
 from ccgraph.containers import RunResult
 from ccgraph.exceptions import InputError
+from ccgraph.query._rank import cluster_answer, related_from_seeds
 from ccgraph.query._tables import ClusterInfo, IdLookup, TagTable, group_index, level_matrix
 from ccgraph.query.answers import ClusterAnswer, ItemAnswer
 from ccgraph.query.persist import StoredEmbeddings, stored_embeddings
@@ -175,8 +176,8 @@ class RunIndex:
         row = self.position(item_id)
         lo, hi = self._indptr[row], self._indptr[row + 1]
         own = self.levels[:, row]
-        return self._cluster_answer(
-            str(self.ids[row]), self._indices[lo:hi], self._data[lo:hi], own=own
+        return cluster_answer(
+            self, str(self.ids[row]), self._indices[lo:hi], self._data[lo:hi], own=own
         )
 
     def related(
@@ -229,7 +230,8 @@ class RunIndex:
         row = self.position(item_id)
         group = self.group_members(row)
         dup_rows = group[group != row]
-        return self._related_from_seeds(
+        return related_from_seeds(
+            self,
             np.array([row]),
             np.ones(1),
             n=n,
@@ -308,100 +310,3 @@ class RunIndex:
         )
         check_choice("duplicates", duplicates, DUPLICATES)
         return n, epsilon, alpha
-
-    def _cluster_answer(
-        self,
-        item_id: str | None,
-        rows: np.ndarray,
-        weights: np.ndarray,
-        *,
-        own: np.ndarray | None,
-    ) -> ClusterAnswer:
-        """Per-level shares of ``weights`` by the clusters of ``rows``.
-
-        ``own`` gives the item's cluster per level (an item of the run); ``None`` takes the
-        cluster with the largest share (a new item; ties to the lower cluster id).
-        """
-        w = np.asarray(weights, dtype=np.float64)
-        total = float(w.sum())
-        lv_rows: list[tuple[int, int, float, int, str]] = []
-        sec: list[tuple[int, int, float, int, str]] = []
-        info = self.cluster_info
-        for lev in range(self.n_levels):
-            if total > 0:
-                uniq, inv = np.unique(self.levels[lev, rows], return_inverse=True)
-                share = np.bincount(inv, weights=w, minlength=len(uniq)) / total
-            else:
-                uniq, share = np.zeros(0, np.int64), np.zeros(0)
-            if own is not None:
-                mine = int(own[lev])
-            elif len(uniq):
-                mine = int(uniq[np.argmax(share)])
-            else:
-                mine = -1
-            hit = uniq == mine
-            strength = float(share[hit].sum()) if total > 0 else 1.0
-            size, label = info.size(lev, mine), info.label(lev, mine)
-            lv_rows.append((lev, mine, strength, size, label))
-            order = np.lexsort((uniq, -share))
-            for j in order:
-                if not hit[j] and share[j] > 0:
-                    c = int(uniq[j])
-                    sec.append((lev, c, float(share[j]), info.size(lev, c), info.label(lev, c)))
-        levels = pd.DataFrame(lv_rows, columns=["level", "cluster", "strength", "size", "label"])
-        secondary = pd.DataFrame(sec, columns=["level", "cluster", "share", "size", "label"])
-        return ClusterAnswer(item_id, self.default_level, levels, secondary)
-
-    def _related_from_seeds(
-        self,
-        seeds: np.ndarray,
-        seed_weights: np.ndarray,
-        *,
-        n: int,
-        epsilon: float,
-        alpha: float,
-        duplicates: str,
-        drop: np.ndarray,
-        dup_rows: np.ndarray,
-    ) -> pd.DataFrame:
-        """Rank the local PageRank of a seed set (``drop`` rows are never listed)."""
-        import scipy.sparse as sp
-
-        from ccgraph.propagate import local_ppr
-
-        vec = sp.csr_array(
-            (seed_weights, (np.zeros(len(seeds), dtype=np.int64), seeds)), shape=(1, self.n_items)
-        )
-        p = local_ppr(self.graph, vec, alpha=alpha, epsilon=epsilon)
-        nodes, vals = p.indices.astype(np.int64), p.data
-        remove = drop if duplicates == "include" else np.concatenate([drop, dup_rows])
-        keep = ~np.isin(nodes, remove)
-        order = np.lexsort((nodes[keep], -vals[keep]))[:n]
-        rel_rows, rel_scores = nodes[keep][order], vals[keep][order]
-        parts = [(rel_rows, rel_scores, "related")]
-        if duplicates == "separate" and len(dup_rows):
-            dmap = dict(zip(nodes.tolist(), vals.tolist(), strict=True))
-            dup = np.setdiff1d(dup_rows, drop)
-            dscore = np.array([dmap.get(int(r), 0.0) for r in dup])
-            o = np.lexsort((dup, -dscore))[:n]
-            parts.insert(0, (dup[o], dscore[o], "duplicate"))
-        return self._related_frame(parts)
-
-    def _related_frame(self, parts: Sequence[tuple[np.ndarray, np.ndarray, str]]) -> pd.DataFrame:
-        rows = np.concatenate([p[0] for p in parts]).astype(np.int64)
-        frame = pd.DataFrame(
-            {
-                "id": pd.array(self.ids[rows], dtype="string"),
-                "rank": np.concatenate([np.arange(1, len(p[0]) + 1) for p in parts]),
-                "score": np.concatenate([p[1] for p in parts]).astype(np.float64),
-                "relation": pd.array(
-                    np.concatenate([np.full(len(p[0]), p[2], dtype=object) for p in parts]),
-                    dtype="string",
-                ),
-                "cluster": self.levels[self.default_level, rows],
-                "duplicate_group": self.duplicate_group[rows],
-            }
-        )
-        if self.titles is not None:
-            frame["title"] = pd.array(self.titles[rows], dtype="string")
-        return frame

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ccgraph._validation import check_int
 from ccgraph.exceptions import DataQualityWarning, InputError
+from ccgraph.query._rank import cluster_answer, related_from_seeds
 from ccgraph.query.answers import ItemAnswer
 from ccgraph.query.search import VectorSearch
 
@@ -55,7 +56,9 @@ def _modality(index: RunIndex, modality: str | None) -> StoredEmbeddings:
             )
         return next(iter(stored.values()))
     if modality not in stored:
-        raise InputError(f"`modality` {modality!r} is not stored in the run; it has {sorted(stored)}")
+        raise InputError(
+            f"`modality` {modality!r} is not stored in the run; it has {sorted(stored)}"
+        )
     return stored[modality]
 
 
@@ -169,9 +172,10 @@ def answer(
     uniq, inv = np.unique(np.concatenate(rows_all), return_inverse=True)
     weights = np.bincount(inv, weights=np.concatenate(w_all), minlength=len(uniq))
     weights = weights / weights.sum()
-    clusters = index._cluster_answer(None, uniq, weights, own=None)
+    clusters = cluster_answer(index, None, uniq, weights, own=None)
     dup_rows = _duplicate_rows(index, neighbors)
-    related = index._related_from_seeds(
+    related = related_from_seeds(
+        index,
         uniq,
         weights,
         n=n,
@@ -300,7 +304,9 @@ def _text_embedder(index: RunIndex) -> Any:
         _modality(index, "text")
         cfg = index.config.get("embed", {}).get("text", {}) or {}
         emb = TextEmbedder(
-            cfg.get("model", "auto"), int(cfg.get("batch_size", 64)), int(cfg.get("max_chars", 1000))
+            cfg.get("model", "auto"),
+            int(cfg.get("batch_size", 64)),
+            int(cfg.get("max_chars", 1000)),
         )
         _check_params("text", emb.params, dict(index.embeddings["text"].params))
         index._embedders["text"] = emb
@@ -326,7 +332,9 @@ def embed_images(index: RunIndex, paths: Sequence[str | os.PathLike[str]]) -> np
     for p in paths:
         if not os.path.isfile(p):
             raise InputError(f"image file not found: {p}")
-    frame = pd.DataFrame({"id": [str(i) for i in range(len(paths))], "image_path": list(map(str, paths))})
+    frame = pd.DataFrame(
+        {"id": [str(i) for i in range(len(paths))], "image_path": list(map(str, paths))}
+    )
     out = index._embedders["image"].embed(frame)
     if len(out.rejects):
         bad = out.rejects.iloc[0]

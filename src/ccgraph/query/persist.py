@@ -96,6 +96,9 @@ class StoredEmbeddings:
         """Width of a stored vector (bytes for binary codes)."""
         return int(self.vectors.shape[1])
 
+    def __repr__(self) -> str:
+        return f"StoredEmbeddings({self.modality!r}, {self.kind}, n={len(self.rows)}, d={self.dim})"
+
 
 def stored_embeddings(run: RunResult) -> dict[str, StoredEmbeddings]:
     """Read the embeddings a run stored (empty when it stored none).
@@ -106,9 +109,7 @@ def stored_embeddings(run: RunResult) -> dict[str, StoredEmbeddings]:
         A modality's vectors and rows disagree in length or point outside the items.
     """
     names = [
-        k[len(PREFIX) :]
-        for k in run.extras
-        if k.startswith(PREFIX) and not k.endswith(ROWS_SUFFIX)
+        k[len(PREFIX) :] for k in run.extras if k.startswith(PREFIX) and not k.endswith(ROWS_SUFFIX)
     ]
     params = run.manifest.get("stages", {}).get("embed", {})
     n = len(run.items)

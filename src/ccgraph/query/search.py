@@ -19,7 +19,7 @@ from ccgraph.exceptions import InputError
 if TYPE_CHECKING:
     from ccgraph.query.persist import StoredEmbeddings
 
-__all__ = ["EXACT_MAX_N", "MIN_WEIGHT", "METHODS", "VectorSearch"]
+__all__ = ["EXACT_MAX_N", "METHODS", "MIN_WEIGHT", "VectorSearch"]
 
 #: Smallest neighbour weight (as the graph's smallest edge weight).
 MIN_WEIGHT = 1e-6
@@ -187,7 +187,9 @@ class VectorSearch:
                 idx[j], val[j] = _top(cand, self._score(data, queries[j : j + 1], nrm)[:, 0], k)
         return self.stored.rows[idx], self._similarity(val, k)
 
-    def _candidates(self, cscore: np.ndarray, members: np.ndarray, ptr: np.ndarray, k: int) -> np.ndarray:
+    def _candidates(
+        self, cscore: np.ndarray, members: np.ndarray, ptr: np.ndarray, k: int
+    ) -> np.ndarray:
         """Stored positions in the best clusters: at least ``min_candidates`` and ``k + 1``."""
         order = np.argsort(-cscore, kind="stable")
         sizes = np.diff(ptr)[order]
