@@ -103,20 +103,16 @@ def related_from_seeds(
 def related_frame(
     index: RunIndex, parts: Sequence[tuple[np.ndarray, np.ndarray, str]]
 ) -> pd.DataFrame:
+    """The ``related`` table of ranked (rows, scores, relation) parts."""
     rows = np.concatenate([p[0] for p in parts]).astype(np.int64)
-    frame = pd.DataFrame(
-        {
-            "id": pd.array(index.ids[rows], dtype="string"),
-            "rank": np.concatenate([np.arange(1, len(p[0]) + 1) for p in parts]),
-            "score": np.concatenate([p[1] for p in parts]).astype(np.float64),
-            "relation": pd.array(
-                np.concatenate([np.full(len(p[0]), p[2], dtype=object) for p in parts]),
-                dtype="string",
-            ),
-            "cluster": index.levels[index.default_level, rows],
-            "duplicate_group": index.duplicate_group[rows],
-        }
-    )
+    cols = {
+        "id": index.id_objects[rows],
+        "rank": np.concatenate([np.arange(1, len(p[0]) + 1) for p in parts]),
+        "score": np.concatenate([p[1] for p in parts]).astype(np.float64),
+        "relation": np.concatenate([np.full(len(p[0]), p[2], dtype=object) for p in parts]),
+        "cluster": index.levels[index.default_level, rows],
+        "duplicate_group": index.duplicate_group[rows],
+    }
     if index.titles is not None:
-        frame["title"] = pd.array(index.titles[rows], dtype="string")
-    return frame
+        cols["title"] = index.titles[rows]
+    return pd.DataFrame(cols)

@@ -87,6 +87,7 @@ class RunIndex:
         items = run.items
         self.ids = np.asarray(items["id"].astype(str).to_numpy(), dtype=str)
         self.lookup = IdLookup(self.ids, str(run.path) if run.path else "(in memory)")
+        self.id_objects = self.ids.astype(object)
         self.levels, self.default_level = level_matrix(items, self.manifest)
         self.cluster_info = ClusterInfo(run.clusters, self.levels)
         self.tag_table = TagTable(run.tags, self.lookup)

@@ -162,7 +162,7 @@ def answer(
         frames.append(
             pd.DataFrame(
                 {
-                    "id": pd.array(index.ids[rows], dtype="string"),
+                    "id": index.id_objects[rows],
                     "modality": name,
                     "similarity": sim,
                     "weight": w,
@@ -197,16 +197,16 @@ def _combined_tags(index: RunIndex, rows: np.ndarray, weights: np.ndarray) -> pd
     codes, support, conf = index.tag_table.combine(rows, weights)
     keep = conf >= floor
     codes, support, conf = codes[keep], support[keep], conf[keep]
-    names = index.tag_table.names[codes].astype(str)
-    order = np.lexsort((names, -conf))[:top_k]
+    names = index.tag_table.names[codes]
+    order = np.lexsort((names.astype(str), -conf))[:top_k]
     return pd.DataFrame(
         {
-            "tag": pd.array(names[order], dtype="string"),
-            "source": pd.array(["inferred"] * len(order), dtype="string"),
+            "tag": names[order],
+            "source": np.full(len(order), "inferred", dtype=object),
             "score": support[order].astype(np.float32),
             "confidence": conf[order].astype(np.float32),
-            "rank": pd.array(np.arange(1, len(order) + 1), dtype="Int64"),
-            "origin": pd.array([pd.NA] * len(order), dtype="string"),
+            "rank": np.arange(1, len(order) + 1),
+            "origin": np.full(len(order), None, dtype=object),
         }
     )
 
