@@ -31,11 +31,15 @@ from benchmarks._common import REPO, Timer, data_dir, markdown_table, peak_rss_m
 
 
 def synthetic_catalog(folder: Path, n: int, *, d: int = 384, seed: int = 0) -> Path:
-    """Table catalog + ``.npy`` vectors: 40 topics x 10 sub-topics, tags on 25 % of items."""
+    """Table catalog + ``.npy`` vectors: 40 topics x 10 sub-topics, tags on 25 % of items.
+
+    Cosines: about 0.51 between items of one sub-topic, 0.44 across sub-topics of a topic
+    (noise 0.05 either way), 0 across topics, so neighbourhoods mix the sub-topics of a topic.
+    """
     g = np.random.default_rng(seed)
     topics = g.normal(size=(40, d))
     topics /= np.linalg.norm(topics, axis=1, keepdims=True)
-    subs = np.repeat(topics, 10, axis=0) + 0.045 * g.normal(size=(400, d))
+    subs = np.repeat(topics, 10, axis=0) + 0.02 * g.normal(size=(400, d))
     subs /= np.linalg.norm(subs, axis=1, keepdims=True)
     label = g.integers(0, 400, size=n)
     x = subs[label] + 0.05 * g.normal(size=(n, d))

@@ -71,3 +71,22 @@ def test_batch_records_errors_when_asked(index: RunIndex) -> None:
     assert out["error"].isna().tolist() == [True, False, False]
     assert "nope" in out.loc[1, "error"] and "16 entries" in out.loc[2, "error"]
     assert out.loc[0, "related_ids"]
+
+
+def test_batch_text_rows_without_a_text_model_are_recorded(index: RunIndex) -> None:
+    frame = pd.DataFrame({"id": ["it0001", None], "text": [None, "a red fox"]})
+    out = index.query_batch(frame, errors="record")
+    assert out["error"].isna().tolist() == [True, False]
+    assert "text" in out.loc[1, "error"] and out.loc[1, "query"] == "a red fox"
+    with pytest.raises(InputError, match="batch row 2"):
+        index.query_batch(frame)
+
+
+def test_batch_vector_modality_column(index: RunIndex) -> None:
+    vec = list(np.asarray(index.embeddings["precomputed"].vectors[0], dtype=float))
+    frame = pd.DataFrame({"vector": [vec, vec], "modality": ["precomputed", None]})
+    out = index.query_batch(frame)
+    assert out["cluster"].nunique() == 1 and out["error"].isna().all()
+    bad = pd.DataFrame({"vector": [vec], "modality": ["image"]})
+    with pytest.raises(InputError, match="'image' is not stored"):
+        index.query_batch(bad)

@@ -202,3 +202,47 @@ def test_answers_do_not_depend_on_other_queries(index: RunIndex) -> None:
     again = index.query_vector(v)
     pd.testing.assert_frame_equal(first.related, again.related)
     pd.testing.assert_frame_equal(first.tags, again.tags)
+
+
+def test_graph_rule_keeps_only_would_be_edges(hand: RunIndex) -> None:
+    q = np.array([-1.0, 1.0])  # cosines: d .707, e .707, c .141, b/f -.141, a -.707
+    # k-th (k = 3) nearest similarity: d 0, e -.28, c .6 -> c would not list the new item
+    ans = hand.query_vector(q)
+    nb = ans.neighbors
+    assert nb["id"].tolist() == ["d", "e", "c"]
+    assert nb["edge"].tolist() == [True, True, False]
+    np.testing.assert_allclose(nb["weight"], [0.5, 0.5, 0.0], atol=1e-6)
+    assert ans.clusters.levels["strength"].tolist() == [1.0, 1.0]  # d, e both in l0 = 1
+    knn = hand.query_vector(q, rule="knn")
+    assert knn.neighbors["edge"].all()
+    np.testing.assert_allclose(
+        knn.clusters.levels["strength"].iloc[0], 1.414 / (1.414 + 0.141), atol=1e-3
+    )
+
+
+def test_repair_rule_links_the_nearest_neighbours(hand: RunIndex) -> None:
+    run = hand_run()
+    man = {**run.manifest, "config": {**run.manifest["config"]}}
+    man["config"]["graph"] = {**man["config"]["graph"], "min_degree": 3}
+    repaired = RunIndex(
+        type(run)(run.items, run.tags, run.clusters, run.rejects, run.graph, man, extras=run.extras)
+    )
+    assert repaired.query_vector(np.array([-1.0, 1.0])).neighbors["edge"].all()
+
+
+def test_kth_scores_match_brute_force(index: RunIndex) -> None:
+    from ccgraph.query.newitems import searcher
+
+    s = searcher(index, index.embeddings["precomputed"])
+    v = np.asarray(s.stored.vectors, dtype=np.float64)
+    sim = v @ v.T
+    np.fill_diagonal(sim, -np.inf)
+    want = -np.sort(-sim, axis=1)[:, 7]  # k = 8
+    pos = np.arange(0, len(v), 9)
+    np.testing.assert_allclose(s.kth_scores(pos, 8), want[pos], atol=1e-5)
+    # with items removed from the index
+    skip = np.array([int(np.argsort(-sim[0])[0]), int(np.argsort(-sim[0])[1])])
+    sim2 = sim.copy()
+    sim2[:, skip] = -np.inf
+    want2 = -np.sort(-sim2, axis=1)[:, 7]
+    np.testing.assert_allclose(s.kth_scores(pos, 8, skip=skip), want2[pos], atol=1e-5)

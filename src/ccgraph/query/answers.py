@@ -116,7 +116,8 @@ class ItemAnswer:
         Columns :data:`TAG_COLUMNS`.
     neighbors
         For a new item: its nearest stored items, ``id``, ``modality``, ``similarity``,
-        ``weight``; ``None`` for an item of the run.
+        ``edge`` (the run's graph rule would link them) and ``weight`` (its share in the
+        answers; 0 for non-edges); ``None`` for an item of the run.
     """
 
     query: str

@@ -155,10 +155,15 @@ def query_batch(
             from ccgraph.query.newitems import embed_texts, query_vectors
 
             texts = frame["text"].iloc[rows].astype(str).tolist()
-            vecs = embed_texts(index, texts)
-            answers = query_vectors(index, vecs, modality="text", labels=texts, **new_opts)
-            for r, ans in zip(rows, answers, strict=True):
-                out[r] = answer_row(ans, "text")
+            try:  # one model call for all texts
+                vecs = embed_texts(index, texts)
+                answers = query_vectors(index, vecs, modality="text", labels=texts, **new_opts)
+            except CcgraphError as exc:
+                for r in rows:
+                    record(int(r), exc)
+            else:
+                for r, ans in zip(rows, answers, strict=True):
+                    out[r] = answer_row(ans, "text")
     if "image_path" in frame.columns:
         for i in np.flatnonzero(frame["image_path"].notna().to_numpy()):
             try:
@@ -168,7 +173,8 @@ def query_batch(
                 record(int(i), exc)
     if "vector" in frame.columns:
         for i in np.flatnonzero(frame["vector"].notna().to_numpy()):
-            mod = frame["modality"].iloc[i] if "modality" in frame.columns else modality
+            mod = frame["modality"].iloc[i] if "modality" in frame.columns else None
+            mod = modality if mod is None or pd.isna(mod) else str(mod)
             try:
                 vec = np.asarray(frame["vector"].iloc[i], dtype=np.float64)
                 ans = index.query_vector(vec, modality=mod, **new_opts)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ccgraph._validation import check_int
+from ccgraph._validation import check_choice, check_int
 from ccgraph.exceptions import DataQualityWarning, InputError
 from ccgraph.query._rank import cluster_answer, related_from_seeds
 from ccgraph.query.answers import ItemAnswer
@@ -32,7 +32,8 @@ __all__ = ["Neighbors", "answer", "embed_images", "embed_texts", "query_vectors"
 #: Parameters that only name a package version: a difference warns instead of failing.
 _VERSION_KEYS = ("pillow", "imagehash", "weights_package", "code_package")
 
-Neighbors = tuple[str, np.ndarray, np.ndarray]  # modality, item rows, similarities
+#: modality, item rows, similarities, whether the run's graph rule links the item to each
+Neighbors = tuple[str, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _metric(index: RunIndex, stored: StoredEmbeddings) -> str:
@@ -109,7 +110,7 @@ def _duplicate_rows(index: RunIndex, neighbors: Sequence[Neighbors]) -> np.ndarr
     dup = index.manifest.get("stages", {}).get("duplicates", {}) or {}
     modality = dup.get("modality")
     found = []
-    for name, rows, sim in neighbors:
+    for name, rows, sim, _ in neighbors:
         if name != modality or not dup.get("enabled", True):
             continue
         stored = index.embeddings[name]
@@ -138,9 +139,11 @@ def answer(
 
     Notes
     -----
-    Each modality's similarities ``s_j`` are normalised to sum 1 and scaled by the run's
-    fusion weight ``f_m`` (``graph.fusion.weights``), ``w_j = f_m s_j / sum s``; an item
-    found by two modalities adds up. Then, with ``W = sum_j w_j``:
+    Only the neighbours the run's graph rule would link to the new item take part (its
+    would-be edges; all ``k`` neighbours with ``rule="knn"``). Each modality's similarities
+    ``s_j`` over those are normalised to sum 1 and scaled by the run's fusion weight ``f_m``
+    (``graph.fusion.weights``), ``w_j = f_m s_j / sum s``; an item found by two modalities
+    adds up. Then, with ``W = sum_j w_j``:
 
     - cluster share at each level: ``s_C = sum_{j in C} w_j / W``; the item's cluster is the
       largest share (its strength), the others are secondary clusters;
@@ -155,16 +158,18 @@ def answer(
     """
     fusion = index.config.get("graph", {}).get("fusion", {}).get("weights", {}) or {}
     rows_all, w_all, frames = [], [], []
-    for name, rows, sim in neighbors:
-        w = sim / sim.sum() * float(fusion.get(name, 1.0))
-        rows_all.append(rows)
-        w_all.append(w)
+    for name, rows, sim, edge in neighbors:
+        w = np.where(edge, sim, 0.0)
+        w = w / w.sum() * float(fusion.get(name, 1.0))
+        rows_all.append(rows[edge])
+        w_all.append(w[edge])
         frames.append(
             pd.DataFrame(
                 {
                     "id": index.id_objects[rows],
                     "modality": name,
                     "similarity": sim,
+                    "edge": edge,
                     "weight": w,
                 }
             )
@@ -224,6 +229,7 @@ def query_vectors(
     exclude: Sequence[str] | None = None,
     labels: Sequence[str] | None = None,
     method: str = "auto",
+    rule: str = "graph",
 ) -> list[ItemAnswer]:
     """Answers for new items given as vectors of one stored modality.
 
@@ -249,6 +255,11 @@ def query_vectors(
         run's finest level whose centroids are closest; see
         :class:`~ccgraph.query.search.VectorSearch`) or ``"auto"`` (exact up to
         :data:`~ccgraph.query.search.EXACT_MAX_N` stored vectors).
+    rule
+        Which neighbours answer: ``"graph"`` (default) those the run's graph would link to
+        the item -- with ``graph.mutual``, neighbour ``j`` counts if the item is at least as
+        close to ``j`` as ``j``'s ``graph.k``-th nearest stored item, plus the item's
+        ``graph.min_degree`` nearest (the repair rule); ``"knn"``: all ``k`` neighbours.
 
     Returns
     -------
@@ -264,14 +275,24 @@ def query_vectors(
         if exclude is not None
         else np.zeros(0, dtype=np.int64)
     )
-    rows, sims = searcher(index, stored).search(
-        queries, k=k, exclude=drop, n_items=index.n_items, method=method
-    )
+    check_choice("rule", rule, ("graph", "knn"))
+    search = searcher(index, stored)
+    skip = search.positions(drop, index.n_items) if len(drop) else None
+    pos, raw = search.search_positions(queries, k=k, skip=skip, method=method)
+    rows, sims = stored.rows[pos], search.similarity(raw, pos.shape[1])
+    g = index.config.get("graph", {}) or {}
+    if rule == "graph" and g.get("mutual", True):
+        edges = search.graph_edges(
+            pos, raw, k=int(g.get("k", 15)), min_degree=int(g.get("min_degree", 1)), skip=skip
+        )
+    else:
+        edges = np.ones(pos.shape, dtype=bool)
+    edges[~edges.any(axis=1)] = True  # no edge at all (min_degree 0): use every neighbour
     labels = list(labels) if labels is not None else ["vector"] * len(queries)
     return [
         answer(
             index,
-            [(stored.modality, rows[j], sims[j])],
+            [(stored.modality, rows[j], sims[j], edges[j])],
             label=str(labels[j]),
             n=n,
             epsilon=epsilon,

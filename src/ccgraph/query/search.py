@@ -79,6 +79,7 @@ class VectorSearch:
         self._norms: np.ndarray | None = None
         self._positions: np.ndarray | None = None
         self._ivf: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._nn: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         normalize = bool(stored.params.get("normalize", True))
         self._unit = metric == "cosine" and normalize and stored.kind == "dense"
 
@@ -158,8 +159,20 @@ class VectorSearch:
         ``exclude`` item rows are never returned. Rows are sorted by similarity, ties by the
         lower stored position.
         """
-        check_choice("method", method, METHODS)
         skip = self.positions(exclude, n_items) if exclude is not None and len(exclude) else None
+        pos, raw = self.search_positions(queries, k=k, skip=skip, method=method)
+        return self.stored.rows[pos], self.similarity(raw, pos.shape[1])
+
+    def search_positions(
+        self,
+        queries: np.ndarray,
+        *,
+        k: int,
+        skip: np.ndarray | None = None,
+        method: str = "auto",
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stored positions ``[m, k']`` and raw scores (larger is closer), ``k' <= k``."""
+        check_choice("method", method, METHODS)
         k = min(k, self.n - (0 if skip is None else len(skip)))
         if k < 1:
             raise InputError(f"the run's {self.stored.modality} embeddings hold no other item")
@@ -190,7 +203,56 @@ class VectorSearch:
                 data = np.asarray(self.stored.vectors[cand])
                 nrm = None if norms is None else norms[cand]
                 idx[j], val[j] = _top(cand, self._score(data, queries[j : j + 1], nrm)[:, 0], k)
-        return self.stored.rows[idx], self._similarity(val, k)
+        return idx, val
+
+    def kth_scores(
+        self, positions: np.ndarray, k: int, *, skip: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Raw score of each stored item's ``k``-th nearest other stored item.
+
+        ``skip`` positions count as removed from the index. Each item's ``k + 1`` nearest
+        are searched once and cached, so later calls cost a lookup.
+        """
+        out = np.full(len(positions), -np.inf)
+        if self.n - 1 < k:
+            return out  # fewer stored items than k: every neighbour is within anyone's k
+        missing = [int(p) for p in np.unique(positions) if int(p) not in self._nn]
+        if missing:
+            q = np.asarray(self.stored.vectors[np.asarray(missing)])
+            pos, raw = self.search_positions(q, k=k + 2)
+            for j, p in enumerate(missing):
+                own = pos[j] != p
+                self._nn[p] = (pos[j][own][: k + 1], raw[j][own][: k + 1])
+        for i, p in enumerate(positions):
+            near, score = self._nn[int(p)]
+            if skip is not None and len(skip):
+                keep = ~np.isin(near, skip)
+                near, score = near[keep], score[keep]
+            if len(score) < k:  # more than one removed item among them: search again
+                drop = np.union1d([] if skip is None else skip, [p]).astype(np.int64)
+                q = np.asarray(self.stored.vectors[int(p) : int(p) + 1])
+                _, score = self.search_positions(q, k=k, skip=drop)
+                score = score[0]
+            out[i] = score[k - 1]
+        return out
+
+    def graph_edges(
+        self,
+        pos: np.ndarray,
+        raw: np.ndarray,
+        *,
+        k: int,
+        min_degree: int,
+        skip: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Which neighbours the run's graph rule would link to the query (bool ``[m, k']``).
+
+        The mutual-kNN rule: the query is at least as close to neighbour ``j`` as ``j``'s
+        ``k``-th nearest stored item; plus repair: the query's ``min_degree`` nearest.
+        """
+        kth = self.kth_scores(pos.ravel(), k, skip=skip).reshape(pos.shape)
+        mutual = raw >= kth - 1e-6 * np.maximum(1.0, np.abs(kth))
+        return mutual | (np.arange(pos.shape[1]) < min_degree)[None, :]
 
     def _candidates(
         self, cscore: np.ndarray, members: np.ndarray, ptr: np.ndarray, k: int
@@ -203,7 +265,8 @@ class VectorSearch:
         take = order[: max(self.min_probes, reach)]
         return np.concatenate([members[ptr[c] : ptr[c + 1]] for c in take])
 
-    def _similarity(self, val: np.ndarray, k: int) -> np.ndarray:
+    def similarity(self, val: np.ndarray, k: int) -> np.ndarray:
+        """Similarities (see the class notes) of raw scores sorted best first."""
         if self.metric == "hamming":
             sim = 1.0 + val / (8.0 * self.stored.dim)
         elif self.metric == "euclidean":
