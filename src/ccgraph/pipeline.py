@@ -65,6 +65,7 @@ def run(
     from ccgraph.embed import embed_catalog
     from ccgraph.io import read_catalog_from_config, write_run
     from ccgraph.propagate import explain_tags, infer_popularity, spread_tags
+    from ccgraph.query.persist import embedding_extras
 
     cfg = _as_config(config)
     out_dir = _stages.resolve_out_dir(cfg, out)
@@ -166,6 +167,8 @@ def run(
             counts=counts,
             stages=stages,
         )
+    # Vectors per modality (embeddings_<m>.npy + _rows.npy) for new-item queries and updates.
+    extras.update(embedding_extras(embeddings, ids))
     result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
     if not write:
         return result
