@@ -17,13 +17,16 @@ import scipy.sparse as sp
 
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, Partition, TagSet
-from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError
+from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError, OutputError
 
 __all__ = [
     "build_graph",
     "build_seed_tags",
+    "check_output",
     "cluster_levels",
     "expand_graph",
+    "graph_settings",
+    "run_shape",
 ]
 
 log = logging.getLogger(__name__)
@@ -266,3 +269,41 @@ def resolve_out_dir(cfg: Config, out: str | Path | None) -> Path:
     resolved = cfg.resolve(cfg.output.dir)
     assert resolved is not None
     return resolved.resolve()
+
+
+def check_output(out_dir: Path, *, overwrite: bool) -> None:
+    """Fail before any work when the run directory could not be written or replaced later."""
+    from ccgraph.io.atomic import check_replaceable, make_temp_dir
+
+    if check_replaceable(out_dir) and not overwrite and any(out_dir.iterdir()):
+        raise OutputError(
+            f"{out_dir} already holds a run; set `output.overwrite: true` to replace it, or "
+            "choose another output directory (`output.dir` or `--out`)"
+        )
+    make_temp_dir(out_dir).rmdir()  # a writability probe beside the run directory
+
+
+def graph_settings(cfg: Config) -> dict[str, Any]:
+    """Everything besides the embeddings that determines the graph (its checkpoint key)."""
+    return {
+        "graph": cfg.graph.model_dump(mode="json", exclude={"duplicates"}),
+        "seed": cfg.seed,
+        "n_jobs": cfg.n_jobs,
+    }
+
+
+def run_shape(
+    embeddings: dict[str, Embeddings], ids: np.ndarray, seeds: TagSet, cfg: Config
+) -> dict[str, Any]:
+    """The sizes the memory estimates need: items, kNN width, neighbours, tags, tag block."""
+    widths = [
+        -(-e.vectors.shape[1] * e.vectors.dtype.itemsize // 4) for e in embeddings.values()
+    ]
+    concat = cfg.graph.fusion.method == "concat" and len(widths) > 1
+    return {
+        "n": len(ids),
+        "d": max(1, sum(widths) if concat else max(widths, default=1)),
+        "k": cfg.graph.k,
+        "t": int(seeds.n_tags),
+        "tag_block": cfg.propagate.tags.tag_block,
+    }

@@ -12,7 +12,7 @@ import pandas as pd
 from ccgraph._logging import timed
 from ccgraph.embed.base import Embedder, EmbedOutput, make_rejects
 from ccgraph.embed.cache import embed_with_cache
-from ccgraph.exceptions import ConfigError
+from ccgraph.exceptions import ConfigError, InputError
 
 if TYPE_CHECKING:
     from ccgraph.config import EmbedConfig, ImageEmbedConfig
@@ -48,6 +48,25 @@ def make_image_embedder(
     if cfg.kind == "cnn":
         return CnnEmbedder(cfg.batch_size, **common)  # type: ignore[arg-type]
     raise ConfigError(f"`embed.image.kind` {cfg.kind!r} does not name an image embedder")
+
+
+def _no_image_error(rejects: pd.DataFrame, cfg: ImageEmbedConfig) -> InputError:
+    """The error for a run in which not one image could be used, with the commonest reasons."""
+    reasons = rejects["reason"].astype(str).str.replace(r" \(.*", "", regex=True)
+    counts = {str(k): int(v) for k, v in reasons.value_counts().head(3).items()}
+    example = rejects["file"].dropna().astype(str)
+    advice = (
+        "raise `embed.image.max_pixels` (the decompression-bomb guard, now "
+        f"{cfg.max_pixels:,} pixels)"
+        if next(iter(counts), "").startswith("too many pixels")
+        else "check the image files and the `image_path` column (relative paths resolve "
+        "against `data.image_root`, default the catalog's folder)"
+    )
+    return InputError(
+        f"no image could be embedded: all {len(rejects)} items were rejected (by reason: "
+        f"{counts}; e.g. {example.iloc[0] if len(example) else 'no path'}); {advice}, or turn "
+        "images off with `embed.image.kind: none`"
+    )
 
 
 def _run(
@@ -140,7 +159,7 @@ def embed_catalog(
             out["image"] = res.embeddings
             rejects.append(res.rejects)
             if res.embeddings.n_items == 0:
-                logger.warning("no image could be embedded (%d rejects)", len(res.rejects))
+                raise _no_image_error(res.rejects, cfg.image)
     if cfg.precomputed.path:
         path = Path(cfg.precomputed.path).expanduser()
         if base_dir is not None and not path.is_absolute():
