@@ -27,6 +27,7 @@ __all__ = [
     "expand_graph",
     "graph_settings",
     "run_shape",
+    "warn_uncovered",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,23 @@ def expand_graph(graph: KnnGraph, ids: np.ndarray) -> KnnGraph:
     )
     m.sort_indices()
     return KnnGraph(m, ids, dict(graph.params))
+
+
+def warn_uncovered(embeddings: dict[str, Embeddings], ids: np.ndarray) -> None:
+    """Warn when some items have no embedding at all: they end up isolated in the graph."""
+    if not embeddings:
+        return
+    covered = np.isin(ids, np.concatenate([e.ids for e in embeddings.values()]))
+    if not covered.all():
+        missing = ids[~covered]
+        warnings.warn(
+            f"{len(missing)} of {len(ids)} items have no embedding (e.g. {missing[:3].tolist()}; "
+            "their image or vector was rejected or absent, see rejects.parquet) and are "
+            "isolated in the graph: each is its own cluster and gets no tags or popularity "
+            "from neighbours",
+            DataQualityWarning,
+            stacklevel=2,
+        )
 
 
 def build_graph(

@@ -91,6 +91,7 @@ def run(
         )
         stages["embed"] = {k: dict(v.params) for k, v in embeddings.items()}
     ids = catalog.ids
+    _stages.warn_uncovered(embeddings, ids)
     seeds = _stages.build_seed_tags(catalog, cfg)
     memory = _memory.estimate_run(
         **_stages.run_shape(embeddings, ids, seeds, cfg), backend=cfg.graph.backend

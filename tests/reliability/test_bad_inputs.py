@@ -26,6 +26,7 @@ from ccgraph.config import load_config
 from ccgraph.exceptions import (
     CcgraphError,
     ConfigError,
+    DataQualityWarning,
     InputError,
     MemoryBudgetError,
     OutputError,
@@ -421,3 +422,194 @@ def test_bad_input_gives_clear_error(
 def test_corpus_size() -> None:
     assert len(CASES) >= 40
     assert len({c.name for c in CASES}) == len(CASES)
+
+
+# --- odd but usable inputs: a sensible run that says what it did ----------------------------
+
+
+@pytest.fixture
+def ccgraph_log() -> list[logging.LogRecord]:
+    """Records of the ``ccgraph`` loggers (the CLI turns their propagation off)."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    root = logging.getLogger("ccgraph")
+    handler, level = Keep(logging.INFO), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield records
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def _run(p: Project) -> ccgraph.RunResult:
+    return ccgraph.run(load_config(p.write(), p.overrides))
+
+
+def _said(records: list[logging.LogRecord], pattern: str, level: int = logging.WARNING) -> bool:
+    return any(r.levelno >= level and re.search(pattern, r.getMessage()) for r in records)
+
+
+def test_every_item_untagged_runs_without_inferred_tags(
+    tmp_path: Path, ccgraph_log: list[logging.LogRecord]
+) -> None:
+    p = Project(tmp_path)
+    p.rows["tags"] = ""
+    result = _run(p)
+    assert result.tags.empty
+    assert result.manifest["counts"]["inferred_tags"] == 0
+    assert len(result.items) == 40 and result.items["cluster"].notna().all()
+    assert _said(ccgraph_log, r"no tag can seed the spreading \(0 tagged items")
+
+
+def test_junk_tags_only_give_empty_vocabulary_warning(
+    tmp_path: Path, ccgraph_log: list[logging.LogRecord]
+) -> None:
+    p = Project(tmp_path)
+    p.rows["tags"] = ["geotagged,12345,x" if i % 2 else "" for i in range(40)]
+    result = _run(p)
+    assert (result.tags["source"] == "inferred").sum() == 0
+    assert _said(ccgraph_log, r"no tag can seed the spreading.*data\.tags\.min_count")
+
+
+def test_min_count_above_every_tag_says_so(
+    tmp_path: Path, ccgraph_log: list[logging.LogRecord]
+) -> None:
+    p = Project(tmp_path)
+    p.set("data.tags.min_count", 1000)
+    result = _run(p)
+    assert (result.tags["source"] == "inferred").sum() == 0
+    assert (result.tags["source"] == "observed").sum() > 0  # observed tags are still written
+    assert _said(ccgraph_log, r"min_count` = 1000")
+
+
+def test_every_item_tagged_keeps_observed_tags(tmp_path: Path) -> None:
+    p = Project(tmp_path)
+    topics = np.array(["beach", "forest", "city", "snow"])[p.labels]
+    p.rows["tags"] = [f"{t},photo" for t in topics]
+    result = _run(p)
+    observed = result.tags[result.tags["source"] == "observed"]
+    assert len(observed) == 80
+    assert set(zip(observed["id"], observed["tag"], strict=True)) == {
+        (i, t) for i, topic in zip(p.ids, topics, strict=True) for t in (topic, "photo")
+    }
+    inferred = result.tags[result.tags["source"] == "inferred"]
+    assert inferred.merge(observed, on=["id", "tag"]).empty  # never re-inferred
+
+
+def test_single_tag_vocabulary(tmp_path: Path) -> None:
+    p = Project(tmp_path)
+    p.rows["tags"] = ["beach" if lab == 0 and i % 2 == 0 else "" for i, lab in enumerate(p.labels)]
+    result = _run(p)
+    inferred = result.tags[result.tags["source"] == "inferred"]
+    assert set(inferred["tag"]) <= {"beach"}
+    # the tag spreads to untagged items of its own topic, not across topics
+    topic = dict(zip(p.ids, p.labels, strict=True))
+    top = inferred.sort_values("score", ascending=False).head(5)
+    assert all(topic[i] == 0 for i in top["id"])
+
+
+def test_three_items_is_the_smallest_graph(tmp_path: Path) -> None:
+    p = Project(tmp_path)
+    p.rows, p.vectors = p.rows.iloc[:3], p.vectors[:3]
+    p.set("graph.k", 2)
+    with pytest.warns(DataQualityWarning, match=r"calibration skipped.*tag more items"):
+        result = _run(p)
+    assert len(result.items) == 3
+    assert (result.graph.degree >= 1).all()
+
+
+def test_duplicate_ids_are_rejected_with_their_row(tmp_path: Path) -> None:
+    p = Project(tmp_path)
+    p.rows.loc[5, "id"] = "it003"
+    p.vector_ids = [i for i in p.ids if i != "it005"]
+    p.vectors = np.delete(p.vectors, 5, axis=0)
+    result = _run(p)
+    rej = result.rejects[result.rejects["reason"] == "duplicate id"]
+    assert rej[["row", "id"]].values.tolist() == [[6, "it003"]]
+    assert rej["file"].str.endswith("catalog.csv").all()
+    assert len(result.items) == 39
+
+
+def test_invalid_tags_json_rejects_the_tags_not_the_item(tmp_path: Path) -> None:
+    p = Project(tmp_path)
+    p.rows.loc[4, "tags"] = '["beach", "photo"'
+    result = _run(p)
+    rej = result.rejects[result.rejects["stage"] == "tags"]
+    assert rej["row"].tolist() == [5] and rej["id"].tolist() == ["it004"]
+    assert rej["reason"].str.contains("not valid JSON").all()
+    assert "it004" in set(result.items["id"])
+    assert "it004" not in set(result.tags.loc[result.tags["source"] == "observed", "id"])
+
+
+@pytest.mark.parametrize(("value", "problem"), [("-5", "non-negative"), ("lots", "not a number")])
+def test_bad_popularity_is_rejected_and_inferred(tmp_path: Path, value: str, problem: str) -> None:
+    p = Project(tmp_path)
+    p.rows.loc[3, "views"] = value
+    result = _run(p)
+    rej = result.rejects[result.rejects["stage"] == "popularity"]
+    assert rej["id"].tolist() == ["it003"]
+    assert rej["reason"].str.contains("'views'").all() and rej["reason"].str.contains(problem).all()
+    row = result.items.set_index("id").loc["it003"]
+    assert pd.isna(row["popularity_observed"])
+    assert row["popularity_source"] == "inferred"
+    assert 0 <= row["popularity"] <= 1
+
+
+def test_some_images_broken_are_rejected_by_file(tmp_path: Path) -> None:
+    from PIL import Image
+
+    p = Project(tmp_path)
+    files = write_images(p)
+    files[1].write_bytes(b"")
+    files[2].write_bytes(b"GIF89a truncated")
+    Image.new("RGB", (200, 200)).save(files[3])  # 40,000 pixels > max_pixels
+    files[4].unlink()
+    p.set("embed.image.max_pixels", 10_000)
+    with pytest.warns(DataQualityWarning, match=r"4 of 40 items have no embedding"):
+        result = _run(p)
+    rej = result.rejects[result.rejects["stage"] == "embed"].set_index("id")
+    assert rej.loc["it001", "reason"] == "empty file (0 bytes)"
+    assert rej.loc["it002", "reason"].startswith("not a readable image")
+    assert rej.loc["it003", "reason"].startswith("too many pixels")
+    assert rej.loc["it004", "reason"] == "file not found"
+    assert rej.loc["it001", "file"] == str(files[1])
+    assert len(result.items) == 40  # the items stay; they are isolated
+    degree = result.items.set_index("id")["degree"]
+    assert (degree[["it001", "it002", "it003", "it004"]] == 0).all()
+
+
+def test_vectors_for_some_items_only(tmp_path: Path) -> None:
+    p = Project(tmp_path)
+    p.vectors, p.vector_ids = p.vectors[:30], p.ids[:30]
+    with pytest.warns(DataQualityWarning, match=r"10 of 40 items have no embedding"):
+        result = _run(p)
+    assert (result.items["degree"].to_numpy()[30:] == 0).all()
+    assert (result.items["degree"].to_numpy()[:30] > 0).all()
+
+
+def test_output_checks_fail_before_any_work(tmp_path: Path) -> None:
+    p = Project(tmp_path)
+    p.path("run").mkdir()
+    p.path("run/notes.txt").write_text("mine")
+    p.set("embed.precomputed.path", "missing.npy")  # would fail later, in the embed stage
+    with pytest.raises(OutputError, match="refusing to replace"):
+        _run(p)
+    assert p.path("run/notes.txt").read_text() == "mine"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_read_only_output_parent(tmp_path: Path) -> None:  # pragma: no cover - not as root
+    p = Project(tmp_path)
+    ro = p.path("ro")
+    ro.mkdir()
+    ro.chmod(0o555)
+    p.set("output.dir", "ro/run")
+    try:
+        with pytest.raises(OutputError, match=r"cannot write to .*ro.*choose a writable"):
+            _run(p)
+    finally:
+        ro.chmod(0o755)
