@@ -613,3 +613,11 @@ def test_read_only_output_parent(tmp_path: Path) -> None:  # pragma: no cover - 
             _run(p)
     finally:
         ro.chmod(0o755)
+
+
+def test_limit_with_vectors_for_the_whole_catalog(tmp_path: Path) -> None:
+    p = Project(tmp_path)
+    p.set("data.limit", 25)
+    result = _run(p)
+    assert result.items["id"].tolist() == p.ids[:25]
+    assert (result.items["degree"] > 0).all()

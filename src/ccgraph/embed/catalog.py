@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from ccgraph._logging import timed
@@ -67,6 +68,29 @@ def _no_image_error(rejects: pd.DataFrame, cfg: ImageEmbedConfig) -> InputError:
         f"{counts}; e.g. {example.iloc[0] if len(example) else 'no path'}); {advice}, or turn "
         "images off with `embed.image.kind: none`"
     )
+
+
+def _known_ids(catalog: Catalog) -> np.ndarray | None:
+    """Ids a vectors file may list: the catalog's, plus rows it rejected (None: any, after
+    ``data.limit`` cut the catalog short)."""
+    if catalog.params.get("limit") is not None:
+        return None
+    rejected = catalog.rejects["id"].dropna().astype(str).to_numpy()
+    extra = np.setdiff1d(rejected[rejected != ""], catalog.ids)
+    return np.concatenate([catalog.ids, extra])
+
+
+def _catalog_rows(emb: Embeddings, ids: np.ndarray) -> Embeddings:
+    """Keep the vectors of catalog items only, in catalog order."""
+    pos = pd.Index(ids).get_indexer(emb.ids)
+    if (pos >= 0).all() and (np.diff(pos) > 0).all():
+        return emb
+    keep = np.flatnonzero(pos >= 0)
+    logger.info(
+        "ignored %d vectors of items rejected from the catalog or beyond `data.limit`",
+        len(pos) - len(keep),
+    )
+    return emb.take(keep[np.argsort(pos[keep], kind="stable")])
 
 
 def _run(
@@ -168,13 +192,16 @@ def embed_catalog(
         if ids_path is not None and base_dir is not None and not Path(ids_path).is_absolute():
             ids_path = str(Path(base_dir) / ids_path)
         with timed("load precomputed vectors", logger):
-            out["precomputed"] = load_precomputed(
-                path,
-                ids=catalog.ids if ids_path is None else None,
-                ids_path=ids_path,
-                id_column=cfg.precomputed.id_column,
-                vector_column=cfg.precomputed.vector_column,
-                catalog_ids=catalog.ids,
+            out["precomputed"] = _catalog_rows(
+                load_precomputed(
+                    path,
+                    ids=catalog.ids if ids_path is None else None,
+                    ids_path=ids_path,
+                    id_column=cfg.precomputed.id_column,
+                    vector_column=cfg.precomputed.vector_column,
+                    catalog_ids=_known_ids(catalog),
+                ),
+                catalog.ids,
             )
     if not out:
         raise ConfigError(
