@@ -314,9 +314,7 @@ def run_shape(
     embeddings: dict[str, Embeddings], ids: np.ndarray, seeds: TagSet, cfg: Config
 ) -> dict[str, Any]:
     """The sizes the memory estimates need: items, kNN width, neighbours, tags, tag block."""
-    widths = [
-        -(-e.vectors.shape[1] * e.vectors.dtype.itemsize // 4) for e in embeddings.values()
-    ]
+    widths = [-(-e.vectors.shape[1] * e.vectors.dtype.itemsize // 4) for e in embeddings.values()]
     concat = cfg.graph.fusion.method == "concat" and len(widths) > 1
     return {
         "n": len(ids),

@@ -54,10 +54,10 @@ class Project:
             {
                 "id": ids,
                 "title": [f"picture {i}" for i in range(n)],
-                "tags": [
-                    f"{TOPICS[labels[i]]},photo" if i % 2 == 0 else "" for i in range(n)
+                "tags": [f"{TOPICS[labels[i]]},photo" if i % 2 == 0 else "" for i in range(n)],
+                "views": [
+                    str(10 * (labels[i] + 1) + i % 7) if i % 3 == 0 else "" for i in range(n)
                 ],
-                "views": [str(10 * (labels[i] + 1) + i % 7) if i % 3 == 0 else "" for i in range(n)],
                 "provider": "flickr",
             }
         )

@@ -199,7 +199,9 @@ def npy_row_count_mismatch(p: Project) -> None:
     p.set("embed.precomputed", {"path": "vectors.npy", "ids_path": "ids.txt"})
 
 
-@case(InputError, r"vectors\.npy: 40 rows but the given ids lists 42 ids.*catalog's item", r"ids_path")
+@case(
+    InputError, r"vectors\.npy: 40 rows but the given ids lists 42 ids.*catalog's item", r"ids_path"
+)
 def npy_without_ids_differs_from_catalog(p: Project) -> None:
     np.save(p.path("vectors.npy"), p.vectors)
     extra = p.rows.iloc[:2].assign(id=["new1", "new2"])

@@ -32,9 +32,7 @@ OUTPUTS = ("items.parquet", "tags.parquet", "clusters.parquet", "rejects.parquet
 
 
 def _digests(run: Path) -> dict[str, str]:
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.iterdir())
-    }
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.iterdir())}
 
 
 def _big_project(root: Path, n: int) -> Path:
@@ -96,7 +94,9 @@ def _wait_for(proc: subprocess.Popen[bytes], log: Path, text: str, timeout: floa
 def test_sigkill_mid_stage_then_resume_is_byte_identical(tmp_path: Path) -> None:
     cfg = _big_project(tmp_path, n=6000)
     # 1. an uninterrupted reference run, with its own cache (nothing shared with the others)
-    ccgraph.run(load_config(cfg, [f"embed.cache_dir={tmp_path / 'ref-cache'}"]), out=tmp_path / "ref")
+    ccgraph.run(
+        load_config(cfg, [f"embed.cache_dir={tmp_path / 'ref-cache'}"]), out=tmp_path / "ref"
+    )
     # 2. a previous, different run in the directory the killed run will write to
     ccgraph.run(load_config(cfg, ["data.limit=300", "graph.k=5"]))
     before = _digests(tmp_path / "run")
@@ -182,7 +182,12 @@ def test_key_depends_on_vector_bytes_and_ids() -> None:
     base = _checkpoint.graph_key({"p": e}, ids, {"k": 3})
     y = x.copy()
     y[3, 1] = np.nextafter(y[3, 1], np.float32(2))  # one ulp in one value
-    assert _checkpoint.graph_key({"p": ccgraph.Embeddings.from_array(y, ids, normalize=False)}, ids, {"k": 3}) != base
+    assert (
+        _checkpoint.graph_key(
+            {"p": ccgraph.Embeddings.from_array(y, ids, normalize=False)}, ids, {"k": 3}
+        )
+        != base
+    )
     assert _checkpoint.graph_key({"q": e}, ids, {"k": 3}) != base
     assert _checkpoint.graph_key({"p": e}, ids[::-1].copy(), {"k": 3}) != base
     assert _checkpoint.graph_key({"p": e}, ids, {"k": 3}) == base

@@ -71,8 +71,10 @@ def _no_image_error(rejects: pd.DataFrame, cfg: ImageEmbedConfig) -> InputError:
 
 
 def _known_ids(catalog: Catalog) -> np.ndarray | None:
-    """Ids a vectors file may list: the catalog's, plus rows it rejected (None: any, after
-    ``data.limit`` cut the catalog short)."""
+    """Ids a vectors file may list: the catalog's and its rejected rows' (None: any id).
+
+    After ``data.limit`` cut the catalog short, any id is allowed (the rest were not read).
+    """
     if catalog.params.get("limit") is not None:
         return None
     rejected = catalog.rejects["id"].dropna().astype(str).to_numpy()

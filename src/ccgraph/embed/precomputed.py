@@ -85,9 +85,9 @@ def _from_parquet(path: Path, id_column: str, vector_column: str) -> tuple:
             )
         if len(lengths) and lengths[0] <= 0:
             raise InputError(
-            f"{path}: column {vector_column!r} holds empty or null vectors; give every id a "
-            "vector (or drop the ids without one)"
-        )
+                f"{path}: column {vector_column!r} holds empty or null vectors; give every id a "
+                "vector (or drop the ids without one)"
+            )
         arr = np.array(col.tolist(), dtype=np.float64) if len(col) else np.zeros((0, 0))
     else:
         num = frame.drop(columns=[id_column]).select_dtypes("number")
