@@ -4,7 +4,8 @@ For every size, synthetic inputs are written once (d=384 vectors from the mixtur
 ``benchmarks/graph.py``; 1,000 tags, 5 per topic, 3 on each of 10 % of the items), then each
 stage runs in a fresh subprocess that has imported what a pipeline process has, holds what the
 pipeline holds at that point (one copy of the embeddings, plus the kNN lists or the graph) and
-reports its peak resident set size (``VmHWM``). The estimates model the same thing: the whole process's peak during the stage.
+reports its peak resident set size (``VmHWM``). The estimates model the same thing: the
+whole process's peak during the stage.
 
 Usage::
 
