@@ -17,13 +17,17 @@ import scipy.sparse as sp
 
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, Partition, TagSet
-from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError
+from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError, OutputError
 
 __all__ = [
     "build_graph",
     "build_seed_tags",
+    "check_output",
     "cluster_levels",
     "expand_graph",
+    "graph_settings",
+    "run_shape",
+    "warn_uncovered",
 ]
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,23 @@ def expand_graph(graph: KnnGraph, ids: np.ndarray) -> KnnGraph:
     )
     m.sort_indices()
     return KnnGraph(m, ids, dict(graph.params))
+
+
+def warn_uncovered(embeddings: dict[str, Embeddings], ids: np.ndarray) -> None:
+    """Warn when some items have no embedding at all: they end up isolated in the graph."""
+    if not embeddings:
+        return
+    covered = np.isin(ids, np.concatenate([e.ids for e in embeddings.values()]))
+    if not covered.all():
+        missing = ids[~covered]
+        warnings.warn(
+            f"{len(missing)} of {len(ids)} items have no embedding (e.g. {missing[:3].tolist()}; "
+            "their image or vector was rejected or absent, see rejects.parquet) and are "
+            "isolated in the graph: each is its own cluster and gets no tags or popularity "
+            "from neighbours",
+            DataQualityWarning,
+            stacklevel=2,
+        )
 
 
 def build_graph(
@@ -266,3 +287,39 @@ def resolve_out_dir(cfg: Config, out: str | Path | None) -> Path:
     resolved = cfg.resolve(cfg.output.dir)
     assert resolved is not None
     return resolved.resolve()
+
+
+def check_output(out_dir: Path, *, overwrite: bool) -> None:
+    """Fail before any work when the run directory could not be written or replaced later."""
+    from ccgraph.io.atomic import check_replaceable, make_temp_dir
+
+    if check_replaceable(out_dir) and not overwrite and any(out_dir.iterdir()):
+        raise OutputError(
+            f"{out_dir} already holds a run; set `output.overwrite: true` to replace it, or "
+            "choose another output directory (`output.dir` or `--out`)"
+        )
+    make_temp_dir(out_dir).rmdir()  # a writability probe beside the run directory
+
+
+def graph_settings(cfg: Config) -> dict[str, Any]:
+    """Everything besides the embeddings that determines the graph (its checkpoint key)."""
+    return {
+        "graph": cfg.graph.model_dump(mode="json", exclude={"duplicates"}),
+        "seed": cfg.seed,
+        "n_jobs": cfg.n_jobs,
+    }
+
+
+def run_shape(
+    embeddings: dict[str, Embeddings], ids: np.ndarray, seeds: TagSet, cfg: Config
+) -> dict[str, Any]:
+    """The sizes the memory estimates need: items, kNN width, neighbours, tags, tag block."""
+    widths = [-(-e.vectors.shape[1] * e.vectors.dtype.itemsize // 4) for e in embeddings.values()]
+    concat = cfg.graph.fusion.method == "concat" and len(widths) > 1
+    return {
+        "n": len(ids),
+        "d": max(1, sum(widths) if concat else max(widths, default=1)),
+        "k": cfg.graph.k,
+        "t": int(seeds.n_tags),
+        "tag_block": cfg.propagate.tags.tag_block,
+    }

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ccgraph import _assemble, _stages
+from ccgraph import _assemble, _checkpoint, _memory, _stages
 from ccgraph._logging import StageTimer
 from ccgraph.config import Config, config_from_mapping, load_config
 from ccgraph.containers import RunResult
@@ -50,7 +50,11 @@ def run(
     out
         Run directory; wins over ``output.dir``.
     resume
-        Reuse checkpointed embeddings and graphs from an interrupted run with the same inputs.
+        Report what is restored from an interrupted run, and warn when nothing matches.
+        Embeddings (content-addressed cache) and the kNN graph (checkpoint keyed by the
+        embeddings' bytes and the graph settings, see :mod:`ccgraph._checkpoint`) are reused
+        whenever their key matches, with or without ``resume``: a match is exactly what the
+        stage would compute.
     show_progress
         Show progress bars for long stages.
     write
@@ -72,6 +76,8 @@ def run(
     cache_dir = cfg.resolve(cfg.embed.cache_dir) or (out_dir.parent / f".{out_dir.name}.cache")
     timer = StageTimer()
     stages: dict[str, Any] = {}
+    if write:
+        _stages.check_output(out_dir, overwrite=cfg.output.overwrite)
 
     with timer.stage("read"):
         catalog = read_catalog_from_config(cfg.data, cfg.base_dir)
@@ -86,14 +92,27 @@ def run(
         )
         stages["embed"] = {k: dict(v.params) for k, v in embeddings.items()}
     ids = catalog.ids
+    _stages.warn_uncovered(embeddings, ids)
+    seeds = _stages.build_seed_tags(catalog, cfg)
+    memory = _memory.estimate_run(
+        **_stages.run_shape(embeddings, ids, seeds, cfg), backend=cfg.graph.backend
+    )
+    limit_gb = cfg.execution.memory_limit_gb
     with timer.stage("graph"):
-        graph, stages["graph"] = _stages.build_graph(embeddings, ids, cfg)
-        stages["graph"].update(dict(graph.params))
+        key = _checkpoint.graph_key(embeddings, ids, _stages.graph_settings(cfg))
+        restored = _checkpoint.load_graph(cache_dir, key, resume=resume)
+        if restored is None:
+            _memory.check_stages(memory, ("knn", "graph"), memory_limit_gb=limit_gb)
+            graph, stages["graph"] = _stages.build_graph(embeddings, ids, cfg)
+            _checkpoint.save_graph(cache_dir, key, graph, stages["graph"])
+        else:
+            graph, stages["graph"] = restored
+        stages["graph"].update(dict(graph.params), checkpoint=key, restored=restored is not None)
     with timer.stage("duplicates"):
         group, canonical, stages["duplicates"] = _stages.duplicate_groups(embeddings, catalog, cfg)
+    _memory.check_stages(memory, ("cluster",), memory_limit_gb=limit_gb)
     with timer.stage("cluster"):
         levels, default_level, stages["cluster"] = _stages.cluster_levels(graph, cfg)
-    seeds = _stages.build_seed_tags(catalog, cfg)
     with timer.stage("describe"):
         clusters = pd.concat(
             [
@@ -111,7 +130,15 @@ def run(
         )
     inferred = None
     extras: dict[str, Any] = {}
+    if cfg.propagate.tags.enabled and seeds.n_tags == 0:
+        log.warning(
+            "no tag can seed the spreading (%d tagged items; a tag must be used by at least "
+            "`data.tags.min_count` = %d items after hygiene): no tags are inferred",
+            int(catalog.tags["id"].nunique()),
+            cfg.data.tags.min_count,
+        )
     if cfg.propagate.tags.enabled and seeds.n_tags > 0:
+        _memory.check_stages(memory, ("tags",), memory_limit_gb=limit_gb)
         t = cfg.propagate.tags
         with timer.stage("tags"):
             inferred = spread_tags(

@@ -18,7 +18,12 @@ import scipy.sparse as sp
 from ccgraph._logging import timed
 from ccgraph._validation import check_choice, check_float, check_int
 from ccgraph.containers import Partition, TagScores, TagSet, check_same_ids
-from ccgraph.exceptions import ConvergenceWarning, InputError, ParameterError
+from ccgraph.exceptions import (
+    ConvergenceWarning,
+    DataQualityWarning,
+    InputError,
+    ParameterError,
+)
 from ccgraph.propagate._graph import Operator, as_adjacency, build_operator, resolve_dtype
 from ccgraph.propagate._solver import n_threads_for, run_chunks, solve
 
@@ -209,18 +214,27 @@ def spread_tags(
     if isinstance(cal, str):
         from ccgraph.propagate.calibration import fit_calibrator
 
-        cal = fit_calibrator(
-            graph,
-            seeds,
-            alpha=alpha,
-            tol=tol,
-            max_iter=max_iter,
-            tag_block=tag_block,
-            top_k=top_k,
-            rng=rng,
-            dtype=dtype,
-            reorder=reorder,
-        )
+        try:
+            cal = fit_calibrator(
+                graph,
+                seeds,
+                alpha=alpha,
+                tol=tol,
+                max_iter=max_iter,
+                tag_block=tag_block,
+                top_k=top_k,
+                rng=rng,
+                dtype=dtype,
+                reorder=reorder,
+            )
+        except InputError as exc:  # too few seeded items to hold some out
+            warnings.warn(
+                f"spread_tags: calibration skipped ({exc}); confidences are uncalibrated "
+                "(each tag's share of the item's propagated mass): tag more items",
+                DataQualityWarning,
+                stacklevel=2,
+            )
+            cal = None
     params = {
         "alpha": alpha,
         "tol": tol,
