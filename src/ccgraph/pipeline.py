@@ -19,6 +19,7 @@ from ccgraph import _assemble, _stages
 from ccgraph._logging import StageTimer
 from ccgraph.config import Config, config_from_mapping, load_config
 from ccgraph.containers import RunResult
+from ccgraph.update import _persist
 
 __all__ = ["run"]
 
@@ -85,8 +86,9 @@ def run(
         )
         stages["embed"] = {k: dict(v.params) for k, v in embeddings.items()}
     ids = catalog.ids
+    knn_lists: dict[str, Any] = {}  # kept for incremental updates (ccgraph.update)
     with timer.stage("graph"):
-        graph, stages["graph"] = _stages.build_graph(embeddings, ids, cfg)
+        graph, stages["graph"] = _stages.build_graph(embeddings, ids, cfg, knn_store=knn_lists)
         stages["graph"].update(dict(graph.params))
     with timer.stage("duplicates"):
         group, canonical, stages["duplicates"] = _stages.duplicate_groups(embeddings, catalog, cfg)
@@ -153,6 +155,8 @@ def run(
         )
         tags_df = _assemble.tags_table(catalog, ids, inferred)
         rejects = pd.concat([catalog.rejects, embed_rejects], ignore_index=True)
+        extras = _persist.run_extras(embeddings, ids, knn_lists)
+        stages["persist"] = _persist.update_info(levels, cfg.base_dir)
         counts = _counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
         manifest = _assemble.manifest(
             cfg.model_dump(mode="json", exclude={"base_dir"}),
@@ -161,7 +165,7 @@ def run(
             counts=counts,
             stages=stages,
         )
-    result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest)
+    result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
     if not write:
         return result
     with timer.stage("write"):
@@ -178,7 +182,9 @@ def run(
                 n_similar=cfg.report.n_similar,
                 rng=cfg.seed,
             )
-    return RunResult(items_df, tags_df, clusters, rejects, graph, manifest, path=path)
+    return RunResult(
+        items_df, tags_df, clusters, rejects, graph, manifest, path=path, extras=extras
+    )
 
 
 def _counts(
