@@ -90,9 +90,7 @@ def build_graph(
         if knn_store is not None:
             from ccgraph.update._persist import search_and_build
 
-            return search_and_build(
-                emb, name=name, k=k, metric=metric, store=knn_store, **common
-            )
+            return search_and_build(emb, name=name, k=k, metric=metric, store=knn_store, **common)
         return build_knn_graph(emb, k=k, metric=metric, **common)
 
     if g.fusion.method == "concat" and len(embeddings) > 1:

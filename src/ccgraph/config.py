@@ -361,11 +361,19 @@ class UpdateConfig(_Section):
     """Incremental updates (`ccgraph update`): how clusters are refined and when to rebuild."""
 
     strategy: Literal["warm", "local"] = Field(
-        "warm",
+        "local",
         description="`warm`: Leiden on the whole graph from the previous clusters; `local`: "
         "leidenalg with the items farther than `hops` edges from a change fixed.",
     )
-    hops: int = Field(2, ge=0, description="For `local`: edges around a change left free.")
+    hops: int = Field(1, ge=0, description="For `local`: edges around a change left free.")
+    tags: Literal["local", "full"] = Field(
+        "local",
+        description="`local`: re-solve tag spreading on the items within `tag_hops` edges of a "
+        "change, the run's solution held elsewhere; `full`: spread again over the whole graph.",
+    )
+    tag_hops: int = Field(
+        1, ge=0, description="For `tags: local`: edges around a change re-solved."
+    )
     drift_threshold: float = Field(
         0.05,
         ge=0,
@@ -404,9 +412,7 @@ class Config(_Section):
     execution: ExecutionConfig = Field(
         default_factory=ExecutionConfig, description="Execution engine."
     )
-    update: UpdateConfig = Field(
-        default_factory=UpdateConfig, description="Incremental updates."
-    )
+    update: UpdateConfig = Field(default_factory=UpdateConfig, description="Incremental updates.")
     seed: int = Field(0, ge=0, description="Seed fed to every stage's `rng`.")
     n_jobs: int | None = Field(None, ge=1, description="Worker threads (default: all cores).")
     base_dir: str | None = Field(

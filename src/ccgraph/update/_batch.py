@@ -11,6 +11,7 @@ import pandas as pd
 
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings
+from ccgraph.update._persist import member
 
 __all__ = ["embed_batch", "same_content", "same_vectors"]
 
@@ -34,7 +35,7 @@ def embed_batch(
     if given is not None:
         out = {}
         for name, emb in given.items():
-            keep = np.isin(emb.ids, ids)
+            keep = member(emb.ids, ids)
             out[name] = Embeddings(
                 np.asarray(emb.vectors)[keep], emb.ids[keep], emb.kind, dict(emb.params)
             )
@@ -112,7 +113,7 @@ def same_content(old: Catalog, new: Catalog, ids: np.ndarray) -> np.ndarray:
         same &= (x == y) | (np.isnan(x) & np.isnan(y))
 
     def tagsets(t: pd.DataFrame) -> pd.Series:
-        t = t[t["id"].astype(str).isin(set(ids.tolist()))]
+        t = t[member(t["id"], ids)]
         keys = t["tag"].astype(str) + "\x1f" + t["source"].astype(str)
         return keys.groupby(t["id"].astype(str)).agg(lambda s: tuple(sorted(s)))
 

@@ -19,6 +19,7 @@ import pandas as pd
 from ccgraph.config import Config
 from ccgraph.containers import ITEM_COLUMNS, REJECT_COLUMNS, TAG_COLUMNS, Catalog, RunResult
 from ccgraph.exceptions import InputError
+from ccgraph.update._persist import member
 
 __all__ = ["Changes", "merged_catalog", "plan_changes", "read_batch", "run_catalog"]
 
@@ -74,7 +75,7 @@ def plan_changes(run_ids: np.ndarray, batch: Catalog, remove: Iterable[str] = ()
     unknown = sorted(x for x in gone if x not in run)
     if unknown:
         logger.info("%d removals name items that are not in the run (ignored)", len(unknown))
-    rest = ids[~np.isin(ids, list(gone))]
+    rest = ids[~member(ids, gone)]
     in_run = run.get_indexer(rest) >= 0
     return Changes(
         added=rest[~in_run], present=rest[in_run], removed=removed, unknown_removals=unknown
@@ -112,8 +113,8 @@ def merged_catalog(
     """Items ``ids`` in order: rows of ``from_batch`` ids from the batch, the rest from the run."""
     take = set(np.asarray(from_batch).astype(str).tolist())
     cols = [c for c in ITEM_COLUMNS if c in run.items.columns or c in batch.items.columns]
-    old_items = run.items[~run.items["id"].isin(take)]
-    new_items = batch.items[batch.items["id"].astype(str).isin(take)]
+    old_items = run.items[~member(run.items["id"], take)]
+    new_items = batch.items[member(batch.items["id"], take)]
     items = pd.concat(
         [old_items.reindex(columns=cols), new_items.reindex(columns=cols)], ignore_index=True
     )
@@ -124,8 +125,8 @@ def merged_catalog(
         if col in items.columns:
             items[col] = pd.to_numeric(items[col], errors="coerce")
     keep_ids = set(np.asarray(ids).astype(str).tolist())
-    old_tags = run.tags[~run.tags["id"].isin(take) & run.tags["id"].isin(keep_ids)]
-    new_tags = batch.tags[batch.tags["id"].astype(str).isin(take)]
+    old_tags = run.tags[~member(run.tags["id"], take) & member(run.tags["id"], keep_ids)]
+    new_tags = batch.tags[member(batch.tags["id"], take)]
     tags = pd.concat(
         [old_tags.reindex(columns=TAG_COLUMNS), new_tags.reindex(columns=TAG_COLUMNS)],
         ignore_index=True,

@@ -196,3 +196,18 @@ def update_info(levels: list[Any], base_dir: str | None) -> dict[str, Any]:
         "next_id": next_ids,
         "recursive_split": [dict(p.params).get("algorithm") == "recursive_split" for p in levels],
     }
+
+
+def member(values: Any, pool: Any) -> np.ndarray:
+    """Boolean mask: which ``values`` (ids) are in ``pool`` (a hash lookup; fast on strings).
+
+    Examples
+    --------
+    >>> member(np.array(["a", "b", "c"]), ["c", "a"]).tolist()
+    [True, False, True]
+    """
+    vals = np.asarray(values).astype(str).tolist() if not isinstance(values, list) else values
+    lookup = set(
+        np.asarray(list(pool) if not isinstance(pool, np.ndarray) else pool).astype(str).tolist()
+    )
+    return np.fromiter((v in lookup for v in vals), dtype=bool, count=len(vals))

@@ -19,6 +19,7 @@ from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
 from ccgraph.exceptions import InputError
 from ccgraph.update._catalog import Changes
+from ccgraph.update._persist import member
 
 __all__ = ["changed_rows", "run_update"]
 
@@ -52,8 +53,8 @@ def changed_rows(old: KnnGraph, new: KnnGraph, removed: np.ndarray, n_kept: int)
 
 def _subset(catalog: Catalog, ids: np.ndarray) -> Catalog:
     keep = set(np.asarray(ids).astype(str).tolist())
-    items = catalog.items[catalog.items["id"].astype(str).isin(keep)].reset_index(drop=True)
-    tags = catalog.tags[catalog.tags["id"].astype(str).isin(keep)].reset_index(drop=True)
+    items = catalog.items[member(catalog.items["id"], keep)].reset_index(drop=True)
+    tags = catalog.tags[member(catalog.tags["id"], keep)].reset_index(drop=True)
     return Catalog(items, tags, catalog.rejects.iloc[:0], dict(catalog.params))
 
 
@@ -201,15 +202,15 @@ def run_update(
     if not (len(changes.added) or len(replaced) or len(edited) or len(changes.removed)):
         return _noop(old, out, old.path or Path("."), counts_in, cfg, overwrite)
 
-    kept = old.ids[~np.isin(old.ids, changes.removed)]
+    kept = old.ids[~member(old.ids, changes.removed)]
     ids = np.concatenate([kept, changes.added]).astype(str)
     graph_batch = np.concatenate([changes.added, replaced]).astype(str)
     catalog = merged_catalog(run_cat, batch, ids, from_batch=np.concatenate([graph_batch, edited]))
     with timer.stage("graph"):
         batch_emb = {
             k: Embeddings(
-                np.asarray(v.vectors)[np.isin(v.ids, graph_batch)],
-                v.ids[np.isin(v.ids, graph_batch)],
+                np.asarray(v.vectors)[member(v.ids, graph_batch)],
+                v.ids[member(v.ids, graph_batch)],
                 v.kind,
                 dict(v.params),
             )
@@ -273,8 +274,20 @@ def run_update(
             ignore_index=True,
         )
     inferred = None
-    if cfg.propagate.tags.enabled and seeds.n_tags > 0:
-        t = cfg.propagate.tags
+    t = cfg.propagate.tags
+    local_tags = cfg.update.tags == "local" and t.cluster_prior == 0 and "tags" in stages
+    if t.enabled and seeds.n_tags > 0 and local_tags:
+        with timer.stage("tags"):
+            changed = member(ids, np.concatenate([graph_batch, edited]))
+            inferred = _local_tags(
+                old, run_cat, graph, seeds, touched | changed, cfg, stages.get("tags", {})
+            )
+        stages["tags"] = {
+            **dict(inferred.params),
+            "converged": inferred.converged,
+            "n_iter": inferred.n_iter,
+        }
+    elif t.enabled and seeds.n_tags > 0:
         with timer.stage("tags"):
             inferred = spread_tags(
                 graph,
@@ -311,6 +324,7 @@ def run_update(
                 tol=p.tol,
                 percentile=p.percentile,
                 r=p.r,
+                keep=_kept_popularity(old, ids, np.concatenate([graph_batch, edited])),
             )
         stages["popularity"] = dict(popularity.params)
     with timer.stage("assemble"):
@@ -352,6 +366,64 @@ def run_update(
     )
 
 
+def _local_tags(
+    old: RunResult,
+    run_cat: Catalog,
+    graph: KnnGraph,
+    seeds: Any,
+    changed: np.ndarray,
+    cfg: Config,
+    previous: Mapping[str, Any],
+) -> Any:
+    """Tag spreading re-solved within ``update.tag_hops`` edges of the changed items."""
+    from ccgraph._stages import build_seed_tags
+    from ccgraph.update.clusters import neighbourhood
+    from ccgraph.update.tags import item_mass, local_spread, recover_calibrator
+
+    t = cfg.propagate.tags
+    inferred = old.tags[old.tags["source"].astype(str) == "inferred"]
+    old_seeds = build_seed_tags(run_cat, cfg)
+    old_mass = item_mass(old.graph, old_seeds, alpha=t.alpha, tol=1e-10)
+    live = old_mass[old.graph.degree > 0]
+    ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
+    rel = old_mass[pd.Index(old.ids).get_indexer(inferred["id"].astype(str))] / ref
+    cal = recover_calibrator(previous.get("calibrator"), inferred, rel)
+    rows = pd.Index(graph.ids).get_indexer(inferred["id"].astype(str))
+    cols = pd.Index(seeds.tags).get_indexer(inferred["tag"].astype(str))
+    ok = (rows >= 0) & (cols >= 0)
+    shape = (graph.n_items, seeds.n_tags)
+    old_scores = sp.csr_matrix(
+        (inferred["score"].to_numpy(np.float64)[ok], (rows[ok], cols[ok])), shape=shape
+    )
+    old_conf = sp.csr_matrix(
+        (inferred["confidence"].to_numpy(np.float64)[ok], (rows[ok], cols[ok])), shape=shape
+    )
+    region = neighbourhood(graph.adjacency, changed, cfg.update.tag_hops)
+    return local_spread(
+        graph,
+        seeds,
+        old_scores,
+        old_conf,
+        region,
+        alpha=t.alpha,
+        tol=t.tol,
+        max_iter=t.max_iter,
+        top_k=t.top_k,
+        min_confidence=t.min_confidence,
+        calibrator=cal,
+        mass=item_mass(graph, seeds, alpha=t.alpha, tol=1e-10),
+    )
+
+
+def _kept_popularity(old: RunResult, ids: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """The run's standardised popularity of observed items the batch did not touch (else NaN)."""
+    items = old.items.set_index(old.items["id"].astype(str))
+    observed = items["popularity_source"].astype(str) == "observed"
+    value = pd.to_numeric(items["popularity"], errors="coerce").where(observed)
+    value = value.drop(index=[x for x in changed if x in value.index])
+    return np.array(value.reindex(pd.Index(ids)), dtype=np.float64)
+
+
 def _duplicates(
     old: RunResult,
     emb: Mapping[str, Embeddings],
@@ -379,7 +451,7 @@ def _duplicates(
     binary = e.kind == "binary"
     metric = "hamming" if binary else "cosine"
     threshold = float(d.hamming) if binary else 1.0 - float(d.cosine)
-    batch_rows = np.isin(e.ids, graph_batch)
+    batch_rows = member(e.ids, graph_batch)
     lst = lists.get(name) if cfg.graph.metric == metric or binary else None
     u, v = close_pairs(e, batch_rows, threshold=threshold, metric=metric, lists=lst)
     pos = pd.Index(ids).get_indexer(e.ids)
@@ -393,7 +465,7 @@ def _duplicates(
         items["duplicate_group"],
         items["is_canonical"],
         (pos[u], pos[v]),
-        batch=np.isin(ids, graph_batch),
+        batch=member(ids, graph_batch),
         priority=priority,
     )
     return group, canonical, {**dict(previous), **params}

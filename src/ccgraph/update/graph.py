@@ -20,7 +20,7 @@ import pandas as pd
 from ccgraph.config import Config
 from ccgraph.containers import Embeddings, KnnGraph
 from ccgraph.exceptions import InputError
-from ccgraph.update._persist import CONCAT, KnnLists
+from ccgraph.update._persist import CONCAT, KnnLists, member
 
 __all__ = ["merge_embeddings", "update_graph"]
 
@@ -49,7 +49,7 @@ def merge_embeddings(
         params: dict[str, Any] = {}
         if name in old:
             e = old[name]
-            keep = np.isin(e.ids, ids) & ~np.isin(e.ids, list(replaced_set))
+            keep = member(e.ids, ids) & ~member(e.ids, replaced_set)
             parts_v.append(np.asarray(e.vectors)[keep])
             parts_i.append(e.ids[keep])
             kind, params = e.kind, dict(e.params)
@@ -112,7 +112,7 @@ def update_graph(
     sources: dict[str, Embeddings]
     if CONCAT in lists:
         dense = {k: v for k, v in embeddings.items() if v.kind == "dense"}
-        shared = ids[np.isin(ids, np.intersect1d(*[e.ids for e in dense.values()]))]
+        shared = ids[member(ids, np.intersect1d(*[e.ids for e in dense.values()]))]
         parts = [e.align(shared) for e in dense.values()]
         sources = {CONCAT: concat_embeddings(parts, weights=[weights[k] for k in dense])}
     else:
@@ -128,7 +128,7 @@ def update_graph(
     graphs: dict[str, KnnGraph] = {}
     for name, emb in sources.items():
         metric = "hamming" if emb.kind == "binary" else g.metric
-        batch = np.isin(emb.ids, batch_ids)
+        batch = member(emb.ids, batch_ids)
         upd, stats = update_knn_lists(lists[name], emb, batch=batch, metric=metric)
         new_lists[name] = upd
         built = build_knn_graph(

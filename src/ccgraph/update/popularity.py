@@ -83,8 +83,13 @@ def update_popularity(
     tol: float,
     percentile: float,
     r: float,
+    keep: np.ndarray | None = None,
 ) -> Popularity:
     r"""Standardise with the run's constants and infer popularity for unobserved items.
+
+    ``keep`` (one value per item, NaN elsewhere) gives standardised values to reuse as they
+    are: the run's values of observed items whose raw count did not change, so they stay
+    bit-identical (recomputing them from the recovered constants may differ in the last bit).
 
     Notes
     -----
@@ -104,6 +109,9 @@ def update_popularity(
     if len(x) != n:
         raise InputError(f"`raw` has {len(x)} entries but the graph has {n} nodes")
     std, fresh = standardize_with(x, provider, constants, percentile=percentile, r=r)
+    if keep is not None:
+        kept = np.isfinite(np.asarray(keep, dtype=np.float64)) & np.isfinite(std)
+        std[kept] = np.asarray(keep, dtype=np.float64)[kept]
     obs = np.isfinite(std)
     xx = np.column_stack([np.where(obs, std, 0.0), obs.astype(np.float64)])
     deg = np.asarray(adj.sum(axis=1), dtype=np.float64).ravel()
