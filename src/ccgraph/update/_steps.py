@@ -16,12 +16,12 @@ import scipy.sparse as sp
 from ccgraph._logging import StageTimer
 from ccgraph._random import RngLike
 from ccgraph.config import Config
-from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
+from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult, TagScores
 from ccgraph.exceptions import InputError
 from ccgraph.update._catalog import Changes
 from ccgraph.update._persist import member
 
-__all__ = ["changed_rows", "run_update"]
+__all__ = ["changed_rows", "run_update", "splice_tags"]
 
 logger = logging.getLogger(__name__)
 
@@ -274,12 +274,13 @@ def run_update(
             ignore_index=True,
         )
     inferred = None
+    redo_tags = np.ones(len(ids), dtype=bool)  # items whose tag rows are built afresh
     t = cfg.propagate.tags
     local_tags = cfg.update.tags == "local" and t.cluster_prior == 0 and "tags" in stages
     if t.enabled and seeds.n_tags > 0 and local_tags:
         with timer.stage("tags"):
             changed = member(ids, np.concatenate([graph_batch, edited]))
-            inferred = _local_tags(
+            inferred, redo_tags = _local_tags(
                 old, run_cat, graph, seeds, touched | changed, cfg, stages.get("tags", {})
             )
         stages["tags"] = {
@@ -333,7 +334,7 @@ def run_update(
         items_df = _assemble.items_table(
             catalog, graph, levels, default_level, group, canonical, popularity
         )
-        tags_df = _assemble.tags_table(catalog, ids, inferred)
+        tags_df = splice_tags(old.tags, catalog, ids, inferred, redo_tags)
         rejects = pd.concat([old.rejects, batch.rejects, emb_rejects], ignore_index=True)
         report = drift_report(
             old.items,
@@ -374,20 +375,23 @@ def _local_tags(
     changed: np.ndarray,
     cfg: Config,
     previous: Mapping[str, Any],
-) -> Any:
+) -> tuple[Any, np.ndarray]:
     """Tag spreading re-solved within ``update.tag_hops`` edges of the changed items."""
-    from ccgraph._stages import build_seed_tags
     from ccgraph.update.clusters import neighbourhood
     from ccgraph.update.tags import item_mass, local_spread, recover_calibrator
 
     t = cfg.propagate.tags
     inferred = old.tags[old.tags["source"].astype(str) == "inferred"]
-    old_seeds = build_seed_tags(run_cat, cfg)
-    old_mass = item_mass(old.graph, old_seeds, alpha=t.alpha, tol=1e-10)
-    live = old_mass[old.graph.degree > 0]
+    # The run's masses, needed to read its calibrator off its own (score, confidence) rows,
+    # are those after the update for the items the update does not reach.
+    mass = item_mass(graph, seeds, alpha=t.alpha, tol=1e-10)
+    far = ~neighbourhood(graph.adjacency, changed, 1)
+    live = mass[graph.degree > 0]
     ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
-    rel = old_mass[pd.Index(old.ids).get_indexer(inferred["id"].astype(str))] / ref
-    cal = recover_calibrator(previous.get("calibrator"), inferred, rel)
+    pos = pd.Index(graph.ids).get_indexer(inferred["id"].astype(str))
+    use = (pos >= 0) & far[np.maximum(pos, 0)]
+    rel = mass[pos[use]] / ref
+    cal = recover_calibrator(previous.get("calibrator"), inferred[use], rel)
     rows = pd.Index(graph.ids).get_indexer(inferred["id"].astype(str))
     cols = pd.Index(seeds.tags).get_indexer(inferred["tag"].astype(str))
     ok = (rows >= 0) & (cols >= 0)
@@ -399,7 +403,7 @@ def _local_tags(
         (inferred["confidence"].to_numpy(np.float64)[ok], (rows[ok], cols[ok])), shape=shape
     )
     region = neighbourhood(graph.adjacency, changed, cfg.update.tag_hops)
-    return local_spread(
+    out = local_spread(
         graph,
         seeds,
         old_scores,
@@ -411,8 +415,49 @@ def _local_tags(
         top_k=t.top_k,
         min_confidence=t.min_confidence,
         calibrator=cal,
-        mass=item_mass(graph, seeds, alpha=t.alpha, tol=1e-10),
+        mass=mass,
     )
+    return out, region
+
+
+def splice_tags(
+    old_tags: pd.DataFrame,
+    catalog: Catalog,
+    ids: np.ndarray,
+    inferred: TagScores | None,
+    redo: np.ndarray,
+) -> pd.DataFrame:
+    """The ``tags`` table: the run's rows for items not in ``redo``, fresh rows for the rest.
+
+    Fresh rows come from :func:`ccgraph._assemble.tags_table` over the ``redo`` items only;
+    both parts are in item order, so one stable sort on the item position splices them into
+    the table a full assembly would give.
+    """
+    from ccgraph import _assemble
+
+    if redo.all() or inferred is None:
+        return _assemble.tags_table(catalog, ids, inferred)
+    sub_ids = ids[redo]
+    sub = TagScores(
+        sp.csr_matrix(inferred.scores[redo]),
+        sp.csr_matrix(inferred.confidence[redo]),
+        sub_ids,
+        inferred.tags,
+        dict(inferred.params),
+        converged=inferred.converged,
+        n_iter=inferred.n_iter,
+    )
+    fresh = _assemble.tags_table(_subset(catalog, sub_ids), sub_ids, sub)
+    kept = old_tags[member(old_tags["id"], ids[~redo])]
+    both = pd.concat([kept, fresh], ignore_index=True)
+    order = np.argsort(pd.Index(ids).get_indexer(both["id"].astype(str)), kind="stable")
+    out = both.iloc[order].reset_index(drop=True)
+    for col in ("id", "tag", "source", "origin", "tag_raw"):
+        out[col] = out[col].astype("string")
+    out["score"] = out["score"].astype(np.float32)
+    out["confidence"] = out["confidence"].astype(np.float32)
+    out["rank"] = out["rank"].astype("Int64")
+    return out
 
 
 def _kept_popularity(old: RunResult, ids: np.ndarray, changed: np.ndarray) -> np.ndarray:

@@ -50,8 +50,9 @@ def merge_embeddings(
         if name in old:
             e = old[name]
             keep = member(e.ids, ids) & ~member(e.ids, replaced_set)
-            parts_v.append(np.asarray(e.vectors)[keep])
-            parts_i.append(e.ids[keep])
+            whole = bool(keep.all())  # no copy before the one concatenation below
+            parts_v.append(np.asarray(e.vectors) if whole else np.asarray(e.vectors)[keep])
+            parts_i.append(e.ids if whole else e.ids[keep])
             kind, params = e.kind, dict(e.params)
         if name in batch:
             b = batch[name]
@@ -66,8 +67,10 @@ def merge_embeddings(
         vec = np.concatenate(parts_v) if len(parts_v) > 1 else parts_v[0]
         eid = np.concatenate(parts_i) if len(parts_i) > 1 else parts_i[0]
         pos = order.get_indexer(eid)
-        sort = np.argsort(pos, kind="stable")
-        out[name] = Embeddings(np.ascontiguousarray(vec[sort]), eid[sort], kind, params)
+        if len(pos) > 1 and not (np.diff(pos) > 0).all():
+            sort = np.argsort(pos, kind="stable")
+            vec, eid = vec[sort], eid[sort]
+        out[name] = Embeddings(np.ascontiguousarray(vec), eid, kind, params)
     return out
 
 

@@ -206,7 +206,11 @@ def local_spread(
     old = sp.csr_matrix(old_scores).tocoo()
     stay = keep[old.row]
     o_rows, o_cols = old.row[stay], old.col[stay]
-    o_conf = np.asarray(sp.csr_matrix(old_confidence)[o_rows, o_cols]).ravel()
+    o_conf = (
+        np.asarray(sp.csr_matrix(old_confidence)[o_rows, o_cols], dtype=np.float64).ravel()
+        if len(o_rows)
+        else np.zeros(0)
+    )
     rows = np.concatenate([o_rows, frame["row"].to_numpy()[ok]])
     cols = np.concatenate([o_cols, frame["tag"].to_numpy()[ok]])
     shape = (n, seeds.n_tags)
