@@ -65,13 +65,17 @@ def _items(
     cl = g.random(n) < 0.2
     gr = g.random(n) < 0.1
     for i in np.flatnonzero(cl | gr):
-        parts = ([f"topic{labels[i]}"] if cl[i] else []) + ([f"group{parent[labels[i]]}"] if gr[i] else [])
+        parts = ([f"topic{labels[i]}"] if cl[i] else []) + (
+            [f"group{parent[labels[i]]}"] if gr[i] else []
+        )
         tags[i] = ",".join(parts)
     views = np.where(g.random(n) < 0.3, np.round(g.lognormal(3, 1.5, n)), np.nan)
     frame = pd.DataFrame(
         {
             "key": ids,
-            "name": [f"group{parent[c]} topic{c} picture {i}" for i, c in zip(ids, labels, strict=True)],
+            "name": [
+                f"group{parent[c]} topic{c} picture {i}" for i, c in zip(ids, labels, strict=True)
+            ],
             "labels": tags,
             "views": views,
             "src": _PROVIDERS[g.integers(0, len(_PROVIDERS), n)],
@@ -105,8 +109,8 @@ def make_synthetic(
     w = g.lognormal(0.0, 0.5, clusters)
     w /= w.sum()
     base_labels = g.choice(clusters, size=n, p=w)
-    n_new = int(round(new_fraction * n))
-    n_unseen = int(round(unseen_share * n_new)) if unseen_clusters else 0
+    n_new = round(new_fraction * n)
+    n_unseen = round(unseen_share * n_new) if unseen_clusters else 0
     new_labels = np.concatenate(
         [
             g.choice(clusters, size=n_new - n_unseen, p=w),
