@@ -31,7 +31,15 @@ import numpy as np
 from ccgraph.containers import Embeddings, KnnGraph
 from ccgraph.exceptions import CcgraphError
 
-__all__ = ["FORMAT_VERSION", "KEEP_GRAPHS", "graph_key", "load_graph", "save_graph"]
+__all__ = [
+    "FORMAT_VERSION",
+    "KEEP_GRAPHS",
+    "graph_key",
+    "load_graph",
+    "load_knn",
+    "save_graph",
+    "save_knn",
+]
 
 log = logging.getLogger(__name__)
 
@@ -162,3 +170,53 @@ def _prune(folder: Path, *, keep: Path) -> None:
     for _, p in found[KEEP_GRAPHS:]:
         if p != keep:
             p.unlink(missing_ok=True)
+
+
+def _knn_path(cache_dir: Path, key: str) -> Path:
+    return Path(cache_dir) / "checkpoints" / f"knn-{key[:32]}.npz"
+
+
+def save_knn(cache_dir: str | Path, key: str, lists: Mapping[str, Any]) -> Path | None:
+    """Save the kNN lists behind a checkpointed graph (kept for incremental updates).
+
+    ``lists`` maps a graph name to an object with ``ids``, ``indices`` and ``distances``
+    (:class:`ccgraph.update._persist.KnnLists`). A failure to write is logged and ignored.
+    """
+    from ccgraph.io.atomic import atomic_path
+
+    path = _knn_path(Path(cache_dir), key)
+    arrays: dict[str, np.ndarray] = {}
+    for name, kl in lists.items():
+        arrays[f"{name}__ids"] = np.asarray(kl.ids).astype(str)
+        arrays[f"{name}__indices"] = np.asarray(kl.indices)
+        arrays[f"{name}__distances"] = np.asarray(kl.distances)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+    except OSError as exc:
+        log.warning("could not write the kNN checkpoint %s (%s)", path, exc)
+        return None
+    # Keep kNN lists only beside a graph checkpoint that still exists (graphs are pruned).
+    for stale in path.parent.glob("knn-*.npz"):
+        if not (path.parent / stale.name.replace("knn-", "graph-", 1)).exists():
+            stale.unlink(missing_ok=True)
+    return path
+
+
+def load_knn(cache_dir: str | Path, key: str) -> dict[str, Any] | None:
+    """The kNN lists saved with :func:`save_knn` for ``key``, or ``None`` when absent."""
+    from ccgraph.update._persist import KnnLists
+
+    path = _knn_path(Path(cache_dir), key)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = sorted({f.rsplit("__", 1)[0] for f in z.files})
+            return {
+                n: KnnLists(z[f"{n}__ids"], z[f"{n}__indices"], z[f"{n}__distances"]) for n in names
+            }
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("ignoring unreadable kNN checkpoint %s (%s)", path, exc)
+        return None

@@ -66,9 +66,17 @@ def warn_uncovered(embeddings: dict[str, Embeddings], ids: np.ndarray) -> None:
 
 
 def build_graph(
-    embeddings: dict[str, Embeddings], ids: np.ndarray, cfg: Config
+    embeddings: dict[str, Embeddings],
+    ids: np.ndarray,
+    cfg: Config,
+    *,
+    knn_store: dict[str, Any] | None = None,
 ) -> tuple[KnnGraph, dict[str, Any]]:
-    """Build one kNN graph per modality (or one over concatenated vectors) and fuse them."""
+    """Build one kNN graph per modality (or one over concatenated vectors) and fuse them.
+
+    With ``knn_store``, the kNN lists of every search are kept in it (per graph name: the
+    modality, or ``"concat"``) for later incremental updates (:mod:`ccgraph.update`).
+    """
     from ccgraph.graph import build_knn_graph, concat_embeddings, fuse_graphs
 
     g = cfg.graph
@@ -92,7 +100,7 @@ def build_graph(
     )
     info: dict[str, Any] = {"modalities": sorted(embeddings), "fusion_weights": weights}
 
-    def knn(emb: Embeddings) -> KnnGraph:
+    def knn(emb: Embeddings, name: str) -> KnnGraph:
         k = g.k
         if k >= emb.n_items:
             raise ConfigError(
@@ -100,6 +108,10 @@ def build_graph(
                 f"set graph.k below {emb.n_items} (e.g. --set graph.k={max(1, emb.n_items - 1)})"
             )
         metric = "hamming" if emb.kind == "binary" else g.metric
+        if knn_store is not None:
+            from ccgraph.update._persist import search_and_build
+
+            return search_and_build(emb, name=name, k=k, metric=metric, store=knn_store, **common)
         return build_knn_graph(emb, k=k, metric=metric, **common)
 
     if g.fusion.method == "concat" and len(embeddings) > 1:
@@ -119,9 +131,9 @@ def build_graph(
             )
         parts = [e.align(shared) for e in dense.values()]
         fused = concat_embeddings(parts, weights=[weights[k] for k in dense])
-        return expand_graph(knn(fused), ids), info
+        return expand_graph(knn(fused, "concat"), ids), info
 
-    graphs = {name: expand_graph(knn(emb), ids) for name, emb in embeddings.items()}
+    graphs = {name: expand_graph(knn(emb, name), ids) for name, emb in embeddings.items()}
     if len(graphs) == 1:
         return next(iter(graphs.values())), info
     fused_graph = fuse_graphs(list(graphs.values()), weights=[weights[k] for k in graphs])

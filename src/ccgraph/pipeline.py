@@ -19,6 +19,7 @@ from ccgraph import _assemble, _checkpoint, _memory, _stages
 from ccgraph._logging import StageTimer
 from ccgraph.config import Config, config_from_mapping, load_config
 from ccgraph.containers import RunResult
+from ccgraph.update import _persist
 
 __all__ = ["run"]
 
@@ -69,7 +70,6 @@ def run(
     from ccgraph.embed import embed_catalog
     from ccgraph.io import read_catalog_from_config, write_run
     from ccgraph.propagate import explain_tags, infer_popularity, spread_tags
-    from ccgraph.query.persist import embedding_extras
 
     cfg = _as_config(config)
     out_dir = _stages.resolve_out_dir(cfg, out)
@@ -98,15 +98,21 @@ def run(
         **_stages.run_shape(embeddings, ids, seeds, cfg), backend=cfg.graph.backend
     )
     limit_gb = cfg.execution.memory_limit_gb
+    knn_lists: dict[str, Any] = {}  # kept for incremental updates (ccgraph.update)
     with timer.stage("graph"):
         key = _checkpoint.graph_key(embeddings, ids, _stages.graph_settings(cfg))
         restored = _checkpoint.load_graph(cache_dir, key, resume=resume)
+        if restored is not None:
+            knn_restored = _checkpoint.load_knn(cache_dir, key)
+            restored = restored if knn_restored is not None else None
         if restored is None:
             _memory.check_stages(memory, ("knn", "graph"), memory_limit_gb=limit_gb)
-            graph, stages["graph"] = _stages.build_graph(embeddings, ids, cfg)
+            graph, stages["graph"] = _stages.build_graph(embeddings, ids, cfg, knn_store=knn_lists)
             _checkpoint.save_graph(cache_dir, key, graph, stages["graph"])
+            _checkpoint.save_knn(cache_dir, key, knn_lists)
         else:
             graph, stages["graph"] = restored
+            knn_lists.update(knn_restored or {})
         stages["graph"].update(dict(graph.params), checkpoint=key, restored=restored is not None)
     with timer.stage("duplicates"):
         group, canonical, stages["duplicates"] = _stages.duplicate_groups(embeddings, catalog, cfg)
@@ -186,6 +192,8 @@ def run(
         )
         tags_df = _assemble.tags_table(catalog, ids, inferred)
         rejects = pd.concat([catalog.rejects, embed_rejects], ignore_index=True)
+        extras.update(_persist.run_extras(embeddings, ids, knn_lists))
+        stages["persist"] = _persist.update_info(levels, cfg.base_dir)
         counts = _counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
         manifest = _assemble.manifest(
             cfg.model_dump(mode="json", exclude={"base_dir"}),
@@ -194,8 +202,6 @@ def run(
             counts=counts,
             stages=stages,
         )
-    # Vectors per modality (embeddings_<m>.npy + _rows.npy) for new-item queries and updates.
-    extras.update(embedding_extras(embeddings, ids))
     result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
     if not write:
         return result
