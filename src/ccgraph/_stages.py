@@ -108,36 +108,60 @@ def build_graph(
 
 
 def cluster_levels(graph: KnnGraph, cfg: Config) -> tuple[list[Partition], int, dict[str, Any]]:
-    """Leiden at every configured resolution, stable IDs, and the default level."""
-    from ccgraph.cluster import choose_default_level, leiden_levels, recursive_split, stabilize
+    """Leiden at every configured resolution, stable IDs, and the default level.
+
+    With ``cluster.previous_run``, each level starts from the previous run's clusters
+    (``warm_start``) and its labels are matched to the old IDs (``stabilize``), so reruns on a
+    slightly changed catalog keep their cluster IDs.
+    """
+    from ccgraph.cluster import (
+        choose_default_level,
+        leiden,
+        leiden_levels,
+        recursive_split,
+        stabilize,
+        warm_start,
+    )
 
     c = cfg.cluster
-    levels = leiden_levels(
-        graph,
-        resolutions=c.resolutions,
-        objective=c.objective,
-        backend=c.backend,
-        n_iterations=c.n_iterations,
-        rng=cfg.seed,
-    )
+    common = dict(objective=c.objective, backend=c.backend, n_iterations=c.n_iterations)
+    levels = leiden_levels(graph, resolutions=c.resolutions, rng=cfg.seed, **common)
     if c.max_cluster_size:
         levels[-1] = recursive_split(
             graph, levels[-1], max_cluster_size=c.max_cluster_size, rng=cfg.seed
         )
-    info: dict[str, Any] = {}
+    # One row per level, coarse to fine: the report plots it as the resolution sweep.
+    info: dict[str, Any] = {
+        "sweep": [
+            {
+                "level": i,
+                "resolution": float(p.params.get("resolution", float("nan"))),
+                "n_clusters": p.n_clusters,
+                "quality": float(p.quality),
+                "median_item_cluster_size": float(np.median(p.sizes[p.membership])),
+            }
+            for i, p in enumerate(levels)
+        ]
+    }
     if c.previous_run:
-        prev = cfg.resolve(c.previous_run)
-        assert prev is not None
-        items_path = prev / "items.parquet"
-        if not items_path.exists():
-            raise ConfigError(f"`cluster.previous_run`: {items_path} does not exist")
-        old = pd.read_parquet(items_path)
+        old = _previous_items(cfg)
         churn = []
         for i, part in enumerate(levels):
             col = f"cluster_l{i}"
-            if col in old.columns:
-                levels[i] = stabilize(part, old.set_index("id")[col])
-                churn.append(float(levels[i].params.get("churn", float("nan"))))
+            if col not in old.columns:
+                continue
+            prior = old.set_index("id")[col]
+            if c.warm_start:
+                res = float(part.params.get("resolution", 1.0))
+                part = leiden(
+                    graph,
+                    resolution=res,
+                    rng=cfg.seed,
+                    initial_membership=warm_start(graph.ids, prior),
+                    **common,
+                )
+            levels[i] = stabilize(part, prior, min_overlap=c.min_overlap)
+            churn.append(float(levels[i].params.get("churn", float("nan"))))
         info["churn"] = churn
     default = (
         choose_default_level(levels, target_size=c.target_size)
@@ -150,6 +174,73 @@ def cluster_levels(graph: KnnGraph, cfg: Config) -> tuple[list[Partition], int, 
         )
     info["default_level"] = default
     return levels, default, info
+
+
+def _previous_items(cfg: Config) -> pd.DataFrame:
+    prev = cfg.resolve(cfg.cluster.previous_run)
+    assert prev is not None
+    items_path = prev / "items.parquet"
+    if not items_path.exists():
+        raise ConfigError(
+            f"`cluster.previous_run`: {items_path} does not exist; point it at a ccgraph run "
+            "directory"
+        )
+    return pd.read_parquet(items_path)
+
+
+def duplicate_groups(
+    embeddings: dict[str, Embeddings], catalog: Catalog, cfg: Config
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Near-duplicate groups over the most image-like modality (items it lacks are singletons).
+
+    Images are preferred (identical photos share pixels), then precomputed vectors, then
+    captions. Returns the group of every catalog item, the canonical flags and the params.
+    """
+    from ccgraph.graph import find_duplicates
+
+    d = cfg.graph.duplicates
+    ids = catalog.ids
+    n = len(ids)
+    name = next((m for m in ("image", "precomputed", "text") if m in embeddings), None)
+    if not d.enabled or name is None or embeddings[name].n_items < 2:
+        return np.arange(n, dtype=np.int64), np.ones(n, dtype=bool), {"enabled": False}
+    emb = embeddings[name]
+    pos = pd.Index(ids).get_indexer(emb.ids)
+    priority = _priority(catalog, d.canonical)
+    found = find_duplicates(
+        emb,
+        cosine=d.cosine,
+        hamming=d.hamming,
+        canonical="first" if priority is None else "priority",
+        priority=None if priority is None else priority[pos],
+        backend=cfg.graph.backend,
+        rng=cfg.seed,
+        n_jobs=cfg.n_jobs,
+    )
+    group = np.full(n, -1, dtype=np.int64)
+    canonical = np.ones(n, dtype=bool)
+    group[pos] = found.group
+    canonical[pos] = found.is_canonical
+    missing = group < 0
+    group[missing] = group.max(initial=-1) + 1 + np.arange(int(missing.sum()))
+    # Renumber groups by first appearance so the labels do not depend on the modality order.
+    _, first = np.unique(group, return_index=True)
+    order = np.argsort(np.argsort(first))
+    group = order[np.searchsorted(np.unique(group), group)]
+    return group, canonical, {"modality": name, **dict(found.params)}
+
+
+def _priority(catalog: Catalog, rule: str) -> np.ndarray | None:
+    items = catalog.items
+    if rule == "popularity" and "popularity_raw" in items.columns:
+        raw = pd.to_numeric(items["popularity_raw"], errors="coerce")
+        if raw.notna().any():
+            return raw.to_numpy(np.float64)
+    if rule == "resolution" and {"width", "height"} <= set(items.columns):
+        w = pd.to_numeric(items["width"], errors="coerce")
+        h = pd.to_numeric(items["height"], errors="coerce")
+        return (w * h).to_numpy(np.float64)
+    return None
 
 
 def build_seed_tags(catalog: Catalog, cfg: Config) -> TagSet:

@@ -227,6 +227,17 @@ class ClusterConfig(_Section):
     previous_run: str | None = Field(
         None, description="A previous run directory whose cluster IDs are kept where possible."
     )
+    warm_start: bool = Field(
+        True,
+        description="With `previous_run`, start Leiden from the previous clusters (far fewer "
+        "changed IDs than a fresh start on ambiguous graphs).",
+    )
+    min_overlap: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Smallest Jaccard overlap for a new cluster to inherit a previous cluster ID.",
+    )
     top_tags: int = Field(10, ge=1, description="Top tags (c-TF-IDF) per cluster description.")
     n_representatives: int = Field(5, ge=1, description="Representative items per cluster.")
 
@@ -239,7 +250,10 @@ class TagPropagationConfig(_Section):
     tol: float = Field(1e-6, gt=0, description="Convergence tolerance (max abs change).")
     max_iter: int = Field(100, ge=1, description="Iteration cap.")
     tag_block: int | None = Field(
-        None, ge=1, description="Tags per block (bounds memory); default: all at once."
+        None,
+        ge=1,
+        description="Tag columns solved together (memory ~12 bytes x items x block); default: "
+        "automatic (at most 128, within ~160 MB). Results do not depend on it.",
     )
     top_k: int = Field(10, ge=1, description="Inferred tags kept per item.")
     user_weight: float = Field(1.0, gt=0, le=1, description="Seed weight of a user tag.")
@@ -256,6 +270,15 @@ class TagPropagationConfig(_Section):
         0.0, ge=0, lt=1, description="Mix this share of the cluster's tag distribution into Y."
     )
     explain: bool = Field(False, description="Write the neighbours behind each inferred tag.")
+    calibrator: Literal["auto", "none"] = Field(
+        "auto",
+        description="`auto`: confidence = probability fitted on held-out seeds (isotonic); "
+        "`none`: the tag's share of the item's propagated mass (uncalibrated).",
+    )
+    dtype: Literal["float32", "float64"] = Field("float32", description="Working precision.")
+    reorder: Literal["auto", "rcm", "none"] = Field(
+        "auto", description="Node order for cache locality (RCM; auto = from 20,000 items)."
+    )
 
 
 class PopularityConfig(_Section):

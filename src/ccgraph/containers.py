@@ -80,6 +80,9 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 
 def _freeze_csr(m: sp.csr_matrix) -> None:
+    # Canonical form first: scipy caches the flag and would later try to sort frozen arrays.
+    if not m.has_canonical_format:
+        m.sum_duplicates()
     for arr in (m.data, m.indices, m.indptr):
         arr.setflags(write=False)
 

@@ -63,7 +63,6 @@ def run(
     """
     from ccgraph.cluster import describe_clusters
     from ccgraph.embed import embed_catalog
-    from ccgraph.graph import find_duplicates
     from ccgraph.io import read_catalog_from_config, write_run
     from ccgraph.propagate import infer_popularity, spread_tags
 
@@ -90,19 +89,7 @@ def run(
         graph, stages["graph"] = _stages.build_graph(embeddings, ids, cfg)
         stages["graph"].update(dict(graph.params))
     with timer.stage("duplicates"):
-        dup = (
-            find_duplicates(
-                next(iter(embeddings.values())) if len(embeddings) == 1 else None,
-                graph=graph,
-                ids=ids,
-                cosine=cfg.graph.duplicates.cosine,
-                hamming=cfg.graph.duplicates.hamming,
-                canonical=cfg.graph.duplicates.canonical,
-                priority=_priority(catalog, cfg.graph.duplicates.canonical),
-            )
-            if cfg.graph.duplicates.enabled
-            else None
-        )
+        group, canonical, stages["duplicates"] = _stages.duplicate_groups(embeddings, catalog, cfg)
     with timer.stage("cluster"):
         levels, default_level, stages["cluster"] = _stages.cluster_levels(graph, cfg)
     seeds = _stages.build_seed_tags(catalog, cfg)
@@ -161,9 +148,6 @@ def run(
         stages["popularity"] = dict(popularity.params)
 
     with timer.stage("assemble"):
-        n = len(ids)
-        group = dup.group if dup is not None else np.arange(n)
-        canonical = dup.is_canonical if dup is not None else np.ones(n, dtype=bool)
         items_df = _assemble.items_table(
             catalog, graph, levels, default_level, group, canonical, popularity
         )
@@ -183,18 +167,18 @@ def run(
     with timer.stage("write"):
         path = write_run(result, out_dir, overwrite=cfg.output.overwrite)
     log.info("run written to %s", path)
+    if cfg.report.enabled:
+        from ccgraph.report import write_report
+
+        with timer.stage("report"):
+            write_report(
+                path,
+                max_clusters=cfg.report.max_clusters,
+                thumbnails=cfg.report.thumbnails,
+                n_similar=cfg.report.n_similar,
+                rng=cfg.seed,
+            )
     return RunResult(items_df, tags_df, clusters, rejects, graph, manifest, path=path)
-
-
-def _priority(catalog: Any, rule: str) -> np.ndarray | None:
-    items = catalog.items
-    if rule == "popularity" and "popularity_raw" in items.columns:
-        return pd.to_numeric(items["popularity_raw"], errors="coerce").fillna(-1).to_numpy()
-    if rule == "resolution" and {"width", "height"} <= set(items.columns):
-        w = pd.to_numeric(items["width"], errors="coerce").fillna(0)
-        h = pd.to_numeric(items["height"], errors="coerce").fillna(0)
-        return (w * h).to_numpy()
-    return None
 
 
 def _counts(

@@ -1,0 +1,103 @@
+"""Input checks shared by the cluster modules (graph, membership, size-ordered labels)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ccgraph.containers import KnnGraph, check_same_ids
+from ccgraph.exceptions import IdMismatchError, InputError
+
+__all__ = [
+    "as_knn_graph",
+    "check_membership",
+    "indicator",
+    "relabel_by_size",
+    "strength64",
+]
+
+
+def as_knn_graph(
+    graph: Any, *, ids: np.ndarray | None = None, name: str = "graph", what: str = ""
+) -> KnnGraph:
+    """Return ``graph`` as a :class:`KnnGraph` (a scipy sparse matrix is validated and wrapped).
+
+    A sparse input must be square, symmetric, finite and non-negative; its diagonal is dropped
+    and it takes ``ids`` (default ``"0" .. "n-1"``). A ``KnnGraph`` must carry ``ids`` when they
+    are given (``what`` names the call in the error).
+    """
+    if isinstance(graph, KnnGraph):
+        if ids is not None:
+            check_same_ids(graph.ids, ids, what=what or name)
+        if not graph.adjacency.has_canonical_format:
+            # scipy would canonicalise the frozen arrays in place (and fail) on the first
+            # reduction; work on a canonical copy instead.
+            adj = graph.adjacency.copy()
+            adj.sum_duplicates()
+            return KnnGraph(adj, graph.ids, graph.params)
+        return graph
+    if not sp.issparse(graph):
+        raise InputError(
+            f"`{name}` must be a KnnGraph or a scipy sparse adjacency matrix; "
+            f"got {type(graph).__name__}"
+        )
+    if ids is not None and len(ids) != graph.shape[0]:
+        raise IdMismatchError(
+            f"{what or name}: the graph has {graph.shape[0]} nodes but {len(ids)} ids were given"
+        )
+    try:
+        wrapped = KnnGraph.from_adjacency(graph, ids, symmetrize="error")
+    except InputError as exc:
+        raise InputError(f"`{name}`: {exc}") from exc
+    return as_knn_graph(wrapped)
+
+
+def check_membership(name: str, membership: Any, n: int) -> np.ndarray:
+    """Return ``membership`` as an int64 array of ``n`` non-negative labels, or raise."""
+    arr = np.asarray(membership)
+    if arr.ndim != 1 or len(arr) != n:
+        raise InputError(f"`{name}` must be a 1-D array of {n} labels; got shape {arr.shape}")
+    if n and arr.dtype.kind not in "iu":
+        if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise InputError(f"`{name}` must hold integer cluster labels; got dtype {arr.dtype}")
+    out = arr.astype(np.int64)
+    if n and out.min() < 0:
+        row = int(np.flatnonzero(out < 0)[0])
+        raise InputError(f"`{name}` labels must be >= 0; got {out[row]} at row {row}")
+    return out
+
+
+def relabel_by_size(membership: np.ndarray) -> np.ndarray:
+    """Relabel clusters ``0 ..`` by decreasing size; ties go to the cluster of the smaller item.
+
+    Examples
+    --------
+    >>> relabel_by_size(np.array([7, 3, 3, 7, 9, 9])).tolist()
+    [0, 1, 1, 0, 2, 2]
+    """
+    if membership.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, first, inverse, counts = np.unique(
+        membership, return_index=True, return_inverse=True, return_counts=True
+    )
+    order = np.lexsort((first, -counts))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    return rank[inverse.ravel()]
+
+
+def indicator(codes: np.ndarray, n_clusters: int) -> sp.csr_matrix:
+    """Sparse ``n x n_clusters`` 0/1 matrix with a one at ``(i, codes[i])``."""
+    n = len(codes)
+    return sp.csr_matrix(
+        (np.ones(n, dtype=np.float64), (np.arange(n), codes)), shape=(n, n_clusters)
+    )
+
+
+def strength64(adj: sp.csr_matrix) -> np.ndarray:
+    """Weighted degree of each node, accumulated in float64 (the weights are float32)."""
+    counts = np.diff(adj.indptr)
+    rows = np.repeat(np.arange(adj.shape[0]), counts)
+    return np.bincount(rows, weights=adj.data.astype(np.float64), minlength=adj.shape[0])

@@ -1,0 +1,378 @@
+"""``ccgraph experiment plan | assign | analyse | power | simulate``: thin wrappers over the API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ccgraph.exceptions import InputError, OutputError, ParameterError
+
+__all__ = ["add_commands", "read_run_graph", "read_run_items", "read_table"]
+
+logger = logging.getLogger(__name__)
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``experiment`` command and its sub-commands."""
+    exp = subparsers.add_parser(
+        "experiment", help="plan, assign, analyse and size a cluster-substitution experiment"
+    )
+    sub = exp.add_subparsers(dest="experiment_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("plan", help="choose an alternate from the same cluster per result row")
+    p.add_argument("run_dir", type=Path, help="finished ccgraph run directory")
+    p.add_argument("results", type=Path, help="result lists: query, position, id (.parquet/.csv)")
+    p.add_argument("--out", type=Path, required=True, help="plan Parquet file to write")
+    p.add_argument("--rule", choices=("random", "closest", "least_exposed"), default="random")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cluster-column", default="cluster", help="cluster level (default cluster)")
+    p.add_argument(
+        "--exposure",
+        type=Path,
+        help="impressions per item (columns id, impressions) "
+        "for least_exposed; default: the run's popularity column",
+    )
+    p.add_argument(
+        "--attributes",
+        type=Path,
+        help="extra item columns to filter on (id, "
+        "license, provider, ...), joined to the run's items by id",
+    )
+    p.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="license=by,cc0 | provider=flickr | min_cluster_strength=0.3 (repeatable)",
+    )
+    p.set_defaults(func=_plan)
+
+    a = sub.add_parser("assign", help="assign units to arms by a salted hash")
+    a.add_argument("units", type=Path, help="units (.txt one per line, .csv or .parquet)")
+    a.add_argument("--salt", required=True)
+    a.add_argument("--allocation", type=float, default=0.5, help="treatment share")
+    a.add_argument("--aa", action="store_true", help="A/A test: arms A1 and A2")
+    a.add_argument("--column", default=None, help="unit column (default 'unit' or the first)")
+    a.add_argument("--out", type=Path, required=True, help=".csv or .parquet: unit, bucket, arm")
+    a.set_defaults(func=_assign)
+
+    n = sub.add_parser("analyse", aliases=["analyze"], help="effects with unit-clustered CIs")
+    n.add_argument("log", type=Path, help="impression log (.parquet/.csv)")
+    n.add_argument("--out", type=Path, required=True, help="directory for result.json/.md")
+    n.add_argument("--method", choices=("delta", "bootstrap"), default="delta")
+    n.add_argument("--n-boot", type=int, default=2000)
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--expected-allocation", type=float, default=0.5)
+    n.add_argument("--confidence", type=float, default=0.95)
+    n.add_argument("--arms", default=None, help="control,treatment arm names")
+    n.add_argument("--run", type=Path, default=None, help="run dir: clusters of original ids")
+    n.set_defaults(func=_analyse)
+
+    w = sub.add_parser("power", help="sample size for an effect, or the MDE for a traffic")
+    w.add_argument("--baseline-ctr", type=float, required=True)
+    w.add_argument("--effect", type=float, help="lift to detect (gives the sample size)")
+    w.add_argument("--relative", action="store_true", help="--effect is relative")
+    w.add_argument("--impressions", type=float, help="impressions per day (gives the MDE)")
+    w.add_argument("--days", type=float, default=14.0)
+    w.add_argument("--allocation", type=float, default=0.5)
+    w.add_argument("--alpha", type=float, default=0.05)
+    w.add_argument("--power", type=float, default=0.8)
+    w.add_argument("--icc", type=float, default=0.0)
+    w.add_argument("--impressions-per-unit", type=float, default=None)
+    w.add_argument("--design-effect", type=float, default=None)
+    w.add_argument("--method", choices=("cohen_h", "pooled"), default="cohen_h")
+    w.add_argument("--out", type=Path, default=None, help="also write the answer as JSON")
+    w.set_defaults(func=_power)
+
+    s = sub.add_parser("simulate", help="synthetic log with a known effect")
+    s.add_argument("--out", type=Path, required=True, help="log Parquet (truth beside it)")
+    s.add_argument("--n-units", type=int, default=2000)
+    s.add_argument("--impressions-per-unit", type=float, default=20.0)
+    s.add_argument("--baseline-ctr", type=float, default=0.1)
+    s.add_argument("--effect", type=float, default=0.0)
+    s.add_argument("--relative", action="store_true")
+    s.add_argument("--unit-sd", type=float, default=0.5, help="unit random-effect sd (logit)")
+    s.add_argument("--n-positions", type=int, default=10)
+    s.add_argument("--position-bias", choices=("log", "geometric", "none"), default="log")
+    s.add_argument("--n-clusters", type=int, default=20)
+    s.add_argument("--hurt-clusters", type=int, default=0)
+    s.add_argument("--allocation", type=float, default=0.5)
+    s.add_argument("--salt", default="simulation")
+    s.add_argument("--aa", action="store_true")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_simulate)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a .parquet, .csv or .txt (one value per line, column ``unit``) table."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix == ".txt":
+            lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+            return pd.DataFrame({"unit": [ln for ln in lines if ln]})
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from exc
+    raise InputError(f"{path}: unsupported file type {suffix!r}; use .parquet, .csv or .txt")
+
+
+def read_run_items(run_dir: Path) -> pd.DataFrame:
+    """``items.parquet`` of a run directory."""
+    return read_table(Path(run_dir) / "items.parquet")
+
+
+def read_run_graph(run_dir: Path) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``graph.npz`` of a run directory as ``(csr, ids)`` (no pickled objects are loaded)."""
+    path = Path(run_dir) / "graph.npz"
+    if not path.exists():
+        raise InputError(f"{path}: file not found (rule 'closest' needs the run's graph)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            shape = tuple(int(v) for v in z["shape"])
+            csr = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+            ids = z["ids"].astype(str)
+    except (KeyError, ValueError, OSError) as exc:
+        raise InputError(f"{path}: not a ccgraph graph file ({exc})") from exc
+    return csr, ids
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from ccgraph.experiment.plan import plan_substitutions
+
+    items = read_run_items(args.run_dir)
+    if args.attributes is not None:
+        extra = read_table(args.attributes)
+        if "id" not in extra.columns:
+            raise InputError(f"{args.attributes}: needs an 'id' column")
+        extra = extra.drop(columns=[c for c in extra.columns if c in items.columns and c != "id"])
+        items = items.merge(extra.drop_duplicates("id").astype({"id": str}), on="id", how="left")
+    results = read_table(args.results)
+    graph = read_run_graph(args.run_dir) if args.rule == "closest" else None
+    exposure = None
+    if args.rule == "least_exposed":
+        exposure = _exposure(args.exposure, items)
+    plan = plan_substitutions(
+        items,
+        results,
+        rule=args.rule,
+        graph=graph,
+        exposure=exposure,
+        filters=_parse_filters(args.filter),
+        cluster_column=args.cluster_column,
+        rng=args.seed,
+    )
+    _write_frame(plan, args.out)
+    counts = plan["reason"].fillna("planned").value_counts()
+    sys.stdout.write(
+        f"wrote {args.out}: {len(plan)} rows; "
+        + ", ".join(f"{k}: {v}" for k, v in counts.items())
+        + "\n"
+    )
+    return 0
+
+
+def _assign(args: argparse.Namespace) -> int:
+    from ccgraph.experiment.assign import assign, bucket
+
+    table = read_table(args.units)
+    col = args.column or ("unit" if "unit" in table.columns else table.columns[0])
+    if col not in table.columns:
+        raise InputError(f"{args.units}: no column {col!r}")
+    units = table[col]
+    out = pd.DataFrame(
+        {
+            "unit": units.astype(str),
+            "bucket": bucket(units, salt=args.salt),
+            "arm": assign(units, salt=args.salt, allocation=args.allocation, aa=args.aa),
+        }
+    )
+    _write_frame(out, args.out)
+    sys.stdout.write(
+        f"wrote {args.out}: "
+        + ", ".join(f"{k}: {v}" for k, v in out["arm"].value_counts().sort_index().items())
+        + "\n"
+    )
+    return 0
+
+
+def _analyse(args: argparse.Namespace) -> int:
+    from ccgraph.experiment.analyse import analyse
+
+    log = read_table(args.log)
+    arms = None
+    if args.arms:
+        parts = [a.strip() for a in args.arms.split(",")]
+        if len(parts) != 2:
+            raise ParameterError(f"--arms needs 'control,treatment'; got {args.arms!r}")
+        arms = (parts[0], parts[1])
+    items = read_run_items(args.run) if args.run is not None else None
+    result = analyse(
+        log,
+        method=args.method,
+        n_boot=args.n_boot,
+        rng=args.seed,
+        expected_allocation=args.expected_allocation,
+        arms=arms,
+        items=items,
+        confidence=args.confidence,
+    )
+    out = Path(args.out)
+    _mkdir(out)
+    _write_text(out / "result.json", json.dumps(result.to_dict(), indent=2, default=str))
+    _write_text(out / "result.md", result.summary())
+    if result.clusters is not None:
+        _write_frame(result.clusters, out / "clusters.parquet")
+    sys.stdout.write(result.summary())
+    return 0
+
+
+def _power(args: argparse.Namespace) -> int:
+    from ccgraph.experiment.power import minimum_detectable_effect, sample_size
+
+    common: dict[str, Any] = {
+        "baseline_ctr": args.baseline_ctr,
+        "allocation": args.allocation,
+        "alpha": args.alpha,
+        "power": args.power,
+        "method": args.method,
+        "icc": args.icc,
+        "impressions_per_unit": args.impressions_per_unit,
+        "design_effect": args.design_effect,
+    }
+    if (args.effect is None) == (args.impressions is None):
+        raise ParameterError(
+            "give --effect (for the sample size) or --impressions per day "
+            "(for the minimum detectable effect), not both"
+        )
+    if args.effect is not None:
+        ans: Any = sample_size(effect=args.effect, relative=args.relative, **common)
+        text = (
+            f"impressions needed: {ans.n_total:,} ({ans.n_control:,.0f} control, "
+            f"{ans.n_treatment:,.0f} treatment; design effect {ans.design_effect:.3g}, "
+            f"{args.method})"
+        )
+        if ans.units_total is not None:
+            text += f"; units: {ans.units_total:,}"
+    else:
+        ans = minimum_detectable_effect(
+            impressions_per_day=args.impressions, days=args.days, **common
+        )
+        text = (
+            f"minimum detectable effect: {ans.absolute:+.5f} absolute "
+            f"({ans.relative:+.2%} relative) over {args.days:g} days "
+            f"(design effect {ans.design_effect:.3g}, {args.method})"
+        )
+    sys.stdout.write(text + "\n")
+    if args.out is not None:
+        _write_text(args.out, json.dumps(ans.to_dict(), indent=2))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from ccgraph.experiment.simulate import simulate_log
+
+    sim = simulate_log(
+        n_units=args.n_units,
+        impressions_per_unit=args.impressions_per_unit,
+        baseline_ctr=args.baseline_ctr,
+        effect=args.effect,
+        relative=args.relative,
+        unit_heterogeneity=args.unit_sd,
+        n_positions=args.n_positions,
+        position_bias=args.position_bias,
+        n_clusters=args.n_clusters,
+        hurt_clusters=args.hurt_clusters,
+        allocation=args.allocation,
+        salt=args.salt,
+        aa=args.aa,
+        rng=args.seed,
+    )
+    _write_frame(sim.log, args.out)
+    truth_path = Path(args.out).with_suffix(".truth.json")
+    _write_text(
+        truth_path, json.dumps({"truth": sim.truth.to_dict(), "params": sim.params}, indent=2)
+    )
+    sys.stdout.write(
+        f"wrote {args.out} ({len(sim.log):,} impressions) and {truth_path}; "
+        f"true difference {sim.truth.difference:+.5f}\n"
+    )
+    return 0
+
+
+def _parse_filters(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not value.strip():
+            raise ParameterError(f"--filter needs KEY=VALUE; got {item!r}")
+        if key.startswith(("min_", "max_")):
+            try:
+                out[key] = float(value)
+            except ValueError as exc:
+                raise ParameterError(f"--filter {key} needs a number; got {value!r}") from exc
+        else:
+            out[key] = [v.strip() for v in value.split(",") if v.strip()]
+    return out
+
+
+def _exposure(path: Path | None, items: pd.DataFrame) -> pd.Series:
+    if path is None:
+        if "popularity" not in items.columns:
+            raise InputError("rule 'least_exposed' needs --exposure (the run has no popularity)")
+        logger.info("least_exposed: using the run's popularity as the exposure proxy")
+        return pd.Series(items["popularity"].fillna(0.0).to_numpy(), index=items["id"].astype(str))
+    table = read_table(path)
+    for col in ("id", "impressions"):
+        if col not in table.columns:
+            raise InputError(f"{path}: needs columns 'id' and 'impressions'; {col!r} is missing")
+    return pd.Series(table["impressions"].to_numpy(), index=table["id"].astype(str))
+
+
+def _mkdir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create directory ({exc})") from exc
+
+
+def _write_frame(frame: pd.DataFrame, path: Path) -> None:
+    path = Path(path)
+    _mkdir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if path.suffix.lower() == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write ({exc})") from exc
+
+
+def _write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    _mkdir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write ({exc})") from exc

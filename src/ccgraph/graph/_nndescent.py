@@ -1,0 +1,105 @@
+"""Approximate kNN with pynndescent (NN-descent on a random-projection-forest start).
+
+Private backend of :func:`ccgraph.graph.knn_search`; inputs are trusted (validated there).
+
+pynndescent is numba code: the first call in a fresh process compiles its kernels, which took
+33-65 s on this project's 2-core machine (numba's on-disk cache did not remove it). That cost is
+why :func:`ccgraph.graph.knn_search` uses the exact backend below ``AUTO_EXACT_MAX_N`` items.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+__all__ = ["NNDESCENT_DEFAULTS", "nndescent_knn"]
+
+logger = logging.getLogger(__name__)
+
+#: Options passed to :class:`pynndescent.NNDescent` unless overridden; chosen by
+#: ``benchmarks/graph.py`` (recall@15 >= 0.95 at 1M items, d=384).
+NNDESCENT_DEFAULTS: dict[str, Any] = {
+    "low_memory": True,
+    "n_iters": None,
+    "delta": 0.001,
+    "max_candidates": None,
+}
+
+
+def nndescent_knn(
+    data: np.ndarray,
+    k: int,
+    *,
+    metric: str,
+    seed: int,
+    n_jobs: int | None,
+    extra_neighbors: int = 0,
+    options: dict[str, Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate kNN of every row, self excluded, sorted by (distance, index).
+
+    Parameters
+    ----------
+    data
+        ``float32 [n, d]`` (metric ``cosine`` / ``euclidean``) or packed ``uint8 [n, b]``
+        (metric ``bit_hamming``).
+    k
+        Neighbours per row.
+    metric
+        pynndescent metric name.
+    seed
+        Integer ``random_state``.
+    n_jobs
+        numba threads (None = all cores).
+    extra_neighbors
+        Build the graph with ``k + extra_neighbors`` neighbours and keep the best ``k``: a
+        wider search raises recall at a roughly proportional cost.
+    options
+        Further :class:`pynndescent.NNDescent` keywords (override ``NNDESCENT_DEFAULTS``).
+    """
+    import pynndescent  # heavy (numba); a core dependency, imported only when used
+
+    kwargs = {**NNDESCENT_DEFAULTS, **(options or {})}
+    n_neighbors = min(data.shape[0], k + 1 + extra_neighbors)
+    start = time.perf_counter()
+    index = pynndescent.NNDescent(
+        data,
+        metric=metric,
+        n_neighbors=n_neighbors,
+        random_state=seed,
+        n_jobs=n_jobs,
+        compressed=False,
+        verbose=False,
+        **kwargs,
+    )
+    ind, dist = index.neighbor_graph
+    logger.debug(
+        "pynndescent %s n=%d took %.1f s", metric, data.shape[0], time.perf_counter() - start
+    )
+    return _drop_self_and_sort(np.asarray(ind), np.asarray(dist, dtype=np.float32), k)
+
+
+def _drop_self_and_sort(ind: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Drop each row's own index, repeats and unfilled (-1) slots; keep ``k`` by distance, index.
+
+    Rows left with fewer than ``k`` valid neighbours are padded with index -1, distance inf.
+    """
+    n = ind.shape[0]
+    rows = np.arange(n)[:, None]
+    valid = (ind >= 0) & (ind != rows)
+    dist = np.where(valid, np.maximum(dist, 0.0), np.inf).astype(np.float32)
+    ind = np.where(valid, ind, np.iinfo(np.int32).max).astype(np.int64)
+    by_index = np.lexsort((dist, ind), axis=1)
+    ind = np.take_along_axis(ind, by_index, axis=1)
+    dist = np.take_along_axis(dist, by_index, axis=1)
+    repeat = np.zeros(ind.shape, dtype=bool)
+    repeat[:, 1:] = ind[:, 1:] == ind[:, :-1]
+    dist[repeat] = np.inf
+    order = np.lexsort((ind, dist), axis=1)[:, :k]
+    out_i = np.take_along_axis(ind, order, axis=1)
+    out_d = np.take_along_axis(dist, order, axis=1)
+    out_i[~np.isfinite(out_d)] = -1
+    return out_i.astype(np.int32), out_d

@@ -1,0 +1,236 @@
+"""k-nearest-neighbour search: exact blocked search or pynndescent, dense or bit codes.
+
+``knn_search`` is the one entry point; the backends live in ``_exact`` and ``_nndescent``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ccgraph._random import RngLike, derive_seed
+from ccgraph._validation import check_choice, check_finite_matrix, check_int
+from ccgraph.containers import Embeddings
+from ccgraph.exceptions import InputError, ParameterError
+
+__all__ = [
+    "AUTO_EXACT_MAX_N",
+    "AUTO_EXACT_MAX_N_HAMMING",
+    "METRICS",
+    "choose_backend",
+    "estimate_recall",
+    "knn_search",
+    "prepare_vectors",
+]
+
+METRICS = ("cosine", "euclidean", "hamming")
+BACKENDS = ("auto", "exact", "pynndescent")
+
+#: ``backend="auto"`` searches exactly up to this many dense items. Measured by
+#: ``benchmarks/graph.py`` (d=384, 2 cores): exact takes about 3 s at 20k and grows as n^2,
+#: while pynndescent pays 30-60 s of numba compilation once per process before its first
+#: result, so exact is cheaper up to about 50k items.
+AUTO_EXACT_MAX_N = 50_000
+
+#: The same threshold for 64-bit Hamming codes (XOR + popcount is cheaper per pair than a
+#: 384-d dot product, so exact stays the better choice for longer).
+AUTO_EXACT_MAX_N_HAMMING = 100_000
+
+
+def choose_backend(n: int, metric: str, backend: str = "auto") -> str:
+    """Return the backend ``knn_search`` uses for ``n`` items (``"exact"`` or ``"pynndescent"``).
+
+    Examples
+    --------
+    >>> choose_backend(1_000, "cosine")
+    'exact'
+    >>> choose_backend(1_000_000, "cosine")
+    'pynndescent'
+    """
+    if backend != "auto":
+        return backend
+    limit = AUTO_EXACT_MAX_N_HAMMING if metric == "hamming" else AUTO_EXACT_MAX_N
+    return "exact" if n <= limit else "pynndescent"
+
+
+def prepare_vectors(vectors: Any, metric: str) -> np.ndarray:
+    """Validate ``vectors`` for ``metric``; return float32 rows (unit length for cosine) or codes.
+
+    Binary :class:`~ccgraph.containers.Embeddings` (packed ``uint8`` codes) go with
+    ``metric="hamming"`` only, dense ones with ``cosine`` / ``euclidean`` only.
+    """
+    check_choice("metric", metric, METRICS)
+    if isinstance(vectors, Embeddings):
+        arr = vectors.vectors
+        binary = vectors.kind == "binary"
+        if binary != (metric == "hamming"):
+            raise ParameterError(
+                f"`metric` {metric!r} does not fit {vectors.kind} embeddings: packed binary "
+                "codes (pHash) use metric='hamming', dense vectors 'cosine' or 'euclidean'"
+            )
+    else:
+        arr = np.asarray(vectors)
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"`vectors` must be a non-empty 2-D array [n, d]; got shape {arr.shape}")
+    if metric == "hamming":
+        if arr.dtype != np.uint8:
+            raise InputError(
+                "`vectors` for metric='hamming' must be packed bit codes (uint8 [n, bytes], e.g. "
+                f"np.packbits); got dtype {arr.dtype}"
+            )
+        return np.ascontiguousarray(arr)
+    if arr.dtype.kind not in "fiu":
+        raise InputError(f"`vectors` must be numeric; got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    check_finite_matrix("vectors", arr)
+    if metric == "cosine":
+        norms = np.linalg.norm(arr, axis=1)
+        if (norms == 0).any():
+            row = int(np.flatnonzero(norms == 0)[0])
+            raise InputError(
+                f"`vectors` row {row} is all zeros: it has no direction for cosine similarity"
+            )
+        if np.abs(norms - 1.0).max() > 1e-4:
+            arr = arr / norms[:, None]
+    return arr
+
+
+def knn_search(
+    vectors: Any,
+    *,
+    k: int,
+    metric: str = "cosine",
+    backend: str = "auto",
+    rng: RngLike = None,
+    n_jobs: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Find each item's ``k`` nearest other items.
+
+    Parameters
+    ----------
+    vectors
+        Dense ``[n, d]`` array or :class:`~ccgraph.containers.Embeddings`; for
+        ``metric="hamming"`` packed bit codes ``uint8 [n, bytes]`` (e.g. 64-bit pHash as
+        ``[n, 8]``).
+    k
+        Neighbours per item, ``1 <= k < n`` (a larger ``k`` raises :class:`ParameterError`
+        naming ``k`` and ``n``, rather than silently returning fewer neighbours).
+    metric
+        ``"cosine"`` (distance ``1 - cos``; rows are normalised on a copy), ``"euclidean"`` or
+        ``"hamming"`` (number of differing bits).
+    backend
+        ``"exact"``: blocked BLAS products (or XOR + popcount) and partial sorts, memory bounded
+        by the block, no JIT. ``"pynndescent"``: approximate NN-descent, fast at large ``n`` but
+        with a one-off numba compilation (30-60 s here) in each fresh process; ``bit_hamming``
+        for codes. ``"auto"``: exact up to :data:`AUTO_EXACT_MAX_N` dense items
+        (:data:`AUTO_EXACT_MAX_N_HAMMING` codes), else pynndescent.
+    rng
+        Seed for pynndescent (an int seed is passed as is; a Generator draws one).
+    n_jobs
+        Threads (None or -1 = all cores).
+    options
+        Backend tuning for pynndescent: ``extra_neighbors`` (search ``k + extra`` and keep
+        ``k``) and any :class:`pynndescent.NNDescent` keyword.
+
+    Returns
+    -------
+    indices, distances
+        ``int32 [n, k]`` and ``float32 [n, k]``, each row sorted by distance, ties by the lower
+        index; an item is never its own neighbour (duplicates of it are, at distance 0).
+        pynndescent may leave a slot unfilled on pathological inputs: index -1, distance inf.
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    >>> idx, dist = knn_search(x, k=1, backend="exact")
+    >>> idx.ravel().tolist()
+    [1, 0, 3, 2]
+    """
+    arr = prepare_vectors(vectors, metric)
+    n = arr.shape[0]
+    k = check_int("k", k, low=1)
+    if k >= n:
+        raise ParameterError(
+            f"`k` must be smaller than the number of items (n={n}); got k={k}: lower k "
+            "(graph.k in the config) or add items"
+        )
+    check_choice("backend", backend, BACKENDS)
+    if n_jobs is not None and n_jobs != -1:
+        check_int("n_jobs", n_jobs, low=1)
+    threads = None if n_jobs in (None, -1) else int(n_jobs)
+    chosen = choose_backend(n, metric, backend)
+    if chosen == "exact":
+        from ccgraph.graph._exact import exact_dense, exact_hamming
+
+        if metric == "hamming":
+            return exact_hamming(arr, k, n_jobs=threads)
+        return exact_dense(arr, k, metric=metric, n_jobs=threads)
+    from ccgraph.graph._nndescent import nndescent_knn
+
+    opts = dict(options or {})
+    extra = check_int("options['extra_neighbors']", opts.pop("extra_neighbors", 0), low=0)
+    nn_metric = {"cosine": "dot", "euclidean": "euclidean", "hamming": "bit_hamming"}[metric]
+    return nndescent_knn(
+        arr,
+        k,
+        metric=nn_metric,
+        seed=derive_seed(rng),
+        n_jobs=threads,
+        extra_neighbors=extra,
+        options=opts,
+    )
+
+
+def estimate_recall(
+    vectors: Any,
+    indices: np.ndarray,
+    distances: np.ndarray,
+    *,
+    metric: str = "cosine",
+    n_queries: int = 200,
+    rng: RngLike = None,
+) -> float:
+    """Estimate the recall@k of approximate kNN lists against an exact search on a sample.
+
+    Parameters
+    ----------
+    vectors
+        The searched vectors or codes (as given to :func:`knn_search`).
+    indices, distances
+        ``[n, k]`` lists to check.
+    metric
+        The metric of the search.
+    n_queries
+        Sampled rows (exact search on them costs ``n_queries * n`` distances).
+    rng
+        Sampling seed.
+
+    Returns
+    -------
+    float
+        Mean share of each sampled row's exact ``k`` neighbours that the lists contain; for
+        ``hamming`` (where distances tie) the share of listed neighbours no farther than the
+        exact ``k``-th distance.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).normal(size=(100, 5))
+    >>> idx, dist = knn_search(x, k=3)
+    >>> estimate_recall(x, idx, dist, n_queries=20)
+    1.0
+    """
+    from ccgraph._random import as_generator
+    from ccgraph.graph._exact import exact_dense, exact_hamming
+
+    arr = prepare_vectors(vectors, metric)
+    n, k = indices.shape
+    q = np.sort(as_generator(rng).choice(n, size=min(n_queries, n), replace=False))
+    if metric == "hamming":
+        _, ref_d = exact_hamming(arr, k, queries=q, n_jobs=1)
+        return float((distances[q] <= ref_d[:, -1:]).mean())
+    ref_i, _ = exact_dense(arr, k, metric=metric, queries=q, n_jobs=1)
+    hits = (indices[q][:, :, None] == ref_i[:, None, :]).any(axis=2)
+    return float(hits.sum() / ref_i.size)

@@ -1,0 +1,363 @@
+"""Calibrated confidence for inferred tags, fitted on held-out seeds, and its diagnostics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ccgraph._random import as_generator
+from ccgraph._validation import check_choice, check_float, check_int
+from ccgraph.containers import TagSet
+from ccgraph.exceptions import InputError
+
+if TYPE_CHECKING:
+    from ccgraph._random import RngLike
+
+__all__ = [
+    "Calibrator",
+    "expected_calibration_error",
+    "fit_calibrator",
+    "holdout_predictions",
+    "precision_coverage",
+    "reliability_table",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Below this many held-out predictions the calibrator is the constant base rate.
+MIN_FIT_POINTS = 30
+
+
+def _features(scores: np.ndarray, ranks: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64)
+    m = np.asarray(mass, dtype=np.float64)
+    share = np.clip(np.divide(s, m, out=np.zeros_like(s), where=m > 0), 1e-12, 1.0)
+    return np.column_stack(
+        [np.log(share), np.log(np.maximum(m, 1e-12)), np.log(np.asarray(ranks, dtype=np.float64))]
+    )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Calibrator:
+    """Maps an inferred tag's (score, rank, item mass) to P(the tag is a true tag).
+
+    A logistic model on ``[log share, log relative mass, log rank]`` (share = score / item
+    mass; relative mass = item mass / mean item mass of the run) gives a ranking score ``z``;
+    ``method="isotonic"`` maps ``z`` through an isotonic (PAV) fit, ``"platt"`` through the
+    logistic function. Build it with :func:`fit_calibrator`.
+    """
+
+    method: str
+    coef: np.ndarray
+    intercept: float
+    iso_x: np.ndarray
+    iso_y: np.ndarray
+    base_rate: float
+    n_fit: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def linear(self, scores: Any, ranks: Any, mass: Any) -> np.ndarray:
+        """Return the logistic model's linear predictor ``z``."""
+        return _features(scores, ranks, mass) @ self.coef + self.intercept
+
+    def predict(self, scores: Any, ranks: Any, mass: Any) -> np.ndarray:
+        """Calibrated confidence in [0, 1] per inferred tag.
+
+        Parameters
+        ----------
+        scores
+            Spreading scores ``F_it``.
+        ranks
+            1-based rank of the tag among the item's inferred tags.
+        mass
+            The item's propagated mass relative to the run's mean item mass.
+        """
+        s = np.asarray(scores, dtype=np.float64)
+        if self.n_fit < MIN_FIT_POINTS or self.method == "constant":
+            return np.full(s.shape, self.base_rate)
+        z = self.linear(s, ranks, mass)
+        if self.method == "platt":
+            return 1.0 / (1.0 + np.exp(-z))
+        return np.interp(z, self.iso_x, self.iso_y)
+
+    def describe(self) -> dict[str, Any]:
+        """Return a JSON-friendly summary for run manifests."""
+        return {
+            "method": self.method,
+            "coef": [float(c) for c in self.coef],
+            "intercept": float(self.intercept),
+            "base_rate": float(self.base_rate),
+            "n_fit": int(self.n_fit),
+            **dict(self.params),
+        }
+
+
+def holdout_predictions(
+    graph: Any,
+    seeds: TagSet,
+    *,
+    hide_fraction: float = 0.2,
+    rng: RngLike = None,
+    alpha: float = 0.8,
+    tol: float = 1e-6,
+    max_iter: int = 100,
+    tag_block: int | None = None,
+    top_k: int = 10,
+    dtype: str = "float32",
+    reorder: str = "auto",
+) -> pd.DataFrame:
+    """Hide all seed tags of a random share of the seeded items, spread, and label the guesses.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per inferred tag of a hidden item: ``id, tag, score, rank, mass`` (relative to
+        the mean item mass) and ``correct`` (the tag was one of the item's hidden seed tags).
+    """
+    from ccgraph.propagate._graph import as_adjacency, build_operator, resolve_dtype
+    from ccgraph.propagate.spreading import spread_raw
+
+    hide_fraction = check_float(
+        "hide_fraction", hide_fraction, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
+    )
+    gen = as_generator(rng)
+    y = sp.csr_matrix(seeds.matrix)
+    seeded = np.flatnonzero(np.diff(y.indptr) > 0)
+    n_hide = round(hide_fraction * len(seeded))
+    if n_hide == 0:
+        raise InputError(
+            f"`seeds` has {len(seeded)} seeded items: too few to hide {hide_fraction:.0%} of them"
+        )
+    hidden = np.sort(gen.choice(seeded, size=n_hide, replace=False))
+    keep = np.ones(y.shape[0])
+    keep[hidden] = 0.0
+    y_train = sp.csr_matrix(sp.diags(keep) @ y)
+    y_train.eliminate_zeros()
+    adj, _ = as_adjacency(graph)
+    op = build_operator(adj, alpha=alpha, dtype=resolve_dtype(dtype), reorder=reorder)
+    raw = spread_raw(
+        op, y_train, exclude=y_train, tol=tol, max_iter=max_iter, tag_block=tag_block, top_k=top_k
+    )
+    tv, tt = raw.top_v[hidden], raw.top_t[hidden]
+    k = tt.shape[1]
+    ok = tt >= 0
+    rows = np.broadcast_to(hidden[:, None], tt.shape)[ok]
+    tags = tt[ok]
+    truth = y[rows, tags]
+    return pd.DataFrame(
+        {
+            "id": seeds.ids[rows],
+            "tag": seeds.tags[tags],
+            "score": tv[ok].astype(np.float64),
+            "rank": np.broadcast_to(np.arange(1, k + 1), tt.shape)[ok],
+            "mass": raw.mass[rows] / raw.mass_ref,
+            "correct": np.asarray(truth).ravel() > 0,
+        }
+    )
+
+
+def fit_calibrator(
+    graph: Any,
+    seeds: TagSet,
+    *,
+    method: str = "isotonic",
+    hide_fraction: float = 0.2,
+    repeats: int = 1,
+    rng: RngLike = None,
+    alpha: float = 0.8,
+    tol: float = 1e-6,
+    max_iter: int = 100,
+    tag_block: int | None = None,
+    top_k: int = 10,
+    dtype: str = "float32",
+    reorder: str = "auto",
+) -> Calibrator:
+    """Fit a confidence calibrator on held-out seed items.
+
+    Parameters
+    ----------
+    graph, seeds
+        As for :func:`~ccgraph.propagate.spread_tags`.
+    method
+        ``"isotonic"`` (default) or ``"platt"``; see :class:`Calibrator`.
+    hide_fraction
+        Share of the seeded items whose tags are hidden in each repeat.
+    repeats
+        Independent hidden sets (drawn from ``rng``) pooled into one fit.
+    rng
+        Seed or Generator for the hidden sets.
+    alpha, tol, max_iter, tag_block, top_k, dtype, reorder
+        The spreading settings; use those of the run being calibrated.
+
+    Returns
+    -------
+    Calibrator
+    """
+    check_choice("method", method, ("isotonic", "platt"))
+    repeats = check_int("repeats", repeats, low=1)
+    gen = as_generator(rng)
+    frames = [
+        holdout_predictions(
+            graph,
+            seeds,
+            hide_fraction=hide_fraction,
+            rng=gen,
+            alpha=alpha,
+            tol=tol,
+            max_iter=max_iter,
+            tag_block=tag_block,
+            top_k=top_k,
+            dtype=dtype,
+            reorder=reorder,
+        )
+        for _ in range(repeats)
+    ]
+    df = pd.concat(frames, ignore_index=True)
+    params = {"hide_fraction": hide_fraction, "repeats": repeats, "alpha": alpha}
+    return fit_from_predictions(df, method=method, params=params)
+
+
+def fit_from_predictions(
+    df: pd.DataFrame, *, method: str = "isotonic", params: Mapping[str, Any] | None = None
+) -> Calibrator:
+    """Fit a :class:`Calibrator` on a table like :func:`holdout_predictions` returns."""
+    check_choice("method", method, ("isotonic", "platt"))
+    y = df["correct"].to_numpy(dtype=np.float64)
+    base = float(y.mean()) if len(y) else 0.0
+    n = len(y)
+    empty = np.zeros(0)
+    if n < MIN_FIT_POINTS or base in (0.0, 1.0):
+        logger.warning("calibration: %d held-out predictions (base rate %.3f); constant", n, base)
+        return Calibrator("constant", np.zeros(3), 0.0, empty, empty, base, n, dict(params or {}))
+    x = _features(df["score"], df["rank"], df["mass"])
+    coef, intercept = _logistic(x, y)
+    z = x @ coef + intercept
+    iso_x, iso_y = _isotonic(z, y) if method == "isotonic" else (empty, empty)
+    return Calibrator(method, coef, intercept, iso_x, iso_y, base, n, dict(params or {}))
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[np.ndarray, float]:
+    """L2-penalised logistic regression (L-BFGS) on standardised features."""
+    from scipy.optimize import minimize
+
+    mu, sd = x.mean(axis=0), x.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    xs = np.column_stack([(x - mu) / sd, np.ones(len(x))])
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = xs @ w
+        nll = np.sum(np.logaddexp(0.0, z) - y * z) / len(y) + 0.5 * l2 * np.sum(w[:-1] ** 2)
+        p = 1.0 / (1.0 + np.exp(-z))
+        grad = xs.T @ (p - y) / len(y)
+        grad[:-1] += l2 * w[:-1]
+        return float(nll), grad
+
+    w = minimize(loss, np.zeros(xs.shape[1]), jac=True, method="L-BFGS-B").x
+    coef = w[:-1] / sd
+    return coef, float(w[-1] - np.sum(coef * mu))
+
+
+def _isotonic(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pool-adjacent-violators fit of ``y`` on ``z`` (non-decreasing); block knots for interp."""
+    order = np.argsort(z, kind="stable")
+    zs, ys = z[order], y[order]
+    # merge tied z first (one block per distinct value)
+    uniq, start = np.unique(zs, return_index=True)
+    sums = np.add.reduceat(ys, start)
+    cnts = np.diff(np.append(start, len(zs))).astype(np.float64)
+    vals: list[float] = []
+    wts: list[float] = []
+    lo: list[float] = []
+    hi: list[float] = []
+    for u, s, c in zip(uniq, sums, cnts, strict=True):
+        vals.append(s / c)
+        wts.append(c)
+        lo.append(u)
+        hi.append(u)
+        while len(vals) > 1 and vals[-2] > vals[-1]:
+            v, w = vals.pop(), wts.pop()
+            h = hi.pop()
+            lo.pop()
+            vals[-1] = (vals[-1] * wts[-1] + v * w) / (wts[-1] + w)
+            wts[-1] += w
+            hi[-1] = h
+    kx = np.ravel(np.column_stack([lo, hi]))
+    ky = np.repeat(vals, 2)
+    kx, idx = np.unique(kx, return_index=True)
+    return kx, ky[idx]
+
+
+def expected_calibration_error(conf: Any, correct: Any, *, n_bins: int = 10) -> float:
+    r"""Compute the expected calibration error with equal-width confidence bins.
+
+    .. math:: ECE = \sum_b \frac{n_b}{n} \left| \mathrm{acc}_b - \mathrm{conf}_b \right|
+
+    Examples
+    --------
+    >>> expected_calibration_error([0.9, 0.9, 0.1, 0.1], [1, 1, 0, 1], n_bins=10)
+    0.25
+    """
+    table = reliability_table(conf, correct, n_bins=n_bins)
+    n = table["n"].sum()
+    if n == 0:
+        return float("nan")
+    gap = (table["accuracy"] - table["mean_confidence"]).abs().fillna(0.0)
+    return round(float((table["n"] * gap).sum() / n), 12)
+
+
+def reliability_table(conf: Any, correct: Any, *, n_bins: int = 10) -> pd.DataFrame:
+    """Per confidence bin: ``bin_lo, bin_hi, n, mean_confidence, accuracy`` (equal width)."""
+    n_bins = check_int("n_bins", n_bins, low=1)
+    c = np.asarray(conf, dtype=np.float64).ravel()
+    y = np.asarray(correct, dtype=np.float64).ravel()
+    if len(c) != len(y):
+        raise InputError(f"`conf` has {len(c)} entries but `correct` has {len(y)}")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    b = np.clip(np.searchsorted(edges, c, side="right") - 1, 0, n_bins - 1)
+    cnt = np.bincount(b, minlength=n_bins)
+    sc = np.bincount(b, weights=c, minlength=n_bins)
+    sy = np.bincount(b, weights=y, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame(
+            {
+                "bin_lo": edges[:-1],
+                "bin_hi": edges[1:],
+                "n": cnt,
+                "mean_confidence": np.where(cnt > 0, sc / cnt, np.nan),
+                "accuracy": np.where(cnt > 0, sy / cnt, np.nan),
+            }
+        )
+
+
+def precision_coverage(
+    conf: Any, correct: Any, *, items: Any = None, thresholds: Any = None
+) -> pd.DataFrame:
+    """Precision of the inferred tags kept at each abstention threshold, and what is kept.
+
+    Returns ``threshold, kept`` (share of inferred tags with confidence >= threshold),
+    ``precision`` (share of those that are correct) and, when ``items`` is given,
+    ``item_coverage`` (share of items keeping at least one tag).
+    """
+    c = np.asarray(conf, dtype=np.float64).ravel()
+    y = np.asarray(correct, dtype=bool).ravel()
+    th = np.linspace(0.0, 0.9, 10) if thresholds is None else np.asarray(thresholds, float)
+    rows = []
+    item_arr = None if items is None else np.asarray(items).ravel()
+    n_items = 0 if item_arr is None else len(np.unique(item_arr))
+    for t in th:
+        keep = c >= t
+        row = {
+            "threshold": float(t),
+            "kept": float(keep.mean()) if len(c) else float("nan"),
+            "precision": float(y[keep].mean()) if keep.any() else float("nan"),
+        }
+        if item_arr is not None:
+            row["item_coverage"] = len(np.unique(item_arr[keep])) / max(n_items, 1)
+        rows.append(row)
+    return pd.DataFrame(rows)

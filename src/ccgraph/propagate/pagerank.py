@@ -1,0 +1,333 @@
+"""Personalized PageRank on the similarity graph: global (single and batched) and local push.
+
+``alpha`` is the probability of following an edge; the restart probability is ``1 - alpha``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ccgraph._validation import check_choice, check_float, check_int
+from ccgraph.exceptions import InputError
+from ccgraph.propagate._graph import Operator, as_adjacency, build_operator, resolve_dtype
+from ccgraph.propagate._solver import solve
+
+__all__ = ["local_ppr", "personalized_pagerank", "personalized_pagerank_batch"]
+
+logger = logging.getLogger(__name__)
+
+
+def personalized_pagerank(
+    graph: Any,
+    personalization: Any,
+    *,
+    alpha: float = 0.85,
+    tol: float = 1e-10,
+    max_iter: int = 1000,
+) -> np.ndarray:
+    r"""Personalized PageRank of every node for one restart distribution.
+
+    Parameters
+    ----------
+    graph
+        :class:`~ccgraph.KnnGraph` or a symmetric non-negative scipy sparse adjacency (weights
+        are transition weights; a self-loop counts as an edge).
+    personalization
+        Non-negative restart weights, one per node (dense or sparse; normalised to sum 1).
+    alpha
+        Probability of following an edge (damping); ``1 - alpha`` restarts.
+    tol
+        Stop when one more power-iteration step would change the vector by less than ``tol``
+        in L1 norm.
+    max_iter
+        Iteration cap; a :class:`~ccgraph.exceptions.ConvergenceWarning` is raised at it.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64 [n]``, non-negative, summing to 1.
+
+    Notes
+    -----
+    With ``P = D^{-1} W`` the random-walk transition matrix and ``v`` the normalised restart
+    vector, the result is the stationary vector of
+
+    .. math:: x = \alpha P^T x + \alpha (\mathbf{1}_{dangling}^T x)\, v + (1 - \alpha) v,
+
+    i.e. a walk at a *dangling* (isolated) node jumps back to ``v`` — networkx's convention with
+    ``dangling=None``. Because ``W`` is symmetric, ``P^T = D^{1/2} S D^{-1/2}`` with
+    ``S = D^{-1/2} W D^{-1/2}``, so ``y = (I - \alpha P^T)^{-1} v = D^{1/2} (I - \alpha S)^{-1}
+    D^{-1/2} v`` (isolated nodes: ``y_u = v_u``) and ``x = y / \sum y`` (the dangling term only
+    rescales ``y``). The symmetric system is solved by Chebyshev acceleration (rate
+    ``(1 - \sqrt{1-\alpha^2})/\alpha`` = 0.56 per sweep at 0.85 instead of 0.85).
+
+    References
+    ----------
+    .. [1] L. Page, S. Brin, R. Motwani, T. Winograd, "The PageRank citation ranking", 1999.
+    .. [2] T. H. Haveliwala, "Topic-sensitive PageRank", WWW 2002.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ccgraph import KnnGraph
+    >>> g = KnnGraph.from_adjacency(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]]))
+    >>> x = personalized_pagerank(g, [1, 0, 0])
+    >>> round(float(x.sum()), 6), bool(x[0] > x[2])
+    (1.0, True)
+    """
+    adj, _ = as_adjacency(graph)
+    v = _as_dense_vectors(personalization, adj.shape[0], name="personalization", single=True)
+    out = personalized_pagerank_batch(adj, v, alpha=alpha, tol=tol, max_iter=max_iter)
+    return out[:, 0]
+
+
+def personalized_pagerank_batch(
+    graph: Any,
+    personalizations: Any,
+    *,
+    alpha: float = 0.85,
+    tol: float = 1e-10,
+    max_iter: int = 1000,
+    dtype: str = "float64",
+    block: int = 64,
+    reorder: str = "auto",
+) -> np.ndarray:
+    """Personalized PageRank for many restart distributions at once.
+
+    Parameters
+    ----------
+    graph
+        As in :func:`personalized_pagerank`.
+    personalizations
+        ``[n, m]`` dense array or scipy sparse matrix; column ``j`` is one restart distribution
+        (normalised to sum 1). An all-zero column gives an all-zero result column.
+    alpha, tol, max_iter
+        As in :func:`personalized_pagerank` (``tol`` applies to each column separately).
+    dtype
+        Working precision, ``"float64"`` (default; needed for ``tol`` below ~1e-7) or
+        ``"float32"``.
+    block
+        Columns solved together (one sparse x dense product per sweep); converged columns leave
+        the block.
+    reorder
+        ``"auto"``, ``"rcm"`` or ``"none"`` (node order for cache locality; same results).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64 [n, m]``; each non-zero column sums to 1.
+
+    Notes
+    -----
+    See :func:`personalized_pagerank`; every column is solved by the same Chebyshev sweep with
+    its own stopping test, so a column's result does not depend on the others.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ccgraph import KnnGraph
+    >>> g = KnnGraph.from_adjacency(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]]))
+    >>> x = personalized_pagerank_batch(g, np.eye(3))
+    >>> np.allclose(x.sum(axis=0), 1.0)
+    True
+    """
+    alpha = check_float(
+        "alpha", alpha, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
+    )
+    tol = check_float("tol", tol, low=0.0, low_inclusive=False)
+    max_iter = check_int("max_iter", max_iter, low=1)
+    block = check_int("block", block, low=1)
+    check_choice("reorder", reorder, ("auto", "rcm", "none"))
+    wdtype = resolve_dtype(dtype)
+    adj, _ = as_adjacency(graph)
+    n = adj.shape[0]
+    v = _as_dense_vectors(personalizations, n, name="personalizations")
+    op = build_operator(adj, alpha=alpha, dtype=wdtype, reorder=reorder)
+    return ppr_solve(op, v, tol=tol, max_iter=max_iter, block=block, normalize=True)
+
+
+def ppr_solve(
+    op: Operator,
+    v: np.ndarray,
+    *,
+    tol: float,
+    max_iter: int,
+    block: int,
+    normalize: bool,
+) -> np.ndarray:
+    """``y = (I - alpha P^T)^{-1} v`` per column (normalised to sum 1 when ``normalize``)."""
+    import warnings
+
+    from ccgraph.exceptions import ConvergenceWarning
+
+    n, m = v.shape
+    alpha = op.alpha
+    sums = v.sum(axis=0)
+    vn = np.divide(v, sums, out=np.zeros_like(v), where=sums > 0) if normalize else v
+    isolated = op.sqrt_d == 0
+    inv_sqrt = np.divide(1.0, op.sqrt_d, out=np.zeros(n), where=~isolated)
+    # L1 change of one power step on the normalised PageRank vector x = (1 - alpha) y:
+    weights = op.to_inner((1.0 - alpha) * op.sqrt_d)
+    out = np.zeros((n, m))
+    bad = 0
+    for start in range(0, m, block):
+        cols = np.arange(start, min(m, start + block))
+        rhs = op.to_inner(vn[:, cols] * inv_sqrt[:, None]).astype(op.dtype)
+        colsum = np.abs(vn[:, cols]).sum(axis=0)
+
+        def done(idx: np.ndarray, vals: np.ndarray, cols: np.ndarray = cols) -> None:
+            out[:, cols[idx]] = op.to_outer(vals) * op.sqrt_d[:, None]
+
+        _, conv = solve(
+            op,
+            rhs,
+            thresholds=tol * np.maximum(colsum, 1e-300),
+            max_iter=max_iter,
+            criterion="l1",
+            weights=weights,
+            on_done=done,
+        )
+        bad += int((~conv).sum())
+    out[isolated] = vn[isolated]
+    if bad:
+        warnings.warn(
+            f"personalized PageRank: {bad} of {m} columns did not reach tol={tol} in "
+            f"max_iter={max_iter} sweeps",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    if normalize:
+        tot = out.sum(axis=0)
+        out = np.divide(out, tot, out=np.zeros_like(out), where=tot > 0)
+    return out
+
+
+def _as_dense_vectors(x: Any, n: int, *, name: str, single: bool = False) -> np.ndarray:
+    arr = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)
+    arr = np.asarray(arr, dtype=np.float64)
+    if single:
+        arr = arr.reshape(-1, 1) if arr.ndim == 1 or 1 in arr.shape else arr
+    if arr.ndim != 2 or arr.shape[0] != n:
+        raise InputError(f"`{name}` must have {n} rows (one per node); got shape {arr.shape}")
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise InputError(f"`{name}` must be finite and non-negative")
+    if single and not arr.sum() > 0:
+        raise InputError(f"`{name}` is all zero; give at least one positive restart weight")
+    return arr
+
+
+def local_ppr(
+    graph: Any,
+    seeds: Any,
+    *,
+    alpha: float = 0.85,
+    epsilon: float = 1e-4,
+) -> sp.csr_array:
+    r"""Approximate personalized PageRank of one seed set by local push.
+
+    Parameters
+    ----------
+    graph
+        As in :func:`personalized_pagerank`.
+    seeds
+        Node positions (ints) or a restart vector of length ``n`` (dense or sparse), normalised
+        to sum 1.
+    alpha
+        Probability of following an edge; ``1 - alpha`` restarts.
+    epsilon
+        Residual threshold per unit of degree: pushing stops when every node ``u`` has
+        residual ``r_u < epsilon * d_u`` (weighted degree; 1 for isolated nodes).
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        ``[1, n]`` approximate PageRank ``p``; it touches only nodes near the seeds.
+
+    Notes
+    -----
+    Andersen-Chung-Lang push with restart ``1 - alpha`` (non-lazy walk). Invariant:
+    ``ppr(v) = p + ppr(r)``. Pushing node ``u`` moves ``(1 - alpha) r_u`` into ``p_u`` and
+    spreads ``alpha r_u w_uv / d_u`` to the residuals of its neighbours (an isolated node sends
+    it back to the seeds, as :func:`personalized_pagerank` does). Hence ``p <= ppr(v)``
+    entrywise and ``||ppr(v) - p||_1 = ||r||_1 < epsilon * vol(touched nodes)``; the work is
+    ``O(1 / (epsilon (1 - alpha)))`` pushes, independent of the graph size.
+
+    References
+    ----------
+    .. [1] R. Andersen, F. Chung, K. Lang, "Local graph partitioning using PageRank vectors",
+       FOCS 2006.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ccgraph import KnnGraph
+    >>> g = KnnGraph.from_adjacency(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]]))
+    >>> p = local_ppr(g, [0], epsilon=1e-6)
+    >>> p.shape, round(float(p.sum()), 4)
+    ((1, 3), 1.0)
+    """
+    alpha = check_float(
+        "alpha", alpha, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
+    )
+    epsilon = check_float("epsilon", epsilon, low=0.0, high=1.0, low_inclusive=False)
+    adj, _ = as_adjacency(graph)
+    n = adj.shape[0]
+    seed_idx, seed_w = _seed_vector(seeds, n)
+    from ccgraph.propagate import _kernels
+
+    nodes, vals = _kernels.push(
+        adj.indptr,
+        adj.indices,
+        adj.data,
+        seed_idx,
+        seed_w,
+        float(alpha),
+        float(epsilon),
+        *_workspace(n),
+    )
+    order = np.argsort(nodes)
+    cols, vals = nodes[order], vals[order]
+    return sp.csr_array((vals, (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, n))
+
+
+_LOCAL = threading.local()
+
+
+def _workspace(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-thread push workspaces of size ``n`` (the kernel restores them after each query)."""
+    ws = getattr(_LOCAL, "push", None)
+    if ws is None or len(ws[0]) != n:
+        ws = (np.zeros(n), np.zeros(n), np.full(n, -1.0), np.zeros(n, dtype=bool))
+        _LOCAL.push = ws
+    return ws
+
+
+def _seed_vector(seeds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    if sp.issparse(seeds):
+        s = sp.csr_array(seeds).reshape(1, -1) if seeds.shape[0] != 1 else sp.csr_array(seeds)
+        if s.shape[1] != n:
+            raise InputError(f"`seeds` vector must have length {n}; got shape {seeds.shape}")
+        idx, w = s.indices.astype(np.int64), s.data.astype(np.float64)
+    else:
+        arr = np.asarray(seeds)
+        if arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and arr.ndim == 1 and arr.size != n):
+            idx = np.unique(arr.astype(np.int64).ravel())
+            if idx.size == 0 or idx.min() < 0 or idx.max() >= n:
+                raise InputError(
+                    f"`seeds` positions must be in [0, {n - 1}]; got {arr.tolist()[:5]}"
+                )
+            w = np.ones(idx.size)
+        else:
+            arr = arr.astype(np.float64).ravel()
+            if arr.size != n:
+                raise InputError(f"`seeds` vector must have length {n}; got {arr.size}")
+            idx = np.flatnonzero(arr)
+            w = arr[idx]
+    if w.size == 0 or not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+        raise InputError("`seeds` must hold at least one positive, finite restart weight")
+    return idx, w / w.sum()

@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ccgraph.exceptions import CcgraphError
+from ccgraph.experiment.cli import add_commands
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    d = tmp_path / "run"
+    d.mkdir()
+    ids = [f"i{k}" for k in range(12)]
+    pd.DataFrame(
+        {
+            "id": ids,
+            "cluster": [0] * 6 + [1] * 6,
+            "duplicate_group": pd.array([None, None, 3, 3] + [None] * 8, dtype="Int64"),
+            "popularity": np.linspace(0, 1, 12),
+            "cluster_strength": [0.9] * 12,
+        }
+    ).to_parquet(d / "items.parquet")
+    w = np.zeros((12, 12))
+    for i in range(11):
+        w[i, i + 1] = w[i + 1, i] = 0.5 + 0.01 * i
+    from scipy import sparse
+
+    csr = sparse.csr_matrix(w)
+    np.savez(
+        d / "graph.npz",
+        data=csr.data,
+        indices=csr.indices,
+        indptr=csr.indptr,
+        shape=np.array(csr.shape),
+        ids=np.array(ids),
+    )
+    return d
+
+
+@pytest.mark.parametrize("rule", ["random", "closest", "least_exposed"])
+def test_plan_command(run_dir, tmp_path, rule, capsys):
+    results = tmp_path / "results.csv"
+    pd.DataFrame(
+        {"query": ["q"] * 3 + ["r"], "position": [0, 1, 2, 0], "id": ["i0", "i2", "i7", "nope"]}
+    ).to_csv(results, index=False)
+    extra = tmp_path / "attrs.csv"
+    pd.DataFrame({"id": [f"i{k}" for k in range(12)], "license": ["by"] * 11 + ["nc"]}).to_csv(
+        extra, index=False
+    )
+    out = tmp_path / "plan.parquet"
+    code = _run(
+        [
+            "experiment",
+            "plan",
+            str(run_dir),
+            str(results),
+            "--out",
+            str(out),
+            "--rule",
+            rule,
+            "--attributes",
+            str(extra),
+            "--filter",
+            "license=by",
+            "--filter",
+            "min_cluster_strength=0.5",
+            "--seed",
+            "3",
+        ]
+    )
+    assert code == 0
+    plan = pd.read_parquet(out)
+    assert len(plan) == 4 and plan["reason"].iloc[3] == "unknown id"
+    assert plan["alternate_id"].iloc[:3].notna().all()
+    assert "i11" not in set(plan["alternate_id"].dropna())  # license filter
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".csv", ".parquet"])
+def test_assign_command(tmp_path, suffix):
+    units = [f"user-{k}" for k in range(1, 9)]
+    src = tmp_path / f"units{suffix}"
+    if suffix == ".txt":
+        src.write_text("\n".join(units) + "\n")
+    elif suffix == ".csv":
+        pd.DataFrame({"session": units}).to_csv(src, index=False)
+    else:
+        pd.DataFrame({"unit": units}).to_parquet(src)
+    out = tmp_path / "arms.csv"
+    assert _run(["experiment", "assign", str(src), "--salt", "exp1", "--out", str(out)]) == 0
+    got = pd.read_csv(out)
+    from ccgraph.experiment import assign
+
+    assert got["arm"].tolist() == assign(units, salt="exp1").tolist()
+    assert (
+        _run(["experiment", "assign", str(src), "--salt", "exp1", "--aa", "--out", str(out)]) == 0
+    )
+    assert set(pd.read_csv(out)["arm"]) <= {"A1", "A2"}
+
+
+def test_simulate_then_analyse(tmp_path, run_dir):
+    log = tmp_path / "log.parquet"
+    assert (
+        _run(
+            [
+                "experiment",
+                "simulate",
+                "--out",
+                str(log),
+                "--n-units",
+                "300",
+                "--effect",
+                "0.02",
+                "--hurt-clusters",
+                "2",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
+    truth = json.loads(log.with_suffix(".truth.json").read_text())
+    assert truth["truth"]["difference"] == pytest.approx(0.02)
+    out = tmp_path / "analysis"
+    assert (
+        _run(
+            [
+                "experiment",
+                "analyse",
+                str(log),
+                "--out",
+                str(out),
+                "--method",
+                "bootstrap",
+                "--n-boot",
+                "200",
+            ]
+        )
+        == 0
+    )
+    result = json.loads((out / "result.json").read_text())
+    assert result["method"] == "bootstrap"
+    assert "CTR difference" in (out / "result.md").read_text()
+    assert len(pd.read_parquet(out / "clusters.parquet")) == 20
+
+
+def test_power_command(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    assert (
+        _run(
+            ["experiment", "power", "--baseline-ctr", "0.1", "--effect", "0.02", "--out", str(out)]
+        )
+        == 0
+    )
+    assert json.loads(out.read_text())["n_total"] == 7670
+    assert (
+        _run(
+            [
+                "experiment",
+                "power",
+                "--baseline-ctr",
+                "0.1",
+                "--impressions",
+                "1000",
+                "--days",
+                "7",
+                "--icc",
+                "0.01",
+                "--impressions-per-unit",
+                "20",
+            ]
+        )
+        == 0
+    )
+    assert "minimum detectable effect" in capsys.readouterr().out
+    with pytest.raises(CcgraphError, match="--effect"):
+        _run(["experiment", "power", "--baseline-ctr", "0.1"])
+
+
+def test_user_errors_are_ccgraph_errors(tmp_path, run_dir):
+    with pytest.raises(CcgraphError, match="not found"):
+        _run(["experiment", "analyse", str(tmp_path / "missing.parquet"), "--out", str(tmp_path)])
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"unit": ["a"], "arm": ["control"]}).to_csv(bad, index=False)
+    with pytest.raises(CcgraphError, match="missing column"):
+        _run(["experiment", "analyse", str(bad), "--out", str(tmp_path / "o")])
+    with pytest.raises(CcgraphError, match="KEY=VALUE"):
+        _run(
+            [
+                "experiment",
+                "plan",
+                str(run_dir),
+                str(bad),
+                "--out",
+                str(tmp_path / "p.pq"),
+                "--filter",
+                "license",
+            ]
+        )

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ccgraph.exceptions import InputError
+from ccgraph.experiment import analyse
+
+
+def _log(n=8):
+    return pd.DataFrame(
+        {
+            "unit": [f"u{i % 4}" for i in range(n)],
+            "query": "q",
+            "position": np.arange(n) % 3,
+            "shown_id": "a",
+            "original_id": "a",
+            "arm": ["control" if i % 4 < 2 else "treatment" for i in range(n)],
+            "clicked": [0, 1] * (n // 2),
+        }
+    )
+
+
+def test_valid_log_passes():
+    assert analyse(_log()).difference == pytest.approx(0.0)
+
+
+def test_missing_column_named():
+    with pytest.raises(InputError, match="'clicked'"):
+        analyse(_log().drop(columns="clicked"))
+
+
+def test_not_a_frame_or_empty():
+    with pytest.raises(InputError, match="DataFrame"):
+        analyse({"unit": [1]})
+    with pytest.raises(InputError, match="no rows"):
+        analyse(_log().iloc[:0])
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "pattern"),
+    [
+        ("clicked", 2, r"`clicked`.*row 3"),
+        ("clicked", "yes", r"`clicked`.*row 3"),
+        ("arm", "tretment", r"`arm`.*row 3"),
+        ("position", -1, r"`position`.*row 3"),
+        ("position", 1.5, r"`position`.*row 3"),
+        ("unit", None, r"`unit`.*missing value at row 3"),
+        ("clicked", np.nan, r"`clicked`.*missing value at row 3"),
+        ("shown_id", None, r"`shown_id`.*row 3"),
+    ],
+)
+def test_bad_values_name_column_and_row(column, value, pattern):
+    log = _log()
+    log[column] = log[column].astype(object)
+    log.loc[3, column] = value
+    with pytest.raises(InputError, match=pattern):
+        analyse(log)
+
+
+def test_unknown_arm_names():
+    log = _log()
+    log["arm"] = log["arm"].map({"control": "x", "treatment": "y"})
+    with pytest.raises(InputError, match="arm"):
+        analyse(log)
+    assert analyse(log, arms=("x", "y")).control == "x"
+
+
+def test_unit_in_both_arms():
+    log = _log()
+    log.loc[0, "arm"] = "treatment"  # u0 now in both arms
+    with pytest.raises(InputError, match=r"'u0'.*both arms"):
+        analyse(log)
+
+
+def test_one_arm_only():
+    log = _log()
+    log["arm"] = "control"
+    with pytest.raises(InputError, match="'treatment' has fewer than 2 units"):
+        analyse(log)
+
+
+def test_boolean_and_float_clicks_accepted():
+    log = _log()
+    a = analyse(log).difference
+    log["clicked"] = log["clicked"].astype(bool)
+    assert analyse(log).difference == a
+    log["clicked"] = log["clicked"].astype(float)
+    assert analyse(log).difference == a

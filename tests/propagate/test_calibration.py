@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from ccgraph import KnnGraph, TagSet
+from ccgraph.propagate import (
+    expected_calibration_error,
+    fit_calibrator,
+    holdout_predictions,
+    precision_coverage,
+    reliability_table,
+    spread_tags,
+)
+from ccgraph.propagate.calibration import _isotonic, fit_from_predictions
+from tests.conftest import blobs
+
+
+def test_ece_by_hand():
+    conf = [0.05, 0.15, 0.15, 0.95, 0.95, 0.95, 0.95]
+    correct = [0, 0, 1, 1, 1, 1, 0]
+    # bins: [0,.1): conf .05 acc 0 ; [.1,.2): conf .15 acc .5 ; [.9,1]: conf .95 acc .75
+    want = (1 * 0.05 + 2 * 0.35 + 4 * 0.2) / 7
+    assert expected_calibration_error(conf, correct) == pytest.approx(want)
+    table = reliability_table(conf, correct)
+    assert table["n"].sum() == 7 and table.loc[9, "accuracy"] == pytest.approx(0.75)
+    assert expected_calibration_error([1.0, 0.0], [1, 0]) == 0.0
+
+
+def test_isotonic_matches_sklearn():
+    from sklearn.isotonic import IsotonicRegression
+
+    rng = np.random.default_rng(0)
+    z = np.round(rng.normal(size=400), 2)  # with ties
+    y = (rng.random(400) < 1 / (1 + np.exp(-2 * z))).astype(float)
+    kx, ky = _isotonic(z, y)
+    ref = IsotonicRegression(out_of_bounds="clip").fit(z, y)
+    grid = np.linspace(-3, 3, 101)
+    np.testing.assert_allclose(np.interp(grid, kx, ky), ref.predict(grid), atol=1e-12)
+    assert (np.diff(ky) >= -1e-15).all()
+
+
+def test_precision_coverage_by_hand():
+    pc = precision_coverage(
+        [0.9, 0.6, 0.2, 0.1], [1, 1, 0, 1], items=["a", "a", "b", "c"], thresholds=[0.0, 0.5, 0.95]
+    )
+    assert pc["kept"].tolist() == [1.0, 0.5, 0.0]
+    assert pc["precision"].iloc[:2].tolist() == [0.75, 1.0] and np.isnan(pc["precision"].iloc[2])
+    assert pc["item_coverage"].tolist() == [1.0, 1 / 3, 0.0]
+
+
+def _blob_case(seed=0):
+    from ccgraph import KnnGraph
+
+    x, labels = blobs(n=400, d=16, centers=5, spread=0.6, seed=seed)
+    sim = x @ x.T
+    np.fill_diagonal(sim, -1)
+    idx = np.argsort(-sim, axis=1)[:, :8]
+    r = np.repeat(np.arange(400), 8)
+    a = sp.csr_matrix((np.maximum(sim[r, idx.ravel()], 0.01), (r, idx.ravel())), shape=(400, 400))
+    g = KnnGraph.from_adjacency(a)
+    rng = np.random.default_rng(seed)
+    tagged = rng.random(400) < 0.5
+    rows = []
+    for i in np.flatnonzero(tagged):  # a class tag plus a noisy second tag
+        rows.append((g.ids[i], f"class{labels[i]}"))
+        if rng.random() < 0.5:
+            rows.append((g.ids[i], f"noise{rng.integers(0, 6)}"))
+    return g, TagSet.from_frame(pd.DataFrame(rows, columns=["id", "tag"]), g.ids)
+
+
+def test_holdout_predictions_are_labelled_against_hidden_seeds():
+    g, seeds = _blob_case()
+    df = holdout_predictions(g, seeds, hide_fraction=0.3, rng=1, top_k=3)
+    truth = seeds.to_frame().set_index(["id", "tag"]).index
+    assert (
+        df["correct"].to_numpy().tolist() == df.set_index(["id", "tag"]).index.isin(truth).tolist()
+    )
+    assert set(df["id"]) <= set(seeds.ids[seeds.is_tagged])
+    assert df["rank"].between(1, 3).all()
+    again = holdout_predictions(g, seeds, hide_fraction=0.3, rng=1, top_k=3)
+    pd.testing.assert_frame_equal(df, again)  # rng makes it reproducible
+
+
+def test_calibrated_confidence_is_calibrated_out_of_sample():
+    g, seeds = _blob_case(seed=2)
+    fit = pd.concat([holdout_predictions(g, seeds, rng=s, top_k=5) for s in range(4)])
+    test = pd.concat([holdout_predictions(g, seeds, rng=s, top_k=5) for s in range(10, 14)])
+    for method in ("isotonic", "platt"):
+        cal = fit_from_predictions(fit, method=method)
+        conf = cal.predict(test["score"], test["rank"], test["mass"])
+        assert ((conf >= 0) & (conf <= 1)).all()
+        raw_ece = expected_calibration_error(np.clip(test["score"], 0, 1), test["correct"])
+        ece = expected_calibration_error(conf, test["correct"])
+        assert ece < 0.08 and ece < raw_ece
+    json.dumps(cal.describe())
+
+
+def test_spread_tags_auto_calibrator_and_abstention():
+    g, seeds = _blob_case(seed=3)
+    out = spread_tags(g, seeds, calibrator="auto", rng=0, top_k=3)
+    assert out.params["calibrator"]["method"] == "isotonic"
+    cut = spread_tags(g, seeds, calibrator="auto", rng=0, top_k=3, min_confidence=0.5)
+    assert 0 < cut.scores.nnz < out.scores.nnz
+    assert (cut.confidence.data >= 0.5).all()
+
+
+def test_constant_calibrator_when_too_few_points():
+    df = pd.DataFrame(
+        {"score": [0.1, 0.2], "rank": [1, 2], "mass": [1.0, 1.0], "correct": [True, False]}
+    )
+    cal = fit_from_predictions(df)
+    np.testing.assert_allclose(cal.predict([0.5, 0.01], [1, 1], [1, 1]), [0.5, 0.5])
+
+
+def test_fit_calibrator_reproducible():
+    g, seeds = _blob_case(seed=4)
+    a = fit_calibrator(g, seeds, rng=5, top_k=3)
+    b = fit_calibrator(g, seeds, rng=5, top_k=3)
+    np.testing.assert_array_equal(a.coef, b.coef)
+    np.testing.assert_array_equal(a.iso_y, b.iso_y)
+
+
+# ---- acceptance on the real Openverse sample ----------------------------------------------
+
+
+def openverse_case(path):
+    """Seeds from the 2023 sample (user tags 1, Clarifai tags their accuracy) and a graph from
+    TF-IDF of titles + descriptions (no tags in the graph)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    df = pd.read_csv(path).drop_duplicates("identifier").reset_index(drop=True)
+    ids = df["identifier"].astype(str).to_numpy()
+    rows = []
+    for ident, t in zip(ids, df["tags"], strict=True):
+        if not (isinstance(t, str) and t.strip().startswith("[")):
+            continue
+        try:
+            entries = json.loads(t)
+        except json.JSONDecodeError:
+            continue
+        for e in entries:
+            name = str(e.get("name", "")).strip().lower()
+            if name:
+                acc = e.get("accuracy")
+                rows.append((ident, name, float(acc) if acc is not None else 1.0))
+    tags = pd.DataFrame(rows, columns=["id", "tag", "weight"])
+
+    def desc(m):
+        try:
+            return json.loads(m).get("description", "") or ""
+        except (TypeError, ValueError, AttributeError):
+            return ""
+
+    text = (df["title"].fillna("") + " " + df["meta_data"].map(desc)).to_numpy()
+    vec = TfidfVectorizer(min_df=2, sublinear_tf=True, token_pattern=r"(?u)\b[^\W\d_]{3,}\b")
+    x = vec.fit_transform(text)
+    sim = (x @ x.T).toarray()
+    np.fill_diagonal(sim, 0)
+    k = 10
+    idx = np.argsort(-sim, axis=1)[:, :k]
+    r = np.repeat(np.arange(len(ids)), k)
+    w = sim[r, idx.ravel()]
+    ok = w >= 0.1
+    a = sp.csr_matrix((w[ok], (r[ok], idx.ravel()[ok])), shape=(len(ids), len(ids)))
+    return KnnGraph.from_adjacency(a, ids), TagSet.from_frame(tags, ids, min_count=2)
+
+
+def test_openverse_ece_acceptance(openverse_dir):
+    g, seeds = openverse_case(openverse_dir / "openverse_api_sample_images_to_clean_2023.csv")
+    fit = pd.concat([holdout_predictions(g, seeds, rng=s) for s in range(3)])
+    test = pd.concat([holdout_predictions(g, seeds, rng=s) for s in range(100, 103)])
+    cal = fit_from_predictions(fit)
+    conf = cal.predict(test["score"], test["rank"], test["mass"])
+    assert expected_calibration_error(conf, test["correct"]) <= 0.05

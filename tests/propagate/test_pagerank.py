@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ccgraph import KnnGraph
+from ccgraph.exceptions import InputError, ParameterError
+from ccgraph.propagate import local_ppr, personalized_pagerank, personalized_pagerank_batch
+from tests.propagate._graphs import random_graph
+
+
+def _nx_pagerank(g: KnnGraph, v: np.ndarray, alpha: float) -> np.ndarray:
+    a = g.adjacency.astype(np.float64)
+    graph = nx.from_scipy_sparse_array(a)
+    graph.add_nodes_from(range(a.shape[0]))  # isolated nodes are dangling
+    pers = {i: float(v[i]) for i in range(len(v))}
+    pr = nx.pagerank(
+        graph, alpha=alpha, personalization=pers, tol=1e-12, max_iter=10_000, weight="weight"
+    )
+    return np.array([pr[i] for i in range(len(v))])
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.85, 0.95])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_matches_networkx_with_dangling_nodes(alpha, seed):
+    g = random_graph(n=50, seed=seed, isolated=3)
+    rng = np.random.default_rng(seed)
+    v = rng.random(50) * (rng.random(50) < 0.3)
+    v[-1] = 0.7  # restart mass on a dangling node too
+    ours = personalized_pagerank(g, v, alpha=alpha)
+    np.testing.assert_allclose(ours, _nx_pagerank(g, v, alpha), atol=1e-6)
+    assert ours.sum() == pytest.approx(1.0, abs=1e-12)
+    assert (ours >= 0).all()
+
+
+def test_matches_networkx_on_karate():
+    graph = nx.karate_club_graph()
+    a = nx.to_scipy_sparse_array(graph, nodelist=range(34), weight="weight", format="csr")
+    g = KnnGraph.from_adjacency(a)
+    v = np.zeros(34)
+    v[[0, 33]] = [1.0, 2.0]
+    ref = nx.pagerank(
+        graph, alpha=0.85, personalization={0: 1.0, 33: 2.0}, tol=1e-12, max_iter=10_000
+    )
+    np.testing.assert_allclose(personalized_pagerank(g, v), [ref[i] for i in range(34)], atol=1e-6)
+
+
+def test_batch_equals_loop_of_single():
+    g = random_graph(n=70, seed=3, isolated=2)
+    rng = np.random.default_rng(3)
+    p = rng.random((70, 9)) * (rng.random((70, 9)) < 0.2)
+    p[0, :] += 0.1
+    batch = personalized_pagerank_batch(g, p, block=4)
+    loop = np.column_stack([personalized_pagerank(g, p[:, j]) for j in range(9)])
+    np.testing.assert_allclose(batch, loop, atol=1e-9)
+    sparse = personalized_pagerank_batch(g, sp.csr_matrix(p), block=9)
+    np.testing.assert_allclose(sparse, batch, atol=1e-9)
+    f32 = personalized_pagerank_batch(g, p, dtype="float32", tol=1e-6)
+    np.testing.assert_allclose(f32, batch, atol=1e-5)
+
+
+def test_batch_zero_column_stays_zero():
+    g = random_graph(n=30, seed=4)
+    p = np.zeros((30, 2))
+    p[0, 0] = 1.0
+    out = personalized_pagerank_batch(g, p)
+    assert out[:, 1].sum() == 0 and out[:, 0].sum() == pytest.approx(1.0)
+
+
+def test_local_push_close_to_global():
+    g = random_graph(n=300, density=0.03, seed=5, isolated=0, split=None)
+    seeds = [3, 17, 42]
+    v = np.zeros(300)
+    v[seeds] = 1 / 3
+    exact = personalized_pagerank(g, v, tol=1e-13)
+    deg = np.asarray(g.adjacency.sum(axis=1)).ravel()
+    for eps in (1e-3, 1e-4, 1e-5):
+        p = local_ppr(g, seeds, epsilon=eps).toarray().ravel()
+        err = np.abs(exact - p)
+        assert err.sum() <= eps * deg.sum() + 1e-12
+        assert (p <= exact + 1e-12).all()  # push never overshoots
+    p = local_ppr(g, seeds, epsilon=1e-6).toarray().ravel()
+    top = set(np.argsort(-exact)[:20])
+    assert len(top & set(np.argsort(-p)[:20])) >= 19
+
+
+def test_local_push_isolated_seed_matches_global():
+    g = random_graph(n=40, seed=6, isolated=2)
+    v = np.zeros(40)
+    v[[0, 39]] = 0.5  # node 39 is isolated: its walk restarts at the seeds
+    exact = personalized_pagerank(g, v, tol=1e-13)
+    p = local_ppr(g, sp.csr_array(v.reshape(1, -1)), epsilon=1e-8).toarray().ravel()
+    np.testing.assert_allclose(p, exact, atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(5, 30), st.integers(0, 1000), st.floats(0.1, 0.95))
+def test_ppr_invariants(n, seed, alpha):
+    rng = np.random.default_rng(seed)
+    w = np.triu((rng.random((n, n)) < 0.2) * rng.random((n, n)), 1)
+    g = KnnGraph.from_adjacency(w + w.T)
+    v = rng.random(n)
+    x = personalized_pagerank(g, v, alpha=alpha)
+    assert (x >= 0).all() and x.sum() == pytest.approx(1.0)
+    perm = rng.permutation(n)
+    gp = KnnGraph.from_adjacency((w + w.T)[np.ix_(perm, perm)])
+    np.testing.assert_allclose(personalized_pagerank(gp, v[perm], alpha=alpha), x[perm], atol=1e-9)
+
+
+def test_bad_inputs():
+    g = random_graph(n=20)
+    with pytest.raises(InputError, match="personalization"):
+        personalized_pagerank(g, np.ones(5))
+    with pytest.raises(InputError, match="all zero"):
+        personalized_pagerank(g, np.zeros(20))
+    with pytest.raises(InputError, match="non-negative"):
+        personalized_pagerank(g, -np.ones(20))
+    with pytest.raises(ParameterError, match="alpha"):
+        personalized_pagerank(g, np.ones(20), alpha=0.0)
+    with pytest.raises(InputError, match="seeds"):
+        local_ppr(g, [25])
+    with pytest.raises(ParameterError, match="epsilon"):
+        local_ppr(g, [1], epsilon=0)

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ccgraph import KnnGraph
+from ccgraph.exceptions import InputError, ParameterError
+from ccgraph.propagate import infer_popularity, standardize_popularity
+from tests.propagate._graphs import random_graph
+
+
+def _disc_percentile(values, q):
+    """PostgreSQL percentile_disc: the first sorted value whose cumulative share reaches q."""
+    s = sorted(values)
+    return s[max(0, math.ceil(q * len(s)) - 1)]
+
+
+def test_standardize_by_hand():
+    raw = [1, 5, 9, 42, 100, 7, np.nan, 3, 0, 12, 250]
+    prov = ["f", "f", "f", "f", "f", "w", "w", "w", "w", "w", "w"]
+    out = standardize_popularity(raw, prov, percentile=85, r=0.85)
+    for name in ("f", "w"):
+        vals = [x for x, p in zip(raw, prov, strict=True) if p == name and not math.isnan(x)]
+        v = _disc_percentile(vals, 0.85)
+        c = (1 - 0.85) / 0.85 * v
+        for i, (x, p) in enumerate(zip(raw, prov, strict=True)):
+            if p == name and not math.isnan(x):
+                assert out[i] == pytest.approx(x / (x + c), abs=1e-12)
+    assert math.isnan(out[6])
+    # an item exactly at the provider's percentile scores r
+    assert out[4] == pytest.approx(0.85)
+
+
+def test_standardize_zero_percentile_provider():
+    out = standardize_popularity([0, 0, 0, 0, 5, np.nan], ["a"] * 6, percentile=50)
+    c = 0.15 / 0.85 * 5  # V falls back to the smallest positive value
+    np.testing.assert_allclose(out[:5], [0, 0, 0, 0, 5 / (5 + c)])
+    zeros = standardize_popularity([0, 0, 0], ["z"] * 3)
+    np.testing.assert_array_equal(zeros, [0, 0, 0])
+
+
+def test_standardize_bad_inputs():
+    with pytest.raises(InputError, match="non-negative"):
+        standardize_popularity([1, -1], ["a", "a"])
+    with pytest.raises(InputError, match="provider"):
+        standardize_popularity([1, 2], ["a"])
+    with pytest.raises(ParameterError, match="percentile"):
+        standardize_popularity([1], ["a"], percentile=100)
+
+
+def test_infer_matches_dense_random_walk_average():
+    g = random_graph(n=50, seed=2, isolated=3)
+    rng = np.random.default_rng(2)
+    raw = np.where(rng.random(50) < 0.3, rng.integers(0, 500, 50).astype(float), np.nan)
+    raw[:2] = [10.0, 400.0]  # make sure the first component has observations
+    prov = np.where(rng.random(50) < 0.5, "flickr", "wikimedia")
+    pop = infer_popularity(g, raw, prov, alpha=0.85)
+    std = standardize_popularity(raw, prov)
+    obs = np.isfinite(std)
+    w = g.adjacency.toarray().astype(float)
+    d = w.sum(1)
+    p = np.divide(w, d[:, None], out=np.zeros_like(w), where=d[:, None] > 0)
+    pi = 0.15 * np.linalg.inv(np.eye(50) - 0.85 * p)
+    num = pi @ np.where(obs, std, 0.0)
+    den = pi @ obs.astype(float)
+    inferred = ~obs & (den > 1e-12)
+    np.testing.assert_allclose(pop.value[inferred], num[inferred] / den[inferred], atol=1e-8)
+    np.testing.assert_allclose(pop.value[obs], std[obs])
+    np.testing.assert_allclose(pop.confidence[inferred], den[inferred] / 0.85, atol=1e-8)
+    assert set(pop.source[obs]) == {"observed"}
+    assert (pop.source[inferred] == "inferred").all()
+    none = ~obs & ~inferred
+    assert (pop.source[none] == "none").all() and np.isnan(pop.value[none]).all()
+    assert (pop.confidence[obs] == 1).all()
+    assert ((pop.confidence >= 0) & (pop.confidence <= 1)).all()
+    np.testing.assert_array_equal(np.isnan(pop.observed), np.isnan(raw))
+
+
+def test_infer_component_without_observations_is_none():
+    w = np.zeros((5, 5))
+    w[0, 1] = w[1, 0] = 1.0
+    w[2, 3] = w[3, 2] = w[3, 4] = w[4, 3] = 1.0
+    g = KnnGraph.from_adjacency(w, list("abcde"))
+    pop = infer_popularity(g, [5.0, np.nan, np.nan, np.nan, np.nan], ["x"] * 5)
+    assert pop.source.tolist() == ["observed", "inferred", "none", "none", "none"]
+    assert pop.value[1] == pytest.approx(pop.value[0])  # the only observed value reachable
+    assert list(pop.ids) == list("abcde")
+
+
+def test_infer_bad_length():
+    g = random_graph(n=10)
+    with pytest.raises(InputError, match="observed_raw"):
+        infer_popularity(g, [1.0], ["a"])
