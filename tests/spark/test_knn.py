@@ -22,7 +22,7 @@ def test_dense_knn_recall_against_exact(spark_knn, clustered):
     x, _ = clustered
     k = 10
     ind, dist = knn_to_arrays(spark_knn, len(x), k)
-    exact, exact_d = knn_search(x, k=k, backend="exact")
+    exact, _exact_d = knn_search(x, k=k, backend="exact")
     recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(ind, exact, strict=True)])
     assert recall >= 0.95, recall
     # every listed distance is the true cosine distance, sorted within the row

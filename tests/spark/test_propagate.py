@@ -107,7 +107,7 @@ def test_spreading_top5_agrees_with_single_machine(spark, spark_edges, nodes, lo
     tagset = TagSet.from_frame(frame, local_graph.ids, weight_column="weight", min_count=1)
     expect = local_spread(local_graph, tagset, alpha=0.8, tol=1e-7, max_iter=200, top_k=5,
                           dtype="float64").to_frame()  # fmt: skip
-    got, n_iter, converged = spread_tags(
+    got, _n_iter, converged = spread_tags(
         spark_edges, spark.createDataFrame(seeds), nodes=nodes, alpha=0.8, tol=1e-7,
         max_iter=200, top_k=5, prune=16,
     )  # fmt: skip

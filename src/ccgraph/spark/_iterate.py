@@ -28,8 +28,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SparkOperator:
-    """``edges``: ``src, dst, s`` with ``s = alpha w / sqrt(d_src d_dst)``; ``nodes``: ``idx,
-    sqrt_d`` (0 for isolated nodes); ``partitions``: the hash partition count of both."""
+    """The operator as DataFrames.
+
+    ``edges``: ``src, dst, s`` with ``s = alpha w / sqrt(d_src d_dst)``; ``nodes``: ``idx,
+    sqrt_d`` (0 for isolated nodes); ``partitions``: the hash partition count of both.
+    """
 
     edges: DataFrame
     nodes: DataFrame
@@ -41,7 +44,7 @@ def build_operator(
     directed_edges: DataFrame, nodes: DataFrame, *, alpha: float, partitions: int
 ) -> SparkOperator:
     """Normalised, ``alpha``-scaled operator from directed edges ``src, dst, w`` and ``idx``."""
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     deg = directed_edges.groupBy(F.col("src").alias("idx")).agg(F.sum("w").alias("d"))
     node_tab = (
@@ -122,7 +125,7 @@ def solve(
         ``idx, col, x`` (hash partitioned by ``idx``), sweeps done, whether all converged.
     """
     from pyspark.sql import Window
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     if prune is not None and method != "jacobi":
         raise ValueError("pruning needs method='jacobi'")
@@ -194,13 +197,15 @@ def solve(
 
 
 def _residuals(new: DataFrame, criterion: str, w_tab: DataFrame | None) -> dict[int, float]:
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     if criterion == "max":
         agg = new.groupBy("col").agg(F.max(F.abs("r")).alias("res"))
     else:
         assert w_tab is not None
-        agg = new.join(w_tab, "idx").groupBy("col").agg(
-            F.sum(F.abs("r") * F.col("weight")).alias("res")
+        agg = (
+            new.join(w_tab, "idx")
+            .groupBy("col")
+            .agg(F.sum(F.abs("r") * F.col("weight")).alias("res"))
         )
     return {int(r["col"]): float(r["res"] or 0.0) for r in agg.collect()}

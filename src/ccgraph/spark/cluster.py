@@ -125,10 +125,13 @@ def leiden_on_driver(
 
 
 def _label_propagation(edges: DataFrame, nodes: DataFrame, *, rounds: int) -> DataFrame:
-    """Weighted label propagation: each node takes the label of largest total edge weight
-    among its neighbours (ties: smallest label), for a fixed number of synchronous rounds."""
+    """Weighted label propagation for a fixed number of synchronous rounds.
+
+    Weighted label propagation: each node takes the label of largest total edge weight
+    among its neighbours (ties: smallest label), for a fixed number of synchronous rounds.
+    """
     from pyspark.sql import Window
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     from ccgraph.spark.graph import directed
     from ccgraph.spark.session import materialize, persist
@@ -142,8 +145,10 @@ def _label_propagation(edges: DataFrame, nodes: DataFrame, *, rounds: int) -> Da
             .agg(F.sum("w").alias("score"))
         )
         w = Window.partitionBy("idx").orderBy(F.desc("score"), F.col("label"))
-        best = votes.withColumn("r", F.row_number().over(w)).where("r = 1").select(
-            "idx", F.col("label").alias("new")
+        best = (
+            votes.withColumn("r", F.row_number().over(w))
+            .where("r = 1")
+            .select("idx", F.col("label").alias("new"))
         )
         labels = materialize(
             labels.join(best, "idx", "left").select(
@@ -206,7 +211,7 @@ def coarsen_refine(
     """
     import pandas as pd
     import scipy.sparse as sp
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     from ccgraph.spark.graph import directed
     from ccgraph.spark.session import add_index, materialize
@@ -267,8 +272,10 @@ def coarsen_refine(
         sub = _leiden_igraph(m, resolution=resolution / two_m, seed=seed, node_weights=deg)
         return pd.DataFrame({"coarse": pdf["coarse"].iloc[0], "idx": nodes_, "sub": sub})
 
-    refined = inside.unionByName(node_rows).groupBy("coarse").applyInPandas(
-        refine, "coarse long, idx long, sub long"
+    refined = (
+        inside.unionByName(node_rows)
+        .groupBy("coarse")
+        .applyInPandas(refine, "coarse long, idx long, sub long")
     )
     keys = add_index(refined.select("coarse", "sub").distinct().orderBy("coarse", "sub"),
                      column="cluster")  # fmt: skip
@@ -278,7 +285,7 @@ def coarsen_refine(
 def _leiden_igraph(
     adj: Any, *, resolution: float, seed: int, node_weights: np.ndarray | None = None
 ) -> np.ndarray:
-    """igraph Leiden on an aggregated graph (diagonal = internal weight, kept as loops).
+    """Igraph Leiden on an aggregated graph (diagonal = internal weight, kept as loops).
 
     Without ``node_weights``: modularity. With them: CPM with node weights ``n_i`` and
     resolution ``gamma``, ``sum_ij (A_ij - gamma n_i n_j) delta(c_i, c_j)``; with ``n_i`` the

@@ -68,7 +68,7 @@ def mutual_graph(
     distances: exactly the rule of :func:`ccgraph.graph.build_knn_graph` with
     ``weighting="cosine"``. One ``groupBy`` over the unordered pairs computes it.
     """
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     min_degree = check_int("min_degree", min_degree, low=0)
     check_choice("metric", metric, ("cosine", "hamming"))
@@ -101,7 +101,7 @@ def mutual_graph(
 
 def directed(edges: DataFrame, *, weight: str = "weight") -> DataFrame:
     """Both directions of undirected edges: ``src, dst, w`` (double)."""
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     w = F.col(weight).cast("double").alias("w")
     a = edges.select(F.col("u").alias("src"), F.col("v").alias("dst"), w)
@@ -140,7 +140,7 @@ def connected_components(
     component's minimum. The jump shortens chains, so rounds grow with the log of the diameter
     rather than the diameter on path-like components.
     """
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     max_iter = check_int("max_iter", max_iter, low=1)
     both = (
@@ -151,8 +151,10 @@ def connected_components(
     both = persist(both.repartition("b"))
     labels = materialize(nodes.select(F.col("idx"), F.col("idx").alias("label")))
     for it in range(1, max_iter + 1):
-        nb = both.join(labels.withColumnRenamed("idx", "b"), "b").groupBy("a").agg(
-            F.min("label").alias("nl")
+        nb = (
+            both.join(labels.withColumnRenamed("idx", "b"), "b")
+            .groupBy("a")
+            .agg(F.min("label").alias("nl"))
         )
         step = labels.join(nb.withColumnRenamed("a", "idx"), "idx", "left").select(
             "idx", F.least("label", F.coalesce("nl", "label")).alias("label")
@@ -199,7 +201,7 @@ def duplicate_groups(
         their first item, singletons included.
     """
     from pyspark.sql import Window
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     from ccgraph.spark.session import add_index
 
@@ -221,7 +223,7 @@ def duplicate_groups(
     )
 
 
-def edges_to_csr(edges: DataFrame, n: int, *, weight: str = "weight"):  # noqa: ANN201
+def edges_to_csr(edges: DataFrame, n: int, *, weight: str = "weight"):
     """Collect an undirected edge list into a symmetric float32 CSR (driver memory).
 
     This is the one item-sized collect of the Spark backend (for Leiden and for tests).

@@ -187,7 +187,7 @@ def knn_dense(
        IEEE TPAMI 33(1), 2011 (inverted-file cells with multiple probes).
     """
     from pyspark.sql import Window
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     k = check_int("k", k, low=1)
     check_choice("metric", metric, ("cosine", "euclidean"))
@@ -283,7 +283,7 @@ def hamming_pairs(
     .. [1] M. Norouzi, A. Punjani, D. J. Fleet, "Fast exact search in Hamming space with
        multi-index hashing", IEEE TPAMI 36(6), 2014.
     """
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     n_bits = check_int("n_bits", n_bits, low=1, high=64)
     radius = check_int("radius", radius, low=0, high=n_bits - 1)

@@ -73,7 +73,7 @@ def personalized_pagerank(
     ``y = D^{1/2} (I - \alpha S)^{-1} D^{-1/2} v`` (isolated nodes: ``y_u = v_u``, a walk there
     jumps back to ``v``) and ``x = y / \sum y``.
     """
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     op = edges if isinstance(edges, SparkOperator) else operator(edges, _need(nodes), alpha=alpha)
     tol = check_float("tol", tol, low=0.0, low_inclusive=False)
@@ -85,7 +85,9 @@ def personalized_pagerank(
         op.nodes, "idx"
     )
     live = F.col("sqrt_d") > 0
-    b = v.where(live).select("idx", F.lit(0).alias("col"), (F.col("v") / F.col("sqrt_d")).alias("b"))
+    b = v.where(live).select(
+        "idx", F.lit(0).alias("col"), (F.col("v") / F.col("sqrt_d")).alias("b")
+    )
     weights = op.nodes.select("idx", (F.lit(1.0 - op.alpha) * F.col("sqrt_d")).alias("weight"))
     z, _, _ = solve(op, b, tol=tol, max_iter=max_iter, method=method, criterion="l1",
                     weights=weights)  # fmt: skip
@@ -160,7 +162,7 @@ def spread_tags(
     ``m_i`` is spread as an extra, never-pruned column (``col = -1``).
     """
     from pyspark.sql import Window
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     op = edges if isinstance(edges, SparkOperator) else operator(edges, _need(nodes), alpha=alpha)
     tol = check_float("tol", tol, low=0.0, low_inclusive=False)
@@ -180,8 +182,10 @@ def spread_tags(
         seeds.select("idx", F.col("tag").cast("long").alias("col")), ["idx", "col"], "left_anti"
     )
     w = Window.partitionBy("idx").orderBy(F.desc("x"), F.col("col"))
-    top = tags.where(F.col("x") > 0).withColumn("rank", F.row_number().over(w)).where(
-        F.col("rank") <= top_k
+    top = (
+        tags.where(F.col("x") > 0)
+        .withColumn("rank", F.row_number().over(w))
+        .where(F.col("rank") <= top_k)
     )
     conf = F.when(F.col("mass") > 0, F.col("x") / F.col("mass")).otherwise(F.lit(0.0))
     out = top.join(mass, "idx", "left").select(
@@ -223,7 +227,7 @@ def infer_popularity(
         ``X = [1_O p, 1_O]``; the inferred value is ``num / den`` where ``den > 0`` and the
         confidence ``den / alpha`` (see :func:`ccgraph.propagate.infer_popularity`).
     """
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     op = edges if isinstance(edges, SparkOperator) else operator(edges, _need(nodes), alpha=alpha)
     tol = check_float("tol", tol, low=0.0, low_inclusive=False)

@@ -114,7 +114,7 @@ def _classic_setup(session: SparkSession) -> None:
     """Log level and checkpoint directory; Spark Connect sessions have no SparkContext."""
     try:
         sc = session.sparkContext
-    except Exception:  # Spark Connect: no SparkContext  # noqa: BLE001
+    except Exception:  # Spark Connect: no SparkContext
         return
     sc.setLogLevel("WARN")
     if not sc.getCheckpointDir():
@@ -173,15 +173,13 @@ def add_index(df: DataFrame, *, column: str = "idx", checkpoint: bool = True) ->
         ``df`` with ``column`` appended.
     """
     import numpy as np
-    from pyspark.sql import functions as F  # noqa: N812
-    from pyspark.sql import types as T  # noqa: N812
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
 
     tagged = df.withColumn("__pid", F.spark_partition_id())
     if checkpoint:
         tagged = materialize(tagged)
-    counts = {
-        int(r["__pid"]): int(r["count"]) for r in tagged.groupBy("__pid").count().collect()
-    }
+    counts = {int(r["__pid"]): int(r["count"]) for r in tagged.groupBy("__pid").count().collect()}
     n_parts = max(counts, default=-1) + 1
     sizes = np.array([counts.get(p, 0) for p in range(n_parts)], dtype=np.int64)
     offsets = (np.cumsum(sizes) - sizes).tolist()
