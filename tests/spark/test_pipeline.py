@@ -15,6 +15,7 @@ pytestmark = [
 ]
 
 
+@pytest.mark.slow
 def test_spark_run_gives_the_local_clusters(spark, tmp_path: Path) -> None:
     import ccgraph
     from ccgraph.cluster import adjusted_rand_index
@@ -23,8 +24,9 @@ def test_spark_run_gives_the_local_clusters(spark, tmp_path: Path) -> None:
     from tests.test_pipeline import write_config
 
     path = write_config(tmp_path)
-    local = ccgraph.run(path, write=False)
-    cfg = load_config(path, ["execution.engine=spark", "execution.spark_partitions=4"])
+    tols = ["propagate.tags.tol=1e-4", "propagate.popularity.tol=1e-8"]
+    local = ccgraph.run(load_config(path, tols), write=False)
+    cfg = load_config(path, [*tols, "execution.engine=spark", "execution.spark_partitions=4"])
     got = run_spark(cfg, out=tmp_path / "spark_run")
     a = local.items.set_index("id")
     b = got.items.set_index("id").loc[a.index]
@@ -37,7 +39,7 @@ def test_spark_run_gives_the_local_clusters(spark, tmp_path: Path) -> None:
     assert inf_a.index.equals(inf_b.index)
     assert (inf_a == inf_b).mean() >= 0.95
     np.testing.assert_allclose(
-        a["popularity"].to_numpy(np.float64), b["popularity"].to_numpy(np.float64), atol=1e-8
+        a["popularity"].to_numpy(np.float64), b["popularity"].to_numpy(np.float64), atol=1e-6
     )
     assert got.manifest["stages"]["engine"]["name"] == "spark"
     edges = pd.read_parquet(got.path / "spark" / "edges")

@@ -34,7 +34,7 @@ def test_ppr_matches_single_machine(spark, spark_edges, nodes, local_graph):
     v[list(seeds)] = list(seeds.values())
     expect = local_ppr(local_graph, v, alpha=0.85, tol=1e-13)
     pers = spark.createDataFrame(pd.DataFrame({"idx": list(seeds), "value": list(seeds.values())}))
-    got = personalized_pagerank(spark_edges, pers, nodes=nodes, alpha=0.85, tol=1e-12)
+    got = personalized_pagerank(spark_edges, pers, nodes=nodes, alpha=0.85, tol=1e-11)
     got = got.toPandas().sort_values("idx")["ppr"].to_numpy()
     assert np.abs(got - expect).max() <= 1e-9
     assert abs(got.sum() - 1.0) < 1e-12
@@ -56,7 +56,7 @@ def test_ppr_dangling_nodes_like_single_machine(spark):
     edges = spark.createDataFrame(pd.DataFrame({"u": u, "v": v, "weight": w}))
     node_df = spark.range(n, numPartitions=PARTITIONS).withColumnRenamed("id", "idx")
     p_df = spark.createDataFrame(pd.DataFrame({"idx": [0, 4], "value": [1.0, 1.0]}))
-    got = personalized_pagerank(edges, p_df, nodes=node_df, alpha=0.7, tol=1e-14)
+    got = personalized_pagerank(edges, p_df, nodes=node_df, alpha=0.7, tol=1e-12)
     got = got.toPandas().sort_values("idx")["ppr"].to_numpy()
     assert np.abs(got - expect).max() <= 1e-9
     assert got[5] == 0.0
@@ -71,16 +71,16 @@ def test_popularity_matches_single_machine(spark, spark_edges, nodes, local_grap
     g = np.random.default_rng(1)
     raw = np.where(g.random(n) < 0.2, g.exponential(100, n), np.nan)
     provider = np.array(["a"] * n)
-    expect = local_pop(local_graph, raw, provider, alpha=0.85, tol=1e-12)
+    expect = local_pop(local_graph, raw, provider, alpha=0.85, tol=1e-13)
     std = standardize_popularity(raw, provider)
     obs = np.flatnonzero(np.isfinite(std))
     o_df = spark.createDataFrame(pd.DataFrame({"idx": obs, "value": std[obs]}))
-    got = infer_popularity(spark_edges, o_df, nodes=nodes, alpha=0.85, tol=1e-12)
+    got = infer_popularity(spark_edges, o_df, nodes=nodes, alpha=0.85, tol=1e-9)
     got = got.toPandas().sort_values("idx")
     den, num = got["den"].to_numpy(), got["num"].to_numpy()
     inferred = expect.source == "inferred"
-    np.testing.assert_allclose(num[inferred] / den[inferred], expect.value[inferred], atol=1e-8)
-    np.testing.assert_allclose(den[inferred] / 0.85, expect.confidence[inferred], atol=1e-8)
+    np.testing.assert_allclose(num[inferred] / den[inferred], expect.value[inferred], atol=1e-7)
+    np.testing.assert_allclose(den[inferred] / 0.85, expect.confidence[inferred], atol=1e-7)
 
 
 def _seed_tags(n: int, labels: np.ndarray, seed: int) -> pd.DataFrame:
@@ -105,10 +105,11 @@ def test_spreading_top5_agrees_with_single_machine(spark, spark_edges, nodes, lo
     frame = pd.DataFrame({"id": seeds.idx.astype(str), "tag": seeds.tag.astype(str),
                           "weight": seeds.weight})  # fmt: skip
     tagset = TagSet.from_frame(frame, local_graph.ids, weight_column="weight", min_count=1)
-    expect = local_spread(local_graph, tagset, alpha=0.8, tol=1e-7, max_iter=200, top_k=5,
+    # exact reference (tight tol, no pruning) vs Spark stopped at tol 1e-4 with 16 tags kept
+    expect = local_spread(local_graph, tagset, alpha=0.8, tol=1e-10, max_iter=300, top_k=5,
                           dtype="float64").to_frame()  # fmt: skip
     got, _n_iter, converged = spread_tags(
-        spark_edges, spark.createDataFrame(seeds), nodes=nodes, alpha=0.8, tol=1e-7,
+        spark_edges, spark.createDataFrame(seeds), nodes=nodes, alpha=0.8, tol=1e-4,
         max_iter=200, top_k=5, prune=16,
     )  # fmt: skip
     got = got.toPandas()

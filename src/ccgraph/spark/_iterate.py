@@ -90,7 +90,7 @@ def solve(
     weights: DataFrame | None = None,
     thresholds: dict[int, float] | None = None,
     prune: int | None = None,
-    check_every: int = 1,
+    check_every: int = 2,
 ) -> tuple[DataFrame, int, bool]:
     """Iterate ``x <- omega (M x + b) + (1 - omega) x_prev`` from ``x_0 = b``.
 
@@ -117,7 +117,7 @@ def solve(
         Keep only each node's ``prune`` largest entries among columns ``>= 0`` after every
         sweep (columns ``< 0`` are never pruned).
     check_every
-        Compute the residuals (one small job) every this many sweeps.
+        Compute the residuals (one small job) every this many sweeps (and at ``max_iter``).
 
     Returns
     -------
@@ -183,7 +183,8 @@ def solve(
             continue
         res = _residuals(state, criterion, w_tab)
         worst = {c: r for c, r in res.items() if r >= thr.get(c, tol)}
-        log.debug("sweep %d: %d columns above tol", it, len(worst))
+        log.info("sweep %d: max residual %.3g, %d columns above tol", it,
+                 max(res.values(), default=0.0), len(worst))  # fmt: skip
         if not worst:
             converged = True
             break
