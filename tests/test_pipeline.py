@@ -168,8 +168,11 @@ def test_explanations_written_when_asked(tmp_path: Path) -> None:
     inferred = result.tags[result.tags["source"] == "inferred"]
     assert {"id", "tag", "neighbour_id", "contribution"} <= set(expl.columns)
     # every explanation is about an inferred (id, tag) pair and names a real graph neighbour
-    pairs = set(zip(inferred["id"], inferred["tag"]))
-    assert set(zip(expl["id"], expl["tag"])) <= pairs
+    pairs = set(zip(inferred["id"], inferred["tag"], strict=True))
+    assert set(zip(expl["id"], expl["tag"], strict=True)) <= pairs
     pos = {x: i for i, x in enumerate(result.graph.ids)}
     adj = result.graph.adjacency
-    assert all(adj[pos[a], pos[b]] > 0 or a == b for a, b in zip(expl["id"], expl["neighbour_id"]))
+    assert all(
+        adj[pos[a], pos[b]] > 0 or a == b
+        for a, b in zip(expl["id"], expl["neighbour_id"], strict=True)
+    )
