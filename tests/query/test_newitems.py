@@ -246,3 +246,47 @@ def test_kth_scores_match_brute_force(index: RunIndex) -> None:
     sim2[:, skip] = -np.inf
     want2 = -np.sort(-sim2, axis=1)[:, 7]
     np.testing.assert_allclose(s.kth_scores(pos, 8, skip=skip), want2[pos], atol=1e-5)
+
+
+def _with_knn_lists(kth_distance_of_c: float | None = None) -> RunIndex:
+    """The hand run plus kNN lists (k = 3) as a run keeps them, from brute force."""
+    from tests.query._hand import VECTORS
+
+    run = hand_run()
+    sim = VECTORS @ VECTORS.T
+    np.fill_diagonal(sim, -np.inf)
+    idx = np.argsort(-sim, axis=1, kind="stable")[:, :3].astype(np.int32)
+    dist = (1.0 - np.take_along_axis(sim, idx, axis=1)).astype(np.float32)
+    if kth_distance_of_c is not None:
+        dist[2, 2] = kth_distance_of_c
+    extras = {
+        **run.extras,
+        "knn_precomputed_rows": np.arange(7, dtype=np.int64),
+        "knn_precomputed_indices": idx,
+        "knn_precomputed_distances": dist,
+    }
+    return RunIndex(
+        type(run)(
+            run.items, run.tags, run.clusters, run.rejects, run.graph, run.manifest, extras=extras
+        )
+    )
+
+
+def test_stored_knn_lists_give_the_same_edges(hand: RunIndex) -> None:
+    listed = _with_knn_lists()
+    for q in ([-1.0, 1.0], [1.0, 0.0], [0.3, -0.7]):
+        a = listed.query_vector(np.array(q))
+        b = hand.query_vector(np.array(q))
+        assert a.neighbors["edge"].tolist() == b.neighbors["edge"].tolist()
+        pd.testing.assert_frame_equal(a.related, b.related)
+
+
+def test_stored_knn_lists_are_what_the_rule_reads(hand: RunIndex) -> None:
+    # the run recorded c's 3rd neighbour at cosine 0.1: the new item (cosine .141) is closer
+    listed = _with_knn_lists(kth_distance_of_c=0.9)
+    q = np.array([-1.0, 1.0])
+    assert listed.query_vector(q).neighbors["edge"].tolist() == [True, True, True]
+    # removing an item c lists makes its k-th score unknown: searched again, as without lists
+    got = listed.query_vector(q, exclude=["b"]).neighbors
+    want = hand.query_vector(q, exclude=["b"]).neighbors
+    assert got["edge"].tolist() == want["edge"].tolist()

@@ -7,7 +7,7 @@ the item) and for new items (their nearest stored items, a push from those).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -81,10 +81,14 @@ def related_from_seeds(
 
     from ccgraph.propagate import local_ppr
 
-    vec = sp.csr_array(
-        (seed_weights, (np.zeros(len(seeds), dtype=np.int64), seeds)), shape=(1, index.n_items)
-    )
-    p = local_ppr(index.graph, vec, alpha=alpha, epsilon=epsilon)
+    if len(seeds) == 1:  # one item: its position (no restart vector to build)
+        restart: Any = np.asarray(seeds, dtype=np.int64)
+    else:
+        restart = sp.csr_array(
+            (seed_weights, (np.zeros(len(seeds), dtype=np.int64), seeds)),
+            shape=(1, index.n_items),
+        )
+    p = local_ppr(index.graph, restart, alpha=alpha, epsilon=epsilon)
     nodes, vals = p.indices.astype(np.int64), p.data
     remove = drop if duplicates == "include" else np.concatenate([drop, dup_rows])
     keep = ~np.isin(nodes, remove)

@@ -99,9 +99,15 @@ def searcher(index: RunIndex, stored: StoredEmbeddings) -> VectorSearch:
     """The (cached) neighbour search over one modality's stored vectors."""
     key = f"search_{stored.modality}"
     if key not in index._search_cache:
-        index._search_cache[key] = VectorSearch(
-            stored, metric=_metric(index, stored), partition=index.levels[-1]
-        )
+        search = VectorSearch(stored, metric=_metric(index, stored), partition=index.levels[-1])
+        lists = [f"knn_{stored.modality}_{part}" for part in ("rows", "indices", "distances")]
+        extras = index.run.extras
+        if all(name in extras for name in lists):  # kept by the run for updates
+            k = int(index.config.get("graph", {}).get("k", 15))
+            rows, idx, dist = (np.asarray(extras[name]) for name in lists)
+            if idx.ndim == 2 and idx.shape[1] == k and len(rows) == len(idx) == len(dist):
+                search.use_knn_lists(rows.astype(np.int64), idx, dist)
+        index._search_cache[key] = search
     return index._search_cache[key]
 
 

@@ -81,6 +81,7 @@ class VectorSearch:
         self._positions: np.ndarray | None = None
         self._ivf: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._nn: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._lists: tuple[np.ndarray, np.ndarray] | None = None
         normalize = bool(stored.params.get("normalize", True))
         self._unit = metric == "cosine" and normalize and stored.kind == "dense"
 
@@ -215,17 +216,58 @@ class VectorSearch:
                     idx[start + j], val[start + j] = _top(cand, score[:, j], k)
         return idx, val
 
+    def use_knn_lists(self, rows: np.ndarray, indices: np.ndarray, distances: np.ndarray) -> None:
+        """Take each item's ``k``-th score from the kNN lists the run's graph was built from.
+
+        ``rows`` (item rows), ``indices`` (``[n_g, k]`` positions into ``rows``, -1 unfilled)
+        and ``distances`` as a run keeps them (``knn_<modality>_*``). Items the lists do not
+        cover, or whose listed neighbours include a skipped item, are searched instead.
+        """
+        k = int(indices.shape[1])
+        pos = np.full(int(rows.max(initial=-1)) + 1, -1, dtype=np.int64)
+        pos[self.stored.rows[self.stored.rows < len(pos)]] = np.flatnonzero(
+            self.stored.rows < len(pos)
+        )
+        at = pos[rows]  # stored position of each listed item (-1: no stored vector)
+        ok = at >= 0
+        nb = np.where(indices >= 0, at[np.maximum(indices, 0)], -1)
+        d = np.asarray(distances, dtype=np.float64)[:, k - 1]
+        raw = 1.0 - d if self.metric == "cosine" else -d
+        neighbours = np.full((self.n, k), -1, dtype=np.int64)
+        kth = np.full(self.n, np.nan)
+        neighbours[at[ok]] = nb[ok]
+        kth[at[ok]] = np.where(np.isfinite(raw[ok]), raw[ok], -np.inf)
+        self._lists = (neighbours, kth)
+
     def kth_scores(
         self, positions: np.ndarray, k: int, *, skip: np.ndarray | None = None
     ) -> np.ndarray:
         """Raw score of each stored item's ``k``-th nearest other stored item.
 
-        ``skip`` positions count as removed from the index. Each item's ``k + 1`` nearest
-        are searched once and cached, so later calls cost a lookup.
+        ``skip`` positions count as removed from the index. Taken from the run's kNN lists
+        when given (:meth:`use_knn_lists`); otherwise each item's ``k + 1`` nearest are
+        searched once and cached, so later calls cost a lookup.
         """
         out = np.full(len(positions), -np.inf)
         if self.n - 1 < k:
             return out  # fewer stored items than k: every neighbour is within anyone's k
+        todo = np.ones(len(positions), dtype=bool)
+        if self._lists is not None and self._lists[0].shape[1] == k:
+            listed, kth = self._lists
+            p = np.asarray(positions, dtype=np.int64)
+            todo = np.isnan(kth[p])
+            if skip is not None and len(skip):
+                todo |= np.isin(listed[p], skip).any(axis=1)
+            out[~todo] = kth[p[~todo]]
+            if not todo.any():
+                return out
+        rest = self._searched_kth(np.asarray(positions)[todo], k, skip)
+        out[todo] = rest
+        return out
+
+    def _searched_kth(self, positions: np.ndarray, k: int, skip: np.ndarray | None) -> np.ndarray:
+        """:meth:`kth_scores` by searching (each item's ``k + 1`` nearest, cached)."""
+        out = np.full(len(positions), -np.inf)
         if self._nn is None or self._nn[0].shape[1] != k + 1:
             self._nn = (
                 np.zeros((self.n, k + 1), dtype=np.int32),
