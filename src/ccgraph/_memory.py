@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 from ccgraph.exceptions import MemoryBudgetError
 
-__all__ = ["StageEstimate", "available_bytes", "check_budget", "estimate_run"]
+__all__ = [
+    "StageEstimate",
+    "available_bytes",
+    "budget_bytes",
+    "check_budget",
+    "check_stages",
+    "current_rss_bytes",
+    "estimate_run",
+]
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +111,58 @@ def estimate_run(
     ]
 
 
-def check_budget(estimate: StageEstimate, *, limit_bytes: int | None = None) -> None:
-    """Raise :class:`MemoryBudgetError` before a stage whose estimate exceeds the budget."""
-    limit = limit_bytes if limit_bytes is not None else available_bytes()
+def current_rss_bytes() -> int:
+    """Resident memory of this process now (Linux ``/proc/self/statm``; 0 where unknown)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0
+
+
+def budget_bytes(memory_limit_gb: float | None = None) -> tuple[int, str]:
+    """The memory budget of a stage's peak and where it comes from.
+
+    An explicit ``memory_limit_gb`` (config ``execution.memory_limit_gb``) wins; otherwise the
+    memory still available to the system plus what this process already holds (the estimates
+    are of the whole process's peak, which includes its current use).
+    """
+    if memory_limit_gb is not None:
+        return int(memory_limit_gb * _GIB), "`execution.memory_limit_gb`"
+    return available_bytes() + current_rss_bytes(), "available memory"
+
+
+def check_budget(
+    estimate: StageEstimate, *, limit_bytes: int | None = None, source: str = "available memory"
+) -> None:
+    """Raise :class:`MemoryBudgetError` before a stage whose estimate exceeds the budget.
+
+    Examples
+    --------
+    >>> est = estimate_run(n=1000, d=384, k=15, t=100)[0]
+    >>> check_budget(est, limit_bytes=64 * 1024**3)  # fits: returns None
+    >>> check_budget(est, limit_bytes=1024)
+    Traceback (most recent call last):
+    ...
+    ccgraph.exceptions.MemoryBudgetError: stage 'knn' needs about 0.3 GiB ...
+    """
+    limit = limit_bytes if limit_bytes is not None else available_bytes() + current_rss_bytes()
     log.debug(
         "stage %s: estimated peak %.2f GiB of %.2f GiB", estimate.stage, estimate.gib, limit / _GIB
     )
     if estimate.bytes > limit:
         raise MemoryBudgetError(
-            f"stage {estimate.stage!r} needs about {estimate.gib:.1f} GiB but only "
-            f"{limit / _GIB:.1f} GiB is available; {estimate.advice}"
+            f"stage {estimate.stage!r} needs about {estimate.gib:.1f} GiB "
+            f"({estimate.bytes / 1024**2:,.0f} MiB) but the budget is {limit / _GIB:.1f} GiB "
+            f"({source}); {estimate.advice}"
         )
+
+
+def check_stages(
+    estimates: list[StageEstimate], stages: tuple[str, ...], *, memory_limit_gb: float | None
+) -> None:
+    """Check the named stages of ``estimates`` against the budget (see :func:`budget_bytes`)."""
+    limit, source = budget_bytes(memory_limit_gb)
+    for est in estimates:
+        if est.stage in stages:
+            check_budget(est, limit_bytes=limit, source=source)

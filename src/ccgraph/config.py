@@ -26,6 +26,7 @@ __all__ = [
     "OutputConfig",
     "PropagateConfig",
     "ReportConfig",
+    "UpdateConfig",
     "apply_overrides",
     "load_config",
 ]
@@ -391,6 +392,45 @@ class ExecutionConfig(_Section):
     )
 
 
+class UpdateConfig(_Section):
+    """Incremental updates (`ccgraph update`): how clusters are refined and when to rebuild."""
+
+    strategy: Literal["warm", "local"] = Field(
+        "local",
+        description="`warm`: Leiden on the whole graph from the previous clusters; `local`: "
+        "leidenalg with the items farther than `hops` edges from a change fixed.",
+    )
+    hops: int = Field(1, ge=0, description="For `local`: edges around a change left free.")
+    tags: Literal["local", "full"] = Field(
+        "local",
+        description="`local`: re-solve tag spreading on the items within `tag_hops` edges of a "
+        "change, the run's solution held elsewhere; `full`: spread again over the whole graph.",
+    )
+    tag_hops: int = Field(
+        1, ge=0, description="For `tags: local`: edges around a change re-solved."
+    )
+    drift_threshold: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Recommend a full rebuild when more than this share of the kept items "
+        "changed cluster at the default level.",
+    )
+    max_batch_fraction: float = Field(
+        0.25,
+        gt=0,
+        description="Recommend a full rebuild when the added, replaced and removed items "
+        "exceed this share of the run.",
+    )
+    split_share: float = Field(
+        0.2,
+        gt=0,
+        le=0.5,
+        description="Drift report: a cluster split (merged) when two or more parts each hold "
+        "at least this share of it.",
+    )
+
+
 class Config(_Section):
     """A whole run."""
 
@@ -407,6 +447,7 @@ class Config(_Section):
     execution: ExecutionConfig = Field(
         default_factory=ExecutionConfig, description="Execution engine."
     )
+    update: UpdateConfig = Field(default_factory=UpdateConfig, description="Incremental updates.")
     seed: int = Field(0, ge=0, description="Seed fed to every stage's `rng`.")
     n_jobs: int | None = Field(None, ge=1, description="Worker threads (default: all cores).")
     base_dir: str | None = Field(

@@ -31,7 +31,10 @@ def _from_npy(path: Path, ids: Sequence[str] | None, ids_path: str | Path | None
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable .npy array ({exc})") from exc
+        raise InputError(
+            f"{path}: not a readable .npy array ({exc}); write it with numpy.save "
+            "(a 2-D float array [n_items, dim])"
+        ) from exc
     if arr.ndim != 2:
         raise InputError(f"{path}: expected a 2-D array [n_items, dim]; got shape {arr.shape}")
     if arr.dtype.kind not in "fiu":
@@ -50,7 +53,9 @@ def _from_npy(path: Path, ids: Sequence[str] | None, ids_path: str | Path | None
     if len(id_list) != arr.shape[0]:
         raise InputError(
             f"{path}: {arr.shape[0]} rows but {source} lists {len(id_list)} ids; "
-            "they must match one to one"
+            "they must match one to one (without an ids file, row i is taken to be the "
+            "catalog's item i): give `ids_path` (config `embed.precomputed.ids_path`), a text "
+            "file with the id of each row, one a line"
         )
     return arr, np.asarray(id_list, dtype=str)
 
@@ -61,7 +66,10 @@ def _from_parquet(path: Path, id_column: str, vector_column: str) -> tuple:
     except Exception as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from exc
     if id_column not in frame.columns:
-        raise InputError(f"{path}: no id column {id_column!r}; columns are {list(frame.columns)}")
+        raise InputError(
+            f"{path}: no id column {id_column!r}; columns are {list(frame.columns)}: name the "
+            "id column with `id_column` (config `embed.precomputed.id_column`)"
+        )
     ids = frame[id_column].astype(str).to_numpy()
     if vector_column in frame.columns:
         col = frame[vector_column]
@@ -71,10 +79,15 @@ def _from_parquet(path: Path, id_column: str, vector_column: str) -> tuple:
             bad = np.flatnonzero(lengths != dims.index[0])[:5]
             raise InputError(
                 f"{path}: column {vector_column!r} has vectors of different lengths "
-                f"({dict(dims.head(4))}); e.g. rows {bad.tolist()} (ids {ids[bad].tolist()})"
+                f"({ {int(k): int(v) for k, v in dims.head(4).items()} }); e.g. rows "
+                f"{bad.tolist()} (ids {ids[bad].tolist()}): every vector must have the same "
+                "length (recompute those rows, or drop them)"
             )
         if len(lengths) and lengths[0] <= 0:
-            raise InputError(f"{path}: column {vector_column!r} holds empty or null vectors")
+            raise InputError(
+                f"{path}: column {vector_column!r} holds empty or null vectors; give every id a "
+                "vector (or drop the ids without one)"
+            )
         arr = np.array(col.tolist(), dtype=np.float64) if len(col) else np.zeros((0, 0))
     else:
         num = frame.drop(columns=[id_column]).select_dtypes("number")
@@ -134,7 +147,10 @@ def load_precomputed(
     """
     p = Path(path).expanduser()
     if not p.is_file():
-        raise InputError(f"precomputed vectors file not found: {p}")
+        raise InputError(
+            f"precomputed vectors file not found: {p}; check the path (config "
+            "`embed.precomputed.path`, relative to the config file)"
+        )
     suffix = p.suffix.lower()
     if suffix == ".npy":
         arr, id_arr = _from_npy(p, None if ids is None else list(ids), ids_path)
@@ -150,11 +166,14 @@ def load_precomputed(
         rows = np.flatnonzero(bad)[:5]
         raise InputError(
             f"{p}: {int(bad.sum())} rows hold NaN or infinite values, e.g. rows {rows.tolist()} "
-            f"(ids {id_arr[rows].tolist()})"
+            f"(ids {id_arr[rows].tolist()}); fix or drop those rows (items without a vector "
+            "are simply absent from this modality)"
         )
     uniq, counts = np.unique(id_arr, return_counts=True)
     if (counts > 1).any():
-        raise InputError(f"{p}: repeated ids, e.g. {uniq[counts > 1][:5].tolist()}")
+        raise InputError(
+            f"{p}: repeated ids, e.g. {uniq[counts > 1][:5].tolist()}; keep one vector per id"
+        )
     if normalize:
         norms = np.linalg.norm(arr, axis=1)
         zero = norms == 0
@@ -171,7 +190,9 @@ def load_precomputed(
         if not known.all():
             missing = id_arr[~known][:5].tolist()
             raise InputError(
-                f"{p}: {int((~known).sum())} ids are not in the catalog, e.g. {missing}"
+                f"{p}: {int((~known).sum())} ids are not in the catalog, e.g. {missing}; "
+                "remove them from the vectors file, add them to the catalog, or check that "
+                "both use the same ids (and that no catalog row was rejected: see rejects)"
             )
         order = np.argsort(cat.get_indexer(id_arr), kind="stable")
         arr, id_arr = arr[order], id_arr[order]

@@ -133,7 +133,9 @@ def knn_search(
         Threads (None or -1 = all cores).
     options
         Backend tuning for pynndescent: ``extra_neighbors`` (search ``k + extra`` and keep
-        ``k``) and any :class:`pynndescent.NNDescent` keyword.
+        ``k``; default 4) and any :class:`pynndescent.NNDescent` keyword (defaults in
+        ``ccgraph.graph._nndescent.NNDESCENT_DEFAULTS``). Approximate results are reproducible
+        for a fixed ``rng`` and ``n_jobs``.
 
     Returns
     -------
@@ -168,10 +170,11 @@ def knn_search(
         if metric == "hamming":
             return exact_hamming(arr, k, n_jobs=threads)
         return exact_dense(arr, k, metric=metric, n_jobs=threads)
-    from ccgraph.graph._nndescent import nndescent_knn
+    from ccgraph.graph._nndescent import EXTRA_NEIGHBORS, nndescent_knn
 
     opts = dict(options or {})
-    extra = check_int("options['extra_neighbors']", opts.pop("extra_neighbors", 0), low=0)
+    extra = opts.pop("extra_neighbors", EXTRA_NEIGHBORS)
+    extra = check_int("options['extra_neighbors']", extra, low=0)
     nn_metric = {"cosine": "dot", "euclidean": "euclidean", "hamming": "bit_hamming"}[metric]
     return nndescent_knn(
         arr,
