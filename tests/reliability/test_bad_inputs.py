@@ -390,7 +390,7 @@ def output_exists_without_overwrite(p: Project) -> None:
     p.set("output.overwrite", False)
 
 
-@case(MemoryBudgetError, r"stage 'knn' needs about .* GiB", r"graph\.k|pynndescent")
+@case(MemoryBudgetError, r"stage 'knn' needs about .* GiB.*memory_limit_gb", r"data\.limit")
 def memory_limit_tiny(p: Project) -> None:
     p.set("execution.memory_limit_gb", 0.001)
 
