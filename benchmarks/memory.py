@@ -9,8 +9,8 @@ whole process's peak during the stage.
 
 Usage::
 
-    python benchmarks/memory.py                        # 10k, 50k and 200k items
-    python benchmarks/memory.py --sizes 10000 --keep /tmp/mem   # reuse inputs and measurements
+    python benchmarks/memory.py            # 10k, 50k, 200k items + the out-of-sample point
+    python benchmarks/memory.py --sizes 10000 --check 0 0 0 0 --keep /tmp/mem  # reuse results
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,7 +32,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from benchmarks._common import markdown_table, write_section
 
-D, K, T, TAGGED, TAGS_PER_ITEM = 384, 15, 1000, 0.10, 3
+TAGGED, TAGS_PER_ITEM = 0.10, 3
+
+
+class Shape(NamedTuple):
+    """One benchmark point: items, dimension, neighbours, tags."""
+
+    n: int
+    d: int = 384
+    k: int = 15
+    t: int = 1000
+
+
 STAGES = ("knn", "graph", "cluster", "tags")
 _MB = 1024**2
 
@@ -54,8 +65,8 @@ def _rss_now() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def make_inputs(n: int, folder: Path) -> None:
-    """Vectors and seed tags for ``n`` items (skipped when already there)."""
+def make_inputs(shape: Shape, folder: Path) -> None:
+    """Vectors and seed tags for ``shape`` (skipped when already there)."""
     import pandas as pd
 
     from benchmarks.graph import mixture
@@ -63,11 +74,12 @@ def make_inputs(n: int, folder: Path) -> None:
     if (folder / "tags.parquet").exists():
         return
     folder.mkdir(parents=True, exist_ok=True)
-    x, labels = mixture(n, d=D, seed=0)
+    n = shape.n
+    x, labels = mixture(n, d=shape.d, seed=0)
     np.save(folder / "vectors.npy", x)
     g = np.random.default_rng(1)
     tagged = np.flatnonzero(g.random(n) < TAGGED)
-    per_topic = T // 200
+    per_topic = shape.t // 200
     rows = [
         (f"i{i}", f"t{labels[i] * per_topic + j}")
         for i in tagged
@@ -76,7 +88,7 @@ def make_inputs(n: int, folder: Path) -> None:
     pd.DataFrame(rows, columns=["id", "tag"]).to_parquet(folder / "tags.parquet")
 
 
-def run_stage(stage: str, folder: Path) -> dict[str, Any]:
+def run_stage(stage: str, folder: Path, k: int) -> dict[str, Any]:
     """Run one stage on the inputs in ``folder`` (in this process); return its figures.
 
     The process first imports what a pipeline process has loaded by the kNN stage (pandas,
@@ -103,13 +115,13 @@ def run_stage(stage: str, folder: Path) -> dict[str, Any]:
     before = _rss_now()
     start = time.perf_counter()
     if stage == "knn":
-        idx, dist = knn_search(emb, k=K, backend="auto", rng=0)
+        idx, dist = knn_search(emb, k=k, backend="auto", rng=0)
         np.save(folder / "knn_idx.npy", idx)
         np.save(folder / "knn_dist.npy", dist)
     elif stage == "graph":
         knn = (np.load(folder / "knn_idx.npy"), np.load(folder / "knn_dist.npy"))
         before = _rss_now()
-        graph = build_knn_graph(emb, k=K, rng=0, knn=knn)
+        graph = build_knn_graph(emb, k=k, rng=0, knn=knn)
         save_graph(graph, folder / "graph.npz")
     elif stage == "cluster":
         graph = load_graph(folder / "graph.npz")
@@ -129,52 +141,75 @@ def run_stage(stage: str, folder: Path) -> dict[str, Any]:
     }
 
 
-def measure(n: int, folder: Path) -> dict[str, dict[str, Any]]:
-    """Each stage's figures at ``n`` items, every stage in a fresh subprocess."""
+def measure(shape: Shape, folder: Path) -> dict[str, dict[str, Any]]:
+    """Each stage's figures at ``shape``, every stage in a fresh subprocess."""
     out_file = folder / "measured.json"
     done = json.loads(out_file.read_text()) if out_file.exists() else {}
-    make_inputs(n, folder)
+    make_inputs(shape, folder)
     for stage in STAGES:
         if stage in done:
             continue
         proc = subprocess.run(
-            [sys.executable, __file__, "--stage", stage, "--dir", str(folder)],
+            [sys.executable, __file__, "--stage", stage, "--dir", str(folder), "--k", str(shape.k)],
             capture_output=True,
             text=True,
             check=True,
         )
         done[stage] = json.loads(proc.stdout.strip().splitlines()[-1])
         out_file.write_text(json.dumps(done, indent=2))
-        sys.stderr.write(f"n={n} {stage}: {done[stage]}\n")
+        sys.stderr.write(f"{shape} {stage}: {done[stage]}\n")
     return done
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
+    parser.add_argument(
+        "--check",
+        type=int,
+        nargs=4,
+        default=[30_000, 128, 30, 600],
+        metavar=("N", "D", "K", "T"),
+        help="an out-of-sample point the constants were not fitted on (0 0 0 0: none)",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="folder for inputs and results")
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--k", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
-        sys.stdout.write(json.dumps(run_stage(args.stage, args.dir)) + "\n")
+        sys.stdout.write(json.dumps(run_stage(args.stage, args.dir, args.k)) + "\n")
         return
 
     from ccgraph._memory import estimate_run
+    from ccgraph.io import load_graph
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="ccgraph-memory-"))
+    shapes = [Shape(n) for n in args.sizes]
+    if args.check[0]:
+        shapes.append(Shape(*args.check))
     rows = []
-    for n in args.sizes:
-        measured = measure(n, root / f"n{n}")
-        estimates = {
-            e.stage: e.bytes / _MB for e in estimate_run(n=n, d=D, k=K, t=T, backend="auto")
+    for shape in shapes:
+        default = shape[1:] == Shape(0)[1:]
+        folder = root / (f"n{shape.n}" if default else "n{}-d{}-k{}-t{}".format(*shape))
+        measured = measure(shape, folder)
+        # as in the pipeline: knn and graph are estimated before the graph exists, the later
+        # stages with its edge count
+        sizes = dict(n=shape.n, d=shape.d, k=shape.k, t=shape.t, backend="auto")
+        edges = load_graph(folder / "graph.npz").n_edges
+        estimates = {e.stage: e.bytes / _MB for e in estimate_run(**sizes)}
+        estimates |= {
+            e.stage: e.bytes / _MB
+            for e in estimate_run(**sizes, n_edges=edges)
+            if e.stage in ("cluster", "tags")
         }
         for stage in STAGES:
             m = measured[stage]
             est = estimates[stage]
             rows.append(
                 [
-                    f"{n:,}",
+                    f"{shape.n:,}"
+                    + ("" if default else f" (d={shape.d}, k={shape.k}, {shape.t} tags)"),
                     stage,
                     round(m["seconds"], 1),
                     round(m["before_mb"]),
@@ -192,14 +227,18 @@ def main() -> None:
         "estimate (MB)",
         "estimate / measured",
     ]
+    ratios = [r[-1] for r in rows]
     body = (
-        f"d={D}, k={K}, {T:,} tags on {TAGGED:.0%} of the items ({TAGS_PER_ITEM} each), "
-        "backend `auto` (exact up to 50k items, pynndescent above); each stage in a fresh "
-        "process holding the embeddings (and the kNN lists or the graph), as the pipeline "
-        "does. Peak = `VmHWM` of that process; the estimate is "
+        "d=384, k=15, 1,000 tags (5 per topic) on 10% of the items (3 each), unless the row "
+        "says otherwise; the last rows are an out-of-sample check (the constants in "
+        "`ccgraph._memory` were fitted on the others). Backend `auto` (exact up to 50k items, "
+        "pynndescent above); each stage in a fresh process that imported what a pipeline "
+        "process has and holds one copy of the embeddings (and the kNN lists or the graph), "
+        "as the pipeline does. Peak = `VmHWM` of that process; the estimate is "
         "`ccgraph._memory.estimate_run` (whole-process peak, which `execution.memory_limit_gb` "
-        "or the free memory is checked against before the stage starts). Acceptance: every "
-        "ratio within 0.5-2.\n\n" + markdown_table(headers, rows)
+        "or the free memory is checked against before the stage starts; the cluster and tag "
+        "estimates use the graph's edge count, as in a run). Acceptance: every ratio within "
+        f"0.5-2; here {min(ratios)}-{max(ratios)}.\n\n" + markdown_table(headers, rows)
     )
     write_section(
         "memory", "Memory guard: estimated vs measured peak", body, "python benchmarks/memory.py"

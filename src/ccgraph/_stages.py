@@ -325,7 +325,7 @@ def graph_settings(cfg: Config) -> dict[str, Any]:
 def run_shape(
     embeddings: dict[str, Embeddings], ids: np.ndarray, seeds: TagSet, cfg: Config
 ) -> dict[str, Any]:
-    """The sizes the memory estimates need: items, kNN width, neighbours, tags, tag block."""
+    """The keywords of ``_memory.estimate_run``: items, kNN width, neighbours, tags, block."""
     widths = [-(-e.vectors.shape[1] * e.vectors.dtype.itemsize // 4) for e in embeddings.values()]
     concat = cfg.graph.fusion.method == "concat" and len(widths) > 1
     return {
@@ -334,4 +334,5 @@ def run_shape(
         "k": cfg.graph.k,
         "t": int(seeds.n_tags),
         "tag_block": cfg.propagate.tags.tag_block,
+        "backend": cfg.graph.backend,
     }

@@ -94,9 +94,8 @@ def run(
     ids = catalog.ids
     _stages.warn_uncovered(embeddings, ids)
     seeds = _stages.build_seed_tags(catalog, cfg)
-    memory = _memory.estimate_run(
-        **_stages.run_shape(embeddings, ids, seeds, cfg), backend=cfg.graph.backend
-    )
+    shape = _stages.run_shape(embeddings, ids, seeds, cfg)
+    memory = _memory.estimate_run(**shape)
     limit_gb = cfg.execution.memory_limit_gb
     knn_lists: dict[str, Any] = {}  # kept for incremental updates (ccgraph.update)
     with timer.stage("graph"):
@@ -116,6 +115,7 @@ def run(
         stages["graph"].update(dict(graph.params), checkpoint=key, restored=restored is not None)
     with timer.stage("duplicates"):
         group, canonical, stages["duplicates"] = _stages.duplicate_groups(embeddings, catalog, cfg)
+    memory = _memory.estimate_run(**shape, n_edges=graph.n_edges)
     _memory.check_stages(memory, ("cluster",), memory_limit_gb=limit_gb)
     with timer.stage("cluster"):
         levels, default_level, stages["cluster"] = _stages.cluster_levels(graph, cfg)
