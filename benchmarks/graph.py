@@ -394,6 +394,8 @@ def render(results: dict[str, Any]) -> str:
             ],
             real_rows,
         )
+    if results.get("note"):
+        body += "\n\n" + results["note"]
     measured = {(r["data"], r["n"], r["backend"]): r for r in results["runs"]}
     body += "\n\n" + break_even(measured)
     body += (
