@@ -13,10 +13,10 @@ import logging
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ccgraph.exceptions import ConvergenceWarning
-from ccgraph.spark.session import materialize, persist
+from ccgraph.spark.session import iterative, materialize, persist
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -79,7 +79,13 @@ def _omegas(alpha: float, method: str) -> Iterator[float]:
         yield omega
 
 
-def solve(
+def solve(op: SparkOperator, b: DataFrame, **kwargs: Any) -> tuple[DataFrame, int, bool]:
+    """Iterate toward ``(I - M) x = b``; see :func:`_solve` for the keywords (AQE off)."""
+    with iterative(op.edges.sparkSession):
+        return _solve(op, b, **kwargs)
+
+
+def _solve(
     op: SparkOperator,
     b: DataFrame,
     *,

@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ccgraph._validation import check_choice, check_int
-from ccgraph.spark.session import materialize, persist
+from ccgraph.spark.session import iterative, materialize, persist
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -148,6 +148,13 @@ def connected_components(
         .unionByName(edges.select(F.col("v").alias("a"), F.col("u").alias("b")))
         .where(F.col("a") != F.col("b"))
     )
+    with iterative(edges.sparkSession):
+        return _components(both, nodes, max_iter)
+
+
+def _components(both: DataFrame, nodes: DataFrame, max_iter: int) -> DataFrame:
+    from pyspark.sql import functions as F
+
     both = persist(both.repartition("b"))
     labels = materialize(nodes.select(F.col("idx"), F.col("idx").alias("label")))
     for it in range(1, max_iter + 1):
