@@ -365,7 +365,12 @@ class UpdateConfig(_Section):
         description="`warm`: Leiden on the whole graph from the previous clusters; `local`: "
         "leidenalg with the items farther than `hops` edges from a change fixed.",
     )
-    hops: int = Field(1, ge=0, description="For `local`: edges around a change left free.")
+    hops: int = Field(
+        0,
+        ge=0,
+        description="For `local`: edges around a change also left free (0: only new items "
+        "and items whose edges changed move).",
+    )
     tags: Literal["local", "full"] = Field(
         "local",
         description="`local`: re-solve tag spreading on the items within `tag_hops` edges of a "

@@ -16,7 +16,15 @@ from ccgraph.config import Config
 from ccgraph.containers import Catalog, RunResult, TagScores
 from ccgraph.update._persist import member
 
-__all__ = ["median_size", "noop", "splice_tags", "subset", "summary", "write_drift"]
+__all__ = [
+    "median_size",
+    "noop",
+    "run_positions",
+    "splice_tags",
+    "subset",
+    "summary",
+    "write_drift",
+]
 
 
 def subset(catalog: Catalog, ids: np.ndarray) -> Catalog:
@@ -100,6 +108,25 @@ def summary(report: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def run_positions(column: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position in ``index`` of each value of ``column`` (-1 if absent), one lookup per run.
+
+    Tables keep the rows of one item together, so looking up the first row of every run of
+    equal ids is enough.
+
+    Examples
+    --------
+    >>> run_positions(pd.Series(["b", "b", "a", "x", "x"]), pd.Index(["a", "b"])).tolist()
+    [1, 1, 0, -1, -1]
+    """
+    values = column.to_numpy(dtype=str)
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    lengths = np.diff(np.r_[starts, len(values)])
+    return np.repeat(index.get_indexer(values[starts]), lengths).astype(np.int64)
+
+
 def splice_tags(
     old_tags: pd.DataFrame,
     catalog: Catalog,
@@ -128,10 +155,13 @@ def splice_tags(
         n_iter=inferred.n_iter,
     )
     fresh = _assemble.tags_table(subset(catalog, sub_ids), sub_ids, sub)
-    kept = old_tags[member(old_tags["id"], ids[~redo])]
-    both = pd.concat([kept, fresh], ignore_index=True)
-    order = np.argsort(pd.Index(ids).get_indexer(both["id"].astype(str)), kind="stable")
-    out = both.iloc[order].reset_index(drop=True)
+    index = pd.Index(ids)
+    old_pos = run_positions(old_tags["id"], index)
+    keep = old_pos >= 0
+    keep[keep] = ~redo[old_pos[keep]]
+    both = pd.concat([old_tags[keep], fresh], ignore_index=True)
+    pos = np.concatenate([old_pos[keep], run_positions(fresh["id"], index)])
+    out = both.iloc[np.argsort(pos, kind="stable")].reset_index(drop=True)
     for col in ("id", "tag", "source", "origin", "tag_raw"):
         out[col] = out[col].astype("string")
     out["score"] = out["score"].astype(np.float32)

@@ -210,7 +210,7 @@ def update_levels(
     next_ids: Sequence[int],
     split_levels: Sequence[bool],
     strategy: str = "warm",
-    hops: int = 2,
+    hops: int = 0,
     rng: RngLike = None,
 ) -> tuple[list[Partition], dict[str, Any]]:
     """Every level of the run, refined from its previous clusters on the updated graph.
@@ -252,6 +252,7 @@ def update_levels(
     if strategy == "local":
         fixed = ~neighbourhood(graph.adjacency, touched, hops)
     levels: list[Partition] = []
+    present = member(old.index, ids)  # old items still in the graph (not removed)
     info: dict[str, Any] = {"strategy": strategy, "churn": [], "n_fixed": 0}
     for i, (res, next_id) in enumerate(zip(resolutions, next_ids, strict=True)):
         col = f"cluster_l{i}"
@@ -286,9 +287,7 @@ def update_levels(
             )
         if split_levels[i] and c.max_cluster_size:
             part = recursive_split(graph, part, max_cluster_size=c.max_cluster_size, rng=seed)
-        stable = stabilize(
-            part, prior[member(prior.index, ids)], min_overlap=c.min_overlap, next_id=next_id
-        )
+        stable = stabilize(part, prior[present], min_overlap=c.min_overlap, next_id=next_id)
         params = {**dict(stable.params), "resolution": float(res), "level": i}
         levels.append(Partition(stable.membership, stable.ids, stable.quality, params))
         info["churn"].append(float(stable.params.get("churn", float("nan"))))
