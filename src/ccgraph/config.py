@@ -371,6 +371,11 @@ class UpdateConfig(_Section):
         description="For `local`: edges around a change also left free (0: only new items "
         "and items whose edges changed move).",
     )
+    new_items: Literal["singleton", "majority"] = Field(
+        "singleton",
+        description="Where Leiden starts a new item: its own cluster (a batch can form new "
+        "clusters) or the cluster holding most of its edge weight.",
+    )
     tags: Literal["local", "full"] = Field(
         "local",
         description="`local`: re-solve tag spreading on the items within `tag_hops` edges of a "

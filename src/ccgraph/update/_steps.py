@@ -157,6 +157,7 @@ def run_update(
             split_levels=persist.get("recursive_split", [False] * n_levels),
             strategy=cfg.update.strategy,
             hops=cfg.update.hops,
+            new_items=cfg.update.new_items,
             rng=rng,
         )
         default_level = int(stages.get("cluster", {}).get("default_level", 0))
