@@ -29,8 +29,6 @@ import pandas as pd
 
 from benchmarks._common import REPO, data_dir, markdown_table, write_section
 
-LEVELS_SHOWN = 3
-
 
 def _child(job: dict[str, Any]) -> dict[str, Any]:
     """Run one job in this (fresh) process; report wall and CPU seconds."""
@@ -126,22 +124,28 @@ def compare(base: Path, upd: Path, full: Path, truth: pd.Series | None = None) -
     return out
 
 
-def _cases(name: str, times: dict[str, dict[str, Any]], cmp: dict[str, Any]) -> tuple[str, str]:
-    rows = [
-        [what, f"{t['wall_s']:.1f}", f"{t['cpu_s']:.1f}", f"{t['peak_mb']:.0f}"]
-        for what, t in times.items()
-    ]
+def _tables(title: str, times: dict[str, dict[str, Any]], cmps: dict[str, dict[str, Any]]) -> str:
+    """Markdown: run times, then per rebuild kind and level the agreement figures."""
+    t1 = markdown_table(
+        ["run", "wall s", "CPU s", "peak MB"],
+        [
+            [what, f"{t['wall_s']:.1f}", f"{t['cpu_s']:.1f}", f"{t['peak_mb']:.0f}"]
+            for what, t in times.items()
+        ],
+    )
     speed = [
-        "speed-up of the update over the full rebuild: "
-        f"{times['full rebuild']['wall_s'] / times['update']['wall_s']:.1f}x wall, "
-        f"{times['full rebuild']['cpu_s'] / times['update']['cpu_s']:.1f}x CPU"
+        f"{what}: {t['wall_s'] / times['update']['wall_s']:.1f}x wall, "
+        f"{t['cpu_s'] / times['update']['cpu_s']:.1f}x CPU"
+        for what, t in times.items()
+        if "rebuild" in what
     ]
-    t1 = markdown_table(["run", "wall s", "CPU s", "peak MB"], rows)
-    lv = []
-    for r in cmp["levels"]:
-        mark = " (default)" if r["level"] == f"cluster_l{cmp['default_level']}" else ""
-        lv.append(
-            [
+    rows = []
+    truth = False
+    for kind, cmp in cmps.items():
+        for r in cmp["levels"]:
+            mark = " (default)" if r["level"] == f"cluster_l{cmp['default_level']}" else ""
+            row = [
+                kind,
                 r["level"] + mark,
                 r["clusters"],
                 f"{r['kept_id']:.2%}",
@@ -150,70 +154,93 @@ def _cases(name: str, times: dict[str, dict[str, Any]], cmp: dict[str, Any]) -> 
                 f"{r['matched_id']:.2%}",
                 f"{r['rebuild_vs_base_old']:.3f}",
             ]
-            + (
-                [f"{r['truth_update']:.3f}", f"{r['truth_rebuild']:.3f}"]
-                if "truth_update" in r
-                else []
-            )
-        )
+            if "truth_update" in r:
+                truth = True
+                row += [f"{r['truth_update']:.3f}", f"{r['truth_rebuild']:.3f}"]
+            rows.append(row)
     head = [
+        "compared with",
         "level",
         "clusters",
         "old items keeping their ID",
         "ARI vs rebuild, old items",
         "ARI vs rebuild, new items",
         "same ID after matching",
-        "ARI cold rebuild vs base (old items)",
+        "ARI rebuild vs base, old items",
+    ] + (["ARI vs truth, update", "ARI vs truth, rebuild"] if truth else [])
+    t2 = markdown_table(head, rows)
+    notes = [
+        f"{kind}: top-1 inferred tag equal to the rebuild's for {cmp['tag_top1_all']:.1%} of "
+        f"items ({cmp['tag_top1_new']:.1%} of the new items); popularity correlation "
+        f"{cmp['popularity_corr']:.3f}."
+        for kind, cmp in cmps.items()
     ]
-    if cmp["levels"] and "truth_update" in cmp["levels"][0]:
-        head += ["ARI vs truth, update", "ARI vs truth, rebuild"]
-    t2 = markdown_table(head, lv)
-    extra = (
-        f"Top-1 inferred tag equal to the rebuild's: {cmp['tag_top1_all']:.1%} of items "
-        f"({cmp['tag_top1_new']:.1%} of the new items); popularity correlation with the "
-        f"rebuild {cmp['popularity_corr']:.3f}. Update: {cmp['update_stage'].get('changes', {})}; "
-        f"rebuild recommended: {cmp['update_stage'].get('rebuild_recommended')}."
+    stage = next(iter(cmps.values()))["update_stage"]
+    notes.append(
+        f"Update: {stage.get('changes', {})}; rebuild recommended: "
+        f"{stage.get('rebuild_recommended')}."
     )
-    return f"### {name}\n\n{t1}\n\n{speed[0]}.\n\n{t2}\n\n{extra}\n", speed[0]
+    return (
+        f"### {title}\n\n{t1}\n\nSpeed-up of the update over the {'; '.join(speed)}.\n\n"
+        f"{t2}\n\n" + "\n".join(f"- {x}" for x in notes) + "\n"
+    )
+
+
+def _case(
+    folder: Path,
+    base_cfg: str,
+    full_cfg: str,
+    batch: str,
+    overrides: list[str],
+    truth: pd.Series | None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Base run (if absent), update, cold rebuild and rebuild from the base run's clusters."""
+    times: dict[str, dict[str, Any]] = {}
+    base = folder / "run_base"
+    if not (base / "manifest.json").exists():
+        times["base run"] = _spawn(
+            {"kind": "run", "config": str(folder / base_cfg), "out": str(base)}
+        )
+    job = {"kind": "update", "run_dir": str(base), "batch": str(folder / batch), "set": overrides}
+    times["update"] = _spawn({**job, "out": str(folder / "run_update")})
+    cfg = str(folder / full_cfg)
+    times["full rebuild"] = _spawn({"kind": "run", "config": cfg, "out": str(folder / "run_full")})
+    times["full rebuild from the previous clusters"] = _spawn(
+        {
+            "kind": "run",
+            "config": cfg,
+            "out": str(folder / "run_full_warm"),
+            "set": [f"cluster.previous_run={base}"],
+        }
+    )
+    cmps = {
+        "cold rebuild": compare(base, folder / "run_update", folder / "run_full", truth),
+        "rebuild from the previous clusters": compare(
+            base, folder / "run_update", folder / "run_full_warm", truth
+        ),
+    }
+    (folder / "compare.json").write_text(json.dumps({"times": times, "compare": cmps}, indent=2))
+    return times, cmps
 
 
 def synthetic(work: Path, n: int, new_fraction: float) -> str:
-    """Base run, update and rebuild on the synthetic mixture."""
+    """Base run, update and rebuilds on the synthetic mixture."""
     from benchmarks._update_data import make_synthetic
 
     folder = work / f"synthetic-{n}"
     if not (folder / "truth.parquet").exists():
         make_synthetic(folder, n=n, new_fraction=new_fraction)
-    times: dict[str, dict[str, Any]] = {}
-    base = folder / "run_base"
-    if not (base / "manifest.json").exists():
-        times["base run"] = _spawn(
-            {"kind": "run", "config": str(folder / "base.yaml"), "out": str(base)}
-        )
-    times["update"] = _spawn(
-        {
-            "kind": "update",
-            "run_dir": str(base),
-            "batch": str(folder / "new.csv"),
-            "out": str(folder / "run_update"),
-            "set": [
-                f"embed.precomputed.path={folder / 'new_vectors.npy'}",
-                f"embed.precomputed.ids_path={folder / 'new_ids.txt'}",
-            ],
-        }
-    )
-    times["full rebuild"] = _spawn(
-        {"kind": "run", "config": str(folder / "full.yaml"), "out": str(folder / "run_full")}
-    )
     truth = pd.read_parquet(folder / "truth.parquet").set_index("id")["truth"]
-    cmp = compare(base, folder / "run_update", folder / "run_full", truth)
-    (folder / "compare.json").write_text(json.dumps({"times": times, "compare": cmp}, indent=2))
-    text, _ = _cases(
+    overrides = [
+        f"embed.precomputed.path={folder / 'new_vectors.npy'}",
+        f"embed.precomputed.ids_path={folder / 'new_ids.txt'}",
+    ]
+    times, cmps = _case(folder, "base.yaml", "full.yaml", "new.csv", overrides, truth)
+    return _tables(
         f"Synthetic: {n:,} items, 1,000-cluster mixture (d=384), plus {new_fraction:.0%} new items",
         times,
-        cmp,
+        cmps,
     )
-    return text
 
 
 def _openverse_inputs(work: Path) -> Path:
@@ -261,33 +288,15 @@ def _openverse_inputs(work: Path) -> Path:
 
 
 def openverse(work: Path) -> str:
-    """Base run on the older half, update with the newer half, rebuild on both."""
+    """Base run on the older half, update with the newer half, rebuilds on both."""
     folder = _openverse_inputs(work)
-    times: dict[str, dict[str, Any]] = {}
-    base = folder / "run_first"
-    times["base run"] = _spawn(
-        {"kind": "run", "config": str(folder / "first.yaml"), "out": str(base)}
-    )
-    times["update"] = _spawn(
-        {
-            "kind": "update",
-            "run_dir": str(base),
-            "batch": str(folder / "second.csv"),
-            "out": str(folder / "run_update"),
-            "set": [f"embed.precomputed.path={folder / 'second_vectors.parquet'}"],
-        }
-    )
-    times["full rebuild"] = _spawn(
-        {"kind": "run", "config": str(folder / "both.yaml"), "out": str(folder / "run_both")}
-    )
-    cmp = compare(base, folder / "run_update", folder / "run_both")
-    (folder / "compare.json").write_text(json.dumps({"times": times, "compare": cmp}, indent=2))
-    text, _ = _cases(
+    overrides = [f"embed.precomputed.path={folder / 'second_vectors.parquet'}"]
+    times, cmps = _case(folder, "first.yaml", "both.yaml", "second.csv", overrides, None)
+    return _tables(
         "Openverse 2023 sample: older half by `created_on`, then the newer half as one update",
         times,
-        cmp,
+        cmps,
     )
-    return text
 
 
 def main() -> None:

@@ -400,7 +400,17 @@ class UpdateConfig(_Section):
         description="`warm`: Leiden on the whole graph from the previous clusters; `local`: "
         "leidenalg with the items farther than `hops` edges from a change fixed.",
     )
-    hops: int = Field(1, ge=0, description="For `local`: edges around a change left free.")
+    hops: int = Field(
+        0,
+        ge=0,
+        description="For `local`: edges around a change also left free (0: only new items "
+        "and items whose edges changed move).",
+    )
+    new_items: Literal["singleton", "majority"] = Field(
+        "singleton",
+        description="Where Leiden starts a new item: its own cluster (a batch can form new "
+        "clusters) or the cluster holding most of its edge weight.",
+    )
     tags: Literal["local", "full"] = Field(
         "local",
         description="`local`: re-solve tag spreading on the items within `tag_hops` edges of a "

@@ -158,7 +158,7 @@ def test_calibrator_recovered_from_its_own_predictions(method: str) -> None:
 def test_spliced_table_equals_a_full_assembly() -> None:
     from ccgraph._assemble import tags_table
     from ccgraph.containers import REJECT_COLUMNS, Catalog
-    from ccgraph.update._steps import splice_tags
+    from ccgraph.update._output import splice_tags
 
     graph, seeds = _problem(seed=5)
     ref = spread_tags(graph, seeds, top_k=2)

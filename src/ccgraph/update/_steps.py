@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,12 +14,14 @@ import scipy.sparse as sp
 from ccgraph._logging import StageTimer
 from ccgraph._random import RngLike
 from ccgraph.config import Config
-from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult, TagScores
+from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
 from ccgraph.exceptions import InputError
+from ccgraph.update._calls import duplicates, kept_popularity, local_tags
 from ccgraph.update._catalog import Changes
+from ccgraph.update._output import median_size, noop, splice_tags, subset, summary, write_drift
 from ccgraph.update._persist import member
 
-__all__ = ["changed_rows", "run_update", "splice_tags"]
+__all__ = ["changed_rows", "run_update"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,87 +49,6 @@ def changed_rows(old: KnnGraph, new: KnnGraph, removed: np.ndarray, n_kept: int)
     )
     touched[n_kept:] = True
     return touched
-
-
-def _subset(catalog: Catalog, ids: np.ndarray) -> Catalog:
-    keep = set(np.asarray(ids).astype(str).tolist())
-    items = catalog.items[member(catalog.items["id"], keep)].reset_index(drop=True)
-    tags = catalog.tags[member(catalog.tags["id"], keep)].reset_index(drop=True)
-    return Catalog(items, tags, catalog.rejects.iloc[:0], dict(catalog.params))
-
-
-def _write_drift(path: Path, report: Mapping[str, Any]) -> None:
-    from ccgraph.io.atomic import atomic_write_text
-    from ccgraph.update.drift import drift_markdown
-
-    text = json.dumps(report, indent=2, sort_keys=True) + "\n"
-    atomic_write_text(path / "drift.json", text)
-    atomic_write_text(path / "drift.md", drift_markdown(report))
-
-
-def _noop(
-    old: RunResult,
-    out: Path,
-    source: Path,
-    changes: Mapping[str, int],
-    cfg: Config,
-    overwrite: bool,
-) -> RunResult:
-    """Nothing changed: the same tables, graph and arrays in a new run directory."""
-    from ccgraph.io import write_run
-    from ccgraph.update.drift import drift_report
-
-    levels = [c for c in old.items.columns if c.startswith("cluster_l")]
-    default = int(old.manifest.get("stages", {}).get("cluster", {}).get("default_level", 0))
-    report = drift_report(
-        old.items,
-        old.items,
-        n_levels=len(levels),
-        default_level=min(default, max(0, len(levels) - 1)),
-        changes=changes,
-        drift_threshold=cfg.update.drift_threshold,
-        max_batch_fraction=cfg.update.max_batch_fraction,
-        split_share=cfg.update.split_share,
-    )
-    manifest = copy.deepcopy(dict(old.manifest))
-    manifest.setdefault("stages", {})["update"] = {
-        "source_run": str(source),
-        "noop": True,
-        **_summary(report),
-    }
-    extras = {k: np.asarray(old.extras[k]) for k in old.extras}
-    result = RunResult(
-        old.items, old.tags, old.clusters, old.rejects, old.graph, manifest, extras=extras
-    )
-    path = write_run(result, out, overwrite=overwrite)
-    _write_drift(path, report)
-    return RunResult(
-        old.items,
-        old.tags,
-        old.clusters,
-        old.rejects,
-        old.graph,
-        manifest,
-        path=path,
-        extras=extras,
-    )
-
-
-def _median_size(membership: np.ndarray) -> float:
-    codes = pd.factorize(membership)[0]
-    return float(np.median(np.bincount(codes)[codes])) if len(codes) else 0.0
-
-
-def _summary(report: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "changes": report["changes"],
-        "churn": [lv["churn"] for lv in report["levels"]],
-        "splits": [len(lv["splits"]) for lv in report["levels"]],
-        "merges": [len(lv["merges"]) for lv in report["levels"]],
-        "new_clusters": [len(lv["new_clusters"]) for lv in report["levels"]],
-        "rebuild_recommended": report["rebuild_recommended"],
-        "reasons": report["reasons"],
-    }
 
 
 def run_update(
@@ -173,7 +92,7 @@ def run_update(
         cache_dir = cfg.resolve(cfg.embed.cache_dir) or (out.parent / f".{out.name}.cache")
         if len(todo):
             new_emb, emb_rejects = embed_batch(
-                _subset(batch, todo),
+                subset(batch, todo),
                 cfg,
                 cache_dir=cache_dir,
                 given=embeddings,
@@ -200,7 +119,7 @@ def run_update(
     }
     logger.info("update: %s", counts_in)
     if not (len(changes.added) or len(replaced) or len(edited) or len(changes.removed)):
-        return _noop(old, out, old.path or Path("."), counts_in, cfg, overwrite)
+        return noop(old, out, old.path or Path("."), counts_in, cfg, overwrite)
 
     kept = old.ids[~member(old.ids, changes.removed)]
     ids = np.concatenate([kept, changes.added]).astype(str)
@@ -223,7 +142,7 @@ def run_update(
         stages["graph"].update(dict(graph.params))
         touched = changed_rows(old.graph, graph, changes.removed, len(kept))
     with timer.stage("duplicates"):
-        group, canonical, stages["duplicates"] = _duplicates(
+        group, canonical, stages["duplicates"] = duplicates(
             old, emb_all, lists, ids, graph_batch, catalog, cfg, stages.get("duplicates", {})
         )
     with timer.stage("cluster"):
@@ -238,6 +157,7 @@ def run_update(
             split_levels=persist.get("recursive_split", [False] * n_levels),
             strategy=cfg.update.strategy,
             hops=cfg.update.hops,
+            new_items=cfg.update.new_items,
             rng=rng,
         )
         default_level = int(stages.get("cluster", {}).get("default_level", 0))
@@ -249,7 +169,7 @@ def run_update(
                     "resolution": float(p.params.get("resolution", float("nan"))),
                     "n_clusters": p.n_clusters,
                     "quality": float(p.quality),
-                    "median_item_cluster_size": _median_size(p.membership),
+                    "median_item_cluster_size": median_size(p.membership),
                 }
                 for i, p in enumerate(levels)
             ],
@@ -276,11 +196,11 @@ def run_update(
     inferred = None
     redo_tags = np.ones(len(ids), dtype=bool)  # items whose tag rows are built afresh
     t = cfg.propagate.tags
-    local_tags = cfg.update.tags == "local" and t.cluster_prior == 0 and "tags" in stages
-    if t.enabled and seeds.n_tags > 0 and local_tags:
+    use_local = cfg.update.tags == "local" and t.cluster_prior == 0 and "tags" in stages
+    if t.enabled and seeds.n_tags > 0 and use_local:
         with timer.stage("tags"):
             changed = member(ids, np.concatenate([graph_batch, edited]))
-            inferred, redo_tags = _local_tags(
+            inferred, redo_tags = local_tags(
                 old, run_cat, graph, seeds, touched | changed, cfg, stages.get("tags", {})
             )
         stages["tags"] = {
@@ -325,7 +245,7 @@ def run_update(
                 tol=p.tol,
                 percentile=p.percentile,
                 r=p.r,
-                keep=_kept_popularity(old, ids, np.concatenate([graph_batch, edited])),
+                keep=kept_popularity(old, ids, np.concatenate([graph_batch, edited])),
             )
         stages["popularity"] = dict(popularity.params)
     with timer.stage("assemble"):
@@ -347,7 +267,7 @@ def run_update(
             split_share=cfg.update.split_share,
         )
         stages["persist"] = _persist.update_info(levels, persist.get("base_dir"))
-        stages["update"] = {"source_run": str(old.path), "noop": False, **_summary(report)}
+        stages["update"] = {"source_run": str(old.path), "noop": False, **summary(report)}
         counts = _counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
         manifest = _assemble.manifest(
             cfg.model_dump(mode="json", exclude={"base_dir"}),
@@ -360,157 +280,8 @@ def run_update(
     result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
     with timer.stage("write"):
         path = write_run(result, out, overwrite=overwrite)
-        _write_drift(path, report)
+        write_drift(path, report)
     logger.info("updated run written to %s", path)
     return RunResult(
         items_df, tags_df, clusters, rejects, graph, manifest, path=path, extras=extras
     )
-
-
-def _local_tags(
-    old: RunResult,
-    run_cat: Catalog,
-    graph: KnnGraph,
-    seeds: Any,
-    changed: np.ndarray,
-    cfg: Config,
-    previous: Mapping[str, Any],
-) -> tuple[Any, np.ndarray]:
-    """Tag spreading re-solved within ``update.tag_hops`` edges of the changed items."""
-    from ccgraph.update.clusters import neighbourhood
-    from ccgraph.update.tags import item_mass, local_spread, recover_calibrator
-
-    t = cfg.propagate.tags
-    inferred = old.tags[old.tags["source"].astype(str) == "inferred"]
-    # The run's masses, needed to read its calibrator off its own (score, confidence) rows,
-    # are those after the update for the items the update does not reach.
-    mass = item_mass(graph, seeds, alpha=t.alpha, tol=1e-10)
-    far = ~neighbourhood(graph.adjacency, changed, 1)
-    live = mass[graph.degree > 0]
-    ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
-    pos = pd.Index(graph.ids).get_indexer(inferred["id"].astype(str))
-    use = (pos >= 0) & far[np.maximum(pos, 0)]
-    rel = mass[pos[use]] / ref
-    cal = recover_calibrator(previous.get("calibrator"), inferred[use], rel)
-    rows = pd.Index(graph.ids).get_indexer(inferred["id"].astype(str))
-    cols = pd.Index(seeds.tags).get_indexer(inferred["tag"].astype(str))
-    ok = (rows >= 0) & (cols >= 0)
-    shape = (graph.n_items, seeds.n_tags)
-    old_scores = sp.csr_matrix(
-        (inferred["score"].to_numpy(np.float64)[ok], (rows[ok], cols[ok])), shape=shape
-    )
-    old_conf = sp.csr_matrix(
-        (inferred["confidence"].to_numpy(np.float64)[ok], (rows[ok], cols[ok])), shape=shape
-    )
-    region = neighbourhood(graph.adjacency, changed, cfg.update.tag_hops)
-    out = local_spread(
-        graph,
-        seeds,
-        old_scores,
-        old_conf,
-        region,
-        alpha=t.alpha,
-        tol=t.tol,
-        max_iter=t.max_iter,
-        top_k=t.top_k,
-        min_confidence=t.min_confidence,
-        calibrator=cal,
-        mass=mass,
-    )
-    return out, region
-
-
-def splice_tags(
-    old_tags: pd.DataFrame,
-    catalog: Catalog,
-    ids: np.ndarray,
-    inferred: TagScores | None,
-    redo: np.ndarray,
-) -> pd.DataFrame:
-    """The ``tags`` table: the run's rows for items not in ``redo``, fresh rows for the rest.
-
-    Fresh rows come from :func:`ccgraph._assemble.tags_table` over the ``redo`` items only;
-    both parts are in item order, so one stable sort on the item position splices them into
-    the table a full assembly would give.
-    """
-    from ccgraph import _assemble
-
-    if redo.all() or inferred is None:
-        return _assemble.tags_table(catalog, ids, inferred)
-    sub_ids = ids[redo]
-    sub = TagScores(
-        sp.csr_matrix(inferred.scores[redo]),
-        sp.csr_matrix(inferred.confidence[redo]),
-        sub_ids,
-        inferred.tags,
-        dict(inferred.params),
-        converged=inferred.converged,
-        n_iter=inferred.n_iter,
-    )
-    fresh = _assemble.tags_table(_subset(catalog, sub_ids), sub_ids, sub)
-    kept = old_tags[member(old_tags["id"], ids[~redo])]
-    both = pd.concat([kept, fresh], ignore_index=True)
-    order = np.argsort(pd.Index(ids).get_indexer(both["id"].astype(str)), kind="stable")
-    out = both.iloc[order].reset_index(drop=True)
-    for col in ("id", "tag", "source", "origin", "tag_raw"):
-        out[col] = out[col].astype("string")
-    out["score"] = out["score"].astype(np.float32)
-    out["confidence"] = out["confidence"].astype(np.float32)
-    out["rank"] = out["rank"].astype("Int64")
-    return out
-
-
-def _kept_popularity(old: RunResult, ids: np.ndarray, changed: np.ndarray) -> np.ndarray:
-    """The run's standardised popularity of observed items the batch did not touch (else NaN)."""
-    items = old.items.set_index(old.items["id"].astype(str))
-    observed = items["popularity_source"].astype(str) == "observed"
-    value = pd.to_numeric(items["popularity"], errors="coerce").where(observed)
-    value = value.drop(index=[x for x in changed if x in value.index])
-    return np.array(value.reindex(pd.Index(ids)), dtype=np.float64)
-
-
-def _duplicates(
-    old: RunResult,
-    emb: Mapping[str, Embeddings],
-    lists: Mapping[str, Any],
-    ids: np.ndarray,
-    graph_batch: np.ndarray,
-    catalog: Catalog,
-    cfg: Config,
-    previous: Mapping[str, Any],
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Duplicate groups after the update over the modality the run used."""
-    from ccgraph.update.duplicates import close_pairs, update_duplicates
-
-    d = cfg.graph.duplicates
-    name = previous.get("modality")
-    n = len(ids)
-    items = old.items.set_index(old.items["id"].astype(str))
-    if not previous.get("enabled", True) or name not in emb:
-        start = int(items["duplicate_group"].max()) + 1 if len(items) else 0
-        group = np.array(items["duplicate_group"].reindex(pd.Index(ids)), dtype=np.float64)
-        fresh = np.isnan(group)
-        group[fresh] = start + np.arange(int(fresh.sum()))
-        return group.astype(np.int64), np.ones(n, dtype=bool), dict(previous)
-    e = emb[name]
-    binary = e.kind == "binary"
-    metric = "hamming" if binary else "cosine"
-    threshold = float(d.hamming) if binary else 1.0 - float(d.cosine)
-    batch_rows = member(e.ids, graph_batch)
-    lst = lists.get(name) if cfg.graph.metric == metric or binary else None
-    u, v = close_pairs(e, batch_rows, threshold=threshold, metric=metric, lists=lst)
-    pos = pd.Index(ids).get_indexer(e.ids)
-    priority = None
-    if d.canonical == "popularity":
-        priority = pd.to_numeric(catalog.items["popularity_raw"], errors="coerce").to_numpy(
-            np.float64
-        )
-    group, canonical, params = update_duplicates(
-        ids,
-        items["duplicate_group"],
-        items["is_canonical"],
-        (pos[u], pos[v]),
-        batch=member(ids, graph_batch),
-        priority=priority,
-    )
-    return group, canonical, {**dict(previous), **params}

@@ -1,7 +1,8 @@
 """Clusters after an update: Leiden from the previous partition, IDs kept, new IDs minted.
 
-Every level starts from the run's clusters; a new item starts in the cluster that holds most of
-its edge weight to old items (a singleton when it has no old neighbour). Two strategies:
+Every level starts from the run's clusters; a new item starts as its own cluster (or, with
+``new_items="majority"``, in the cluster holding most of its edge weight to old items, which
+makes a batch less likely to form a new cluster of its own). Two strategies:
 
 ``warm``
     igraph's Leiden on the whole graph from that start (about a second per level at 100k
@@ -210,7 +211,8 @@ def update_levels(
     next_ids: Sequence[int],
     split_levels: Sequence[bool],
     strategy: str = "warm",
-    hops: int = 2,
+    hops: int = 0,
+    new_items: str = "singleton",
     rng: RngLike = None,
 ) -> tuple[list[Partition], dict[str, Any]]:
     """Every level of the run, refined from its previous clusters on the updated graph.
@@ -230,6 +232,9 @@ def update_levels(
         it with ``recursive_split``.
     strategy, hops
         ``"warm"`` or ``"local"`` (see the module docstring).
+    new_items
+        Start of the items new to the run: ``"singleton"`` (each its own cluster, so a batch
+        can form clusters of its own) or ``"majority"`` (:func:`initial_membership`).
     rng
         Seed.
 
@@ -245,6 +250,8 @@ def update_levels(
     c = cfg.cluster
     if strategy not in ("warm", "local"):
         raise InputError(f"`strategy` must be 'warm' or 'local'; got {strategy!r}")
+    if new_items not in ("singleton", "majority"):
+        raise InputError(f"`new_items` must be 'singleton' or 'majority'; got {new_items!r}")
     seed = derive_seed(rng)
     ids = graph.ids
     old = old_items.set_index(old_items["id"].astype(str))
@@ -252,6 +259,7 @@ def update_levels(
     if strategy == "local":
         fixed = ~neighbourhood(graph.adjacency, touched, hops)
     levels: list[Partition] = []
+    present = member(old.index, ids)  # old items still in the graph (not removed)
     info: dict[str, Any] = {"strategy": strategy, "churn": [], "n_fixed": 0}
     for i, (res, next_id) in enumerate(zip(resolutions, next_ids, strict=True)):
         col = f"cluster_l{i}"
@@ -259,7 +267,12 @@ def update_levels(
             raise InputError(f"the run's items table has no {col!r} column")
         prior = old[col].astype(np.int64)
         known = prior.reindex(pd.Index(ids)).fillna(-1).to_numpy(np.int64)
-        init = initial_membership(graph.adjacency, known)
+        if new_items == "majority":
+            init = initial_membership(graph.adjacency, known)
+        else:
+            init = known.copy()
+            fresh = init < 0
+            init[fresh] = int(init.max(initial=-1)) + 1 + np.arange(int(fresh.sum()))
         if strategy == "local":
             assert fixed is not None
             fixed_i = fixed & (known >= 0)
@@ -286,9 +299,7 @@ def update_levels(
             )
         if split_levels[i] and c.max_cluster_size:
             part = recursive_split(graph, part, max_cluster_size=c.max_cluster_size, rng=seed)
-        stable = stabilize(
-            part, prior[member(prior.index, ids)], min_overlap=c.min_overlap, next_id=next_id
-        )
+        stable = stabilize(part, prior[present], min_overlap=c.min_overlap, next_id=next_id)
         params = {**dict(stable.params), "resolution": float(res), "level": i}
         levels.append(Partition(stable.membership, stable.ids, stable.quality, params))
         info["churn"].append(float(stable.params.get("churn", float("nan"))))
