@@ -72,6 +72,10 @@ def run(
     from ccgraph.propagate import explain_tags, infer_popularity, spread_tags
 
     cfg = _as_config(config)
+    if cfg.execution.engine == "spark":
+        from ccgraph.spark.pipeline import run_spark
+
+        return run_spark(cfg, out=out, write=write)
     out_dir = _stages.resolve_out_dir(cfg, out)
     cache_dir = cfg.resolve(cfg.embed.cache_dir) or (out_dir.parent / f".{out_dir.name}.cache")
     timer = StageTimer()
