@@ -18,10 +18,13 @@ from tests.query._hand import hand_run
 
 def test_run_directory_holds_the_vectors(run_dir: Path) -> None:
     man = json.loads((run_dir / "manifest.json").read_text())
-    assert man["extras"] == {
+    stored = {k: v for k, v in man["extras"].items() if k.startswith("embeddings_")}
+    assert stored == {
         "embeddings_precomputed": "embeddings_precomputed.npy",
         "embeddings_precomputed_rows": "embeddings_precomputed_rows.npy",
     }
+    # the kNN lists behind the graph are kept too (for incremental updates)
+    assert {"knn_precomputed_rows", "knn_precomputed_indices"} <= set(man["extras"])
     assert man["stages"]["embed"]["precomputed"]["normalize"] is True
     vecs = np.load(run_dir / "embeddings_precomputed.npy")
     rows = np.load(run_dir / "embeddings_precomputed_rows.npy")

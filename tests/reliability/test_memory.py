@@ -96,4 +96,4 @@ def test_each_stage_is_checked_before_it_starts(tmp_path: Path, monkeypatch) -> 
         ccgraph.run(load_config(p.write()))
     assert calls == []
     # the graph stage ran and was checkpointed before the refusal
-    assert len(list((tmp_path / ".run.cache").glob("checkpoints/*.npz"))) == 1
+    assert len(list((tmp_path / ".run.cache").glob("checkpoints/graph-*.npz"))) == 1
