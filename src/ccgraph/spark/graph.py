@@ -133,12 +133,13 @@ def connected_components(
 
     Notes
     -----
-    Each round sets ``L(v) <- min(L(v), min_{u ~ v} L(u))`` (one join and ``groupBy``), then
-    jumps ``L(v) <- L(L(v))`` (a join of the labels with themselves). Labels only decrease and
-    always name a node of the same component, the smallest node keeps its own label, and a
-    round without change means labels are constant along every edge, hence equal to the
-    component's minimum. The jump shortens chains, so rounds grow with the log of the diameter
-    rather than the diameter on path-like components.
+    Labels are parent pointers (initially ``L(v) = v``). Each round, for every edge ``a - b``,
+    offers ``L(a)`` to ``b`` and to ``b``'s parent ``L(b)`` (hooking, as in Shiloach-Vishkin),
+    each node keeps the smallest offer, then two pointer jumps ``L(v) <- L(L(v))`` shorten the
+    trees. Labels only decrease and always name a node of the same component, the smallest node
+    keeps its own label, and a round without change (equal label sums) means labels are
+    constant along every edge, hence the component's minimum. Hooking roots and jumping make
+    the number of rounds grow roughly with the log of the diameter, not the diameter.
     """
     from pyspark.sql import functions as F
 
@@ -157,29 +158,27 @@ def _components(both: DataFrame, nodes: DataFrame, max_iter: int) -> DataFrame:
 
     both = persist(both.repartition("b"))
     labels = materialize(nodes.select(F.col("idx"), F.col("idx").alias("label")))
+    total = labels.agg(F.sum("label")).first()[0]
     for it in range(1, max_iter + 1):
-        nb = (
-            both.join(labels.withColumnRenamed("idx", "b"), "b")
-            .groupBy("a")
-            .agg(F.min("label").alias("nl"))
+        la = labels.select(F.col("idx").alias("a"), F.col("label").alias("la"))
+        lb = labels.select(F.col("idx").alias("b"), F.col("label").alias("lb"))
+        pairs = both.join(lb, "b").join(la, "a")
+        msgs = pairs.select(F.col("b").alias("idx"), "la").unionByName(
+            pairs.select(F.col("lb").alias("idx"), "la")  # hook b's root under a's label
         )
-        step = labels.join(nb.withColumnRenamed("a", "idx"), "idx", "left").select(
+        nl = msgs.groupBy("idx").agg(F.min("la").alias("nl"))
+        cur = labels.join(nl, "idx", "left").select(
             "idx", F.least("label", F.coalesce("nl", "label")).alias("label")
         )
-        jump = step.join(
-            step.select(F.col("idx").alias("label"), F.col("label").alias("l2")), "label"
-        ).select("idx", F.least("label", "l2").alias("label"))
-        jump = materialize(jump)
-        changed = (
-            jump.join(labels.withColumnRenamed("label", "old"), "idx")
-            .where(F.col("label") != F.col("old"))
-            .limit(1)
-            .count()
-        )
-        labels = jump
-        if changed == 0:
+        for _ in range(2):  # pointer jumping: L(v) <- L(L(v))
+            up = cur.select(F.col("idx").alias("label"), F.col("label").alias("l2"))
+            cur = cur.join(up, "label").select("idx", F.least("label", "l2").alias("label"))
+        labels = materialize(cur)
+        new_total = labels.agg(F.sum("label")).first()[0]
+        if new_total == total:  # labels only decrease: equal sums mean no change
             log.info("connected components: converged in %d rounds", it)
             return labels.withColumnRenamed("label", "component")
+        total = new_total
     raise RuntimeError(f"connected components did not converge in {max_iter} rounds")
 
 
