@@ -210,29 +210,39 @@ def job_real(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def break_even(measured: dict[tuple[str, int, str], dict[str, Any]]) -> str:
-    """Where exact search (cost ~ n^2) stops beating pynndescent (compile + cost ~ n)."""
+    """Where exact search (cost ~ n^2) stops beating pynndescent (compile + cost ~ n).
+
+    Uses cpu-seconds (robust to other load) in two models: a fully loaded machine (wall =
+    cpu) and an idle 2-core one (searches use both cores, the numba compilation one).
+    """
     from ccgraph.graph.knn import AUTO_EXACT_MAX_N, AUTO_EXACT_MAX_N_HAMMING
+
+    def solve(a: float, b: float, c: float) -> float:  # a r^2 = c + b r, r > 0
+        return (b + np.sqrt(b * b + 4 * a * c)) / (2 * a)
 
     lines = []
     for data, limit in (("clustered", AUTO_EXACT_MAX_N), ("codes", AUTO_EXACT_MAX_N_HAMMING)):
-        sizes = [n for (d, n, b) in measured if d == data and b == "exact"]
-        both = [n for n in sizes if (data, n, "pynndescent") in measured]
+        both = [
+            n
+            for (d, n, b) in measured
+            if d == data and b == "exact" and (data, n, "pynndescent") in measured
+        ]
         if not both:
             continue
         n0 = max(both)
-        ex = measured[(data, n0, "exact")]["knn_s"]
+        ex = measured[(data, n0, "exact")]["knn_cpu_s"]
         nd = measured[(data, n0, "pynndescent")]
-        # solve ex (n/n0)^2 = compile + knn (n/n0) for n
-        a, b, c = ex, -nd["knn_s"], -nd["compile_s"]
-        ratio = (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
+        loaded = solve(ex, nd["knn_cpu_s"], nd["compile_cpu_s"]) * n0
+        idle = solve(ex / 2, nd["knn_cpu_s"] / 2, nd["compile_cpu_s"]) * n0
         kind = "dense" if data == "clustered" else "64-bit codes"
         lines.append(
-            f"{kind}: from the {n0:,}-item wall times (exact {ex:.1f} s, growing as n^2; "
-            f"pynndescent {nd['knn_s']:.1f} s + {nd['compile_s']:.1f} s compile, growing as n) "
-            f"exact stays cheaper up to about {ratio * n0:,.0f} items in a fresh process; "
+            f"{kind}: at {n0:,} items exact costs {ex:.0f} cpu-s (growing as n^2), "
+            f"pynndescent {nd['knn_cpu_s']:.0f} cpu-s (growing as n) plus "
+            f"{nd['compile_cpu_s']:.0f} cpu-s of compilation, so exact is cheaper up to about "
+            f"{loaded:,.0f} items on a loaded machine and {idle:,.0f} on an idle one; "
             f"`backend='auto'` switches above {limit:,}."
         )
-    return "Auto threshold: " + " ".join(lines) if lines else ""
+    return "Auto threshold (fresh process): " + " ".join(lines) if lines else ""
 
 
 def run_child(spec: dict[str, Any]) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 Private backend of :func:`ccgraph.graph.knn_search`; inputs are trusted (validated there).
 
-pynndescent is numba code: the first call in a fresh process compiles its kernels, which took
-33-65 s on this project's 2-core machine (numba's on-disk cache did not remove it). That cost is
-why :func:`ccgraph.graph.knn_search` uses the exact backend below ``AUTO_EXACT_MAX_N`` items.
+pynndescent is numba code: the first call in a fresh process compiles its kernels, once per
+metric: 42-52 cpu-s on one core in ``benchmarks/graph.py`` (100-440 s of wall time on the loaded
+shared machine; numba's on-disk cache did not remove it). That cost is why
+:func:`ccgraph.graph.knn_search` uses the exact backend up to ``AUTO_EXACT_MAX_N`` items.
 """
 
 from __future__ import annotations
