@@ -89,6 +89,7 @@ def same_vectors(
         both = (pa >= 0) & (pb >= 0)
         same &= (pa >= 0) == (pb >= 0)
         if both.any():
+            assert a is not None and b is not None
             va = np.asarray(a.vectors)[pa[both]]
             vb = np.asarray(b.vectors)[pb[both]]
             eq = np.all(np.abs(va.astype(np.float64) - vb.astype(np.float64)) <= 1e-6, axis=1)

@@ -92,7 +92,7 @@ def duplicates(
     from ccgraph.update.duplicates import close_pairs, update_duplicates
 
     d = cfg.graph.duplicates
-    name = previous.get("modality")
+    name = str(previous.get("modality"))
     n = len(ids)
     items = old.items.set_index(old.items["id"].astype(str))
     if not previous.get("enabled", True) or name not in emb:

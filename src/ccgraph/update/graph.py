@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -102,7 +103,7 @@ def update_graph(
     from ccgraph.update.knn import update_knn_lists
 
     g = cfg.graph
-    common = dict(
+    common: dict[str, Any] = dict(
         mutual=g.mutual,
         min_degree=g.min_degree,
         weighting=g.weighting,
@@ -115,7 +116,7 @@ def update_graph(
     sources: dict[str, Embeddings]
     if CONCAT in lists:
         dense = {k: v for k, v in embeddings.items() if v.kind == "dense"}
-        shared = ids[member(ids, np.intersect1d(*[e.ids for e in dense.values()]))]
+        shared = ids[member(ids, reduce(np.intersect1d, [e.ids for e in dense.values()]))]
         parts = [e.align(shared) for e in dense.values()]
         sources = {CONCAT: concat_embeddings(parts, weights=[weights[k] for k in dense])}
     else:

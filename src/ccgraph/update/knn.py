@@ -9,6 +9,7 @@ re-embedded item are searched again in full. Every other list is kept as it was.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,9 @@ def _prepare(emb: Embeddings, metric: str) -> np.ndarray:
     return prepare_vectors(emb, metric)
 
 
-def batch_distances(data: np.ndarray, rows: np.ndarray, *, metric: str) -> tuple[int, Any]:
+def batch_distances(
+    data: np.ndarray, rows: np.ndarray, *, metric: str
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, block)``: distances from ``data[rows[start:start+b]]`` to every row.
 
     Distances are those of :func:`ccgraph.graph.knn_search`: ``1 - x.y`` for cosine (rows

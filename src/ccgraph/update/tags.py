@@ -124,6 +124,113 @@ def _seed_values(
     return sp.csr_matrix(scatter @ est)
 
 
+#: Dense working block of the region solve, in float64 entries (rows x tag columns).
+BLOCK_ENTRIES = 8_000_000
+#: Regions of more (row, active tag) entries are solved on sparse rows (tags stay local on
+#: large graphs, so rows stay short), smaller ones on dense blocks (rows fill up on small ones).
+DENSE_ENTRIES = 2_000_000
+
+
+def _solve_region(
+    s_rr: sp.csr_matrix,
+    c: sp.csr_matrix,
+    f0: sp.csr_matrix,
+    seeded: sp.csr_matrix,
+    *,
+    alpha: float,
+    tol: float,
+    max_iter: int,
+    top_k: int,
+) -> tuple[pd.DataFrame, int, bool]:
+    """Jacobi sweeps ``F <- alpha S_RR F + c`` per dense block of tag columns; top-k per row.
+
+    Only columns with a non-zero in ``c`` or ``f0`` are solved (the others stay zero). Returns
+    the rows' top-k non-seed entries (``row``, ``tag``, ``score``, ``rank``), the most sweeps a
+    block used and whether every block converged.
+    """
+    n_r = s_rr.shape[0]
+    active = np.flatnonzero(
+        (np.diff(sp.csc_matrix(c).indptr) > 0) | (np.diff(sp.csc_matrix(f0).indptr) > 0)
+    )
+    if n_r * len(active) > DENSE_ENTRIES:
+        return _solve_sparse(
+            s_rr, c, f0, seeded, alpha=alpha, tol=tol, max_iter=max_iter, top_k=top_k
+        )
+    width = int(max(1, min(len(active), BLOCK_ENTRIES // max(1, n_r))))
+    c_csc, f_csc, seed_csc = sp.csc_matrix(c), sp.csc_matrix(f0), sp.csc_matrix(seeded)
+    parts = []
+    most, converged = 0, True
+    for start in range(0, len(active), width):
+        cols = active[start : start + width]
+        cb = c_csc[:, cols].toarray()
+        f = f_csc[:, cols].toarray()
+        done = False
+        sweeps = 0
+        while not done and sweeps < max_iter:
+            sweeps += 1
+            nxt = alpha * (s_rr @ f) + cb
+            done = float(np.abs(nxt - f).max(initial=0.0)) < tol
+            f = nxt
+        most, converged = max(most, sweeps), converged and done
+        f[seed_csc[:, cols].toarray()] = 0.0  # an item's own seeds are not inferred
+        k = min(top_k, len(cols))
+        top = (
+            np.argpartition(-f, k - 1, axis=1)[:, :k]
+            if k < len(cols)
+            else np.tile(np.arange(len(cols)), (n_r, 1))
+        )
+        vals = np.take_along_axis(f, top, axis=1)
+        rows = np.repeat(np.arange(n_r), top.shape[1])
+        keep = vals.ravel() > 0
+        parts.append(
+            pd.DataFrame(
+                {"row": rows[keep], "tag": cols[top.ravel()[keep]], "score": vals.ravel()[keep]}
+            )
+        )
+    frame = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame({"row": [], "tag": [], "score": []})
+    )
+    return _ranked(frame, top_k), most, converged
+
+
+def _ranked(frame: pd.DataFrame, top_k: int) -> pd.DataFrame:
+    """Keep each row's ``top_k`` entries by score (ties: smaller tag index) with their rank."""
+    frame = frame.sort_values(["row", "score", "tag"], ascending=[True, False, True], kind="stable")
+    frame["rank"] = frame.groupby("row").cumcount() + 1
+    frame = frame[frame["rank"] <= top_k].reset_index(drop=True)
+    return frame.astype({"row": np.int64, "tag": np.int64, "score": np.float64})
+
+
+def _solve_sparse(
+    s_rr: sp.csr_matrix,
+    c: sp.csr_matrix,
+    f0: sp.csr_matrix,
+    seeded: sp.csr_matrix,
+    *,
+    alpha: float,
+    tol: float,
+    max_iter: int,
+    top_k: int,
+) -> tuple[pd.DataFrame, int, bool]:
+    """:func:`_solve_region` on sparse rows, for regions whose tags stay local (few per row)."""
+    f = sp.csr_matrix(f0)
+    sweeps, converged = 0, s_rr.shape[0] == 0
+    floor = tol * 1e-3  # entries this small cannot move a top-k list; drop them as they appear
+    while not converged and sweeps < max_iter:
+        sweeps += 1
+        nxt = sp.csr_matrix(alpha * (s_rr @ f) + c)
+        nxt.data[np.abs(nxt.data) < floor] = 0.0
+        nxt.eliminate_zeros()
+        delta = abs(nxt - f)
+        f = nxt
+        converged = delta.nnz == 0 or float(delta.max()) < tol
+    f = sp.csr_matrix(f - f.multiply(seeded)).tocoo()
+    frame = pd.DataFrame({"row": f.row, "tag": f.col, "score": f.data})
+    return _ranked(frame[frame["score"] > 0], top_k), sweeps, converged
+
+
 def local_spread(
     graph: KnnGraph,
     seeds: TagSet,
@@ -179,21 +286,11 @@ def local_spread(
     s_r = sp.csr_matrix(s[r])
     c = sp.csr_matrix(alpha * (s_r @ (kept @ outside)) + (1.0 - alpha) * y[r])
     s_rr = sp.csr_matrix(s_r[:, r])
-    f = sp.csr_matrix(outside[r])
-    sweeps, converged = 0, len(r) == 0
-    while not converged and sweeps < max_iter:
-        sweeps += 1
-        nxt = sp.csr_matrix(alpha * (s_rr @ f) + c)
-        delta = abs(nxt - f)
-        f = nxt
-        converged = delta.nnz == 0 or float(delta.max()) < tol
-    f = sp.csr_matrix(f - f.multiply(seeded[r])).tocoo()
-    frame = pd.DataFrame({"row": r[f.row], "tag": f.col, "score": f.data})
-    frame = frame[frame["score"] > 0].sort_values(
-        ["row", "score", "tag"], ascending=[True, False, True], kind="stable"
+    f0 = sp.csr_matrix(outside[r])
+    frame, sweeps, converged = _solve_region(
+        s_rr, c, f0, seeded[r], alpha=alpha, tol=tol, max_iter=max_iter, top_k=top_k
     )
-    frame["rank"] = frame.groupby("row").cumcount() + 1
-    frame = frame[frame["rank"] <= top_k]
+    frame["row"] = r[frame["row"].to_numpy()]
     live = mass[deg > 0]
     mass_ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
     m = mass[frame["row"].to_numpy()]
