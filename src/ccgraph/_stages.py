@@ -6,6 +6,7 @@ stage, so ``pipeline.run`` stays a short, readable sequence.
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from pathlib import Path
@@ -121,7 +122,9 @@ def build_graph(
                 "`graph.fusion.method: concat` needs dense vectors for every modality; "
                 "perceptual hashes can only be fused with `method: adjacency`"
             )
-        shared = ids[np.isin(ids, np.intersect1d(*[e.ids for e in dense.values()]))]
+        # Items every modality covers (intersect1d takes two arrays at a time).
+        common_ids = functools.reduce(np.intersect1d, [e.ids for e in dense.values()])
+        shared = ids[np.isin(ids, common_ids)]
         if len(shared) < n:
             warnings.warn(
                 f"{n - len(shared)} items lack one of the modalities and are left out of the "
