@@ -40,6 +40,14 @@ def recall_sample(x: np.ndarray, ind: np.ndarray, k: int, n_query: int = 1000) -
     return float(np.mean([len(set(ind[i]) & set(e)) / k for i, e in zip(q, exact, strict=True)]))
 
 
+class _Rows(list):
+    """A list of table rows that prints each row as it is added (progress of long runs)."""
+
+    def append(self, row: list[object]) -> None:
+        print(" | ".join(str(c) for c in row), flush=True)
+        super().append(row)
+
+
 def run_size(spark, n: int, *, k: int, sweeps: int, converge_ppr: bool) -> list[list[object]]:
     from pyspark.sql import functions as F
 
@@ -47,7 +55,7 @@ def run_size(spark, n: int, *, k: int, sweeps: int, converge_ppr: bool) -> list[
     from ccgraph.spark._iterate import solve
     from ccgraph.spark.session import persist
 
-    rows: list[list[object]] = []
+    rows: list[list[object]] = _Rows()
     x = clustered(n, 64, seed=n)
     parts = int(spark.conf.get("spark.sql.shuffle.partitions"))
     with Timer() as t:

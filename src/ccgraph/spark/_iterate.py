@@ -96,6 +96,7 @@ def _solve(
     weights: DataFrame | None = None,
     thresholds: dict[int, float] | None = None,
     prune: int | None = None,
+    freeze: int | None = None,
     check_every: int = 2,
 ) -> tuple[DataFrame, int, bool]:
     """Iterate ``x <- omega (M x + b) + (1 - omega) x_prev`` from ``x_0 = b``.
@@ -121,7 +122,15 @@ def _solve(
         Per-column thresholds (``col -> threshold``).
     prune
         Keep only each node's ``prune`` largest entries among columns ``>= 0`` after every
-        sweep (columns ``< 0`` are never pruned).
+        sweep (columns ``< 0`` are never pruned). The residual then counts only entries that
+        were kept in the previous sweep: an entry at the pruning boundary can leave and come
+        back on alternate sweeps, and its full value would otherwise never let the test pass
+        (such entries rank near ``prune``, far below the top-k that is reported).
+    freeze
+        With ``prune``: after this many sweeps the kept entries are fixed (none enters, none
+        is re-ranked), so the remaining sweeps are linear and converge; without it, entries at
+        the pruning boundary can cycle and the residual stall (measured: 1.7e-3 from sweep 16
+        on a 500-node graph).
     check_every
         Compute the residuals (one small job) every this many sweeps (and at ``max_iter``).
 
@@ -151,16 +160,18 @@ def _solve(
         it += 1
         omega = next(omegas)
         xs = state.select(F.col("idx").alias("src"), "col", "x")
+        one = F.lit(1.0)
         mx = op.edges.join(xs, "src").select(
             F.col("dst").alias("idx"), "col", (F.col("s") * F.col("x")).alias("v"), zero, zero,
-            zero,
+            zero, zero,
         )  # fmt: skip
-        cols = ["idx", "col", "mx", "x", "xp", "b"]
+        cols = ["idx", "col", "mx", "x", "xp", "b", "kept"]
         parts = (
             mx.toDF(*cols)
-            .unionByName(state.select("idx", "col", zero.alias("mx"), "x", "xp", zero.alias("b")))
+            .unionByName(state.select("idx", "col", zero.alias("mx"), "x", "xp", zero.alias("b"),
+                                      one.alias("kept")))
             .unionByName(b_tab.select("idx", "col", zero.alias("mx"), zero.alias("x"),
-                                      zero.alias("xp"), "b"))
+                                      zero.alias("xp"), "b", zero.alias("kept")))
         )  # fmt: skip
         agg = (
             parts.repartition(p, "idx")
@@ -168,14 +179,21 @@ def _solve(
             .agg(*[F.sum(c).alias(c) for c in cols[2:]])
         )
         y = F.col("mx") + F.col("b")
+        residual = y - F.col("x")
+        if prune is not None:  # entries that were pruned away last sweep do not count
+            residual = F.when(F.col("kept") > 0, residual).otherwise(F.lit(0.0))
         new = agg.select(
             "idx",
             "col",
             (F.lit(omega) * y + F.lit(1.0 - omega) * F.col("xp")).alias("x"),
             F.col("x").alias("xp"),
-            (y - F.col("x")).alias("r"),
+            residual.alias("r"),
+            "kept",
         )
-        if prune is not None:
+        if prune is not None and freeze is not None and it > freeze:
+            # the support is frozen: no entry enters any more, so the sweep is linear
+            new = new.where((F.col("kept") > 0) | (F.col("col") < 0))
+        elif prune is not None:
             w = Window.partitionBy("idx").orderBy(F.desc("x"), F.col("col"))
             ranked = new.withColumn(
                 "rk", F.when(F.col("col") < 0, 0).otherwise(F.row_number().over(w))

@@ -292,8 +292,9 @@ def hamming_pairs(
     chunks = []
     for j in range(m):
         lo, hi = int(bounds[j]), int(bounds[j + 1])
-        mask = (1 << (hi - lo)) - 1
-        val = F.shiftrightunsigned(F.col("code"), lo).bitwiseAND(F.lit(mask).cast("long"))
+        val = F.shiftrightunsigned(F.col("code"), lo)
+        if hi - lo < 64:
+            val = val.bitwiseAND(F.lit((1 << (hi - lo)) - 1).cast("long"))
         chunks.append(F.struct(F.lit(j).alias("j"), val.alias("val")))
     if n_bits < 64:
         code_col = F.col("code").bitwiseAND(F.lit((1 << n_bits) - 1).cast("long"))
