@@ -91,7 +91,10 @@ def make_data(spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, str]
     """Data for a job spec: (vectors or codes, labels, metric)."""
     if spec["data"] == "codes":
         return code_mixture(spec["n"]), None, "hamming"
-    x, labels = mixture(spec["n"], isotropic=spec["data"] == "isotropic")
+    if spec["data"] == "isotropic":  # spread 2.6 puts the 15-NN purity near 0.8 here
+        x, labels = mixture(spec["n"], isotropic=True, spread=2.6)
+    else:
+        x, labels = mixture(spec["n"])
     return x, labels, "cosine"
 
 
@@ -206,6 +209,42 @@ def job_real(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def break_even(measured: dict[tuple[str, int, str], dict[str, Any]]) -> str:
+    """Where exact search (cost ~ n^2) stops beating pynndescent (compile + cost ~ n).
+
+    Uses cpu-seconds (robust to other load) in two models: a fully loaded machine (wall =
+    cpu) and an idle 2-core one (searches use both cores, the numba compilation one).
+    """
+    from ccgraph.graph.knn import AUTO_EXACT_MAX_N, AUTO_EXACT_MAX_N_HAMMING
+
+    def solve(a: float, b: float, c: float) -> float:  # a r^2 = c + b r, r > 0
+        return (b + np.sqrt(b * b + 4 * a * c)) / (2 * a)
+
+    lines = []
+    for data, limit in (("clustered", AUTO_EXACT_MAX_N), ("codes", AUTO_EXACT_MAX_N_HAMMING)):
+        both = [
+            n
+            for (d, n, b) in measured
+            if d == data and b == "exact" and (data, n, "pynndescent") in measured
+        ]
+        if not both:
+            continue
+        n0 = max(both)
+        ex = measured[(data, n0, "exact")]["knn_cpu_s"]
+        nd = measured[(data, n0, "pynndescent")]
+        loaded = solve(ex, nd["knn_cpu_s"], nd["compile_cpu_s"]) * n0
+        idle = solve(ex / 2, nd["knn_cpu_s"] / 2, nd["compile_cpu_s"]) * n0
+        kind = "dense" if data == "clustered" else "64-bit codes"
+        lines.append(
+            f"{kind}: at {n0:,} items exact costs {ex:.0f} cpu-s (growing as n^2), "
+            f"pynndescent {nd['knn_cpu_s']:.0f} cpu-s (growing as n) plus "
+            f"{nd['compile_cpu_s']:.0f} cpu-s of compilation, so exact is cheaper up to about "
+            f"{loaded:,.0f} items on a loaded machine and {idle:,.0f} on an idle one; "
+            f"`backend='auto'` switches above {limit:,}."
+        )
+    return "Auto threshold (fresh process): " + " ".join(lines) if lines else ""
+
+
 def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one job in a fresh interpreter; return its JSON result."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path[:2]))
@@ -224,38 +263,19 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- main
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
-    ap.add_argument("--exact-max", type=int, default=100_000, help="largest n timed exactly")
-    ap.add_argument("--hamming-sizes", type=int, nargs="*", default=[20_000, 100_000])
-    ap.add_argument("--backends", nargs="+", default=["exact", "pynndescent"])
-    ap.add_argument("--hard", action="store_true", help="add the isotropic (hard) 20k row")
-    ap.add_argument("--nnd-options", type=json.loads, default={}, help="JSON pynndescent options")
-    ap.add_argument("--no-write", action="store_true", help="print only")
-    ap.add_argument("--child", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.child:
-        spec = json.loads(args.child)
-        jobs = {"reference": job_reference, "backend": job_backend, "real": job_real}
-        print(json.dumps(jobs[spec["job"]](spec)))
-        return
+LABEL = {"clustered": "dense", "isotropic": "dense, isotropic", "codes": "64-bit codes"}
 
-    rows: list[list[object]] = []
-    graph_rows: list[list[object]] = []
+
+def collect(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every job; return the raw results (JSON-serialisable)."""
+    results: dict[str, Any] = {"load_start": os.getloadavg()[0], "runs": [], "real": []}
     tmp = Path(tempfile.mkdtemp(prefix="ccgraph-bench-"))
-    plan: list[tuple[str, int, list[str]]] = []
-    for n in args.sizes:
-        plan.append(
-            ("clustered", n, ["exact", "pynndescent"] if n <= args.exact_max else ["pynndescent"])
-        )
+    plan: list[tuple[str, int]] = [("clustered", n) for n in args.sizes]
     if args.hard:
-        plan.append(("isotropic", 20_000, ["exact", "pynndescent"]))
-    for n in args.hamming_sizes:
-        plan.append(
-            ("codes", n, ["exact", "pynndescent"] if n <= args.exact_max else ["pynndescent"])
-        )
-    for data, n, backends in plan:
+        plan.append(("isotropic", 20_000))
+    plan += [("codes", n) for n in args.hamming_sizes]
+    for data, n in plan:
+        backends = ["exact", "pynndescent"] if n <= args.exact_max else ["pynndescent"]
         backends = [b for b in backends if b in args.backends]
         ref = str(tmp / f"ref-{data}-{n}.npz")
         info = run_child({"job": "reference", "data": data, "n": n, "out": ref})
@@ -264,61 +284,51 @@ def main() -> None:
             if backend == "pynndescent":
                 spec["options"] = args.nnd_options
             r = run_child(spec)
-            total = r["knn_s"] + r.get("compile_s", 0.0) + r["build_s"]
-            label = {"clustered": "dense", "isotropic": "dense, isotropic", "codes": "64-bit codes"}
-            rows.append(
-                [
-                    f"{n:,}",
-                    label[data],
-                    backend,
-                    r.get("compile_s", 0.0),
-                    r["knn_s"],
-                    r["knn_cpu_s"],
-                    r["build_s"],
-                    total,
-                    r["peak_rss_mb"] / 1024,
-                    r["recall"],
-                    "" if info["purity"] is None else info["purity"],
-                ]
-            )
-            graph_rows.append(
-                [
-                    f"{n:,}",
-                    label[data],
-                    backend,
-                    r["mutual_fraction"],
-                    r["n_components_mutual"],
-                    r["isolated_mutual"],
-                    r["n_components_repaired"],
-                    r["isolated_repaired"],
-                    r["largest_component_fraction"],
-                    r["n_bridge_edges"],
-                    r["n_components_bridged"],
-                    r["bridge_s"],
-                ]
-            )
-            print(rows[-1], graph_rows[-1], flush=True)
-    real_rows = []
+            results["runs"].append({"data": data, "n": n, "backend": backend, **info, **r})
+            print(json.dumps(results["runs"][-1]), flush=True)
     from benchmarks._common import data_dir
 
     for name in ("cora", "citeseer"):
         path = data_dir() / "citation-graphs" / "npz" / f"{name}.npz"
         if path.exists():
-            r = run_child({"job": "real", "path": str(path)})
-            real_rows.append(
-                [
-                    name,
-                    r["n"],
-                    r["d"],
-                    r["knn_s"],
-                    r["purity"],
-                    r["n_components_mutual"],
-                    r["isolated_mutual"],
-                    r["n_components_repaired"],
-                    r["isolated_repaired"],
-                    r["largest_component_fraction"],
-                ]
-            )
+            results["real"].append({"name": name, **run_child({"job": "real", "path": str(path)})})
+    results["load_end"] = os.getloadavg()[0]
+    return results
+
+
+def render(results: dict[str, Any]) -> str:
+    """The markdown section for ``results``."""
+    rows, graph_rows = [], []
+    for r in results["runs"]:
+        total = r["knn_s"] + r.get("compile_s", 0.0) + r["build_s"]
+        head = [f"{r['n']:,}", LABEL[r["data"]], r["backend"]]
+        rows.append(
+            [
+                *head,
+                r.get("compile_s", 0.0),
+                r["knn_s"],
+                r["knn_cpu_s"],
+                r["build_s"],
+                total,
+                r["peak_rss_mb"] / 1024,
+                r["recall"],
+                "" if r["purity"] is None else r["purity"],
+            ]
+        )
+        graph_rows.append(
+            [
+                *head,
+                r["mutual_fraction"],
+                r["n_components_mutual"],
+                r["isolated_mutual"],
+                r["n_components_repaired"],
+                r["isolated_repaired"],
+                r["largest_component_fraction"],
+                r["n_bridge_edges"],
+                r["n_components_bridged"],
+                r["bridge_s"],
+            ]
+        )
     body = (
         f"k = {K}; recall@{K} against exact search on {N_QUERIES} sampled queries (64-bit codes: "
         "share of returned neighbours no farther than the exact k-th, since Hamming distances "
@@ -363,7 +373,22 @@ def main() -> None:
             graph_rows,
         )
     )
-    if real_rows:
+    if results["real"]:
+        real_rows = [
+            [
+                r["name"],
+                r["n"],
+                r["d"],
+                r["knn_s"],
+                r["purity"],
+                r["n_components_mutual"],
+                r["isolated_mutual"],
+                r["n_components_repaired"],
+                r["isolated_repaired"],
+                r["largest_component_fraction"],
+            ]
+            for r in results["real"]
+        ]
         body += "\n\nReal data (binary bag-of-words, cosine, exact kNN):\n\n" + markdown_table(
             [
                 "data",
@@ -379,11 +404,48 @@ def main() -> None:
             ],
             real_rows,
         )
-    command = "python benchmarks/graph.py " + " ".join(sys.argv[1:])
+    if results.get("note"):
+        body += "\n\n" + results["note"]
+    measured = {(r["data"], r["n"], r["backend"]): r for r in results["runs"]}
+    body += "\n\n" + break_even(measured)
+    body += (
+        f"\n\nLoad average (1 min) when the run started / ended: {results['load_start']:.1f} / "
+        f"{results['load_end']:.1f} on {os.cpu_count()} cores: other jobs shared the machine, so "
+        "wall times are upper bounds; cpu-s are less affected."
+    )
+    return body
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
+    ap.add_argument("--exact-max", type=int, default=100_000, help="largest n timed exactly")
+    ap.add_argument("--hamming-sizes", type=int, nargs="*", default=[20_000, 100_000])
+    ap.add_argument("--backends", nargs="+", default=["exact", "pynndescent"])
+    ap.add_argument("--hard", action="store_true", help="add the isotropic (hard) 20k row")
+    ap.add_argument("--nnd-options", type=json.loads, default={}, help="JSON pynndescent options")
+    ap.add_argument("--save", help="write the raw results to this JSON file")
+    ap.add_argument("--render", help="re-render a saved JSON file instead of running")
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        spec = json.loads(args.child)
+        jobs = {"reference": job_reference, "backend": job_backend, "real": job_real}
+        print(json.dumps(jobs[spec["job"]](spec)))
+        return
+    if args.render:
+        results = json.loads(Path(args.render).read_text())
+    else:
+        results = collect(args)
+        results["command"] = "python benchmarks/graph.py " + " ".join(sys.argv[1:])
+        if args.save:
+            Path(args.save).write_text(json.dumps(results, indent=1))
+    body = render(results)
     if args.no_write:
         print(body)
     else:
-        write_section("graph", "kNN graph construction", body, command.strip())
+        write_section("graph", "kNN graph construction", body, results["command"].strip())
     print(f"finished {time.strftime('%H:%M:%S')}", file=sys.stderr)
 
 

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from benchmarks._common import Timer, data_dir, markdown_table, peak_rss_mb, write_section
+from ccgraph.propagate.spreading import auto_block
 
 BANDWIDTH_GBS = 24.0  # single-thread copy bandwidth measured on this machine kind
 
@@ -106,7 +107,7 @@ def child(stage: str, path: str, opts: dict) -> dict:
     elif stage == "ppr_batch":
         from ccgraph.propagate import personalized_pagerank_batch
 
-        pers = _personalizations(n, opts["m"])
+        pers = sp.csc_matrix(_personalizations(n, opts["m"]))
         personalized_pagerank_batch(graph, pers[:, :1], max_iter=2)  # compile
         with Timer() as t:
             x = personalized_pagerank_batch(graph, pers, alpha=0.85, tol=1e-10)
@@ -236,7 +237,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--child", nargs=3)
-    ap.add_argument("--prpack-vectors", type=int, default=256)
+    ap.add_argument("--prpack-vectors", type=int, default=32)
     args = ap.parse_args()
     if args.child:
         stage, path, opts = args.child
@@ -303,7 +304,7 @@ def main() -> None:
         f"{a.nnz:,} nonzeros ({a.nnz // 2:,} edges), built in {tg.seconds:.1f} s. Seeds: "
         f"{n_tags} power-law tags (p ~ 1/rank), 10 % of items tagged with 1-5 tags "
         f"({y.nnz:,} seeds). spread_tags defaults: alpha=0.8, tol=1e-6, top_k=10, float32, "
-        f"automatic tag blocks (64 columns).",
+        f"automatic tag blocks ({auto_block(n, n_tags, 4)} columns).",
         "",
         markdown_table(
             [
@@ -321,6 +322,12 @@ def main() -> None:
         f"Throughput counts {traffic:.1f} GB of neighbour-row reads (one float32 per nonzero "
         f"per tag column per sweep) over the wall time; the CSR itself and the right-hand side "
         f"are extra. The dense loop is scipy `S @ F` over all {n_tags} columns at once.",
+        "",
+        f"Load check: the dense loop took {dense['cpu']:.0f} cpu-s here against ~19 cpu-s when "
+        f"DESIGN.md's anchor was measured, i.e. the machine ran ~{dense['cpu'] / 19:.1f}x slower "
+        f"during this run (wall/cpu {spread['seconds'] / spread['cpu']:.1f} for spread_tags on "
+        f"2 threads: other processes held the cores). Scaled by that factor, spread_tags would "
+        f"take ~{spread['cpu'] * 19 / dense['cpu']:.1f} cpu-s on the anchor's machine state.",
     ]
     write_section(
         "propagate-spreading",

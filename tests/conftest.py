@@ -7,6 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Timing varies a lot on shared 2-core machines: property tests check values, not speed.
+settings.register_profile(
+    "ccgraph", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("ccgraph")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -54,7 +54,7 @@ embed:
 graph: {k: 8, min_degree: 2}
 cluster: {resolutions: [0.5, 1.0]}
 propagate:
-  tags: {top_k: 3}
+  tags: {top_k: 3, explain: true}
 output: {dir: run}
 seed: 3
 """
@@ -159,3 +159,20 @@ def test_openverse_sample_with_text_model(tmp_path: Path, openverse_dir: Path) -
     assert len(result.items) == 300
     assert result.manifest["counts"]["inferred_tags"] > 0
     assert result.manifest["stages"]["embed"]["text"]
+
+
+def test_explanations_written_when_asked(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    result = ccgraph.run(cfg)
+    expl = pd.read_parquet(result.path / "explanations.parquet")
+    inferred = result.tags[result.tags["source"] == "inferred"]
+    assert {"id", "tag", "neighbour_id", "contribution"} <= set(expl.columns)
+    # every explanation is about an inferred (id, tag) pair and names a real graph neighbour
+    pairs = set(zip(inferred["id"], inferred["tag"], strict=True))
+    assert set(zip(expl["id"], expl["tag"], strict=True)) <= pairs
+    pos = {x: i for i, x in enumerate(result.graph.ids)}
+    adj = result.graph.adjacency
+    assert all(
+        adj[pos[a], pos[b]] > 0 or a == b
+        for a, b in zip(expl["id"], expl["neighbour_id"], strict=True)
+    )

@@ -14,18 +14,46 @@ from dataclasses import dataclass
 
 from ccgraph.exceptions import MemoryBudgetError
 
-__all__ = ["StageEstimate", "available_bytes", "check_budget", "estimate_run"]
+__all__ = [
+    "StageEstimate",
+    "available_bytes",
+    "budget_bytes",
+    "check_budget",
+    "check_stages",
+    "current_rss_bytes",
+    "estimate_run",
+]
 
 log = logging.getLogger(__name__)
 
 _GIB = 1024**3
-# Bytes per stored directed edge of a symmetric float32 CSR (data + indices) plus the
-# int64 triplets used while the mutual rule and the repair build it.
-_EDGE_BUILD_BYTES = 40
-# igraph's peak for Leiden on a weighted graph (measured: 104 B per undirected edge).
-_IGRAPH_EDGE_BYTES = 104
-# Fixed interpreter + libraries (numpy, scipy, pandas, pyarrow, igraph).
-_BASELINE_BYTES = 350 * 1024**2
+_MIB = 1024**2
+# Constants fitted by benchmarks/memory.py (d=384, k=15, 1,000 tags; 10k, 50k and 200k items;
+# every stage in a fresh process that has imported what a pipeline process has).
+# Interpreter + numpy, scipy, pandas, pyarrow, scikit-learn, igraph and ccgraph (measured RSS
+# before a stage, minus the embeddings: 220-233 MiB).
+_BASELINE_BYTES = 225 * _MIB
+# Exact kNN: its reusable score buffers (~2.3 x graph._exact.BLOCK_BYTES, measured 150 MiB at
+# 10k and 50k) plus the int32 / float32 result lists and their sort scratch.
+_EXACT_FIXED_BYTES = 150 * _MIB
+_EXACT_PAIR_BYTES = 16
+# pynndescent: numba import and compilation plus its forest (measured 805 MiB above the
+# embeddings at 200k); it also keeps a normalised copy of the vectors.
+_NND_FIXED_BYTES = 450 * _MIB
+_NND_PAIR_BYTES = 40
+# Mutual rule, repair and weights: pair table, sort keys and triplets per listed pair
+# (measured 99-108 B), plus the kNN lists themselves (8 B).
+_GRAPH_PAIR_BYTES = 118
+# Leiden (igraph, three levels) per undirected edge, with the CSR itself (measured 243-270 B).
+_CLUSTER_EDGE_BYTES = 296
+# Undirected edges per listed pair when the graph is not built yet (measured 0.28-0.35 for the
+# mutual graph with repair; 1.0 is the bound without the mutual rule).
+_EDGES_PER_PAIR = 0.5
+# Tag spreading: numba kernels and calibration (fixed), three n x block work arrays, and per
+# item the top-k lists, masses and the calibration hold-out (measured ~850 B).
+_TAGS_FIXED_BYTES = 100 * _MIB
+_TAGS_ITEM_BYTES = 850
+_CSR_EDGE_BYTES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,59 +86,149 @@ def available_bytes() -> int:
 
 
 def estimate_run(
-    *, n: int, d: int, k: int, t: int, tag_block: int | None = None, backend: str = "auto"
+    *,
+    n: int,
+    d: int,
+    k: int,
+    t: int,
+    tag_block: int | None = None,
+    backend: str = "auto",
+    n_edges: int | None = None,
 ) -> list[StageEstimate]:
-    """Peak-memory estimates for each heavy stage of a local run.
+    """Peak-memory estimates (whole process) for each heavy stage of a local run.
 
     Parameters
     ----------
     n, d, k, t
-        Items, embedding dimension, neighbours per item, inferable tags.
+        Items, embedding dimension (float32 columns), neighbours per item, inferable tags.
     tag_block
-        Tags spread at once (``None``: all).
+        Tags spread at once (``None``: the automatic width of ``spread_tags``).
     backend
-        kNN backend (``exact`` holds a block of similarities; ``pynndescent`` its index).
+        kNN backend (``exact`` holds a fixed block of similarities; ``pynndescent`` its
+        compiled code, forest and a copy of the vectors).
+    n_edges
+        Undirected edges of the graph when it is already built (else ``k / 2`` per item).
+
+    Returns
+    -------
+    list of StageEstimate
+        ``knn``, ``graph``, ``cluster`` and ``tags``, each with the advice to give when it does
+        not fit.
+
+    Notes
+    -----
+    With ``E`` the embeddings (``4 n d`` bytes), ``P = n k`` the listed pairs, ``M`` the
+    undirected edges and ``b`` the tag block, the models are (constants in the module,
+    fitted by ``benchmarks/memory.py``; each includes the fixed baseline and ``E``, which the
+    pipeline holds throughout)::
+
+        knn (exact)       base + E + 150 MiB + 16 P
+        knn (pynndescent) base + 2 E + 450 MiB + 40 P
+        graph             base + E + 118 P
+        cluster           base + E + 296 M
+        tags              base + E + 16 M + 100 MiB + n (12 b + 850)
+
+    Examples
+    --------
+    >>> [round(e.bytes / 2**30, 2) for e in estimate_run(n=200_000, d=384, k=15, t=1000)]
+    [1.34, 0.84, 0.92, 0.94]
     """
+    from ccgraph.graph.knn import choose_backend
+    from ccgraph.propagate.spreading import auto_block
+
     emb = n * d * 4
-    edges = n * k  # directed edges before the mutual rule (an upper bound after it)
-    block_rows = max(1, min(n, (256 * 1024**2) // max(1, 4 * n)))
-    exact = emb + block_rows * n * 4 + n * k * 8
-    nnd = emb * 2 + n * k * 24 * 3
-    knn_bytes = exact if backend == "exact" or (backend == "auto" and n <= 50_000) else nnd
-    b = t if tag_block is None else min(t, tag_block)
-    spread = n * b * 4 * 4 + edges * 2 * 8
+    pairs = n * k
+    edges = n_edges if n_edges is not None else int(_EDGES_PER_PAIR * pairs)
+    base = _BASELINE_BYTES + emb
+    if choose_backend(n, "cosine", backend) == "exact":
+        knn = base + _EXACT_FIXED_BYTES + pairs * _EXACT_PAIR_BYTES
+        knn_advice = (
+            f"the embeddings alone take {emb / _GIB:.2f} GiB: use fewer items (`data.limit`) "
+            "or dimensions, or `execution.engine: spark`"
+        )
+    else:
+        knn = base + emb + _NND_FIXED_BYTES + pairs * _NND_PAIR_BYTES
+        knn_advice = (
+            "use `graph.backend: exact` (memory bounded by one block, slower), lower "
+            "`graph.k`, or `execution.engine: spark`"
+        )
+    b = min(t, tag_block) if tag_block is not None else auto_block(n, t, 4)
+    tags = base + edges * _CSR_EDGE_BYTES + _TAGS_FIXED_BYTES + n * (3 * 4 * b + _TAGS_ITEM_BYTES)
     return [
-        StageEstimate(
-            "knn",
-            _BASELINE_BYTES + knn_bytes,
-            "use `graph.backend: pynndescent`, lower `graph.k`, or `execution.engine: spark`",
-        ),
+        StageEstimate("knn", int(knn), knn_advice),
         StageEstimate(
             "graph",
-            _BASELINE_BYTES + emb + edges * _EDGE_BUILD_BYTES,
+            int(base + pairs * _GRAPH_PAIR_BYTES),
             "lower `graph.k` or move to `execution.engine: spark`",
         ),
         StageEstimate(
             "cluster",
-            _BASELINE_BYTES + edges * _IGRAPH_EDGE_BYTES,
-            "lower `graph.k` or use Spark's coarsen-then-refine clustering",
+            int(base + edges * _CLUSTER_EDGE_BYTES),
+            "lower `graph.k`, keep fewer `cluster.resolutions`, or use Spark's "
+            "coarsen-then-refine clustering",
         ),
         StageEstimate(
             "tags",
-            _BASELINE_BYTES + spread,
-            "set a smaller `propagate.tags.tag_block` (e.g. 64) or raise `data.tags.min_count`",
+            int(tags),
+            f"set a smaller `propagate.tags.tag_block` (now {b} tags at once; e.g. "
+            f"{max(1, b // 4)}) or raise `data.tags.min_count`",
         ),
     ]
 
 
-def check_budget(estimate: StageEstimate, *, limit_bytes: int | None = None) -> None:
-    """Raise :class:`MemoryBudgetError` before a stage whose estimate exceeds the budget."""
-    limit = limit_bytes if limit_bytes is not None else available_bytes()
+def current_rss_bytes() -> int:
+    """Resident memory of this process now (Linux ``/proc/self/statm``; 0 where unknown)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0
+
+
+def budget_bytes(memory_limit_gb: float | None = None) -> tuple[int, str]:
+    """The memory budget of a stage's peak and where it comes from.
+
+    An explicit ``memory_limit_gb`` (config ``execution.memory_limit_gb``) wins; otherwise the
+    memory still available to the system plus what this process already holds (the estimates
+    are of the whole process's peak, which includes its current use).
+    """
+    if memory_limit_gb is not None:
+        return int(memory_limit_gb * _GIB), "`execution.memory_limit_gb`"
+    return available_bytes() + current_rss_bytes(), "available memory"
+
+
+def check_budget(
+    estimate: StageEstimate, *, limit_bytes: int | None = None, source: str = "available memory"
+) -> None:
+    """Raise :class:`MemoryBudgetError` before a stage whose estimate exceeds the budget.
+
+    Examples
+    --------
+    >>> est = estimate_run(n=1000, d=384, k=15, t=100)[0]
+    >>> check_budget(est, limit_bytes=64 * 1024**3)  # fits: returns None
+    >>> check_budget(est, limit_bytes=1024)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ccgraph.exceptions.MemoryBudgetError: stage 'knn' needs about 0.4 GiB ...
+    """
+    limit = limit_bytes if limit_bytes is not None else available_bytes() + current_rss_bytes()
     log.debug(
         "stage %s: estimated peak %.2f GiB of %.2f GiB", estimate.stage, estimate.gib, limit / _GIB
     )
     if estimate.bytes > limit:
         raise MemoryBudgetError(
-            f"stage {estimate.stage!r} needs about {estimate.gib:.1f} GiB but only "
-            f"{limit / _GIB:.1f} GiB is available; {estimate.advice}"
+            f"stage {estimate.stage!r} needs about {estimate.gib:.1f} GiB "
+            f"({estimate.bytes / 1024**2:,.0f} MiB) but the budget is {limit / _GIB:.1f} GiB "
+            f"({source}); {estimate.advice}"
+            + ("; or raise the limit" if "memory_limit_gb" in source else "")
         )
+
+
+def check_stages(
+    estimates: list[StageEstimate], stages: tuple[str, ...], *, memory_limit_gb: float | None
+) -> None:
+    """Check the named stages of ``estimates`` against the budget (see :func:`budget_bytes`)."""
+    limit, source = budget_bytes(memory_limit_gb)
+    for est in estimates:
+        if est.stage in stages:
+            check_budget(est, limit_bytes=limit, source=source)

@@ -6,6 +6,7 @@ stage, so ``pipeline.run`` stays a short, readable sequence.
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from pathlib import Path
@@ -17,13 +18,17 @@ import scipy.sparse as sp
 
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, Partition, TagSet
-from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError
+from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError, OutputError
 
 __all__ = [
     "build_graph",
     "build_seed_tags",
+    "check_output",
     "cluster_levels",
     "expand_graph",
+    "graph_settings",
+    "run_shape",
+    "warn_uncovered",
 ]
 
 log = logging.getLogger(__name__)
@@ -44,10 +49,35 @@ def expand_graph(graph: KnnGraph, ids: np.ndarray) -> KnnGraph:
     return KnnGraph(m, ids, dict(graph.params))
 
 
+def warn_uncovered(embeddings: dict[str, Embeddings], ids: np.ndarray) -> None:
+    """Warn when some items have no embedding at all: they end up isolated in the graph."""
+    if not embeddings:
+        return
+    covered = np.isin(ids, np.concatenate([e.ids for e in embeddings.values()]))
+    if not covered.all():
+        missing = ids[~covered]
+        warnings.warn(
+            f"{len(missing)} of {len(ids)} items have no embedding (e.g. {missing[:3].tolist()}; "
+            "their image or vector was rejected or absent, see rejects.parquet) and are "
+            "isolated in the graph: each is its own cluster and gets no tags or popularity "
+            "from neighbours",
+            DataQualityWarning,
+            stacklevel=2,
+        )
+
+
 def build_graph(
-    embeddings: dict[str, Embeddings], ids: np.ndarray, cfg: Config
+    embeddings: dict[str, Embeddings],
+    ids: np.ndarray,
+    cfg: Config,
+    *,
+    knn_store: dict[str, Any] | None = None,
 ) -> tuple[KnnGraph, dict[str, Any]]:
-    """Build one kNN graph per modality (or one over concatenated vectors) and fuse them."""
+    """Build one kNN graph per modality (or one over concatenated vectors) and fuse them.
+
+    With ``knn_store``, the kNN lists of every search are kept in it (per graph name: the
+    modality, or ``"concat"``) for later incremental updates (:mod:`ccgraph.update`).
+    """
     from ccgraph.graph import build_knn_graph, concat_embeddings, fuse_graphs
 
     g = cfg.graph
@@ -71,7 +101,7 @@ def build_graph(
     )
     info: dict[str, Any] = {"modalities": sorted(embeddings), "fusion_weights": weights}
 
-    def knn(emb: Embeddings) -> KnnGraph:
+    def knn(emb: Embeddings, name: str) -> KnnGraph:
         k = g.k
         if k >= emb.n_items:
             raise ConfigError(
@@ -79,6 +109,10 @@ def build_graph(
                 f"set graph.k below {emb.n_items} (e.g. --set graph.k={max(1, emb.n_items - 1)})"
             )
         metric = "hamming" if emb.kind == "binary" else g.metric
+        if knn_store is not None:
+            from ccgraph.update._persist import search_and_build
+
+            return search_and_build(emb, name=name, k=k, metric=metric, store=knn_store, **common)
         return build_knn_graph(emb, k=k, metric=metric, **common)
 
     if g.fusion.method == "concat" and len(embeddings) > 1:
@@ -88,7 +122,9 @@ def build_graph(
                 "`graph.fusion.method: concat` needs dense vectors for every modality; "
                 "perceptual hashes can only be fused with `method: adjacency`"
             )
-        shared = ids[np.isin(ids, np.intersect1d(*[e.ids for e in dense.values()]))]
+        # Items every modality covers (intersect1d takes two arrays at a time).
+        common_ids = functools.reduce(np.intersect1d, [e.ids for e in dense.values()])
+        shared = ids[np.isin(ids, common_ids)]
         if len(shared) < n:
             warnings.warn(
                 f"{n - len(shared)} items lack one of the modalities and are left out of the "
@@ -98,9 +134,9 @@ def build_graph(
             )
         parts = [e.align(shared) for e in dense.values()]
         fused = concat_embeddings(parts, weights=[weights[k] for k in dense])
-        return expand_graph(knn(fused), ids), info
+        return expand_graph(knn(fused, "concat"), ids), info
 
-    graphs = {name: expand_graph(knn(emb), ids) for name, emb in embeddings.items()}
+    graphs = {name: expand_graph(knn(emb, name), ids) for name, emb in embeddings.items()}
     if len(graphs) == 1:
         return next(iter(graphs.values())), info
     fused_graph = fuse_graphs(list(graphs.values()), weights=[weights[k] for k in graphs])
@@ -284,3 +320,40 @@ def resolve_out_dir(cfg: Config, out: str | Path | None) -> Path:
     resolved = cfg.resolve(cfg.output.dir)
     assert resolved is not None
     return resolved.resolve()
+
+
+def check_output(out_dir: Path, *, overwrite: bool) -> None:
+    """Fail before any work when the run directory could not be written or replaced later."""
+    from ccgraph.io.atomic import check_replaceable, make_temp_dir
+
+    if check_replaceable(out_dir) and not overwrite and any(out_dir.iterdir()):
+        raise OutputError(
+            f"{out_dir} already holds a run; set `output.overwrite: true` to replace it, or "
+            "choose another output directory (`output.dir` or `--out`)"
+        )
+    make_temp_dir(out_dir).rmdir()  # a writability probe beside the run directory
+
+
+def graph_settings(cfg: Config) -> dict[str, Any]:
+    """Everything besides the embeddings that determines the graph (its checkpoint key)."""
+    return {
+        "graph": cfg.graph.model_dump(mode="json", exclude={"duplicates"}),
+        "seed": cfg.seed,
+        "n_jobs": cfg.n_jobs,
+    }
+
+
+def run_shape(
+    embeddings: dict[str, Embeddings], ids: np.ndarray, seeds: TagSet, cfg: Config
+) -> dict[str, Any]:
+    """The keywords of ``_memory.estimate_run``: items, kNN width, neighbours, tags, block."""
+    widths = [-(-e.vectors.shape[1] * e.vectors.dtype.itemsize // 4) for e in embeddings.values()]
+    concat = cfg.graph.fusion.method == "concat" and len(widths) > 1
+    return {
+        "n": len(ids),
+        "d": max(1, sum(widths) if concat else max(widths, default=1)),
+        "k": cfg.graph.k,
+        "t": int(seeds.n_tags),
+        "tag_block": cfg.propagate.tags.tag_block,
+        "backend": cfg.graph.backend,
+    }

@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="reuse checkpointed embeddings and graphs of an interrupted run",
+        help="resume an interrupted run: say what is restored and warn when nothing matches "
+        "(cached embeddings and graph checkpoints are reused whenever their inputs match)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)

@@ -26,6 +26,7 @@ __all__ = [
     "OutputConfig",
     "PropagateConfig",
     "ReportConfig",
+    "UpdateConfig",
     "apply_overrides",
     "load_config",
 ]
@@ -309,21 +310,56 @@ class EvaluateConfig(_Section):
     """The evaluation harness (`ccgraph evaluate`)."""
 
     protocol: Literal["items", "tags", "planetoid", "captions"] = Field(
-        "items", description="Hide all tags of some items, some tags of each item, or a split."
+        "items",
+        description="`items`: hide all tags of some items (cold start); `tags`: hide some tags "
+        "of each item (one stays visible); `planetoid`: the fixed Cora / CiteSeer split; "
+        "`captions`: item-level hiding of caption-derived tags (image-only graphs).",
     )
-    hide_fraction: float = Field(0.2, gt=0, lt=1, description="Share hidden.")
+    hide_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Share of items (`items`) or of each item's tags (`tags`)."
+    )
     only_source: Literal["user", "machine"] | None = Field(
-        None, description="Hide only tags of this source."
+        None, description="Hide only tags of this source (the other source stays visible)."
     )
-    repeats: int = Field(3, ge=1, description="Repeats over derived seeds.")
+    repeats: int = Field(3, ge=1, description="Repeats over seeds derived from `seed`.")
     k: list[int] = Field(default_factory=lambda: [1, 5, 10], description="Cut-offs for @k.")
-    baselines: list[str] = Field(
-        default_factory=lambda: ["prior", "knn_vote", "tagprop", "random"],
-        description="Baselines run on the same split.",
+    methods: list[Literal["spread", "feature_aware"]] = Field(
+        default_factory=lambda: ["spread", "feature_aware"],
+        description="ccgraph's own methods: `spread` (propagate.spread_tags with the "
+        "`propagate.tags` settings), `feature_aware` (ridge on graph-smoothed embeddings + "
+        "smoothing).",
     )
+    baselines: list[Literal["prior", "random", "knn_vote", "tagprop", "label_spreading"]] = Field(
+        default_factory=lambda: ["prior", "knn_vote", "tagprop", "random"],
+        description="Baselines run on the same split (`label_spreading` = scikit-learn's, "
+        "single-label data only).",
+    )
+    reference: str = Field(
+        "knn_vote",
+        description="Method every other method is compared with (paired bootstrap CI of the "
+        "difference).",
+    )
+    depth: int = Field(
+        100, ge=1, description="Ranking depth scored by average precision (AP@depth)."
+    )
+    baseline_k: int | None = Field(
+        None, ge=1, description="Neighbours of the kNN baselines (default: `graph.k`)."
+    )
+    strip_text: bool = Field(
+        True,
+        description="Remove hidden tags from the embedded text (turn off only to measure "
+        "how much the leak would inflate the scores).",
+    )
+    calibration_bins: int = Field(10, ge=2, description="Bins of the reliability table.")
     bootstrap: int = Field(1000, ge=10, description="Bootstrap resamples for the 95 % CIs.")
-    dataset: str | None = Field(
-        None, description="Named benchmark data (`cora`, `citeseer`) instead of a catalog."
+    dataset: Literal["cora", "citeseer", "flickr8k"] | None = Field(
+        None,
+        description="Named benchmark data read from `data.path` instead of a catalog: "
+        "`cora` / `citeseer` (the citation-graphs folder), `flickr8k` (the flickr8k-1000 "
+        "folder; tags = caption content words).",
+    )
+    min_captions: int = Field(
+        2, ge=1, description="Flickr8k: a word is a tag when this many captions use it."
     )
 
 
@@ -359,6 +395,55 @@ class ExecutionConfig(_Section):
     )
 
 
+class UpdateConfig(_Section):
+    """Incremental updates (`ccgraph update`): how clusters are refined and when to rebuild."""
+
+    strategy: Literal["warm", "local"] = Field(
+        "local",
+        description="`warm`: Leiden on the whole graph from the previous clusters; `local`: "
+        "leidenalg with the items farther than `hops` edges from a change fixed.",
+    )
+    hops: int = Field(
+        0,
+        ge=0,
+        description="For `local`: edges around a change also left free (0: only new items "
+        "and items whose edges changed move).",
+    )
+    new_items: Literal["singleton", "majority"] = Field(
+        "singleton",
+        description="Where Leiden starts a new item: its own cluster (a batch can form new "
+        "clusters) or the cluster holding most of its edge weight.",
+    )
+    tags: Literal["local", "full"] = Field(
+        "local",
+        description="`local`: re-solve tag spreading on the items within `tag_hops` edges of a "
+        "change, the run's solution held elsewhere; `full`: spread again over the whole graph.",
+    )
+    tag_hops: int = Field(
+        1, ge=0, description="For `tags: local`: edges around a change re-solved."
+    )
+    drift_threshold: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Recommend a full rebuild when more than this share of the kept items "
+        "changed cluster at the default level.",
+    )
+    max_batch_fraction: float = Field(
+        0.25,
+        gt=0,
+        description="Recommend a full rebuild when the added, replaced and removed items "
+        "exceed this share of the run.",
+    )
+    split_share: float = Field(
+        0.2,
+        gt=0,
+        le=0.5,
+        description="Drift report: a cluster split (merged) when two or more parts each hold "
+        "at least this share of it.",
+    )
+
+
 class Config(_Section):
     """A whole run."""
 
@@ -375,6 +460,7 @@ class Config(_Section):
     execution: ExecutionConfig = Field(
         default_factory=ExecutionConfig, description="Execution engine."
     )
+    update: UpdateConfig = Field(default_factory=UpdateConfig, description="Incremental updates.")
     seed: int = Field(0, ge=0, description="Seed fed to every stage's `rng`.")
     n_jobs: int | None = Field(None, ge=1, description="Worker threads (default: all cores).")
     base_dir: str | None = Field(

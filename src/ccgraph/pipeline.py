@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ccgraph import _assemble, _stages
+from ccgraph import _assemble, _checkpoint, _memory, _stages
 from ccgraph._logging import StageTimer
 from ccgraph.config import Config, config_from_mapping, load_config
 from ccgraph.containers import RunResult
+from ccgraph.update import _persist
 
 __all__ = ["run"]
 
@@ -50,7 +51,11 @@ def run(
     out
         Run directory; wins over ``output.dir``.
     resume
-        Reuse checkpointed embeddings and graphs from an interrupted run with the same inputs.
+        Report what is restored from an interrupted run, and warn when nothing matches.
+        Embeddings (content-addressed cache) and the kNN graph (checkpoint keyed by the
+        embeddings' bytes and the graph settings, see :mod:`ccgraph._checkpoint`) are reused
+        whenever their key matches, with or without ``resume``: a match is exactly what the
+        stage would compute.
     show_progress
         Show progress bars for long stages.
     write
@@ -64,13 +69,19 @@ def run(
     from ccgraph.cluster import describe_clusters
     from ccgraph.embed import embed_catalog
     from ccgraph.io import read_catalog_from_config, write_run
-    from ccgraph.propagate import infer_popularity, spread_tags
+    from ccgraph.propagate import explain_tags, infer_popularity, spread_tags
 
     cfg = _as_config(config)
+    if cfg.execution.engine == "spark":
+        from ccgraph.spark.pipeline import run_spark
+
+        return run_spark(cfg, out=out, write=write)
     out_dir = _stages.resolve_out_dir(cfg, out)
     cache_dir = cfg.resolve(cfg.embed.cache_dir) or (out_dir.parent / f".{out_dir.name}.cache")
     timer = StageTimer()
     stages: dict[str, Any] = {}
+    if write:
+        _stages.check_output(out_dir, overwrite=cfg.output.overwrite)
 
     with timer.stage("read"):
         catalog = read_catalog_from_config(cfg.data, cfg.base_dir)
@@ -85,16 +96,35 @@ def run(
         )
         stages["embed"] = {k: dict(v.params) for k, v in embeddings.items()}
     ids = catalog.ids
+    _stages.warn_uncovered(embeddings, ids)
+    seeds = _stages.build_seed_tags(catalog, cfg)
+    shape = _stages.run_shape(embeddings, ids, seeds, cfg)
+    memory = _memory.estimate_run(**shape)
+    limit_gb = cfg.execution.memory_limit_gb
+    knn_lists: dict[str, Any] = {}  # kept for incremental updates (ccgraph.update)
     with timer.stage("graph"):
-        graph, stages["graph"] = _stages.build_graph(embeddings, ids, cfg)
-        stages["graph"].update(dict(graph.params))
+        key = _checkpoint.graph_key(embeddings, ids, _stages.graph_settings(cfg))
+        restored = _checkpoint.load_graph(cache_dir, key, resume=resume)
+        if restored is not None:
+            knn_restored = _checkpoint.load_knn(cache_dir, key)
+            restored = restored if knn_restored is not None else None
+        if restored is None:
+            _memory.check_stages(memory, ("knn", "graph"), memory_limit_gb=limit_gb)
+            graph, stages["graph"] = _stages.build_graph(embeddings, ids, cfg, knn_store=knn_lists)
+            _checkpoint.save_graph(cache_dir, key, graph, stages["graph"])
+            _checkpoint.save_knn(cache_dir, key, knn_lists)
+        else:
+            graph, stages["graph"] = restored
+            knn_lists.update(knn_restored or {})
+        stages["graph"].update(dict(graph.params), checkpoint=key, restored=restored is not None)
     with timer.stage("duplicates"):
         group, canonical, stages["duplicates"] = _stages.duplicate_groups(
-            embeddings, catalog, cfg, graph=graph
+            embeddings, catalog, cfg, knn=knn_lists, graph=graph
         )
+    memory = _memory.estimate_run(**shape, n_edges=graph.n_edges)
+    _memory.check_stages(memory, ("cluster",), memory_limit_gb=limit_gb)
     with timer.stage("cluster"):
         levels, default_level, stages["cluster"] = _stages.cluster_levels(graph, cfg)
-    seeds = _stages.build_seed_tags(catalog, cfg)
     with timer.stage("describe"):
         clusters = pd.concat(
             [
@@ -111,7 +141,16 @@ def run(
             ignore_index=True,
         )
     inferred = None
+    extras: dict[str, Any] = {}
+    if cfg.propagate.tags.enabled and seeds.n_tags == 0:
+        log.warning(
+            "no tag can seed the spreading (%d tagged items; a tag must be used by at least "
+            "`data.tags.min_count` = %d items after hygiene): no tags are inferred",
+            int(catalog.tags["id"].nunique()),
+            cfg.data.tags.min_count,
+        )
     if cfg.propagate.tags.enabled and seeds.n_tags > 0:
+        _memory.check_stages(memory, ("tags",), memory_limit_gb=limit_gb)
         t = cfg.propagate.tags
         with timer.stage("tags"):
             inferred = spread_tags(
@@ -123,11 +162,15 @@ def run(
                 tag_block=t.tag_block,
                 top_k=t.top_k,
                 min_confidence=t.min_confidence,
-                calibrator="auto",
+                calibrator=t.calibrator,
                 cluster_prior=t.cluster_prior,
                 partition=levels[default_level],
                 rng=cfg.seed,
+                dtype=t.dtype,
+                reorder=t.reorder,
             )
+            if t.explain:
+                extras["explanations"] = explain_tags(graph, seeds, pairs=inferred, alpha=t.alpha)
         stages["tags"] = {
             **dict(inferred.params),
             "converged": inferred.converged,
@@ -155,6 +198,8 @@ def run(
         )
         tags_df = _assemble.tags_table(catalog, ids, inferred)
         rejects = pd.concat([catalog.rejects, embed_rejects], ignore_index=True)
+        extras.update(_persist.run_extras(embeddings, ids, knn_lists))
+        stages["persist"] = _persist.update_info(levels, cfg.base_dir)
         counts = _counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
         manifest = _assemble.manifest(
             cfg.model_dump(mode="json", exclude={"base_dir"}),
@@ -163,7 +208,7 @@ def run(
             counts=counts,
             stages=stages,
         )
-    result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest)
+    result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
     if not write:
         return result
     with timer.stage("write"):
@@ -180,7 +225,9 @@ def run(
                 n_similar=cfg.report.n_similar,
                 rng=cfg.seed,
             )
-    return RunResult(items_df, tags_df, clusters, rejects, graph, manifest, path=path)
+    return RunResult(
+        items_df, tags_df, clusters, rejects, graph, manifest, path=path, extras=extras
+    )
 
 
 def _counts(

@@ -35,7 +35,7 @@ def _frame(n: int, seed: int = 0) -> pd.DataFrame:
     views[g.random(n) < 0.02] = np.inf
     words = np.array(["dog", " Park ", "  ", "cat", "sky"], dtype=object)
     tags = []
-    for i in range(n):
+    for _ in range(n):
         r = g.random()
         if r < 0.3:
             tags.append(None)

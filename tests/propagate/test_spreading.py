@@ -250,3 +250,49 @@ def test_invariants(case):
     np.testing.assert_allclose(a[common], b[common], atol=1e-9)
     # differences only where the k-th score ties
     assert len(common) >= min(len(a), len(b)) - n
+
+
+def test_thread_pool_path_gives_identical_results(monkeypatch):
+    from ccgraph.propagate import _solver
+
+    g = random_graph(n=80, seed=19, split=None)
+    seeds = random_seeds(g.ids, n_tags=9, seed=20)
+    serial = spread_tags(g, seeds, top_k=4)
+    monkeypatch.setattr(_solver, "SERIAL_WORK", 0)
+    monkeypatch.setenv("CCGRAPH_THREADS", "2")
+    threaded = spread_tags(g, seeds, top_k=4)
+    assert np.array_equal(serial.scores.toarray(), threaded.scores.toarray())
+
+
+def test_thread_pool_survives_fork(monkeypatch):
+    import multiprocessing as mp
+
+    from ccgraph.propagate import _solver
+
+    monkeypatch.setattr(_solver, "SERIAL_WORK", 0)
+    monkeypatch.setenv("CCGRAPH_THREADS", "2")
+    g = random_graph(n=40, seed=21, split=None)
+    seeds = random_seeds(g.ids, seed=22)
+    ref = spread_tags(g, seeds, top_k=3).scores.toarray()  # the parent's pool now exists
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        out = pool.apply_async(_spread_in_child, (g, seeds)).get(timeout=120)
+    np.testing.assert_array_equal(out, ref)
+
+
+def _spread_in_child(g, seeds):
+    from ccgraph.propagate import _solver
+
+    _solver.SERIAL_WORK = 0
+    return spread_tags(g, seeds, top_k=3).scores.toarray()
+
+
+def test_bad_calibrator_rejected_before_work():
+    g = random_graph()
+    seeds = random_seeds(g.ids)
+    with pytest.raises(ParameterError, match="calibrator"):
+        spread_tags(g, seeds, calibrator="isotonic")
+    with pytest.raises(ParameterError, match="calibrator"):
+        spread_tags(g, seeds, calibrator=3)
+    none = spread_tags(g, seeds, calibrator="none")
+    assert none.params["calibrator"] is None

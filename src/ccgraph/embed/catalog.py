@@ -7,12 +7,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from ccgraph._logging import timed
 from ccgraph.embed.base import Embedder, EmbedOutput, make_rejects
 from ccgraph.embed.cache import embed_with_cache
-from ccgraph.exceptions import ConfigError
+from ccgraph.exceptions import ConfigError, InputError
 
 if TYPE_CHECKING:
     from ccgraph.config import EmbedConfig, ImageEmbedConfig
@@ -48,6 +49,50 @@ def make_image_embedder(
     if cfg.kind == "cnn":
         return CnnEmbedder(cfg.batch_size, **common)  # type: ignore[arg-type]
     raise ConfigError(f"`embed.image.kind` {cfg.kind!r} does not name an image embedder")
+
+
+def _no_image_error(rejects: pd.DataFrame, cfg: ImageEmbedConfig) -> InputError:
+    """The error for a run in which not one image could be used, with the commonest reasons."""
+    reasons = rejects["reason"].astype(str).str.replace(r" \(.*", "", regex=True)
+    counts = {str(k): int(v) for k, v in reasons.value_counts().head(3).items()}
+    example = rejects["file"].dropna().astype(str)
+    advice = (
+        "raise `embed.image.max_pixels` (the decompression-bomb guard, now "
+        f"{cfg.max_pixels:,} pixels)"
+        if next(iter(counts), "").startswith("too many pixels")
+        else "check the image files and the `image_path` column (relative paths resolve "
+        "against `data.image_root`, default the catalog's folder)"
+    )
+    return InputError(
+        f"no image could be embedded: all {len(rejects)} items were rejected (by reason: "
+        f"{counts}; e.g. {example.iloc[0] if len(example) else 'no path'}); {advice}, or turn "
+        "images off with `embed.image.kind: none`"
+    )
+
+
+def _known_ids(catalog: Catalog) -> np.ndarray | None:
+    """Ids a vectors file may list: the catalog's and its rejected rows' (None: any id).
+
+    After ``data.limit`` cut the catalog short, any id is allowed (the rest were not read).
+    """
+    if catalog.params.get("limit") is not None:
+        return None
+    rejected = catalog.rejects["id"].dropna().astype(str).to_numpy()
+    extra = np.setdiff1d(rejected[rejected != ""], catalog.ids)
+    return np.concatenate([catalog.ids, extra])
+
+
+def _catalog_rows(emb: Embeddings, ids: np.ndarray) -> Embeddings:
+    """Keep the vectors of catalog items only, in catalog order."""
+    pos = pd.Index(ids).get_indexer(emb.ids)
+    if (pos >= 0).all() and (np.diff(pos) > 0).all():
+        return emb
+    keep = np.flatnonzero(pos >= 0)
+    logger.info(
+        "ignored %d vectors of items rejected from the catalog or beyond `data.limit`",
+        len(pos) - len(keep),
+    )
+    return emb.take(keep[np.argsort(pos[keep], kind="stable")])
 
 
 def _run(
@@ -140,7 +185,7 @@ def embed_catalog(
             out["image"] = res.embeddings
             rejects.append(res.rejects)
             if res.embeddings.n_items == 0:
-                logger.warning("no image could be embedded (%d rejects)", len(res.rejects))
+                raise _no_image_error(res.rejects, cfg.image)
     if cfg.precomputed.path:
         path = Path(cfg.precomputed.path).expanduser()
         if base_dir is not None and not path.is_absolute():
@@ -149,13 +194,16 @@ def embed_catalog(
         if ids_path is not None and base_dir is not None and not Path(ids_path).is_absolute():
             ids_path = str(Path(base_dir) / ids_path)
         with timed("load precomputed vectors", logger):
-            out["precomputed"] = load_precomputed(
-                path,
-                ids=catalog.ids if ids_path is None else None,
-                ids_path=ids_path,
-                id_column=cfg.precomputed.id_column,
-                vector_column=cfg.precomputed.vector_column,
-                catalog_ids=catalog.ids,
+            out["precomputed"] = _catalog_rows(
+                load_precomputed(
+                    path,
+                    ids=catalog.ids if ids_path is None else None,
+                    ids_path=ids_path,
+                    id_column=cfg.precomputed.id_column,
+                    vector_column=cfg.precomputed.vector_column,
+                    catalog_ids=_known_ids(catalog),
+                ),
+                catalog.ids,
             )
     if not out:
         raise ConfigError(

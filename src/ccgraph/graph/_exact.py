@@ -74,8 +74,8 @@ class _Blocks:
     """Reusable per-block buffers and a thread pool that runs row chunks of a block."""
 
     def __init__(self, rows: int, n: int, dtype: type, n_jobs: int | None) -> None:
-        self.scores = np.empty((rows, n), dtype=dtype)
-        self.work = np.empty((rows, n), dtype=dtype)
+        self.scores: np.ndarray = np.empty((rows, n), dtype=dtype)
+        self.work: np.ndarray = np.empty((rows, n), dtype=dtype)
         self.mask = np.empty((rows, n), dtype=bool)
         if n_jobs is None or n_jobs < 1:
             n_jobs = os.cpu_count() or 1
@@ -185,7 +185,8 @@ def exact_hamming(
     rows = _block_rows(n, 8, 16, 256)  # small blocks keep the XOR buffer in cache
     out_i = np.empty((len(qpos), k), dtype=np.int32)
     out_d = np.empty((len(qpos), k), dtype=np.float32)
-    blocks = _Blocks(min(rows, len(qpos)), n, np.int16, n_jobs)
+    dtype = np.int16 if words.shape[1] * 64 < np.iinfo(np.int16).max else np.int32
+    blocks = _Blocks(min(rows, len(qpos)), n, dtype, n_jobs)
     xor = np.empty((min(rows, len(qpos)), n), dtype=np.uint64)
     try:
         for s in range(0, len(qpos), rows):
@@ -202,7 +203,7 @@ def exact_hamming(
                         dist[lo:hi] += _popcount(x)
 
             blocks.run(b, fill)
-            dist[np.arange(b), q] = np.iinfo(np.int16).max
+            dist[np.arange(b), q] = np.iinfo(dtype).max
             idx, best = blocks.select(b, k, largest=False)
             out_i[s : s + b] = idx
             out_d[s : s + b] = best

@@ -2,9 +2,10 @@
 
 Private backend of :func:`ccgraph.graph.knn_search`; inputs are trusted (validated there).
 
-pynndescent is numba code: the first call in a fresh process compiles its kernels, which took
-33-65 s on this project's 2-core machine (numba's on-disk cache did not remove it). That cost is
-why :func:`ccgraph.graph.knn_search` uses the exact backend below ``AUTO_EXACT_MAX_N`` items.
+pynndescent is numba code: the first call in a fresh process compiles its kernels, once per
+metric: 42-52 cpu-s on one core in ``benchmarks/graph.py`` (100-440 s of wall time on the loaded
+shared machine; numba's on-disk cache did not remove it). That cost is why
+:func:`ccgraph.graph.knn_search` uses the exact backend up to ``AUTO_EXACT_MAX_N`` items.
 """
 
 from __future__ import annotations
@@ -15,18 +16,34 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NNDESCENT_DEFAULTS", "nndescent_knn"]
+__all__ = [
+    "EXTRA_NEIGHBORS",
+    "EXTRA_NEIGHBORS_BITS",
+    "NNDESCENT_DEFAULTS",
+    "NNDESCENT_DEFAULTS_BITS",
+    "nndescent_knn",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Options passed to :class:`pynndescent.NNDescent` unless overridden; chosen by
-#: ``benchmarks/graph.py`` (recall@15 >= 0.95 at 1M items, d=384).
+#: Options passed to :class:`pynndescent.NNDescent` for dense metrics unless overridden.
+#: Tuned with ``benchmarks/graph.py`` (d=384, k=15; recall@15 against exact search, cpu-s):
+#: pynndescent's defaults (16 neighbours and candidates) gave 0.932 at 100k; 40 candidates
+#: and 4 extra neighbours 0.960 at 300k (66 cpu-s) but 0.946 at 1M; 48 candidates, 9 extra
+#: neighbours and 8 trees 0.971 at 300k (73 cpu-s). ``low_memory=False`` is about 7 % faster.
 NNDESCENT_DEFAULTS: dict[str, Any] = {
-    "low_memory": True,
-    "n_iters": None,
-    "delta": 0.001,
-    "max_candidates": None,
+    "low_memory": False,
+    "max_candidates": 48,
+    "n_trees": 8,
 }
+
+#: The same for packed bit codes (``bit_hamming``): lighter settings already reach recall
+#: 0.9999 at 100k 64-bit codes.
+NNDESCENT_DEFAULTS_BITS: dict[str, Any] = {"low_memory": False, "max_candidates": 40}
+
+#: Neighbours searched beyond ``k`` (the best ``k`` are kept): a wider heap raises recall.
+EXTRA_NEIGHBORS = 9
+EXTRA_NEIGHBORS_BITS = 4
 
 
 def nndescent_knn(
@@ -36,7 +53,7 @@ def nndescent_knn(
     metric: str,
     seed: int,
     n_jobs: int | None,
-    extra_neighbors: int = 0,
+    extra_neighbors: int | None = None,
     options: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate kNN of every row, self excluded, sorted by (distance, index).
@@ -56,13 +73,18 @@ def nndescent_knn(
         numba threads (None = all cores).
     extra_neighbors
         Build the graph with ``k + extra_neighbors`` neighbours and keep the best ``k``: a
-        wider search raises recall at a roughly proportional cost.
+        wider search raises recall at a roughly proportional cost (None: 9, or 4 for codes).
     options
-        Further :class:`pynndescent.NNDescent` keywords (override ``NNDESCENT_DEFAULTS``).
+        Further :class:`pynndescent.NNDescent` keywords (override ``NNDESCENT_DEFAULTS`` or,
+        for ``bit_hamming``, ``NNDESCENT_DEFAULTS_BITS``).
     """
     import pynndescent  # heavy (numba); a core dependency, imported only when used
 
-    kwargs = {**NNDESCENT_DEFAULTS, **(options or {})}
+    bits = metric == "bit_hamming"
+    defaults = NNDESCENT_DEFAULTS_BITS if bits else NNDESCENT_DEFAULTS
+    if extra_neighbors is None:
+        extra_neighbors = EXTRA_NEIGHBORS_BITS if bits else EXTRA_NEIGHBORS
+    kwargs = {"compressed": False, "verbose": False, **defaults, **(options or {})}
     n_neighbors = min(data.shape[0], k + 1 + extra_neighbors)
     start = time.perf_counter()
     index = pynndescent.NNDescent(
@@ -71,8 +93,6 @@ def nndescent_knn(
         n_neighbors=n_neighbors,
         random_state=seed,
         n_jobs=n_jobs,
-        compressed=False,
-        verbose=False,
         **kwargs,
     )
     ind, dist = index.neighbor_graph

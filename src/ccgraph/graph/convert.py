@@ -51,7 +51,10 @@ def edge_list(adjacency: sp.spmatrix | sp.sparray) -> tuple[np.ndarray, np.ndarr
 
 
 def to_igraph(
-    graph_or_csr: KnnGraph | sp.spmatrix | sp.sparray, *, weights: bool = True
+    graph_or_csr: KnnGraph | sp.spmatrix | sp.sparray,
+    *,
+    weights: bool = True,
+    loops: bool = False,
 ) -> igraph.Graph:
     """Build an undirected ``igraph.Graph``: edge attribute ``weight``, vertex ``name`` (ids).
 
@@ -61,6 +64,9 @@ def to_igraph(
         A :class:`KnnGraph` or a symmetric sparse adjacency (its upper triangle is read).
     weights
         Set the ``weight`` edge attribute.
+    loops
+        Keep the diagonal as self-loop edges of weight ``a_ii`` (igraph counts a loop twice in
+        a node's strength); used for aggregated graphs whose loops hold internal weight.
 
     Examples
     --------
@@ -72,6 +78,10 @@ def to_igraph(
 
     adjacency, ids = _as_csr(graph_or_csr)
     u, v, w = edge_list(adjacency)
+    if loops:
+        diag = adjacency.diagonal()
+        at = np.flatnonzero(diag)
+        u, v, w = np.r_[u, at], np.r_[v, at], np.r_[w, diag[at].astype(np.float64)]
     g = igraph.Graph(n=adjacency.shape[0], edges=np.column_stack([u, v]).tolist(), directed=False)
     if weights:
         g.es["weight"] = w.tolist()

@@ -30,13 +30,14 @@ METRICS = ("cosine", "euclidean", "hamming")
 BACKENDS = ("auto", "exact", "cells", "pynndescent")
 
 #: ``backend="auto"`` searches exactly up to this many dense items. Measured by
-#: ``benchmarks/graph.py`` (d=384, 2 cores): exact takes about 3 s at 20k and grows as n^2,
-#: while pynndescent pays 30-60 s of numba compilation once per process before its first
-#: result, so exact is cheaper up to about 50k items.
-AUTO_EXACT_MAX_N = 50_000
+#: ``benchmarks/graph.py`` (d=384, k=15, 2 cores): exact costs 6.2 cpu-s at 20k and 159 cpu-s
+#: at 100k (n^2), pynndescent 45-52 cpu-s of numba compilation once per process plus about
+#: 0.2 cpu-ms per item, so exact is cheaper up to about 60k items (about 80k on an idle
+#: machine, where exact uses both cores and the compilation only one).
+AUTO_EXACT_MAX_N = 60_000
 
-#: The same threshold for 64-bit Hamming codes (XOR + popcount is cheaper per pair than a
-#: 384-d dot product, so exact stays the better choice for longer).
+#: The same threshold for 64-bit Hamming codes: exact XOR + popcount costs 2.8 cpu-s at 20k
+#: and 70 cpu-s at 100k, pynndescent ``bit_hamming`` 11 cpu-s at 100k plus its own compilation.
 AUTO_EXACT_MAX_N_HAMMING = 100_000
 
 
@@ -144,7 +145,9 @@ def knn_search(
         Threads (None or -1 = all cores).
     options
         Backend tuning for pynndescent: ``extra_neighbors`` (search ``k + extra`` and keep
-        ``k``) and any :class:`pynndescent.NNDescent` keyword.
+        ``k``; default 9, 4 for codes) and any :class:`pynndescent.NNDescent` keyword (defaults in
+        ``ccgraph.graph._nndescent.NNDESCENT_DEFAULTS``). Approximate results are reproducible
+        for a fixed ``rng`` and ``n_jobs``.
 
     Returns
     -------
@@ -193,7 +196,9 @@ def knn_search(
     from ccgraph.graph._nndescent import nndescent_knn
 
     opts = dict(options or {})
-    extra = check_int("options['extra_neighbors']", opts.pop("extra_neighbors", 0), low=0)
+    extra = opts.pop("extra_neighbors", None)
+    if extra is not None:
+        extra = check_int("options['extra_neighbors']", extra, low=0)
     nn_metric = {"cosine": "dot", "euclidean": "euclidean", "hamming": "bit_hamming"}[metric]
     return nndescent_knn(
         arr,

@@ -101,13 +101,17 @@ def expand_paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text)))
             files = [m for m in matches if m.is_file()]
             if not files:
-                raise InputError(f"no file matches the catalog pattern {text!r}")
+                raise InputError(
+                    f"no file matches the catalog pattern {text!r}; check `data.path` (relative "
+                    "paths resolve against the config file's directory)"
+                )
             out.extend(files)
         elif p.is_dir():
             files = _directory_files(p)
             if not files:
                 raise InputError(
-                    f"no catalog files (.csv, .tsv, .parquet, .jsonl) in the directory {p}"
+                    f"no catalog files (.csv, .tsv, .parquet, .jsonl) in the directory {p}; "
+                    "point `data.path` at the catalog file(s) or a folder that holds them"
                 )
             out.extend(files)
         elif p.is_file():
@@ -152,6 +156,29 @@ def _sniff_delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
+def _check_quoting(path: Path, text: str, sep: str) -> None:
+    """Refuse a quoted field closed mid-way (``"a"b``), which pandas silently accepts.
+
+    One unbalanced quote otherwise turns the following rows into part of a single field and
+    they vanish from the catalog without a reject; Python's strict csv reader catches it.
+    """
+    reader = csv.reader(io.StringIO(text), delimiter=sep, strict=True)
+    start = 1
+    try:
+        for _ in reader:
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        if "expected after" not in str(exc):
+            return
+        raise InputError(
+            f"{path}: malformed CSV in the record that starts at line {start} (found at line "
+            f"{reader.line_num}: {exc}); a quote opened in it is not closed where the field "
+            "ends, so the rows after it would be read as part of one field: "
+            "fix the quoting (a field that holds the delimiter, quotes or line breaks must be "
+            'wrapped in double quotes, with inner quotes doubled: "")'
+        ) from None
+
+
 def _read_delimited(path: Path, kind: str) -> pd.DataFrame:
     text = _decode(path, _read_bytes(path))
     if not text.strip():
@@ -183,6 +210,8 @@ def _read_delimited(path: Path, kind: str) -> pd.DataFrame:
             f"{path}: malformed {'TSV' if sep == chr(9) else 'CSV'}: {detail} "
             "(check the quoting of fields that hold the delimiter, quotes or line breaks)"
         ) from None
+    if quoting == csv.QUOTE_MINIMAL and text.count("\n") > len(frame) + 1:
+        _check_quoting(path, text, sep)  # some field spans lines: was it opened by mistake?
     if frame.shape[1] == 1:
         others = [name for d, name in _DELIMITERS.items() if d != sep and d in header]
         if others:
@@ -205,7 +234,10 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+        raise InputError(
+            f"{path}: not a readable Parquet file ({exc}); it may be truncated or another "
+            "format: write it again (e.g. pandas.DataFrame.to_parquet)"
+        ) from None
     return table.to_pandas()
 
 

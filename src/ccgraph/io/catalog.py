@@ -277,10 +277,16 @@ def read_catalog(
     rejects = rejects.sort_values(["_fi", "row"], kind="stable")[list(REJECT_COLUMNS)]
     rejects = rejects.astype({"row": "int64"}).reset_index(drop=True)
     if items.empty:
-        reasons = rejects["reason"].value_counts().head(5).to_dict()
+        where = ", ".join(map(str, files))
+        if rejects.empty:
+            raise InputError(
+                f"no usable items in {where}: the file(s) have a header but no data rows; "
+                "add rows to the catalog or point `data.path` at the right file"
+            )
+        reasons = {str(k): int(v) for k, v in rejects["reason"].value_counts().head(5).items()}
         raise InputError(
-            f"no usable items in {', '.join(map(str, files))}: {len(rejects)} rows rejected "
-            f"(by reason: {reasons})"
+            f"no usable items in {where}: {len(rejects)} rows rejected (by reason: {reasons}); "
+            "fix those rows, or map the right column of each field in `data.columns`"
         )
     items = items.drop(columns=["_fi", "_row", "_seq", "_file"]).reset_index(drop=True)
     seconds = time.perf_counter() - start

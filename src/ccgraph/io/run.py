@@ -206,7 +206,10 @@ def write_run(result: RunResult, path: str | os.PathLike[str], *, overwrite: boo
     _check_result(result)
     extra_files = _extra_files(result.extras)
     if check_replaceable(final) and not overwrite and any(final.iterdir()):
-        raise OutputError(f"{final} already holds a run; pass overwrite=True to replace it")
+        raise OutputError(
+            f"{final} already holds a run; pass overwrite=True (config `output.overwrite: "
+            "true`) to replace it, or choose another output directory"
+        )
     remove_stale_temp_dirs(final)
     tmp = make_temp_dir(final)
     try:

@@ -64,7 +64,8 @@ def _resolve(raw: RawTable, mapping: dict[str, str]) -> dict[str, str]:
             if column not in present:
                 raise InputError(
                     f"{raw.path}: column {column!r} (mapped to `{name}`) not found; "
-                    f"columns present: {present}"
+                    f"columns present: {present}; fix `data.columns.{name}` (field -> column "
+                    "name) to name one of them"
                 )
             resolved[name] = column
         elif name in present:

@@ -18,10 +18,12 @@ from ccgraph.propagate.calibration import (
 from ccgraph.propagate.explain import explain_tags
 from ccgraph.propagate.pagerank import local_ppr, personalized_pagerank, personalized_pagerank_batch
 from ccgraph.propagate.popularity import infer_popularity, standardize_popularity
+from ccgraph.propagate.seeds import build_seeds
 from ccgraph.propagate.spreading import spread_tags
 
 __all__ = [
     "Calibrator",
+    "build_seeds",
     "expected_calibration_error",
     "explain_tags",
     "fit_calibrator",

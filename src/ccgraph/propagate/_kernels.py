@@ -1,8 +1,10 @@
 """Numba kernels for the propagation solvers (imported lazily: importing this module loads numba).
 
-All kernels are compiled with ``cache=True`` (on-disk cache beside this file) and
-``parallel=True`` over contiguous chunks of rows. Per-column arithmetic never depends on which
-other columns share the block, so a column's result is bitwise the same whatever the block width.
+All kernels are serial, compiled with ``cache=True`` (on-disk cache beside this file) and
+release the GIL: :func:`ccgraph.propagate._solver.run_chunks` runs them on a thread pool over
+contiguous chunks of rows, handing chunks out dynamically (robust on a shared, loaded machine).
+Per-column arithmetic never depends on which other columns share the block, so a column's
+result is bitwise the same whatever the block width.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def _gather(
         p += 1
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def cheb_step_sparse(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -58,6 +60,8 @@ def cheb_step_sparse(
     bounds: np.ndarray,
     res_max: np.ndarray,
     res_l1: np.ndarray,
+    c0: int,
+    c1: int,
 ) -> None:
     """One sweep ``J = M x + b`` then ``x_prev <- omega J + (1 - omega) x_prev`` (in place).
 
@@ -66,8 +70,7 @@ def cheb_step_sparse(
     the max and the ``weights``-weighted L1 norm of the residual ``J - x``.
     """
     m = x.shape[1]
-    n_chunks = bounds.shape[0] - 1
-    for c in numba.prange(n_chunks):
+    for c in range(c0, c1):
         acc = np.empty(m, dtype=x.dtype)
         rmax = res_max[c]
         rl1 = res_l1[c]
@@ -88,7 +91,7 @@ def cheb_step_sparse(
                 xpi[t] = omega * acc[t] + (1.0 - omega) * xpi[t]
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def cheb_step_dense(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -101,11 +104,12 @@ def cheb_step_dense(
     bounds: np.ndarray,
     res_max: np.ndarray,
     res_l1: np.ndarray,
+    c0: int,
+    c1: int,
 ) -> None:
     """As :func:`cheb_step_sparse` with a dense right-hand side block ``b``."""
     m = x.shape[1]
-    n_chunks = bounds.shape[0] - 1
-    for c in numba.prange(n_chunks):
+    for c in range(c0, c1):
         acc = np.empty(m, dtype=x.dtype)
         rmax = res_max[c]
         rl1 = res_l1[c]
@@ -127,7 +131,7 @@ def cheb_step_dense(
                 xpi[t] = omega * acc[t] + (1.0 - omega) * xpi[t]
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def topk_merge(
     x: np.ndarray,
     cols: np.ndarray,
@@ -135,15 +139,17 @@ def topk_merge(
     seed_indices: np.ndarray,
     top_v: np.ndarray,
     top_t: np.ndarray,
+    r0: int,
+    r1: int,
 ) -> None:
-    """Merge the positive entries of block ``x`` (global tag ids ``cols``) into running top-k.
+    """Merge the positive entries of rows ``r0:r1`` of block ``x`` (tag ids ``cols``) into top-k.
 
     Rows of ``top_v``/``top_t`` are kept sorted by (value descending, tag id ascending); empty
     slots have tag ``-1``. Entries that are the row's own seed tags are skipped.
     """
-    n, m = x.shape
+    m = x.shape[1]
     k = top_v.shape[1]
-    for i in numba.prange(n):
+    for i in range(r0, r1):
         tv = top_v[i]
         tt = top_t[i]
         xi = x[i]

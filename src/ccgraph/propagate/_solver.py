@@ -19,9 +19,11 @@ the other columns, so results are bitwise the same for any block width.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,25 +31,50 @@ import scipy.sparse as sp
 if TYPE_CHECKING:
     from ccgraph.propagate._graph import Operator
 
-__all__ = ["solve", "threads_for"]
+__all__ = ["n_threads_for", "run_chunks", "solve"]
 
-#: Below this many nonzeros x columns per sweep the kernels run on one thread: waking the
-#: thread pool costs more than the work (and much more on a loaded machine).
+#: Below this many nonzeros x columns per sweep the kernels run on the calling thread: handing
+#: chunks to the pool costs more than the work.
 SERIAL_WORK = 2_000_000
 
+_POOL: ThreadPoolExecutor | None = None
 
-@contextmanager
-def threads_for(work: int) -> Iterator[None]:
-    """Run numba kernels on one thread while ``work`` is small, restoring the setting after."""
-    import numba
 
-    before = numba.get_num_threads()
-    if work < SERIAL_WORK and before > 1:
-        numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
+def _forget_pool() -> None:
+    """Drop the pool in a forked child: its worker threads do not exist there."""
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def default_threads() -> int:
+    """Threads for the kernels: ``CCGRAPH_THREADS`` or the CPU count."""
+    env = os.environ.get("CCGRAPH_THREADS", "")
+    return max(1, int(env)) if env.isdigit() else max(1, os.cpu_count() or 1)
+
+
+def n_threads_for(work: int) -> int:
+    """1 for small work (see :data:`SERIAL_WORK`), else :func:`default_threads`."""
+    return 1 if work < SERIAL_WORK else default_threads()
+
+
+def run_chunks(fn: Callable[[int, int], None], n_chunks: int, n_threads: int) -> None:
+    """Call ``fn(c, c + 1)`` for every chunk, on ``n_threads`` threads, chunks handed out in order.
+
+    The kernels release the GIL, so the pool runs them in parallel; a thread that is slowed
+    down (a loaded machine) simply takes fewer chunks.
+    """
+    global _POOL
+    if n_threads <= 1 or n_chunks <= 1:
+        fn(0, n_chunks)
+        return
+    if _POOL is None or _POOL._max_workers < n_threads:
+        _POOL = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="ccgraph")
+    for fut in [_POOL.submit(fn, c, c + 1) for c in range(n_chunks)]:
+        fut.result()
 
 
 DoneCallback = Callable[[np.ndarray, np.ndarray], None]
@@ -84,18 +111,17 @@ def solve(
     Returns ``(n_iter, converged)`` per column; the solutions are passed to ``on_done(cols,
     values)`` (``values`` is a fresh ``[n, len(cols)]`` array in operator order) as columns finish.
     """
-    with threads_for((op.m.nnz + op.n) * rhs.shape[1]):
-        return _solve(
-            op,
-            rhs,
-            thresholds=thresholds,
-            max_iter=max_iter,
-            criterion=criterion,
-            weights=weights,
-            method=method,
-            on_done=on_done,
-            drop_share=drop_share,
-        )
+    return _solve(
+        op,
+        rhs,
+        thresholds=thresholds,
+        max_iter=max_iter,
+        criterion=criterion,
+        weights=weights,
+        method=method,
+        on_done=on_done,
+        drop_share=drop_share,
+    )
 
 
 def _solve(
@@ -115,6 +141,7 @@ def _solve(
     n, m_total = rhs.shape
     dtype = op.dtype
     dense = isinstance(rhs, np.ndarray)
+    b: Any
     if dense:
         b = np.ascontiguousarray(rhs, dtype=dtype)
         x = b.copy()
@@ -139,25 +166,16 @@ def _solve(
         res_max = np.zeros((len(bounds) - 1, width), dtype=dtype)
         res_l1 = np.zeros((len(bounds) - 1, width), dtype=dtype)
         if dense:
-            _kernels.cheb_step_dense(
-                mm.indptr, mm.indices, mm.data, x, x_prev, b, omega, w, bounds, res_max, res_l1
-            )
+            step = partial(
+                _kernels.cheb_step_dense, mm.indptr, mm.indices, mm.data, x, x_prev, b, omega,
+                w, bounds, res_max, res_l1,
+            )  # fmt: skip
         else:
-            _kernels.cheb_step_sparse(
-                mm.indptr,
-                mm.indices,
-                mm.data,
-                x,
-                x_prev,
-                b.indptr,
-                b.indices,
-                b.data,
-                omega,
-                w,
-                bounds,
-                res_max,
-                res_l1,
-            )
+            step = partial(
+                _kernels.cheb_step_sparse, mm.indptr, mm.indices, mm.data, x, x_prev, b.indptr,
+                b.indices, b.data, omega, w, bounds, res_max, res_l1,
+            )  # fmt: skip
+        run_chunks(step, len(bounds) - 1, n_threads_for((mm.nnz + n) * width))
         x, x_prev = x_prev, x
         res = res_max.max(axis=0) if criterion == "max" else res_l1.astype(np.float64).sum(axis=0)
         done = (res < thr[active]) & pending[active]

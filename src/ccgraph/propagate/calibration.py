@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from ccgraph._random import as_generator
 from ccgraph._validation import check_choice, check_float, check_int
-from ccgraph.containers import TagSet
+from ccgraph.containers import TagSet, check_same_ids
 from ccgraph.exceptions import InputError
 
 if TYPE_CHECKING:
@@ -126,6 +126,15 @@ def holdout_predictions(
     hide_fraction = check_float(
         "hide_fraction", hide_fraction, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
     )
+    if not isinstance(seeds, TagSet):
+        raise InputError(f"`seeds` must be a TagSet; got {type(seeds).__name__}")
+    adj, ids = as_adjacency(graph)
+    if ids is not None:
+        check_same_ids(ids, seeds.ids, what="holdout_predictions(graph, seeds)")
+    if adj.shape[0] != seeds.matrix.shape[0]:
+        raise InputError(
+            f"the graph has {adj.shape[0]} nodes but `seeds` has {seeds.matrix.shape[0]} rows"
+        )
     gen = as_generator(rng)
     y = sp.csr_matrix(seeds.matrix)
     seeded = np.flatnonzero(np.diff(y.indptr) > 0)
@@ -139,7 +148,6 @@ def holdout_predictions(
     keep[hidden] = 0.0
     y_train = sp.csr_matrix(sp.diags(keep) @ y)
     y_train.eliminate_zeros()
-    adj, _ = as_adjacency(graph)
     op = build_operator(adj, alpha=alpha, dtype=resolve_dtype(dtype), reorder=reorder)
     raw = spread_raw(
         op, y_train, exclude=y_train, tol=tol, max_iter=max_iter, tag_block=tag_block, top_k=top_k

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ccgraph._validation import check_choice, check_float, check_int
+from ccgraph.containers import KnnGraph
 from ccgraph.exceptions import InputError
 from ccgraph.propagate._graph import Operator, as_adjacency, build_operator, resolve_dtype
 from ccgraph.propagate._solver import solve
@@ -81,8 +82,16 @@ def personalized_pagerank(
     (1.0, True)
     """
     adj, _ = as_adjacency(graph)
-    v = _as_dense_vectors(personalization, adj.shape[0], name="personalization", single=True)
-    out = personalized_pagerank_batch(adj, v, alpha=alpha, tol=tol, max_iter=max_iter)
+    v = _as_vectors(personalization, adj.shape[0], name="personalization", single=True)
+    # one column: reordering for locality costs more than it saves
+    out = personalized_pagerank_batch(
+        graph if isinstance(graph, KnnGraph) else adj,
+        v,
+        alpha=alpha,
+        tol=tol,
+        max_iter=max_iter,
+        reorder="none",
+    )
     return out[:, 0]
 
 
@@ -146,29 +155,28 @@ def personalized_pagerank_batch(
     wdtype = resolve_dtype(dtype)
     adj, _ = as_adjacency(graph)
     n = adj.shape[0]
-    v = _as_dense_vectors(personalizations, n, name="personalizations")
+    v = _as_vectors(personalizations, n, name="personalizations")
     op = build_operator(adj, alpha=alpha, dtype=wdtype, reorder=reorder)
-    return ppr_solve(op, v, tol=tol, max_iter=max_iter, block=block, normalize=True)
+    return ppr_solve(op, v, tol=tol, max_iter=max_iter, block=block)
 
 
 def ppr_solve(
     op: Operator,
-    v: np.ndarray,
+    v: np.ndarray | sp.csc_matrix,
     *,
     tol: float,
     max_iter: int,
     block: int,
-    normalize: bool,
 ) -> np.ndarray:
-    """``y = (I - alpha P^T)^{-1} v`` per column (normalised to sum 1 when ``normalize``)."""
+    """Normalised ``y = (I - alpha P^T)^{-1} v`` per column (``v`` dense or CSC)."""
     import warnings
 
     from ccgraph.exceptions import ConvergenceWarning
 
     n, m = v.shape
     alpha = op.alpha
-    sums = v.sum(axis=0)
-    vn = np.divide(v, sums, out=np.zeros_like(v), where=sums > 0) if normalize else v
+    sums = np.asarray(v.sum(axis=0), dtype=np.float64).ravel()
+    scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
     isolated = op.sqrt_d == 0
     inv_sqrt = np.divide(1.0, op.sqrt_d, out=np.zeros(n), where=~isolated)
     # L1 change of one power step on the normalised PageRank vector x = (1 - alpha) y:
@@ -177,23 +185,34 @@ def ppr_solve(
     bad = 0
     for start in range(0, m, block):
         cols = np.arange(start, min(m, start + block))
-        rhs = op.to_inner(vn[:, cols] * inv_sqrt[:, None]).astype(op.dtype)
-        colsum = np.abs(vn[:, cols]).sum(axis=0)
+        if sp.issparse(v):
+            vb = sp.csr_matrix(v[:, cols] @ sp.diags(scale[cols]))
+            rhs = op.to_inner(sp.diags(inv_sqrt) @ vb)
+            out[np.ix_(isolated, cols)] = vb[isolated].toarray()
+        else:
+            vb = v[:, cols] * scale[cols]
+            rhs = op.to_inner(vb * inv_sqrt[:, None])
+            if np.count_nonzero(rhs) < 0.05 * rhs.size:
+                rhs = sp.csr_matrix(rhs)
+            else:
+                rhs = rhs.astype(op.dtype)
+            out[np.ix_(isolated, cols)] = vb[isolated]
 
         def done(idx: np.ndarray, vals: np.ndarray, cols: np.ndarray = cols) -> None:
+            keep = out[isolated][:, cols[idx]]
             out[:, cols[idx]] = op.to_outer(vals) * op.sqrt_d[:, None]
+            out[np.ix_(isolated, cols[idx])] = keep
 
         _, conv = solve(
             op,
             rhs,
-            thresholds=tol * np.maximum(colsum, 1e-300),
+            thresholds=np.full(len(cols), tol),
             max_iter=max_iter,
             criterion="l1",
             weights=weights,
             on_done=done,
         )
-        bad += int((~conv).sum())
-    out[isolated] = vn[isolated]
+        bad += int((~conv[sums[cols] > 0]).sum())
     if bad:
         warnings.warn(
             f"personalized PageRank: {bad} of {m} columns did not reach tol={tol} in "
@@ -201,22 +220,28 @@ def ppr_solve(
             ConvergenceWarning,
             stacklevel=3,
         )
-    if normalize:
-        tot = out.sum(axis=0)
-        out = np.divide(out, tot, out=np.zeros_like(out), where=tot > 0)
+    tot = out.sum(axis=0)
+    np.divide(out, tot, out=out, where=tot > 0)
     return out
 
 
-def _as_dense_vectors(x: Any, n: int, *, name: str, single: bool = False) -> np.ndarray:
-    arr = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)
-    arr = np.asarray(arr, dtype=np.float64)
-    if single:
-        arr = arr.reshape(-1, 1) if arr.ndim == 1 or 1 in arr.shape else arr
+def _as_vectors(x: Any, n: int, *, name: str, single: bool = False) -> np.ndarray | sp.csc_matrix:
+    """Return validated restart vectors ``[n, m]``: CSC if ``x`` is sparse, else float64."""
+    if sp.issparse(x):
+        arr: Any = sp.csc_matrix(x, dtype=np.float64)
+        if single and arr.shape[0] == 1:
+            arr = arr.T.tocsc()
+        data = arr.data
+    else:
+        arr = np.asarray(x, dtype=np.float64)
+        if single:
+            arr = arr.reshape(-1, 1) if arr.ndim == 1 or 1 in arr.shape else arr
+        data = arr
     if arr.ndim != 2 or arr.shape[0] != n:
         raise InputError(f"`{name}` must have {n} rows (one per node); got shape {arr.shape}")
-    if not np.isfinite(arr).all() or (arr < 0).any():
+    if not np.isfinite(data).all() or (data < 0).any():
         raise InputError(f"`{name}` must be finite and non-negative")
-    if single and not arr.sum() > 0:
+    if single and not data.sum() > 0:
         raise InputError(f"`{name}` is all zero; give at least one positive restart weight")
     return arr
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 from ccgraph._logging import timed
 from ccgraph._validation import check_float, check_int
 from ccgraph.containers import Popularity
-from ccgraph.exceptions import InputError
+from ccgraph.exceptions import ConvergenceWarning, InputError
 from ccgraph.propagate._graph import as_adjacency, build_operator, resolve_dtype
 from ccgraph.propagate._solver import solve
 
@@ -171,7 +172,7 @@ def infer_popularity(
     std = standardize_popularity(raw, provider, percentile=percentile, r=r)
     obs = np.isfinite(std)
     with timed("propagate.infer_popularity"):
-        op = build_operator(adj, alpha=alpha, dtype=resolve_dtype(dtype), reorder="auto")
+        op = build_operator(adj, alpha=alpha, dtype=resolve_dtype(dtype), reorder="none")
         x = np.column_stack([np.where(obs, std, 0.0), obs.astype(np.float64)])
         # F = (1-a) D^{-1/2} (I - aS)^{-1} D^{1/2} X: solve for Z = D^{-1/2} F ... in S-form.
         rhs = op.to_inner((1.0 - alpha) * x * op.sqrt_d[:, None]).astype(op.dtype)
@@ -180,7 +181,14 @@ def infer_popularity(
         def done(idx: np.ndarray, vals: np.ndarray) -> None:
             g[:, idx] = op.to_outer(vals)
 
-        solve(op, rhs, thresholds=np.full(2, tol), max_iter=max_iter, on_done=done)
+        _, conv = solve(op, rhs, thresholds=np.full(2, tol), max_iter=max_iter, on_done=done)
+        if not conv.all():
+            warnings.warn(
+                f"infer_popularity: the propagation did not reach tol={tol} in "
+                f"max_iter={max_iter} sweeps",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         inv_sqrt = np.divide(1.0, op.sqrt_d, out=np.zeros(n), where=op.sqrt_d > 0)
         f = g * inv_sqrt[:, None]
     isolated = op.sqrt_d == 0
@@ -192,7 +200,14 @@ def infer_popularity(
     value[inferred] = np.clip(num[inferred] / den[inferred], 0.0, 1.0)
     source = np.where(obs, "observed", np.where(inferred, "inferred", "none")).astype(object)
     confidence = np.where(obs, 1.0, np.where(inferred, np.clip(den / alpha, 0.0, 1.0), 0.0))
-    params = {"alpha": alpha, "tol": tol, "percentile": percentile, "r": r, "dtype": dtype}
+    params = {
+        "alpha": alpha,
+        "tol": tol,
+        "percentile": percentile,
+        "r": r,
+        "dtype": dtype,
+        "converged": bool(conv.all()),
+    }
     return Popularity(
         value,
         np.where(np.isfinite(raw), raw, np.nan),

@@ -18,9 +18,14 @@ import scipy.sparse as sp
 from ccgraph._logging import timed
 from ccgraph._validation import check_choice, check_float, check_int
 from ccgraph.containers import Partition, TagScores, TagSet, check_same_ids
-from ccgraph.exceptions import ConvergenceWarning, InputError, ParameterError
+from ccgraph.exceptions import (
+    ConvergenceWarning,
+    DataQualityWarning,
+    InputError,
+    ParameterError,
+)
 from ccgraph.propagate._graph import Operator, as_adjacency, build_operator, resolve_dtype
-from ccgraph.propagate._solver import solve
+from ccgraph.propagate._solver import n_threads_for, run_chunks, solve
 
 if TYPE_CHECKING:
     from ccgraph._random import RngLike
@@ -90,7 +95,8 @@ def spread_tags(
     min_confidence
         Abstention: inferred tags whose confidence is below this are dropped.
     calibrator
-        ``None`` (confidence = the tag's share of the item's propagated mass, uncalibrated),
+        ``None`` or ``"none"`` (confidence = the tag's share of the item's propagated mass,
+        uncalibrated),
         ``"auto"`` (fit one with :func:`~ccgraph.propagate.fit_calibrator` on held-out seeds,
         using ``rng``) or a fitted :class:`~ccgraph.propagate.Calibrator`.
     cluster_prior
@@ -165,6 +171,13 @@ def spread_tags(
     check_choice("reorder", reorder, ("auto", "rcm", "none"))
     check_choice("method", method, ("chebyshev", "jacobi"))
     wdtype = resolve_dtype(dtype)
+    if isinstance(calibrator, str):
+        check_choice("calibrator", calibrator, ("auto", "none"))
+        calibrator = None if calibrator == "none" else calibrator
+    elif calibrator is not None and not hasattr(calibrator, "predict"):
+        raise ParameterError(
+            f"`calibrator` must be None, 'auto', 'none' or a Calibrator; got {calibrator!r}"
+        )
     if not isinstance(seeds, TagSet):
         raise InputError(f"`seeds` must be a TagSet; got {type(seeds).__name__}")
     adj, ids = as_adjacency(graph)
@@ -173,14 +186,22 @@ def spread_tags(
         raise ParameterError("`cluster_prior` > 0 needs a `partition`")
     if partition is not None:
         check_same_ids(partition.ids, seeds.ids, what="spread_tags(partition, seeds)")
-    opts = dict(tol=tol, max_iter=max_iter, tag_block=tag_block, top_k=top_k, method=method)
     with timed("propagate.spread_tags"):
         op = build_operator(adj, alpha=alpha, dtype=wdtype, reorder=reorder)
         y = seeds.matrix
         if cluster_prior > 0 and partition is not None:
             mass0 = spread_mass(op, y, tol=tol, max_iter=max_iter, method=method)
             y = cluster_prior_seeds(y, partition.membership, mass0, adj, cluster_prior)
-        raw = spread_raw(op, y, exclude=seeds.matrix, **opts)
+        raw = spread_raw(
+            op,
+            y,
+            exclude=seeds.matrix,
+            tol=tol,
+            max_iter=max_iter,
+            tag_block=tag_block,
+            top_k=top_k,
+            method=method,
+        )
     if not raw.converged.all():
         bad = int((~raw.converged).sum())
         warnings.warn(
@@ -191,21 +212,29 @@ def spread_tags(
         )
     cal = calibrator
     if isinstance(cal, str):
-        check_choice("calibrator", cal, ("auto",))
         from ccgraph.propagate.calibration import fit_calibrator
 
-        cal = fit_calibrator(
-            graph,
-            seeds,
-            alpha=alpha,
-            tol=tol,
-            max_iter=max_iter,
-            tag_block=tag_block,
-            top_k=top_k,
-            rng=rng,
-            dtype=dtype,
-            reorder=reorder,
-        )
+        try:
+            cal = fit_calibrator(
+                graph,
+                seeds,
+                alpha=alpha,
+                tol=tol,
+                max_iter=max_iter,
+                tag_block=tag_block,
+                top_k=top_k,
+                rng=rng,
+                dtype=dtype,
+                reorder=reorder,
+            )
+        except InputError as exc:  # too few seeded items to hold some out
+            warnings.warn(
+                f"spread_tags: calibration skipped ({exc}); confidences are uncalibrated "
+                "(each tag's share of the item's propagated mass): tag more items",
+                DataQualityWarning,
+                stacklevel=2,
+            )
+            cal = None
     params = {
         "alpha": alpha,
         "tol": tol,
@@ -287,6 +316,7 @@ def spread_raw(
     ex_indptr = ex.indptr.astype(np.int64)
     ex_indices = ex.indices.astype(np.int64)
     k = min(top_k, max(n_tags, 1))
+    row_bounds = np.linspace(0, n, 33).astype(np.int64)
     top_v = np.zeros((n, k), dtype=op.dtype)
     top_t = np.full((n, k), -1, dtype=np.int64)
     n_iter = np.zeros(n_tags, dtype=np.int64)
@@ -297,9 +327,13 @@ def spread_raw(
         rhs = sp.csr_matrix(y_inner[:, cols] * (1.0 - op.alpha))
 
         def done(idx: np.ndarray, vals: np.ndarray, cols: np.ndarray = cols) -> None:
-            _kernels.topk_merge(
-                vals, cols[idx].astype(np.int64), ex_indptr, ex_indices, top_v, top_t
-            )
+            tags = cols[idx].astype(np.int64)
+
+            def merge(c0: int, c1: int) -> None:
+                r0, r1 = row_bounds[c0], row_bounds[c1]
+                _kernels.topk_merge(vals, tags, ex_indptr, ex_indices, top_v, top_t, r0, r1)
+
+            run_chunks(merge, len(row_bounds) - 1, n_threads_for(vals.size))
 
         it, cv = solve(
             op,

@@ -1,0 +1,125 @@
+"""Stage calls of an update that need the run and the config: duplicates, tags, popularity."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ccgraph.config import Config
+from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
+from ccgraph.update._persist import member
+
+__all__ = ["duplicates", "kept_popularity", "local_tags"]
+
+
+def local_tags(
+    old: RunResult,
+    run_cat: Catalog,
+    graph: KnnGraph,
+    seeds: Any,
+    changed: np.ndarray,
+    cfg: Config,
+    previous: Mapping[str, Any],
+) -> tuple[Any, np.ndarray]:
+    """Tag spreading re-solved within ``update.tag_hops`` edges of the changed items."""
+    from ccgraph.update.clusters import neighbourhood
+    from ccgraph.update.tags import item_mass, local_spread, recover_calibrator
+
+    t = cfg.propagate.tags
+    inferred = old.tags[old.tags["source"].astype(str) == "inferred"]
+    # The run's masses, needed to read its calibrator off its own (score, confidence) rows,
+    # are those after the update for the items the update does not reach.
+    mass = item_mass(graph, seeds, alpha=t.alpha, tol=1e-10)
+    far = ~neighbourhood(graph.adjacency, changed, 1)
+    live = mass[graph.degree > 0]
+    ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
+    pos = pd.Index(graph.ids).get_indexer(inferred["id"].astype(str))
+    use = (pos >= 0) & far[np.maximum(pos, 0)]
+    rel = mass[pos[use]] / ref
+    cal = recover_calibrator(previous.get("calibrator"), inferred[use], rel)
+    rows = pd.Index(graph.ids).get_indexer(inferred["id"].astype(str))
+    cols = pd.Index(seeds.tags).get_indexer(inferred["tag"].astype(str))
+    ok = (rows >= 0) & (cols >= 0)
+    shape = (graph.n_items, seeds.n_tags)
+    old_scores = sp.csr_matrix(
+        (inferred["score"].to_numpy(np.float64)[ok], (rows[ok], cols[ok])), shape=shape
+    )
+    old_conf = sp.csr_matrix(
+        (inferred["confidence"].to_numpy(np.float64)[ok], (rows[ok], cols[ok])), shape=shape
+    )
+    region = neighbourhood(graph.adjacency, changed, cfg.update.tag_hops)
+    out = local_spread(
+        graph,
+        seeds,
+        old_scores,
+        old_conf,
+        region,
+        alpha=t.alpha,
+        tol=t.tol,
+        max_iter=t.max_iter,
+        top_k=t.top_k,
+        min_confidence=t.min_confidence,
+        calibrator=cal,
+        mass=mass,
+    )
+    return out, region
+
+
+def kept_popularity(old: RunResult, ids: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """The run's standardised popularity of observed items the batch did not touch (else NaN)."""
+    items = old.items.set_index(old.items["id"].astype(str))
+    observed = items["popularity_source"].astype(str) == "observed"
+    value = pd.to_numeric(items["popularity"], errors="coerce").where(observed)
+    value = value.drop(index=[x for x in changed if x in value.index])
+    return np.array(value.reindex(pd.Index(ids)), dtype=np.float64)
+
+
+def duplicates(
+    old: RunResult,
+    emb: Mapping[str, Embeddings],
+    lists: Mapping[str, Any],
+    ids: np.ndarray,
+    graph_batch: np.ndarray,
+    catalog: Catalog,
+    cfg: Config,
+    previous: Mapping[str, Any],
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Duplicate groups after the update over the modality the run used."""
+    from ccgraph.update.duplicates import close_pairs, update_duplicates
+
+    d = cfg.graph.duplicates
+    name = str(previous.get("modality"))
+    n = len(ids)
+    items = old.items.set_index(old.items["id"].astype(str))
+    if not previous.get("enabled", True) or name not in emb:
+        start = int(items["duplicate_group"].max()) + 1 if len(items) else 0
+        group = np.array(items["duplicate_group"].reindex(pd.Index(ids)), dtype=np.float64)
+        fresh = np.isnan(group)
+        group[fresh] = start + np.arange(int(fresh.sum()))
+        return group.astype(np.int64), np.ones(n, dtype=bool), dict(previous)
+    e = emb[name]
+    binary = e.kind == "binary"
+    metric = "hamming" if binary else "cosine"
+    threshold = float(d.hamming) if binary else 1.0 - float(d.cosine)
+    batch_rows = member(e.ids, graph_batch)
+    lst = lists.get(name) if cfg.graph.metric == metric or binary else None
+    u, v = close_pairs(e, batch_rows, threshold=threshold, metric=metric, lists=lst)
+    pos = pd.Index(ids).get_indexer(e.ids)
+    priority = None
+    if d.canonical == "popularity":
+        priority = pd.to_numeric(catalog.items["popularity_raw"], errors="coerce").to_numpy(
+            np.float64
+        )
+    group, canonical, params = update_duplicates(
+        ids,
+        items["duplicate_group"],
+        items["is_canonical"],
+        (pos[u], pos[v]),
+        batch=member(ids, graph_batch),
+        priority=priority,
+    )
+    return group, canonical, {**dict(previous), **params}

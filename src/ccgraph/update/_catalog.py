@@ -1,0 +1,134 @@
+"""The catalog side of an update: read the batch, sort its rows into changes, merge with the run.
+
+A run directory keeps, per item, what the later stages need (title, provider, license, url,
+image path, raw popularity in ``items.parquet``; observed tags with their weights in
+``tags.parquet``), so the catalog of the updated run is rebuilt from the run plus the batch
+without reading the original catalog files again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ccgraph.config import Config
+from ccgraph.containers import ITEM_COLUMNS, REJECT_COLUMNS, TAG_COLUMNS, Catalog, RunResult
+from ccgraph.exceptions import InputError
+from ccgraph.update._persist import member
+
+__all__ = ["Changes", "merged_catalog", "plan_changes", "read_batch", "run_catalog"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Changes:
+    """How the batch relates to the run: ids added, present again (candidates), removed."""
+
+    added: np.ndarray
+    present: np.ndarray
+    removed: np.ndarray
+    unknown_removals: list[str] = field(default_factory=list)
+
+
+def read_batch(source: Catalog | str | Path, cfg: Config) -> Catalog:
+    """The batch of new rows, read with the run's ``data`` options (removed rows kept)."""
+    from ccgraph.io import read_catalog
+
+    if isinstance(source, Catalog):
+        return source
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise InputError(f"new catalog not found: {path}")
+    d = cfg.data
+    return read_catalog(
+        path,
+        format=d.format,
+        columns=d.columns,
+        tags_sep=d.tags_sep,
+        on_duplicate=d.on_duplicate,
+        include_removed=True,
+        hygiene=d.tags,
+        image_root=cfg.resolve(d.image_root) if d.image_root else None,
+        require_image=d.require_image,
+    )
+
+
+def plan_changes(run_ids: np.ndarray, batch: Catalog, remove: Iterable[str] = ()) -> Changes:
+    """Sort the batch: removed (flagged or listed), present in the run, or added."""
+    run = pd.Index(np.asarray(run_ids).astype(str))
+    items = batch.items
+    ids = items["id"].astype(str).to_numpy()
+    flagged = (
+        items["removed"].fillna(False).astype(bool).to_numpy()
+        if "removed" in items.columns
+        else np.zeros(len(ids), dtype=bool)
+    )
+    listed = {str(x) for x in remove}
+    gone = set(ids[flagged].tolist()) | listed
+    removed = np.array(sorted(x for x in gone if x in run), dtype=str)
+    unknown = sorted(x for x in gone if x not in run)
+    if unknown:
+        logger.info("%d removals name items that are not in the run (ignored)", len(unknown))
+    rest = ids[~member(ids, gone)]
+    in_run = run.get_indexer(rest) >= 0
+    return Changes(
+        added=rest[~in_run], present=rest[in_run], removed=removed, unknown_removals=unknown
+    )
+
+
+def run_catalog(old: RunResult) -> Catalog:
+    """The run's items and observed tags as a :class:`Catalog` (the fields later stages use)."""
+    items = old.items
+    frame = pd.DataFrame({"id": items["id"].astype(str).to_numpy()})
+    for col in ITEM_COLUMNS[1:]:
+        if col == "popularity_raw":
+            frame[col] = pd.to_numeric(items.get("popularity_observed"), errors="coerce")
+        elif col in items.columns:
+            frame[col] = items[col].fillna("").astype(str).to_numpy()
+        elif col == "removed":
+            frame[col] = False
+    obs = old.tags[old.tags["source"].astype(str) == "observed"]
+    tags = pd.DataFrame(
+        {
+            "id": obs["id"].astype(str).to_numpy(),
+            "tag": obs["tag"].astype(str).to_numpy(),
+            "tag_raw": obs["tag_raw"].astype(str).to_numpy(),
+            "source": obs["origin"].astype(str).to_numpy(),
+            "provider": pd.array([pd.NA] * len(obs), dtype="string"),
+            "weight": pd.to_numeric(obs["score"], errors="coerce").to_numpy(np.float64),
+        }
+    )
+    return Catalog(frame, tags[list(TAG_COLUMNS)], pd.DataFrame(columns=REJECT_COLUMNS))
+
+
+def merged_catalog(
+    run: Catalog, batch: Catalog, ids: np.ndarray, *, from_batch: np.ndarray
+) -> Catalog:
+    """Items ``ids`` in order: rows of ``from_batch`` ids from the batch, the rest from the run."""
+    take = set(np.asarray(from_batch).astype(str).tolist())
+    cols = [c for c in ITEM_COLUMNS if c in run.items.columns or c in batch.items.columns]
+    old_items = run.items[~member(run.items["id"], take)]
+    new_items = batch.items[member(batch.items["id"], take)]
+    items = pd.concat(
+        [old_items.reindex(columns=cols), new_items.reindex(columns=cols)], ignore_index=True
+    )
+    items = items.set_index("id", drop=False).reindex(pd.Index(ids)).reset_index(drop=True)
+    if items["id"].isna().any():
+        raise InputError("internal: an item of the update has no catalog row")
+    for col in ("popularity_raw",):
+        if col in items.columns:
+            items[col] = pd.to_numeric(items[col], errors="coerce")
+    keep_ids = set(np.asarray(ids).astype(str).tolist())
+    old_tags = run.tags[~member(run.tags["id"], take) & member(run.tags["id"], keep_ids)]
+    new_tags = batch.tags[member(batch.tags["id"], take)]
+    tags = pd.concat(
+        [old_tags.reindex(columns=TAG_COLUMNS), new_tags.reindex(columns=TAG_COLUMNS)],
+        ignore_index=True,
+    )
+    return Catalog(items, tags, pd.DataFrame(columns=REJECT_COLUMNS), dict(batch.params))

@@ -1,0 +1,170 @@
+"""Output helpers of an update: the spliced tags table, the drift files, the no-op run."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ccgraph.config import Config
+from ccgraph.containers import Catalog, RunResult, TagScores
+from ccgraph.update._persist import member
+
+__all__ = [
+    "median_size",
+    "noop",
+    "run_positions",
+    "splice_tags",
+    "subset",
+    "summary",
+    "write_drift",
+]
+
+
+def subset(catalog: Catalog, ids: np.ndarray) -> Catalog:
+    keep = set(np.asarray(ids).astype(str).tolist())
+    items = catalog.items[member(catalog.items["id"], keep)].reset_index(drop=True)
+    tags = catalog.tags[member(catalog.tags["id"], keep)].reset_index(drop=True)
+    return Catalog(items, tags, catalog.rejects.iloc[:0], dict(catalog.params))
+
+
+def write_drift(path: Path, report: Mapping[str, Any]) -> None:
+    from ccgraph.io.atomic import atomic_write_text
+    from ccgraph.update.drift import drift_markdown
+
+    text = json.dumps(report, indent=2, sort_keys=True) + "\n"
+    atomic_write_text(path / "drift.json", text)
+    atomic_write_text(path / "drift.md", drift_markdown(report))
+
+
+def noop(
+    old: RunResult,
+    out: Path,
+    source: Path,
+    changes: Mapping[str, int],
+    cfg: Config,
+    overwrite: bool,
+) -> RunResult:
+    """Nothing changed: the same tables, graph and arrays in a new run directory."""
+    from ccgraph.io import write_run
+    from ccgraph.update.drift import drift_report
+
+    levels = [c for c in old.items.columns if c.startswith("cluster_l")]
+    default = int(old.manifest.get("stages", {}).get("cluster", {}).get("default_level", 0))
+    report = drift_report(
+        old.items,
+        old.items,
+        n_levels=len(levels),
+        default_level=min(default, max(0, len(levels) - 1)),
+        changes=changes,
+        drift_threshold=cfg.update.drift_threshold,
+        max_batch_fraction=cfg.update.max_batch_fraction,
+        split_share=cfg.update.split_share,
+    )
+    manifest = copy.deepcopy(dict(old.manifest))
+    manifest.setdefault("stages", {})["update"] = {
+        "source_run": str(source),
+        "noop": True,
+        **summary(report),
+    }
+    extras = {k: np.asarray(old.extras[k]) for k in old.extras}
+    result = RunResult(
+        old.items, old.tags, old.clusters, old.rejects, old.graph, manifest, extras=extras
+    )
+    path = write_run(result, out, overwrite=overwrite)
+    write_drift(path, report)
+    return RunResult(
+        old.items,
+        old.tags,
+        old.clusters,
+        old.rejects,
+        old.graph,
+        manifest,
+        path=path,
+        extras=extras,
+    )
+
+
+def median_size(membership: np.ndarray) -> float:
+    codes = pd.factorize(membership)[0]
+    return float(np.median(np.bincount(codes)[codes])) if len(codes) else 0.0
+
+
+def summary(report: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "changes": report["changes"],
+        "churn": [lv["churn"] for lv in report["levels"]],
+        "splits": [len(lv["splits"]) for lv in report["levels"]],
+        "merges": [len(lv["merges"]) for lv in report["levels"]],
+        "new_clusters": [len(lv["new_clusters"]) for lv in report["levels"]],
+        "rebuild_recommended": report["rebuild_recommended"],
+        "reasons": report["reasons"],
+    }
+
+
+def run_positions(column: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position in ``index`` of each value of ``column`` (-1 if absent), one lookup per run.
+
+    Tables keep the rows of one item together, so looking up the first row of every run of
+    equal ids is enough.
+
+    Examples
+    --------
+    >>> run_positions(pd.Series(["b", "b", "a", "x", "x"]), pd.Index(["a", "b"])).tolist()
+    [1, 1, 0, -1, -1]
+    """
+    values = column.to_numpy(dtype=str)
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    lengths = np.diff(np.r_[starts, len(values)])
+    return np.repeat(index.get_indexer(values[starts]), lengths).astype(np.int64)
+
+
+def splice_tags(
+    old_tags: pd.DataFrame,
+    catalog: Catalog,
+    ids: np.ndarray,
+    inferred: TagScores | None,
+    redo: np.ndarray,
+) -> pd.DataFrame:
+    """The ``tags`` table: the run's rows for items not in ``redo``, fresh rows for the rest.
+
+    Fresh rows come from :func:`ccgraph._assemble.tags_table` over the ``redo`` items only;
+    both parts are in item order, so one stable sort on the item position splices them into
+    the table a full assembly would give.
+    """
+    from ccgraph import _assemble
+
+    if redo.all() or inferred is None:
+        return _assemble.tags_table(catalog, ids, inferred)
+    sub_ids = ids[redo]
+    sub = TagScores(
+        sp.csr_matrix(inferred.scores[redo]),
+        sp.csr_matrix(inferred.confidence[redo]),
+        sub_ids,
+        inferred.tags,
+        dict(inferred.params),
+        converged=inferred.converged,
+        n_iter=inferred.n_iter,
+    )
+    fresh = _assemble.tags_table(subset(catalog, sub_ids), sub_ids, sub)
+    index = pd.Index(ids)
+    old_pos = run_positions(old_tags["id"], index)
+    keep = old_pos >= 0
+    keep[keep] = ~redo[old_pos[keep]]
+    both = pd.concat([old_tags[keep], fresh], ignore_index=True)
+    pos = np.concatenate([old_pos[keep], run_positions(fresh["id"], index)])
+    out = both.iloc[np.argsort(pos, kind="stable")].reset_index(drop=True)
+    for col in ("id", "tag", "source", "origin", "tag_raw"):
+        out[col] = out[col].astype("string")
+    out["score"] = out["score"].astype(np.float32)
+    out["confidence"] = out["confidence"].astype(np.float32)
+    out["rank"] = out["rank"].astype("Int64")
+    return out

@@ -1,0 +1,287 @@
+"""The stage sequence of :func:`ccgraph.update.update_run` once the run and the batch are read."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ccgraph._logging import StageTimer
+from ccgraph._random import RngLike
+from ccgraph.config import Config
+from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
+from ccgraph.exceptions import InputError
+from ccgraph.update._calls import duplicates, kept_popularity, local_tags
+from ccgraph.update._catalog import Changes
+from ccgraph.update._output import median_size, noop, splice_tags, subset, summary, write_drift
+from ccgraph.update._persist import member
+
+__all__ = ["changed_rows", "run_update"]
+
+logger = logging.getLogger(__name__)
+
+
+def changed_rows(old: KnnGraph, new: KnnGraph, removed: np.ndarray, n_kept: int) -> np.ndarray:
+    """Rows of ``new`` whose edges differ from ``old`` (new rows, beyond ``n_kept``, included).
+
+    The first ``n_kept`` rows of ``new`` are the old items that stayed, in their old order.
+    """
+    n = new.n_items
+    kept_pos = pd.Index(old.ids).get_indexer(new.ids[:n_kept])
+    a_old = old.adjacency
+    gone = np.zeros(old.n_items, dtype=bool)
+    gone[pd.Index(old.ids).get_indexer(removed)] = True
+    lost_edge = np.asarray(a_old[:, np.flatnonzero(gone)].getnnz(axis=1) > 0).ravel()
+    sub_old = a_old[kept_pos][:, kept_pos]
+    a_new = sp.csr_matrix(new.adjacency)
+    sub_new = a_new[:n_kept][:, :n_kept]
+    diff = (sub_old != sub_new).tocsr()
+    touched = np.zeros(n, dtype=bool)
+    touched[:n_kept] = (
+        (np.diff(diff.indptr) > 0)
+        | (a_new[:n_kept][:, n_kept:].getnnz(axis=1) > 0)
+        | lost_edge[kept_pos]
+    )
+    touched[n_kept:] = True
+    return touched
+
+
+def run_update(
+    old: RunResult,
+    batch: Catalog,
+    changes: Changes,
+    cfg: Config,
+    *,
+    out: Path,
+    timer: StageTimer,
+    embeddings: Mapping[str, Embeddings] | None,
+    rng: RngLike,
+    overwrite: bool,
+    show_progress: bool,
+) -> RunResult:
+    """Embed, graph, duplicates, clusters, descriptions, tags, popularity, assemble, write."""
+    from ccgraph import _assemble
+    from ccgraph._stages import build_seed_tags
+    from ccgraph.cluster import describe_clusters
+    from ccgraph.io import write_run
+    from ccgraph.propagate import spread_tags
+    from ccgraph.update import _persist
+    from ccgraph.update._batch import embed_batch, same_content, same_vectors
+    from ccgraph.update._catalog import merged_catalog, run_catalog
+    from ccgraph.update.clusters import update_levels
+    from ccgraph.update.drift import drift_report
+    from ccgraph.update.graph import merge_embeddings, update_graph
+
+    stages = copy.deepcopy(dict(old.manifest.get("stages", {})))
+    persist = stages.get("persist", {})
+    old_emb = _persist.read_embeddings(old.extras, old.ids, stages.get("embed", {}))
+    old_lists = _persist.read_knn_lists(old.extras, old.ids)
+    if not old_emb or not old_lists or not persist:
+        raise InputError(
+            f"{old.path} does not keep the embeddings and kNN lists an update needs (it was "
+            "written by a ccgraph without them): run it again with this version"
+        )
+    run_cat = run_catalog(old)
+    with timer.stage("embed"):
+        todo = np.concatenate([changes.added, changes.present])
+        cache_dir = cfg.resolve(cfg.embed.cache_dir) or (out.parent / f".{out.name}.cache")
+        if len(todo):
+            new_emb, emb_rejects = embed_batch(
+                subset(batch, todo),
+                cfg,
+                cache_dir=cache_dir,
+                given=embeddings,
+                show_progress=show_progress,
+            )
+        else:
+            from ccgraph.embed.base import make_rejects
+
+            new_emb, emb_rejects = {}, make_rejects([])
+        unknown = sorted(set(new_emb) - set(old_emb))
+        if unknown:
+            raise InputError(f"the batch has embeddings {unknown} that the run does not use")
+    same_v = same_vectors(old_emb, new_emb, changes.present)
+    same_c = same_content(run_cat, batch, changes.present)
+    replaced = changes.present[~same_v]
+    edited = changes.present[same_v & ~same_c]
+    counts_in = {
+        "added": len(changes.added),
+        "replaced": len(replaced),
+        "edited": len(edited),
+        "unchanged": int((same_v & same_c).sum()),
+        "removed": len(changes.removed),
+        "unknown_removals": len(changes.unknown_removals),
+    }
+    logger.info("update: %s", counts_in)
+    if not (len(changes.added) or len(replaced) or len(edited) or len(changes.removed)):
+        return noop(old, out, old.path or Path("."), counts_in, cfg, overwrite)
+
+    kept = old.ids[~member(old.ids, changes.removed)]
+    ids = np.concatenate([kept, changes.added]).astype(str)
+    graph_batch = np.concatenate([changes.added, replaced]).astype(str)
+    catalog = merged_catalog(run_cat, batch, ids, from_batch=np.concatenate([graph_batch, edited]))
+    with timer.stage("graph"):
+        batch_emb = {
+            k: Embeddings(
+                np.asarray(v.vectors)[member(v.ids, graph_batch)],
+                v.ids[member(v.ids, graph_batch)],
+                v.kind,
+                dict(v.params),
+            )
+            for k, v in new_emb.items()
+        }
+        emb_all = merge_embeddings(old_emb, batch_emb, ids, replaced=replaced)
+        graph, lists, stages["graph"] = update_graph(
+            emb_all, old_lists, ids, cfg, batch_ids=graph_batch
+        )
+        stages["graph"].update(dict(graph.params))
+        touched = changed_rows(old.graph, graph, changes.removed, len(kept))
+    with timer.stage("duplicates"):
+        group, canonical, stages["duplicates"] = duplicates(
+            old, emb_all, lists, ids, graph_batch, catalog, cfg, stages.get("duplicates", {})
+        )
+    with timer.stage("cluster"):
+        n_levels = len(persist["level_resolutions"])
+        levels, cinfo = update_levels(
+            graph,
+            old.items,
+            cfg,
+            touched=touched,
+            resolutions=persist["level_resolutions"],
+            next_ids=persist["next_id"],
+            split_levels=persist.get("recursive_split", [False] * n_levels),
+            strategy=cfg.update.strategy,
+            hops=cfg.update.hops,
+            new_items=cfg.update.new_items,
+            rng=rng,
+        )
+        default_level = int(stages.get("cluster", {}).get("default_level", 0))
+        stages["cluster"] = {
+            **stages.get("cluster", {}),
+            "sweep": [
+                {
+                    "level": i,
+                    "resolution": float(p.params.get("resolution", float("nan"))),
+                    "n_clusters": p.n_clusters,
+                    "quality": float(p.quality),
+                    "median_item_cluster_size": median_size(p.membership),
+                }
+                for i, p in enumerate(levels)
+            ],
+            "update": cinfo,
+        }
+    seeds = build_seed_tags(catalog, cfg)
+    with timer.stage("describe"):
+        clusters = pd.concat(
+            [
+                describe_clusters(
+                    graph,
+                    part,
+                    tags=seeds,
+                    texts=catalog.items["title"].fillna("").tolist()
+                    if "title" in catalog.items.columns
+                    else None,
+                    top_tags=cfg.cluster.top_tags,
+                    n_representatives=cfg.cluster.n_representatives,
+                ).assign(level=i)
+                for i, part in enumerate(levels)
+            ],
+            ignore_index=True,
+        )
+    inferred = None
+    redo_tags = np.ones(len(ids), dtype=bool)  # items whose tag rows are built afresh
+    t = cfg.propagate.tags
+    use_local = cfg.update.tags == "local" and t.cluster_prior == 0 and "tags" in stages
+    if t.enabled and seeds.n_tags > 0 and use_local:
+        with timer.stage("tags"):
+            changed = member(ids, np.concatenate([graph_batch, edited]))
+            inferred, redo_tags = local_tags(
+                old, run_cat, graph, seeds, touched | changed, cfg, stages.get("tags", {})
+            )
+        stages["tags"] = {
+            **dict(inferred.params),
+            "converged": inferred.converged,
+            "n_iter": inferred.n_iter,
+        }
+    elif t.enabled and seeds.n_tags > 0:
+        with timer.stage("tags"):
+            inferred = spread_tags(
+                graph,
+                seeds,
+                alpha=t.alpha,
+                tol=t.tol,
+                max_iter=t.max_iter,
+                tag_block=t.tag_block,
+                top_k=t.top_k,
+                min_confidence=t.min_confidence,
+                calibrator="auto",
+                cluster_prior=t.cluster_prior,
+                partition=levels[default_level],
+                rng=cfg.seed,
+            )
+        stages["tags"] = {
+            **dict(inferred.params),
+            "converged": inferred.converged,
+            "n_iter": inferred.n_iter,
+        }
+    popularity = None
+    if cfg.propagate.popularity.enabled:
+        from ccgraph.update.popularity import popularity_constants, update_popularity
+
+        p = cfg.propagate.popularity
+        items = catalog.items
+        with timer.stage("popularity"):
+            popularity = update_popularity(
+                graph,
+                pd.to_numeric(items["popularity_raw"], errors="coerce").to_numpy(np.float64),
+                items["provider"].fillna("").astype(str).to_numpy(),
+                popularity_constants(old.items),
+                alpha=p.alpha,
+                tol=p.tol,
+                percentile=p.percentile,
+                r=p.r,
+                keep=kept_popularity(old, ids, np.concatenate([graph_batch, edited])),
+            )
+        stages["popularity"] = dict(popularity.params)
+    with timer.stage("assemble"):
+        from ccgraph.pipeline import _counts
+
+        items_df = _assemble.items_table(
+            catalog, graph, levels, default_level, group, canonical, popularity
+        )
+        tags_df = splice_tags(old.tags, catalog, ids, inferred, redo_tags)
+        rejects = pd.concat([old.rejects, batch.rejects, emb_rejects], ignore_index=True)
+        report = drift_report(
+            old.items,
+            items_df,
+            n_levels=len(levels),
+            default_level=default_level,
+            changes=counts_in,
+            drift_threshold=cfg.update.drift_threshold,
+            max_batch_fraction=cfg.update.max_batch_fraction,
+            split_share=cfg.update.split_share,
+        )
+        stages["persist"] = _persist.update_info(levels, persist.get("base_dir"))
+        stages["update"] = {"source_run": str(old.path), "noop": False, **summary(report)}
+        counts = _counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
+        manifest = _assemble.manifest(
+            cfg.model_dump(mode="json", exclude={"base_dir"}),
+            seed=cfg.seed,
+            timings=timer.timings,
+            counts=counts,
+            stages=stages,
+        )
+        extras = _persist.run_extras(emb_all, ids, lists)
+    result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
+    with timer.stage("write"):
+        path = write_run(result, out, overwrite=overwrite)
+        write_drift(path, report)
+    logger.info("updated run written to %s", path)
+    return RunResult(
+        items_df, tags_df, clusters, rejects, graph, manifest, path=path, extras=extras
+    )

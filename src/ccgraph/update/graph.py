@@ -1,0 +1,147 @@
+"""The similarity graph after an update: merged embeddings, updated kNN lists, rebuilt edges.
+
+Each graph of the run (one per modality, or one over concatenated modalities) gets its kNN
+lists updated by :func:`ccgraph.update.knn.update_knn_lists`; its edges are then derived from
+the lists exactly as :func:`ccgraph.graph.build_knn_graph` derives them (mutual rule, repair
+edges, weights), so the result is the graph a full build would make from the same lists.
+Deriving the edge set is a vectorised pass over ``n k`` pairs (about a second at 100k items):
+only pairs that touch a changed list come out different.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from functools import reduce
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ccgraph.config import Config
+from ccgraph.containers import Embeddings, KnnGraph
+from ccgraph.exceptions import InputError
+from ccgraph.update._persist import CONCAT, KnnLists, member
+
+__all__ = ["merge_embeddings", "update_graph"]
+
+logger = logging.getLogger(__name__)
+
+
+def merge_embeddings(
+    old: Mapping[str, Embeddings],
+    batch: Mapping[str, Embeddings],
+    ids: np.ndarray,
+    *,
+    replaced: set[str] | np.ndarray,
+) -> dict[str, Embeddings]:
+    """Per modality: old vectors of the items that stay, batch vectors for new/replaced items.
+
+    Rows follow ``ids`` (the items after the update). A replaced item that lost a modality
+    (e.g. its new image failed to load) drops out of that modality.
+    """
+    order = pd.Index(ids)
+    replaced_set = set(np.asarray(list(replaced), dtype=str).tolist())
+    out: dict[str, Embeddings] = {}
+    for name in sorted(set(old) | set(batch)):
+        parts_v: list[np.ndarray] = []
+        parts_i: list[np.ndarray] = []
+        kind = "dense"
+        params: dict[str, Any] = {}
+        if name in old:
+            e = old[name]
+            keep = member(e.ids, ids) & ~member(e.ids, replaced_set)
+            whole = bool(keep.all())  # no copy before the one concatenation below
+            parts_v.append(np.asarray(e.vectors) if whole else np.asarray(e.vectors)[keep])
+            parts_i.append(e.ids if whole else e.ids[keep])
+            kind, params = e.kind, dict(e.params)
+        if name in batch:
+            b = batch[name]
+            if parts_v and b.vectors.shape[1] != parts_v[0].shape[1]:
+                raise InputError(
+                    f"the new {name!r} vectors have {b.vectors.shape[1]} dimensions but the "
+                    f"run's have {parts_v[0].shape[1]}: embed them as the run did"
+                )
+            parts_v.append(np.asarray(b.vectors))
+            parts_i.append(b.ids)
+            kind = b.kind
+        vec = np.concatenate(parts_v) if len(parts_v) > 1 else parts_v[0]
+        eid = np.concatenate(parts_i) if len(parts_i) > 1 else parts_i[0]
+        pos = order.get_indexer(eid)
+        if len(pos) > 1 and not (np.diff(pos) > 0).all():
+            sort = np.argsort(pos, kind="stable")
+            vec, eid = vec[sort], eid[sort]
+        out[name] = Embeddings(np.ascontiguousarray(vec), eid, kind, params)
+    return out
+
+
+def update_graph(
+    embeddings: Mapping[str, Embeddings],
+    lists: Mapping[str, KnnLists],
+    ids: np.ndarray,
+    cfg: Config,
+    *,
+    batch_ids: np.ndarray,
+) -> tuple[KnnGraph, dict[str, KnnLists], dict[str, Any]]:
+    """The fused graph over ``ids`` after the update, the new kNN lists and what changed.
+
+    Parameters
+    ----------
+    embeddings
+        Per-modality vectors after the update (:func:`merge_embeddings`).
+    lists
+        The run's kNN lists, per graph name (a modality or ``"concat"``).
+    ids
+        Items after the update, in row order.
+    cfg
+        The run's config (``graph`` section).
+    batch_ids
+        New and re-embedded items.
+    """
+    from ccgraph._stages import expand_graph
+    from ccgraph.graph import build_knn_graph, concat_embeddings, fuse_graphs
+    from ccgraph.update.knn import update_knn_lists
+
+    g = cfg.graph
+    common: dict[str, Any] = dict(
+        mutual=g.mutual,
+        min_degree=g.min_degree,
+        weighting=g.weighting,
+        backend=g.backend,
+        bridge_components=g.bridge_components,
+        rng=cfg.seed,
+        n_jobs=cfg.n_jobs,
+    )
+    weights = {name: float(g.fusion.weights.get(name, 1.0)) for name in embeddings}
+    sources: dict[str, Embeddings]
+    if CONCAT in lists:
+        dense = {k: v for k, v in embeddings.items() if v.kind == "dense"}
+        shared = ids[member(ids, reduce(np.intersect1d, [e.ids for e in dense.values()]))]
+        parts = [e.align(shared) for e in dense.values()]
+        sources = {CONCAT: concat_embeddings(parts, weights=[weights[k] for k in dense])}
+    else:
+        sources = dict(embeddings)
+    missing = sorted(set(sources) - set(lists))
+    if missing:
+        raise InputError(
+            f"the run keeps no kNN lists for {missing}; it was made by a ccgraph that did not "
+            "store them: run it again with this version before updating"
+        )
+    new_lists: dict[str, KnnLists] = {}
+    info: dict[str, Any] = {"modalities": sorted(embeddings), "fusion_weights": weights}
+    graphs: dict[str, KnnGraph] = {}
+    for name, emb in sources.items():
+        metric = "hamming" if emb.kind == "binary" else g.metric
+        batch = member(emb.ids, batch_ids)
+        upd, stats = update_knn_lists(lists[name], emb, batch=batch, metric=metric)
+        new_lists[name] = upd
+        built = build_knn_graph(
+            emb, k=upd.k, metric=metric, knn=(upd.indices, upd.distances), **common
+        )
+        graphs[name] = expand_graph(built, ids)
+        info[f"knn_{name}"] = stats
+    if len(graphs) == 1:
+        graph = next(iter(graphs.values()))
+    else:
+        graph = fuse_graphs(list(graphs.values()), weights=[weights[k] for k in graphs])
+    return graph, new_lists, info

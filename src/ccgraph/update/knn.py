@@ -1,0 +1,198 @@
+"""Update stored kNN lists for a batch of new, re-embedded and removed items.
+
+Only the batch is searched against everything: one blocked pass over ``batch x all`` distances
+gives each batch item its exact neighbours and, read the other way round, every old item the
+batch items that beat its current ``k``-th neighbour. Old items whose list named a removed or
+re-embedded item are searched again in full. Every other list is kept as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ccgraph.containers import Embeddings
+from ccgraph.exceptions import InputError
+from ccgraph.update._persist import KnnLists
+
+__all__ = ["batch_distances", "update_knn_lists"]
+
+logger = logging.getLogger(__name__)
+
+#: Target bytes of one ``[rows, n]`` distance block.
+_BLOCK_BYTES = 64 * 2**20
+
+
+def _prepare(emb: Embeddings, metric: str) -> np.ndarray:
+    from ccgraph.graph.knn import prepare_vectors
+
+    return prepare_vectors(emb, metric)
+
+
+def batch_distances(
+    data: np.ndarray, rows: np.ndarray, *, metric: str
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start, block)``: distances from ``data[rows[start:start+b]]`` to every row.
+
+    Distances are those of :func:`ccgraph.graph.knn_search`: ``1 - x.y`` for cosine (rows
+    already unit length), L2 for euclidean, differing bits for hamming (packed ``uint8``).
+    A query's distance to itself is ``inf``.
+    """
+    n = data.shape[0]
+    step = int(max(16, min(2048, _BLOCK_BYTES // max(1, 4 * n))))
+    if metric == "euclidean":
+        sq = np.einsum("ij,ij->i", data, data)
+    if metric == "hamming":
+        from ccgraph.graph._exact import _popcount, pack_codes
+
+        words = pack_codes(data)
+    for s in range(0, len(rows), step):
+        q = rows[s : s + step]
+        if metric == "hamming":
+            block = np.zeros((len(q), n), dtype=np.float32)
+            for j in range(words.shape[1]):
+                block += _popcount(np.bitwise_xor(words[q, j, None], words[None, :, j]))
+        else:
+            dots = data[q] @ data.T
+            if metric == "cosine":
+                block = np.maximum(1.0 - dots, 0.0, dtype=np.float32)
+            else:
+                block = np.sqrt(np.maximum(sq[q, None] + sq[None, :] - 2.0 * dots, 0.0))
+                block = block.astype(np.float32)
+        block[np.arange(len(q)), q] = np.inf
+        yield s, block
+
+
+def _top_k(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` smallest per row, sorted by (distance, column)."""
+    work = block.copy()
+    work.partition(k - 1, axis=1)  # values only: cheaper than argpartition
+    kth = work[:, k - 1]
+    r, c = np.nonzero(block <= kth[:, None])
+    d = block[r, c]
+    order = np.lexsort((c, d, r))
+    r, c, d = r[order], c[order], d[order]
+    first = np.searchsorted(r, np.arange(block.shape[0]))
+    keep = (np.arange(len(r)) - first[r]) < k
+    return c[keep].reshape(-1, k).astype(np.int32), d[keep].reshape(-1, k).astype(np.float32)
+
+
+def update_knn_lists(
+    old: KnnLists,
+    emb: Embeddings,
+    *,
+    batch: np.ndarray,
+    metric: str,
+) -> tuple[KnnLists, dict[str, Any]]:
+    """The kNN lists over ``emb`` (the items after the update) from the lists ``old`` kept.
+
+    Parameters
+    ----------
+    old
+        The lists before the update (over ``old.ids``).
+    emb
+        Vectors of every item after the update: old items that stay (re-embedded ones with
+        their new vectors) and new items.
+    batch
+        Boolean mask over ``emb`` rows: new or re-embedded items. Old ids absent from ``emb``
+        are removed items.
+    metric
+        The metric of the original search.
+
+    Returns
+    -------
+    KnnLists
+        Lists over ``emb.ids``, ``k`` as before, each row sorted by (distance, position).
+    info : dict
+        ``n_batch``, ``n_researched`` (old items searched again because a neighbour left or
+        moved), ``n_gained`` (old items whose list took in a batch item).
+
+    Notes
+    -----
+    An old item ``u`` (list unchanged otherwise) gains batch item ``b`` exactly when
+    ``d(u, b)`` is below its current ``k``-th distance (ties by position), so the merged list
+    is the exact ``k`` nearest among its old list and the batch. With exact old lists, the
+    result equals an exact search over all items.
+    """
+    k = old.k
+    ids = emb.ids
+    n = len(ids)
+    if k >= n:
+        raise InputError(f"the update leaves {n} items with this embedding; graph.k={k} needs more")
+    batch = np.asarray(batch, dtype=bool)
+    data = _prepare(emb, metric)
+    pos = pd.Index(ids).get_indexer(old.ids)  # old row -> new row (-1: removed)
+    idx_old = np.asarray(old.indices, dtype=np.int64)
+    nb = np.where(idx_old >= 0, pos[np.maximum(idx_old, 0)], -1)
+    nb = np.where(idx_old >= 0, nb, -2)  # -2: slot already empty in the old search
+    kept = pos >= 0
+    moved = np.zeros(len(old.ids), dtype=bool)
+    moved[kept] = batch[pos[kept]]
+    # a list is stale when it names a removed item or one whose vector changed
+    lost = ((nb == -1) | ((nb >= 0) & batch[np.maximum(nb, 0)])).any(axis=1)
+    # rows of the new lists
+    out_i = np.full((n, k), -1, dtype=np.int64)
+    out_d = np.full((n, k), np.inf, dtype=np.float32)
+    stay = kept & ~moved & ~lost  # old rows whose list stays valid
+    out_i[pos[stay]] = nb[stay]
+    out_d[pos[stay]] = np.where(nb[stay] >= 0, old.distances[stay], np.inf)
+    research = np.zeros(n, dtype=bool)
+    research[pos[kept & ~moved & lost]] = True
+    full = np.flatnonzero(batch | research)
+    valid = np.zeros(n, dtype=bool)
+    valid[pos[stay]] = True
+    kth = np.where(valid, out_d[:, -1], -np.inf)
+    cand_u: list[np.ndarray] = []
+    cand_b: list[np.ndarray] = []
+    cand_d: list[np.ndarray] = []
+    is_batch_query = batch[full]
+    for s, block in batch_distances(data, full, metric=metric):
+        q = full[s : s + len(block)]
+        ti, td = _top_k(block, k)
+        out_i[q], out_d[q] = ti, td
+        qb = is_batch_query[s : s + len(block)]
+        if qb.any():
+            sub = block[qb]
+            r, c = np.nonzero(sub <= kth[None, :])
+            cand_u.append(c)
+            cand_b.append(q[qb][r])
+            cand_d.append(sub[r, c])
+    n_gained = 0
+    if cand_u:
+        u = np.concatenate(cand_u)
+        b = np.concatenate(cand_b)
+        d = np.concatenate(cand_d).astype(np.float32)
+        rows = np.unique(u)
+        n_gained = len(rows)
+        if len(rows):
+            ru = np.repeat(rows, k)
+            ri = out_i[rows].ravel()
+            rd = out_d[rows].ravel()
+            allu = np.concatenate([ru, u])
+            alli = np.concatenate([ri, b])
+            alld = np.concatenate([rd, d])
+            order = np.lexsort((alli, alld, allu))
+            allu, alli, alld = allu[order], alli[order], alld[order]
+            first = np.searchsorted(allu, rows)
+            rank = np.arange(len(allu)) - first[np.searchsorted(rows, allu)]
+            keep = rank < k
+            out_i[rows] = alli[keep].reshape(-1, k)
+            out_d[rows] = alld[keep].reshape(-1, k)
+    out_i = np.where(np.isfinite(out_d), out_i, -1)
+    info = {
+        "n_batch": int(batch.sum()),
+        "n_researched": int(research.sum()),
+        "n_gained": int(n_gained),
+        "n_removed": int((~kept).sum()),
+    }
+    logger.info(
+        "kNN lists: %d batch items searched, %d old lists searched again, %d gained a neighbour",
+        info["n_batch"],
+        info["n_researched"],
+        info["n_gained"],
+    )
+    return KnnLists(ids, out_i.astype(np.int32), out_d), info

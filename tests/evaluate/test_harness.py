@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.neighbors import kneighbors_graph
+
+from ccgraph.containers import Catalog, Embeddings, KnnGraph, TagScores, TagSet
+from ccgraph.evaluate import methods as methods_module
+from ccgraph.evaluate.harness import run_evaluation
+from ccgraph.exceptions import ConfigError
+from tests.conftest import blobs
+
+WORDS = np.array(["red", "blue", "green", "gold"])
+
+
+def _catalog(n=160, seed=0):
+    x, labels = blobs(n=n, d=10, centers=4, spread=0.2, seed=seed)
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"i{i:03d}" for i in range(n)])
+    rows = []
+    for i in range(n):
+        rows.append((ids[i], WORDS[labels[i]], "user"))
+        rows.append((ids[i], f"shape{labels[i] % 2}", "machine"))
+        if rng.random() < 0.5:
+            rows.append((ids[i], "photo", "user"))
+    tags = pd.DataFrame(rows, columns=["id", "tag", "source"]).assign(
+        tag_raw=lambda d: d["tag"], provider="test", weight=1.0
+    )
+    items = pd.DataFrame(
+        {"id": ids, "title": [f"a {WORDS[c]} thing" for c in labels], "description": ""}
+    )
+    graph = KnnGraph.from_adjacency(kneighbors_graph(x, 8, metric="cosine"), ids)
+    return Catalog(items, tags), graph, Embeddings.from_array(x, ids)
+
+
+def _closed_form_spread(inp):
+    """Label spreading F = (I - a S)^-1 Y, dense: a local reference for the harness tests."""
+    a = inp.graph.adjacency.toarray().astype(float)
+    d = a.sum(axis=1)
+    inv = np.where(d > 0, 1 / np.sqrt(np.where(d > 0, d, 1)), 0)
+    s = inv[:, None] * a * inv[None, :]
+    y = inp.seeds.matrix.toarray()
+    f = np.linalg.solve(np.eye(len(a)) - 0.8 * s, y)
+    f[y > 0] = 0
+    f[f < 1e-12] = 0
+    m = sp.csr_matrix(f)
+    conf = sp.csr_matrix((np.clip(m.data / m.data.max(), 0, 1), m.indices, m.indptr), shape=m.shape)
+    return TagScores(m, conf, inp.seeds.ids, inp.seeds.tags, {"method": "closed_form"})
+
+
+@pytest.fixture
+def local_spread(monkeypatch):
+    monkeypatch.setitem(methods_module.METHODS, "spread", _closed_form_spread)
+
+
+def test_same_split_for_every_method_and_files(tmp_path, local_spread):
+    catalog, graph, emb = _catalog()
+    res = run_evaluation(
+        (catalog, graph, emb),
+        protocol="items",
+        hide_fraction=0.25,
+        repeats=2,
+        methods=["spread", "feature_aware"],
+        baselines=["prior", "knn_vote", "tagprop", "random"],
+        n_boot=200,
+        rng=3,
+        out=tmp_path,
+    )
+    per_item = res.per_item
+    keys = {m: set(zip(g["repeat"], g["item"], strict=True)) for m, g in per_item.groupby("method")}
+    assert len(keys) == 6 and len({frozenset(v) for v in keys.values()}) == 1
+    assert len(keys["spread"]) == 2 * 40  # 25 % of 160 items, two repeats
+    for name in ("metrics.json", "per_repeat.parquet", "evaluation.md"):
+        assert (tmp_path / name).is_file()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["summary"]) == set(keys)
+    assert pd.read_parquet(tmp_path / "per_repeat.parquet")["repeat"].nunique() == 2
+    md = (tmp_path / "evaluation.md").read_text()
+    assert "knn_vote" in md and "Paired differences" in md
+    s = res.summary[res.summary["interval"] == "bootstrap over items"]
+    assert ((s["ci_low"] <= s["mean"] + 1e-12) & (s["mean"] <= s["ci_high"] + 1e-12)).all()
+
+
+def test_methods_beat_random_and_prior(local_spread):
+    catalog, graph, emb = _catalog(seed=1)
+    res = run_evaluation(
+        (catalog, graph, emb),
+        protocol="items",
+        hide_fraction=0.3,
+        repeats=1,
+        methods=["spread", "feature_aware"],
+        baselines=["prior", "knn_vote", "random"],
+        n_boot=200,
+        rng=0,
+    )
+    p1 = res.summary[res.summary["metric"] == "precision@1"].set_index("method")["mean"]
+    for m in ("spread", "feature_aware", "knn_vote"):
+        assert p1[m] > p1["random"] + 0.3
+    comp = res.comparisons[res.comparisons["metric"] == "precision@1"].set_index("method")
+    assert comp.loc["random", "ci_high"] < 0  # far below the knn_vote reference
+
+
+def test_tag_level_only_machine(local_spread):
+    catalog, graph, _emb = _catalog(seed=2)
+    res = run_evaluation(
+        (catalog, graph),
+        protocol="tags",
+        hide_fraction=0.5,
+        only_source="machine",
+        repeats=1,
+        methods=["spread"],
+        baselines=["prior"],
+        n_boot=50,
+        rng=0,
+    )
+    assert res.info["counts"][0]["evaluated_items"] > 0
+    # only machine tags are scored: the hidden tags are shape0 / shape1
+    assert res.info["counts"][0]["hidden_pairs"] <= 160
+
+
+def test_label_spreading_baseline_skipped_on_multilabel(local_spread):
+    catalog, graph, emb = _catalog(seed=3)
+    res = run_evaluation(
+        (catalog, graph, emb),
+        repeats=1,
+        methods=["spread"],
+        baselines=["label_spreading"],
+        n_boot=50,
+        rng=0,
+    )
+    assert "label_spreading" in res.info["skipped"]
+
+
+def test_bad_settings_raise_config_error():
+    catalog, graph, _emb = _catalog()
+    with pytest.raises(ConfigError, match="hide_fraction"):
+        run_evaluation((catalog, graph), hide_fraction=1.5)
+    with pytest.raises(ConfigError, match="depth"):
+        run_evaluation((catalog, graph), k=[1, 50], depth=10)
+
+
+def test_reference_spread_is_a_real_spreader():
+    catalog, graph, _ = _catalog(seed=4)
+    seeds = TagSet.from_frame(catalog.tags, catalog.ids, weight_column=None)
+    inp = methods_module.MethodInputs(graph, seeds)
+    out = _closed_form_spread(inp)
+    assert out.scores.nnz > 0 and (out.scores.multiply(seeds.matrix)).nnz == 0
+
+
+def test_with_ccgraph_spread_tags():
+    catalog, graph, emb = _catalog(seed=5)
+    res = run_evaluation(
+        (catalog, graph, emb),
+        protocol="items",
+        hide_fraction=0.25,
+        repeats=1,
+        methods=["spread"],
+        baselines=["random"],
+        n_boot=100,
+        rng=0,
+    )
+    assert "spread" not in res.info["skipped"]
+    p1 = res.summary[res.summary["metric"] == "precision@1"].set_index("method")["mean"]
+    assert p1["spread"] > p1["random"] + 0.3
+    rel = res.reliability[res.reliability["method"] == "spread"]
+    assert rel["count"].sum() > 0
+
+
+def test_embeddings_only_builds_the_graph():
+    catalog, _, emb = _catalog(seed=6)
+    res = run_evaluation(
+        (catalog, emb), repeats=1, methods=["feature_aware"], baselines=["knn_vote"], n_boot=50
+    )
+    assert res.info["counts"][0]["edges"] > 0
+    assert set(res.per_item["method"]) == {"feature_aware", "knn_vote"}

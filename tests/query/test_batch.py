@@ -1,0 +1,92 @@
+"""Batch queries: ids, vectors and tables in, one row per query out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ccgraph.exceptions import InputError
+from ccgraph.query import RunIndex
+
+
+def test_batch_of_ids_equals_single_answers(index: RunIndex) -> None:
+    out = index.query_batch(["it0002", "it0140"], n=5)
+    assert out["query"].tolist() == ["it0002", "it0140"]
+    assert out["kind"].tolist() == ["id", "id"]
+    for _, row in out.iterrows():
+        rel = index.related(row["query"], 5)
+        assert row["related_ids"] == rel.loc[rel["relation"] == "related", "id"].tolist()
+        assert row["duplicate_ids"] == rel.loc[rel["relation"] == "duplicate", "id"].tolist()
+        np.testing.assert_allclose(
+            row["related_scores"], rel.loc[rel["relation"] == "related", "score"]
+        )
+        c = index.clusters(row["query"])
+        assert row["cluster"] == c.cluster
+        for lev in range(index.n_levels):
+            assert row[f"cluster_l{lev}"] == c.levels["cluster"].iloc[lev]
+        assert row["tags"] == index.tags(row["query"])["tag"].tolist()
+    assert out.loc[1, "duplicate_ids"] == ["it0000"]
+
+
+def test_batch_from_parquet_with_vectors(index: RunIndex, tmp_path: Path) -> None:
+    vecs = np.asarray(index.embeddings["precomputed"].vectors[:2], dtype=np.float64)
+    frame = pd.DataFrame({"id": ["it0001", None, None], "vector": [None, *list(vecs)]})
+    path = tmp_path / "in.parquet"
+    frame.to_parquet(path)
+    out = index.query_batch(path, n=4)
+    assert out["kind"].tolist() == ["id", "vector", "vector"]
+    single = index.query_vector(vecs[1], n=4)
+    assert out.loc[2, "cluster"] == single.clusters.cluster
+    assert out.loc[2, "tags"] == single.tags["tag"].tolist()
+    assert set(out.loc[2, "duplicate_ids"]) == {"it0001", "it0141"}  # itself and its copy
+    written = tmp_path / "out.parquet"
+    out.to_parquet(written)
+    back = pd.read_parquet(written)
+    assert list(back.loc[0, "related_ids"]) == out.loc[0, "related_ids"]
+
+
+def test_batch_input_errors(index: RunIndex, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        index.query_batch(tmp_path / "missing.parquet")
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("no parquet")
+    with pytest.raises(InputError, match="not a readable Parquet"):
+        index.query_batch(bad)
+    with pytest.raises(InputError, match="needs one of the columns"):
+        index.query_batch(pd.DataFrame({"key": ["it0001"]}))
+    with pytest.raises(InputError, match=r"exactly one of .* rows \[1\]"):
+        index.query_batch(pd.DataFrame({"id": ["it0001"], "text": ["fox"]}))
+    with pytest.raises(InputError, match="batch row 2: `id` 'nope'"):
+        index.query_batch(["it0001", "nope"])
+    with pytest.raises(InputError, match="`queries` must be"):
+        index.query_batch(42)
+
+
+def test_batch_records_errors_when_asked(index: RunIndex) -> None:
+    frame = pd.DataFrame({"id": ["it0001", "nope", None], "vector": [None, None, [1.0, 2.0]]})
+    out = index.query_batch(frame, errors="record")
+    assert out["error"].isna().tolist() == [True, False, False]
+    assert "nope" in out.loc[1, "error"] and "16 entries" in out.loc[2, "error"]
+    assert out.loc[0, "related_ids"]
+
+
+def test_batch_text_rows_without_a_text_model_are_recorded(index: RunIndex) -> None:
+    frame = pd.DataFrame({"id": ["it0001", None], "text": [None, "a red fox"]})
+    out = index.query_batch(frame, errors="record")
+    assert out["error"].isna().tolist() == [True, False]
+    assert "text" in out.loc[1, "error"] and out.loc[1, "query"] == "a red fox"
+    with pytest.raises(InputError, match="batch row 2"):
+        index.query_batch(frame)
+
+
+def test_batch_vector_modality_column(index: RunIndex) -> None:
+    vec = list(np.asarray(index.embeddings["precomputed"].vectors[0], dtype=float))
+    frame = pd.DataFrame({"vector": [vec, vec], "modality": ["precomputed", None]})
+    out = index.query_batch(frame)
+    assert out["cluster"].nunique() == 1 and out["error"].isna().all()
+    bad = pd.DataFrame({"vector": [vec], "modality": ["image"]})
+    with pytest.raises(InputError, match="'image' is not stored"):
+        index.query_batch(bad)

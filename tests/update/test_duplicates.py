@@ -1,0 +1,62 @@
+"""Duplicate groups after an update against find_duplicates over all items."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ccgraph.containers import Embeddings
+from ccgraph.graph import find_duplicates
+from ccgraph.update.duplicates import close_pairs, update_duplicates
+
+
+def _vectors(seed: int) -> np.ndarray:
+    """30 distinct directions, each with 0-2 near copies."""
+    g = np.random.default_rng(seed)
+    base = g.normal(size=(30, 12))
+    rows = [base]
+    for i in range(0, 30, 3):
+        rows.append(base[i] + 0.01 * g.normal(size=(1, 12)))
+    x = np.vstack(rows)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool((pd.factorize(a)[0] == pd.factorize(b)[0]).all())
+
+
+def test_groups_after_adding_equal_a_full_search() -> None:
+    x = _vectors(0)
+    ids = np.array([f"d{i:02d}" for i in range(len(x))])
+    n_old = 33  # the last 7 near copies arrive with the update
+    old = find_duplicates(Embeddings.from_array(x[:n_old], ids[:n_old]), cosine=0.99, k=5)
+    emb = Embeddings.from_array(x, ids)
+    batch = np.arange(len(x)) >= n_old
+    pairs = close_pairs(emb, batch, threshold=0.01, metric="cosine")
+    group, canonical, params = update_duplicates(
+        ids,
+        pd.Series(old.group, index=ids[:n_old]),
+        pd.Series(old.is_canonical, index=ids[:n_old]),
+        pairs,
+        batch=batch,
+    )
+    full = find_duplicates(emb, cosine=0.99, k=5)
+    assert _same_partition(group, full.group)
+    np.testing.assert_array_equal(canonical, full.is_canonical)
+    np.testing.assert_array_equal(group[:n_old], old.group)  # old numbers kept
+    assert params["n_duplicates"] == full.params["n_duplicates"]
+
+
+def test_merge_takes_the_smaller_number_and_batch_only_groups_are_fresh() -> None:
+    ids = np.array(["a", "b", "c", "d", "e"])
+    old_group = pd.Series([0, 1, 2], index=["a", "b", "c"])
+    old_canon = pd.Series([True, True, True], index=["a", "b", "c"])
+    batch = np.array([False, False, False, True, True])
+    # d joins a and c (merging groups 0 and 2); e is alone
+    pairs = (np.array([3, 3]), np.array([0, 2]))
+    group, canonical, _ = update_duplicates(ids, old_group, old_canon, pairs, batch=batch)
+    assert group.tolist() == [0, 1, 0, 0, 3]
+    assert canonical.tolist() == [True, True, False, False, True]
+    prio = np.array([1.0, np.nan, 5.0, 2.0, np.nan])
+    _, by_pop, _ = update_duplicates(ids, old_group, old_canon, pairs, batch=batch, priority=prio)
+    assert by_pop.tolist() == [False, True, True, False, True]

@@ -1,0 +1,175 @@
+"""Local tag spreading against closed forms and ccgraph.propagate.spread_tags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from ccgraph.containers import KnnGraph, TagSet
+from ccgraph.propagate import spread_tags
+from ccgraph.propagate.calibration import Calibrator
+from ccgraph.update.tags import item_mass, local_spread, recover_calibrator
+
+
+def _problem(n: int = 60, seed: int = 0) -> tuple[KnnGraph, TagSet]:
+    g = np.random.default_rng(seed)
+    a = sp.random(n, n, density=0.1, random_state=seed, format="csr")
+    a = sp.csr_matrix(a + a.T)
+    a.setdiag(0)
+    a.eliminate_zeros()
+    a.data = np.abs(a.data) + 0.1
+    graph = KnnGraph.from_adjacency(a)
+    rows = g.choice(n, size=n // 3, replace=False)
+    tags = pd.DataFrame(
+        {
+            "id": graph.ids[rows],
+            "tag": np.array(["red", "green", "blue", "grey"])[g.integers(0, 4, len(rows))],
+            "weight": g.uniform(0.5, 1.0, len(rows)),
+        }
+    )
+    return graph, TagSet.from_frame(tags, graph.ids)
+
+
+def _closed_form(graph: KnnGraph, y: np.ndarray, alpha: float) -> np.ndarray:
+    w = graph.adjacency.toarray().astype(np.float64)
+    d = w.sum(axis=1)
+    inv = np.divide(1.0, np.sqrt(d), out=np.zeros_like(d), where=d > 0)
+    s = inv[:, None] * w * inv[None, :]
+    return (1 - alpha) * np.linalg.solve(np.eye(len(d)) - alpha * s, y)
+
+
+def test_item_mass_is_the_spread_of_the_seed_row_sums() -> None:
+    graph, seeds = _problem()
+    got = item_mass(graph, seeds, alpha=0.8, tol=1e-12)
+    want = _closed_form(graph, seeds.matrix.toarray().sum(axis=1), 0.8)
+    np.testing.assert_allclose(got, want, atol=1e-9)
+
+
+def test_whole_region_equals_a_full_spread() -> None:
+    graph, seeds = _problem(seed=1)
+    n, t = graph.n_items, seeds.n_tags
+    zero = sp.csr_matrix((n, t))
+    mass = item_mass(graph, seeds, alpha=0.8, tol=1e-12)
+    got = local_spread(
+        graph,
+        seeds,
+        zero,
+        zero,
+        np.ones(n, dtype=bool),
+        alpha=0.8,
+        tol=1e-10,
+        max_iter=500,
+        top_k=2,
+        min_confidence=0.0,
+        calibrator=None,
+        mass=mass,
+    )
+    ref = spread_tags(graph, seeds, alpha=0.8, tol=1e-7, max_iter=500, top_k=2)
+    np.testing.assert_allclose(got.scores.toarray(), ref.scores.toarray(), atol=1e-5)
+    np.testing.assert_allclose(got.confidence.toarray(), ref.confidence.toarray(), atol=1e-4)
+    # and both are the closed form at each item's top-2 non-seed tags
+    f = _closed_form(graph, seeds.matrix.toarray(), 0.8)
+    rows, cols = got.scores.nonzero()
+    np.testing.assert_allclose(got.scores.toarray()[rows, cols], f[rows, cols], atol=1e-5)
+
+
+def test_empty_region_keeps_the_run() -> None:
+    graph, seeds = _problem(seed=2)
+    ref = spread_tags(graph, seeds, top_k=3)
+    got = local_spread(
+        graph,
+        seeds,
+        ref.scores,
+        ref.confidence,
+        np.zeros(graph.n_items, dtype=bool),
+        alpha=0.8,
+        tol=1e-6,
+        max_iter=50,
+        top_k=3,
+        min_confidence=0.0,
+        calibrator=None,
+        mass=item_mass(graph, seeds, alpha=0.8, tol=1e-10),
+    )
+    assert (got.scores != ref.scores).nnz == 0
+    assert (got.confidence != ref.confidence).nnz == 0
+
+
+def test_region_solve_with_exact_outside_values_is_exact() -> None:
+    # Outside the region F is held at the run's values; when those are the exact solution of
+    # the changed problem, the block solve must return that solution inside the region too
+    # (including F at the seed entries outside, estimated from the non-seed entries).
+    graph, seeds = _problem(seed=3)
+    n = graph.n_items
+    y_new = seeds.matrix.toarray().copy()
+    target = int(np.flatnonzero(np.diff(graph.adjacency.indptr) > 0)[0])
+    y_new[target] = 0.0
+    y_new[target, 0] = 1.0
+    f_new = _closed_form(graph, y_new, 0.8)
+    region = np.zeros(n, dtype=bool)
+    region[target] = True
+    region[graph.adjacency[target].indices] = True
+    new_seeds = TagSet(sp.csr_matrix(y_new, dtype=np.float32), seeds.ids, seeds.tags)
+    held = sp.csr_matrix(f_new * (y_new == 0))
+    got = local_spread(
+        graph,
+        new_seeds,
+        held,
+        held,
+        region,
+        alpha=0.8,
+        tol=1e-13,
+        max_iter=2000,
+        top_k=new_seeds.n_tags,
+        min_confidence=0.0,
+        calibrator=None,
+        mass=np.ones(n),
+        seed_sweeps=300,
+    )
+    r = np.flatnonzero(region)
+    want = np.where(y_new[r] == 0, f_new[r], 0.0)
+    np.testing.assert_allclose(got.scores.toarray()[r], want, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["isotonic", "platt"])
+def test_calibrator_recovered_from_its_own_predictions(method: str) -> None:
+    g = np.random.default_rng(4)
+    cal = Calibrator(
+        method,
+        np.array([1.5, 0.3, -0.7]),
+        0.2,
+        np.linspace(-6, 3, 12),
+        np.sort(g.uniform(0, 1, 12)),
+        0.4,
+        500,
+        {},
+    )
+    score = g.uniform(0.01, 0.3, 400)
+    rank = g.integers(1, 6, 400)
+    mass = g.uniform(0.3, 2.0, 400)
+    conf = cal.predict(score, rank, mass)
+    rows = pd.DataFrame({"score": score, "rank": rank, "confidence": conf})
+    back = recover_calibrator(cal.describe(), rows, mass)
+    np.testing.assert_allclose(back.predict(score, rank, mass), conf, atol=1e-9)
+    assert recover_calibrator(None, rows, mass) is None
+
+
+def test_spliced_table_equals_a_full_assembly() -> None:
+    from ccgraph._assemble import tags_table
+    from ccgraph.containers import REJECT_COLUMNS, Catalog
+    from ccgraph.update._output import splice_tags
+
+    graph, seeds = _problem(seed=5)
+    ref = spread_tags(graph, seeds, top_k=2)
+    obs = seeds.to_frame().assign(source="user", provider="x")
+    obs["tag_raw"] = obs["tag"].str.upper()
+    items = pd.DataFrame({"id": graph.ids})
+    catalog = Catalog(items, obs, pd.DataFrame(columns=REJECT_COLUMNS))
+    full = tags_table(catalog, graph.ids, ref)
+    redo = np.zeros(graph.n_items, dtype=bool)
+    redo[::3] = True
+    stale = full.copy()
+    stale.loc[stale["id"].isin(graph.ids[redo]), "score"] = -1.0  # must be rebuilt
+    got = splice_tags(stale, catalog, graph.ids, ref, redo)
+    pd.testing.assert_frame_equal(got, full)
