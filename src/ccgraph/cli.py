@@ -21,14 +21,16 @@ __all__ = ["build_parser", "main"]
 log = logging.getLogger("ccgraph")
 
 # Subpackages that contribute their own commands through ``add_commands(subparsers)``.
-_COMMAND_MODULES = (
-    "ccgraph.evaluate.cli",
-    "ccgraph.report.cli",
-    "ccgraph.experiment.cli",
-    "ccgraph.estimate",
-    "ccgraph.update.cli",
-    "ccgraph.query.cli",
-)
+#: Subcommand name -> the module whose ``add_commands`` adds it. Only the module of the command
+#: being run is imported (``ccgraph run`` pays for none of them); help imports them all.
+_COMMAND_MODULES = {
+    "evaluate": "ccgraph.evaluate.cli",
+    "report": "ccgraph.report.cli",
+    "experiment": "ccgraph.experiment.cli",
+    "estimate": "ccgraph.estimate",
+    "update": "ccgraph.update.cli",
+    "query": "ccgraph.query.cli",
+}
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -67,8 +69,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand that is installed."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand that is installed.
+
+    With ``command`` (the subcommand about to run), the modules of the other subcommands are
+    not imported; ``run`` and ``validate`` then import none.
+    """
     parser = argparse.ArgumentParser(
         prog="ccgraph",
         description="Similarity graphs over openly licensed image catalogs: clusters, inferred "
@@ -104,7 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=_cmd_validate)
 
-    for name in _COMMAND_MODULES:
+    if command in ("run", "validate"):
+        wanted: list[str] = []
+    elif command in _COMMAND_MODULES:
+        wanted = [_COMMAND_MODULES[command]]
+    else:
+        wanted = list(_COMMAND_MODULES.values())
+    for name in wanted:
         try:
             module = importlib.import_module(name)
         except ImportError as exc:
@@ -134,8 +146,10 @@ def _setup_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ccgraph`` command; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    command = next((t for t in tokens if not t.startswith("-")), None)
+    parser = build_parser(command)
+    args = parser.parse_args(tokens)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ccgraph.exceptions import ConfigError
 
@@ -227,7 +227,20 @@ class ClusterConfig(_Section):
     max_cluster_size: int | None = Field(
         None, ge=2, description="Recursively split clusters larger than this (finest level)."
     )
-    n_iterations: int = Field(-1, ge=-1, description="Leiden iterations (-1 = until stable).")
+    n_iterations: int | Literal["auto"] = Field(
+        "auto",
+        description="Leiden iterations (-1 = until stable; `auto` = until stable up to 200,000 "
+        "items, 2 above: at a million items 2 iterations take a quarter of the time and reach "
+        "the same modularity to 1e-4).",
+    )
+
+    @field_validator("n_iterations")
+    @classmethod
+    def _iterations(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < -1:
+            raise ValueError("must be -1 (until stable), a positive count or 'auto'")
+        return v
+
     previous_run: str | None = Field(
         None, description="A previous run directory whose cluster IDs are kept where possible."
     )
@@ -282,6 +295,16 @@ class TagPropagationConfig(_Section):
     dtype: Literal["float32", "float64"] = Field("float32", description="Working precision.")
     reorder: Literal["auto", "rcm", "none"] = Field(
         "auto", description="Node order for cache locality (RCM; auto = from 20,000 items)."
+    )
+    solver: Literal["auto", "exact", "pruned"] = Field(
+        "auto",
+        description="`exact`: every tag column over every item; `pruned`: each item keeps its "
+        "`prune` best scores (linear in items, for millions of items); `auto`: exact up to "
+        "1e8 items x seeded tags, pruned above.",
+    )
+    prune: int = Field(32, ge=1, description="Scores kept per item by the pruned solver.")
+    freeze: int = Field(
+        8, ge=1, description="Sweeps before the pruned solver fixes each item's kept tags."
     )
 
 

@@ -168,6 +168,9 @@ def run(
                 rng=cfg.seed,
                 dtype=t.dtype,
                 reorder=t.reorder,
+                solver=t.solver,
+                prune=t.prune,
+                freeze=t.freeze,
             )
             if t.explain:
                 extras["explanations"] = explain_tags(graph, seeds, pairs=inferred, alpha=t.alpha)

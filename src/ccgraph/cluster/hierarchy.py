@@ -16,7 +16,7 @@ import pandas as pd
 from ccgraph._random import RngLike, derive_seed
 from ccgraph._validation import check_float, check_int
 from ccgraph.cluster._common import as_knn_graph, relabel_by_size
-from ccgraph.cluster.leiden import leiden
+from ccgraph.cluster.leiden import leiden, shared_igraph
 from ccgraph.cluster.metrics import modularity
 from ccgraph.containers import KnnGraph, Partition
 from ccgraph.exceptions import ParameterError
@@ -43,7 +43,7 @@ def leiden_levels(
     resolutions: Sequence[float] = (0.25, 1.0, 4.0),
     objective: str = "modularity",
     backend: str = "igraph",
-    n_iterations: int = -1,
+    n_iterations: int | str = -1,
     rng: RngLike = None,
 ) -> list[Partition]:
     """Run Leiden once per resolution and return the partitions from coarse to fine.
@@ -76,17 +76,18 @@ def leiden_levels(
     g = as_knn_graph(graph)
     res = _check_resolutions(resolutions)
     seed = derive_seed(rng)
-    runs = [
-        leiden(
-            g,
-            resolution=r,
-            objective=objective,
-            backend=backend,
-            n_iterations=n_iterations,
-            rng=seed,
-        )
-        for r in res
-    ]
+    with shared_igraph(g.adjacency):
+        runs = [
+            leiden(
+                g,
+                resolution=r,
+                objective=objective,
+                backend=backend,
+                n_iterations=n_iterations,
+                rng=seed,
+            )
+            for r in res
+        ]
     order = sorted(range(len(runs)), key=lambda i: (runs[i].n_clusters, res[i]))
     return [
         Partition(
@@ -107,7 +108,7 @@ def resolution_sweep(
     *,
     objective: str = "modularity",
     backend: str = "igraph",
-    n_iterations: int = -1,
+    n_iterations: int | str = -1,
     rng: RngLike = None,
 ) -> pd.DataFrame:
     """Tabulate what each resolution gives, to choose the levels.
@@ -193,7 +194,7 @@ def recursive_split(
     resolution: float = 1.0,
     objective: str = "modularity",
     backend: str = "igraph",
-    n_iterations: int = -1,
+    n_iterations: int | str = -1,
     max_depth: int = 8,
     rng: RngLike = None,
 ) -> Partition:
@@ -283,7 +284,7 @@ def _split_once(
     gamma: float,
     objective: str,
     backend: str,
-    n_iterations: int,
+    n_iterations: int | str,
     seed: int,
 ) -> np.ndarray | None:
     """Leiden membership of the subgraph on ``idx`` (>= 2 clusters), or None if it stays whole."""

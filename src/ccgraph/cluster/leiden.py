@@ -9,9 +9,12 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from ccgraph._random import RngLike, derive_seed
 from ccgraph._validation import check_choice, check_float, check_int
@@ -21,7 +24,7 @@ from ccgraph.containers import KnnGraph, Partition
 from ccgraph.exceptions import InputError, ParameterError
 from ccgraph.graph.convert import to_igraph
 
-__all__ = ["BACKENDS", "OBJECTIVES", "leiden"]
+__all__ = ["BACKENDS", "OBJECTIVES", "leiden", "shared_igraph"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +32,10 @@ OBJECTIVES = ("modularity", "cpm", "rb", "significance", "surprise")
 BACKENDS = ("igraph", "leidenalg")
 _IGRAPH_OBJECTIVES = {"modularity": "modularity", "rb": "modularity", "cpm": "CPM"}
 _NO_RESOLUTION = ("significance", "surprise")
+#: ``n_iterations="auto"`` runs Leiden until stable up to this many nodes and 2 iterations above.
+#: Measured on the 1,000-cluster mixture at a million nodes (3.4M edges, resolution 1): 2
+#: iterations took 22 s against 94 s until stable, modularity 0.97674 against 0.97682.
+AUTO_STABLE_MAX_N = 200_000
 # igraph reads its random numbers from one process-wide Python object; serialise the swap.
 _IGRAPH_RNG_LOCK = threading.Lock()
 
@@ -39,7 +46,7 @@ def leiden(
     resolution: float = 1.0,
     objective: str = "modularity",
     backend: str = "igraph",
-    n_iterations: int = -1,
+    n_iterations: int | str = -1,
     beta: float = 0.01,
     rng: RngLike = None,
     initial_membership: Any = None,
@@ -63,7 +70,8 @@ def leiden(
         ``"igraph"`` (igraph's C implementation, several times faster) or ``"leidenalg"``
         (every objective, fixed nodes).
     n_iterations
-        Leiden iterations; ``-1`` runs until an iteration no longer improves the quality.
+        Leiden iterations; ``-1`` runs until an iteration no longer improves the quality;
+        ``"auto"``: until stable up to :data:`AUTO_STABLE_MAX_N` nodes, 2 above.
     beta
         Randomness of igraph's refinement step (igraph only; leidenalg has no such setting).
     rng
@@ -112,7 +120,10 @@ def leiden(
     objective = check_choice("objective", objective, OBJECTIVES)
     backend = check_choice("backend", backend, BACKENDS)
     gamma = check_float("resolution", resolution, low=0.0, low_inclusive=False)
-    n_iter = check_int("n_iterations", n_iterations, low=-1)
+    if isinstance(n_iterations, str) and n_iterations == "auto":
+        n_iter = -1 if n <= AUTO_STABLE_MAX_N else 2
+    else:
+        n_iter = check_int("n_iterations", n_iterations, low=-1)
     if n_iter == 0:
         raise ParameterError("`n_iterations` must be -1 (until stable) or >= 1; got 0")
     beta = check_float("beta", beta, low=0.0, low_inclusive=False)
@@ -186,6 +197,32 @@ def leiden(
     return Partition(membership, g.ids, quality, params)
 
 
+_SHARED = threading.local()
+
+
+@contextmanager
+def shared_igraph(adjacency: sp.csr_matrix) -> Iterator[None]:
+    """Convert ``adjacency`` to igraph once for every Leiden run inside the block.
+
+    The conversion costs about as much as one Leiden pass at a million items (a few seconds);
+    :func:`~ccgraph.cluster.leiden_levels` runs several resolutions on the same graph. The
+    adjacency is a frozen ``KnnGraph`` array, so its identity names its content.
+    """
+    previous = getattr(_SHARED, "slot", None)
+    _SHARED.slot = (adjacency, to_igraph(adjacency))
+    try:
+        yield
+    finally:
+        _SHARED.slot = previous
+
+
+def _igraph_of(adjacency: sp.csr_matrix) -> Any:
+    slot = getattr(_SHARED, "slot", None)
+    if slot is not None and slot[0] is adjacency:
+        return slot[1]
+    return to_igraph(adjacency)
+
+
 def _run_igraph(
     g: KnnGraph,
     objective: str,
@@ -197,7 +234,7 @@ def _run_igraph(
 ) -> list[int]:
     import igraph as ig
 
-    ig_graph = to_igraph(g.adjacency)
+    ig_graph = _igraph_of(g.adjacency)
     with _IGRAPH_RNG_LOCK:
         ig.set_random_number_generator(random.Random(seed))
         try:
@@ -225,7 +262,7 @@ def _run_leidenalg(
 ) -> tuple[list[int], float]:
     import leidenalg as la
 
-    ig_graph = to_igraph(g.adjacency)
+    ig_graph = _igraph_of(g.adjacency)
     start = None if init is None else init.tolist()
     if objective == "modularity" and gamma == 1.0:
         part = la.ModularityVertexPartition(ig_graph, initial_membership=start, weights="weight")

@@ -111,6 +111,8 @@ def holdout_predictions(
     top_k: int = 10,
     dtype: str = "float32",
     reorder: str = "auto",
+    prune: int | None = None,
+    freeze: int = 8,
 ) -> pd.DataFrame:
     """Hide all seed tags of a random share of the seeded items, spread, and label the guesses.
 
@@ -150,8 +152,9 @@ def holdout_predictions(
     y_train.eliminate_zeros()
     op = build_operator(adj, alpha=alpha, dtype=resolve_dtype(dtype), reorder=reorder)
     raw = spread_raw(
-        op, y_train, exclude=y_train, tol=tol, max_iter=max_iter, tag_block=tag_block, top_k=top_k
-    )
+        op, y_train, exclude=y_train, tol=tol, max_iter=max_iter, tag_block=tag_block,
+        top_k=top_k, prune=prune, freeze=freeze,
+    )  # fmt: skip
     tv, tt = raw.top_v[hidden], raw.top_t[hidden]
     k = tt.shape[1]
     ok = tt >= 0
@@ -185,6 +188,8 @@ def fit_calibrator(
     top_k: int = 10,
     dtype: str = "float32",
     reorder: str = "auto",
+    prune: int | None = None,
+    freeze: int = 8,
 ) -> Calibrator:
     """Fit a confidence calibrator on held-out seed items.
 
@@ -202,6 +207,8 @@ def fit_calibrator(
         Seed or Generator for the hidden sets.
     alpha, tol, max_iter, tag_block, top_k, dtype, reorder
         The spreading settings; use those of the run being calibrated.
+    prune, freeze
+        The pruned solver's settings (``prune=None``: the exact solver).
 
     Returns
     -------
@@ -223,6 +230,8 @@ def fit_calibrator(
             top_k=top_k,
             dtype=dtype,
             reorder=reorder,
+            prune=prune,
+            freeze=freeze,
         )
         for _ in range(repeats)
     ]
