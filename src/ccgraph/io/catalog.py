@@ -232,7 +232,7 @@ def read_catalog(
     files = expand_paths(path)
     parsed = [_read_file(f, format, columns, tags_sep) for f in files]
     items, tags, rejects = _combine(parsed)
-    items["_file"] = [str(files[i]) for i in items["_fi"]]
+    items["_file"] = np.array([str(f) for f in files], dtype=object)[items["_fi"].to_numpy(int)]
 
     extra_rejects = []
     if not include_removed and items["removed"].any():

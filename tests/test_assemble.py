@@ -1,0 +1,103 @@
+"""``tags_table`` against a plain pandas implementation of the documented order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ccgraph._assemble import tags_table
+from ccgraph.containers import Catalog, TagScores
+
+
+def _reference(catalog: Catalog, ids: np.ndarray, inferred: TagScores | None) -> pd.DataFrame:
+    """Observed (sorted by tag) then inferred (score desc, tag) per item, in ``ids`` order."""
+    order = pd.Series(np.arange(len(ids)), index=ids)
+    obs = catalog.tags[catalog.tags["id"].isin(order.index)]
+    rows = []
+    for r in obs.itertuples(index=False):
+        w = pd.to_numeric(pd.Series([r.weight]), errors="coerce").fillna(1.0).iloc[0]
+        rows.append(
+            (
+                order[r.id],
+                0,
+                0,
+                r.tag,
+                r.id,
+                r.tag,
+                float(w),
+                1.0,
+                pd.NA,
+                "observed",
+                r.source,
+                r.tag_raw,
+            )
+        )
+    if inferred is not None:
+        s = inferred.scores.tocsr()
+        c = inferred.confidence.tocsr()
+        for i in range(s.shape[0]):
+            cols = s.indices[s.indptr[i] : s.indptr[i + 1]]
+            vals = s.data[s.indptr[i] : s.indptr[i + 1]]
+            ranked = sorted(
+                zip(cols, vals, strict=True), key=lambda t: (-t[1], inferred.tags[t[0]])
+            )
+            for rank, (col, val) in enumerate(ranked, start=1):
+                tag = inferred.tags[col]
+                rows.append(
+                    (order[inferred.ids[i]], 1, rank, tag, inferred.ids[i], tag, float(np.float32(val)),
+                     float(np.float32(c[i, col])), rank, "inferred", pd.NA, pd.NA)
+                )  # fmt: skip
+    rows.sort(key=lambda t: (t[0], t[1], t[2], t[3]))
+    return pd.DataFrame(
+        [r[4:] for r in rows],
+        columns=["id", "tag", "score", "confidence", "rank", "source", "origin", "tag_raw"],
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 12),
+    n_tags=st.integers(1, 6),
+    density=st.floats(0.0, 0.9),
+    seed=st.integers(0, 1000),
+    with_inferred=st.booleans(),
+)
+def test_tags_table_matches_reference(n, n_tags, density, seed, with_inferred):
+    g = np.random.default_rng(seed)
+    ids = np.array([f"it{i:02d}" for i in range(n)])
+    vocab = np.array(["cat", "dog", "sea", "sky", "sun", "tree"])[:n_tags]
+    obs_rows = []
+    for i in g.permutation(n)[: max(0, n - 2)]:
+        for t in g.choice(vocab, size=min(n_tags, int(g.integers(0, 3))), replace=False):
+            obs_rows.append(
+                (ids[i], t, g.choice([0.5, 1.0, np.nan]), g.choice(["user", "machine"]))
+            )
+    obs_rows.append(("not-an-item", "cat", 1.0, "user"))  # ignored: not among ids
+    tags = pd.DataFrame(obs_rows, columns=["id", "tag", "weight", "source"])
+    tags["tag_raw"] = tags["tag"].str.upper()
+    catalog = Catalog(pd.DataFrame({"id": ids[::-1]}), tags)
+    inferred = None
+    if with_inferred:
+        # Scores with ties (rounded) so the tag tie-break matters.
+        dense = np.round(g.random((n, n_tags)), 1) * (g.random((n, n_tags)) < density)
+        scores = sp.csr_matrix(dense.astype(np.float32))
+        conf = scores.copy()
+        conf.data = np.round(g.random(conf.nnz), 3).astype(np.float32) + 0.001
+        inferred = TagScores(scores, conf, ids, vocab)
+    got = tags_table(catalog, ids, inferred)
+    want = _reference(catalog, ids, inferred)
+    assert got["id"].tolist() == want["id"].tolist()
+    assert got["tag"].tolist() == want["tag"].tolist()
+    np.testing.assert_allclose(got["score"].to_numpy(float), want["score"].to_numpy(float))
+    np.testing.assert_allclose(
+        got["confidence"].to_numpy(float), want["confidence"].to_numpy(float), rtol=1e-6
+    )
+    assert got["rank"].astype("Int64").tolist() == pd.array(want["rank"], dtype="Int64").tolist()
+    assert got["source"].tolist() == want["source"].tolist()
+    assert got["origin"].isna().tolist() == want["origin"].isna().tolist()
+    assert got["tag_raw"].dropna().tolist() == want["tag_raw"].dropna().tolist()
+    for col in ("id", "tag", "source", "origin", "tag_raw"):
+        assert got[col].dtype == pd.StringDtype()
