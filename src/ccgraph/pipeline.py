@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ccgraph import _assemble, _checkpoint, _memory, _stages
+from ccgraph import _assemble, _checkpoint, _late_stages, _memory, _stages
 from ccgraph._logging import StageTimer
 from ccgraph.config import Config, config_from_mapping, load_config
 from ccgraph.containers import RunResult
@@ -66,10 +66,9 @@ def run(
     RunResult
         The tables of the run directory, the graph and the manifest.
     """
-    from ccgraph.cluster import describe_clusters
     from ccgraph.embed import embed_catalog
     from ccgraph.io import read_catalog_from_config, write_run
-    from ccgraph.propagate import explain_tags, infer_popularity, spread_tags
+    from ccgraph.propagate import explain_tags, infer_popularity
 
     cfg = _as_config(config)
     if cfg.execution.engine == "spark":
@@ -124,20 +123,7 @@ def run(
     with timer.stage("cluster"):
         levels, default_level, stages["cluster"] = _stages.cluster_levels(graph, cfg)
     with timer.stage("describe"):
-        clusters = pd.concat(
-            [
-                describe_clusters(
-                    graph,
-                    part,
-                    tags=seeds,
-                    texts=catalog.items["title"].fillna("").tolist(),
-                    top_tags=cfg.cluster.top_tags,
-                    n_representatives=cfg.cluster.n_representatives,
-                ).assign(level=i)
-                for i, part in enumerate(levels)
-            ],
-            ignore_index=True,
-        )
+        clusters = _late_stages.describe_levels(graph, levels, catalog, seeds, cfg)
     inferred = None
     extras: dict[str, Any] = {}
     if cfg.propagate.tags.enabled and seeds.n_tags == 0:
@@ -151,42 +137,18 @@ def run(
         _memory.check_stages(memory, ("tags",), memory_limit_gb=limit_gb)
         t = cfg.propagate.tags
         with timer.stage("tags"):
-            inferred = spread_tags(
-                graph,
-                seeds,
-                alpha=t.alpha,
-                tol=t.tol,
-                max_iter=t.max_iter,
-                tag_block=t.tag_block,
-                top_k=t.top_k,
-                min_confidence=t.min_confidence,
-                calibrator=t.calibrator,
-                cluster_prior=t.cluster_prior,
-                partition=levels[default_level],
-                rng=cfg.seed,
-                dtype=t.dtype,
-                reorder=t.reorder,
+            inferred, stages["tags"] = _late_stages.spread_stage(
+                graph, seeds, levels[default_level], cfg
             )
             if t.explain:
                 extras["explanations"] = explain_tags(graph, seeds, pairs=inferred, alpha=t.alpha)
-        stages["tags"] = {
-            **dict(inferred.params),
-            "converged": inferred.converged,
-            "n_iter": inferred.n_iter,
-        }
     popularity = None
     if cfg.propagate.popularity.enabled:
         p = cfg.propagate.popularity
-        items = catalog.items
+        raw, provider = _late_stages.popularity_inputs(catalog)
         with timer.stage("popularity"):
             popularity = infer_popularity(
-                graph,
-                pd.to_numeric(items["popularity_raw"], errors="coerce").to_numpy(np.float64),
-                items["provider"].fillna("").astype(str).to_numpy(),
-                alpha=p.alpha,
-                tol=p.tol,
-                percentile=p.percentile,
-                r=p.r,
+                graph, raw, provider, alpha=p.alpha, tol=p.tol, percentile=p.percentile, r=p.r
             )
         stages["popularity"] = dict(popularity.params)
 

@@ -139,6 +139,7 @@ def describe_clusters(
     top_tags: int = 10,
     n_representatives: int = 5,
     level: int = 0,
+    terms: tuple[sp.csr_matrix, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     r"""One row per cluster with the columns of ``clusters.parquet``.
 
@@ -158,6 +159,9 @@ def describe_clusters(
         Number of representative item ids per cluster.
     level
         Value of the ``level`` column (0 = coarsest level).
+    terms
+        ``term_matrix(n_items, tags=tags, texts=texts)`` computed once by the caller (e.g. for
+        several levels of the same items); ``tags`` and ``texts`` are then not read.
 
     Returns
     -------
@@ -219,7 +223,9 @@ def describe_clusters(
     chosen = order[rank < n_rep]
     rep_lists = np.split(g.ids[chosen], np.cumsum(np.minimum(sizes, n_rep))[:-1])
 
-    x, vocab = term_matrix(n, tags=tags, texts=texts)
+    if terms is not None and terms[0].shape[0] != n:
+        raise InputError(f"`terms` must have one row per item ({n}); got {terms[0].shape[0]}")
+    x, vocab = term_matrix(n, tags=tags, texts=texts) if terms is None else terms
     scores = c_tf_idf(indicator(codes, k).T @ x) if x.shape[1] else sp.csr_matrix((k, 0))
     top_terms: list[list[str]] = []
     top_scores: list[list[float]] = []

@@ -87,7 +87,7 @@ def prepare_vectors(vectors: Any, metric: str) -> np.ndarray:
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     check_finite_matrix("vectors", arr)
     if metric == "cosine":
-        norms = np.linalg.norm(arr, axis=1)
+        norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))
         if (norms == 0).any():
             row = int(np.flatnonzero(norms == 0)[0])
             raise InputError(

@@ -136,8 +136,15 @@ def run_update(
             for k, v in new_emb.items()
         }
         emb_all = merge_embeddings(old_emb, batch_emb, ids, replaced=replaced)
+        finest = f"cluster_l{len(persist['level_resolutions']) - 1}"
+        labels = (
+            old.items.set_index(old.items["id"].astype(str))[finest]
+            .reindex(pd.Index(ids))
+            .fillna(-1)
+            .to_numpy(np.int64)
+        )
         graph, lists, stages["graph"] = update_graph(
-            emb_all, old_lists, ids, cfg, batch_ids=graph_batch
+            emb_all, old_lists, ids, cfg, batch_ids=graph_batch, labels=labels
         )
         stages["graph"].update(dict(graph.params))
         touched = changed_rows(old.graph, graph, changes.removed, len(kept))

@@ -82,6 +82,7 @@ def update_graph(
     cfg: Config,
     *,
     batch_ids: np.ndarray,
+    labels: np.ndarray | None = None,
 ) -> tuple[KnnGraph, dict[str, KnnLists], dict[str, Any]]:
     """The fused graph over ``ids`` after the update, the new kNN lists and what changed.
 
@@ -97,21 +98,16 @@ def update_graph(
         The run's config (``graph`` section).
     batch_ids
         New and re-embedded items.
+    labels
+        A cluster per item of ``ids`` (``-1``: none), the index of ``update.knn_search:
+        probe``.
     """
-    from ccgraph._stages import expand_graph
+    from ccgraph._stages import expand_graph, knn_options
     from ccgraph.graph import build_knn_graph, concat_embeddings, fuse_graphs
     from ccgraph.update.knn import update_knn_lists
 
     g = cfg.graph
-    common: dict[str, Any] = dict(
-        mutual=g.mutual,
-        min_degree=g.min_degree,
-        weighting=g.weighting,
-        backend=g.backend,
-        bridge_components=g.bridge_components,
-        rng=cfg.seed,
-        n_jobs=cfg.n_jobs,
-    )
+    common = knn_options(cfg)
     weights = {name: float(g.fusion.weights.get(name, 1.0)) for name in embeddings}
     sources: dict[str, Embeddings]
     if CONCAT in lists:
@@ -133,7 +129,17 @@ def update_graph(
     for name, emb in sources.items():
         metric = "hamming" if emb.kind == "binary" else g.metric
         batch = member(emb.ids, batch_ids)
-        upd, stats = update_knn_lists(lists[name], emb, batch=batch, metric=metric)
+        u = cfg.update
+        upd, stats = update_knn_lists(
+            lists[name],
+            emb,
+            batch=batch,
+            metric=metric,
+            search=u.knn_search,
+            labels=None if labels is None else labels[pd.Index(ids).get_indexer(emb.ids)],
+            n_probe=u.n_probe,
+            min_candidates=u.probe_candidates,
+        )
         new_lists[name] = upd
         built = build_knn_graph(
             emb, k=upd.k, metric=metric, knn=(upd.indices, upd.distances), **common
