@@ -42,9 +42,7 @@ def describe_levels(
     from ccgraph.cluster import describe_clusters
     from ccgraph.cluster.describe import term_matrix
 
-    texts = (
-        catalog.items["title"].fillna("").tolist() if "title" in catalog.items.columns else None
-    )
+    texts = catalog.items["title"].fillna("").tolist() if "title" in catalog.items.columns else None
     terms = term_matrix(len(graph.ids), tags=seeds, texts=texts)  # shared by every level
     return pd.concat(
         [

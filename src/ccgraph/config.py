@@ -433,7 +433,10 @@ class UpdateConfig(_Section):
         "change, the run's solution held elsewhere; `full`: spread again over the whole graph.",
     )
     tag_hops: int = Field(
-        1, ge=0, description="For `tags: local`: edges around a change re-solved."
+        0,
+        ge=0,
+        description="For `tags: local`: edges around a change also re-solved (0: the new and "
+        "edited items and the items whose edges changed).",
     )
     drift_threshold: float = Field(
         0.05,

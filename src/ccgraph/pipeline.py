@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ccgraph import _assemble, _checkpoint, _late_stages, _memory, _stages
