@@ -7,7 +7,7 @@ config onto the public API once, so both stay short sequences of stage calls.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,15 @@ import pandas as pd
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, KnnGraph, Partition, TagScores, TagSet
 
-__all__ = ["describe_levels", "popularity_inputs", "spread_stage", "sweep_info", "tags_info"]
+__all__ = [
+    "describe_levels",
+    "popularity_inputs",
+    "run_counts",
+    "run_manifest",
+    "spread_stage",
+    "sweep_info",
+    "tags_info",
+]
 
 
 def sweep_info(levels: Sequence[Partition]) -> list[dict[str, Any]]:
@@ -96,3 +104,53 @@ def popularity_inputs(catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
     items = catalog.items
     raw = pd.to_numeric(items["popularity_raw"], errors="coerce").to_numpy(np.float64)
     return raw, items["provider"].fillna("").astype(str).to_numpy()
+
+
+def run_counts(
+    items: pd.DataFrame,
+    tags: pd.DataFrame,
+    rejects: pd.DataFrame,
+    graph: Any,
+    levels: list[Any],
+    default_level: int,
+    seeds: Any,
+) -> dict[str, Any]:
+    """Manifest entry ``counts``: items, rejects, edges, clusters, tags, duplicates, popularity."""
+    inferred = tags[tags["source"] == "inferred"]
+    tagged = set(tags.loc[tags["source"] == "observed", "id"])
+    untagged_tagged = int(inferred.loc[~inferred["id"].isin(tagged), "id"].nunique())
+    return {
+        "items": len(items),
+        "rejects": len(rejects),
+        "edges": graph.n_edges,
+        "clusters": levels[default_level].n_clusters,
+        "clusters_per_level": [p.n_clusters for p in levels],
+        "default_level": default_level,
+        "tagged_items": len(tagged),
+        "vocabulary": int(seeds.n_tags),
+        "observed_tags": int((tags["source"] == "observed").sum()),
+        "inferred_tags": len(inferred),
+        "untagged_items_with_inferred_tags": untagged_tagged,
+        "duplicate_groups": int((items.groupby("duplicate_group").size() > 1).sum()),
+        "popularity_observed": int((items["popularity_source"] == "observed").sum()),
+        "popularity_inferred": int((items["popularity_source"] == "inferred").sum()),
+    }
+
+
+def run_manifest(
+    cfg: Config,
+    *,
+    timings: Mapping[str, float],
+    counts: Mapping[str, Any],
+    stages: Mapping[str, Any],
+) -> dict[str, Any]:
+    """``manifest.json`` of a run with this config (the resolved config without ``base_dir``)."""
+    from ccgraph import _assemble
+
+    return _assemble.manifest(
+        cfg.model_dump(mode="json", exclude={"base_dir"}),
+        seed=cfg.seed,
+        timings=timings,
+        counts=counts,
+        stages=stages,
+    )

@@ -160,12 +160,8 @@ def run(
         extras.update(_persist.run_extras(embeddings, ids, knn_lists))
         stages["persist"] = _persist.update_info(levels, cfg.base_dir)
         counts = _counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
-        manifest = _assemble.manifest(
-            cfg.model_dump(mode="json", exclude={"base_dir"}),
-            seed=cfg.seed,
-            timings=timer.timings,
-            counts=counts,
-            stages=stages,
+        manifest = _late_stages.run_manifest(
+            cfg, timings=timer.timings, counts=counts, stages=stages
         )
     result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
     if not write:
@@ -189,31 +185,5 @@ def run(
     )
 
 
-def _counts(
-    items: pd.DataFrame,
-    tags: pd.DataFrame,
-    rejects: pd.DataFrame,
-    graph: Any,
-    levels: list[Any],
-    default_level: int,
-    seeds: Any,
-) -> dict[str, Any]:
-    inferred = tags[tags["source"] == "inferred"]
-    tagged = set(tags.loc[tags["source"] == "observed", "id"])
-    untagged_tagged = int(inferred.loc[~inferred["id"].isin(tagged), "id"].nunique())
-    return {
-        "items": len(items),
-        "rejects": len(rejects),
-        "edges": graph.n_edges,
-        "clusters": levels[default_level].n_clusters,
-        "clusters_per_level": [p.n_clusters for p in levels],
-        "default_level": default_level,
-        "tagged_items": len(tagged),
-        "vocabulary": int(seeds.n_tags),
-        "observed_tags": int((tags["source"] == "observed").sum()),
-        "inferred_tags": len(inferred),
-        "untagged_items_with_inferred_tags": untagged_tagged,
-        "duplicate_groups": int((items.groupby("duplicate_group").size() > 1).sum()),
-        "popularity_observed": int((items["popularity_source"] == "observed").sum()),
-        "popularity_inferred": int((items["popularity_source"] == "inferred").sum()),
-    }
+#: The Spark pipeline reads the counts from here.
+_counts = _late_stages.run_counts

@@ -69,6 +69,8 @@ def run_update(
     from ccgraph._late_stages import (
         describe_levels,
         popularity_inputs,
+        run_counts,
+        run_manifest,
         spread_stage,
         sweep_info,
         tags_info,
@@ -215,8 +217,6 @@ def run_update(
             )
         stages["popularity"] = dict(popularity.params)
     with timer.stage("assemble"):
-        from ccgraph.pipeline import _counts
-
         items_df = _assemble.items_table(
             catalog, graph, levels, default_level, group, canonical, popularity
         )
@@ -234,14 +234,8 @@ def run_update(
         )
         stages["persist"] = _persist.update_info(levels, persist.get("base_dir"))
         stages["update"] = {"source_run": str(old.path), "noop": False, **summary(report)}
-        counts = _counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
-        manifest = _assemble.manifest(
-            cfg.model_dump(mode="json", exclude={"base_dir"}),
-            seed=cfg.seed,
-            timings=timer.timings,
-            counts=counts,
-            stages=stages,
-        )
+        counts = run_counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
+        manifest = run_manifest(cfg, timings=timer.timings, counts=counts, stages=stages)
         extras = _persist.run_extras(emb_all, ids, lists)
     result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
     with timer.stage("write"):
