@@ -119,7 +119,7 @@ def probe_search(
     metric: str,
     n_probe: int = 8,
     min_candidates: int = 1_000,
-    sample: int = 32,
+    sample: int = 16,
     rng: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], dict[str, Any]]:
     """Top-``k`` neighbours of ``queries`` among all rows of ``data``, by cluster probes.
