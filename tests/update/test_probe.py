@@ -112,3 +112,24 @@ def test_update_lists_with_probe_match_exact_update() -> None:
     auto, info_auto = update_knn_lists(old, emb, batch=batch, metric="cosine", search="auto")
     assert info_auto["search"] == "exact"  # small: the exact search is cheap
     np.testing.assert_array_equal(auto.indices, exact.indices)
+
+
+def test_probe_update_with_removed_and_replaced_items() -> None:
+    x, labels = blobs(n=1000, d=16, centers=8, spread=0.15, seed=5)
+    ids = np.array([f"i{i:04d}" for i in range(len(x))])
+    n_old = 950
+    idx, dist = knn_search(x[:n_old], k=6, metric="cosine", backend="exact")
+    old = KnnLists(ids[:n_old], idx, dist)
+    x2 = x.copy()
+    x2[[4, 40]] = x[[900, 901]]  # two items re-embedded next to other clusters' items
+    keep = np.setdiff1d(np.arange(len(x)), [7, 70, 700])  # three items removed
+    emb = Embeddings(x2[keep], ids[keep])
+    batch = np.isin(keep, np.r_[4, 40, np.arange(n_old, len(x))])
+    lab = np.where(keep < n_old, labels[keep], -1)
+    exact, e_info = update_knn_lists(old, emb, batch=batch, metric="cosine", search="exact")
+    probe, p_info = update_knn_lists(
+        old, emb, batch=batch, metric="cosine", search="probe", labels=lab, n_probe=2
+    )
+    assert p_info["n_researched"] == e_info["n_researched"] > 0
+    np.testing.assert_allclose(probe.distances, exact.distances, atol=1e-5)
+    assert not (probe.indices == np.arange(len(keep))[:, None]).any()

@@ -212,7 +212,8 @@ def update_knn_lists(
             min_candidates=min_candidates,
         )
         out_i[full], out_d[full] = top_i, top_d
-        cand_u, cand_b, cand_d = [gu], [gb], [gd]
+        new = batch[gb]  # an old query with an unchanged vector is already in the lists it fits
+        cand_u, cand_b, cand_d = [gu[new]], [gb[new]], [gd[new]]
     else:
         cand_u, cand_b, cand_d = _exact(data, full, kth, is_batch_query, out_i, out_d, k, metric)
     n_gained = 0
