@@ -151,7 +151,7 @@ def run_update(
             .to_numpy(np.int64)
         )
         graph, lists, stages["graph"] = update_graph(
-            emb_all, old_lists, ids, cfg, batch_ids=graph_batch, labels=labels
+            emb_all, old_lists, ids, cfg, batch_ids=graph_batch, labels=labels, old_graph=old.graph
         )
         stages["graph"].update(dict(graph.params))
         touched = changed_rows(old.graph, graph, changes.removed, len(kept))
