@@ -3,9 +3,9 @@
 Each graph of the run (one per modality, or one over concatenated modalities) gets its kNN
 lists updated by :func:`ccgraph.update.knn.update_knn_lists`; its edges are then derived from
 the lists exactly as :func:`ccgraph.graph.build_knn_graph` derives them (mutual rule, repair
-edges, weights), so the result is the graph a full build would make from the same lists.
-Deriving the edge set is a vectorised pass over ``n k`` pairs (about a second at 100k items):
-only pairs that touch a changed list come out different.
+edges, weights), so the result is the graph a full build would make from the same lists. With
+one kNN search, only the pairs with a changed list are decided again
+(:func:`ccgraph.update._edges.local_edges`); the others keep the run's edges.
 """
 
 from __future__ import annotations
