@@ -133,3 +133,18 @@ def test_probe_update_with_removed_and_replaced_items() -> None:
     assert p_info["n_researched"] == e_info["n_researched"] > 0
     np.testing.assert_allclose(probe.distances, exact.distances, atol=1e-5)
     assert not (probe.indices == np.arange(len(keep))[:, None]).any()
+
+
+def test_probe_without_any_cluster_falls_back_to_exact() -> None:
+    x, _ = blobs(n=200, d=8, centers=3, seed=1)
+    ids = np.array([f"i{i:03d}" for i in range(len(x))])
+    idx, dist = knn_search(x[:180], k=5, metric="cosine", backend="exact")
+    old = KnnLists(ids[:180], idx, dist)
+    batch = np.arange(200) >= 180
+    got, info = update_knn_lists(
+        old, Embeddings(x, ids), batch=batch, metric="cosine", search="probe",
+        labels=np.full(200, -1),
+    )  # fmt: skip
+    assert info["search"] == "exact"
+    _, ref_d = knn_search(Embeddings(x, ids), k=5, metric="cosine", backend="exact")
+    np.testing.assert_allclose(got.distances, ref_d, atol=1e-5)

@@ -82,9 +82,7 @@ def _probes(
     return rows, order[rows, ranks]
 
 
-def _centres(
-    data: np.ndarray, labels: np.ndarray, metric: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _centres(data: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Codes of the labelled rows (``-1`` elsewhere), cluster sizes, mean vectors."""
     import scipy.sparse as sp
 
@@ -156,7 +154,7 @@ def probe_search(
     """
     nq = len(queries)
     sq = np.einsum("ij,ij->i", data, data) if metric == "euclidean" else None
-    codes, sizes, centres = _centres(data, labels, metric)
+    codes, sizes, centres = _centres(data, labels)
     n_c = len(sizes)
     qv = data[queries]
     orphans = np.flatnonzero(codes < 0)  # rows without a cluster join their nearest one

@@ -197,7 +197,8 @@ def update_knn_lists(
     if search == "auto":
         search = "probe" if len(full) * n > AUTO_EXACT_PAIRS else "exact"
     info: dict[str, Any] = {"search": "exact"}
-    if search == "probe" and metric != "hamming" and labels is not None and len(full):
+    has_index = labels is not None and bool((np.asarray(labels)[~batch] >= 0).any())
+    if search == "probe" and metric != "hamming" and has_index and len(full):
         from ccgraph.update._probe import probe_search
 
         top_i, top_d, (gu, gb, gd), info = probe_search(
