@@ -72,19 +72,60 @@ def _spawn(job: dict[str, Any]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+_STAGES = ("load", "read", "embed", "graph", "duplicates", "cluster", "describe", "tags",
+           "popularity")  # fmt: skip
+
+
+def tag_agreement(local: Path, full: Path, new_ids: pd.Index) -> dict[str, float]:
+    """Inferred tags of a local update against a full re-spread on the same graph."""
+    import ccgraph
+
+    a, b = ccgraph.load_run(local), ccgraph.load_run(full)
+    ta, tb = _top1(a.tags), _top1(b.tags)
+    both = ta.index.intersection(tb.index)
+    nb = both.intersection(new_ids)
+
+    def pairs(t: pd.DataFrame) -> set[tuple[str, str]]:
+        inf = t[t["source"] == "inferred"]
+        return set(zip(inf["id"].astype(str), inf["tag"].astype(str), strict=True))
+
+    pa, pb = pairs(a.tags), pairs(b.tags)
+    return {
+        "top1_all": float((ta[both] == tb[both]).mean()),
+        "top1_new": float((ta[nb] == tb[nb]).mean()) if len(nb) else float("nan"),
+        "pairs": len(pa & pb) / max(1, len(pb)),
+        "local_s": float(a.manifest["timings_s"].get("tags", 0.0)),
+        "full_s": float(b.manifest["timings_s"].get("tags", 0.0)),
+    }
+
+
 def _top1(tags: pd.DataFrame) -> pd.Series:
     inf = tags[(tags["source"] == "inferred") & (tags["rank"] == 1)]
     return inf.set_index(inf["id"].astype(str))["tag"].astype(str)
 
 
-def compare(base: Path, upd: Path, full: Path, truth: pd.Series | None = None) -> dict[str, Any]:
-    """Kept IDs, agreement with the rebuild (old and new items apart), tags, ground truth."""
+def compare(
+    base: Path,
+    upd: Path,
+    full: Path,
+    truth: pd.Series | None = None,
+    other: Path | None = None,
+) -> dict[str, Any]:
+    """Kept IDs, agreement with the rebuild (old and new items apart), tags, ground truth.
+
+    ``other``: a second rebuild (another seed); its agreement with ``full`` is the yardstick
+    (how much two rebuilds of the same items differ).
+    """
     import ccgraph
     from ccgraph.cluster import adjusted_rand_index, match_labels
 
     b, u, f = (ccgraph.load_run(p) for p in (base, upd, full))
     bi, ui = (x.items.set_index(x.items["id"].astype(str)) for x in (b, u))
     fi = f.items.set_index(f.items["id"].astype(str)).loc[ui.index]
+    oi = None
+    if other is not None:
+        o = ccgraph.load_run(other)
+        oi = o.items.set_index(o.items["id"].astype(str)).loc[ui.index]
     old = ui.index.isin(bi.index)
     levels = [c for c in ui.columns if c.startswith("cluster_l")]
     default = int(u.manifest["stages"]["cluster"]["default_level"])
@@ -105,6 +146,13 @@ def compare(base: Path, upd: Path, full: Path, truth: pd.Series | None = None) -
             "matched_id": float((mem == ui[col].to_numpy()).mean()),
             "rebuild_vs_base_old": cold,
         }
+        if oi is not None:
+            row["rebuilds_old"] = adjusted_rand_index(oi.loc[old, col], fi.loc[old, col])
+            row["rebuilds_new"] = (
+                adjusted_rand_index(oi.loc[~old, col], fi.loc[~old, col])
+                if (~old).sum() > 1
+                else float("nan")
+            )
         if truth is not None:
             t = truth.reindex(ui.index)
             row["truth_update"] = adjusted_rand_index(t, ui[col])
@@ -124,7 +172,12 @@ def compare(base: Path, upd: Path, full: Path, truth: pd.Series | None = None) -
     return out
 
 
-def _tables(title: str, times: dict[str, dict[str, Any]], cmps: dict[str, dict[str, Any]]) -> str:
+def _tables(
+    title: str,
+    times: dict[str, dict[str, Any]],
+    cmps: dict[str, dict[str, Any]],
+    tags: dict[str, float] | None = None,
+) -> str:
     """Markdown: run times, then per rebuild kind and level the agreement figures."""
     t1 = markdown_table(
         ["run", "wall s", "CPU s", "peak MB"],
@@ -139,6 +192,13 @@ def _tables(title: str, times: dict[str, dict[str, Any]], cmps: dict[str, dict[s
         for what, t in times.items()
         if "rebuild" in what
     ]
+    stage_rows = [
+        [what, *(f"{t['timings_s'].get(st, 0.0):.1f}" for st in _STAGES)]
+        for what, t in times.items()
+    ]
+    t1 += "\n\nPer stage (wall s, from the manifests):\n\n" + markdown_table(
+        ["run", *_STAGES], stage_rows
+    )
     rows = []
     truth = False
     for kind, cmp in cmps.items():
@@ -154,6 +214,11 @@ def _tables(title: str, times: dict[str, dict[str, Any]], cmps: dict[str, dict[s
                 f"{r['matched_id']:.2%}",
                 f"{r['rebuild_vs_base_old']:.3f}",
             ]
+            row += (
+                [f"{r['rebuilds_old']:.3f}", f"{r['rebuilds_new']:.3f}"]
+                if "rebuilds_old" in r
+                else ["", ""]
+            )
             if "truth_update" in r:
                 truth = True
                 row += [f"{r['truth_update']:.3f}", f"{r['truth_rebuild']:.3f}"]
@@ -167,6 +232,8 @@ def _tables(title: str, times: dict[str, dict[str, Any]], cmps: dict[str, dict[s
         "ARI vs rebuild, new items",
         "same ID after matching",
         "ARI rebuild vs base, old items",
+        "ARI rebuild vs rebuild (seed 1), old items",
+        "ARI rebuild vs rebuild (seed 1), new items",
     ] + (["ARI vs truth, update", "ARI vs truth, rebuild"] if truth else [])
     t2 = markdown_table(head, rows)
     notes = [
@@ -174,6 +241,14 @@ def _tables(title: str, times: dict[str, dict[str, Any]], cmps: dict[str, dict[s
         f"items ({cmp['tag_top1_new']:.1%} of the new items); popularity correlation "
         f"{cmp['popularity_corr']:.3f}."
         for kind, cmp in cmps.items()
+    ]
+    notes += [
+        f"Tags against a full re-spread on the updated graph (`update.tags=full`): top-1 "
+        f"inferred tag equal for {t['top1_all']:.2%} of items ({t['top1_new']:.2%} of the new "
+        f"items); (item, tag) pairs in common {t['pairs']:.2%}; tag stage {t['local_s']:.1f} s "
+        f"local vs {t['full_s']:.1f} s full."
+        for t in [tags]
+        if t
     ]
     stage = next(iter(cmps.values()))["update_stage"]
     notes.append(
@@ -193,8 +268,8 @@ def _case(
     batch: str,
     overrides: list[str],
     truth: pd.Series | None,
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Base run (if absent), update, cold rebuild and rebuild from the base run's clusters."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, float]]:
+    """Base run (if absent), updates, cold rebuilds (two seeds) and a warm rebuild."""
     times: dict[str, dict[str, Any]] = {}
     base = folder / "run_base"
     if not (base / "manifest.json").exists():
@@ -203,8 +278,14 @@ def _case(
         )
     job = {"kind": "update", "run_dir": str(base), "batch": str(folder / batch), "set": overrides}
     times["update"] = _spawn({**job, "out": str(folder / "run_update")})
+    tag_times = _spawn(
+        {**job, "set": [*overrides, "update.tags=full"], "out": str(folder / "run_update_tags")}
+    )
     cfg = str(folder / full_cfg)
     times["full rebuild"] = _spawn({"kind": "run", "config": cfg, "out": str(folder / "run_full")})
+    times["full rebuild, seed 1"] = _spawn(
+        {"kind": "run", "config": cfg, "out": str(folder / "run_full_s1"), "set": ["seed=1"]}
+    )
     times["full rebuild from the previous clusters"] = _spawn(
         {
             "kind": "run",
@@ -214,13 +295,26 @@ def _case(
         }
     )
     cmps = {
-        "cold rebuild": compare(base, folder / "run_update", folder / "run_full", truth),
+        "cold rebuild": compare(
+            base, folder / "run_update", folder / "run_full", truth, folder / "run_full_s1"
+        ),
         "rebuild from the previous clusters": compare(
             base, folder / "run_update", folder / "run_full_warm", truth
         ),
     }
-    (folder / "compare.json").write_text(json.dumps({"times": times, "compare": cmps}, indent=2))
-    return times, cmps
+    upd_ids = ccgraph_ids(folder / "run_update")
+    new_ids = upd_ids.difference(ccgraph_ids(base))
+    tags = tag_agreement(folder / "run_update", folder / "run_update_tags", new_ids)
+    tags["update_tags_full_wall_s"] = tag_times["wall_s"]
+    (folder / "compare.json").write_text(
+        json.dumps({"times": times, "compare": cmps, "tags": tags}, indent=2)
+    )
+    return times, cmps, tags
+
+
+def ccgraph_ids(run: Path) -> pd.Index:
+    """Item ids of a run directory."""
+    return pd.Index(pd.read_parquet(run / "items.parquet", columns=["id"])["id"].astype(str))
 
 
 def synthetic(work: Path, n: int, new_fraction: float) -> str:
@@ -235,11 +329,12 @@ def synthetic(work: Path, n: int, new_fraction: float) -> str:
         f"embed.precomputed.path={folder / 'new_vectors.npy'}",
         f"embed.precomputed.ids_path={folder / 'new_ids.txt'}",
     ]
-    times, cmps = _case(folder, "base.yaml", "full.yaml", "new.csv", overrides, truth)
+    times, cmps, tags = _case(folder, "base.yaml", "full.yaml", "new.csv", overrides, truth)
     return _tables(
         f"Synthetic: {n:,} items, 1,000-cluster mixture (d=384), plus {new_fraction:.0%} new items",
         times,
         cmps,
+        tags,
     )
 
 
@@ -291,11 +386,12 @@ def openverse(work: Path) -> str:
     """Base run on the older half, update with the newer half, rebuilds on both."""
     folder = _openverse_inputs(work)
     overrides = [f"embed.precomputed.path={folder / 'second_vectors.parquet'}"]
-    times, cmps = _case(folder, "first.yaml", "both.yaml", "second.csv", overrides, None)
+    times, cmps, tags = _case(folder, "first.yaml", "both.yaml", "second.csv", overrides, None)
     return _tables(
         "Openverse 2023 sample: older half by `created_on`, then the newer half as one update",
         times,
         cmps,
+        tags,
     )
 
 
@@ -321,12 +417,20 @@ def main() -> None:
         "*ARI rebuild vs base* is how far the rebuild itself moves the old items: an update "
         "that keeps the old clusters cannot agree with the rebuild better than that (the "
         "rebuild's approximate kNN graph differs from the base's in a few % of its edges, "
-        "enough for Leiden to settle elsewhere at the finer levels)."
+        "enough for Leiden to settle elsewhere at the finer levels). *ARI rebuild vs rebuild "
+        "(seed 1)* is the yardstick: two full rebuilds of the same items that differ only in "
+        "the seed (approximate kNN and Leiden) agree this much, so an update within that "
+        "distance of a rebuild is as close as another rebuild would be. New items are searched "
+        "with `update.knn_search: auto` (cluster probes at this size), clusters refined with "
+        "`update.strategy: local`, tags re-solved with `update.tags: local`.",
+        "Load average (1 min) at the start: {start}; at the end: {end} (2 cores).",
     ]
+    start = os.getloadavg()[0]
     if not args.skip_synthetic:
         parts.append(synthetic(args.work, args.n, args.new_fraction))
     if not args.skip_openverse:
         parts.append(openverse(args.work))
+    parts[1] = parts[1].format(start=f"{start:.1f}", end=f"{os.getloadavg()[0]:.1f}")
     write_section(
         "update",
         "Incremental updates",

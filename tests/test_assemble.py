@@ -46,10 +46,24 @@ def _reference(catalog: Catalog, ids: np.ndarray, inferred: TagScores | None) ->
             )
             for rank, (col, val) in enumerate(ranked, start=1):
                 tag = inferred.tags[col]
+                item = inferred.ids[i]
+                score, conf = float(np.float32(val)), float(np.float32(c[i, col]))
                 rows.append(
-                    (order[inferred.ids[i]], 1, rank, tag, inferred.ids[i], tag, float(np.float32(val)),
-                     float(np.float32(c[i, col])), rank, "inferred", pd.NA, pd.NA)
-                )  # fmt: skip
+                    (
+                        order[item],
+                        1,
+                        rank,
+                        tag,
+                        item,
+                        tag,
+                        score,
+                        conf,
+                        rank,
+                        "inferred",
+                        pd.NA,
+                        pd.NA,
+                    )
+                )
     rows.sort(key=lambda t: (t[0], t[1], t[2], t[3]))
     return pd.DataFrame(
         [r[4:] for r in rows],

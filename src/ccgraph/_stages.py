@@ -27,6 +27,7 @@ __all__ = [
     "cluster_levels",
     "expand_graph",
     "graph_settings",
+    "knn_options",
     "run_shape",
     "warn_uncovered",
 ]
@@ -66,6 +67,20 @@ def warn_uncovered(embeddings: dict[str, Embeddings], ids: np.ndarray) -> None:
         )
 
 
+def knn_options(cfg: Config) -> dict[str, Any]:
+    """The keywords of :func:`~ccgraph.graph.build_knn_graph` besides ``k`` and ``metric``."""
+    g = cfg.graph
+    return {
+        "mutual": g.mutual,
+        "min_degree": g.min_degree,
+        "weighting": g.weighting,
+        "backend": g.backend,
+        "bridge_components": g.bridge_components,
+        "rng": cfg.seed,
+        "n_jobs": cfg.n_jobs,
+    }
+
+
 def build_graph(
     embeddings: dict[str, Embeddings],
     ids: np.ndarray,
@@ -90,15 +105,7 @@ def build_graph(
     if n < 3:
         raise InputError(f"the catalog has {n} usable items; a similarity graph needs at least 3")
     weights = {name: float(g.fusion.weights.get(name, 1.0)) for name in embeddings}
-    common = dict(
-        mutual=g.mutual,
-        min_degree=g.min_degree,
-        weighting=g.weighting,
-        backend=g.backend,
-        bridge_components=g.bridge_components,
-        rng=cfg.seed,
-        n_jobs=cfg.n_jobs,
-    )
+    common = knn_options(cfg)
     info: dict[str, Any] = {"modalities": sorted(embeddings), "fusion_weights": weights}
 
     def knn(emb: Embeddings, name: str) -> KnnGraph:
@@ -150,6 +157,7 @@ def cluster_levels(graph: KnnGraph, cfg: Config) -> tuple[list[Partition], int, 
     (``warm_start``) and its labels are matched to the old IDs (``stabilize``), so reruns on a
     slightly changed catalog keep their cluster IDs.
     """
+    from ccgraph._late_stages import sweep_info
     from ccgraph.cluster import (
         choose_default_level,
         leiden,
@@ -166,19 +174,7 @@ def cluster_levels(graph: KnnGraph, cfg: Config) -> tuple[list[Partition], int, 
         levels[-1] = recursive_split(
             graph, levels[-1], max_cluster_size=c.max_cluster_size, rng=cfg.seed
         )
-    # One row per level, coarse to fine: the report plots it as the resolution sweep.
-    info: dict[str, Any] = {
-        "sweep": [
-            {
-                "level": i,
-                "resolution": float(p.params.get("resolution", float("nan"))),
-                "n_clusters": p.n_clusters,
-                "quality": float(p.quality),
-                "median_item_cluster_size": float(np.median(p.sizes[p.membership])),
-            }
-            for i, p in enumerate(levels)
-        ]
-    }
+    info: dict[str, Any] = {"sweep": sweep_info(levels)}
     if c.previous_run:
         old = _previous_items(cfg)
         churn = []

@@ -432,6 +432,22 @@ class UpdateConfig(_Section):
         description="For `local`: edges around a change also left free (0: only new items "
         "and items whose edges changed move).",
     )
+    knn_search: Literal["auto", "exact", "probe"] = Field(
+        "auto",
+        description="How new and re-embedded items find their neighbours: `exact` compares "
+        "them with every item; `probe` with the members of their nearest clusters (the run's "
+        "finest level) and the stored neighbours of what that finds; `auto`: exact up to "
+        "2e7 comparisons.",
+    )
+    n_probe: int = Field(
+        8, ge=1, description="For `knn_search: probe`: nearest clusters searched per item."
+    )
+    probe_candidates: int = Field(
+        1000,
+        ge=1,
+        description="For `knn_search: probe`: more clusters are searched until they hold "
+        "this many items.",
+    )
     new_items: Literal["singleton", "majority"] = Field(
         "singleton",
         description="Where Leiden starts a new item: its own cluster (a batch can form new "
@@ -443,7 +459,10 @@ class UpdateConfig(_Section):
         "change, the run's solution held elsewhere; `full`: spread again over the whole graph.",
     )
     tag_hops: int = Field(
-        1, ge=0, description="For `tags: local`: edges around a change re-solved."
+        0,
+        ge=0,
+        description="For `tags: local`: edges around a change also re-solved (0: the new and "
+        "edited items and the items whose edges changed).",
     )
     drift_threshold: float = Field(
         0.05,

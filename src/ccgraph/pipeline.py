@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from ccgraph import _assemble, _checkpoint, _memory, _stages
+from ccgraph import _assemble, _checkpoint, _late_stages, _memory, _stages
 from ccgraph._logging import StageTimer
 from ccgraph.config import Config, config_from_mapping, load_config
 from ccgraph.containers import RunResult
@@ -66,11 +65,9 @@ def run(
     RunResult
         The tables of the run directory, the graph and the manifest.
     """
-    from ccgraph.cluster import describe_clusters
-    from ccgraph.cluster.describe import term_matrix
     from ccgraph.embed import embed_catalog
     from ccgraph.io import read_catalog_from_config, write_run
-    from ccgraph.propagate import explain_tags, infer_popularity, spread_tags
+    from ccgraph.propagate import explain_tags, infer_popularity
 
     cfg = _as_config(config)
     if cfg.execution.engine == "spark":
@@ -127,22 +124,7 @@ def run(
     with timer.stage("cluster"):
         levels, default_level, stages["cluster"] = _stages.cluster_levels(graph, cfg)
     with timer.stage("describe"):
-        terms = term_matrix(
-            len(ids), tags=seeds, texts=catalog.items["title"].fillna("").tolist()
-        )
-        clusters = pd.concat(
-            [
-                describe_clusters(
-                    graph,
-                    part,
-                    terms=terms,
-                    top_tags=cfg.cluster.top_tags,
-                    n_representatives=cfg.cluster.n_representatives,
-                ).assign(level=i)
-                for i, part in enumerate(levels)
-            ],
-            ignore_index=True,
-        )
+        clusters = _late_stages.describe_levels(graph, levels, catalog, seeds, cfg)
     inferred = None
     extras: dict[str, Any] = {}
     if cfg.propagate.tags.enabled and seeds.n_tags == 0:
@@ -156,45 +138,18 @@ def run(
         _memory.check_stages(memory, ("tags",), memory_limit_gb=limit_gb)
         t = cfg.propagate.tags
         with timer.stage("tags"):
-            inferred = spread_tags(
-                graph,
-                seeds,
-                alpha=t.alpha,
-                tol=t.tol,
-                max_iter=t.max_iter,
-                tag_block=t.tag_block,
-                top_k=t.top_k,
-                min_confidence=t.min_confidence,
-                calibrator=t.calibrator,
-                cluster_prior=t.cluster_prior,
-                partition=levels[default_level],
-                rng=cfg.seed,
-                dtype=t.dtype,
-                reorder=t.reorder,
-                solver=t.solver,
-                prune=t.prune,
-                freeze=t.freeze,
+            inferred, stages["tags"] = _late_stages.spread_stage(
+                graph, seeds, levels[default_level], cfg
             )
             if t.explain:
                 extras["explanations"] = explain_tags(graph, seeds, pairs=inferred, alpha=t.alpha)
-        stages["tags"] = {
-            **dict(inferred.params),
-            "converged": inferred.converged,
-            "n_iter": inferred.n_iter,
-        }
     popularity = None
     if cfg.propagate.popularity.enabled:
         p = cfg.propagate.popularity
-        items = catalog.items
+        raw, provider = _late_stages.popularity_inputs(catalog)
         with timer.stage("popularity"):
             popularity = infer_popularity(
-                graph,
-                pd.to_numeric(items["popularity_raw"], errors="coerce").to_numpy(np.float64),
-                items["provider"].fillna("").astype(str).to_numpy(),
-                alpha=p.alpha,
-                tol=p.tol,
-                percentile=p.percentile,
-                r=p.r,
+                graph, raw, provider, alpha=p.alpha, tol=p.tol, percentile=p.percentile, r=p.r
             )
         stages["popularity"] = dict(popularity.params)
 
@@ -207,12 +162,8 @@ def run(
         extras.update(_persist.run_extras(embeddings, ids, knn_lists))
         stages["persist"] = _persist.update_info(levels, cfg.base_dir)
         counts = _counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
-        manifest = _assemble.manifest(
-            cfg.model_dump(mode="json", exclude={"base_dir"}),
-            seed=cfg.seed,
-            timings=timer.timings,
-            counts=counts,
-            stages=stages,
+        manifest = _late_stages.run_manifest(
+            cfg, timings=timer.timings, counts=counts, stages=stages
         )
     result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
     if not write:
@@ -236,31 +187,5 @@ def run(
     )
 
 
-def _counts(
-    items: pd.DataFrame,
-    tags: pd.DataFrame,
-    rejects: pd.DataFrame,
-    graph: Any,
-    levels: list[Any],
-    default_level: int,
-    seeds: Any,
-) -> dict[str, Any]:
-    inferred = tags[tags["source"] == "inferred"]
-    tagged = set(tags.loc[tags["source"] == "observed", "id"])
-    untagged_tagged = int(inferred.loc[~inferred["id"].isin(tagged), "id"].nunique())
-    return {
-        "items": len(items),
-        "rejects": len(rejects),
-        "edges": graph.n_edges,
-        "clusters": levels[default_level].n_clusters,
-        "clusters_per_level": [p.n_clusters for p in levels],
-        "default_level": default_level,
-        "tagged_items": len(tagged),
-        "vocabulary": int(seeds.n_tags),
-        "observed_tags": int((tags["source"] == "observed").sum()),
-        "inferred_tags": len(inferred),
-        "untagged_items_with_inferred_tags": untagged_tagged,
-        "duplicate_groups": int((items.groupby("duplicate_group").size() > 1).sum()),
-        "popularity_observed": int((items["popularity_source"] == "observed").sum()),
-        "popularity_inferred": int((items["popularity_source"] == "inferred").sum()),
-    }
+#: The Spark pipeline reads the counts from here.
+_counts = _late_stages.run_counts

@@ -96,7 +96,13 @@ def test_no_batch_keeps_lists() -> None:
     old, emb, batch, metric = _scenario(x, 40, np.zeros(0, int), np.zeros(0, int), 0, "cosine")
     new, info = update_knn_lists(old, emb, batch=batch, metric=metric)
     np.testing.assert_array_equal(new.indices, old.indices)
-    assert info == {"n_batch": 0, "n_researched": 0, "n_gained": 0, "n_removed": 0}
+    assert info == {
+        "search": "exact",
+        "n_batch": 0,
+        "n_researched": 0,
+        "n_gained": 0,
+        "n_removed": 0,
+    }
 
 
 def test_too_few_items_left() -> None:

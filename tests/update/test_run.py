@@ -119,6 +119,8 @@ def test_graph_after_update_equals_a_full_exact_build(base_run: Path, tmp_path: 
     full = build_knn_graph(emb, k=8, min_degree=2, backend="exact")
     assert abs(full.adjacency - new.graph.adjacency).max() < 1e-6
     assert full.adjacency.nnz == new.graph.adjacency.nnz
+    assert new.manifest["stages"]["graph"]["edges"] == "local"  # rebuilt around changes only
+    assert 0 < new.manifest["stages"]["graph"]["n_rebuilt_rows"] < 160
 
 
 def test_removed_items_leave_the_graph_cleanly(base_run: Path, tmp_path: Path) -> None:

@@ -160,8 +160,8 @@ def describe_clusters(
     level
         Value of the ``level`` column (0 = coarsest level).
     terms
-        ``term_matrix(n, tags=tags, texts=texts)`` computed once for several partitions of the
-        same items (``tags`` and ``texts`` are then not read again).
+        ``term_matrix(n_items, tags=tags, texts=texts)`` computed once by the caller (e.g. for
+        several levels of the same items); ``tags`` and ``texts`` are then not read.
 
     Returns
     -------
@@ -225,7 +225,7 @@ def describe_clusters(
 
     if terms is not None and terms[0].shape[0] != n:
         raise InputError(f"`terms` must have one row per item ({n}); got {terms[0].shape[0]}")
-    x, vocab = terms if terms is not None else term_matrix(n, tags=tags, texts=texts)
+    x, vocab = term_matrix(n, tags=tags, texts=texts) if terms is None else terms
     scores = c_tf_idf(indicator(codes, k).T @ x) if x.shape[1] else sp.csr_matrix((k, 0))
     top_terms: list[list[str]] = []
     top_scores: list[list[float]] = []

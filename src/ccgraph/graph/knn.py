@@ -94,7 +94,7 @@ def prepare_vectors(vectors: Any, metric: str) -> np.ndarray:
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     check_finite_matrix("vectors", arr)
     if metric == "cosine":
-        norms = np.sqrt(np.einsum("ij,ij->i", arr, arr, dtype=np.float64))  # no [n, d] temporary
+        norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))
         if (norms == 0).any():
             row = int(np.flatnonzero(norms == 0)[0])
             raise InputError(

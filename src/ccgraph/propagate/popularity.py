@@ -16,7 +16,7 @@ from ccgraph.exceptions import ConvergenceWarning, InputError
 from ccgraph.propagate._graph import as_adjacency, build_operator, resolve_dtype
 from ccgraph.propagate._solver import solve
 
-__all__ = ["infer_popularity", "standardize_popularity"]
+__all__ = ["infer_popularity", "popularity_from_propagation", "standardize_popularity"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,32 @@ def standardize_popularity(
         const = (1.0 - r) / r * v
         out[mask] = np.divide(vals, vals + const, out=np.zeros_like(vals), where=vals + const > 0)
     return out
+
+
+def popularity_from_propagation(
+    f: np.ndarray, std: np.ndarray, *, alpha: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Value, source and confidence from the propagated ``F = [num, den]`` (see Notes below).
+
+    Observed items (finite ``std``) keep their value with confidence 1; the others get
+    ``num / den`` with confidence ``den / alpha`` where some observed mass reached them.
+
+    Examples
+    --------
+    >>> v, s, c = popularity_from_propagation(
+    ...     np.array([[0.1, 0.2], [0.0, 0.0]]), np.array([np.nan, np.nan]), alpha=0.8)
+    >>> v.tolist()[0], s.tolist(), c.tolist()
+    (0.5, ['inferred', 'none'], [0.25, 0.0])
+    """
+    obs = np.isfinite(std)
+    num, den = np.maximum(f[:, 0], 0.0), np.maximum(f[:, 1], 0.0)
+    reach = den > 1e-12 * max(1.0, float(den.max(initial=0.0)))
+    value = np.where(obs, std, np.nan)
+    inferred = ~obs & reach
+    value[inferred] = np.clip(num[inferred] / den[inferred], 0.0, 1.0)
+    source = np.where(obs, "observed", np.where(inferred, "inferred", "none")).astype(object)
+    confidence = np.where(obs, 1.0, np.where(inferred, np.clip(den / alpha, 0.0, 1.0), 0.0))
+    return value, source, confidence
 
 
 def infer_popularity(
@@ -193,13 +219,7 @@ def infer_popularity(
         f = g * inv_sqrt[:, None]
     isolated = op.sqrt_d == 0
     f[isolated] = (1.0 - alpha) * x[isolated]
-    num, den = np.maximum(f[:, 0], 0.0), np.maximum(f[:, 1], 0.0)
-    reach = den > 1e-12 * max(1.0, float(den.max(initial=0.0)))
-    value = np.where(obs, std, np.nan)
-    inferred = ~obs & reach
-    value[inferred] = np.clip(num[inferred] / den[inferred], 0.0, 1.0)
-    source = np.where(obs, "observed", np.where(inferred, "inferred", "none")).astype(object)
-    confidence = np.where(obs, 1.0, np.where(inferred, np.clip(den / alpha, 0.0, 1.0), 0.0))
+    value, source, confidence = popularity_from_propagation(f, std, alpha=alpha)
     params = {
         "alpha": alpha,
         "tol": tol,

@@ -33,7 +33,7 @@ def local_tags(
     inferred = old.tags[old.tags["source"].astype(str) == "inferred"]
     # The run's masses, needed to read its calibrator off its own (score, confidence) rows,
     # are those after the update for the items the update does not reach.
-    mass = item_mass(graph, seeds, alpha=t.alpha, tol=1e-10)
+    mass = item_mass(graph, seeds, alpha=t.alpha, tol=t.tol, max_iter=t.max_iter)
     far = ~neighbourhood(graph.adjacency, changed, 1)
     live = mass[graph.degree > 0]
     ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0

@@ -17,7 +17,6 @@ from ccgraph.containers import Catalog, RunResult, TagScores
 from ccgraph.update._persist import member
 
 __all__ = [
-    "median_size",
     "noop",
     "run_positions",
     "splice_tags",
@@ -89,11 +88,6 @@ def noop(
         path=path,
         extras=extras,
     )
-
-
-def median_size(membership: np.ndarray) -> float:
-    codes = pd.factorize(membership)[0]
-    return float(np.median(np.bincount(codes)[codes])) if len(codes) else 0.0
 
 
 def summary(report: Mapping[str, Any]) -> dict[str, Any]:

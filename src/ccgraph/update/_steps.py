@@ -18,7 +18,7 @@ from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
 from ccgraph.exceptions import InputError
 from ccgraph.update._calls import duplicates, kept_popularity, local_tags
 from ccgraph.update._catalog import Changes
-from ccgraph.update._output import median_size, noop, splice_tags, subset, summary, write_drift
+from ccgraph.update._output import noop, splice_tags, subset, summary, write_drift
 from ccgraph.update._persist import member
 
 __all__ = ["changed_rows", "run_update"]
@@ -66,10 +66,17 @@ def run_update(
 ) -> RunResult:
     """Embed, graph, duplicates, clusters, descriptions, tags, popularity, assemble, write."""
     from ccgraph import _assemble
+    from ccgraph._late_stages import (
+        describe_levels,
+        popularity_inputs,
+        run_counts,
+        run_manifest,
+        spread_stage,
+        sweep_info,
+        tags_info,
+    )
     from ccgraph._stages import build_seed_tags
-    from ccgraph.cluster import describe_clusters
     from ccgraph.io import write_run
-    from ccgraph.propagate import spread_tags
     from ccgraph.update import _persist
     from ccgraph.update._batch import embed_batch, same_content, same_vectors
     from ccgraph.update._catalog import merged_catalog, run_catalog
@@ -136,8 +143,15 @@ def run_update(
             for k, v in new_emb.items()
         }
         emb_all = merge_embeddings(old_emb, batch_emb, ids, replaced=replaced)
+        finest = f"cluster_l{len(persist['level_resolutions']) - 1}"
+        labels = (
+            old.items.set_index(old.items["id"].astype(str))[finest]
+            .reindex(pd.Index(ids))
+            .fillna(-1)
+            .to_numpy(np.int64)
+        )
         graph, lists, stages["graph"] = update_graph(
-            emb_all, old_lists, ids, cfg, batch_ids=graph_batch
+            emb_all, old_lists, ids, cfg, batch_ids=graph_batch, labels=labels, old_graph=old.graph
         )
         stages["graph"].update(dict(graph.params))
         touched = changed_rows(old.graph, graph, changes.removed, len(kept))
@@ -163,36 +177,12 @@ def run_update(
         default_level = int(stages.get("cluster", {}).get("default_level", 0))
         stages["cluster"] = {
             **stages.get("cluster", {}),
-            "sweep": [
-                {
-                    "level": i,
-                    "resolution": float(p.params.get("resolution", float("nan"))),
-                    "n_clusters": p.n_clusters,
-                    "quality": float(p.quality),
-                    "median_item_cluster_size": median_size(p.membership),
-                }
-                for i, p in enumerate(levels)
-            ],
+            "sweep": sweep_info(levels),
             "update": cinfo,
         }
     seeds = build_seed_tags(catalog, cfg)
     with timer.stage("describe"):
-        clusters = pd.concat(
-            [
-                describe_clusters(
-                    graph,
-                    part,
-                    tags=seeds,
-                    texts=catalog.items["title"].fillna("").tolist()
-                    if "title" in catalog.items.columns
-                    else None,
-                    top_tags=cfg.cluster.top_tags,
-                    n_representatives=cfg.cluster.n_representatives,
-                ).assign(level=i)
-                for i, part in enumerate(levels)
-            ],
-            ignore_index=True,
-        )
+        clusters = describe_levels(graph, levels, catalog, seeds, cfg)
     inferred = None
     redo_tags = np.ones(len(ids), dtype=bool)  # items whose tag rows are built afresh
     t = cfg.propagate.tags
@@ -203,43 +193,21 @@ def run_update(
             inferred, redo_tags = local_tags(
                 old, run_cat, graph, seeds, touched | changed, cfg, stages.get("tags", {})
             )
-        stages["tags"] = {
-            **dict(inferred.params),
-            "converged": inferred.converged,
-            "n_iter": inferred.n_iter,
-        }
+        stages["tags"] = tags_info(inferred)
     elif t.enabled and seeds.n_tags > 0:
         with timer.stage("tags"):
-            inferred = spread_tags(
-                graph,
-                seeds,
-                alpha=t.alpha,
-                tol=t.tol,
-                max_iter=t.max_iter,
-                tag_block=t.tag_block,
-                top_k=t.top_k,
-                min_confidence=t.min_confidence,
-                calibrator="auto",
-                cluster_prior=t.cluster_prior,
-                partition=levels[default_level],
-                rng=cfg.seed,
-            )
-        stages["tags"] = {
-            **dict(inferred.params),
-            "converged": inferred.converged,
-            "n_iter": inferred.n_iter,
-        }
+            inferred, stages["tags"] = spread_stage(graph, seeds, levels[default_level], cfg)
     popularity = None
     if cfg.propagate.popularity.enabled:
         from ccgraph.update.popularity import popularity_constants, update_popularity
 
         p = cfg.propagate.popularity
-        items = catalog.items
+        raw, provider = popularity_inputs(catalog)
         with timer.stage("popularity"):
             popularity = update_popularity(
                 graph,
-                pd.to_numeric(items["popularity_raw"], errors="coerce").to_numpy(np.float64),
-                items["provider"].fillna("").astype(str).to_numpy(),
+                raw,
+                provider,
                 popularity_constants(old.items),
                 alpha=p.alpha,
                 tol=p.tol,
@@ -249,8 +217,6 @@ def run_update(
             )
         stages["popularity"] = dict(popularity.params)
     with timer.stage("assemble"):
-        from ccgraph.pipeline import _counts
-
         items_df = _assemble.items_table(
             catalog, graph, levels, default_level, group, canonical, popularity
         )
@@ -268,14 +234,8 @@ def run_update(
         )
         stages["persist"] = _persist.update_info(levels, persist.get("base_dir"))
         stages["update"] = {"source_run": str(old.path), "noop": False, **summary(report)}
-        counts = _counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
-        manifest = _assemble.manifest(
-            cfg.model_dump(mode="json", exclude={"base_dir"}),
-            seed=cfg.seed,
-            timings=timer.timings,
-            counts=counts,
-            stages=stages,
-        )
+        counts = run_counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
+        manifest = run_manifest(cfg, timings=timer.timings, counts=counts, stages=stages)
         extras = _persist.run_extras(emb_all, ids, lists)
     result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
     with timer.stage("write"):

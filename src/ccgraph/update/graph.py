@@ -3,9 +3,9 @@
 Each graph of the run (one per modality, or one over concatenated modalities) gets its kNN
 lists updated by :func:`ccgraph.update.knn.update_knn_lists`; its edges are then derived from
 the lists exactly as :func:`ccgraph.graph.build_knn_graph` derives them (mutual rule, repair
-edges, weights), so the result is the graph a full build would make from the same lists.
-Deriving the edge set is a vectorised pass over ``n k`` pairs (about a second at 100k items):
-only pairs that touch a changed list come out different.
+edges, weights), so the result is the graph a full build would make from the same lists. With
+one kNN search, only the pairs with a changed list are decided again
+(:func:`ccgraph.update._edges.local_edges`); the others keep the run's edges.
 """
 
 from __future__ import annotations
@@ -82,6 +82,8 @@ def update_graph(
     cfg: Config,
     *,
     batch_ids: np.ndarray,
+    labels: np.ndarray | None = None,
+    old_graph: KnnGraph | None = None,
 ) -> tuple[KnnGraph, dict[str, KnnLists], dict[str, Any]]:
     """The fused graph over ``ids`` after the update, the new kNN lists and what changed.
 
@@ -97,21 +99,20 @@ def update_graph(
         The run's config (``graph`` section).
     batch_ids
         New and re-embedded items.
+    labels
+        A cluster per item of ``ids`` (``-1``: none), the index of ``update.knn_search:
+        probe``.
+    old_graph
+        The run's graph: with one kNN search (one modality or ``concat``) and no
+        ``bridge_components``, only the edges around changed lists are decided again
+        (:func:`ccgraph.update._edges.local_edges`, the same graph as a full build).
     """
-    from ccgraph._stages import expand_graph
+    from ccgraph._stages import expand_graph, knn_options
     from ccgraph.graph import build_knn_graph, concat_embeddings, fuse_graphs
     from ccgraph.update.knn import update_knn_lists
 
     g = cfg.graph
-    common: dict[str, Any] = dict(
-        mutual=g.mutual,
-        min_degree=g.min_degree,
-        weighting=g.weighting,
-        backend=g.backend,
-        bridge_components=g.bridge_components,
-        rng=cfg.seed,
-        n_jobs=cfg.n_jobs,
-    )
+    common = knn_options(cfg)
     weights = {name: float(g.fusion.weights.get(name, 1.0)) for name in embeddings}
     sources: dict[str, Embeddings]
     if CONCAT in lists:
@@ -133,11 +134,24 @@ def update_graph(
     for name, emb in sources.items():
         metric = "hamming" if emb.kind == "binary" else g.metric
         batch = member(emb.ids, batch_ids)
-        upd, stats = update_knn_lists(lists[name], emb, batch=batch, metric=metric)
-        new_lists[name] = upd
-        built = build_knn_graph(
-            emb, k=upd.k, metric=metric, knn=(upd.indices, upd.distances), **common
+        u = cfg.update
+        upd, stats = update_knn_lists(
+            lists[name],
+            emb,
+            batch=batch,
+            metric=metric,
+            search=u.knn_search,
+            labels=None if labels is None else labels[pd.Index(ids).get_indexer(emb.ids)],
+            n_probe=u.n_probe,
+            min_candidates=u.probe_candidates,
         )
+        new_lists[name] = upd
+        if old_graph is not None and len(sources) == 1 and not g.bridge_components:
+            built = _local_graph(old_graph, lists[name], upd, emb, batch, metric, cfg)
+        else:
+            built = build_knn_graph(
+                emb, k=upd.k, metric=metric, knn=(upd.indices, upd.distances), **common
+            )
         graphs[name] = expand_graph(built, ids)
         info[f"knn_{name}"] = stats
     if len(graphs) == 1:
@@ -145,3 +159,63 @@ def update_graph(
     else:
         graph = fuse_graphs(list(graphs.values()), weights=[weights[k] for k in graphs])
     return graph, new_lists, info
+
+
+def _local_graph(
+    old_graph: KnnGraph,
+    old_lists: KnnLists,
+    new_lists: KnnLists,
+    emb: Embeddings,
+    batch: np.ndarray,
+    metric: str,
+    cfg: Config,
+) -> KnnGraph:
+    """The graph of ``new_lists`` over ``emb``'s rows from the run's graph and lists."""
+    import scipy.sparse as sp
+
+    from ccgraph.update._edges import changed_lists, local_edges
+
+    n = len(emb.ids)
+    rows = pd.Index(emb.ids)
+    # the run's graph in the rows of the lists (items new to the run: empty rows)
+    p = pd.Index(old_graph.ids).get_indexer(emb.ids)
+    have = np.flatnonzero(p >= 0)
+    proj = sp.csr_matrix(
+        (np.ones(len(have), np.float32), (have, p[have])), shape=(n, old_graph.n_items)
+    )
+    old = sp.csr_matrix(proj @ old_graph.adjacency @ proj.T)
+    # each row's old list in the new positions
+    r = pd.Index(old_lists.ids).get_indexer(emb.ids)
+    to_new = rows.get_indexer(old_lists.ids)
+    old_idx = np.asarray(old_lists.indices, dtype=np.int64)
+    mapped = np.where(old_idx >= 0, to_new[np.maximum(old_idx, 0)], -1)
+    old_in_new = np.where((r >= 0)[:, None], mapped[np.maximum(r, 0)], -2)
+    changed = changed_lists(old_in_new, new_lists.indices, batch | (r < 0))
+    g = cfg.graph
+    vectors = np.asarray(emb.vectors) if metric in ("euclidean", "hamming") else None
+    adjacency, info = local_edges(
+        old,
+        new_lists.indices,
+        new_lists.distances,
+        changed,
+        metric=metric,
+        mutual=g.mutual,
+        min_degree=g.min_degree,
+        weighting=g.weighting,
+        vectors=vectors,
+    )
+    params = {
+        "k": new_lists.k,
+        "metric": metric,
+        "mutual": bool(g.mutual),
+        "min_degree": g.min_degree,
+        "weighting": g.weighting,
+        "backend": g.backend,
+        "backend_used": "precomputed",
+        "bridge_components": False,
+        "seed": cfg.seed,
+        "n_jobs": cfg.n_jobs,
+        "estimated_recall": None,
+        **info,
+    }
+    return KnnGraph(adjacency, emb.ids, params)

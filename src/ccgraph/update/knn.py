@@ -23,6 +23,9 @@ __all__ = ["batch_distances", "update_knn_lists"]
 
 logger = logging.getLogger(__name__)
 
+#: ``search="auto"`` searches exactly up to this many (query, item) pairs.
+AUTO_EXACT_PAIRS = 20_000_000
+
 #: Target bytes of one ``[rows, n]`` distance block.
 _BLOCK_BYTES = 64 * 2**20
 
@@ -81,12 +84,44 @@ def _top_k(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return c[keep].reshape(-1, k).astype(np.int32), d[keep].reshape(-1, k).astype(np.float32)
 
 
+def _exact(
+    data: np.ndarray,
+    full: np.ndarray,
+    kth: np.ndarray,
+    is_batch_query: np.ndarray,
+    out_i: np.ndarray,
+    out_d: np.ndarray,
+    k: int,
+    metric: str,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Exact lists of the ``full`` rows (written into ``out_i`` / ``out_d``); gained pairs."""
+    cand_u: list[np.ndarray] = []
+    cand_b: list[np.ndarray] = []
+    cand_d: list[np.ndarray] = []
+    for s, block in batch_distances(data, full, metric=metric):
+        q = full[s : s + len(block)]
+        ti, td = _top_k(block, k)
+        out_i[q], out_d[q] = ti, td
+        qb = is_batch_query[s : s + len(block)]
+        if qb.any():
+            sub = block[qb]
+            r, c = np.nonzero(sub <= kth[None, :])
+            cand_u.append(c)
+            cand_b.append(q[qb][r])
+            cand_d.append(sub[r, c])
+    return cand_u, cand_b, cand_d
+
+
 def update_knn_lists(
     old: KnnLists,
     emb: Embeddings,
     *,
     batch: np.ndarray,
     metric: str,
+    search: str = "exact",
+    labels: np.ndarray | None = None,
+    n_probe: int = 8,
+    min_candidates: int = 1_000,
 ) -> tuple[KnnLists, dict[str, Any]]:
     """The kNN lists over ``emb`` (the items after the update) from the lists ``old`` kept.
 
@@ -102,6 +137,16 @@ def update_knn_lists(
         are removed items.
     metric
         The metric of the original search.
+    search
+        ``"auto"``: ``"exact"`` up to :data:`AUTO_EXACT_PAIRS` query x item pairs, else
+        ``"probe"``; ``"exact"``: the batch and the stale lists are searched against every item;
+        ``"probe"``: against the members of their nearest clusters and the stored neighbours
+        of what that finds (:func:`ccgraph.update._probe.probe_search`; dense metrics only).
+    labels
+        For ``"probe"``: a cluster per ``emb`` row (the run's finest level; ``-1`` for new
+        items).
+    n_probe, min_candidates
+        For ``"probe"``: clusters searched per query.
 
     Returns
     -------
@@ -109,14 +154,16 @@ def update_knn_lists(
         Lists over ``emb.ids``, ``k`` as before, each row sorted by (distance, position).
     info : dict
         ``n_batch``, ``n_researched`` (old items searched again because a neighbour left or
-        moved), ``n_gained`` (old items whose list took in a batch item).
+        moved), ``n_gained`` (old items whose list took in a batch item), ``search`` and,
+        for ``"probe"``, ``estimated_recall`` and ``n_compared``.
 
     Notes
     -----
     An old item ``u`` (list unchanged otherwise) gains batch item ``b`` exactly when
     ``d(u, b)`` is below its current ``k``-th distance (ties by position), so the merged list
     is the exact ``k`` nearest among its old list and the batch. With exact old lists, the
-    result equals an exact search over all items.
+    result equals an exact search over all items. With ``"probe"``, the same holds for the
+    pairs the probes compare.
     """
     k = old.k
     ids = emb.ids
@@ -146,21 +193,30 @@ def update_knn_lists(
     valid = np.zeros(n, dtype=bool)
     valid[pos[stay]] = True
     kth = np.where(valid, out_d[:, -1], -np.inf)
-    cand_u: list[np.ndarray] = []
-    cand_b: list[np.ndarray] = []
-    cand_d: list[np.ndarray] = []
     is_batch_query = batch[full]
-    for s, block in batch_distances(data, full, metric=metric):
-        q = full[s : s + len(block)]
-        ti, td = _top_k(block, k)
-        out_i[q], out_d[q] = ti, td
-        qb = is_batch_query[s : s + len(block)]
-        if qb.any():
-            sub = block[qb]
-            r, c = np.nonzero(sub <= kth[None, :])
-            cand_u.append(c)
-            cand_b.append(q[qb][r])
-            cand_d.append(sub[r, c])
+    if search == "auto":
+        search = "probe" if len(full) * n > AUTO_EXACT_PAIRS else "exact"
+    info: dict[str, Any] = {"search": "exact"}
+    has_index = labels is not None and bool((np.asarray(labels)[~batch] >= 0).any())
+    if search == "probe" and metric != "hamming" and has_index and len(full):
+        from ccgraph.update._probe import probe_search
+
+        top_i, top_d, (gu, gb, gd), info = probe_search(
+            data,
+            full,
+            np.where(batch, -1, labels),
+            out_i,
+            kth,
+            k=k,
+            metric=metric,
+            n_probe=n_probe,
+            min_candidates=min_candidates,
+        )
+        out_i[full], out_d[full] = top_i, top_d
+        new = batch[gb]  # an old query with an unchanged vector is already in the lists it fits
+        cand_u, cand_b, cand_d = [gu[new]], [gb[new]], [gd[new]]
+    else:
+        cand_u, cand_b, cand_d = _exact(data, full, kth, is_batch_query, out_i, out_d, k, metric)
     n_gained = 0
     if cand_u:
         u = np.concatenate(cand_u)
@@ -184,6 +240,7 @@ def update_knn_lists(
             out_d[rows] = alld[keep].reshape(-1, k)
     out_i = np.where(np.isfinite(out_d), out_i, -1)
     info = {
+        **info,
         "n_batch": int(batch.sum()),
         "n_researched": int(research.sum()),
         "n_gained": int(n_gained),

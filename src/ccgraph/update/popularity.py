@@ -102,6 +102,7 @@ def update_popularity(
     ``1 / (1 - \alpha)``). Isolated nodes keep ``F = (1 - \alpha) X``.
     """
     from ccgraph.propagate import personalized_pagerank_batch
+    from ccgraph.propagate.popularity import popularity_from_propagation
 
     adj = graph.adjacency
     n = adj.shape[0]
@@ -125,13 +126,7 @@ def update_popularity(
         y = ppr * scale[None, :]
         inv = np.divide(1.0, deg, out=np.zeros(n), where=~isolated)
         f[~isolated] = ((1.0 - alpha) * y * inv[:, None])[~isolated]
-    num, den = np.maximum(f[:, 0], 0.0), np.maximum(f[:, 1], 0.0)
-    reach = den > 1e-12 * max(1.0, float(den.max(initial=0.0)))
-    value = np.where(obs, std, np.nan)
-    inferred = ~obs & reach
-    value[inferred] = np.clip(num[inferred] / den[inferred], 0.0, 1.0)
-    source = np.where(obs, "observed", np.where(inferred, "inferred", "none")).astype(object)
-    confidence = np.where(obs, 1.0, np.where(inferred, np.clip(den / alpha, 0.0, 1.0), 0.0))
+    value, source, confidence = popularity_from_propagation(f, std, alpha=alpha)
     params: dict[str, Any] = {
         "alpha": alpha,
         "tol": tol,

@@ -7,11 +7,12 @@ that *region* ``R`` with the rest of ``F`` held at the run's solution:
 
 .. math:: F_R = \alpha S_{RR} F_R + \big(\alpha S_{R\bar R} F_{\bar R} + (1 - \alpha) Y_R\big),
 
-iterated from the run's rows (Jacobi sweeps on sparse rows). The run keeps ``F`` only at each
-item's top-k inferred tags (``tags.parquet``), so ``F`` outside ``R`` is that, plus each
-seeded item's value at its own seed tags, estimated by a few sweeps of the same equation over
-the seed entries. Changes outside ``R`` (of order ``alpha`` per hop times the weight share of
-the changed edges) are left out; the benchmark compares the result with a full re-spread.
+iterated from the run's rows (Chebyshev semi-iteration on sparse rows). The run keeps
+``F`` only at each item's top-k inferred tags (``tags.parquet``), so ``F`` outside ``R`` is
+that, plus each seeded item's value at its own seed tags, estimated by a few sweeps of the
+same equation over the seed entries. Changes outside ``R`` (of order ``alpha`` per hop times
+the weight share of the changed edges) are left out; the benchmark compares the result with a
+full re-spread.
 
 Confidences use the run's calibrator, rebuilt from the manifest (coefficients) and, for the
 isotonic map, from the run's own (linear predictor, confidence) pairs; the item masses it needs
@@ -43,28 +44,20 @@ def _normalised(adjacency: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
     return sp.csr_matrix(sp.diags(inv) @ w @ sp.diags(inv)), deg
 
 
-def item_mass(graph: KnnGraph, seeds: TagSet, *, alpha: float, tol: float) -> np.ndarray:
+def item_mass(
+    graph: KnnGraph, seeds: TagSet, *, alpha: float, tol: float, max_iter: int = 1000
+) -> np.ndarray:
     r"""Each item's propagated mass ``(1 - alpha)(I - alpha S)^{-1} Y 1``, as spread_tags has it.
 
-    Notes
-    -----
-    With ``P = D^{-1} W``, ``(I - \alpha S)^{-1} = D^{-1/2} (I - \alpha P^T)^{-1} D^{1/2}``; the
-    middle factor is personalized PageRank with restart ``D^{1/2} r`` (``r`` the seed row
-    sums), rescaled from unit sum to ``\sum D^{1/2} r / (1 - \alpha)``.
+    The spread of ``Y``'s row sums (:func:`ccgraph.propagate.spreading.spread_mass`, the
+    solver and stopping rule :func:`~ccgraph.propagate.spread_tags` uses): one column over the
+    whole graph, stopped when a sweep changes no item by ``tol``.
     """
-    from ccgraph.propagate import personalized_pagerank_batch
+    from ccgraph.propagate._graph import build_operator
+    from ccgraph.propagate.spreading import spread_mass
 
-    r = np.asarray(seeds.matrix.sum(axis=1), dtype=np.float64).ravel()
-    deg = np.asarray(graph.adjacency.sum(axis=1), dtype=np.float64).ravel()
-    isolated = deg == 0
-    out = (1.0 - alpha) * r  # isolated items keep their own seeds
-    v = np.sqrt(deg) * r
-    if v.sum() > 0:
-        y = personalized_pagerank_batch(graph.adjacency, v[:, None], alpha=alpha, tol=tol)[:, 0]
-        y = y * v.sum() / (1.0 - alpha)
-        inv = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=~isolated)
-        out = np.where(isolated, out, (1.0 - alpha) * y * inv)
-    return np.maximum(out, 0.0)
+    op = build_operator(graph.adjacency, alpha=alpha, dtype=np.dtype(np.float64), reorder="none")
+    return spread_mass(op, sp.csr_matrix(seeds.matrix), tol=tol, max_iter=max_iter)
 
 
 def recover_calibrator(
@@ -142,12 +135,15 @@ def _solve_region(
     max_iter: int,
     top_k: int,
 ) -> tuple[pd.DataFrame, int, bool]:
-    """Jacobi sweeps ``F <- alpha S_RR F + c`` per dense block of tag columns; top-k per row.
+    """Solve ``F = alpha S_RR F + c`` per dense block of tag columns; top-k per row.
 
-    Only columns with a non-zero in ``c`` or ``f0`` are solved (the others stay zero). Returns
-    the rows' top-k non-seed entries (``row``, ``tag``, ``score``, ``rank``), the most sweeps a
-    block used and whether every block converged.
+    Chebyshev semi-iteration, as :func:`_solve_sparse`. Only columns with a non-zero in ``c``
+    or ``f0`` are solved (the others stay zero). Returns the rows' top-k non-seed entries
+    (``row``, ``tag``, ``score``, ``rank``), the most sweeps a block used and whether every
+    block converged.
     """
+    from ccgraph.propagate._solver import _omegas
+
     n_r = s_rr.shape[0]
     active = np.flatnonzero(
         (np.diff(sp.csc_matrix(c).indptr) > 0) | (np.diff(sp.csc_matrix(f0).indptr) > 0)
@@ -166,11 +162,14 @@ def _solve_region(
         f = f_csc[:, cols].toarray()
         done = False
         sweeps = 0
+        prev = f
+        omegas = _omegas(alpha, "chebyshev")
         while not done and sweeps < max_iter:
             sweeps += 1
-            nxt = alpha * (s_rr @ f) + cb
-            done = float(np.abs(nxt - f).max(initial=0.0)) < tol
-            f = nxt
+            omega = next(omegas)
+            y = alpha * (s_rr @ f) + cb
+            done = float(np.abs(y - f).max(initial=0.0)) < tol
+            prev, f = f, omega * y + (1.0 - omega) * prev
         most, converged = max(most, sweeps), converged and done
         f[seed_csc[:, cols].toarray()] = 0.0  # an item's own seeds are not inferred
         k = min(top_k, len(cols))
@@ -214,18 +213,29 @@ def _solve_sparse(
     max_iter: int,
     top_k: int,
 ) -> tuple[pd.DataFrame, int, bool]:
-    """:func:`_solve_region` on sparse rows, for regions whose tags stay local (few per row)."""
+    """:func:`_solve_region` on sparse rows, for regions whose tags stay local (few per row).
+
+    Chebyshev semi-iteration (as :mod:`ccgraph.propagate._solver`: the eigenvalues of
+    ``alpha S_RR`` lie in ``[-alpha, alpha]``), stopped when a plain sweep would change no
+    entry by ``tol`` or more.
+    """
+    from ccgraph.propagate._solver import _omegas
+
     f = sp.csr_matrix(f0)
+    prev = f
+    omegas = _omegas(alpha, "chebyshev")
     sweeps, converged = 0, s_rr.shape[0] == 0
     floor = tol * 1e-3  # entries this small cannot move a top-k list; drop them as they appear
     while not converged and sweeps < max_iter:
         sweeps += 1
-        nxt = sp.csr_matrix(alpha * (s_rr @ f) + c)
+        omega = next(omegas)
+        y = sp.csr_matrix(alpha * (s_rr @ f) + c)
+        delta = abs(y - f)
+        converged = delta.nnz == 0 or float(delta.max()) < tol
+        nxt = y if omega == 1.0 else sp.csr_matrix(omega * y + (1.0 - omega) * prev)
         nxt.data[np.abs(nxt.data) < floor] = 0.0
         nxt.eliminate_zeros()
-        delta = abs(nxt - f)
-        f = nxt
-        converged = delta.nnz == 0 or float(delta.max()) < tol
+        prev, f = f, nxt
     f = sp.csr_matrix(f - f.multiply(seeded)).tocoo()
     frame = pd.DataFrame({"row": f.row, "tag": f.col, "score": f.data})
     return _ranked(frame[frame["score"] > 0], top_k), sweeps, converged

@@ -1,0 +1,159 @@
+"""Config-driven calls of the stages after clustering, shared by a run and an update.
+
+:func:`ccgraph.pipeline.run` and :func:`ccgraph.update.update_run` describe the clusters of
+every level, spread tags and read the popularity inputs the same way; these functions map the
+config onto the public API once, so both stay short sequences of stage calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ccgraph.config import Config
+from ccgraph.containers import Catalog, KnnGraph, Partition, TagScores, TagSet
+
+__all__ = [
+    "describe_levels",
+    "popularity_inputs",
+    "run_counts",
+    "run_manifest",
+    "spread_stage",
+    "sweep_info",
+    "tags_info",
+]
+
+
+def sweep_info(levels: Sequence[Partition]) -> list[dict[str, Any]]:
+    """One row per level, coarse to fine (the report plots it as the resolution sweep)."""
+    return [
+        {
+            "level": i,
+            "resolution": float(p.params.get("resolution", float("nan"))),
+            "n_clusters": p.n_clusters,
+            "quality": float(p.quality),
+            "median_item_cluster_size": float(np.median(p.sizes[p.membership]))
+            if len(p.membership)
+            else 0.0,
+        }
+        for i, p in enumerate(levels)
+    ]
+
+
+def describe_levels(
+    graph: KnnGraph, levels: Sequence[Partition], catalog: Catalog, seeds: TagSet, cfg: Config
+) -> pd.DataFrame:
+    """``clusters.parquet``: :func:`~ccgraph.cluster.describe_clusters` of every level."""
+    from ccgraph.cluster import describe_clusters
+    from ccgraph.cluster.describe import term_matrix
+
+    texts = catalog.items["title"].fillna("").tolist() if "title" in catalog.items.columns else None
+    terms = term_matrix(len(graph.ids), tags=seeds, texts=texts)  # shared by every level
+    return pd.concat(
+        [
+            describe_clusters(
+                graph,
+                part,
+                top_tags=cfg.cluster.top_tags,
+                n_representatives=cfg.cluster.n_representatives,
+                level=i,
+                terms=terms,
+            )
+            for i, part in enumerate(levels)
+        ],
+        ignore_index=True,
+    )
+
+
+def spread_stage(
+    graph: KnnGraph, seeds: TagSet, partition: Partition, cfg: Config
+) -> tuple[TagScores, dict[str, Any]]:
+    """:func:`~ccgraph.propagate.spread_tags` with ``propagate.tags``; the manifest entry."""
+    from ccgraph.propagate import spread_tags
+
+    t = cfg.propagate.tags
+    inferred = spread_tags(
+        graph,
+        seeds,
+        alpha=t.alpha,
+        tol=t.tol,
+        max_iter=t.max_iter,
+        tag_block=t.tag_block,
+        top_k=t.top_k,
+        min_confidence=t.min_confidence,
+        calibrator=t.calibrator,
+        cluster_prior=t.cluster_prior,
+        partition=partition,
+        rng=cfg.seed,
+        dtype=t.dtype,
+        reorder=t.reorder,
+        solver=t.solver,
+        prune=t.prune,
+        freeze=t.freeze,
+    )
+    return inferred, tags_info(inferred)
+
+
+def tags_info(inferred: TagScores) -> dict[str, Any]:
+    """Manifest entry ``stages.tags``: the spreading's params, convergence and sweeps."""
+    return {**dict(inferred.params), "converged": inferred.converged, "n_iter": inferred.n_iter}
+
+
+def popularity_inputs(catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
+    """Raw popularity (NaN where unobserved) and provider of every catalog item."""
+    items = catalog.items
+    raw = pd.to_numeric(items["popularity_raw"], errors="coerce").to_numpy(np.float64)
+    return raw, items["provider"].fillna("").astype(str).to_numpy()
+
+
+def run_counts(
+    items: pd.DataFrame,
+    tags: pd.DataFrame,
+    rejects: pd.DataFrame,
+    graph: Any,
+    levels: list[Any],
+    default_level: int,
+    seeds: Any,
+) -> dict[str, Any]:
+    """Manifest entry ``counts``: items, rejects, edges, clusters, tags, duplicates, popularity."""
+    inferred = tags[tags["source"] == "inferred"]
+    tagged = set(tags.loc[tags["source"] == "observed", "id"])
+    untagged_tagged = int(inferred.loc[~inferred["id"].isin(tagged), "id"].nunique())
+    return {
+        "items": len(items),
+        "rejects": len(rejects),
+        "edges": graph.n_edges,
+        "clusters": levels[default_level].n_clusters,
+        "clusters_per_level": [p.n_clusters for p in levels],
+        "default_level": default_level,
+        "tagged_items": len(tagged),
+        "vocabulary": int(seeds.n_tags),
+        "observed_tags": int((tags["source"] == "observed").sum()),
+        "inferred_tags": len(inferred),
+        "untagged_items_with_inferred_tags": untagged_tagged,
+        "duplicate_groups": int((items.groupby("duplicate_group").size() > 1).sum()),
+        "popularity_observed": int((items["popularity_source"] == "observed").sum()),
+        "popularity_inferred": int((items["popularity_source"] == "inferred").sum()),
+    }
+
+
+def run_manifest(
+    cfg: Config,
+    *,
+    timings: Mapping[str, float],
+    counts: Mapping[str, Any],
+    stages: Mapping[str, Any],
+) -> dict[str, Any]:
+    """``manifest.json`` of a run with this config (the resolved config without ``base_dir``)."""
+    from ccgraph import _assemble
+
+    return _assemble.manifest(
+        cfg.model_dump(mode="json", exclude={"base_dir"}),
+        seed=cfg.seed,
+        timings=timings,
+        counts=counts,
+        stages=stages,
+    )

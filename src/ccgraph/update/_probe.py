@@ -1,0 +1,284 @@
+r"""Approximate neighbour search of a batch against a run, using the run's clusters as the index.
+
+An exact search of ``q`` batch items against ``n`` stored vectors costs ``q n d`` multiply-adds
+(3.9e10 for 1,000 items against 100k vectors of 384 dimensions: seconds on two cores). The run
+already holds a good inverted-file index: its finest clusters. Each query is compared with the
+clusters' mean directions and then, exactly, with the members of its nearest clusters
+(IVF, Jégou et al. 2011), and, in one more round, with the stored neighbours of the
+neighbours found (the kNN lists make the clusters' borders cheap to cross). The queries that
+probe the same cluster share one matrix product, so every member vector is read once.
+
+The distances computed are exact; only pairs never compared can be missed. The recall of the
+top-``k`` lists is estimated against an exact search of a sample of the queries.
+
+References
+----------
+.. [1] Jégou, H., Douze, M. & Schmid, C. (2011). Product quantization for nearest neighbor
+   search. IEEE TPAMI 33(1), 117-128 (the inverted file with probes, IVF).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["probe_search", "top_k_pairs"]
+
+logger = logging.getLogger(__name__)
+
+#: Pairs per gathered block when scoring the neighbours-of-neighbours round.
+_PAIR_BLOCK = 65_536
+
+
+def _dist(dots: np.ndarray, sq_q: np.ndarray | None, sq_t: np.ndarray | None) -> np.ndarray:
+    """Cosine (unit rows, ``sq`` None) or euclidean distance from dot products."""
+    if sq_q is None or sq_t is None:
+        return np.maximum(1.0 - dots, 0.0).astype(np.float32, copy=False)
+    return np.sqrt(np.maximum(sq_q + sq_t - 2.0 * dots, 0.0)).astype(np.float32, copy=False)
+
+
+def top_k_pairs(
+    q: np.ndarray, t: np.ndarray, d: np.ndarray, n_queries: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's ``k`` nearest targets from ``(query, target, distance)`` triples.
+
+    Ties go to the smaller target; a query with fewer than ``k`` targets is padded with
+    ``-1`` / ``inf``.
+
+    Examples
+    --------
+    >>> i, d = top_k_pairs(np.array([0, 0, 0, 1]), np.array([5, 3, 4, 2]),
+    ...                    np.array([0.2, 0.1, 0.2, 0.5], dtype=np.float32), 2, 2)
+    >>> i.tolist(), d.tolist()
+    ([[3, 4], [2, -1]], [[0.10000000149011612, 0.20000000298023224], [0.5, inf]])
+    """
+    order = np.lexsort((t, d, q))
+    q, t, d = q[order], t[order], d[order]
+    first = np.searchsorted(q, np.arange(n_queries))
+    rank = np.arange(len(q)) - first[q]
+    keep = rank < k
+    out_i = np.full((n_queries, k), -1, dtype=np.int64)
+    out_d = np.full((n_queries, k), np.inf, dtype=np.float32)
+    out_i[q[keep], rank[keep]] = t[keep]
+    out_d[q[keep], rank[keep]] = d[keep]
+    return out_i, out_d
+
+
+def _probes(
+    scores: np.ndarray, sizes: np.ndarray, *, n_probe: int, min_candidates: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(query, cluster) pairs: the ``n_probe`` best clusters, more until ``min_candidates``."""
+    order = np.argsort(-scores, axis=1, kind="stable")
+    covered = np.cumsum(sizes[order], axis=1)
+    before = covered - sizes[order]  # members covered by the better clusters
+    take = (np.arange(order.shape[1])[None, :] < n_probe) | (before < min_candidates)
+    rows, ranks = np.nonzero(take)
+    return rows, order[rows, ranks]
+
+
+def _centres(data: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes of the labelled rows (``-1`` elsewhere), cluster sizes, mean vectors."""
+    import scipy.sparse as sp
+
+    n = data.shape[0]
+    labelled = labels >= 0
+    codes = np.full(n, -1, dtype=np.int64)
+    codes[labelled], uniq = pd.factorize(labels[labelled])
+    n_c = len(uniq)
+    rows = np.flatnonzero(labelled)
+    ind = sp.csr_matrix((np.ones(len(rows), np.float32), (codes[rows], rows)), shape=(n_c, n))
+    sizes = np.bincount(codes[rows], minlength=n_c)
+    centres = np.asarray(ind @ data) / np.maximum(sizes, 1)[:, None].astype(np.float32)
+    return codes, sizes, centres
+
+
+def _scores(x: np.ndarray, centres: np.ndarray, metric: str) -> np.ndarray:
+    """Similarity of rows to the cluster centres (larger is nearer)."""
+    dots = x @ centres.T
+    if metric == "cosine":
+        return dots
+    return 2.0 * dots - np.einsum("ij,ij->i", centres, centres)[None, :]
+
+
+def probe_search(
+    data: np.ndarray,
+    queries: np.ndarray,
+    labels: np.ndarray,
+    lists: np.ndarray,
+    kth: np.ndarray,
+    *,
+    k: int,
+    metric: str,
+    n_probe: int = 8,
+    min_candidates: int = 1_000,
+    sample: int = 16,
+    rng: int = 0,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], dict[str, Any]]:
+    """Top-``k`` neighbours of ``queries`` among all rows of ``data``, by cluster probes.
+
+    Parameters
+    ----------
+    data
+        ``float32 [n, d]`` vectors (unit rows for cosine).
+    queries
+        Rows of ``data`` to search for.
+    labels
+        Cluster of every row (``-1``: none, e.g. new items: they join their nearest cluster).
+    lists
+        ``[n, k']`` stored neighbours per row (``-1``: none or unknown), used to cross the
+        clusters' borders.
+    kth
+        Per row, the distance a query must beat to enter the row's list (``-inf``: never).
+    k, metric
+        Neighbours per query; ``"cosine"`` or ``"euclidean"``.
+    n_probe, min_candidates
+        Clusters compared per query: the ``n_probe`` nearest, and more until they hold
+        ``min_candidates`` items.
+    sample, rng
+        Queries searched exactly as well, to estimate the recall.
+
+    Returns
+    -------
+    indices, distances
+        ``[len(queries), k]``, sorted by (distance, row); a query is never its own neighbour.
+    gained
+        ``(row, query row, distance)`` of the pairs compared where the query beats ``kth``.
+    info
+        ``n_compared`` pairs, ``n_clusters`` in the index, ``estimated_recall``.
+    """
+    nq = len(queries)
+    sq = np.einsum("ij,ij->i", data, data) if metric == "euclidean" else None
+    codes, sizes, centres = _centres(data, labels)
+    n_c = len(sizes)
+    qv = data[queries]
+    orphans = np.flatnonzero(codes < 0)  # rows without a cluster join their nearest one
+    if len(orphans) and n_c:
+        codes[orphans] = np.argmax(_scores(data[orphans], centres, metric), axis=1)
+        sizes = np.bincount(codes, minlength=n_c)
+    members = np.argsort(codes, kind="stable")  # rows ascending within each cluster
+    starts = np.r_[0, np.cumsum(sizes)]
+    pq, pc = _probes(_scores(qv, centres, metric), sizes, n_probe=n_probe,
+                     min_candidates=min_candidates)  # fmt: skip
+    order = np.argsort(pc, kind="stable")
+    pq, pc = pq[order], pc[order]
+    sq_q = _pick(sq, queries)
+    top: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    gained: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    n_compared = 0
+    bounds = np.r_[0, np.flatnonzero(np.diff(pc)) + 1, len(pc)] if len(pc) else np.zeros(1, int)
+    with _one_blas_thread():  # many small products: BLAS threads cost more than they save
+        for a, b in itertools.pairwise(bounds):
+            c = int(pc[a])
+            qpos = pq[a:b]
+            target = members[starts[c] : starts[c + 1]]
+            dist = _dist(qv[qpos] @ data[target].T, _col(sq_q, qpos), _pick(sq, target))
+            n_compared += dist.size
+            _drop_self(dist, queries[qpos], target)
+            top.append(_block_top(dist, qpos, target, k))
+            r, col = np.nonzero(dist <= kth[target][None, :])
+            gained.append((target[col], queries[qpos[r]], dist[r, col]))
+    q1, t1, d1 = (np.concatenate(x) if top else np.zeros(0) for x in zip(*top, strict=True))
+    top_i, _ = top_k_pairs(q1.astype(np.int64), t1.astype(np.int64), d1, nq, k)
+    # one round over the stored neighbours of the neighbours found, outside the probed clusters
+    hop = np.where((top_i >= 0)[:, :, None], lists[np.maximum(top_i, 0)], -1).reshape(nq, -1)
+    hq = np.repeat(np.arange(nq, dtype=np.int64), hop.shape[1])
+    ht = hop.ravel().astype(np.int64)
+    ok = ht >= 0
+    key = np.unique(hq[ok] * data.shape[0] + ht[ok])
+    hq, ht = key // data.shape[0], key % data.shape[0]
+    probed = np.isin(hq * max(n_c, 1) + codes[ht], pq.astype(np.int64) * max(n_c, 1) + pc)
+    keep = ~probed & (ht != queries[hq])
+    hq, ht = hq[keep], ht[keep]
+    hd = np.empty(len(hq), dtype=np.float32)
+    for s in range(0, len(hq), _PAIR_BLOCK):
+        a_, t_ = hq[s : s + _PAIR_BLOCK], ht[s : s + _PAIR_BLOCK]
+        dots = np.einsum("ij,ij->i", qv[a_], data[t_])
+        hd[s : s + len(a_)] = _dist(dots, _pick(sq_q, a_), _pick(sq, t_))
+    n_compared += len(hq)
+    win = hd <= kth[ht]
+    gained.append((ht[win], queries[hq[win]], hd[win]))
+    top_i, top_d = top_k_pairs(
+        np.concatenate([q1.astype(np.int64), hq]),
+        np.concatenate([t1.astype(np.int64), ht]),
+        np.concatenate([d1.astype(np.float32), hd]),
+        nq,
+        k,
+    )
+    gu, gb, gd = (np.concatenate(x) for x in zip(*gained, strict=True))
+    info = {
+        "search": "probe",
+        "n_clusters": int(n_c),
+        "n_compared": int(n_compared),
+        "estimated_recall": _recall(data, queries, top_d, sq, sample=sample, rng=rng),
+    }
+    return top_i, top_d, (gu, gb, gd.astype(np.float32)), info
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Limit BLAS to one thread where ``threadpoolctl`` is installed (else do nothing)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _drop_self(dist: np.ndarray, query_rows: np.ndarray, target: np.ndarray) -> None:
+    """Set a query's distance to itself to ``inf`` (``target`` ascending)."""
+    at = np.searchsorted(target, query_rows)
+    hit = (at < len(target)) & (target[np.minimum(at, len(target) - 1)] == query_rows)
+    dist[np.flatnonzero(hit), at[hit]] = np.inf
+
+
+def _block_top(
+    dist: np.ndarray, qpos: np.ndarray, target: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each query's ``k`` nearest within one block, as triples (with ties beyond ``k``)."""
+    if dist.shape[1] > k:
+        kth = np.partition(dist, k - 1, axis=1)[:, k - 1]
+        r, c = np.nonzero(dist <= kth[:, None])
+    else:
+        r, c = np.nonzero(np.isfinite(dist))
+    return qpos[r], target[c], dist[r, c]
+
+
+def _col(sq: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if sq is None else sq[rows][:, None]
+
+
+def _pick(sq: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if sq is None else sq[rows]
+
+
+def _recall(
+    data: np.ndarray,
+    queries: np.ndarray,
+    top_d: np.ndarray,
+    sq: np.ndarray | None,
+    *,
+    sample: int,
+    rng: int,
+) -> float:
+    """Share of the exact ``k``-th-distance neighbours found, on a sample of the queries."""
+    if len(queries) == 0 or sample <= 0:
+        return 1.0
+    g = np.random.default_rng(rng)
+    pick = np.sort(g.choice(len(queries), size=min(sample, len(queries)), replace=False))
+    rows = queries[pick]
+    dots = data[rows] @ data.T
+    dist = _dist(dots, _pick(sq, rows)[:, None] if sq is not None else None,
+                 sq[None, :] if sq is not None else None)  # fmt: skip
+    dist[np.arange(len(rows)), rows] = np.inf
+    k = top_d.shape[1]
+    kth = np.partition(dist, k - 1, axis=1)[:, k - 1]
+    found = (top_d[pick] <= kth[:, None] * (1 + 1e-6) + 1e-7).sum(axis=1)
+    return float(np.minimum(found, k).sum() / (k * len(rows)))

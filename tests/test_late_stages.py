@@ -1,0 +1,69 @@
+"""The stage calls shared by a run and an update, against the public functions they wrap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ccgraph._late_stages import describe_levels, popularity_inputs, sweep_info
+from ccgraph.cluster import describe_clusters, leiden
+from ccgraph.config import config_from_mapping
+from ccgraph.containers import Catalog, KnnGraph, Partition, TagSet
+from ccgraph.graph import build_knn_graph
+from tests.conftest import blobs
+
+
+def _setup() -> tuple:
+    x, labels = blobs(n=120, d=8, centers=4, seed=2)
+    ids = np.array([f"i{i:03d}" for i in range(len(x))])
+    graph = KnnGraph(build_knn_graph(x, k=6, backend="exact").adjacency, ids, {})
+    words = np.array(["red car", "blue sea", "green tree", "white snow"])
+    items = pd.DataFrame(
+        {
+            "id": ids,
+            "title": [f"{words[c]} photo {i}" for i, c in enumerate(labels)],
+            "provider": ["a", None] * 60,
+            "popularity_raw": [1.0, "x", None] * 40,
+        }
+    )
+    tags = pd.DataFrame({"id": ids[::3], "tag": [f"t{c}" for c in labels[::3]]})
+    seeds = TagSet.from_frame(tags, ids)
+    catalog = Catalog(items, pd.DataFrame(columns=["id", "tag"]), pd.DataFrame())
+    levels = [
+        leiden(graph, resolution=r, backend="igraph", n_iterations=-1, rng=0) for r in (0.5, 2.0)
+    ]
+    return graph, levels, catalog, seeds
+
+
+def test_describe_levels_equals_describe_clusters_per_level() -> None:
+    graph, levels, catalog, seeds = _setup()
+    cfg = config_from_mapping({"data": {"path": "x.csv"}, "cluster": {"top_tags": 4}})
+    got = describe_levels(graph, levels, catalog, seeds, cfg)
+    want = pd.concat(
+        [
+            describe_clusters(
+                graph,
+                part,
+                tags=seeds,
+                texts=catalog.items["title"].tolist(),
+                top_tags=4,
+                n_representatives=cfg.cluster.n_representatives,
+                level=i,
+            )
+            for i, part in enumerate(levels)
+        ],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_popularity_inputs_and_sweep_info() -> None:
+    _, levels, catalog, _ = _setup()
+    raw, provider = popularity_inputs(catalog)
+    assert raw[:3].tolist()[0] == 1.0 and np.isnan(raw[1]) and np.isnan(raw[2])
+    assert provider[:2].tolist() == ["a", ""]
+    sweep = sweep_info([*levels, Partition(np.array([5, 5, 9]), ["a", "b", "c"])])
+    assert [s["level"] for s in sweep] == [0, 1, 2]
+    # the median over items of their cluster's size: sizes 2, 2, 1 -> 2
+    assert sweep[2]["median_item_cluster_size"] == 2.0
+    assert sweep[0]["n_clusters"] == levels[0].n_clusters
