@@ -1,0 +1,98 @@
+"""``ccgraph estimate``: the scaling model, its inputs from a config, and the command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ccgraph.cli import main
+from ccgraph.config import load_config
+from ccgraph.estimate import SPARK_HOURS, estimate, estimate_config, load_model
+from ccgraph.exceptions import InputError, ParameterError
+
+MODEL = {
+    "stages": {
+        "rest": {"fixed_s": 2.0, "per_item_s": 0.0},
+        "graph": {"fixed_s": 1.0, "per_item_s": 1e-4},
+        "tags": {"fixed_s": 0.5, "per_item_s": 4e-5},
+    },
+    "memory": {"m0_mb": 300.0, "m1_mb_per_item": 0.005},
+}
+
+
+def test_fixed_plus_per_item_by_hand():
+    e = estimate(400_000, model=MODEL, available_gb=24.0)
+    assert e.stages_s["rest"] == 2.0
+    assert e.stages_s["graph"] == pytest.approx(1.0 + 40.0)
+    assert e.stages_s["tags"] == pytest.approx(0.5 + 16.0)
+    assert e.total_s == pytest.approx(2.0 + 41.0 + 16.5)
+    assert e.peak_gb == pytest.approx((300.0 + 0.005 * 400_000) / 1024)
+    assert e.recommendation == "fits on this machine"
+
+
+def test_shape_scales_the_stage_costs():
+    base = estimate(100_000, model=MODEL, available_gb=24.0)
+    wide = estimate(100_000, d=768, k=30, model=MODEL, available_gb=24.0)
+    # per-item parts scale: d x2 and k x2 for the graph, k x2 for tags
+    assert wide.stages_s["graph"] - 1.0 == pytest.approx(4 * (base.stages_s["graph"] - 1.0))
+    assert wide.stages_s["tags"] - 0.5 == pytest.approx(2 * (base.stages_s["tags"] - 0.5))
+    exact = estimate(100_000, n_tags=5000, solver="exact", model=MODEL, available_gb=24.0)
+    assert exact.stages_s["tags"] - 0.5 == pytest.approx(5 * (base.stages_s["tags"] - 0.5))
+    assert wide.peak_gb > base.peak_gb
+
+
+def test_recommends_spark_when_memory_or_time_runs_out():
+    big = estimate(500_000_000, model=MODEL, available_gb=24.0)
+    assert "Spark" in big.recommendation and "GB" in big.recommendation
+    slow = estimate(1000, embed_rate=1e-2, model=MODEL, available_gb=24.0)
+    assert slow.total_s > SPARK_HOURS * 3600 and "Spark" in slow.recommendation
+
+
+def test_bad_inputs_name_the_parameter(tmp_path):
+    with pytest.raises(ParameterError, match="n_items"):
+        estimate(0, model=MODEL)
+    bad = tmp_path / "m.json"
+    bad.write_text("{}")
+    with pytest.raises(InputError, match="regenerate"):
+        load_model(bad)
+
+
+def test_packaged_model_is_fitted_on_small_sizes_only():
+    model = load_model()
+    assert max(model["fitted_on"]) <= 100_000
+    assert {"graph", "cluster", "tags"} <= set(model["stages"])
+    e = estimate(1_000_000, model=model, available_gb=24.0)
+    assert 0 < e.total_s < 3600
+
+
+def _config(tmp_path, n=120, d=24):
+    ids = [f"i{i}" for i in range(n)]
+    pd.DataFrame({"id": ids, "title": ["t"] * n}).to_parquet(tmp_path / "cat.parquet")
+    np.save(tmp_path / "v.npy", np.ones((n, d), dtype=np.float32))
+    (tmp_path / "c.yaml").write_text(
+        "data: {path: cat.parquet, format: table}\n"
+        "embed: {text: {enabled: false}, precomputed: {path: v.npy}}\n"
+        "graph: {k: 10}\n"
+    )
+    return tmp_path / "c.yaml"
+
+
+def test_config_gives_n_d_k(tmp_path):
+    path = _config(tmp_path)
+    e = estimate_config(load_config(path), model=MODEL)
+    assert e.inputs["n_items"] == 120 and e.inputs["d"] == 24 and e.inputs["k"] == 10
+    assert "embed (model)" not in e.stages_s
+    e2 = estimate_config(load_config(path, overrides=["embed.text.enabled=true"]), model=MODEL)
+    assert e2.inputs["d"] == 24 + 384 and e2.stages_s["embed (model)"] > 0
+
+
+def test_command_prints_json(tmp_path, capsys):
+    path = _config(tmp_path)
+    assert main(["estimate", str(path), "--items", "250000", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_items"] == 250_000 and out["total_s"] > 0
+    assert main(["estimate", str(path)]) == 0
+    assert "peak memory" in capsys.readouterr().out
