@@ -7,7 +7,8 @@ are built to be linear in ``N``; the fixed part is process start, imports, numba
 loading and thread start-up), and the peak resident memory is ``m0 + m1 N``. Other shapes
 are scaled from the benchmark's (``d = 384``, ``k = 15``, 1,000 seeded tags) by the stage's
 cost model: kNN search and the vectors in memory grow with ``d``; graph, clustering and
-spreading with the edges (``k``); the exact spreading solver with the number of tags. Embedding text or images is added from measured throughputs.
+spreading with the edges (``k``); the exact spreading solver with the number of tags.
+Embedding text or images is added from measured throughputs.
 
 A run that would not fit in this machine's memory, or would take more than
 :data:`SPARK_HOURS` hours, should move to Spark (``execution.engine: spark``).
