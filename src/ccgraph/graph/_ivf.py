@@ -117,31 +117,6 @@ def _merge_lists(ind: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray,
     return out_i, out_d
 
 
-def _reverse(
-    ind: np.ndarray, isnew: np.ndarray, max_rev: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Reverse lists (who lists me), at most ``max_rev`` per row (nearest ranks first).
-
-    Returns the CSR ``indptr``, the listing rows and whether each listing is new.
-    """
-    n, k = ind.shape
-    src = np.repeat(np.arange(n, dtype=np.int64), k)
-    rank = np.tile(np.arange(k), n)
-    dst = ind.ravel()
-    new = isnew.ravel()
-    ok = dst >= 0
-    src, dst, rank, new = src[ok], dst[ok], rank[ok], new[ok]
-    o = np.lexsort((src, rank, dst))
-    src, dst, new = src[o], dst[o], new[o]
-    counts = np.bincount(dst, minlength=n)
-    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    keep = (np.arange(len(dst)) - np.repeat(start, counts)) < max_rev
-    src, dst, new = src[keep], dst[keep], new[keep]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(dst, minlength=n), out=indptr[1:])
-    return indptr, src, new
-
-
 def cells_knn(
     data: np.ndarray,
     k: int,
@@ -176,7 +151,7 @@ def cells_knn(
     """
     from threadpoolctl import threadpool_limits
 
-    from ccgraph.graph._ivf_kernels import cell_topk, refine_pass
+    from ccgraph.graph._ivf_kernels import cell_topk, refine_pass, reverse_lists
 
     opts = {**CELLS_DEFAULTS, **(options or {})}
     n = data.shape[0]
@@ -249,7 +224,7 @@ def cells_knn(
     isnew = np.ones(ind.shape, dtype=np.bool_)
     passes = 0
     for _ in range(int(opts["refine_passes"])):
-        rev_indptr, rev_ind, rev_new = _reverse(ind, isnew, int(opts["max_reverse"]))
+        rev_indptr, rev_ind, rev_new = reverse_lists(ind, isnew, int(opts["max_reverse"]))
         new_i = np.empty_like(ind)
         new_d = np.empty_like(dist)
         new_f = np.empty_like(isnew)

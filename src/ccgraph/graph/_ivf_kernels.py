@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["refine_pass"]
+__all__ = ["cell_topk", "refine_pass", "reverse_lists", "top_cells"]
 
 #: Reassociation lets the dot products vectorise; no nnan/ninf, so comparisons with inf hold.
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
@@ -235,3 +235,36 @@ def top_cells(scores: np.ndarray, out: np.ndarray) -> None:
                 idx[pos] = j
         for t in range(m):
             out[i, t] = idx[t]
+
+
+@numba.njit(cache=True, nogil=True)
+def reverse_lists(
+    ind: np.ndarray, isnew: np.ndarray, max_rev: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reverse kNN lists (who lists each row), at most ``max_rev`` per row, nearest ranks first.
+
+    Visiting the lists rank by rank, then row by row, fills every row's bucket in (rank,
+    source) order, so this is a stable bucket sort in ``O(n k)``. Returns the CSR ``indptr``,
+    the listing rows and whether each listing is new.
+    """
+    n, k = ind.shape
+    counts = np.zeros(n, dtype=np.int64)
+    for r in range(k):
+        for i in range(n):
+            j = ind[i, r]
+            if j >= 0 and counts[j] < max_rev:
+                counts[j] += 1
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for j in range(n):
+        indptr[j + 1] = indptr[j] + counts[j]
+    fill = indptr[:-1].copy()
+    src = np.empty(indptr[n], dtype=np.int64)
+    new = np.empty(indptr[n], dtype=np.bool_)
+    for r in range(k):
+        for i in range(n):
+            j = ind[i, r]
+            if j >= 0 and fill[j] < indptr[j + 1]:
+                src[fill[j]] = i
+                new[fill[j]] = isnew[i, r]
+                fill[j] += 1
+    return indptr, src, new
