@@ -122,7 +122,7 @@ def spread_tags(
         tags) is at most :data:`AUTO_PRUNE_WORK`, pruned above.
     prune
         Scores kept per item by the pruned solver (plus room for the item's own seed tags); at
-        least ``top_k``.
+        least ``top_k`` (``solver="auto"`` raises it to ``top_k`` when lower).
     freeze
         Sweeps after which the pruned solver fixes each item's kept tags and solves the
         restricted system exactly.
@@ -192,7 +192,7 @@ def spread_tags(
     check_choice("reorder", reorder, ("auto", "rcm", "none"))
     check_choice("method", method, ("chebyshev", "jacobi"))
     check_choice("solver", solver, ("auto", "exact", "pruned"))
-    prune = check_int("prune", prune, low=top_k)
+    prune = check_int("prune", prune, low=1)
     freeze = check_int("freeze", freeze, low=1)
     wdtype = resolve_dtype(dtype)
     if isinstance(calibrator, str):
@@ -211,6 +211,12 @@ def spread_tags(
     if partition is not None:
         check_same_ids(partition.ids, seeds.ids, what="spread_tags(partition, seeds)")
     pruned = choose_solver(seeds.matrix, solver) == "pruned"
+    if pruned and prune < top_k:
+        if solver == "pruned":
+            raise ParameterError(
+                f"`prune` must be at least `top_k` ({top_k}) with solver='pruned'; got {prune}"
+            )
+        prune = top_k  # auto: keep at least the slots the output needs
     with timed("propagate.spread_tags"):
         op = build_operator(adj, alpha=alpha, dtype=wdtype, reorder=reorder)
         y = seeds.matrix
