@@ -139,8 +139,9 @@ def test_bad_vectors_are_refused_and_input_not_mutated():
 
 def test_auto_backend_threshold():
     assert choose_backend(AUTO_EXACT_MAX_N, "cosine") == "exact"
-    assert choose_backend(AUTO_EXACT_MAX_N + 1, "cosine") == "pynndescent"
+    assert choose_backend(AUTO_EXACT_MAX_N + 1, "cosine") == "cells"
     assert choose_backend(AUTO_EXACT_MAX_N_HAMMING, "hamming") == "exact"
+    assert choose_backend(AUTO_EXACT_MAX_N_HAMMING + 1, "hamming") == "pynndescent"
     assert choose_backend(10, "cosine", "pynndescent") == "pynndescent"
 
 
