@@ -134,9 +134,9 @@ def _label_propagation(edges: DataFrame, nodes: DataFrame, *, rounds: int) -> Da
     from pyspark.sql import functions as F
 
     from ccgraph.spark.graph import directed
-    from ccgraph.spark.session import materialize, persist
+    from ccgraph.spark.session import materialize
 
-    d = persist(directed(edges))
+    d = materialize(directed(edges))
     labels = materialize(nodes.select("idx", F.col("idx").alias("label")))
     for _ in range(rounds):
         votes = (
@@ -164,6 +164,7 @@ def coarsen_refine(
     *,
     resolution: float = 1.0,
     lp_rounds: int = 5,
+    move_rounds: int = 2,
     rng: RngLike = None,
 ) -> DataFrame:
     """Clusters of a graph too big for one node: coarsen in Spark, Leiden, refine per cluster.
@@ -178,14 +179,17 @@ def coarsen_refine(
         Modularity resolution of both Leiden runs.
     lp_rounds
         Label-propagation rounds of the coarsening.
+    move_rounds
+        Rounds of node-level modularity moves after the refinement (0: none).
     rng
         Seed of both Leiden runs.
 
     Returns
     -------
     pyspark.sql.DataFrame
-        ``idx, coarse, cluster``: ``coarse`` is the cluster of the coarse graph, ``cluster`` a
-        global id of the refined cluster (``coarse`` and the refined label, densely numbered).
+        ``idx, coarse, cluster``: ``coarse`` is the cluster of the coarse graph (-1 for nodes
+        without edges), ``cluster`` the final cluster (densely numbered ``0 ..`` in the order
+        of the refined clusters' ``(coarse, label)``).
 
     Notes
     -----
@@ -198,6 +202,10 @@ def coarsen_refine(
     3. Each coarse cluster's induced subgraph is re-clustered with Leiden in one
        ``applyInPandas`` group (one node's memory per coarse cluster, not per graph), which may
        split communities that label propagation merged wrongly.
+    4. ``move_rounds`` rounds of single-node moves to the neighbouring cluster of largest
+       modularity gain (:func:`ccgraph.spark._moves.local_moves`) move the nodes that label
+       propagation put in the wrong coarse cluster (measured on 2,000 clustered vectors:
+       modularity 0.548 -> 0.59, global Leiden 0.60).
 
     The result is not the partition of a global Leiden run; the benchmark reports the
     modularity of both on the same graph.
@@ -213,37 +221,52 @@ def coarsen_refine(
     import scipy.sparse as sp
     from pyspark.sql import functions as F
 
+    from ccgraph.spark._moves import local_moves
     from ccgraph.spark.graph import directed
     from ccgraph.spark.session import add_index, materialize
 
     lp_rounds = check_int("lp_rounds", lp_rounds, low=0)
+    move_rounds = check_int("move_rounds", move_rounds, low=0)
     seed = derive_seed(rng)
     labels = _label_propagation(edges, nodes, rounds=lp_rounds)
-    comm = add_index(labels.select("label").distinct(), column="c")
-    lab = materialize(labels.join(comm, "label").select("idx", "c"))
-    n_comm = comm.count()
-    a = lab.select(F.col("idx").alias("u"), F.col("c").alias("cu"))
-    b = lab.select(F.col("idx").alias("v"), F.col("c").alias("cv"))
+    a = labels.select(F.col("idx").alias("u"), F.col("label").alias("cu"))
+    b = labels.select(F.col("idx").alias("v"), F.col("label").alias("cv"))
     cg = (
         edges.join(a, "u").join(b, "v")
         .select(F.least("cu", "cv").alias("x"), F.greatest("cu", "cv").alias("y"), "weight")
         .groupBy("x", "y").agg(F.sum("weight").alias("w"))
         .toPandas()
+        .sort_values(["x", "y"])
     )  # fmt: skip
-    x, y, w = cg["x"].to_numpy(), cg["y"].to_numpy(), cg["w"].to_numpy(np.float64)
+    # Communities are numbered by their label (a node idx), not in the order Spark returns
+    # them, so the coarse graph, and Leiden on it, do not depend on the partitioning.
+    comm, pos = np.unique(np.r_[cg["x"].to_numpy(), cg["y"].to_numpy()], return_inverse=True)
+    n_comm = len(comm)
+    x, y = pos[: len(cg)], pos[len(cg) :]
+    w = cg["w"].to_numpy(np.float64)
     off = x != y
     adj = sp.csr_matrix(
         (np.concatenate([w[off], w[off], w[~off]]),
          (np.concatenate([x[off], y[off], x[~off]]), np.concatenate([y[off], x[off], y[~off]]))),
         shape=(n_comm, n_comm),
     )  # fmt: skip
+    adj.sum_duplicates()
+    adj.sort_indices()
     coarse = _leiden_igraph(adj, resolution=resolution, seed=seed)
     spark = edges.sparkSession
     cmap = spark.createDataFrame(
-        pd.DataFrame({"c": np.arange(n_comm, dtype=np.int64), "coarse": coarse.astype(np.int64)})
+        pd.DataFrame({"label": comm.astype(np.int64), "coarse": coarse.astype(np.int64)})
     )
-    member = materialize(lab.join(cmap, "c").select("idx", "coarse"))
-    strength = directed(edges).groupBy(F.col("src").alias("idx")).agg(F.sum("w").alias("deg"))
+    # nodes without edges belong to no community of the coarse graph: coarse cluster -1,
+    # where the refinement leaves each on its own
+    member = materialize(
+        labels.join(cmap, "label", "left").select(
+            "idx", F.coalesce("coarse", F.lit(-1).cast("long")).alias("coarse")
+        )
+    )
+    strength = materialize(
+        directed(edges).groupBy(F.col("src").alias("idx")).agg(F.sum("w").alias("deg"))
+    )
     two_m = float(strength.agg(F.sum("deg")).first()[0] or 1.0)
     inside = (
         edges.join(member.select(F.col("idx").alias("u"), "coarse"), "u")
@@ -263,12 +286,14 @@ def coarsen_refine(
         deg = pdf.loc[is_node, "deg"].to_numpy(np.float64)
         order = np.argsort(nodes_)
         nodes_, deg = nodes_[order], deg[order]
-        e = pdf[~is_node]
+        e = pdf[~is_node].sort_values(["u", "v"])
         r = np.searchsorted(nodes_, e["u"].to_numpy(np.int64))
         c = np.searchsorted(nodes_, e["v"].to_numpy(np.int64))
         w = e["weight"].to_numpy(np.float64)
         m = sp.csr_matrix((np.r_[w, w], (np.r_[r, c], np.r_[c, r])),
                           shape=(len(nodes_), len(nodes_)))  # fmt: skip
+        m.sum_duplicates()
+        m.sort_indices()
         sub = _leiden_igraph(m, resolution=resolution / two_m, seed=seed, node_weights=deg)
         return pd.DataFrame({"coarse": pdf["coarse"].iloc[0], "idx": nodes_, "sub": sub})
 
@@ -279,37 +304,63 @@ def coarsen_refine(
     )
     keys = add_index(refined.select("coarse", "sub").distinct().orderBy("coarse", "sub"),
                      column="cluster")  # fmt: skip
-    return refined.join(keys, ["coarse", "sub"]).select("idx", "coarse", "cluster")
+    out = materialize(refined.join(keys, ["coarse", "sub"]).select("idx", "coarse", "cluster"))
+    if move_rounds == 0:
+        return out
+    moved = local_moves(materialize(directed(edges)), out.select("idx", "cluster"), strength,
+                        two_m=two_m, resolution=resolution, rounds=move_rounds)  # fmt: skip
+    dense = add_index(moved.select(F.col("cluster").alias("old")).distinct().orderBy("old"),
+                      column="cluster")  # fmt: skip
+    return (
+        out.select("idx", "coarse")
+        .join(moved.withColumnRenamed("cluster", "old"), "idx")
+        .join(dense, "old")
+        .select("idx", "coarse", "cluster")
+    )
 
 
 def _leiden_igraph(
     adj: Any, *, resolution: float, seed: int, node_weights: np.ndarray | None = None
 ) -> np.ndarray:
-    """Igraph Leiden on an aggregated graph (diagonal = internal weight, kept as loops).
+    """Igraph Leiden on an aggregated graph (diagonal = a community's internal weight).
 
-    Without ``node_weights``: modularity. With them: CPM with node weights ``n_i`` and
-    resolution ``gamma``, ``sum_ij (A_ij - gamma n_i n_j) delta(c_i, c_j)``; with ``n_i`` the
-    node's strength in the whole graph and ``gamma = gamma_mod / 2m`` this is the whole graph's
-    modularity restricted to a subgraph, so refining each coarse cluster on its own optimises
-    the global objective. :func:`ccgraph.cluster.leiden` supports neither loops nor node
-    weights (a kNN graph needs neither).
+    Both cases run CPM with explicit node weights ``n_i`` on the graph without its loops:
+    ``sum_ij (A_ij - gamma n_i n_j) delta(c_i, c_j)``. Without ``node_weights``: ``n_i`` is the
+    node's strength with its loop counted twice (``sum_j A_ij + A_ii``) and ``gamma =
+    resolution / sum_i n_i``, which is modularity at that resolution (the loops add the same
+    constant to every partition). With them: ``resolution`` is ``gamma`` itself; with ``n_i``
+    the node's strength in the whole graph and ``gamma = gamma_mod / 2m`` this is the whole
+    graph's modularity restricted to a subgraph, so refining each coarse cluster on its own
+    optimises the global objective.
+
+    The loops are left out because igraph's Leiden mishandles them: on an aggregated graph
+    with loops its modularity objective ended with a partition of lower modularity than the
+    singletons it started from (0.39 vs 0.55, python-igraph 0.11). :func:`ccgraph.cluster.leiden`
+    supports neither loops nor node weights (a kNN graph needs neither).
     """
     import random
 
     import igraph as ig
+    import scipy.sparse as sp
 
     from ccgraph.graph.convert import to_igraph
 
-    if adj.shape[0] == 1 or adj.nnz == 0:
+    adj = sp.csr_matrix(adj, dtype=np.float64)
+    diag = adj.diagonal()
+    if node_weights is None:
+        node_weights = np.asarray(adj.sum(axis=1)).ravel() + diag
+        total = float(node_weights.sum())
+        resolution = resolution / total if total > 0 else resolution
+    off = (adj - sp.diags(diag)).tocsr()
+    off.eliminate_zeros()
+    if adj.shape[0] == 1 or off.nnz == 0:
         return np.arange(adj.shape[0], dtype=np.int64)
-    g = to_igraph(adj, loops=True)
-    kwargs: dict[str, Any] = {"objective_function": "modularity"}
-    if node_weights is not None:
-        kwargs = {"objective_function": "cpm", "node_weights": node_weights.tolist()}
+    g = to_igraph(off)
     ig.set_random_number_generator(random.Random(seed))
     try:
-        part = g.community_leiden(weights="weight", resolution=resolution, beta=0.01,
-                                  n_iterations=-1, **kwargs)  # fmt: skip
+        part = g.community_leiden(objective_function="cpm", weights="weight",
+                                  node_weights=np.asarray(node_weights, np.float64).tolist(),
+                                  resolution=resolution, beta=0.01, n_iterations=-1)  # fmt: skip
     finally:
         ig.set_random_number_generator(random)
     return np.asarray(part.membership, dtype=np.int64)

@@ -115,7 +115,8 @@ def embed_items(
             yield pd.DataFrame({
                 "idx": b["idx"].to_numpy(np.int64),
                 "vec": vec,
-                "code": pd.array(np.where(has_code, code, 0), dtype="Int64").where(has_code),
+                # nullable int64: null where the item has no code (pandas 3 arrays lack .where)
+                "code": pd.arrays.IntegerArray(code, ~has_code),
                 "reason": reason,
             })  # fmt: skip
 

@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ccgraph._validation import check_choice, check_int
-from ccgraph.spark.session import iterative, materialize, persist
+from ccgraph.spark.session import iterative, materialize
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -156,7 +156,7 @@ def connected_components(
 def _components(both: DataFrame, nodes: DataFrame, max_iter: int) -> DataFrame:
     from pyspark.sql import functions as F
 
-    both = persist(both.repartition("b"))
+    both = materialize(both.repartition("b"))
     labels = materialize(nodes.select(F.col("idx"), F.col("idx").alias("label")))
     total = labels.agg(F.sum("label")).first()[0]
     for it in range(1, max_iter + 1):

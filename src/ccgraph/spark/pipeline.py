@@ -124,16 +124,18 @@ def run_spark(
                                       seed=cfg.seed, timings=timer.timings, counts=counts,
                                       stages=stages)  # fmt: skip
     result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest)
-    if not write:
-        return result
-    with timer.stage("write"):
-        path = write_run(result, out_dir, overwrite=cfg.output.overwrite)
-        edges.write.mode("overwrite").parquet(str(Path(path) / "spark" / "edges"))
-        if tags_sdf is not None:
-            tags_sdf.write.mode("overwrite").partitionBy("rank").parquet(
-                str(Path(path) / "spark" / "tags")
-            )
-    return RunResult(items_df, tags_df, clusters, rejects, graph, manifest, path=path)
+    if write:
+        with timer.stage("write"):
+            path = write_run(result, out_dir, overwrite=cfg.output.overwrite)
+            edges.write.mode("overwrite").parquet(str(Path(path) / "spark" / "edges"))
+            if tags_sdf is not None:
+                tags_sdf.write.mode("overwrite").partitionBy("rank").parquet(
+                    str(Path(path) / "spark" / "tags")
+                )
+        result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, path=path)
+    for df in (edges, emb):  # cached tables would stay in the (shared) session
+        df.unpersist()
+    return result
 
 
 def _embed(
@@ -214,6 +216,7 @@ def _graph(emb: DataFrame, cfg: Config, *, metric: str, n: int) -> tuple[DataFra
     nn = persist(nn)
     edges = mutual_graph(nn, mutual=g.mutual, min_degree=g.min_degree, metric=metric, n_bits=64)
     edges = persist(edges.repartition(cfg.execution.spark_partitions))
+    nn.unpersist()
     info = {"k": g.k, "metric": metric, "mutual": g.mutual, "min_degree": g.min_degree,
             "weighting": "cosine", "backend_used": "spark-divide-and-merge",
             "n_edges": edges.count()}  # fmt: skip
