@@ -210,7 +210,12 @@ def _graph(emb: DataFrame, cfg: Config, *, metric: str, n: int) -> tuple[DataFra
     if g.k >= n:
         raise ConfigError(f"`graph.k` is {g.k} but only {n} items; set graph.k below {n}")
     vec = _as_dense_bits(emb) if metric == "hamming" else emb
-    nn = knn_dense(vec, k=g.k, metric="cosine", rng=cfg.seed)
+    # Catalogs the local pipeline searches exactly (graph.backend auto/exact) are searched
+    # exactly here too (one cell), so a small catalog gets the local run's graph and clusters.
+    from ccgraph.graph.knn import choose_backend
+
+    exact = choose_backend(n, metric, g.backend) == "exact"
+    nn = knn_dense(vec, k=g.k, metric="cosine", rng=cfg.seed, n_cells=1 if exact else None)
     if metric == "hamming":  # back to bit counts: d_cos = 2 h / 64
         nn = nn.withColumn("dist", F.round(F.col("dist") * 32.0).cast("float"))
     nn = persist(nn)
@@ -218,7 +223,8 @@ def _graph(emb: DataFrame, cfg: Config, *, metric: str, n: int) -> tuple[DataFra
     edges = persist(edges.repartition(cfg.execution.spark_partitions))
     nn.unpersist()
     info = {"k": g.k, "metric": metric, "mutual": g.mutual, "min_degree": g.min_degree,
-            "weighting": "cosine", "backend_used": "spark-divide-and-merge",
+            "weighting": "cosine",
+            "backend_used": "spark-exact" if exact else "spark-divide-and-merge",
             "n_edges": edges.count()}  # fmt: skip
     return edges, info
 
