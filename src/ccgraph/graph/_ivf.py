@@ -29,8 +29,9 @@ __all__ = ["CELLS_DEFAULTS", "cells_knn"]
 
 logger = logging.getLogger(__name__)
 
-#: Defaults of the cell backend, chosen by ``benchmarks/e2e.py`` (recall@15 >= 0.95 on the
-#: 1,000-cluster d=384 mixture at 100k and 1M items).
+#: Defaults of the cell backend, chosen by ``benchmarks/e2e.py`` and ``benchmarks/graph.py``
+#: (recall@15 >= 0.95 on the 1,000- and 200-cluster d=384 mixtures up to 1M items). Above
+#: :data:`LARGE_N` items see :data:`LARGE_DEFAULTS`.
 CELLS_DEFAULTS: dict[str, float | int] = {
     "cell_size": 512,  # target items per cell (C = n / cell_size, at least 1)
     "n_assign": 3,  # cells each item joins
@@ -41,6 +42,12 @@ CELLS_DEFAULTS: dict[str, float | int] = {
     "kmeans_sample": 32,  # sample points per centroid for k-means
     "assign_dims": 64,  # cells are found in this many principal directions
 }
+
+#: With more cells an item's true neighbours straddle more cell borders: on the 200-cluster
+#: mixture at 1M items recall@15 fell to 0.931 with 512-item cells joined 3 times (60 s),
+#: and reached 0.959 with 768-item cells joined 4 times (88 s). Used above this many items.
+LARGE_N = 250_000
+LARGE_DEFAULTS: dict[str, float | int] = {"cell_size": 768, "n_assign": 4}
 
 
 def _threads(n_jobs: int | None) -> int:
@@ -153,8 +160,8 @@ def cells_knn(
 
     from ccgraph.graph._ivf_kernels import cell_topk, refine_pass, reverse_lists
 
-    opts = {**CELLS_DEFAULTS, **(options or {})}
     n = data.shape[0]
+    opts = {**CELLS_DEFAULTS, **(LARGE_DEFAULTS if n > LARGE_N else {}), **(options or {})}
     k_out = k
     k = min(n - 1, k + int(opts["extra"]))
     rng = np.random.default_rng(seed)

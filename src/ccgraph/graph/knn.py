@@ -30,11 +30,11 @@ METRICS = ("cosine", "euclidean", "hamming")
 BACKENDS = ("auto", "exact", "cells", "pynndescent")
 
 #: ``backend="auto"`` searches exactly up to this many dense items. Measured by
-#: ``benchmarks/graph.py`` (d=384, k=15, 2 cores): exact costs 6.2 cpu-s at 20k and 159 cpu-s
-#: at 100k (n^2), pynndescent 45-52 cpu-s of numba compilation once per process plus about
-#: 0.2 cpu-ms per item, so exact is cheaper up to about 60k items (about 80k on an idle
-#: machine, where exact uses both cores and the compilation only one).
-AUTO_EXACT_MAX_N = 60_000
+#: ``benchmarks/graph.py`` (d=384, k=15, 2 idle cores): exact costs 6.0 cpu-s (3.1 s wall) at
+#: 20k and 166 cpu-s at 100k (n^2); the cells backend 1.5 / 6.4 cpu-s (recall@15 0.97) plus
+#: 0.5-0.7 s to load its cached kernels. Cells are cheaper from about 8k items, but up to 20k
+#: the exact search costs at most ~3 s and returns the true neighbours, so it is kept there.
+AUTO_EXACT_MAX_N = 20_000
 
 #: The same threshold for 64-bit Hamming codes: exact XOR + popcount costs 2.8 cpu-s at 20k
 #: and 70 cpu-s at 100k, pynndescent ``bit_hamming`` 11 cpu-s at 100k plus its own compilation.
