@@ -41,3 +41,12 @@ def closed_form(graph: KnnGraph, y: np.ndarray, alpha: float) -> np.ndarray:
     inv = np.divide(1.0, np.sqrt(d), out=np.zeros_like(d), where=d > 0)
     s = inv[:, None] * w * inv[None, :]
     return (1 - alpha) * np.linalg.solve(np.eye(len(d)) - alpha * s, y)
+
+
+def dense_inferred(graph: KnnGraph, seeds: TagSet, alpha: float) -> np.ndarray:
+    """The closed form with seed tags zeroed (seed tags are never inferred)."""
+    y = seeds.matrix.toarray().astype(np.float64)
+    f = closed_form(graph, y, alpha)
+    f[y > 0] = 0.0
+    f[f < 1e-15] = 0.0
+    return f

@@ -14,15 +14,7 @@ from ccgraph.exceptions import ParameterError
 from ccgraph.propagate import spread_tags
 from ccgraph.propagate.spreading import AUTO_PRUNE_WORK, choose_solver
 from tests.conftest import blobs
-from tests.propagate._graphs import closed_form, random_graph, random_seeds
-
-
-def _dense_inferred(graph: KnnGraph, seeds: TagSet, alpha: float) -> np.ndarray:
-    y = seeds.matrix.toarray().astype(np.float64)
-    f = closed_form(graph, y, alpha)
-    f[y > 0] = 0.0
-    f[f < 1e-15] = 0.0
-    return f
+from tests.propagate._graphs import dense_inferred, random_graph, random_seeds
 
 
 @settings(max_examples=15, suppress_health_check=[HealthCheck.too_slow])
@@ -48,7 +40,7 @@ def test_without_pruning_equals_closed_form(seed, alpha, n_tags):
         tol=1e-11,
         max_iter=3000,
     )
-    ref = _dense_inferred(g, seeds, alpha)
+    ref = dense_inferred(g, seeds, alpha)
     np.testing.assert_allclose(out.scores.toarray(), ref, atol=1e-8, rtol=0)
     assert out.params["solver"] == "pruned"
     assert out.converged

@@ -12,15 +12,7 @@ from hypothesis import strategies as st
 from ccgraph import KnnGraph, Partition, TagSet
 from ccgraph.exceptions import ConvergenceWarning, IdMismatchError, InputError, ParameterError
 from ccgraph.propagate import spread_tags
-from tests.propagate._graphs import closed_form, random_graph, random_seeds
-
-
-def _dense_inferred(graph: KnnGraph, seeds: TagSet, alpha: float) -> np.ndarray:
-    y = seeds.matrix.toarray().astype(np.float64)
-    f = closed_form(graph, y, alpha)
-    f[y > 0] = 0.0  # seed tags are never inferred
-    f[f < 1e-15] = 0.0
-    return f
+from tests.propagate._graphs import dense_inferred, random_graph, random_seeds
 
 
 @pytest.mark.parametrize("tag_block", [None, 1, 3])
@@ -38,7 +30,7 @@ def test_equals_dense_closed_form(tag_block, alpha):
         tol=1e-10,
         max_iter=2000,
     )
-    ref = _dense_inferred(g, seeds, alpha)
+    ref = dense_inferred(g, seeds, alpha)
     np.testing.assert_allclose(out.scores.toarray(), ref, atol=1e-6, rtol=0)
     assert (out.scores.toarray() > 0).sum() == (ref > 1e-9).sum()
     assert out.converged
@@ -48,7 +40,7 @@ def test_float32_default_close_to_closed_form():
     g = random_graph(seed=3)
     seeds = random_seeds(g.ids, seed=4)
     out = spread_tags(g, seeds, top_k=seeds.n_tags, tol=1e-7)
-    np.testing.assert_allclose(out.scores.toarray(), _dense_inferred(g, seeds, 0.8), atol=1e-6)
+    np.testing.assert_allclose(out.scores.toarray(), dense_inferred(g, seeds, 0.8), atol=1e-6)
 
 
 def test_blocks_give_bitwise_identical_results():
@@ -80,7 +72,7 @@ def test_rcm_reorder_same_result():
 def test_top_k_are_the_largest_non_seed_scores():
     g = random_graph(seed=11)
     seeds = random_seeds(g.ids, n_tags=9, p=0.2, seed=12)
-    ref = _dense_inferred(g, seeds, 0.8)
+    ref = dense_inferred(g, seeds, 0.8)
     out = spread_tags(g, seeds, top_k=3, dtype="float64", tol=1e-10)
     s = out.scores.toarray()
     for i in range(len(g.ids)):
