@@ -16,7 +16,6 @@ import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +57,6 @@ REQUIRED_COLUMNS = {
 }
 CORE_FILES = (*(f"{t}.parquet" for t in TABLES), "graph.npz", MANIFEST_NAME)
 _EXTRA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
-_PACKAGES = (
-    "numpy",
-    "scipy",
-    "pandas",
-    "pyarrow",
-    "igraph",
-    "leidenalg",
-    "pynndescent",
-    "sentence-transformers",
-    "torch",
-)
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path, what: str) -> None:
@@ -149,13 +137,10 @@ def _counts(result: RunResult) -> dict[str, Any]:
 
 
 def _package_versions() -> dict[str, str]:
-    out = {}
-    for name in _PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    # Lazily: ccgraph._assemble pulls in scipy.sparse, which `import ccgraph` must not.
+    from ccgraph._assemble import package_versions
+
+    return package_versions()
 
 
 def _manifest(result: RunResult, files: dict[str, Path], extras: dict[str, str]) -> dict:

@@ -421,9 +421,7 @@ def spread_raw(
             on_done=done,
         )
         n_iter[cols], conv[cols] = it, cv
-    mass = spread_mass(op, y, tol=tol, max_iter=max_iter, method=method)
-    live = mass[op.sqrt_d > 0]
-    mass_ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
+    mass, mass_ref = _mass_and_reference(op, y, tol=tol, max_iter=max_iter, method=method)
     return RawSpread(op.to_outer(top_v), op.to_outer(top_t), mass, mass_ref, n_iter, conv)
 
 
@@ -448,10 +446,17 @@ def _spread_raw_pruned(
     seeded = np.diff(sp.csc_matrix(y).indptr) > 0
     n_iter = np.where(seeded, sweeps, 0).astype(np.int64)
     conv = np.where(seeded, ok, True)
+    mass, mass_ref = _mass_and_reference(op, y, tol=tol, max_iter=max_iter, method=method)
+    return RawSpread(top_v, top_t, mass, mass_ref, n_iter, conv)
+
+
+def _mass_and_reference(
+    op: Operator, y: sp.csr_matrix, *, tol: float, max_iter: int, method: str
+) -> tuple[np.ndarray, float]:
+    """Every item's propagated mass and the mean mass of the non-isolated items (1 if none)."""
     mass = spread_mass(op, y, tol=tol, max_iter=max_iter, method=method)
     live = mass[op.sqrt_d > 0]
-    mass_ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
-    return RawSpread(top_v, top_t, mass, mass_ref, n_iter, conv)
+    return mass, (float(live.mean()) if live.size and live.mean() > 0 else 1.0)
 
 
 def cluster_prior_seeds(
