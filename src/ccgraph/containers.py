@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ccgraph._validation import row_norms
 from ccgraph.exceptions import IdMismatchError, InputError, ParameterError
 
 if TYPE_CHECKING:
@@ -203,7 +204,7 @@ class Embeddings:
                 f"(first rows {rows}); fix or drop them"
             )
         if normalize:
-            norms = np.linalg.norm(arr, axis=1)
+            norms = row_norms(arr)
             zero = norms == 0
             if zero.any():
                 rows = np.flatnonzero(zero)[:5].tolist()
