@@ -117,3 +117,34 @@ def test_shipped_configs_validate(path: Path) -> None:
     raw = yaml.safe_load(path.read_text())
     assert isinstance(raw, dict)
     load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "match"),
+    [
+        ("cluster: {resolutions: [1.0, -1.0]}", r"`cluster\.resolutions`: every resolution .*> 0"),
+        ("cluster: {resolutions: [.nan]}", r"`cluster\.resolutions`: every resolution .*finite"),
+        ("cluster: {resolutions: [0]}", r"`cluster\.resolutions`: every resolution"),
+        ("graph: {k: 5, min_degree: 6}", r"`graph\.min_degree`: must be at most `graph\.k` \(5\)"),
+        ("data: {path: x, tags: {drop_patterns: ['([']}}", r"`data\.tags\.drop_patterns`: '\(\['"),
+        ("data: {path: x, tags_sep: ''}", r"`data\.tags_sep`: .*at least 1 character"),
+        ("data: {path: x, columns: {colour: c}}", r"`data\.columns`: unknown fields \['colour'\]"),
+        ("data: {path: x, columns: {title: ' '}}", r"`data\.columns`: empty column names"),
+    ],
+)
+def test_values_the_stages_would_refuse_fail_at_load(
+    tmp_path: Path, yaml_text: str, match: str
+) -> None:
+    # before: these passed validation and failed mid-run naming the API parameter
+    # (`resolutions[0]`, `min_degree`, `hygiene.drop_patterns`, `tags_sep`, `columns`)
+    text = yaml_text if yaml_text.startswith("data:") else f"data: {{path: x}}\n{yaml_text}\n"
+    with pytest.raises(ConfigError, match=rf"c\.yaml: {match}") as info:
+        load_config(write(tmp_path, text))
+    assert "Value error" not in str(info.value)
+
+
+def test_min_degree_checked_against_an_overridden_k(tmp_path: Path) -> None:
+    path = write(tmp_path, "data: {path: x}\ngraph: {k: 5, min_degree: 4}\n")
+    assert load_config(path).graph.min_degree == 4
+    with pytest.raises(ConfigError, match=r"`graph\.min_degree`: must be at most `graph\.k` \(3\)"):
+        load_config(path, ["graph.k=3"])

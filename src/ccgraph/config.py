@@ -7,11 +7,20 @@ these models (``python -m ccgraph.config``) and a test checks it is current.
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from ccgraph.exceptions import ConfigError
 
@@ -65,6 +74,18 @@ class TagHygiene(_Section):
         200, ge=1, description="Keep at most this many tags per item (the first ones)."
     )
 
+    @field_validator("drop_patterns")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"{pattern!r} is not a valid regular expression ({exc}); fix or remove it"
+                ) from None
+        return v
+
 
 class DataConfig(_Section):
     """Where the catalog is and how to read it."""
@@ -80,7 +101,9 @@ class DataConfig(_Section):
         description="For `table`: ccgraph field -> column name (id, title, description, tags, "
         "popularity, provider, source, license, url, image_path, created_on).",
     )
-    tags_sep: str = Field(",", description="For `table`: separator inside a tags column.")
+    tags_sep: str = Field(
+        ",", min_length=1, description="For `table`: separator inside a tags column."
+    )
     image_root: str | None = Field(
         None, description="Directory that relative `image_path` values resolve against."
     )
@@ -97,6 +120,22 @@ class DataConfig(_Section):
         False, description="Keep rows flagged `removed_from_source` (dropped by default)."
     )
     tags: TagHygiene = Field(default_factory=TagHygiene, description="Tag hygiene rules.")
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, str]) -> dict[str, str]:
+        from ccgraph.io.table import TABLE_FIELDS
+
+        unknown = sorted(set(v) - {*TABLE_FIELDS, "tags_sep"})
+        if unknown:
+            raise ValueError(
+                f"unknown fields {unknown}; the keys are ccgraph fields ({', '.join(TABLE_FIELDS)})"
+                " and the values the catalog's column names"
+            )
+        empty = sorted(k for k, col in v.items() if not col.strip())
+        if empty:
+            raise ValueError(f"empty column names for {empty}; give the catalog's column name")
+        return v
 
 
 class TextEmbedConfig(_Section):
@@ -188,6 +227,15 @@ class GraphConfig(_Section):
     min_degree: int = Field(
         1, ge=0, description="Repair: every item keeps at least this many of its strongest edges."
     )
+
+    @field_validator("min_degree")
+    @classmethod
+    def _min_degree(cls, v: int, info: ValidationInfo) -> int:
+        k = info.data.get("k")
+        if isinstance(k, int) and v > k:
+            raise ValueError(f"must be at most `graph.k` ({k}); lower it or raise graph.k")
+        return v
+
     bridge_components: bool = Field(
         False, description="Link components through their best cross edges."
     )
@@ -233,6 +281,14 @@ class ClusterConfig(_Section):
         "items, 2 above: at a million items 2 iterations take a quarter of the time and reach "
         "the same modularity to 1e-4).",
     )
+
+    @field_validator("resolutions")
+    @classmethod
+    def _resolutions(cls, v: list[float]) -> list[float]:
+        bad = [r for r in v if not (math.isfinite(r) and r > 0)]
+        if bad:
+            raise ValueError(f"every resolution must be a finite number > 0; {bad} are not")
+        return v
 
     @field_validator("n_iterations")
     @classmethod
@@ -524,7 +580,7 @@ def _format_errors(exc: ValidationError, source: str) -> str:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
         got = err.get("input")
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see docs/config.md)"
         elif err["type"] == "missing":
