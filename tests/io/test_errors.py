@@ -51,6 +51,16 @@ def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
             r"semicolon-separated",
         ),
         ("tabs.csv", "id\ttitle\n1\ta\n", r"tabs\.csv: only one column found.*tab-separated"),
+        (  # commas inside the tab-separated fields used to give a ragged-row error instead
+            "tabs_commas.csv",
+            "id\ttitle\n1\ta, b\n2\tc, d, e\n",
+            r"tabs_commas\.csv: only one column found.*tab-separated.*\.tsv tab",
+        ),
+        (
+            "utf16.csv",
+            "id,title\n1,a\n".encode("utf-16"),
+            r"utf16\.csv: the file is UTF-16 text.*iconv -f utf-16 -t utf-8",
+        ),
         (
             "noid.csv",
             "name,title\n1,a\n",

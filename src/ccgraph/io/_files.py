@@ -139,6 +139,11 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _decode(path: Path, data: bytes) -> str:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InputError(
+            f"{path}: the file is UTF-16 text (it starts with a UTF-16 byte-order mark); "
+            f"re-save it as UTF-8, e.g. `iconv -f utf-16 -t utf-8 {path.name} > fixed.csv`"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -189,6 +194,15 @@ def _read_delimited(path: Path, kind: str) -> pd.DataFrame:
         kind = "tsv" if sep == "\t" else "csv"
     else:
         sep = "\t" if kind == "tsv" else ","
+    others = [name for d, name in _DELIMITERS.items() if d != sep and d in header]
+    if others and sep not in header:
+        # checked before parsing: commas inside the rows would otherwise give a ragged-row error
+        raise InputError(
+            f"{path}: only one column found ({header[:80]!r}); the file looks "
+            f"{others[0]}-separated, but a {path.suffix} file is read as "
+            f"{_DELIMITERS[sep]}-separated: save it with {_DELIMITERS[sep]}s or use the "
+            f"matching extension (.csv comma, .tsv tab, .txt any)"
+        )
     # TSV (as written by PostgreSQL COPY and most tools) has no quoting.
     quoting = csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL
     try:
@@ -212,15 +226,6 @@ def _read_delimited(path: Path, kind: str) -> pd.DataFrame:
         ) from None
     if quoting == csv.QUOTE_MINIMAL and text.count("\n") > len(frame) + 1:
         _check_quoting(path, text, sep)  # some field spans lines: was it opened by mistake?
-    if frame.shape[1] == 1:
-        others = [name for d, name in _DELIMITERS.items() if d != sep and d in header]
-        if others:
-            raise InputError(
-                f"{path}: only one column found ({header[:80]!r}); the file looks "
-                f"{others[0]}-separated, but a {path.suffix} file is read as "
-                f"{_DELIMITERS[sep]}-separated: save it with {_DELIMITERS[sep]}s or use the "
-                f"matching extension (.csv comma, .tsv tab, .txt any)"
-            )
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame.replace({"\\N": ""}) if len(frame) else frame
 
