@@ -18,6 +18,7 @@ def test_cli_shows_ccgraph_warnings_as_log_lines(
     p = Project(tmp_path)
     p.vectors, p.vector_ids = p.vectors[:30], p.ids[:30]
     assert main(["run", str(p.write()), "-q"]) == 0
-    err = squash(capsys.readouterr().err)
-    assert "10 of 40 items have no embedding" in err
-    assert "DataQualityWarning" not in err and ".py:" not in err
+    out = capsys.readouterr()
+    text = squash(out.out + out.err)
+    assert "10 of 40 items have no embedding" in text
+    assert "DataQualityWarning" not in text and ".py:" not in text
