@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -43,6 +43,24 @@ __all__ = [
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _yaml_leniency(cls, v: Any, info: ValidationInfo) -> Any:
+        """Read an empty section as the defaults, and refuse true / false for a number.
+
+        ``graph:`` with all its keys commented out is null in YAML; pydantic alone would
+        refuse it, and would read ``k: true`` as 1.
+        """
+        if info.field_name is None:
+            return v
+        annotation = cls.model_fields[info.field_name].annotation
+        kinds = get_args(annotation) or (annotation,)
+        if v is None and any(isinstance(t, type) and issubclass(t, _Section) for t in kinds):
+            return {}
+        if isinstance(v, bool) and bool not in kinds and (int in kinds or float in kinds):
+            raise ValueError("must be a number, not true / false")
+        return v
 
 
 class TagHygiene(_Section):
@@ -93,6 +111,14 @@ class DataConfig(_Section):
     path: str | list[str] = Field(
         ..., description="A file, directory or glob (or a list); relative to the config file."
     )
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str | list[str]) -> str | list[str]:
+        if not v or (isinstance(v, list) and not all(p.strip() for p in v)) or not str(v).strip():
+            raise ValueError("must name a catalog file, directory or glob (or a list of them)")
+        return v
+
     format: Literal["auto", "openverse", "table"] = Field(
         "auto", description="Catalog layout: Openverse rows, a generic table, or detect."
     )
@@ -575,10 +601,17 @@ class Config(_Section):
         return p
 
 
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none|(list|dict|literal)\[.*\]|function-\w+\[.*\])$")
+
+
 def _format_errors(exc: ValidationError, source: str) -> str:
-    lines = []
+    lines: dict[str, list[str]] = {}
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
+        # a union's members add their type to the location: `data.path.str`, `data.path.list[str]`
+        parts = [str(p) for p in err["loc"]]
+        while len(parts) > 1 and _UNION_TAG.match(parts[-1]):
+            parts.pop()
+        loc = ".".join(parts)
         got = err.get("input")
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
@@ -586,8 +619,33 @@ def _format_errors(exc: ValidationError, source: str) -> str:
         elif err["type"] == "missing":
             msg = "required key is missing"
         got_text = "" if err["type"] in ("missing",) else f"; got {got!r}"
-        lines.append(f"{source}: `{loc}`: {msg}{got_text}")
-    return "\n".join(lines)
+        if loc in lines:
+            lines[loc][0] += f", or {msg[:1].lower()}{msg[1:]}"
+        else:
+            lines[loc] = [f"{source}: `{loc}`: {msg}", got_text]
+    return "\n".join(head + got for head, got in lines.values())
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML loader that refuses a key given twice (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} is given twice (first on line {seen[key] + 1}); the first "
+                    "one would be ignored: merge them into one",
+                    key_node.start_mark,
+                )
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
@@ -652,7 +710,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        context = f" ({exc.context})" if exc.context else ""
+        raise ConfigError(f"{p}: {where}not valid YAML: {exc.problem}{context}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     if raw is None:
