@@ -402,6 +402,12 @@ class TagSet:
                 raise InputError(
                     f"the tags table needs a {col!r} column; got {list(tags_long.columns)}"
                 )
+        null = tags_long["tag"].isna().to_numpy(bool) | tags_long["id"].isna().to_numpy(bool)
+        if null.any():
+            raise InputError(
+                f"the tags table has {int(null.sum())} rows with a null id or tag (first rows "
+                f"{np.flatnonzero(null)[:5].tolist()}); drop them"
+            )
         pos = pd.Index(ids_arr).get_indexer(tags_long["id"].astype(str))
         keep = pos >= 0
         t = tags_long.loc[keep]

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from ccgraph.exceptions import InputError
+from ccgraph.exceptions import InputError, ParameterError
 
 __all__ = ["CATALOG_SUFFIXES", "RawTable", "expand_paths", "iter_records", "read_raw"]
 
@@ -90,6 +90,14 @@ def expand_paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     and its sub-directories (optionally ``.gz``-compressed; hidden entries and ccgraph run
     directories skipped), in path order; a glob its matches in name order.
     """
+    single = isinstance(path, (str, os.PathLike))
+    if not (single or isinstance(path, (list, tuple))) or not all(
+        isinstance(p, (str, os.PathLike)) for p in ([path] if single else path)
+    ):
+        raise ParameterError(
+            f"`path` must be a file, directory or glob (a str or Path), or a list of them; "
+            f"got {type(path).__name__} {path!r}"
+        )
     items = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     if not items:
         raise InputError("no catalog path given: `path` is an empty list")
