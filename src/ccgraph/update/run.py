@@ -112,13 +112,6 @@ def update_run(
             new_catalog if isinstance(new_catalog, Catalog) else Path(new_catalog), cfg
         )
         changes = plan_changes(old.ids, batch, remove)
-        if not len(batch.items) and not len(changes.removed):
-            unknown = f" (the ids to remove are not in the run: {changes.unknown_removals[:5]})"
-            raise InputError(
-                f"nothing to update: the new catalog {new_catalog} has no rows and no item of "
-                f"the run is to be removed{unknown if changes.unknown_removals else ''}; add "
-                "rows to the new catalog or list ids to remove (`--remove`, one id a line)"
-            )
     from ccgraph.update._steps import run_update
 
     return run_update(
