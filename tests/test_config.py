@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,82 @@ def test_shipped_configs_validate(path: Path) -> None:
     raw = yaml.safe_load(path.read_text())
     assert isinstance(raw, dict)
     load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "match"),
+    [
+        ("cluster: {resolutions: [1.0, -1.0]}", r"`cluster\.resolutions`: every resolution .*> 0"),
+        ("cluster: {resolutions: [.nan]}", r"`cluster\.resolutions`: every resolution .*finite"),
+        ("cluster: {resolutions: [0]}", r"`cluster\.resolutions`: every resolution"),
+        ("graph: {k: 5, min_degree: 6}", r"`graph\.min_degree`: must be at most `graph\.k` \(5\)"),
+        ("data: {path: x, tags: {drop_patterns: ['([']}}", r"`data\.tags\.drop_patterns`: '\(\['"),
+        ("data: {path: x, tags_sep: ''}", r"`data\.tags_sep`: .*at least 1 character"),
+        ("data: {path: x, columns: {colour: c}}", r"`data\.columns`: unknown fields \['colour'\]"),
+        ("data: {path: x, columns: {title: ' '}}", r"`data\.columns`: empty column names"),
+    ],
+)
+def test_values_the_stages_would_refuse_fail_at_load(
+    tmp_path: Path, yaml_text: str, match: str
+) -> None:
+    # before: these passed validation and failed mid-run naming the API parameter
+    # (`resolutions[0]`, `min_degree`, `hygiene.drop_patterns`, `tags_sep`, `columns`)
+    text = yaml_text if yaml_text.startswith("data:") else f"data: {{path: x}}\n{yaml_text}\n"
+    with pytest.raises(ConfigError, match=rf"c\.yaml: {match}") as info:
+        load_config(write(tmp_path, text))
+    assert "Value error" not in str(info.value)
+
+
+def test_min_degree_checked_against_an_overridden_k(tmp_path: Path) -> None:
+    path = write(tmp_path, "data: {path: x}\ngraph: {k: 5, min_degree: 4}\n")
+    assert load_config(path).graph.min_degree == 4
+    with pytest.raises(ConfigError, match=r"`graph\.min_degree`: must be at most `graph\.k` \(3\)"):
+        load_config(path, ["graph.k=3"])
+
+
+def test_a_key_given_twice_is_refused_with_its_lines(tmp_path: Path) -> None:
+    # before: PyYAML kept the last `graph` section and silently dropped the first
+    text = "data: {path: x}\ngraph: {k: 5}\ncluster: {}\ngraph: {mutual: false}\n"
+    with pytest.raises(
+        ConfigError,
+        match=r"c\.yaml: line 4, column 1: .*key 'graph' is given twice \(first on line 2\)",
+    ):
+        load_config(write(tmp_path, text))
+    with pytest.raises(ConfigError, match=r"key 'k' is given twice"):
+        load_config(write(tmp_path, "data: {path: x}\ngraph:\n  k: 5\n  k: 6\n"))
+    merged = load_config(
+        write(tmp_path, "data: {path: x}\ngraph: {<<: {k: 3, mutual: false}, k: 5}\n")
+    )
+    assert (merged.graph.k, merged.graph.mutual) == (5, False)  # a merge key may be overridden
+
+
+def test_true_is_not_a_number(tmp_path: Path) -> None:
+    # before: pydantic read `k: true` as k = 1
+    with pytest.raises(ConfigError, match=r"`graph\.k`: must be a number, not true / false"):
+        load_config(write(tmp_path, "data: {path: x}\ngraph: {k: true}\n"))
+    with pytest.raises(ConfigError, match=r"`cluster\.n_iterations`: must be a number"):
+        load_config(write(tmp_path, "data: {path: x}\ncluster: {n_iterations: false}\n"))
+    assert (
+        load_config(write(tmp_path, "data: {path: x}\ngraph: {mutual: no}\n")).graph.mutual is False
+    )
+
+
+def test_a_section_with_every_key_commented_out_means_the_defaults(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "data: {path: x}\ngraph:\n  # k: 30\npropagate:\n"))
+    assert cfg.graph.k == 15 and cfg.propagate.tags.enabled
+
+
+@pytest.mark.parametrize("value", ["[]", "''", "[a, '']"])
+def test_empty_data_path_is_refused_at_load(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r"`data\.path`: must name a catalog file"):
+        load_config(write(tmp_path, f"data: {{path: {value}}}\n"))
+
+
+def test_a_union_error_is_one_line_per_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "data: {path: 3}\n"))
+    msg = str(info.value)
+    assert msg.count("\n") == 0, msg
+    assert re.search(
+        r"`data\.path`: Input should be a valid string, or input should be a valid list", msg
+    )

@@ -15,6 +15,7 @@ __all__ = [
     "check_finite_matrix",
     "check_float",
     "check_int",
+    "row_norms",
 ]
 
 
@@ -89,6 +90,31 @@ def check_finite_matrix(name: str, array: np.ndarray) -> None:
             f"`{name}` holds NaN or infinite values (first at row {row}); "
             "drop or impute those rows before building the graph"
         )
+
+
+def row_norms(arr: np.ndarray) -> np.ndarray:
+    """L2 norm of each row of a float array, without float32 overflow or underflow.
+
+    The float32 sum of squares overflows to inf above ~1.8e19 per value and underflows to 0
+    below ~1e-23, so a valid direction would be scaled to zeros or read as an all-zero row; such
+    rows (rare) are recomputed in float64. A result of 0 means the row is exactly zero.
+
+    Examples
+    --------
+    >>> x = np.array([[3e30, 4e30], [3e-30, 4e-30], [0, 0]], dtype=np.float32)
+    >>> (row_norms(x) / [5e30, 5e-30, 1]).round(6).tolist()
+    [1.0, 1.0, 0.0]
+    """
+    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))  # no [n, d] temporary
+    odd = np.flatnonzero(~np.isfinite(norms) | (norms == 0))
+    if len(odd):
+        sub = arr[odd].astype(np.float64)
+        scale = np.abs(sub).max(axis=1)
+        safe = np.where(scale > 0, scale, 1.0)
+        norms = norms.astype(np.float64)
+        unit = sub / safe[:, None]
+        norms[odd] = scale * np.sqrt(np.einsum("ij,ij->i", unit, unit))
+    return norms
 
 
 def _range(low: Any, high: Any, lb: str, hb: str) -> str:

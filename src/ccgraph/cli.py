@@ -11,11 +11,12 @@ import importlib
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from ccgraph import __version__
-from ccgraph.exceptions import CcgraphError
+from ccgraph.exceptions import CcgraphError, ConvergenceWarning, DataQualityWarning
 
 __all__ = ["build_parser", "main"]
 
@@ -146,6 +147,24 @@ def _setup_logging(verbosity: int) -> None:
     root.propagate = False
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """Show ccgraph's own warnings as log lines, not as Python source locations."""
+    if issubclass(category, (DataQualityWarning, ConvergenceWarning)):
+        log.warning("%s", message)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)  # type: ignore[arg-type]
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ccgraph`` command; returns the exit code."""
     tokens = list(sys.argv[1:] if argv is None else argv)
@@ -157,7 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _setup_logging(max(args.verbose, 1 if args.command in ("run", "update") else 0))
     try:
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args))
     except CcgraphError as exc:
         if args.verbose:
             log.exception("failed")

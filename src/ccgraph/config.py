@@ -7,11 +7,20 @@ these models (``python -m ccgraph.config``) and a test checks it is current.
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from ccgraph.exceptions import ConfigError
 
@@ -34,6 +43,24 @@ __all__ = [
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _yaml_leniency(cls, v: Any, info: ValidationInfo) -> Any:
+        """Read an empty section as the defaults, and refuse true / false for a number.
+
+        ``graph:`` with all its keys commented out is null in YAML; pydantic alone would
+        refuse it, and would read ``k: true`` as 1.
+        """
+        if info.field_name is None:
+            return v
+        annotation = cls.model_fields[info.field_name].annotation
+        kinds = get_args(annotation) or (annotation,)
+        if v is None and any(isinstance(t, type) and issubclass(t, _Section) for t in kinds):
+            return {}
+        if isinstance(v, bool) and bool not in kinds and (int in kinds or float in kinds):
+            raise ValueError("must be a number, not true / false")
+        return v
 
 
 class TagHygiene(_Section):
@@ -65,6 +92,18 @@ class TagHygiene(_Section):
         200, ge=1, description="Keep at most this many tags per item (the first ones)."
     )
 
+    @field_validator("drop_patterns")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"{pattern!r} is not a valid regular expression ({exc}); fix or remove it"
+                ) from None
+        return v
+
 
 class DataConfig(_Section):
     """Where the catalog is and how to read it."""
@@ -72,6 +111,14 @@ class DataConfig(_Section):
     path: str | list[str] = Field(
         ..., description="A file, directory or glob (or a list); relative to the config file."
     )
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str | list[str]) -> str | list[str]:
+        if not v or (isinstance(v, list) and not all(p.strip() for p in v)) or not str(v).strip():
+            raise ValueError("must name a catalog file, directory or glob (or a list of them)")
+        return v
+
     format: Literal["auto", "openverse", "table"] = Field(
         "auto", description="Catalog layout: Openverse rows, a generic table, or detect."
     )
@@ -80,7 +127,9 @@ class DataConfig(_Section):
         description="For `table`: ccgraph field -> column name (id, title, description, tags, "
         "popularity, provider, source, license, url, image_path, created_on).",
     )
-    tags_sep: str = Field(",", description="For `table`: separator inside a tags column.")
+    tags_sep: str = Field(
+        ",", min_length=1, description="For `table`: separator inside a tags column."
+    )
     image_root: str | None = Field(
         None, description="Directory that relative `image_path` values resolve against."
     )
@@ -97,6 +146,22 @@ class DataConfig(_Section):
         False, description="Keep rows flagged `removed_from_source` (dropped by default)."
     )
     tags: TagHygiene = Field(default_factory=TagHygiene, description="Tag hygiene rules.")
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, str]) -> dict[str, str]:
+        from ccgraph.io.table import TABLE_FIELDS
+
+        unknown = sorted(set(v) - {*TABLE_FIELDS, "tags_sep"})
+        if unknown:
+            raise ValueError(
+                f"unknown fields {unknown}; the keys are ccgraph fields ({', '.join(TABLE_FIELDS)})"
+                " and the values the catalog's column names"
+            )
+        empty = sorted(k for k, col in v.items() if not col.strip())
+        if empty:
+            raise ValueError(f"empty column names for {empty}; give the catalog's column name")
+        return v
 
 
 class TextEmbedConfig(_Section):
@@ -188,6 +253,15 @@ class GraphConfig(_Section):
     min_degree: int = Field(
         1, ge=0, description="Repair: every item keeps at least this many of its strongest edges."
     )
+
+    @field_validator("min_degree")
+    @classmethod
+    def _min_degree(cls, v: int, info: ValidationInfo) -> int:
+        k = info.data.get("k")
+        if isinstance(k, int) and v > k:
+            raise ValueError(f"must be at most `graph.k` ({k}); lower it or raise graph.k")
+        return v
+
     bridge_components: bool = Field(
         False, description="Link components through their best cross edges."
     )
@@ -233,6 +307,14 @@ class ClusterConfig(_Section):
         "items, 2 above: at a million items 2 iterations take a quarter of the time and reach "
         "the same modularity to 1e-4).",
     )
+
+    @field_validator("resolutions")
+    @classmethod
+    def _resolutions(cls, v: list[float]) -> list[float]:
+        bad = [r for r in v if not (math.isfinite(r) and r > 0)]
+        if bad:
+            raise ValueError(f"every resolution must be a finite number > 0; {bad} are not")
+        return v
 
     @field_validator("n_iterations")
     @classmethod
@@ -519,19 +601,51 @@ class Config(_Section):
         return p
 
 
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none|(list|dict|literal)\[.*\]|function-\w+\[.*\])$")
+
+
 def _format_errors(exc: ValidationError, source: str) -> str:
-    lines = []
+    lines: dict[str, list[str]] = {}
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
+        # a union's members add their type to the location: `data.path.str`, `data.path.list[str]`
+        parts = [str(p) for p in err["loc"]]
+        while len(parts) > 1 and _UNION_TAG.match(parts[-1]):
+            parts.pop()
+        loc = ".".join(parts)
         got = err.get("input")
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see docs/config.md)"
         elif err["type"] == "missing":
             msg = "required key is missing"
         got_text = "" if err["type"] in ("missing",) else f"; got {got!r}"
-        lines.append(f"{source}: `{loc}`: {msg}{got_text}")
-    return "\n".join(lines)
+        if loc in lines:
+            lines[loc][0] += f", or {msg[:1].lower()}{msg[1:]}"
+        else:
+            lines[loc] = [f"{source}: `{loc}`: {msg}", got_text]
+    return "\n".join(head + got for head, got in lines.values())
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML loader that refuses a key given twice (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} is given twice (first on line {seen[key] + 1}); the first "
+                    "one would be ignored: merge them into one",
+                    key_node.start_mark,
+                )
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
@@ -596,7 +710,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        context = f" ({exc.context})" if exc.context else ""
+        raise ConfigError(f"{p}: {where}not valid YAML: {exc.problem}{context}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     if raw is None:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ccgraph._validation import row_norms
 from ccgraph.exceptions import IdMismatchError, InputError, ParameterError
 
 if TYPE_CHECKING:
@@ -203,7 +204,7 @@ class Embeddings:
                 f"(first rows {rows}); fix or drop them"
             )
         if normalize:
-            norms = np.linalg.norm(arr, axis=1)
+            norms = row_norms(arr)
             zero = norms == 0
             if zero.any():
                 rows = np.flatnonzero(zero)[:5].tolist()
@@ -401,6 +402,12 @@ class TagSet:
                 raise InputError(
                     f"the tags table needs a {col!r} column; got {list(tags_long.columns)}"
                 )
+        null = tags_long["tag"].isna().to_numpy(bool) | tags_long["id"].isna().to_numpy(bool)
+        if null.any():
+            raise InputError(
+                f"the tags table has {int(null.sum())} rows with a null id or tag (first rows "
+                f"{np.flatnonzero(null)[:5].tolist()}); drop them"
+            )
         pos = pd.Index(ids_arr).get_indexer(tags_long["id"].astype(str))
         keep = pos >= 0
         t = tags_long.loc[keep]

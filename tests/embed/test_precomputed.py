@@ -103,3 +103,53 @@ def test_other_file_errors(tmp_path, vectors):
     (tmp_path / "junk.parquet").write_bytes(b"junk")
     with pytest.raises(InputError, match=r"junk\.parquet"):
         load_precomputed(tmp_path / "junk.parquet")
+
+
+def test_empty_npy_file_is_named(tmp_path):
+    (tmp_path / "v.npy").write_bytes(b"")
+    with pytest.raises(InputError, match=r"v\.npy: not a readable \.npy array"):
+        load_precomputed(tmp_path / "v.npy", ids=["a"])
+
+
+def test_ids_file_bom_blank_line_and_latin1(tmp_path, vectors):
+    np.save(tmp_path / "v.npy", vectors)
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes("\ufeffa\r\nb\r\nc\r\n".encode())
+    assert load_precomputed(tmp_path / "v.npy", ids_path=ids).ids.tolist() == ["a", "b", "c"]
+    ids.write_text("a\n\nb\n")
+    with pytest.raises(InputError, match=r"ids\.txt: line 2 is empty"):
+        load_precomputed(tmp_path / "v.npy", ids_path=ids)
+    ids.write_bytes("a\nb\ncaf\u00e9\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"ids\.txt: not UTF-8 text at line 3"):
+        load_precomputed(tmp_path / "v.npy", ids_path=ids)
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        (["1,2", "3,4", "5,6"], r"row 0 .*holds str '1,2'"),
+        ([1.0, 2.0, 3.0], r"row 0 .*holds float"),
+        ([[[1.0, 2.0]], [[3.0, 4.0]], [[5.0, 6.0]]], r"flat lists of numbers"),
+    ],
+)
+def test_parquet_vector_column_that_is_not_lists_of_numbers(tmp_path, column, message):
+    p = tmp_path / "v.parquet"
+    pd.DataFrame({"id": ["a", "b", "c"], "vector": column}).to_parquet(p)
+    with pytest.raises(InputError, match=rf"v\.parquet: column 'vector' must hold .*{message}"):
+        load_precomputed(p)
+
+
+def test_parquet_null_id_is_named(tmp_path, vectors):
+    p = tmp_path / "v.parquet"
+    pd.DataFrame({"id": ["a", None, "c"], "vector": list(vectors)}).to_parquet(p)
+    with pytest.raises(InputError, match=r"column 'id' is null in 1 rows, e.g. rows \[1\]"):
+        load_precomputed(p)
+
+
+@pytest.mark.parametrize("scale", [1e37, 1e-40])
+def test_extreme_magnitudes_keep_their_direction(tmp_path, vectors, scale):
+    # float32 sums of squares overflow (1e37) or underflow (1e-40): still valid directions
+    np.save(tmp_path / "v.npy", (vectors * scale).astype(np.float32))
+    emb = load_precomputed(tmp_path / "v.npy", ids=["a", "b", "c"])
+    expected = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    np.testing.assert_allclose(emb.vectors, expected, rtol=1e-3, atol=1e-6)

@@ -187,3 +187,17 @@ def test_estimate_recall_against_a_hand_counted_corruption():
     worse = h_dist.copy()
     worse[:, 0] = 64
     assert estimate_recall(codes, h_idx, worse, metric="hamming", n_queries=300) <= 0.8
+
+
+@pytest.mark.parametrize("scale", [1e36, 1e-38])
+def test_cosine_is_scale_free_at_float32_extremes(scale):
+    # the float32 sum of squares overflows (1e36) or underflows (1e-38); directions are valid
+    x, _ = blobs(60, 8, centers=3, spread=0.3)
+    idx, dist = knn_search(x, k=5, backend="exact")
+    big = (x.astype(np.float64) * scale).astype(np.float32)
+    idx2, dist2 = knn_search(big, k=5, backend="exact")
+    np.testing.assert_allclose(dist2, dist, atol=1e-4)
+    assert (idx2 == idx).mean() > 0.98
+    emb = Embeddings.from_array(big)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    np.testing.assert_allclose(emb.vectors, xn, atol=1e-4)

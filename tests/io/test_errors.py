@@ -51,6 +51,16 @@ def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
             r"semicolon-separated",
         ),
         ("tabs.csv", "id\ttitle\n1\ta\n", r"tabs\.csv: only one column found.*tab-separated"),
+        (  # commas inside the tab-separated fields used to give a ragged-row error instead
+            "tabs_commas.csv",
+            "id\ttitle\n1\ta, b\n2\tc, d, e\n",
+            r"tabs_commas\.csv: only one column found.*tab-separated.*\.tsv tab",
+        ),
+        (
+            "utf16.csv",
+            "id,title\n1,a\n".encode("utf-16"),
+            r"utf16\.csv: the file is UTF-16 text.*iconv -f utf-16 -t utf-8",
+        ),
         (
             "noid.csv",
             "name,title\n1,a\n",
@@ -218,3 +228,11 @@ def test_bad_parameters(tmp_path: Path, kwargs: dict, pattern: str) -> None:
 def test_every_error_is_a_ccgraph_error(tmp_path: Path) -> None:
     with pytest.raises(CcgraphError):
         read_catalog(tmp_path / "missing.csv")
+
+
+def test_every_row_removed_from_source_points_at_include_removed(tmp_path: Path) -> None:
+    f = _write(tmp_path, "gone.csv", "identifier,title,removed_from_source\n1,a,t\n2,b,t\n")
+    with pytest.raises(InputError, match=r"gone\.csv: 2 rows rejected.*data\.include_removed"):
+        read_catalog(f, format="openverse")
+    kept = read_catalog(f, format="openverse", include_removed=True)
+    assert kept.items["id"].tolist() == ["1", "2"]

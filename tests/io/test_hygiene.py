@@ -7,7 +7,7 @@ import pytest
 
 from ccgraph.config import TagHygiene
 from ccgraph.exceptions import ParameterError
-from ccgraph.io.hygiene import apply_hygiene, normalize_tag
+from ccgraph.io.hygiene import apply_hygiene, as_hygiene, normalize_tag
 
 
 def _tags(rows: list[tuple[int, str, str, float]]) -> pd.DataFrame:
@@ -104,8 +104,11 @@ def test_min_count_not_applied_here() -> None:
 
 
 def test_invalid_pattern_names_it() -> None:
+    # refused when the rules are built (config load or `hygiene=` mapping), before any reading
     with pytest.raises(ParameterError, match=r"drop_patterns.*'\(unclosed'"):
-        apply_hygiene(_tags([(0, "a", "user", 1.0)]), TagHygiene(drop_patterns=["(unclosed"]))
+        as_hygiene({"drop_patterns": ["(unclosed"]})
+    with pytest.raises(ValueError, match=r"(?s)drop_patterns.*'\(unclosed'"):
+        TagHygiene(drop_patterns=["(unclosed"])
 
 
 @pytest.mark.parametrize(

@@ -125,3 +125,12 @@ def test_bad_inputs():
         local_ppr(g, [25])
     with pytest.raises(ParameterError, match="epsilon"):
         local_ppr(g, [1], epsilon=0)
+
+
+def test_local_ppr_refuses_ids_where_positions_are_expected():
+    # before: ValueError "could not convert string to float"
+    graph = KnnGraph.from_adjacency(sp.csr_matrix(np.ones((3, 3)) - np.eye(3)), ["a", "b", "c"])
+    with pytest.raises(
+        InputError, match=r"`seeds` must be integer positions .*\['a'\].*get_indexer"
+    ):
+        local_ppr(graph, ["a"])

@@ -59,6 +59,10 @@ def test_batch_input_errors(index: RunIndex, tmp_path: Path) -> None:
         index.query_batch(pd.DataFrame({"key": ["it0001"]}))
     with pytest.raises(InputError, match=r"exactly one of .* rows \[1\]"):
         index.query_batch(pd.DataFrame({"id": ["it0001"], "text": ["fox"]}))
+    with pytest.raises(
+        InputError, match=r"rows \[2\] \(1-based\) give \[0\] of them \(0: all null"
+    ):
+        index.query_batch(pd.DataFrame({"id": ["it0001", None]}))
     with pytest.raises(InputError, match="batch row 2: `id` 'nope'"):
         index.query_batch(["it0001", "nope"])
     with pytest.raises(InputError, match="`queries` must be"):

@@ -77,3 +77,22 @@ def test_user_errors_exit_2(base_run: Path, tmp_path: Path, capsys: pytest.Captu
     )
     assert code == 2
     assert "--remove" in capsys.readouterr().err
+
+
+def test_a_header_only_batch_is_a_removal_only_update(
+    base_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # before: "no usable items ... point `data.path` at the right file", so items could not be
+    # removed without sending rows
+    header = pd.read_csv(base_run.parent / "catalog.csv").head(0)
+    header.to_csv(tmp_path / "empty.csv", index=False)
+    (tmp_path / "gone.txt").write_text("it0005\n")
+    args = ["update", str(base_run), str(tmp_path / "empty.csv"), "-q"]
+    assert (
+        main([*args, "--out", str(tmp_path / "new"), "--remove", str(tmp_path / "gone.txt")]) == 0
+    )
+    ids = set(ccgraph.load_run(tmp_path / "new").ids)
+    assert "it0005" not in ids and len(ids) == 159
+    # and without removals it is the no-op of an empty batch (as with an empty Catalog)
+    assert main([*args, "--out", str(tmp_path / "new2")]) == 0
+    assert ccgraph.load_run(tmp_path / "new2").manifest["stages"]["update"]["noop"]

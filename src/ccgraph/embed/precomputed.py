@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ccgraph._validation import row_norms
 from ccgraph.containers import Embeddings
 from ccgraph.exceptions import InputError
 
@@ -19,18 +20,35 @@ logger = logging.getLogger(__name__)
 
 def _read_ids_file(path: Path) -> list[str]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"cannot read the ids file {path}: {exc}") from exc
-    while lines and not lines[-1].strip():
+        raise InputError(
+            f"cannot read the ids file {path}: {exc}; check `embed.precomputed.ids_path`"
+        ) from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{path}: not UTF-8 text at line {line} (byte value 0x{data[exc.start]:02x}); "
+            "re-save the ids file as UTF-8"
+        ) from None
+    lines = [line.strip() for line in text.split("\n")]
+    while lines and not lines[-1]:
         lines.pop()
-    return [line.strip() for line in lines]
+    blank = [i + 1 for i, line in enumerate(lines) if not line]
+    if blank:
+        raise InputError(
+            f"{path}: line {blank[0]} is empty ({len(blank)} empty lines); line i must hold the "
+            "id of row i of the vectors: remove the empty lines or write the missing ids"
+        )
+    return lines
 
 
 def _from_npy(path: Path, ids: Sequence[str] | None, ids_path: str | Path | None) -> tuple:
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)  # read once, by the copy below
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise InputError(
             f"{path}: not a readable .npy array ({exc}); write it with numpy.save "
             "(a 2-D float array [n_items, dim])"
@@ -70,9 +88,27 @@ def _from_parquet(path: Path, id_column: str, vector_column: str) -> tuple:
             f"{path}: no id column {id_column!r}; columns are {list(frame.columns)}: name the "
             "id column with `id_column` (config `embed.precomputed.id_column`)"
         )
+    missing = frame[id_column].isna().to_numpy(bool)
+    if missing.any():
+        rows = np.flatnonzero(missing)[:5].tolist()
+        raise InputError(
+            f"{path}: column {id_column!r} is null in {int(missing.sum())} rows, e.g. rows "
+            f"{rows}; give every vector an id (or drop those rows)"
+        )
     ids = frame[id_column].astype(str).to_numpy()
     if vector_column in frame.columns:
         col = frame[vector_column]
+        scalar = col.map(
+            lambda v: isinstance(v, (str, bytes)) or (v is not None and not hasattr(v, "__len__"))
+        ).to_numpy(bool)
+        if scalar.any():
+            row = int(np.flatnonzero(scalar)[0])
+            raise InputError(
+                f"{path}: column {vector_column!r} must hold one list of numbers per row; row "
+                f"{row} (id {ids[row]!r}) holds {type(col.iloc[row]).__name__} "
+                f"{str(col.iloc[row])[:40]!r}: write the vectors as lists (e.g. "
+                "pandas.DataFrame({'id': ids, 'vector': list(array)}).to_parquet(...))"
+            )
         lengths = col.map(lambda v: -1 if v is None else len(v)).to_numpy()
         if len(lengths) and (lengths != lengths[0]).any():
             dims = pd.Series(lengths).value_counts()
@@ -88,7 +124,18 @@ def _from_parquet(path: Path, id_column: str, vector_column: str) -> tuple:
                 f"{path}: column {vector_column!r} holds empty or null vectors; give every id a "
                 "vector (or drop the ids without one)"
             )
-        arr = np.array(col.tolist(), dtype=np.float64) if len(col) else np.zeros((0, 0))
+        try:
+            arr = np.array(col.tolist(), dtype=np.float64) if len(col) else np.zeros((0, 0))
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"{path}: column {vector_column!r} must hold flat lists of numbers ({exc}); "
+                "write one list of floats per row"
+            ) from None
+        if arr.ndim != 2:
+            raise InputError(
+                f"{path}: column {vector_column!r} must hold flat lists of numbers; got nested "
+                f"values (array of shape {arr.shape}): write one list of floats per row"
+            )
     else:
         num = frame.drop(columns=[id_column]).select_dtypes("number")
         if num.shape[1] == 0:
@@ -188,7 +235,7 @@ def load_precomputed(
             f"{p}: repeated ids, e.g. {uniq[counts > 1][:5].tolist()}; keep one vector per id"
         )
     if normalize:
-        norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))  # no [n, d] temporary
+        norms = row_norms(arr)
         zero = norms == 0
         if zero.any():
             rows = np.flatnonzero(zero)[:5]

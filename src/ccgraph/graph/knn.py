@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ccgraph._random import RngLike, derive_seed
-from ccgraph._validation import check_choice, check_finite_matrix, check_int
+from ccgraph._validation import check_choice, check_finite_matrix, check_int, row_norms
 from ccgraph.containers import Embeddings
 from ccgraph.exceptions import InputError, ParameterError
 
@@ -94,14 +94,14 @@ def prepare_vectors(vectors: Any, metric: str) -> np.ndarray:
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     check_finite_matrix("vectors", arr)
     if metric == "cosine":
-        norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))
+        norms = row_norms(arr)
         if (norms == 0).any():
             row = int(np.flatnonzero(norms == 0)[0])
             raise InputError(
                 f"`vectors` row {row} is all zeros: it has no direction for cosine similarity"
             )
         if np.abs(norms - 1.0).max() > 1e-4:
-            arr = arr / norms[:, None]
+            arr = (arr / norms[:, None]).astype(np.float32, copy=False)
     return arr
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from ccgraph.exceptions import InputError
+from ccgraph.exceptions import InputError, ParameterError
 
 __all__ = ["CATALOG_SUFFIXES", "RawTable", "expand_paths", "iter_records", "read_raw"]
 
@@ -90,6 +90,14 @@ def expand_paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     and its sub-directories (optionally ``.gz``-compressed; hidden entries and ccgraph run
     directories skipped), in path order; a glob its matches in name order.
     """
+    single = isinstance(path, (str, os.PathLike))
+    if not (single or isinstance(path, (list, tuple))) or not all(
+        isinstance(p, (str, os.PathLike)) for p in ([path] if single else path)
+    ):
+        raise ParameterError(
+            f"`path` must be a file, directory or glob (a str or Path), or a list of them; "
+            f"got {type(path).__name__} {path!r}"
+        )
     items = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     if not items:
         raise InputError("no catalog path given: `path` is an empty list")
@@ -139,6 +147,11 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _decode(path: Path, data: bytes) -> str:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InputError(
+            f"{path}: the file is UTF-16 text (it starts with a UTF-16 byte-order mark); "
+            f"re-save it as UTF-8, e.g. `iconv -f utf-16 -t utf-8 {path.name} > fixed.csv`"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -189,6 +202,15 @@ def _read_delimited(path: Path, kind: str) -> pd.DataFrame:
         kind = "tsv" if sep == "\t" else "csv"
     else:
         sep = "\t" if kind == "tsv" else ","
+    others = [name for d, name in _DELIMITERS.items() if d != sep and d in header]
+    if others and sep not in header:
+        # checked before parsing: commas inside the rows would otherwise give a ragged-row error
+        raise InputError(
+            f"{path}: only one column found ({header[:80]!r}); the file looks "
+            f"{others[0]}-separated, but a {path.suffix} file is read as "
+            f"{_DELIMITERS[sep]}-separated: save it with {_DELIMITERS[sep]}s or use the "
+            f"matching extension (.csv comma, .tsv tab, .txt any)"
+        )
     # TSV (as written by PostgreSQL COPY and most tools) has no quoting.
     quoting = csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL
     try:
@@ -212,15 +234,6 @@ def _read_delimited(path: Path, kind: str) -> pd.DataFrame:
         ) from None
     if quoting == csv.QUOTE_MINIMAL and text.count("\n") > len(frame) + 1:
         _check_quoting(path, text, sep)  # some field spans lines: was it opened by mistake?
-    if frame.shape[1] == 1:
-        others = [name for d, name in _DELIMITERS.items() if d != sep and d in header]
-        if others:
-            raise InputError(
-                f"{path}: only one column found ({header[:80]!r}); the file looks "
-                f"{others[0]}-separated, but a {path.suffix} file is read as "
-                f"{_DELIMITERS[sep]}-separated: save it with {_DELIMITERS[sep]}s or use the "
-                f"matching extension (.csv comma, .tsv tab, .txt any)"
-            )
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame.replace({"\\N": ""}) if len(frame) else frame
 

@@ -284,9 +284,15 @@ def read_catalog(
                 "add rows to the catalog or point `data.path` at the right file"
             )
         reasons = {str(k): int(v) for k, v in rejects["reason"].value_counts().head(5).items()}
+        removed = (
+            "; every row is flagged removed_from_source: set `data.include_removed: true` "
+            "(`include_removed=True`) to keep them"
+            if set(reasons) == {"removed from source"}
+            else ""
+        )
         raise InputError(
             f"no usable items in {where}: {len(rejects)} rows rejected (by reason: {reasons}); "
-            "fix those rows, or map the right column of each field in `data.columns`"
+            f"fix those rows, or map the right column of each field in `data.columns`{removed}"
         )
     items = items.drop(columns=["_fi", "_row", "_seq", "_file"]).reset_index(drop=True)
     seconds = time.perf_counter() - start

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from ccgraph.config import TagHygiene
 from ccgraph.exceptions import ParameterError
@@ -67,8 +68,13 @@ def as_hygiene(hygiene: TagHygiene | Mapping[str, Any] | None) -> TagHygiene:
     if isinstance(hygiene, Mapping):
         try:
             return TagHygiene.model_validate(dict(hygiene))
-        except ValueError as exc:
-            raise ParameterError(f"`hygiene` is not a valid TagHygiene: {exc}") from None
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"`hygiene.{'.'.join(map(str, e['loc']))}`: "
+                + e["msg"].removeprefix("Value error, ")
+                for e in exc.errors()
+            )
+            raise ParameterError(f"`hygiene` is not a valid TagHygiene: {problems}") from None
     raise ParameterError(
         f"`hygiene` must be a TagHygiene, a mapping or None; got {type(hygiene).__name__}"
     )

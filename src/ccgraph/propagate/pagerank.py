@@ -340,6 +340,12 @@ def _seed_vector(seeds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
         idx, w = s.indices.astype(np.int64), s.data.astype(np.float64)
     else:
         arr = np.asarray(seeds)
+        if arr.dtype.kind not in "iufb":
+            raise InputError(
+                "`seeds` must be integer positions (rows of graph.ids), a weight vector of "
+                f"length {n} or a sparse vector; got {arr.dtype} values {arr.ravel()[:3].tolist()}"
+                " (map ids to positions, e.g. with pandas.Index(graph.ids).get_indexer(ids))"
+            )
         if arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and arr.ndim == 1 and arr.size != n):
             idx = np.unique(arr.astype(np.int64).ravel())
             if idx.size == 0 or idx.min() < 0 or idx.max() >= n:

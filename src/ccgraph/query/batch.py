@@ -53,7 +53,8 @@ def _read_queries(queries: Any) -> pd.DataFrame:
     if len(bad):
         raise InputError(
             f"{where}: each row must give exactly one of {cols}; rows {(bad + 1).tolist()[:5]} "
-            f"give {filled[bad].tolist()[:5]}"
+            f"(1-based) give {filled[bad].tolist()[:5]} of them (0: all null, e.g. an empty "
+            "id): fill or drop those rows"
         )
     return frame.reset_index(drop=True)
 

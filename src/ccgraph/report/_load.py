@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def _read_graph(path: Path, ids: np.ndarray) -> sp.csr_matrix:
             shape = tuple(int(s) for s in z["shape"])
             a = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
             gids = z["ids"].astype(str)
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(
             f"{path} is not a ccgraph graph (arrays data, indices, indptr, shape, ids): {exc}"
         ) from exc
@@ -80,6 +81,37 @@ def _read_graph(path: Path, ids: np.ndarray) -> sp.csr_matrix:
     return a
 
 
+def _check_complete(path: Path, manifest: Any) -> None:
+    """Refuse another schema version, and recorded files that are absent or resized.
+
+    A half-written or edited run directory would otherwise give a silently wrong report.
+    """
+    from ccgraph.io.run import SCHEMA_VERSION
+
+    if not isinstance(manifest, dict):
+        return
+    version = manifest.get("schema_version")
+    if version is not None and version != SCHEMA_VERSION:
+        raise InputError(
+            f"{path}: run schema_version {version!r} is not supported; this ccgraph reads "
+            f"version {SCHEMA_VERSION} (re-run with this version)"
+        )
+    files = manifest.get("files")
+    for name, info in (files if isinstance(files, dict) else {}).items():
+        target = path / name
+        if not target.is_file():
+            raise InputError(
+                f"{path} is an incomplete run directory: {name} is recorded in the manifest "
+                "but missing (run it again)"
+            )
+        size = target.stat().st_size
+        if isinstance(info, dict) and info.get("bytes") not in (None, size):
+            raise InputError(
+                f"{target} has {size} bytes but the manifest records {info['bytes']}: the run "
+                "directory was modified or is incomplete (run it again)"
+            )
+
+
 def load_run_dir(run_dir: str | Path) -> RunData:
     """Read the run directory ``run_dir`` (raises :class:`InputError` naming a bad file)."""
     path = Path(run_dir).expanduser()
@@ -88,6 +120,11 @@ def load_run_dir(run_dir: str | Path) -> RunData:
     for name in _REQUIRED:
         if not (path / name).exists():
             raise InputError(f"{path / name} does not exist; is {path} a ccgraph run directory?")
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path / 'manifest.json'} is not valid JSON: {exc}") from exc
+    _check_complete(path, manifest)
     items = _read_parquet(path / "items.parquet", required=True)
     for col in ("id", "cluster"):
         if col not in items.columns:
@@ -95,10 +132,6 @@ def load_run_dir(run_dir: str | Path) -> RunData:
     items = items.reset_index(drop=True)
     items["id"] = items["id"].astype(str)
     ids = items["id"].to_numpy()
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path / 'manifest.json'} is not valid JSON: {exc}") from exc
     tags = _read_parquet(path / "tags.parquet", required=False)
     if not tags.empty:
         tags["id"] = tags["id"].astype(str)

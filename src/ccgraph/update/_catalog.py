@@ -46,17 +46,26 @@ def read_batch(source: Catalog | str | Path, cfg: Config) -> Catalog:
     if not path.exists():
         raise InputError(f"new catalog not found: {path}")
     d = cfg.data
-    return read_catalog(
-        path,
-        format=d.format,
-        columns=d.columns,
-        tags_sep=d.tags_sep,
-        on_duplicate=d.on_duplicate,
-        include_removed=True,
-        hygiene=d.tags,
-        image_root=cfg.resolve(d.image_root) if d.image_root else None,
-        require_image=d.require_image,
-    )
+    try:
+        return read_catalog(
+            path,
+            format=d.format,
+            columns=d.columns,
+            tags_sep=d.tags_sep,
+            on_duplicate=d.on_duplicate,
+            include_removed=True,
+            hygiene=d.tags,
+            image_root=cfg.resolve(d.image_root) if d.image_root else None,
+            require_image=d.require_image,
+        )
+    except InputError as exc:
+        # a header-only batch is a removal-only update (`--remove`), not a broken catalog
+        if "have a header but no data rows" not in str(exc):
+            raise
+    logger.info("%s: no rows (an update that only removes items)", path)
+    items = pd.DataFrame({c: pd.Series(dtype=object) for c in ITEM_COLUMNS})
+    tags = pd.DataFrame({c: pd.Series(dtype=object) for c in TAG_COLUMNS})
+    return Catalog(items, tags, params={"path": str(path)})
 
 
 def plan_changes(run_ids: np.ndarray, batch: Catalog, remove: Iterable[str] = ()) -> Changes:
