@@ -56,8 +56,10 @@ def _cfg(**cluster: object) -> object:
     return config_from_mapping({"data": {"path": "x"}, "cluster": cluster})
 
 
-@pytest.mark.parametrize("strategy", ["warm", "local"])
-def test_ids_stable_and_new_block_gets_fresh_id(strategy: str) -> None:
+@pytest.mark.parametrize(
+    ("strategy", "refine_iterations"), [("warm", 1), ("local", 1), ("local", -1), ("local", 2)]
+)
+def test_ids_stable_and_new_block_gets_fresh_id(strategy: str, refine_iterations: int) -> None:
     sizes = [40, 40, 40, 40, 20]  # the last block arrives with the update
     a = _planted(sizes, 0.3, 0.005, seed=4)
     n_old = 160
@@ -80,6 +82,7 @@ def test_ids_stable_and_new_block_gets_fresh_id(strategy: str) -> None:
         next_ids=[60],
         split_levels=[False],
         strategy=strategy,
+        refine_iterations=refine_iterations,
         rng=0,
     )
     mem = levels[0].membership
@@ -91,6 +94,12 @@ def test_ids_stable_and_new_block_gets_fresh_id(strategy: str) -> None:
     assert adjusted_rand_index(truth, mem) == pytest.approx(1.0)
     if strategy == "local":
         assert info["n_fixed"] > 0
+        assert info["refine_iterations"] == refine_iterations
+
+
+def test_refine_iterations_zero_is_rejected_by_the_config() -> None:
+    with pytest.raises(Exception, match="refine_iterations"):
+        config_from_mapping({"data": {"path": "x"}, "update": {"refine_iterations": 0}})
 
 
 def test_unknown_strategy() -> None:

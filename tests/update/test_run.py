@@ -222,3 +222,27 @@ def test_refuses_to_overwrite_its_input_and_runs_without_arrays(
         update_run(
             tmp_path / "bare", csv, out=tmp_path / "x", overrides=[f"embed.precomputed.path={vec}"]
         )
+
+
+@pytest.mark.parametrize(
+    "override", ["graph.k=30", "graph.metric=euclidean", "cluster.resolutions=[1.0]"]
+)
+def test_update_refuses_settings_the_run_was_made_with(tmp_path, override) -> None:
+    from ccgraph.exceptions import ConfigError
+    from ccgraph.update.run import _config
+
+    manifest = {"config": {"data": {"path": "x.csv"}, "graph": {"k": 15}}}
+    with pytest.raises(ConfigError, match=override.split("=")[0].replace(".", r"\.")):
+        _config(manifest, [override])
+
+
+def test_update_accepts_overrides_of_where_the_batch_is() -> None:
+    from ccgraph.update.run import _config
+
+    manifest = {"config": {"data": {"path": "x.csv"}, "graph": {"k": 15}}}
+    cfg = _config(
+        manifest,
+        ["embed.precomputed.path=/abs/new.npy", "update.tags=full", "graph.backend=exact"],
+    )
+    assert cfg.update.tags == "full"
+    assert cfg.graph.k == 15

@@ -213,6 +213,7 @@ def update_levels(
     strategy: str = "warm",
     hops: int = 0,
     new_items: str = "singleton",
+    refine_iterations: int = 1,
     rng: RngLike = None,
 ) -> tuple[list[Partition], dict[str, Any]]:
     """Every level of the run, refined from its previous clusters on the updated graph.
@@ -232,6 +233,8 @@ def update_levels(
         it with ``recursive_split``.
     strategy, hops
         ``"warm"`` or ``"local"`` (see the module docstring).
+    refine_iterations
+        Leiden iterations of the ``local`` strategy (``-1``: until stable).
     new_items
         Start of the items new to the run: ``"singleton"`` (each its own cluster, so a batch
         can form clusters of its own) or ``"majority"`` (:func:`initial_membership`).
@@ -260,7 +263,12 @@ def update_levels(
         fixed = ~neighbourhood(graph.adjacency, touched, hops)
     levels: list[Partition] = []
     present = member(old.index, ids)  # old items still in the graph (not removed)
-    info: dict[str, Any] = {"strategy": strategy, "churn": [], "n_fixed": 0}
+    info: dict[str, Any] = {
+        "strategy": strategy,
+        "churn": [],
+        "n_fixed": 0,
+        "refine_iterations": refine_iterations if strategy == "local" else None,
+    }
     for i, (res, next_id) in enumerate(zip(resolutions, next_ids, strict=True)):
         col = f"cluster_l{i}"
         if col not in old.columns:
@@ -282,7 +290,7 @@ def update_levels(
                 fixed_i,
                 resolution=res,
                 objective=c.objective,
-                n_iterations=c.n_iterations,
+                n_iterations=refine_iterations,
                 rng=seed,
             )
             part = Partition(mem, ids, _quality(graph, mem, c.objective, res), {"resolution": res})

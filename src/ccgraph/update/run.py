@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from ccgraph._logging import StageTimer
 from ccgraph._random import RngLike
 from ccgraph.config import Config, apply_overrides, config_from_mapping
 from ccgraph.containers import Catalog, Embeddings, RunResult
-from ccgraph.exceptions import InputError, OutputError
+from ccgraph.exceptions import ConfigError, InputError, OutputError
 
 __all__ = ["update_run"]
 
@@ -34,9 +35,58 @@ def _config(
         raise InputError("the run's manifest.json holds no config; it cannot be updated")
     if isinstance(overrides, Mapping):
         overrides = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
-    raw = apply_overrides(raw, list(overrides or []))
     base = manifest.get("stages", {}).get("persist", {}).get("base_dir")
-    return config_from_mapping(raw, base_dir=base, source="the run's config")
+    recorded = config_from_mapping(raw, base_dir=base, source="the run's config")
+    cfg = config_from_mapping(
+        apply_overrides(raw, list(overrides or [])), base_dir=base, source="the run's config"
+    )
+    _check_kept_settings(recorded, cfg)
+    return cfg
+
+
+#: Config sections an update inherits from the run: changing them would mix two settings in
+#: one graph, partition or tag solution.
+FIXED_SECTIONS = ("graph", "cluster", "propagate", "embed")
+#: Keys inside those sections that only say where the batch is or how fast to work.
+FREE_KEYS = re.compile(
+    r"^embed\.(precomputed\.\w+|cache_dir|\w+\.(batch_size|max_pixels))$"
+    r"|^graph\.backend$"
+    r"|^cluster\.(backend|n_iterations|previous_run|warm_start|min_overlap|top_tags"
+    r"|n_representatives)$"
+    r"|^propagate\.tags\.(tag_block|dtype|reorder|solver|prune|freeze|max_iter|explain)$"
+    r"|^propagate\.\w+\.enabled$"
+)
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def _check_kept_settings(recorded: Config, cfg: Config) -> None:
+    """Refuse overrides of settings the run's graph, clusters and tags were made with."""
+    before = _flat(recorded.model_dump(mode="json"))
+    after = _flat(cfg.model_dump(mode="json"))
+    changed = sorted(
+        key
+        for key in set(before) | set(after)
+        if key.split(".")[0] in FIXED_SECTIONS
+        and not FREE_KEYS.match(key)
+        and before.get(key) != after.get(key)
+    )
+    if changed:
+        key = changed[0]
+        raise ConfigError(
+            f"an update keeps the run's `{key}` ({before.get(key)!r}); got {after.get(key)!r}"
+            + (f" (and {len(changed) - 1} more changed keys)" if len(changed) > 1 else "")
+            + ": the updated graph, clusters and tags would mix both settings. Rebuild "
+            "instead with `ccgraph run CONFIG --set "
+            f"{key}=...`, adding `--set cluster.previous_run=RUN_DIR` to keep the cluster IDs"
+        )
 
 
 def update_run(
