@@ -58,12 +58,15 @@ def _oracle(x: np.ndarray, metric: str, k: int) -> tuple[np.ndarray, np.ndarray]
     return brute_force(np.sqrt((diff**2).sum(-1)), k)
 
 
+@pytest.mark.parametrize("kernel", [False, True], ids=["numpy", "numba"])
 @pytest.mark.parametrize("metric", ["euclidean", "cosine", "hamming"])
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(data=st.data())
-def test_collapsed_search_is_the_brute_force_knn(metric, data):
+def test_collapsed_search_is_the_brute_force_knn(metric, kernel, data):
     x, k = data.draw(duplicated_rows(metric))
-    idx, dist = knn_search(x, k=k, metric=metric, backend="exact")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_collapse, "NUMPY_MAX_ROWS", -1 if kernel else 10**9)
+        idx, dist = knn_search(x, k=k, metric=metric, backend="exact")
     o_idx, o_dist = _oracle(x, metric, k)
     np.testing.assert_array_equal(idx, o_idx)
     np.testing.assert_allclose(dist, o_dist, atol=1e-6)
@@ -94,7 +97,9 @@ def test_copies_of_float_vectors_tie_at_zero_in_index_order(metric):
     assert copies.any() and (dist[copies] == 0.0).all()  # exactly, not 1 - x.x rounded
 
 
-def test_expand_lists_pads_empty_slots():
+@pytest.mark.parametrize("kernel", [False, True], ids=["numpy", "numba"])
+def test_expand_lists_pads_empty_slots(monkeypatch, kernel):
+    monkeypatch.setattr(_collapse, "NUMPY_MAX_ROWS", -1 if kernel else 10**9)
     rows = identical_rows(np.array([[1], [2], [1], [3]], dtype=np.uint8))
     assert rows is not None and rows.group.tolist() == [0, 1, 0, 2]
     ind = np.array([[1, -1], [-1, -1], [0, 1]])  # an approximate search's unfilled slots
