@@ -26,6 +26,7 @@ __all__ = [
     "estimate_recall",
     "knn_search",
     "prepare_vectors",
+    "unit_rows",
 ]
 
 logger = logging.getLogger(__name__)
@@ -104,8 +105,26 @@ def prepare_vectors(vectors: Any, metric: str) -> np.ndarray:
             raise InputError(
                 f"`vectors` row {row} is all zeros: it has no direction for cosine similarity"
             )
-        if np.abs(norms - 1.0).max() > 1e-4:
-            arr = arr / norms[:, None]
+        arr = unit_rows(arr, norms)
+    return arr
+
+
+def unit_rows(arr: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
+    """float32 rows scaled to unit length, unless all are already within ``1e-4`` of it.
+
+    Rows that are unit length up to rounding (model outputs) are left bit for bit, so every
+    engine that calls this (the Spark backend does, per batch) searches the same numbers; an
+    all-zero row stays zero.
+
+    Examples
+    --------
+    >>> unit_rows(np.array([[3.0, 4.0]], dtype=np.float32)).tolist()
+    [[0.6000000238418579, 0.800000011920929]]
+    """
+    if norms is None:
+        norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))
+    if len(norms) and np.abs(norms - 1.0).max() > 1e-4:
+        arr = arr / np.where(norms > 0, norms, 1.0)[:, None]
     return arr
 
 
