@@ -250,7 +250,8 @@ def _search(
     if backend == "cells":
         from ccgraph.graph._ivf import cells_knn
 
-        return cells_knn(arr, k, metric=metric, seed=seed, n_jobs=n_jobs, options=options)
+        opts = dict(options) if options else None
+        return cells_knn(arr, k, metric=metric, seed=seed, n_jobs=n_jobs, options=opts)
     if backend == "exact":
         from ccgraph.graph._exact import exact_dense, exact_hamming
 

@@ -200,8 +200,8 @@ def knn_dense(
         raise InputError(f"`k` must be smaller than the number of items (n={n}); got k={k}")
     if metric == "cosine":  # the local rule (ccgraph.graph.knn.unit_rows), batch by batch
         base = base.mapInPandas(_unit_batches, "idx long, vec array<float>")
-    opts = {"n_cells": n_cells, "cell_size": cell_size, "n_probe": n_probe,
-            "sample_size": sample_size, "kmeans_iter": kmeans_iter}  # fmt: skip
+    opts: dict[str, Any] = {"n_cells": n_cells, "cell_size": cell_size, "n_probe": n_probe,
+                            "sample_size": sample_size, "kmeans_iter": kmeans_iter}  # fmt: skip
     groups = identical_groups(base)
     if groups is None:
         return _divide_and_merge(base, n, k, metric=metric, rng=g, **opts)
