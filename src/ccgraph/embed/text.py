@@ -198,8 +198,9 @@ class TextEmbedder:
     ``embed(items)`` reads the column ``text`` (or builds captions from ``title`` and
     ``description`` with :func:`caption_texts` when there is none). An empty caption is
     embedded as the empty string (its vector carries no content, so such items end up near
-    each other); the number of empty captions is reported as ``n_empty_captions`` in the
-    output's params so callers can down-weight or drop them.
+    each other). Each distinct text is encoded once, so items with the same caption get
+    bitwise-identical vectors; the number of empty captions is reported as
+    ``n_empty_captions`` in the output's params so callers can down-weight or drop them.
 
     Examples
     --------
@@ -286,11 +287,23 @@ class TextEmbedder:
         texts = self.texts(items)
         ids = items["id"].astype(str).to_numpy()
         n_empty = sum(1 for t in texts if not t.strip())
-        vecs = self.encode(texts) if texts else np.zeros((0, 0), dtype=np.float32)
+        if texts:
+            # each distinct text once: repeated captions get bitwise-identical vectors (their
+            # kNN ties are then exact, see ccgraph.graph.knn_search) and are not re-encoded
+            distinct, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
+            vecs = self.encode(distinct.tolist())[inverse.ravel()]
+        else:
+            distinct, vecs = np.zeros(0), np.zeros((0, 0), dtype=np.float32)
         params = {"embedder": self.name, **self.params, "n_empty_captions": n_empty}
         emb = Embeddings(vecs.reshape(len(texts), -1), ids, "dense", params)
         elapsed = time.perf_counter() - start
-        logger.info("text: embedded %d captions (%d empty) in %.2f s", len(texts), n_empty, elapsed)
+        logger.info(
+            "text: embedded %d captions (%d distinct, %d empty) in %.2f s",
+            len(texts),
+            len(distinct),
+            n_empty,
+            elapsed,
+        )
         stats = {"n_items": len(ids), "n_embedded": len(ids), "n_rejected": 0, "seconds": elapsed}
         return EmbedOutput(emb, make_rejects([]), stats)
 

@@ -6,6 +6,7 @@ and ``_nndescent``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,7 @@ from ccgraph._random import RngLike, derive_seed
 from ccgraph._validation import check_choice, check_finite_matrix, check_int, row_norms
 from ccgraph.containers import Embeddings
 from ccgraph.exceptions import InputError, ParameterError
+from ccgraph.graph._collapse import expand_lists, identical_rows
 
 __all__ = [
     "AUTO_EXACT_MAX_N",
@@ -24,7 +26,10 @@ __all__ = [
     "estimate_recall",
     "knn_search",
     "prepare_vectors",
+    "unit_rows",
 ]
+
+logger = logging.getLogger(__name__)
 
 METRICS = ("cosine", "euclidean", "hamming")
 BACKENDS = ("auto", "exact", "cells", "pynndescent")
@@ -100,8 +105,26 @@ def prepare_vectors(vectors: Any, metric: str) -> np.ndarray:
             raise InputError(
                 f"`vectors` row {row} is all zeros: it has no direction for cosine similarity"
             )
-        if np.abs(norms - 1.0).max() > 1e-4:
-            arr = (arr / norms[:, None]).astype(np.float32, copy=False)
+        arr = unit_rows(arr, norms)
+    return arr
+
+
+def unit_rows(arr: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
+    """float32 rows scaled to unit length, unless all are already within ``1e-4`` of it.
+
+    Rows that are unit length up to rounding (model outputs) are left bit for bit, so every
+    engine that calls this (the Spark backend does, per batch) searches the same numbers; an
+    all-zero row stays zero.
+
+    Examples
+    --------
+    >>> unit_rows(np.array([[3.0, 4.0]], dtype=np.float32)).tolist()
+    [[0.6000000238418579, 0.800000011920929]]
+    """
+    if norms is None:
+        norms = row_norms(arr)
+    if len(norms) and np.abs(norms - 1.0).max() > 1e-4:
+        arr = (arr / np.where(norms > 0, norms, 1.0)[:, None]).astype(np.float32, copy=False)
     return arr
 
 
@@ -156,6 +179,15 @@ def knn_search(
         index; an item is never its own neighbour (duplicates of it are, at distance 0).
         pynndescent may leave a slot unfilled on pathological inputs: index -1, distance inf.
 
+    Notes
+    -----
+    Bitwise-identical rows (repeated captions, blank images) are searched once: the distinct
+    rows are searched for ``k_u = min(k, u - 1)`` neighbours, then each row gets its identical
+    rows at distance exactly 0 followed by the members of its neighbours, ordered by
+    ``(distance, index)`` (:mod:`ccgraph.graph._collapse`). For the exact backend this is the
+    exact kNN with ties broken by the lower index, whatever the float rounding of the
+    backend; inputs without duplicates are searched as they are.
+
     Examples
     --------
     >>> x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
@@ -176,23 +208,56 @@ def knn_search(
         check_int("n_jobs", n_jobs, low=1)
     threads = None if n_jobs in (None, -1) else int(n_jobs)
     chosen = choose_backend(n, metric, backend)
-    if chosen == "cells":
-        if metric == "hamming":
-            raise ParameterError(
-                "`backend` 'cells' searches dense vectors only; use 'exact' or 'pynndescent' "
-                "for metric='hamming'"
-            )
+    if chosen == "cells" and metric == "hamming":
+        raise ParameterError(
+            "`backend` 'cells' searches dense vectors only; use 'exact' or 'pynndescent' "
+            "for metric='hamming'"
+        )
+    seed = derive_seed(rng) if chosen != "exact" else 0
+    rows = identical_rows(arr)
+    if rows is None:
+        return _search(arr, k, chosen, metric=metric, seed=seed, n_jobs=threads, options=options)
+    u = rows.n_groups
+    k_u = min(k, u - 1)
+    logger.info(
+        "kNN search: %d of %d rows are exact duplicates; searching %d distinct rows",
+        n - u,
+        n,
+        u,
+    )
+    if k_u == 0:  # every row is the same vector
+        ind, dist = np.zeros((1, 0), dtype=np.int32), np.zeros((1, 0), dtype=np.float32)
+    else:
+        # lists that hold every other distinct row need no approximate search
+        how = "exact" if k_u == u - 1 else chosen
+        ind, dist = _search(
+            arr[rows.first], k_u, how, metric=metric, seed=seed, n_jobs=threads, options=options
+        )
+    return expand_lists(rows, ind, dist, k)
+
+
+def _search(
+    arr: np.ndarray,
+    k: int,
+    backend: str,
+    *,
+    metric: str,
+    seed: int,
+    n_jobs: int | None,
+    options: Mapping[str, Any] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run one backend on validated rows (``backend`` already chosen)."""
+    if backend == "cells":
         from ccgraph.graph._ivf import cells_knn
 
-        return cells_knn(
-            arr, k, metric=metric, seed=derive_seed(rng), n_jobs=threads, options=options
-        )
-    if chosen == "exact":
+        opts = dict(options) if options else None
+        return cells_knn(arr, k, metric=metric, seed=seed, n_jobs=n_jobs, options=opts)
+    if backend == "exact":
         from ccgraph.graph._exact import exact_dense, exact_hamming
 
         if metric == "hamming":
-            return exact_hamming(arr, k, n_jobs=threads)
-        return exact_dense(arr, k, metric=metric, n_jobs=threads)
+            return exact_hamming(arr, k, n_jobs=n_jobs)
+        return exact_dense(arr, k, metric=metric, n_jobs=n_jobs)
     from ccgraph.graph._nndescent import nndescent_knn
 
     opts = dict(options or {})
@@ -204,8 +269,8 @@ def knn_search(
         arr,
         k,
         metric=nn_metric,
-        seed=derive_seed(rng),
-        n_jobs=threads,
+        seed=seed,
+        n_jobs=n_jobs,
         extra_neighbors=extra,
         options=opts,
     )

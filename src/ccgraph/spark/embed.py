@@ -60,8 +60,14 @@ def embed_items(
         :data:`EMBED_SCHEMA`: dense ``vec`` (text, pixels, CNN) or ``code`` (perceptual hashes,
         as a signed int64 of the 8 code bytes, big-endian) per item, or ``reason`` when the
         item could not be embedded.
+
+    Notes
+    -----
+    Captions are embedded once per distinct text (``distinct`` on the text's sha256, then a
+    join back to the items), as :class:`ccgraph.embed.TextEmbedder` does on one machine:
+    items sharing a caption get bitwise-identical vectors, so their kNN ties are exact.
     """
-    import pandas as pd
+    from pyspark.sql import functions as F
 
     if modality == "text":
         t = cfg.text
@@ -72,20 +78,35 @@ def embed_items(
 
             return TextEmbedder(t.model, t.batch_size, t.max_chars, n_jobs=1)
 
-        cols = ["id", "text"]
-    elif modality == "image":
-        im = cfg.image
-        key = f"image:{im.model_dump_json()}:{base_dir}"
-
-        def factory() -> Any:
-            from ccgraph.embed.catalog import make_image_embedder
-
-            return make_image_embedder(im, base_dir=base_dir, n_jobs=1)
-
-        cols = ["id", "image_path", "url"]
-    else:
+        text = F.substring(F.coalesce(F.col("text"), F.lit("")), 1, t.max_chars)  # as embedded
+        keyed = items.select("idx", text.alias("text")).withColumn("tkey", F.sha2("text", 256))
+        texts = keyed.select("tkey", "text").dropDuplicates(["tkey"])
+        run = _embed_batches(key, factory, ["id", "text"], key_col="tkey")
+        vecs = texts.withColumn("id", F.col("tkey")).mapInPandas(
+            run, "tkey string, vec array<float>, code long, reason string"
+        )
+        return keyed.select("idx", "tkey").join(vecs, "tkey").select("idx", "vec", "code", "reason")
+    if modality != "image":
         raise ValueError(f"modality must be 'text' or 'image'; got {modality!r}")
-    present = [c for c in cols if c in items.columns]
+    im = cfg.image
+    key = f"image:{im.model_dump_json()}:{base_dir}"
+
+    def factory_image() -> Any:
+        from ccgraph.embed.catalog import make_image_embedder
+
+        return make_image_embedder(im, base_dir=base_dir, n_jobs=1)
+
+    present = [c for c in ["id", "image_path", "url"] if c in items.columns]
+    run = _embed_batches(key, factory_image, present, key_col="idx")
+    return items.select("idx", *present).mapInPandas(run, EMBED_SCHEMA)
+
+
+def _embed_batches(key: str, factory: Any, present: list[str], *, key_col: str) -> Any:
+    """The ``mapInPandas`` function: embed each batch, one output row per input row.
+
+    Output columns: ``key_col`` (copied from the input), ``vec``, ``code``, ``reason``.
+    """
+    import pandas as pd
 
     def run(batches: Any) -> Any:
         embedder = _embedder(key, factory)
@@ -113,11 +134,11 @@ def embed_items(
                 ok = rej >= 0
                 reason.iloc[rej[ok]] = out.rejects["reason"].astype(str).to_numpy()[ok]
             yield pd.DataFrame({
-                "idx": b["idx"].to_numpy(np.int64),
+                key_col: b[key_col].to_numpy(),
                 "vec": vec,
                 # nullable int64: null where the item has no code (pandas 3 arrays lack .where)
                 "code": pd.arrays.IntegerArray(code, ~has_code),
                 "reason": reason,
             })  # fmt: skip
 
-    return items.select("idx", *present).mapInPandas(run, EMBED_SCHEMA)
+    return run

@@ -25,7 +25,6 @@ __all__ = ["KNN_SCHEMA", "fit_cells", "hamming_pairs", "knn_dense", "knn_to_arra
 log = logging.getLogger(__name__)
 
 KNN_SCHEMA = "idx long, nbr long, dist float"
-_BLOCK_ROWS = 2048
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -99,33 +98,23 @@ def fit_cells(
 def _cell_knn(
     idx: np.ndarray, x: np.ndarray, k: int, metric: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact kNN among the members of one cell: ``(query, neighbour, distance)`` rows."""
+    """Exact kNN among the members of one cell: ``(query, neighbour, distance)`` rows.
+
+    The single-machine exact backend (:func:`ccgraph.graph._exact.exact_dense`) on the
+    members in ``idx`` order, so ties go to the lower ``idx`` and a one-cell search does the
+    same arithmetic as the local exact search of the same rows.
+    """
+    from ccgraph.graph._exact import exact_dense
+
     n = len(idx)
     kk = min(k, n - 1)
     if kk <= 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0, dtype=np.float32)
-    sq = (x * x).sum(axis=1) if metric == "euclidean" else None
-    out_q, out_n, out_d = [], [], []
-    for s in range(0, n, _BLOCK_ROWS):
-        block = x[s : s + _BLOCK_ROWS]
-        dots = block @ x.T
-        if metric == "cosine":
-            dist = 1.0 - dots
-        else:
-            assert sq is not None
-            dist = np.sqrt(np.maximum(sq[s : s + len(block), None] + sq[None, :] - 2 * dots, 0))
-        rows = np.arange(len(block))
-        dist[rows, s + rows] = np.inf
-        part = np.argpartition(dist, kk - 1, axis=1)[:, :kk]
-        out_q.append(np.repeat(idx[s : s + len(block)], kk))
-        out_n.append(idx[part].ravel())
-        out_d.append(np.take_along_axis(dist, part, axis=1).ravel())
-    return (
-        np.concatenate(out_q),
-        np.concatenate(out_n),
-        np.concatenate(out_d).astype(np.float32),
-    )
+    order = np.argsort(idx, kind="stable")
+    idx = idx[order]
+    ind, dist = exact_dense(np.ascontiguousarray(x[order]), kk, metric=metric, n_jobs=1)
+    return np.repeat(idx, kk), idx[ind.ravel()], dist.ravel().astype(np.float32)
 
 
 def knn_dense(
@@ -181,45 +170,104 @@ def knn_dense(
     cell holds both items, which multi-probing makes rare (the "multi-probe" idea of IVF
     indexes; recall is measured in the tests and ``benchmarks/spark.py``).
 
+    Identical vectors are searched once and the lists expanded as in the single-machine
+    :func:`ccgraph.graph.knn_search` (:mod:`ccgraph.spark._collapse`): copies are listed at
+    distance 0, ties go to the lower ``idx``. Cosine rows are scaled to unit length by the
+    local rule (:func:`ccgraph.graph.knn.unit_rows`) and each cell is searched by the local
+    exact backend, so with ``n_cells=1`` the lists equal the local exact search's.
+
     References
     ----------
     .. [1] H. Jegou, M. Douze, C. Schmid, "Product quantization for nearest neighbor search",
        IEEE TPAMI 33(1), 2011 (inverted-file cells with multiple probes).
     """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
+
+    from ccgraph.spark._collapse import expand_lists, identical_groups
+    from ccgraph.spark.session import persist
 
     k = check_int("k", k, low=1)
     check_choice("metric", metric, ("cosine", "euclidean"))
     n_probe = check_int("n_probe", n_probe, low=1)
     cell_size = check_int("cell_size", cell_size, low=2)
     sample_size = check_int("sample_size", sample_size, low=1)
+    if n_cells is not None:
+        n_cells = check_int("n_cells", n_cells, low=1)
     g = as_generator(rng)
     base = vectors.select(F.col("idx").cast("long"), F.col("vec").cast("array<float>"))
     n = base.count()
     if k >= n:
         raise InputError(f"`k` must be smaller than the number of items (n={n}); got k={k}")
+    if metric == "cosine":  # the local rule (ccgraph.graph.knn.unit_rows), batch by batch
+        base = base.mapInPandas(_unit_batches, "idx long, vec array<float>")
+    opts: dict[str, Any] = {"n_cells": n_cells, "cell_size": cell_size, "n_probe": n_probe,
+                            "sample_size": sample_size, "kmeans_iter": kmeans_iter}  # fmt: skip
+    groups = identical_groups(base)
+    if groups is None:
+        return _divide_and_merge(base, n, k, metric=metric, rng=g, **opts)
+    copies = groups.select(F.explode("members").alias("idx"), "rep").where(
+        F.col("idx") != F.col("rep")
+    )
+    distinct = base.join(copies.select("idx"), "idx", "left_anti")
+    u = n - copies.count()
+    k_u = min(k, u - 1)
+    log.info("knn_dense: %d of %d vectors are exact duplicates; searching %d", n - u, n, u)
+    if k_u == 0:
+        found = base.sparkSession.createDataFrame([], f"{KNN_SCHEMA}, rank int")
+    else:
+        if k_u == u - 1:  # every other distinct vector is listed: search exactly
+            opts["n_cells"] = 1
+        found = _divide_and_merge(distinct, u, k_u, metric=metric, rng=g, **opts)
+    out = persist(expand_lists(found, groups, base.select("idx"), k))
+    groups.unpersist()
+    return out
+
+
+def _unit_batches(batches: Any) -> Any:
+    import pandas as pd
+
+    from ccgraph.graph.knn import unit_rows
+
+    for b in batches:
+        if len(b):
+            x = unit_rows(np.stack(b["vec"].to_numpy()).astype(np.float32))
+            yield pd.DataFrame({"idx": b["idx"].to_numpy(np.int64), "vec": list(x)})
+
+
+def _divide_and_merge(
+    base: DataFrame,
+    n: int,
+    k: int,
+    *,
+    metric: str,
+    n_cells: int | None,
+    cell_size: int,
+    n_probe: int,
+    sample_size: int,
+    kmeans_iter: int,
+    rng: np.random.Generator,
+) -> DataFrame:
+    """The search of :func:`knn_dense` on ``n`` rows ``idx, vec`` (unit rows for cosine)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     cells = n_cells or max(1, -(-n * n_probe // cell_size))
-    cells = check_int("n_cells", cells, low=1)
     n_probe = min(n_probe, cells)
     frac = min(1.0, 1.2 * sample_size / n)
-    seed = int(g.integers(2**31 - 1))
+    seed = int(rng.integers(2**31 - 1))
     rows = base.sample(fraction=frac, seed=seed).limit(sample_size).select("vec").collect()
     sample = np.asarray([r["vec"] for r in rows], dtype=np.float32)
-    if metric == "cosine":
-        sample = _normalize(sample).astype(np.float32)
-    centroids = fit_cells(sample, min(cells, len(sample)), metric=metric, n_iter=kmeans_iter, rng=g)
+    centroids = fit_cells(sample, min(cells, len(sample)), metric=metric, n_iter=kmeans_iter,
+                          rng=rng)  # fmt: skip
     log.info("knn_dense: n=%d, %d cells, n_probe=%d", n, len(centroids), n_probe)
 
     def assign(batches: Any) -> Any:
         import pandas as pd
 
         for b in batches:
-            x = np.stack(b["vec"].to_numpy()).astype(np.float32) if len(b) else None
-            if x is None:
+            if not len(b):
                 continue
-            if metric == "cosine":
-                x = _normalize(x).astype(np.float32)
+            x = np.stack(b["vec"].to_numpy()).astype(np.float32)
             sc = _scores(x, centroids, metric)
             top = np.argpartition(-sc, n_probe - 1, axis=1)[:, :n_probe]
             rep = np.repeat(np.arange(len(b)), n_probe)

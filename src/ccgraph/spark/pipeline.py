@@ -81,11 +81,12 @@ def run_spark(
     with timer.stage("embed"):
         emb, modality, rejects_embed, metric = _embed(spark, catalog, cfg)
     with timer.stage("graph"):
-        edges, stages["graph"] = _graph(emb, cfg, metric=metric, n=n)
+        edges, nn, stages["graph"] = _graph(emb, cfg, metric=metric, n=n)
     nodes = spark.range(n, numPartitions=ex.spark_partitions).withColumnRenamed("id", "idx")
     with timer.stage("duplicates"):
-        group, canonical, stages["duplicates"] = _duplicates(emb, edges, nodes, catalog, cfg,
+        group, canonical, stages["duplicates"] = _duplicates(emb, nn, nodes, catalog, cfg,
                                                              metric=metric)  # fmt: skip
+        nn.unpersist()
     with timer.stage("cluster"):
         from ccgraph.spark.cluster import collect_graph
 
@@ -199,7 +200,10 @@ def _as_dense_bits(codes: DataFrame) -> DataFrame:
     return codes.select("idx", F.array(*bits).cast("array<float>").alias("vec"))
 
 
-def _graph(emb: DataFrame, cfg: Config, *, metric: str, n: int) -> tuple[DataFrame, dict]:
+def _graph(
+    emb: DataFrame, cfg: Config, *, metric: str, n: int
+) -> tuple[DataFrame, DataFrame, dict]:
+    """Edges (persisted) and the kNN lists they came from (persisted; the duplicates use them)."""
     from pyspark.sql import functions as F
 
     from ccgraph.spark.graph import mutual_graph
@@ -221,18 +225,15 @@ def _graph(emb: DataFrame, cfg: Config, *, metric: str, n: int) -> tuple[DataFra
     nn = persist(nn)
     edges = mutual_graph(nn, mutual=g.mutual, min_degree=g.min_degree, metric=metric, n_bits=64)
     edges = persist(edges.repartition(cfg.execution.spark_partitions))
-    nn.unpersist()
     info = {"k": g.k, "metric": metric, "mutual": g.mutual, "min_degree": g.min_degree,
             "weighting": "cosine",
             "backend_used": "spark-exact" if exact else "spark-divide-and-merge",
             "n_edges": edges.count()}  # fmt: skip
-    return edges, info
+    return edges, nn, info
 
 
-def _duplicates(emb: DataFrame, edges: DataFrame, nodes: DataFrame, catalog: Any, cfg: Config,
+def _duplicates(emb: DataFrame, nn: DataFrame, nodes: DataFrame, catalog: Any, cfg: Config,
                 *, metric: str) -> tuple[np.ndarray, np.ndarray, dict]:  # fmt: skip
-    from pyspark.sql import functions as F
-
     from ccgraph.spark.graph import duplicate_groups
     from ccgraph.spark.knn import hamming_pairs
 
@@ -243,7 +244,7 @@ def _duplicates(emb: DataFrame, edges: DataFrame, nodes: DataFrame, catalog: Any
     if metric == "hamming":
         pairs = hamming_pairs(emb, radius=d.hamming, collapse=True)
     else:
-        pairs = edges.where(F.col("dist") <= 1.0 - d.cosine + 1e-6).select("u", "v")
+        pairs = _close_pairs(emb, nn, 1.0 - d.cosine)
     prio = _stages._priority(catalog, d.canonical)
     node_df = nodes
     if prio is not None:
@@ -255,6 +256,43 @@ def _duplicates(emb: DataFrame, edges: DataFrame, nodes: DataFrame, catalog: Any
     canonical = got["is_canonical"].to_numpy(bool)
     return group, canonical, {"metric": metric, "cosine": d.cosine, "hamming": d.hamming,
                               "n_duplicates": int((~canonical).sum())}  # fmt: skip
+
+
+def _close_pairs(emb: DataFrame, nn: DataFrame, threshold: float) -> DataFrame:
+    """Listed pairs within a cosine distance, by the rule of :func:`find_duplicates`.
+
+    Candidates are the kNN pairs listed within ``threshold + 1e-3``; each is measured again
+    in float64 by :func:`ccgraph.graph.bridge.pair_distances` and kept within
+    ``threshold + 1e-6``, as on one machine.
+    """
+    from pyspark.sql import functions as F
+
+    cand = (
+        nn.where(F.col("dist") <= threshold + 1e-3)
+        .select(F.least("idx", "nbr").alias("u"), F.greatest("idx", "nbr").alias("v"))
+        .distinct()
+    )
+    vec = emb.select("idx", "vec")
+    both = cand.join(vec.select(F.col("idx").alias("u"), F.col("vec").alias("a")), "u").join(
+        vec.select(F.col("idx").alias("v"), F.col("vec").alias("b")), "v"
+    )
+
+    def measure(batches: Any) -> Any:
+        from ccgraph.graph.bridge import pair_distances
+        from ccgraph.graph.knn import unit_rows
+
+        for b in batches:
+            m = len(b)
+            if not m:
+                continue
+            x = np.vstack([unit_rows(np.stack(b[c].to_numpy()).astype(np.float32))
+                           for c in ("a", "b")])  # fmt: skip
+            dist = pair_distances(x, np.arange(m), np.arange(m, 2 * m), "cosine")
+            yield pd.DataFrame({"u": b["u"].to_numpy(np.int64), "v": b["v"].to_numpy(np.int64),
+                                "dist": dist.astype(np.float64)})  # fmt: skip
+
+    measured = both.select("u", "v", "a", "b").mapInPandas(measure, "u long, v long, dist double")
+    return measured.where(F.col("dist") <= threshold + 1e-6).select("u", "v")
 
 
 def _tags(spark: SparkSession, edges: DataFrame, nodes: DataFrame, seeds: Any,
