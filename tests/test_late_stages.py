@@ -67,3 +67,38 @@ def test_popularity_inputs_and_sweep_info() -> None:
     # the median over items of their cluster's size: sizes 2, 2, 1 -> 2
     assert sweep[2]["median_item_cluster_size"] == 2.0
     assert sweep[0]["n_clusters"] == levels[0].n_clusters
+
+
+def test_run_counts_tag_figures_match_a_set_based_count() -> None:
+    from types import SimpleNamespace
+
+    from ccgraph._late_stages import run_counts
+
+    rng = np.random.default_rng(3)
+    n_rows = 400
+    tags = pd.DataFrame(
+        {
+            "id": pd.array(rng.choice([f"i{j}" for j in range(60)], n_rows), dtype="string"),
+            "source": pd.array(rng.choice(["observed", "inferred"], n_rows), dtype="string"),
+        }
+    )
+    items = pd.DataFrame(
+        {
+            "duplicate_group": [0, 0, 1, 2],
+            "popularity_source": ["observed", "inferred", "inferred", "none"],
+        }
+    )
+    graph = SimpleNamespace(n_edges=5)
+    levels = [SimpleNamespace(n_clusters=3)]
+    got = run_counts(items, tags, items.iloc[:0], graph, levels, 0, SimpleNamespace(n_tags=7))
+    observed = set(tags.loc[tags["source"] == "observed", "id"])
+    inferred = tags[tags["source"] == "inferred"]
+    assert got["tagged_items"] == len(observed)
+    assert got["observed_tags"] == int((tags["source"] == "observed").sum())
+    assert got["inferred_tags"] == len(inferred)
+    assert (
+        got["untagged_items_with_inferred_tags"]
+        == inferred.loc[~inferred["id"].isin(observed), "id"].nunique()
+    )
+    assert got["duplicate_groups"] == 1
+    assert (got["popularity_observed"], got["popularity_inferred"]) == (1, 2)

@@ -119,9 +119,14 @@ def run_counts(
     seeds: Any,
 ) -> dict[str, Any]:
     """Manifest entry ``counts``: items, rejects, edges, clusters, tags, duplicates, popularity."""
-    inferred = tags[tags["source"] == "inferred"]
-    tagged = set(tags.loc[tags["source"] == "observed", "id"])
-    untagged_tagged = int(inferred.loc[~inferred["id"].isin(tagged), "id"].nunique())
+    source = tags["source"].to_numpy()
+    observed, inferred = source == "observed", source == "inferred"
+    # per distinct id: has it an observed / an inferred row (integer codes, no string sets)
+    codes, uniq = pd.factorize(tags["id"])
+    has_observed = np.zeros(len(uniq), dtype=bool)
+    has_observed[codes[observed & (codes >= 0)]] = True
+    has_inferred = np.zeros(len(uniq), dtype=bool)
+    has_inferred[codes[inferred & (codes >= 0)]] = True
     return {
         "items": len(items),
         "rejects": len(rejects),
@@ -129,11 +134,11 @@ def run_counts(
         "clusters": levels[default_level].n_clusters,
         "clusters_per_level": [p.n_clusters for p in levels],
         "default_level": default_level,
-        "tagged_items": len(tagged),
+        "tagged_items": int(has_observed.sum()),
         "vocabulary": int(seeds.n_tags),
-        "observed_tags": int((tags["source"] == "observed").sum()),
-        "inferred_tags": len(inferred),
-        "untagged_items_with_inferred_tags": untagged_tagged,
+        "observed_tags": int(observed.sum()),
+        "inferred_tags": int(inferred.sum()),
+        "untagged_items_with_inferred_tags": int((has_inferred & ~has_observed).sum()),
         "duplicate_groups": int((items.groupby("duplicate_group").size() > 1).sum()),
         "popularity_observed": int((items["popularity_source"] == "observed").sum()),
         "popularity_inferred": int((items["popularity_source"] == "inferred").sum()),
