@@ -77,3 +77,14 @@ def test_help_renders(capsys):
         _parser().parse_args(["evaluate", "--help"])
     assert exc.value.code == 0
     assert "bootstrap" in capsys.readouterr().out
+
+
+def test_help_shows_a_single_percent_sign() -> None:
+    # before: the description printed "95%%" (argparse formats `help`, not `description`)
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers()
+    add_commands(sub)
+    text = " ".join(sub.choices["evaluate"].format_help().split())
+    listing = " ".join(p.format_help().split())
+    assert "95% bootstrap" in text and "%%" not in text
+    assert "95% bootstrap" in listing and "%%" not in listing

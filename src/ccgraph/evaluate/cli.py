@@ -27,9 +27,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``evaluate`` to the ``ccgraph`` command line."""
     text = (
         "hide tags (or use the Planetoid split), run ccgraph and the baselines on the same "
-        "split, and write metrics with 95%% bootstrap CIs"
+        "split, and write metrics with 95% bootstrap CIs"
     )
-    p = subparsers.add_parser("evaluate", help=text, description=text)
+    # argparse %-formats `help` (the command list) but prints `description` as written
+    p = subparsers.add_parser("evaluate", help=text.replace("%", "%%"), description=text)
     p.add_argument("config", type=Path, help="the YAML config file (see configs/eval-*.yaml)")
     p.add_argument(
         "--out",
