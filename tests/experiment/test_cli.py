@@ -156,6 +156,9 @@ def test_simulate_then_analyse(tmp_path, run_dir):
     assert len(pd.read_parquet(out / "clusters.parquet")) == 20
 
 
+POWER = ["experiment", "power", "--baseline-ctr", "0.1", "--effect", "0.01"]
+
+
 def test_power_command(tmp_path, capsys):
     out = tmp_path / "p.json"
     assert (
@@ -185,8 +188,32 @@ def test_power_command(tmp_path, capsys):
         == 0
     )
     assert "minimum detectable effect" in capsys.readouterr().out
-    with pytest.raises(CcgraphError, match="--effect"):
+    # before: "give --effect ... or --impressions ..., not both" when neither was given
+    with pytest.raises(CcgraphError, match=r"--effect .*; got neither"):
         _run(["experiment", "power", "--baseline-ctr", "0.1"])
+    with pytest.raises(CcgraphError, match=r"--effect .*, not both"):
+        _run([*POWER, "--impressions", "10", "--days", "2"])
+    # before: ZeroDivisionError
+    with pytest.raises(CcgraphError, match=r"`impressions_per_unit` must be a float >= 1"):
+        _run([*POWER, "--impressions-per-unit", "0"])
+
+
+def test_simulate_accepts_the_parameter_name_its_errors_use(tmp_path):
+    # before: the error named `unit_heterogeneity`, a flag the command did not have
+    with pytest.raises(CcgraphError, match=r"`unit_heterogeneity` must be a float >= 0"):
+        out = str(tmp_path / "s.parquet")
+        _run(
+            [
+                "experiment",
+                "simulate",
+                "--out",
+                out,
+                "--n-units",
+                "10",
+                "--unit-heterogeneity",
+                "-1",
+            ]
+        )
 
 
 def test_user_errors_are_ccgraph_errors(tmp_path, run_dir):

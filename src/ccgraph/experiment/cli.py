@@ -100,7 +100,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--baseline-ctr", type=float, default=0.1)
     s.add_argument("--effect", type=float, default=0.0)
     s.add_argument("--relative", action="store_true")
-    s.add_argument("--unit-sd", type=float, default=0.5, help="unit random-effect sd (logit)")
+    s.add_argument(
+        "--unit-sd",
+        "--unit-heterogeneity",
+        dest="unit_sd",
+        type=float,
+        default=0.5,
+        help="unit random-effect sd (logit; `unit_heterogeneity` in simulate_log)",
+    )
     s.add_argument("--n-positions", type=int, default=10)
     s.add_argument("--position-bias", choices=("log", "geometric", "none"), default="log")
     s.add_argument("--n-clusters", type=int, default=20)
@@ -257,7 +264,8 @@ def _power(args: argparse.Namespace) -> int:
     if (args.effect is None) == (args.impressions is None):
         raise ParameterError(
             "give --effect (for the sample size) or --impressions per day "
-            "(for the minimum detectable effect), not both"
+            "(for the minimum detectable effect)"
+            + (", not both" if args.effect is not None else "; got neither")
         )
     if args.effect is not None:
         ans: Any = sample_size(effect=args.effect, relative=args.relative, **common)
