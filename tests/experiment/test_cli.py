@@ -236,3 +236,41 @@ def test_user_errors_are_ccgraph_errors(tmp_path, run_dir):
                 "license",
             ]
         )
+
+
+def _plan_with_attributes(run_dir, tmp_path, attributes: pd.DataFrame) -> pd.DataFrame:
+    results = tmp_path / "results.csv"
+    pd.DataFrame({"query": ["q"] * 2, "position": [0, 1], "id": ["i0", "i7"]}).to_csv(
+        results, index=False
+    )
+    extra = tmp_path / "attrs.csv"
+    attributes.to_csv(extra, index=False)
+    out = tmp_path / "plan.parquet"
+    argv = ["experiment", "plan", str(run_dir), str(results), "--out", str(out)]
+    assert _run([*argv, "--attributes", str(extra), "--filter", "license=by", "--seed", "1"]) == 0
+    return pd.read_parquet(out)
+
+
+def test_attributes_fill_a_column_the_run_has_empty(run_dir, tmp_path):
+    # before: the run's own (empty) `license` column silently won over the file's, so every row
+    # was "filtered"
+    items = pd.read_parquet(run_dir / "items.parquet").assign(license="")
+    items.to_parquet(run_dir / "items.parquet")
+    lic = ["by"] * 11 + ["nc"]
+    plan = _plan_with_attributes(
+        run_dir, tmp_path, pd.DataFrame({"id": items["id"], "license": lic})
+    )
+    assert plan["alternate_id"].notna().all() and "i11" not in set(plan["alternate_id"])
+
+
+@pytest.mark.parametrize(
+    ("attributes", "pattern"),
+    [
+        ({"id": ["i1"], "cluster": [5]}, r"'cluster' would replace the run's own results"),
+        ({"id": ["i1", "i1"], "license": ["by", "nc"]}, r"id 'i1' has rows with different"),
+        ({"id": ["x9"], "license": ["by"]}, r"none of its 1 ids is an item of the run"),
+    ],
+)
+def test_attribute_files_that_cannot_be_joined(run_dir, tmp_path, attributes, pattern):
+    with pytest.raises(CcgraphError, match=pattern):
+        _plan_with_attributes(run_dir, tmp_path, pd.DataFrame(attributes))

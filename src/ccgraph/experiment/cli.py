@@ -10,11 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ccgraph.exceptions import InputError, OutputError, ParameterError
+from ccgraph.experiment._inputs import (
+    join_attributes,
+    read_exposure,
+    read_run_graph,
+    read_run_items,
+    read_table,
+)
 
 __all__ = ["add_commands", "read_run_graph", "read_run_items", "read_table"]
 
@@ -119,60 +124,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_simulate)
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a .parquet, .csv or .txt (one value per line, column ``unit``) table."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix == ".csv":
-            return pd.read_csv(path)
-        if suffix == ".txt":
-            lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-            return pd.DataFrame({"unit": [ln for ln in lines if ln]})
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from exc
-    raise InputError(f"{path}: unsupported file type {suffix!r}; use .parquet, .csv or .txt")
-
-
-def read_run_items(run_dir: Path) -> pd.DataFrame:
-    """``items.parquet`` of a run directory."""
-    return read_table(Path(run_dir) / "items.parquet")
-
-
-def read_run_graph(run_dir: Path) -> tuple[sp.csr_matrix, np.ndarray]:
-    """``graph.npz`` of a run directory as ``(csr, ids)`` (no pickled objects are loaded)."""
-    path = Path(run_dir) / "graph.npz"
-    if not path.exists():
-        raise InputError(f"{path}: file not found (rule 'closest' needs the run's graph)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            shape = tuple(int(v) for v in z["shape"])
-            csr = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
-            ids = z["ids"].astype(str)
-    except (KeyError, ValueError, OSError) as exc:
-        raise InputError(f"{path}: not a ccgraph graph file ({exc})") from exc
-    return csr, ids
-
-
 def _plan(args: argparse.Namespace) -> int:
     from ccgraph.experiment.plan import plan_substitutions
 
     items = read_run_items(args.run_dir)
     if args.attributes is not None:
-        extra = read_table(args.attributes)
-        if "id" not in extra.columns:
-            raise InputError(f"{args.attributes}: needs an 'id' column")
-        extra = extra.drop(columns=[c for c in extra.columns if c in items.columns and c != "id"])
-        items = items.merge(extra.drop_duplicates("id").astype({"id": str}), on="id", how="left")
+        items = join_attributes(items, args.attributes)
     results = read_table(args.results)
     graph = read_run_graph(args.run_dir) if args.rule == "closest" else None
     exposure = None
     if args.rule == "least_exposed":
-        exposure = _exposure(args.exposure, items)
+        exposure = read_exposure(args.exposure, items)
     plan = plan_substitutions(
         items,
         results,
@@ -337,19 +299,6 @@ def _parse_filters(items: list[str]) -> dict[str, Any]:
         else:
             out[key] = [v.strip() for v in value.split(",") if v.strip()]
     return out
-
-
-def _exposure(path: Path | None, items: pd.DataFrame) -> pd.Series:
-    if path is None:
-        if "popularity" not in items.columns:
-            raise InputError("rule 'least_exposed' needs --exposure (the run has no popularity)")
-        logger.info("least_exposed: using the run's popularity as the exposure proxy")
-        return pd.Series(items["popularity"].fillna(0.0).to_numpy(), index=items["id"].astype(str))
-    table = read_table(path)
-    for col in ("id", "impressions"):
-        if col not in table.columns:
-            raise InputError(f"{path}: needs columns 'id' and 'impressions'; {col!r} is missing")
-    return pd.Series(table["impressions"].to_numpy(), index=table["id"].astype(str))
 
 
 def _mkdir(path: Path) -> None:
