@@ -274,3 +274,23 @@ def test_attributes_fill_a_column_the_run_has_empty(run_dir, tmp_path):
 def test_attribute_files_that_cannot_be_joined(run_dir, tmp_path, attributes, pattern):
     with pytest.raises(CcgraphError, match=pattern):
         _plan_with_attributes(run_dir, tmp_path, pd.DataFrame(attributes))
+
+
+def test_assign_refuses_empty_input_and_unknown_output_types(tmp_path, capsys):
+    # before: an empty file wrote an empty table ("wrote a.csv: "); --out a.json wrote Parquet
+    # bytes into a .json file; a repeated unit was written twice
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(CcgraphError, match=r"no units to assign"):
+        _run(["experiment", "assign", str(empty), "--salt", "s", "--out", str(tmp_path / "a.csv")])
+    units = tmp_path / "u.txt"
+    units.write_text("u1\nu2\nu2\n")
+    with pytest.raises(CcgraphError, match=r"a\.json: unsupported output type"):
+        _run(["experiment", "assign", str(units), "--salt", "s", "--out", str(tmp_path / "a.json")])
+    assert not (tmp_path / "a.json").exists()
+    assert (
+        _run(["experiment", "assign", str(units), "--salt", "s", "--out", str(tmp_path / "a.csv")])
+        == 0
+    )
+    assert pd.read_csv(tmp_path / "a.csv")["unit"].tolist() == ["u1", "u2"]
+    assert "1 repeated rows of a unit written once" in capsys.readouterr().out

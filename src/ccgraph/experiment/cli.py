@@ -127,6 +127,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def _plan(args: argparse.Namespace) -> int:
     from ccgraph.experiment.plan import plan_substitutions
 
+    _check_table_suffix(args.out)
     items = read_run_items(args.run_dir)
     if args.attributes is not None:
         items = join_attributes(items, args.attributes)
@@ -163,6 +164,11 @@ def _assign(args: argparse.Namespace) -> int:
     if col not in table.columns:
         raise InputError(f"{args.units}: no column {col!r}")
     units = table[col]
+    if len(units) == 0:
+        raise InputError(f"{args.units}: no units to assign (the file has no rows)")
+    _check_table_suffix(args.out)
+    repeated = int(units.duplicated().sum())
+    units = units.drop_duplicates()  # a unit's arm is fixed: one row per unit
     out = pd.DataFrame(
         {
             "unit": units.astype(str),
@@ -174,6 +180,7 @@ def _assign(args: argparse.Namespace) -> int:
     sys.stdout.write(
         f"wrote {args.out}: "
         + ", ".join(f"{k}: {v}" for k, v in out["arm"].value_counts().sort_index().items())
+        + (f" ({repeated} repeated rows of a unit written once)" if repeated else "")
         + "\n"
     )
     return 0
@@ -256,6 +263,7 @@ def _power(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from ccgraph.experiment.simulate import simulate_log
 
+    _check_table_suffix(args.out)
     sim = simulate_log(
         n_units=args.n_units,
         impressions_per_unit=args.impressions_per_unit,
@@ -308,8 +316,14 @@ def _mkdir(path: Path) -> None:
         raise OutputError(f"{path}: cannot create directory ({exc})") from exc
 
 
+def _check_table_suffix(path: Path) -> None:
+    if Path(path).suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise OutputError(f"{path}: unsupported output type; name a .parquet or .csv file")
+
+
 def _write_frame(frame: pd.DataFrame, path: Path) -> None:
     path = Path(path)
+    _check_table_suffix(path)
     _mkdir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
