@@ -20,6 +20,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     cols = [c for c in ("accuracy", "precision@5", "recall@5", "ap") if c in table.columns]
     for method, row in table[cols].iterrows():
         sys.stdout.write(f"  {method:24s} " + "  ".join(f"{c}={row[c]}" for c in cols) + "\n")
+    for method, why in dict(result.info.get("skipped") or {}).items():
+        sys.stdout.write(f"  {method:24s} skipped: {why}\n")
     return 0
 
 
