@@ -294,3 +294,19 @@ def test_assign_refuses_empty_input_and_unknown_output_types(tmp_path, capsys):
     )
     assert pd.read_csv(tmp_path / "a.csv")["unit"].tolist() == ["u1", "u2"]
     assert "1 repeated rows of a unit written once" in capsys.readouterr().out
+
+
+def test_analyse_with_run_uses_the_run_clusters_over_the_log_column(tmp_path, run_dir, caplog):
+    # before: a `cluster` column in the log silently won over the explicit --run
+    from ccgraph.experiment import simulate_log
+
+    log = simulate_log(n_units=80, baseline_ctr=0.2, rng=1).log
+    ids = [f"i{k}" for k in range(12)]
+    log["original_id"] = [ids[i % 12] for i in range(len(log))]
+    src = tmp_path / "log.parquet"
+    log.to_parquet(src)
+    out = tmp_path / "an"
+    assert _run(["experiment", "analyse", str(src), "--out", str(out), "--run", str(run_dir)]) == 0
+    clusters = pd.read_parquet(out / "clusters.parquet")
+    assert set(clusters["cluster"].astype(int)) <= {0, 1}  # the run's clusters, not 0..19
+    assert "uses the run's clusters of `original_id`" in caplog.text

@@ -197,6 +197,13 @@ def _analyse(args: argparse.Namespace) -> int:
             raise ParameterError(f"--arms needs 'control,treatment'; got {args.arms!r}")
         arms = (parts[0], parts[1])
     items = read_run_items(args.run) if args.run is not None else None
+    if items is not None and "cluster" in log.columns:
+        # An explicit --run wins over a `cluster` column of the log (which analyse reads first).
+        logger.warning(
+            "--run given: the per-cluster breakdown uses the run's clusters of `original_id`, "
+            "not the log's own `cluster` column"
+        )
+        log = log.drop(columns="cluster")
     result = analyse(
         log,
         method=args.method,
