@@ -197,3 +197,10 @@ def test_a_union_error_is_one_line_per_key(tmp_path: Path) -> None:
     assert re.search(
         r"`data\.path`: Input should be a valid string, or input should be a valid list", msg
     )
+
+
+@pytest.mark.parametrize("value", ["|", ">", "#"])
+def test_override_with_a_yaml_indicator_character_keeps_the_character(value: str) -> None:
+    # before: `--set data.tags_sep=|` read as '' ("String should have at least 1 character")
+    assert apply_overrides({}, [f"data.tags_sep={value}"])["data"]["tags_sep"] == value
+    assert apply_overrides({}, ["data.limit=null"])["data"]["limit"] is None

@@ -95,3 +95,32 @@ def test_command_prints_json(tmp_path, capsys):
     assert out["n_items"] == 250_000 and out["total_s"] > 0
     assert main(["estimate", str(path)]) == 0
     assert "peak memory" in capsys.readouterr().out
+
+
+def test_precomputed_width_is_read_or_refused_by_name(tmp_path):
+    # before: a Parquet file counted as d = 384 whatever its width; a missing, unreadable or
+    # 1-d .npy raised FileNotFoundError / ValueError / IndexError
+    path = _config(tmp_path)
+    pq = tmp_path / "v.parquet"
+    pd.DataFrame({"id": ["a", "b"], "vector": [np.zeros(40), np.ones(40)]}).to_parquet(pq)
+    e = estimate_config(load_config(path, overrides=[f"embed.precomputed.path={pq}"]), model=MODEL)
+    assert e.inputs["d"] == 40
+    wide = tmp_path / "w.parquet"
+    pd.DataFrame({"id": ["a"], "x0": [1.0], "x1": [2.0], "x2": [3.0]}).to_parquet(wide)
+    e = estimate_config(
+        load_config(path, overrides=[f"embed.precomputed.path={wide}"]), model=MODEL
+    )
+    assert e.inputs["d"] == 3
+    np.save(tmp_path / "flat.npy", np.zeros(5))
+    (tmp_path / "junk.npy").write_text("junk")
+    for name, pattern in [
+        (
+            "missing.npy",
+            r"vectors file not found: .*missing\.npy; check `embed\.precomputed\.path`",
+        ),
+        ("flat.npy", r"flat\.npy: expected a 2-d array .* got \(5,\)"),
+        ("junk.npy", r"junk\.npy: not a readable \.npy array"),
+    ]:
+        cfg = load_config(path, overrides=[f"embed.precomputed.path={tmp_path / name}"])
+        with pytest.raises(InputError, match=pattern):
+            estimate_config(cfg, model=MODEL)

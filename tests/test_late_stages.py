@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from ccgraph._late_stages import describe_levels, popularity_inputs, sweep_info
 from ccgraph.cluster import describe_clusters, leiden
 from ccgraph.config import config_from_mapping
 from ccgraph.containers import Catalog, KnnGraph, Partition, TagSet
+from ccgraph.exceptions import DataQualityWarning
 from ccgraph.graph import build_knn_graph
+from ccgraph.io import read_catalog
 from tests.conftest import blobs
 
 
@@ -102,3 +107,30 @@ def test_run_counts_tag_figures_match_a_set_based_count() -> None:
     )
     assert got["duplicate_groups"] == 1
     assert (got["popularity_observed"], got["popularity_inferred"]) == (1, 2)
+
+
+def test_popularity_inputs_warn_about_extreme_outliers_naming_ids_and_column() -> None:
+    # before: 1e30 views set flickr's constant silently; every other item standardised to ~0
+    items = pd.DataFrame(
+        {
+            "id": [f"i{i}" for i in range(8)],
+            "provider": "flickr",
+            "popularity_raw": [3.0, 10, 1e30, 7, 1e30, 12, np.nan, 5],
+            "popularity_metric": "views",
+        }
+    )
+    cat = Catalog(items, pd.DataFrame({"id": [], "tag": []}), pd.DataFrame())
+    with pytest.warns(DataQualityWarning) as caught:
+        raw, _ = popularity_inputs(cat)
+    msg = str(caught[0].message)
+    assert "column 'views'" in msg and "ids i2 (1e+30), i4 (1e+30)" in msg
+    assert "other items' standardised popularity is about 0" in msg
+    assert np.isnan(raw[6]) and raw[2] == 1e30  # values are passed on unchanged
+
+
+def test_no_outlier_warning_on_openverse_samples(openverse_dir) -> None:
+    cat = read_catalog(openverse_dir / "openverse_api_sample_images_to_clean_2023.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        raw, _ = popularity_inputs(cat)
+    assert np.isfinite(raw).sum() > 500

@@ -176,3 +176,20 @@ def test_explanations_written_when_asked(tmp_path: Path) -> None:
         adj[pos[a], pos[b]] > 0 or a == b
         for a, b in zip(expl["id"], expl["neighbour_id"], strict=True)
     )
+
+
+def test_too_few_embedded_items_names_the_cause(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before: "`graph.k` is 8 but only 2 items have this embedding; set graph.k below 2
+    # (e.g. --set graph.k=1)" -- advice that cannot work (a graph needs 3 items)
+    cfg = write_config(tmp_path)
+    vec = pd.read_parquet(tmp_path / "vectors.parquet").head(2)
+    vec.to_parquet(tmp_path / "vectors.parquet")
+    assert main(["run", str(cfg), "-q"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "only 2 of 120 items have 'precomputed' embeddings; a similarity graph needs at least 3"
+        in err
+    )
+    assert "graph.k=1" not in err

@@ -101,6 +101,16 @@ def _ids_bytes(ids: np.ndarray) -> bytes:
     return ("\0".join(map(str, ids)) + "\1").encode()
 
 
+#: What to do when a checkpoint cannot be written (the run goes on without it).
+_ADVICE = "; set `embed.cache_dir` to a writable folder to keep checkpoints"
+
+
+def _reason(exc: BaseException) -> BaseException:
+    """The OS error behind a write failure (the writers' own advice names `output.dir`)."""
+    cause = exc.__cause__
+    return cause if isinstance(exc, CcgraphError) and isinstance(cause, OSError) else exc
+
+
 def _path(cache_dir: Path, key: str) -> Path:
     return Path(cache_dir) / "checkpoints" / f"graph-{key[:32]}.npz"
 
@@ -151,7 +161,7 @@ def save_graph(
     try:
         _save(KnnGraph(graph.adjacency, graph.ids, params), path)
     except (CcgraphError, OSError) as exc:
-        log.warning("could not write the graph checkpoint %s (%s)", path, exc)
+        log.warning("could not write the graph checkpoint %s (%s)%s", path, _reason(exc), _ADVICE)
         return None
     log.info("graph checkpoint written to %s", path)
     _prune(path.parent, keep=path)
@@ -194,8 +204,8 @@ def save_knn(cache_dir: str | Path, key: str, lists: Mapping[str, Any]) -> Path 
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-    except OSError as exc:
-        log.warning("could not write the kNN checkpoint %s (%s)", path, exc)
+    except (CcgraphError, OSError) as exc:
+        log.warning("could not write the kNN checkpoint %s (%s)%s", path, _reason(exc), _ADVICE)
         return None
     # Keep kNN lists only beside a graph checkpoint that still exists (graphs are pruned).
     for stale in path.parent.glob("knn-*.npz"):

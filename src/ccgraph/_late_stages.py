@@ -7,6 +7,7 @@ config onto the public API once, so both stay short sequences of stage calls.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ import pandas as pd
 
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, KnnGraph, Partition, TagScores, TagSet
+from ccgraph.exceptions import DataQualityWarning
 
 __all__ = [
     "describe_levels",
@@ -102,11 +104,43 @@ def tags_info(inferred: TagScores) -> dict[str, Any]:
     return {**dict(inferred.params), "converged": inferred.converged, "n_iter": inferred.n_iter}
 
 
-def popularity_inputs(catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
-    """Raw popularity (NaN where unobserved) and provider of every catalog item."""
+#: Outlier ids named in a popularity warning.
+_SHOWN_OUTLIERS = 5
+
+
+def popularity_inputs(
+    catalog: Catalog, *, percentile: float = 85.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw popularity (NaN where unobserved) and provider of every catalog item.
+
+    Warns (:class:`~ccgraph.exceptions.DataQualityWarning`) about values far above the rest of
+    their provider's, naming the ids and the column.
+    """
+    from ccgraph.propagate.popularity import OUTLIER_GAP, extreme_outliers
+
     items = catalog.items
     raw = pd.to_numeric(items["popularity_raw"], errors="coerce").to_numpy(np.float64)
-    return raw, items["provider"].fillna("").astype(str).to_numpy()
+    provider = items["provider"].fillna("").astype(str).to_numpy()
+    for name, rows, sets_constant in extreme_outliers(raw, provider, percentile=percentile):
+        metric = items["popularity_metric"] if "popularity_metric" in items.columns else None
+        column = sorted({str(m) for m in metric.iloc[rows] if m}) if metric is not None else []
+        shown = ", ".join(f"{items['id'].iloc[i]} ({raw[i]:.4g})" for i in rows[:_SHOWN_OUTLIERS])
+        more = f" and {len(rows) - _SHOWN_OUTLIERS} more" if len(rows) > _SHOWN_OUTLIERS else ""
+        effect = (
+            f"they set the provider's {percentile:g}th-percentile constant, so its other "
+            "items' standardised popularity is about 0"
+            if sets_constant
+            else "they standardise to about 1"
+        )
+        warnings.warn(
+            f"popularity column {', '.join(map(repr, column)) or '(unknown)'}: {len(rows)} "
+            f"values of provider {name!r} are over {OUTLIER_GAP:.0e} times its other values "
+            f"(ids {shown}{more}); {effect}. Check these values (a sentinel or a unit error?) "
+            "and fix or blank them in the catalog",
+            DataQualityWarning,
+            stacklevel=2,
+        )
+    return raw, provider
 
 
 def run_counts(

@@ -110,6 +110,13 @@ def build_graph(
 
     def knn(emb: Embeddings, name: str) -> KnnGraph:
         k = g.k
+        if emb.n_items < 3:
+            raise InputError(
+                f"only {emb.n_items} of {n} items have {name!r} embeddings; a similarity graph "
+                "needs at least 3. The others were rejected or had no input: see the reasons "
+                "the embed stage logged (e.g. missing or unreadable files, images over "
+                "`embed.image.max_pixels`)"
+            )
         if k >= emb.n_items:
             raise ConfigError(
                 f"`graph.k` is {k} but only {emb.n_items} items have this embedding; "

@@ -664,6 +664,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+#: Override values that really mean null or the empty string.
+_EMPTY_YAML = frozenset({"null", "Null", "NULL", "~", "''", '""'})
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
     """Apply ``a.b=c`` overrides (values parsed as YAML) to a copy of a raw config mapping."""
     import copy
@@ -682,6 +686,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
             raise ConfigError(
                 f"--set {key}: the value {value!r} is not valid YAML ({exc})"
             ) from exc
+        text = value.strip()
+        if parsed in (None, "") and text and text not in _EMPTY_YAML:
+            # "|", ">" (block scalars) and "#..." (a comment) read as nothing in YAML; a user
+            # typing `--set data.tags_sep=|` means the character itself.
+            parsed = text
         node = out
         for p in parts[:-1]:
             if not isinstance(node.get(p), dict):

@@ -17,6 +17,7 @@ A run that would not fit in this machine's memory, or would take more than
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from typing import Any
 
 from ccgraph._validation import check_int
 from ccgraph.exceptions import ConfigError, InputError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["SPARK_HOURS", "Estimate", "estimate", "estimate_config", "load_model"]
 
@@ -212,6 +215,42 @@ def _count_rows(paths: list[Path]) -> int:
     return total
 
 
+def _precomputed_dim(path: Path, options: Any) -> int:
+    """Width of a precomputed vectors file, read from its header or first row."""
+    import numpy as np
+
+    if not path.is_file():
+        raise InputError(
+            f"precomputed vectors file not found: {path}; check `embed.precomputed.path` "
+            "(the estimate needs its width)"
+        )
+    if path.suffix.lower() == ".npy":
+        try:
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: not a readable .npy array ({exc})") from None
+        if len(shape) != 2:
+            raise InputError(f"{path}: expected a 2-d array (items x dimensions); got {shape}")
+        return int(shape[1])
+    try:
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        names = pf.schema_arrow.names
+        if options.vector_column in names:
+            first = next(pf.iter_batches(batch_size=1, columns=[options.vector_column]), None)
+            value = first.column(0)[0].as_py() if first is not None and first.num_rows else None
+            if value is not None and hasattr(value, "__len__"):
+                return len(value)
+        numeric = [n for n in names if n != options.id_column]
+        if options.vector_column not in names and numeric:
+            return len(numeric)  # one column per dimension
+    except Exception as exc:  # pyarrow raises several unrelated types
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    logger.info("%s: vector width unknown; assuming d = %d", path, _BASE["d"])
+    return int(_BASE["d"])
+
+
 def estimate_config(
     cfg: Any,
     *,
@@ -226,8 +265,6 @@ def estimate_config(
     """
     import glob
 
-    import numpy as np
-
     if n_items is None:
         raw = [cfg.data.path] if isinstance(cfg.data.path, str) else list(cfg.data.path)
         paths: list[Path] = []
@@ -241,11 +278,7 @@ def estimate_config(
     d, rate = 0, 0.0
     e = cfg.embed
     if e.precomputed.path:
-        pre = cfg.resolve(e.precomputed.path)
-        if str(pre).endswith(".npy"):
-            d += int(np.load(pre, mmap_mode="r").shape[1])
-        else:
-            d += 384
+        d += _precomputed_dim(Path(cfg.resolve(e.precomputed.path)), e.precomputed)
     if e.text.enabled:
         d += _EMBEDDERS["text"][0]
         rate = _EMBEDDERS["text"][1]

@@ -146,7 +146,7 @@ def run(
     popularity = None
     if cfg.propagate.popularity.enabled:
         p = cfg.propagate.popularity
-        raw, provider = _late_stages.popularity_inputs(catalog)
+        raw, provider = _late_stages.popularity_inputs(catalog, percentile=p.percentile)
         with timer.stage("popularity"):
             popularity = infer_popularity(
                 graph, raw, provider, alpha=p.alpha, tol=p.tol, percentile=p.percentile, r=p.r

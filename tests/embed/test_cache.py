@@ -178,3 +178,12 @@ def test_cache_refuses_vectors_of_another_width(tmp_path):
     cache.put(["k1"], np.ones((1, 4), np.float32))
     with pytest.raises(Exception, match="width"):
         cache.put(["k2"], np.ones((1, 5), np.float32))
+
+
+def test_a_cache_dir_that_is_a_file_names_the_key(tmp_path) -> None:
+    # before: the message named only the folder, not the setting to change
+    from ccgraph.exceptions import OutputError
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputError, match=r"set `embed\.cache_dir` to a writable folder"):
+        EmbeddingCache(tmp_path / "f", CountingEmbedder())

@@ -77,3 +77,27 @@ def test_help_renders(capsys):
         _parser().parse_args(["evaluate", "--help"])
     assert exc.value.code == 0
     assert "bootstrap" in capsys.readouterr().out
+
+
+def test_help_shows_a_single_percent_sign() -> None:
+    # before: the description printed "95%%" (argparse formats `help`, not `description`)
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers()
+    add_commands(sub)
+    text = " ".join(sub.choices["evaluate"].format_help().split())
+    listing = " ".join(p.format_help().split())
+    assert "95% bootstrap" in text and "%%" not in text
+    assert "95% bootstrap" in listing and "%%" not in listing
+
+
+def test_cli_lists_skipped_methods(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # before: a skipped baseline (label_spreading on multi-label tags) simply vanished
+    from ccgraph.cli import main
+    from tests.reliability._project import Project
+
+    cfg = Project(tmp_path).write()
+    argv = ["evaluate", str(cfg), "--out", str(tmp_path / "ev"), "--set", "evaluate.repeats=1"]
+    argv += ["--set", "evaluate.methods=[]", "--set", "evaluate.baselines=[prior, label_spreading]"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "label_spreading          skipped: scikit-learn LabelSpreading needs single-label" in out

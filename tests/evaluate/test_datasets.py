@@ -101,3 +101,36 @@ def test_flickr8k_catalog_has_no_caption_text():
     assert cat.tags["id"].isin(set(cat.items["id"])).all()
     assert cat.tags.groupby("id").size().median() >= 3
     assert {"dog", "man", "water"} <= set(cat.tags["tag"])
+
+
+def _tiny_flickr(tmp_path):
+    root = tmp_path / "flickr8k-1000"
+    (root / "images").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg"):
+        (root / "images" / name).write_bytes(b"")
+    pd.DataFrame(
+        {"image": ["a.jpg", "a.jpg", "b.jpg"], "caption": ["a red dog", "the dog", "a cat"]}
+    ).to_csv(root / "captions.txt", index=False)
+    return root
+
+
+def test_min_captions_above_every_image_is_named(tmp_path):
+    # before: TypeError "operation 'rtruediv' not supported for dtype 'str' with dtype 'int64'"
+    root = _tiny_flickr(tmp_path)
+    assert caption_tags(pd.read_csv(root / "captions.txt"), min_captions=9).empty
+    assert load_flickr8k(root, min_captions=2).tags["tag"].tolist() == ["dog"]
+    with pytest.raises(InputError, match=r"no word is in 9 captions .* at most 2\); lower"):
+        load_flickr8k(root, min_captions=9)
+
+
+def test_a_missing_data_set_folder_falls_back_with_a_warning(tmp_path, monkeypatch, caplog):
+    # before: the shared copy was used silently in place of the configured folder
+    from ccgraph.evaluate.datasets import dataset_path
+
+    _tiny_flickr(tmp_path)
+    monkeypatch.setenv("CCGRAPH_DATA_DIR", str(tmp_path))
+    got = dataset_path(tmp_path / "elsewhere", "flickr8k-1000")
+    assert got == tmp_path / "flickr8k-1000"
+    assert f"data set folder {tmp_path / 'elsewhere'} does not exist; using the shared" in (
+        caplog.text
+    )

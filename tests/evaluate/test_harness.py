@@ -11,7 +11,7 @@ from sklearn.neighbors import kneighbors_graph
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, TagScores, TagSet
 from ccgraph.evaluate import methods as methods_module
 from ccgraph.evaluate.harness import run_evaluation
-from ccgraph.exceptions import ConfigError
+from ccgraph.exceptions import ConfigError, InputError
 from tests.conftest import blobs
 
 WORDS = np.array(["red", "blue", "green", "gold"])
@@ -177,3 +177,36 @@ def test_embeddings_only_builds_the_graph():
     )
     assert res.info["counts"][0]["edges"] > 0
     assert set(res.per_item["method"]) == {"feature_aware", "knn_vote"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"k": []}, r"`evaluate\.k` lists no cut-off"),  # before: ValueError from max()
+        ({"methods": [], "baselines": []}, r"both empty: nothing to evaluate"),
+        ({"reference": "knn_vot"}, r"`evaluate\.reference` 'knn_vot' is not a method; name one"),
+    ],
+)
+def test_settings_that_cannot_run_are_named(kwargs, pattern):
+    catalog, graph, _emb = _catalog()
+    with pytest.raises(ConfigError, match=pattern):
+        run_evaluation((catalog, graph), **kwargs)
+
+
+def test_a_reference_not_run_is_reported(caplog):
+    # before: the comparisons table was silently empty
+    catalog, graph, _emb = _catalog()
+    res = run_evaluation(
+        (catalog, graph), repeats=1, methods=[], baselines=["prior"], n_boot=20, rng=0
+    )
+    assert res.comparisons.empty
+    assert "`evaluate.reference` 'knn_vote' is not among the methods run (prior)" in caplog.text
+
+
+def test_nothing_to_score_says_what_to_change():
+    # every tag is on one item only, so a hidden tag is never visible elsewhere
+    catalog, graph, _emb = _catalog(n=40)
+    tags = pd.DataFrame({"id": catalog.ids, "tag": [f"t{i}" for i in range(40)]})
+    lonely = Catalog(catalog.items, tags.assign(source="user", tag_raw=tags["tag"], weight=1.0))
+    with pytest.raises(InputError, match=r"lower `evaluate\.hide_fraction` \(0\.2\)"):
+        run_evaluation((lonely, graph), repeats=1, methods=[], baselines=["prior"], rng=0)

@@ -173,3 +173,10 @@ def test_bootstrap_paired_difference_excludes_zero():
     better = base + 0.05 + 0.01 * rng.normal(size=300)
     ci = bootstrap_ci(np.column_stack([better - base]), n_boot=300, rng=0)
     assert ci.loc[0, "ci_low"] > 0
+
+
+def test_tag_coherence_without_tagged_items_is_nan():
+    # before: scipy ValueError "cannot infer dimensions from zero sized index arrays" (a run
+    # of `ccgraph evaluate` whose split left no visible tag)
+    out = tag_coherence(np.array([0, 0, 1]), sp.csr_matrix((3, 4)), rng=0)
+    assert np.isnan(out["coherence"]) and np.isnan(out["shuffled"]) and np.isnan(out["lift"])

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from ccgraph.exceptions import DataQualityWarning
 from ccgraph.experiment import analyse, ratio_variance, simulate_log
 
 sm = pytest.importorskip("statsmodels.api")
@@ -183,3 +184,23 @@ def test_views_are_consistent_and_serialisable():
     blob = json.loads(json.dumps(res.to_dict()))
     assert blob["difference"] == pytest.approx(res.difference)
     assert len(blob["clusters"]) == len(res.clusters)
+
+
+@pytest.mark.parametrize(
+    ("control", "treatment", "pattern"),
+    [
+        (0, 0, r"arm 'control' has no clicks .* and arm 'treatment' has no clicks"),
+        (0, None, r"arm 'control' has no clicks .*relative lift and the position-adjusted"),
+        (None, 1, r"arm 'treatment' has a click on every impression"),
+    ],
+)
+def test_an_arm_without_click_variation_warns(control, treatment, pattern):
+    # before: "CI +0.0000 to +0.0000, p = nan" (or a too-narrow CI) without a word
+    log = simulate_log(n_units=60, baseline_ctr=0.2, rng=3).log
+    for arm, value in (("control", control), ("treatment", treatment)):
+        if value is not None:
+            log.loc[log["arm"] == arm, "clicked"] = bool(value)
+    with pytest.warns(DataQualityWarning, match=pattern):
+        res = analyse(log)
+    if control == 0:
+        assert math.isnan(res.relative_lift)

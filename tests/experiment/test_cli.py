@@ -156,6 +156,9 @@ def test_simulate_then_analyse(tmp_path, run_dir):
     assert len(pd.read_parquet(out / "clusters.parquet")) == 20
 
 
+POWER = ["experiment", "power", "--baseline-ctr", "0.1", "--effect", "0.01"]
+
+
 def test_power_command(tmp_path, capsys):
     out = tmp_path / "p.json"
     assert (
@@ -185,8 +188,32 @@ def test_power_command(tmp_path, capsys):
         == 0
     )
     assert "minimum detectable effect" in capsys.readouterr().out
-    with pytest.raises(CcgraphError, match="--effect"):
+    # before: "give --effect ... or --impressions ..., not both" when neither was given
+    with pytest.raises(CcgraphError, match=r"--effect .*; got neither"):
         _run(["experiment", "power", "--baseline-ctr", "0.1"])
+    with pytest.raises(CcgraphError, match=r"--effect .*, not both"):
+        _run([*POWER, "--impressions", "10", "--days", "2"])
+    # before: ZeroDivisionError
+    with pytest.raises(CcgraphError, match=r"`impressions_per_unit` must be a float >= 1"):
+        _run([*POWER, "--impressions-per-unit", "0"])
+
+
+def test_simulate_accepts_the_parameter_name_its_errors_use(tmp_path):
+    # before: the error named `unit_heterogeneity`, a flag the command did not have
+    with pytest.raises(CcgraphError, match=r"`unit_heterogeneity` must be a float >= 0"):
+        out = str(tmp_path / "s.parquet")
+        _run(
+            [
+                "experiment",
+                "simulate",
+                "--out",
+                out,
+                "--n-units",
+                "10",
+                "--unit-heterogeneity",
+                "-1",
+            ]
+        )
 
 
 def test_user_errors_are_ccgraph_errors(tmp_path, run_dir):
@@ -209,3 +236,77 @@ def test_user_errors_are_ccgraph_errors(tmp_path, run_dir):
                 "license",
             ]
         )
+
+
+def _plan_with_attributes(run_dir, tmp_path, attributes: pd.DataFrame) -> pd.DataFrame:
+    results = tmp_path / "results.csv"
+    pd.DataFrame({"query": ["q"] * 2, "position": [0, 1], "id": ["i0", "i7"]}).to_csv(
+        results, index=False
+    )
+    extra = tmp_path / "attrs.csv"
+    attributes.to_csv(extra, index=False)
+    out = tmp_path / "plan.parquet"
+    argv = ["experiment", "plan", str(run_dir), str(results), "--out", str(out)]
+    assert _run([*argv, "--attributes", str(extra), "--filter", "license=by", "--seed", "1"]) == 0
+    return pd.read_parquet(out)
+
+
+def test_attributes_fill_a_column_the_run_has_empty(run_dir, tmp_path):
+    # before: the run's own (empty) `license` column silently won over the file's, so every row
+    # was "filtered"
+    items = pd.read_parquet(run_dir / "items.parquet").assign(license="")
+    items.to_parquet(run_dir / "items.parquet")
+    lic = ["by"] * 11 + ["nc"]
+    plan = _plan_with_attributes(
+        run_dir, tmp_path, pd.DataFrame({"id": items["id"], "license": lic})
+    )
+    assert plan["alternate_id"].notna().all() and "i11" not in set(plan["alternate_id"])
+
+
+@pytest.mark.parametrize(
+    ("attributes", "pattern"),
+    [
+        ({"id": ["i1"], "cluster": [5]}, r"'cluster' would replace the run's own results"),
+        ({"id": ["i1", "i1"], "license": ["by", "nc"]}, r"id 'i1' has rows with different"),
+        ({"id": ["x9"], "license": ["by"]}, r"none of its 1 ids is an item of the run"),
+    ],
+)
+def test_attribute_files_that_cannot_be_joined(run_dir, tmp_path, attributes, pattern):
+    with pytest.raises(CcgraphError, match=pattern):
+        _plan_with_attributes(run_dir, tmp_path, pd.DataFrame(attributes))
+
+
+def test_assign_refuses_empty_input_and_unknown_output_types(tmp_path, capsys):
+    # before: an empty file wrote an empty table ("wrote a.csv: "); --out a.json wrote Parquet
+    # bytes into a .json file; a repeated unit was written twice
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(CcgraphError, match=r"no units to assign"):
+        _run(["experiment", "assign", str(empty), "--salt", "s", "--out", str(tmp_path / "a.csv")])
+    units = tmp_path / "u.txt"
+    units.write_text("u1\nu2\nu2\n")
+    with pytest.raises(CcgraphError, match=r"a\.json: unsupported output type"):
+        _run(["experiment", "assign", str(units), "--salt", "s", "--out", str(tmp_path / "a.json")])
+    assert not (tmp_path / "a.json").exists()
+    assert (
+        _run(["experiment", "assign", str(units), "--salt", "s", "--out", str(tmp_path / "a.csv")])
+        == 0
+    )
+    assert pd.read_csv(tmp_path / "a.csv")["unit"].tolist() == ["u1", "u2"]
+    assert "1 repeated rows of a unit written once" in capsys.readouterr().out
+
+
+def test_analyse_with_run_uses_the_run_clusters_over_the_log_column(tmp_path, run_dir, caplog):
+    # before: a `cluster` column in the log silently won over the explicit --run
+    from ccgraph.experiment import simulate_log
+
+    log = simulate_log(n_units=80, baseline_ctr=0.2, rng=1).log
+    ids = [f"i{k}" for k in range(12)]
+    log["original_id"] = [ids[i % 12] for i in range(len(log))]
+    src = tmp_path / "log.parquet"
+    log.to_parquet(src)
+    out = tmp_path / "an"
+    assert _run(["experiment", "analyse", str(src), "--out", str(out), "--run", str(run_dir)]) == 0
+    clusters = pd.read_parquet(out / "clusters.parquet")
+    assert set(clusters["cluster"].astype(int)) <= {0, 1}  # the run's clusters, not 0..19
+    assert "uses the run's clusters of `original_id`" in caplog.text

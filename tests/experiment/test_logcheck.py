@@ -88,3 +88,11 @@ def test_boolean_and_float_clicks_accepted():
     assert analyse(log).difference == a
     log["clicked"] = log["clicked"].astype(float)
     assert analyse(log).difference == a
+
+
+def test_bad_value_shown_as_a_plain_number():
+    # before: "row 3 has np.int64(2)"
+    log = _log()
+    log.loc[3, "clicked"] = 2
+    with pytest.raises(InputError, match=r"row 3 has 2 \(1 bad rows\)"):
+        analyse(log)

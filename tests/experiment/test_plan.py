@@ -356,3 +356,16 @@ def test_seeded_and_input_validation():
         plan_substitutions(pd.concat([items, items]), res)
     with pytest.raises(ParameterError, match="rule"):
         plan_substitutions(items, res, rule="nearest")
+
+
+def test_plan_errors_show_plain_values_and_the_cluster_columns():
+    # before: "row 0 has np.int64(-1)" and a bare "missing column 'cluster_l9'"
+    items = pd.DataFrame({"id": ["a", "b"], "cluster": [0, 0], "cluster_l0": [0, 0]})
+    results = pd.DataFrame({"query": ["q"], "position": np.array([-1]), "id": ["a"]})
+    with pytest.raises(InputError, match=r"row 0 has -1$"):
+        plan_substitutions(items, results)
+    ok = results.assign(position=[0])
+    with pytest.raises(InputError, match=r"'cluster_l9'; cluster columns present: cluster, cl"):
+        plan_substitutions(items, ok, cluster_column="cluster_l9")
+    with pytest.raises(InputError, match=r"id 'b' has -3\.0$"):
+        plan_substitutions(items, ok, rule="least_exposed", exposure=pd.Series({"a": 1, "b": -3.0}))

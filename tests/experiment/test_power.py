@@ -144,3 +144,12 @@ def test_bad_parameters():
         minimum_detectable_effect(baseline_ctr=0.1)
     with pytest.raises(ParameterError, match="power"):
         minimum_detectable_effect(baseline_ctr=0.1, n_total=4, power=0.99999)
+
+
+@pytest.mark.parametrize("m", [0, -5, 0.5])
+def test_impressions_per_unit_below_one_is_refused_even_without_icc(m):
+    # before: 0 -> ZeroDivisionError; -5 -> "units: -3,257"
+    from ccgraph.experiment import sample_size
+
+    with pytest.raises(ParameterError, match=r"`impressions_per_unit` must be a float >= 1"):
+        sample_size(baseline_ctr=0.05, effect=0.01, impressions_per_unit=m)

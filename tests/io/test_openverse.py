@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import unicodedata
 from collections import defaultdict
@@ -231,3 +232,30 @@ def test_limit_keeps_first_usable_rows(openverse_dir_module: Path, raw2023) -> N
     assert (cat.rejects["row"] < last_row).all()
     assert len(cat.rejects) == sum(r["removed_from_source"] == "t" for r in raw2023[:last_row])
     assert set(cat.tags["id"]) <= set(cat.items["id"])
+
+
+def test_read_log_line_does_not_count_removed_rows_as_items(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # before: "3 rows -> 3 items, 3 tags, 0 rejects" although one row is dropped as removed
+    tags = [json.dumps([{"name": n, "provider": "flickr"}]) for n in ("tree", "lake", "road")]
+    f = tmp_path / "ov.csv"
+    pd.DataFrame(
+        {
+            "identifier": ["a", "b", "c"],
+            "foreign_identifier": ["1", "2", "3"],
+            "provider": "flickr",
+            "url": "https://x/y.jpg",
+            "meta_data": "{}",
+            "tags": tags,
+            "removed_from_source": ["f", "t", "f"],
+        }
+    ).to_csv(f, index=False)
+    with caplog.at_level(logging.INFO, logger="ccgraph.io.catalog"):
+        cat = read_catalog(f)
+    assert len(cat.items) == 2
+    assert "3 rows -> 2 items, 2 tags, 0 rejects, 1 removed from source" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ccgraph.io.catalog"):
+        read_catalog(f, include_removed=True)
+    assert "3 rows -> 3 items, 3 tags, 0 rejects (" in caplog.text

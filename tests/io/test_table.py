@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from ccgraph.config import DataConfig, TagHygiene
+from ccgraph.exceptions import DataQualityWarning
 from ccgraph.io import read_catalog, read_catalog_from_config
 
 NO_HYGIENE = TagHygiene(lowercase=False, drop_patterns=[], merge_variants=False)
@@ -208,3 +211,37 @@ def test_directory_is_read_recursively_skipping_runs(tmp_path: Path) -> None:
     (run / "manifest.json").write_text('{"schema_version": 1, "ccgraph_version": "0"}')
     pd.DataFrame({"id": ["r"]}).to_parquet(run / "items.parquet")
     assert read_catalog(tmp_path).items["id"].tolist() == ["1", "2", "3"]
+
+
+def _tags_csv(tmp_path: Path, tags: list[str]) -> Path:
+    f = tmp_path / "cat.csv"
+    pd.DataFrame({"id": [f"i{n}" for n in range(len(tags))], "kw": tags}).to_csv(f, index=False)
+    return f
+
+
+def test_tags_split_by_another_separator_warn_with_the_key(tmp_path: Path) -> None:
+    # before: silently one tag "dog;park" per item
+    f = _tags_csv(tmp_path, ["dog;park", "cat;sofa;indoor", "sea;beach", "cat", "tree;snow"])
+    with pytest.warns(DataQualityWarning) as caught:
+        cat = read_catalog(f, columns={"tags": "kw"}, tags_sep="|")
+    msg = str(caught[0].message)
+    assert "column 'kw'" in msg and "4 of 5 tag values contain ';'" in msg
+    assert "set `data.tags_sep: ';'`" in msg and str(f) in msg
+    assert "dog;park" in set(cat.tags["tag"])  # still read as written, only flagged
+
+
+def test_no_separator_warning_for_single_tags_or_the_right_separator(tmp_path: Path) -> None:
+    single = ["new york", "old town", "rock, paper", "sea", "sky"]  # one tag, one comma
+    right = ["dog|park", "cat|sofa, red", "a,b|c", "x;y|z", "tree"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        read_catalog(_tags_csv(tmp_path, single), columns={"tags": "kw"}, tags_sep="|")
+        read_catalog(_tags_csv(tmp_path, right), columns={"tags": "kw"}, tags_sep="|")
+
+
+def test_openverse_samples_raise_no_separator_warning(openverse_dir: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        for f in sorted(openverse_dir.rglob("*.[ct]sv")):
+            for sep in (",", "|", ";"):
+                read_catalog(f, format="table", columns={"id": "foreign_identifier"}, tags_sep=sep)

@@ -93,3 +93,24 @@ def test_infer_bad_length():
     g = random_graph(n=10)
     with pytest.raises(InputError, match="observed_raw"):
         infer_popularity(g, [1.0], ["a"])
+
+
+def test_extreme_outliers_by_hand():
+    from ccgraph.propagate.popularity import extreme_outliers
+
+    # provider a: 14 ordinary counts and one 1e30 (above the 85th percentile: only itself
+    # saturates); provider b: 3 of 5 values are 1e30 (the percentile falls on them).
+    raw = [*range(1, 15), 1e30, 5, 7, 1e30, 1e30, 1e30, np.nan]
+    prov = ["a"] * 15 + ["b"] * 6
+    found = extreme_outliers(raw, prov)
+    assert [(name, rows.tolist(), sets) for name, rows, sets in found] == [
+        ("a", [14], False),
+        ("b", [17, 18, 19], True),
+    ]
+    # b's ordinary items really are pushed to ~0 by the formula (the warned-about effect)
+    std = standardize_popularity(raw, prov)
+    assert std[15] < 1e-20 and std[0] > 0.05
+    # heavy but ordinary tails (jumps well under 1e6x) are not outliers
+    assert extreme_outliers([0, 1, 3, 40, 900, 9144, 2e5], ["f"] * 7) == []
+    with pytest.raises(InputError, match="`provider` has 1 entries but `raw` has 2"):
+        extreme_outliers([1, 2], ["a"])

@@ -63,8 +63,11 @@ def test_batch_input_errors(index: RunIndex, tmp_path: Path) -> None:
         InputError, match=r"rows \[2\] \(1-based\) give \[0\] of them \(0: all null"
     ):
         index.query_batch(pd.DataFrame({"id": ["it0001", None]}))
-    with pytest.raises(InputError, match="batch row 2: `id` 'nope'"):
-        index.query_batch(["it0001", "nope"])
+    # before: "batch row 2: `id` 'nope' ..." for the first unknown id only
+    with pytest.raises(
+        InputError, match=r"2 of 3 batch ids are not items of the run .*row 2 'nope', row 3 'x'"
+    ):
+        index.query_batch(["it0001", "nope", "x"])
     with pytest.raises(InputError, match="`queries` must be"):
         index.query_batch(42)
 

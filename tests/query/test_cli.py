@@ -65,3 +65,32 @@ def test_main_turns_errors_into_exit_code_2(run_dir: Path, capsys) -> None:
 
     assert main(["query", str(run_dir), "--id", "it0O01"]) == 2
     assert "it0O01" in capsys.readouterr().err
+
+
+def test_batch_answers_known_ids_and_reports_unknown_ones(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before: one unknown id failed the whole batch ("batch row 2: `id` 'nope' ...")
+    src = tmp_path / "ids.parquet"
+    pd.DataFrame({"id": ["it0001", "nope", "it0002"]}).to_parquet(src)
+    out = tmp_path / "out.parquet"
+    assert run(["query", str(run_dir), "--batch", str(src), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "2 answers written" in said and "1 rows not answered" in said
+    assert "row 2: `id` 'nope' is not an item" in said
+    frame = pd.read_parquet(out)
+    assert frame["error"].isna().tolist() == [True, False, True]
+    assert len(frame.loc[0, "related_ids"]) > 0
+    with pytest.raises(InputError, match=r"1 of 3 batch ids .*row 2 'nope'.*--errors record"):
+        run(["query", str(run_dir), "--batch", str(src), "--out", str(out), "--errors", "raise"])
+
+
+def test_batch_with_no_answerable_row_fails_and_writes_nothing(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "ids.parquet"
+    pd.DataFrame({"id": ["nope", "x"]}).to_parquet(src)
+    out = tmp_path / "out.parquet"
+    with pytest.raises(InputError, match=r"no row could be answered \(row 1: `id` 'nope'"):
+        run(["query", str(run_dir), "--batch", str(src), "--out", str(out)])
+    assert not out.exists()

@@ -96,3 +96,17 @@ def test_a_header_only_batch_is_a_removal_only_update(
     # and without removals it is the no-op of an empty batch (as with an empty Catalog)
     assert main([*args, "--out", str(tmp_path / "new2")]) == 0
     assert ccgraph.load_run(tmp_path / "new2").manifest["stages"]["update"]["noop"]
+
+
+def test_a_missing_vectors_file_given_with_set_says_where_it_was_looked_for(
+    base_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # before: "... not found: /cwd/v.parquet; ... relative to the config file" although the
+    # relative --set value had been resolved against the working directory
+    pd.read_csv(base_run.parent / "catalog.csv").head(3).to_csv(tmp_path / "b.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    args = ["update", str(base_run), "b.csv", "--out", "new", "-q"]
+    assert main([*args, "--set", "embed.precomputed.path=v.parquet"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"not found: {tmp_path / 'v.parquet'}" in err
+    assert "against the working directory when given with `ccgraph update --set`" in err

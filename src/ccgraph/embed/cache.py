@@ -84,7 +84,10 @@ class EmbeddingCache:
                 tmp.write_text(text)
                 os.replace(tmp, meta)
         except OSError as exc:
-            raise OutputError(f"cannot use embedding cache folder {self.root}: {exc}") from exc
+            raise OutputError(
+                f"cannot use embedding cache folder {self.root}: {exc}; set `embed.cache_dir` "
+                "to a writable folder"
+            ) from exc
         self._index: dict[str, tuple[Path, int]] = {}
         self._dim: int | None = None
         self._load_index()
@@ -155,7 +158,8 @@ class EmbeddingCache:
             _atomic_save(self.shards / f"{stem}.keys.npy", np.asarray(keys, dtype="U64"))
         except OSError as exc:
             raise OutputError(
-                f"cannot write embedding cache shard in {self.shards}: {exc}"
+                f"cannot write embedding cache shard in {self.shards}: {exc}; set "
+                "`embed.cache_dir` to a writable folder"
             ) from exc
         self._dim = int(vectors.shape[1])
         for row, k in enumerate(keys):

@@ -207,8 +207,9 @@ def load_precomputed(
     p = Path(path).expanduser()
     if not p.is_file():
         raise InputError(
-            f"precomputed vectors file not found: {p}; check the path (config "
-            "`embed.precomputed.path`, relative to the config file)"
+            f"precomputed vectors file not found: {p}; check `embed.precomputed.path` (a "
+            "relative path resolves against the config file's folder, or against the working "
+            "directory when given with `ccgraph update --set`)"
         )
     suffix = p.suffix.lower()
     if suffix == ".npy":

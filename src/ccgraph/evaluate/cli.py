@@ -20,6 +20,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     cols = [c for c in ("accuracy", "precision@5", "recall@5", "ap") if c in table.columns]
     for method, row in table[cols].iterrows():
         sys.stdout.write(f"  {method:24s} " + "  ".join(f"{c}={row[c]}" for c in cols) + "\n")
+    for method, why in dict(result.info.get("skipped") or {}).items():
+        sys.stdout.write(f"  {method:24s} skipped: {why}\n")
     return 0
 
 
@@ -27,9 +29,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``evaluate`` to the ``ccgraph`` command line."""
     text = (
         "hide tags (or use the Planetoid split), run ccgraph and the baselines on the same "
-        "split, and write metrics with 95%% bootstrap CIs"
+        "split, and write metrics with 95% bootstrap CIs"
     )
-    p = subparsers.add_parser("evaluate", help=text, description=text)
+    # argparse %-formats `help` (the command list) but prints `description` as written
+    p = subparsers.add_parser("evaluate", help=text.replace("%", "%%"), description=text)
     p.add_argument("config", type=Path, help="the YAML config file (see configs/eval-*.yaml)")
     p.add_argument(
         "--out",

@@ -73,8 +73,12 @@ def tag_coherence(
     u = u[tagged]
 
     def stat(labels: np.ndarray) -> float:
+        if labels.size == 0:  # no tagged item: nothing to compare
+            return float("nan")
         _, inv = np.unique(labels, return_inverse=True)
-        onehot = sp.csr_matrix((np.ones(len(inv)), (inv, np.arange(len(inv)))))
+        onehot = sp.csr_matrix(
+            (np.ones(len(inv)), (inv, np.arange(len(inv)))), shape=(int(inv.max()) + 1, len(inv))
+        )
         s = onehot @ u
         sizes = np.bincount(inv).astype(np.float64)
         pairs = (sizes * (sizes - 1)).sum()

@@ -9,6 +9,7 @@ the path and how to point ccgraph at the data.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ import scipy.sparse as sp
 from ccgraph._validation import check_choice
 from ccgraph.containers import as_ids
 from ccgraph.exceptions import InputError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CitationDataset",
@@ -45,6 +48,13 @@ def dataset_path(configured: str | Path | None, folder: str) -> Path:
     except InputError:
         fallback = None
     if fallback is not None and fallback.exists():
+        if configured is not None:
+            logger.warning(
+                "data set folder %s does not exist; using the shared copy %s "
+                "(CCGRAPH_DATA_DIR); fix `data.path` to use another one",
+                configured,
+                fallback,
+            )
         return fallback
     raise InputError(
         f"data set folder {configured} does not exist; fix `data.path` or set CCGRAPH_DATA_DIR "

@@ -77,7 +77,9 @@ def caption_tags(
     n_caps = captions.groupby(captions["image"].astype(str)).size()
     counts = long.groupby(["id", "tag"], sort=True).size().rename("n").reset_index()
     counts = counts[counts["n"] >= min_captions]
-    weight = (counts["n"] / counts["id"].map(n_caps)).astype(np.float32)
+    # numpy division: an empty selection keeps a float dtype (pandas infers str for it)
+    per_image = counts["id"].map(n_caps).to_numpy(np.float64)
+    weight = (counts["n"].to_numpy(np.float64) / per_image).astype(np.float32)
     return pd.DataFrame(
         {
             "id": counts["id"].to_numpy(),
@@ -85,7 +87,7 @@ def caption_tags(
             "tag_raw": counts["tag"].to_numpy(),
             "source": "user",
             "provider": "flickr8k-captions",
-            "weight": weight.to_numpy(),
+            "weight": weight,
         }
     ).reset_index(drop=True)
 
@@ -129,4 +131,10 @@ def load_flickr8k(
         }
     )
     tags = caption_tags(captions, min_captions=min_captions)
+    if tags.empty and len(captions):
+        most = int(captions.groupby("image").size().max())
+        raise InputError(
+            f"{cap_path}: no word is in {min_captions} captions of one image (an image has at "
+            f"most {most}); lower `evaluate.min_captions` (`min_captions`)"
+        )
     return Catalog(items, tags, params={"path": str(root), "tags": "caption content words"})

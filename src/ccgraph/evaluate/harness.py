@@ -31,7 +31,7 @@ from ccgraph.evaluate._inputs import (
     popularity_study,
     spread_kwargs,
 )
-from ccgraph.evaluate.methods import MethodInputs, MethodSkipped, run_method
+from ccgraph.evaluate.methods import METHODS, MethodInputs, MethodSkipped, run_method
 from ccgraph.evaluate.output import EvaluationResult, write_result
 from ccgraph.evaluate.scoring import build_truth, score_tags, source_vocabulary, summarise
 from ccgraph.evaluate.splits import make_splits, strip_hidden_text
@@ -52,6 +52,31 @@ def _settings(base: EvaluateConfig, updates: Mapping[str, Any]) -> EvaluateConfi
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"evaluate.{loc}: {first['msg']}; got {first.get('input')!r}") from None
+
+
+def _check_settings(settings: EvaluateConfig) -> None:
+    """Settings pydantic cannot check field by field: something to run, k, the reference."""
+    if not settings.k:
+        raise ConfigError("`evaluate.k` lists no cut-off; give at least one, e.g. [1, 5, 10]")
+    if settings.protocol == "planetoid":
+        return  # the planetoid harness has its own fixed method list
+    run = [*settings.methods, *settings.baselines]
+    if not run:
+        raise ConfigError(
+            "`evaluate.methods` and `evaluate.baselines` are both empty: nothing to evaluate"
+        )
+    if settings.reference not in METHODS:
+        raise ConfigError(
+            f"`evaluate.reference` {settings.reference!r} is not a method; name one of "
+            f"{', '.join(sorted(METHODS))}"
+        )
+    if settings.reference not in run:
+        log.warning(
+            "`evaluate.reference` %r is not among the methods run (%s): no paired "
+            "comparisons; add it to `evaluate.baselines` to get them",
+            settings.reference,
+            ", ".join(run),
+        )
 
 
 def run_evaluation(
@@ -124,6 +149,7 @@ def run_evaluation(
             "bootstrap": n_boot,
         },
     )
+    _check_settings(settings)
     if max(settings.k) > settings.depth:
         raise ConfigError(f"evaluate.k has {max(settings.k)} > evaluate.depth {settings.depth}")
     seed = rng if rng is not None else (cfg.seed if cfg is not None else 0)
@@ -263,7 +289,11 @@ def _run_tags(
                     }
                 )
     if not pooled:
-        raise InputError("nothing could be scored: no repeat had an evaluable hidden tag")
+        raise InputError(
+            "nothing could be scored: no repeat hid a tag that also stays visible on other "
+            f"items; lower `evaluate.hide_fraction` ({settings.hide_fraction}) or "
+            "`data.tags.min_count`, or use a catalog with more tagged items"
+        )
     per_repeat = pd.DataFrame(repeat_rows)
     all_items = pd.concat(pooled, ignore_index=True)
     summary, comparisons = summarise(

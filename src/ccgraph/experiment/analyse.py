@@ -161,6 +161,7 @@ def analyse(
         sel = t == flag
         arm_ctr[flag] = c_u[sel].sum() / n_u[sel].sum()
         arm_var[flag] = ratio_variance(c_u[sel], n_u[sel])
+    _warn_degenerate_arms(checked, c_u, n_u)
     diff = arm_ctr[True] - arm_ctr[False]
     lift = arm_ctr[True] / arm_ctr[False] - 1.0 if arm_ctr[False] > 0 else math.nan
     pos = _position_adjusted(checked)
@@ -225,6 +226,32 @@ def analyse(
         srm_threshold=srm_threshold,
         clusters=clusters,
         n_boot=n_boot if method == "bootstrap" else None,
+    )
+
+
+def _warn_degenerate_arms(log: CheckedLog, c_u: np.ndarray, n_u: np.ndarray) -> None:
+    """Warn when an arm has no clicks (or only clicks): its CTR has a standard error of 0."""
+    t = log.unit_treated
+    odd = []
+    for name, sel in ((log.control, ~t), (log.treatment, t)):
+        clicks, imps = float(c_u[sel].sum()), float(n_u[sel].sum())
+        if clicks == 0 or clicks == imps:
+            what = "no clicks" if clicks == 0 else "a click on every impression"
+            odd.append(f"arm {name!r} has {what} ({imps:,.0f} impressions)")
+    if not odd:
+        return
+    undefined = (
+        "; the relative lift and the position-adjusted ratio are undefined (NaN)"
+        if float(c_u[~t].sum()) == 0
+        else ""
+    )
+    warnings.warn(
+        f"{' and '.join(odd)}: the standard error of such an arm's CTR is 0, so the intervals "
+        f"understate the uncertainty or are empty (p = NaN when both arms are degenerate)"
+        f"{undefined}; check "
+        "the log's `clicked` column, or collect more traffic",
+        DataQualityWarning,
+        stacklevel=3,
     )
 
 

@@ -10,11 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ccgraph.exceptions import InputError, OutputError, ParameterError
+from ccgraph.experiment._inputs import (
+    join_attributes,
+    read_exposure,
+    read_run_graph,
+    read_run_items,
+    read_table,
+)
 
 __all__ = ["add_commands", "read_run_graph", "read_run_items", "read_table"]
 
@@ -100,7 +105,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--baseline-ctr", type=float, default=0.1)
     s.add_argument("--effect", type=float, default=0.0)
     s.add_argument("--relative", action="store_true")
-    s.add_argument("--unit-sd", type=float, default=0.5, help="unit random-effect sd (logit)")
+    s.add_argument(
+        "--unit-sd",
+        "--unit-heterogeneity",
+        dest="unit_sd",
+        type=float,
+        default=0.5,
+        help="unit random-effect sd (logit; `unit_heterogeneity` in simulate_log)",
+    )
     s.add_argument("--n-positions", type=int, default=10)
     s.add_argument("--position-bias", choices=("log", "geometric", "none"), default="log")
     s.add_argument("--n-clusters", type=int, default=20)
@@ -112,60 +124,18 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_simulate)
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a .parquet, .csv or .txt (one value per line, column ``unit``) table."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix == ".csv":
-            return pd.read_csv(path)
-        if suffix == ".txt":
-            lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-            return pd.DataFrame({"unit": [ln for ln in lines if ln]})
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from exc
-    raise InputError(f"{path}: unsupported file type {suffix!r}; use .parquet, .csv or .txt")
-
-
-def read_run_items(run_dir: Path) -> pd.DataFrame:
-    """``items.parquet`` of a run directory."""
-    return read_table(Path(run_dir) / "items.parquet")
-
-
-def read_run_graph(run_dir: Path) -> tuple[sp.csr_matrix, np.ndarray]:
-    """``graph.npz`` of a run directory as ``(csr, ids)`` (no pickled objects are loaded)."""
-    path = Path(run_dir) / "graph.npz"
-    if not path.exists():
-        raise InputError(f"{path}: file not found (rule 'closest' needs the run's graph)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            shape = tuple(int(v) for v in z["shape"])
-            csr = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
-            ids = z["ids"].astype(str)
-    except (KeyError, ValueError, OSError) as exc:
-        raise InputError(f"{path}: not a ccgraph graph file ({exc})") from exc
-    return csr, ids
-
-
 def _plan(args: argparse.Namespace) -> int:
     from ccgraph.experiment.plan import plan_substitutions
 
+    _check_table_suffix(args.out)
     items = read_run_items(args.run_dir)
     if args.attributes is not None:
-        extra = read_table(args.attributes)
-        if "id" not in extra.columns:
-            raise InputError(f"{args.attributes}: needs an 'id' column")
-        extra = extra.drop(columns=[c for c in extra.columns if c in items.columns and c != "id"])
-        items = items.merge(extra.drop_duplicates("id").astype({"id": str}), on="id", how="left")
+        items = join_attributes(items, args.attributes)
     results = read_table(args.results)
     graph = read_run_graph(args.run_dir) if args.rule == "closest" else None
     exposure = None
     if args.rule == "least_exposed":
-        exposure = _exposure(args.exposure, items)
+        exposure = read_exposure(args.exposure, items)
     plan = plan_substitutions(
         items,
         results,
@@ -194,6 +164,11 @@ def _assign(args: argparse.Namespace) -> int:
     if col not in table.columns:
         raise InputError(f"{args.units}: no column {col!r}")
     units = table[col]
+    if len(units) == 0:
+        raise InputError(f"{args.units}: no units to assign (the file has no rows)")
+    _check_table_suffix(args.out)
+    repeated = int(units.duplicated().sum())
+    units = units.drop_duplicates()  # a unit's arm is fixed: one row per unit
     out = pd.DataFrame(
         {
             "unit": units.astype(str),
@@ -205,6 +180,7 @@ def _assign(args: argparse.Namespace) -> int:
     sys.stdout.write(
         f"wrote {args.out}: "
         + ", ".join(f"{k}: {v}" for k, v in out["arm"].value_counts().sort_index().items())
+        + (f" ({repeated} repeated rows of a unit written once)" if repeated else "")
         + "\n"
     )
     return 0
@@ -221,6 +197,13 @@ def _analyse(args: argparse.Namespace) -> int:
             raise ParameterError(f"--arms needs 'control,treatment'; got {args.arms!r}")
         arms = (parts[0], parts[1])
     items = read_run_items(args.run) if args.run is not None else None
+    if items is not None and "cluster" in log.columns:
+        # An explicit --run wins over a `cluster` column of the log (which analyse reads first).
+        logger.warning(
+            "--run given: the per-cluster breakdown uses the run's clusters of `original_id`, "
+            "not the log's own `cluster` column"
+        )
+        log = log.drop(columns="cluster")
     result = analyse(
         log,
         method=args.method,
@@ -257,7 +240,8 @@ def _power(args: argparse.Namespace) -> int:
     if (args.effect is None) == (args.impressions is None):
         raise ParameterError(
             "give --effect (for the sample size) or --impressions per day "
-            "(for the minimum detectable effect), not both"
+            "(for the minimum detectable effect)"
+            + (", not both" if args.effect is not None else "; got neither")
         )
     if args.effect is not None:
         ans: Any = sample_size(effect=args.effect, relative=args.relative, **common)
@@ -286,6 +270,7 @@ def _power(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from ccgraph.experiment.simulate import simulate_log
 
+    _check_table_suffix(args.out)
     sim = simulate_log(
         n_units=args.n_units,
         impressions_per_unit=args.impressions_per_unit,
@@ -331,19 +316,6 @@ def _parse_filters(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _exposure(path: Path | None, items: pd.DataFrame) -> pd.Series:
-    if path is None:
-        if "popularity" not in items.columns:
-            raise InputError("rule 'least_exposed' needs --exposure (the run has no popularity)")
-        logger.info("least_exposed: using the run's popularity as the exposure proxy")
-        return pd.Series(items["popularity"].fillna(0.0).to_numpy(), index=items["id"].astype(str))
-    table = read_table(path)
-    for col in ("id", "impressions"):
-        if col not in table.columns:
-            raise InputError(f"{path}: needs columns 'id' and 'impressions'; {col!r} is missing")
-    return pd.Series(table["impressions"].to_numpy(), index=table["id"].astype(str))
-
-
 def _mkdir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -351,8 +323,14 @@ def _mkdir(path: Path) -> None:
         raise OutputError(f"{path}: cannot create directory ({exc})") from exc
 
 
+def _check_table_suffix(path: Path) -> None:
+    if Path(path).suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise OutputError(f"{path}: unsupported output type; name a .parquet or .csv file")
+
+
 def _write_frame(frame: pd.DataFrame, path: Path) -> None:
     path = Path(path)
+    _check_table_suffix(path)
     _mkdir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

@@ -157,6 +157,8 @@ def _clicks(col: pd.Series) -> np.ndarray:
 
 def _fail(name: str, bad: np.ndarray, what: str, values: np.ndarray) -> None:
     row = int(np.flatnonzero(bad)[0])
+    value = values[row]
+    value = value.item() if isinstance(value, np.generic) else value  # 2, not np.int64(2)
     raise InputError(
-        f"log column `{name}` {what}; row {row} has {values[row]!r} ({int(bad.sum())} bad rows)"
+        f"log column `{name}` {what}; row {row} has {value!r} ({int(bad.sum())} bad rows)"
     )

@@ -207,7 +207,11 @@ def _encode_items(items: pd.DataFrame, cluster_column: str) -> dict[str, Any]:
         raise InputError(f"`items` must be a pandas DataFrame; got {type(items).__name__}")
     for col in ("id", cluster_column):
         if col not in items.columns:
-            raise InputError(f"`items` is missing column {col!r}")
+            levels = [str(c) for c in items.columns if str(c).startswith("cluster")]
+            raise InputError(
+                f"`items` is missing column {col!r}"
+                + (f"; cluster columns present: {', '.join(levels)}" if levels else "")
+            )
     ids = items["id"].astype(str).to_numpy()
     index = pd.Index(ids)
     if not index.is_unique:
@@ -248,7 +252,7 @@ def _encode_results(results: pd.DataFrame, index: pd.Index) -> dict[str, np.ndar
         row = int(np.flatnonzero(bad)[0])
         raise InputError(
             f"`results` column 'position' must hold non-negative integers; row "
-            f"{row} has {results['position'].iloc[row]!r}"
+            f"{row} has {_plain(results['position'].iloc[row])!r}"
         )
     qcodes, _ = pd.factorize(results["query"])
     order = np.lexsort((pos, qcodes))
@@ -359,6 +363,11 @@ def _graph_adjacency(graph: Any, ids: np.ndarray) -> sp.csr_matrix:
     )
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (messages show ``-1``, not ``np.int64(-1)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _exposure(exposure: pd.Series | None, ids: np.ndarray) -> np.ndarray:
     if exposure is None:
         raise ParameterError("rule='least_exposed' needs `exposure` (impressions per id)")
@@ -371,7 +380,7 @@ def _exposure(exposure: pd.Series | None, ids: np.ndarray) -> np.ndarray:
     if bad.any():
         raise InputError(
             f"`exposure` must hold non-negative numbers; id {bad.idxmax()!r} has "
-            f"{exposure[bad.idxmax()]!r}"
+            f"{_plain(exposure[bad].iloc[0])!r}"
         )
     vals.index = vals.index.astype(str)
     vals = vals.groupby(level=0).sum()

@@ -91,6 +91,8 @@ def design_effect(
 
 
 def _deff(icc: float, impressions_per_unit: float | None, value: float | None) -> float:
+    if impressions_per_unit is not None:  # also turns impressions into units when icc is 0
+        impressions_per_unit = check_float("impressions_per_unit", impressions_per_unit, low=1.0)
     if value is not None:
         if icc:
             raise ParameterError("give either `design_effect` or `icc`, not both")

@@ -40,7 +40,11 @@ _JOINED = ("title", "description")
 
 
 def _read_file(
-    path: Path, fmt: str, columns: Mapping[str, str] | None, tags_sep: str
+    path: Path,
+    fmt: str,
+    columns: Mapping[str, str] | None,
+    tags_sep: str,
+    include_removed: bool = False,
 ) -> ParsedFile:
     start = time.perf_counter()
     raw = read_raw(path)
@@ -51,14 +55,21 @@ def _read_file(
         if fmt == "openverse"
         else parse_table(raw, columns=columns, tags_sep=tags_sep)
     )
+    gone = np.zeros(len(parsed.items), bool)
+    if not include_removed and "removed" in parsed.items.columns:
+        gone = parsed.items["removed"].fillna(False).to_numpy(bool)
+    n_tags = len(parsed.tags)
+    if gone.any() and "_pos" in parsed.tags.columns:
+        n_tags -= int(gone[parsed.tags["_pos"].to_numpy(np.int64)].sum())
     logger.info(
-        "%s: %s layout, %d rows -> %d items, %d tags, %d rejects (%.2f s)",
+        "%s: %s layout, %d rows -> %d items, %d tags, %d rejects%s (%.2f s)",
         path,
         fmt,
         parsed.n_rows,
-        len(parsed.items),
-        len(parsed.tags),
+        len(parsed.items) - int(gone.sum()),
+        n_tags,
         len(parsed.rejects),
+        f", {int(gone.sum())} removed from source" if gone.any() else "",
         time.perf_counter() - start,
     )
     if parsed.n_rows == 0:
@@ -230,7 +241,7 @@ def read_catalog(
     check_columns(columns)
     start = time.perf_counter()
     files = expand_paths(path)
-    parsed = [_read_file(f, format, columns, tags_sep) for f in files]
+    parsed = [_read_file(f, format, columns, tags_sep, include_removed) for f in files]
     items, tags, rejects = _combine(parsed)
     items["_file"] = np.array([str(f) for f in files], dtype=object)[items["_fi"].to_numpy(int)]
 

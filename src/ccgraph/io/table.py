@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from ccgraph.containers import ITEM_COLUMNS
-from ccgraph.exceptions import InputError, ParameterError
+from ccgraph.exceptions import DataQualityWarning, InputError, ParameterError
 from ccgraph.io._files import RawTable, iter_records
 from ccgraph.io._rows import ParsedFile, RowCollector
 from ccgraph.io._table_fast import parse_columns
@@ -78,6 +79,40 @@ def _resolve(raw: RawTable, mapping: dict[str, str]) -> dict[str, str]:
     return resolved
 
 
+#: Separators a tags column is commonly split by.
+_OTHER_SEPS = (",", ";", "|")
+#: Warn when at least this many values, and most values with more than one word, hold another
+#: separator while (almost) none holds ``tags_sep``.
+_MIN_SEP_EVIDENCE = 3
+#: Rows looked at (the first ones).
+_SAMPLE = 20_000
+
+
+def _check_tags_sep(raw: RawTable, column: str, sep: str) -> None:
+    """Warn when the tags column is clearly split by another separator than ``sep``."""
+    values = [
+        v.strip()
+        for v in raw.frame[column].head(_SAMPLE).tolist()
+        if isinstance(v, str) and v.strip() and not v.lstrip().startswith(("[", "{"))
+    ]
+    with_sep = sum(sep in v for v in values)
+    multi = [v for v in values if any(ch.isspace() or ch in _OTHER_SEPS for ch in v)]
+    for other in _OTHER_SEPS:
+        if other == sep:
+            continue
+        hits = sum(other in v for v in multi)
+        if hits >= _MIN_SEP_EVIDENCE and hits > len(multi) / 2 and with_sep * 20 < hits:
+            warnings.warn(
+                f"{raw.path}: column {column!r}: {hits} of {len(values)} tag values contain "
+                f"{other!r} and {with_sep} contain the tags separator {sep!r}, so each such value "
+                f"became one long tag; if {other!r} separates the tags, set `data.tags_sep: "
+                f"{other!r}` (`tags_sep` in read_catalog)",
+                DataQualityWarning,
+                stacklevel=2,
+            )
+            return
+
+
 def parse_table(
     raw: RawTable, *, columns: Mapping[str, str] | None = None, tags_sep: str = ","
 ) -> ParsedFile:
@@ -97,6 +132,8 @@ def parse_table(
     mapping, sep_override = check_columns(columns)
     sep = sep_override or tags_sep
     fields = _resolve(raw, mapping)
+    if "tags" in fields:
+        _check_tags_sep(raw, fields["tags"], sep)
     used = set(fields.values())
     extras = [
         str(c)

@@ -16,7 +16,12 @@ from ccgraph.exceptions import ConvergenceWarning, InputError
 from ccgraph.propagate._graph import as_adjacency, build_operator, resolve_dtype
 from ccgraph.propagate._solver import solve
 
-__all__ = ["infer_popularity", "popularity_from_propagation", "standardize_popularity"]
+__all__ = [
+    "extreme_outliers",
+    "infer_popularity",
+    "popularity_from_propagation",
+    "standardize_popularity",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +96,50 @@ def standardize_popularity(
         const = (1.0 - r) / r * v
         out[mask] = np.divide(vals, vals + const, out=np.zeros_like(vals), where=vals + const > 0)
     return out
+
+
+#: Within one provider, sorted positive values that jump by more than this factor mark the
+#: values above the jump as extreme outliers (real counts on the shared samples jump by < 5x).
+OUTLIER_GAP = 1e6
+
+
+def extreme_outliers(
+    raw: Any, provider: Any, *, percentile: float = 85.0
+) -> list[tuple[str, np.ndarray, bool]]:
+    """Find values far above the rest of their provider's (a sentinel, a unit error, ...).
+
+    Returns one ``(provider, rows, sets_constant)`` per provider with outliers: ``rows`` are
+    the positions of the values above the largest jump by more than :data:`OUTLIER_GAP` between
+    consecutive sorted positive values; ``sets_constant`` says whether the provider's
+    ``percentile`` falls on one of them, which pushes its other items' standardised values
+    (:func:`standardize_popularity`) to about 0.
+
+    Examples
+    --------
+    >>> extreme_outliers([1, 3, 1e30, np.nan], ["a", "a", "a", "a"], percentile=50)
+    [('a', array([2]), False)]
+    """
+    x = np.asarray(raw, dtype=np.float64).ravel()
+    prov = pd.Series(np.asarray(provider, dtype=object).ravel()).fillna("").astype(str)
+    if len(prov) != len(x):
+        raise InputError(f"`provider` has {len(prov)} entries but `raw` has {len(x)}")
+    found = []
+    for name, rows in prov.groupby(prov, sort=True).indices.items():
+        vals = x[rows]
+        keep = np.isfinite(vals) & (vals > 0)
+        pos, idx = vals[keep], np.asarray(rows)[keep]
+        if pos.size < 2:
+            continue
+        order = np.argsort(pos, kind="stable")
+        sorted_pos = pos[order]
+        jumps = np.flatnonzero(sorted_pos[1:] > OUTLIER_GAP * sorted_pos[:-1])
+        if jumps.size == 0:
+            continue
+        cut = sorted_pos[jumps[-1] + 1]
+        finite = vals[np.isfinite(vals)]
+        v = float(np.percentile(finite, percentile, method="inverted_cdf"))
+        found.append((str(name), np.sort(idx[pos >= cut]), bool(v >= cut)))
+    return found
 
 
 def popularity_from_propagation(

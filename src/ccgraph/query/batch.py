@@ -59,6 +59,29 @@ def _read_queries(queries: Any) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+#: Unknown ids listed in one message.
+_SHOWN_IDS = 10
+
+
+def _check_ids(index: RunIndex, ids: pd.Series) -> None:
+    """Raise one :class:`InputError` listing every id row that is not an item of the run."""
+    unknown: list[str] = []
+    for i in np.flatnonzero(ids.notna().to_numpy()):
+        try:
+            index.position(ids.iloc[i])
+        except InputError:
+            unknown.append(f"row {i + 1} {ids.iloc[i]!r}")
+    if unknown:
+        shown = ", ".join(unknown[:_SHOWN_IDS])
+        more = f" and {len(unknown) - _SHOWN_IDS} more" if len(unknown) > _SHOWN_IDS else ""
+        raise InputError(
+            f"{len(unknown)} of {int(ids.notna().sum())} batch ids are not items of the run "
+            f"({len(index.ids)} items): {shown}{more}; fix or drop those rows, or answer the "
+            "others and note these in the `error` column (errors='record'; on the command "
+            "line, the default `--errors record`)"
+        )
+
+
 def answer_row(ans: ItemAnswer, kind: str) -> dict[str, Any]:
     """Flatten one answer into a batch output row (lists for the ranked parts)."""
     c = ans.clusters
@@ -116,8 +139,10 @@ def query_batch(
     k, modality
         As in :func:`ccgraph.query.newitems.query_vectors` (new items only).
     errors
-        ``"raise"``: the first bad query raises :class:`InputError` naming its row;
-        ``"record"``: its message goes to the ``error`` column and the other answers are kept.
+        ``"raise"``: a bad query raises :class:`InputError` naming its row (ids that are not
+        items of the run are all listed in one message, before any answer is computed);
+        ``"record"``: its message goes to the ``error`` column and the other answers are kept
+        (the default of ``ccgraph query --batch``).
 
     Returns
     -------
@@ -139,6 +164,8 @@ def query_batch(
             raise InputError(f"batch row {i + 1}: {exc}") from None
         fails[i] = str(exc)
 
+    if "id" in frame.columns and errors == "raise":
+        _check_ids(index, frame["id"])
     if "id" in frame.columns:
         for i in np.flatnonzero(frame["id"].notna().to_numpy()):
             try:

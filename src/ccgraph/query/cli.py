@@ -46,6 +46,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         default="separate",
         help="near-duplicates of the item: listed separately (default), left out, or ranked",
     )
+    p.add_argument(
+        "--errors",
+        choices=("record", "raise"),
+        default="record",
+        help="a --batch row that cannot be answered (an unknown id, an unreadable image): "
+        "note it in the `error` column and answer the others (default), or stop",
+    )
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.set_defaults(func=_query)
 
@@ -70,11 +77,22 @@ def _query(args: argparse.Namespace) -> int:
         from ccgraph.io.atomic import atomic_path
 
         index = open_run(args.run_dir)
-        frame = index.query_batch(args.batch, k=args.k, **opts)
+        frame = index.query_batch(args.batch, k=args.k, errors=args.errors, **opts)
+        failed = frame.index[frame["error"].notna()].tolist() if "error" in frame else []
+        if len(failed) and len(failed) == len(frame):
+            raise InputError(
+                f"{args.batch}: no row could be answered ({_row_errors(frame, failed)}); "
+                "nothing written"
+            )
         with atomic_path(target) as tmp:
             frame.to_parquet(tmp, index=False)
-        n_err = int(frame["error"].notna().sum()) if "error" in frame.columns else 0
-        print(f"{len(frame)} answers written to {target}" + (f" ({n_err} errors)" if n_err else ""))
+        msg = f"{len(frame) - len(failed)} answers written to {target}"
+        if len(failed):
+            msg += (
+                f"; {len(failed)} rows not answered, see their `error` column "
+                f"({_row_errors(frame, failed)})"
+            )
+        print(msg)
         return 0
     if args.out is not None:
         raise InputError("--out is for --batch; single answers are printed (use --json)")
@@ -91,6 +109,12 @@ def _query(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(format_answer(ans))
     return 0
+
+
+def _row_errors(frame: Any, rows: Any, shown: int = 3) -> str:
+    """``row 2: <error>; row 5: <error> ...`` for the first ``shown`` failed rows (1-based)."""
+    parts = [f"row {r + 1}: {frame['error'].iloc[r]}" for r in rows[:shown]]
+    return "; ".join(parts) + (f"; and {len(rows) - shown} more" if len(rows) > shown else "")
 
 
 def format_answer(ans: Any) -> str:

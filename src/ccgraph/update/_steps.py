@@ -203,7 +203,7 @@ def run_update(
         from ccgraph.update.popularity import popularity_constants, update_popularity
 
         p = cfg.propagate.popularity
-        raw, provider = popularity_inputs(catalog)
+        raw, provider = popularity_inputs(catalog, percentile=p.percentile)
         with timer.stage("popularity"):
             popularity = update_popularity(
                 graph,
