@@ -122,7 +122,9 @@ def calibrate(scores: DataFrame, calibrator: Calibrator) -> DataFrame:
         relative_mass)``.
     """
     if "relative_mass" not in scores.columns:
-        raise InputError("`scores` needs a `relative_mass` column (spread_tags(relative_mass=True))")
+        raise InputError(
+            "`scores` needs a `relative_mass` column (spread_tags(relative_mass=True))"
+        )
 
     def apply(batches: Any) -> Any:
         for b in batches:

@@ -203,7 +203,8 @@ def spread_tags(
     extra = []
     if relative_mass:
         ref = _mass_reference(op, mass)
-        extra = [(F.greatest(F.coalesce(F.col("mass"), F.lit(0.0)), F.lit(0.0)) / F.lit(ref)).alias("relative_mass")]
+        m = F.greatest(F.coalesce(F.col("mass"), F.lit(0.0)), F.lit(0.0))
+        extra = [(m / F.lit(ref)).alias("relative_mass")]
     out = top.join(mass, "idx", "left").select(
         "idx",
         F.col("col").alias("tag"),
@@ -224,9 +225,11 @@ def _mass_reference(op: SparkOperator, mass: DataFrame) -> float:
     from pyspark.sql import functions as F
 
     live = op.nodes.where(F.col("sqrt_d") > 0).select("idx")
-    row = live.join(mass, "idx", "left").agg(
-        F.count(F.lit(1)).alias("n"), F.sum(F.greatest(F.col("mass"), F.lit(0.0))).alias("s")
-    ).first()
+    row = (
+        live.join(mass, "idx", "left")
+        .agg(F.count(F.lit(1)).alias("n"), F.sum(F.greatest(F.col("mass"), F.lit(0.0))).alias("s"))
+        .first()
+    )
     n, total = int(row["n"] or 0), float(row["s"] or 0.0)
     return total / n if n and total > 0 else 1.0
 
