@@ -67,10 +67,22 @@ def extras(local, spark) -> str:
         ids = ta.index.union(tb.index)
         agree = [len(ta.get(i, set()) & tb.get(i, set()))
                  / max(len(ta.get(i, set())), len(tb.get(i, set())), 1) for i in ids]  # fmt: skip
+        cal = [r.manifest["stages"].get("tags", {}).get("calibrator") for r in (local, spark)]
+        kinds = ["calibrated" if c else "uncalibrated" for c in cal]
+        how = f"{kinds[0]} (local) / {kinds[1]} (Spark) confidence"
+        inf_a, inf_b = (r.tags[r.tags.source == "inferred"] for r in (local, spark))
+        both = inf_a.merge(inf_b, on=["id", "tag"], suffixes=("_a", "_b"))
+        diff = np.abs(both["confidence_a"] - both["confidence_b"]).to_numpy()
         notes.append(
-            f"inferred tags agree {np.mean(agree):.4f} (local: calibrated confidence "
-            ">= min_confidence; Spark: uncalibrated share of mass)"
+            f"inferred tags agree {np.mean(agree):.4f} (mean over the {len(ids)} items with an "
+            "inferred tag in either run of |local & Spark| / max(|local|, |Spark|), the tags "
+            f"kept in each run by {how} >= `min_confidence`); confidence of the "
+            f"{len(both)} shared (item, tag) rows: median abs diff {np.median(diff):.2g}, "
+            f"max {diff.max(initial=0.0):.2g}"
         )
+        if all(cal):
+            n_fit = [c["n_fit"] for c in cal]
+            notes.append(f"calibrator held-out rows local {n_fit[0]} / Spark {n_fit[1]}")
     return "; ".join(notes)
 
 

@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from ccgraph import KnnGraph, TagSet
+from ccgraph.exceptions import InputError
 from ccgraph.propagate import (
     expected_calibration_error,
     fit_calibrator,
@@ -16,7 +17,12 @@ from ccgraph.propagate import (
     reliability_table,
     spread_tags,
 )
-from ccgraph.propagate.calibration import _isotonic, fit_from_predictions
+from ccgraph.propagate.calibration import (
+    _isotonic,
+    fit_from_predictions,
+    holdout_split,
+    label_holdout,
+)
 from tests.conftest import blobs
 
 
@@ -84,6 +90,35 @@ def test_holdout_predictions_are_labelled_against_hidden_seeds():
     assert df["rank"].between(1, 3).all()
     again = holdout_predictions(g, seeds, hide_fraction=0.3, rng=1, top_k=3)
     pd.testing.assert_frame_equal(df, again)  # rng makes it reproducible
+
+
+def test_holdout_split_hides_a_share_of_seeded_rows():
+    _, seeds = _blob_case()
+    y = sp.csr_matrix(seeds.matrix)
+    seeded = np.flatnonzero(np.diff(y.indptr) > 0)
+    hidden, train = holdout_split(y, hide_fraction=0.3, rng=4)
+    assert len(hidden) == round(0.3 * len(seeded))
+    assert np.all(np.diff(hidden) > 0) and np.isin(hidden, seeded).all()
+    assert train.getnnz(axis=1)[hidden].sum() == 0
+    rest = np.setdiff1d(np.arange(y.shape[0]), hidden)
+    assert (train[rest] != y[rest]).nnz == 0
+    # the draw is numpy's choice over the seeded rows with that seed (the local run's draw)
+    expect = np.sort(np.random.default_rng(4).choice(seeded, size=len(hidden), replace=False))
+    np.testing.assert_array_equal(hidden, expect)
+    with pytest.raises(InputError, match="too few"):
+        holdout_split(sp.csr_matrix((5, 2)), rng=0)
+
+
+def test_label_holdout_marks_hidden_seed_tags():
+    ids = np.array(["a", "b", "c"])
+    seeds = TagSet.from_frame(pd.DataFrame({"id": ["a", "a", "c"], "tag": ["x", "y", "x"]}), ids)
+    x, y = list(seeds.tags).index("x"), list(seeds.tags).index("y")
+    df = label_holdout(seeds, [0, 0, 1, 2], [x, y, x, y], [0.5, 0.2, 0.1, 0.3], [1, 2, 1, 1],
+                       [1.5, 1.5, 0.5, 1.0])  # fmt: skip
+    assert df["correct"].tolist() == [True, True, False, False]
+    assert df["id"].tolist() == ["a", "a", "b", "c"]
+    assert df["tag"].tolist() == ["x", "y", "x", "y"]
+    assert df["mass"].tolist() == [1.5, 1.5, 0.5, 1.0]
 
 
 def test_calibrated_confidence_is_calibrated_out_of_sample():

@@ -59,3 +59,23 @@ def spark_edges(spark_knn):
 def nodes(spark, clustered):
     """``idx`` of every item."""
     return spark.range(len(clustered[0]), numPartitions=PARTITIONS).withColumnRenamed("id", "idx")
+
+
+@pytest.fixture(scope="session")
+def local_graph(spark_edges, clustered):
+    """The Spark-built edge list as a local KnnGraph (ids ``"0"..``)."""
+    from ccgraph import KnnGraph
+    from ccgraph.spark.graph import edges_to_csr
+
+    x, _ = clustered
+    return KnnGraph(edges_to_csr(spark_edges, len(x)), np.arange(len(x)).astype(str))
+
+
+def seed_tags(n: int, labels: np.ndarray, seed: int) -> pd.DataFrame:
+    """About 15 % of items carry 1-3 tags; the first tag follows the item's blob."""
+    g = np.random.default_rng(seed)
+    rows = []
+    for i in np.flatnonzero(g.random(n) < 0.15):
+        tags = {int(labels[i]) % 12} | set(g.integers(0, 40, size=g.integers(0, 3)).tolist())
+        rows += [(i, t, 1.0) for t in sorted(tags)]
+    return pd.DataFrame(rows, columns=["idx", "tag", "weight"])

@@ -6,22 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.spark.conftest import PARTITIONS
+from tests.spark.conftest import PARTITIONS, seed_tags
 
 pytestmark = [
     pytest.mark.spark,
     pytest.mark.filterwarnings("ignore::DeprecationWarning:pyspark.*"),
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
 ]
-
-
-@pytest.fixture(scope="module")
-def local_graph(spark_edges, clustered):
-    from ccgraph import KnnGraph
-    from ccgraph.spark.graph import edges_to_csr
-
-    x, _ = clustered
-    return KnnGraph(edges_to_csr(spark_edges, len(x)), np.arange(len(x)).astype(str))
 
 
 def test_ppr_matches_single_machine(spark, spark_edges, nodes, local_graph):
@@ -83,16 +74,6 @@ def test_popularity_matches_single_machine(spark, spark_edges, nodes, local_grap
     np.testing.assert_allclose(den[inferred] / 0.85, expect.confidence[inferred], atol=1e-7)
 
 
-def _seed_tags(n: int, labels: np.ndarray, seed: int) -> pd.DataFrame:
-    """About 15 % of items carry 1-3 tags; the first tag follows the item's blob."""
-    g = np.random.default_rng(seed)
-    rows = []
-    for i in np.flatnonzero(g.random(n) < 0.15):
-        tags = {int(labels[i]) % 12} | set(g.integers(0, 40, size=g.integers(0, 3)).tolist())
-        rows += [(i, t, 1.0) for t in sorted(tags)]
-    return pd.DataFrame(rows, columns=["idx", "tag", "weight"])
-
-
 def test_spreading_top5_agrees_with_single_machine(spark, spark_edges, nodes, local_graph,
                                                    clustered):  # fmt: skip
     from ccgraph import TagSet
@@ -101,7 +82,7 @@ def test_spreading_top5_agrees_with_single_machine(spark, spark_edges, nodes, lo
 
     _, labels = clustered
     n = local_graph.n_items
-    seeds = _seed_tags(n, labels, seed=5)
+    seeds = seed_tags(n, labels, seed=5)
     frame = pd.DataFrame({"id": seeds.idx.astype(str), "tag": seeds.tag.astype(str),
                           "weight": seeds.weight})  # fmt: skip
     tagset = TagSet.from_frame(frame, local_graph.ids, weight_column="weight", min_count=1)

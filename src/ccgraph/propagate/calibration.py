@@ -24,6 +24,8 @@ __all__ = [
     "expected_calibration_error",
     "fit_calibrator",
     "holdout_predictions",
+    "holdout_split",
+    "label_holdout",
     "precision_coverage",
     "reliability_table",
 ]
@@ -32,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: Below this many held-out predictions the calibrator is the constant base rate.
 MIN_FIT_POINTS = 30
+#: Default share of the seeded items hidden to fit a calibrator.
+HIDE_FRACTION = 0.2
 
 
 def _features(scores: np.ndarray, ranks: np.ndarray, mass: np.ndarray) -> np.ndarray:
@@ -102,7 +106,7 @@ def holdout_predictions(
     graph: Any,
     seeds: TagSet,
     *,
-    hide_fraction: float = 0.2,
+    hide_fraction: float = HIDE_FRACTION,
     rng: RngLike = None,
     alpha: float = 0.8,
     tol: float = 1e-6,
@@ -125,9 +129,6 @@ def holdout_predictions(
     from ccgraph.propagate._graph import as_adjacency, build_operator, resolve_dtype
     from ccgraph.propagate.spreading import spread_raw
 
-    hide_fraction = check_float(
-        "hide_fraction", hide_fraction, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
-    )
     if not isinstance(seeds, TagSet):
         raise InputError(f"`seeds` must be a TagSet; got {type(seeds).__name__}")
     adj, ids = as_adjacency(graph)
@@ -137,8 +138,51 @@ def holdout_predictions(
         raise InputError(
             f"the graph has {adj.shape[0]} nodes but `seeds` has {seeds.matrix.shape[0]} rows"
         )
+    hidden, y_train = holdout_split(seeds.matrix, hide_fraction=hide_fraction, rng=rng)
+    op = build_operator(adj, alpha=alpha, dtype=resolve_dtype(dtype), reorder=reorder)
+    raw = spread_raw(
+        op, y_train, exclude=y_train, tol=tol, max_iter=max_iter, tag_block=tag_block,
+        top_k=top_k, prune=prune, freeze=freeze,
+    )  # fmt: skip
+    tv, tt = raw.top_v[hidden], raw.top_t[hidden]
+    k = tt.shape[1]
+    ok = tt >= 0
+    rows = np.broadcast_to(hidden[:, None], tt.shape)[ok]
+    ranks = np.broadcast_to(np.arange(1, k + 1), tt.shape)[ok]
+    return label_holdout(seeds, rows, tt[ok], tv[ok], ranks, raw.mass[rows] / raw.mass_ref)
+
+
+def holdout_split(
+    matrix: sp.spmatrix, *, hide_fraction: float = HIDE_FRACTION, rng: RngLike = None
+) -> tuple[np.ndarray, sp.csr_matrix]:
+    """Draw the seeded items whose tags are hidden, and the seed matrix without them.
+
+    Parameters
+    ----------
+    matrix
+        Seed matrix (items x tags).
+    hide_fraction
+        Share of the seeded items (rows with a tag) to hide, rounded to the nearest count.
+    rng
+        Seed or Generator (a Generator is advanced, as :func:`fit_calibrator`'s repeats use).
+
+    Returns
+    -------
+    hidden, train
+        Sorted row indices of the hidden items; ``matrix`` with those rows emptied (CSR).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> hidden, train = holdout_split(sp.eye(10, format="csr"), hide_fraction=0.3, rng=0)
+    >>> len(hidden), train.nnz
+    (3, 7)
+    """
+    hide_fraction = check_float(
+        "hide_fraction", hide_fraction, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
+    )
     gen = as_generator(rng)
-    y = sp.csr_matrix(seeds.matrix)
+    y = sp.csr_matrix(matrix)
     seeded = np.flatnonzero(np.diff(y.indptr) > 0)
     n_hide = round(hide_fraction * len(seeded))
     if n_hide == 0:
@@ -150,24 +194,38 @@ def holdout_predictions(
     keep[hidden] = 0.0
     y_train = sp.csr_matrix(sp.diags(keep) @ y)
     y_train.eliminate_zeros()
-    op = build_operator(adj, alpha=alpha, dtype=resolve_dtype(dtype), reorder=reorder)
-    raw = spread_raw(
-        op, y_train, exclude=y_train, tol=tol, max_iter=max_iter, tag_block=tag_block,
-        top_k=top_k, prune=prune, freeze=freeze,
-    )  # fmt: skip
-    tv, tt = raw.top_v[hidden], raw.top_t[hidden]
-    k = tt.shape[1]
-    ok = tt >= 0
-    rows = np.broadcast_to(hidden[:, None], tt.shape)[ok]
-    tags = tt[ok]
-    truth = y[rows, tags]
+    return hidden, y_train
+
+
+def label_holdout(
+    seeds: TagSet, rows: Any, tags: Any, scores: Any, ranks: Any, mass: Any
+) -> pd.DataFrame:
+    """Label inferred tags of hidden items against their seed tags (a holdout table).
+
+    Parameters
+    ----------
+    seeds
+        The full seeds (hidden items' tags included).
+    rows, tags
+        Row and tag-column index of each inferred (item, tag).
+    scores, ranks, mass
+        Its spreading score, 1-based rank and the item's mass relative to the mean item mass.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``id, tag, score, rank, mass, correct`` as :func:`holdout_predictions` returns.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    tags = np.asarray(tags, dtype=np.int64)
+    truth = sp.csr_matrix(seeds.matrix)[rows, tags]
     return pd.DataFrame(
         {
             "id": seeds.ids[rows],
             "tag": seeds.tags[tags],
-            "score": tv[ok].astype(np.float64),
-            "rank": np.broadcast_to(np.arange(1, k + 1), tt.shape)[ok],
-            "mass": raw.mass[rows] / raw.mass_ref,
+            "score": np.asarray(scores, dtype=np.float64),
+            "rank": np.asarray(ranks, dtype=np.int64),
+            "mass": np.asarray(mass, dtype=np.float64),
             "correct": np.asarray(truth).ravel() > 0,
         }
     )
@@ -178,7 +236,7 @@ def fit_calibrator(
     seeds: TagSet,
     *,
     method: str = "isotonic",
-    hide_fraction: float = 0.2,
+    hide_fraction: float = HIDE_FRACTION,
     repeats: int = 1,
     rng: RngLike = None,
     alpha: float = 0.8,

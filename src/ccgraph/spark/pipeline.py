@@ -11,6 +11,7 @@ Besides the standard run directory, the Spark tables are written as Parquet unde
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ import scipy.sparse as sp
 from ccgraph import _assemble, _stages
 from ccgraph._logging import StageTimer
 from ccgraph.containers import KnnGraph, RunResult, TagScores
-from ccgraph.exceptions import ConfigError
+from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -297,16 +298,30 @@ def _close_pairs(emb: DataFrame, nn: DataFrame, threshold: float) -> DataFrame:
 
 def _tags(spark: SparkSession, edges: DataFrame, nodes: DataFrame, seeds: Any,
           cfg: Config) -> tuple[TagScores, DataFrame, dict]:  # fmt: skip
-    from ccgraph.spark.propagate import spread_tags
+    """Spread the seeds; with ``calibrator: auto`` fit and apply the calibrator as locally."""
+    from ccgraph.spark.calibration import calibrate, fit_calibrator, seed_frame
+    from ccgraph.spark.propagate import operator, spread_tags
 
     t = cfg.propagate.tags
-    y = sp.coo_matrix(seeds.matrix)
-    sdf = spark.createDataFrame(pd.DataFrame({"idx": y.row.astype(np.int64),
-                                              "tag": y.col.astype(np.int64),
-                                              "weight": y.data.astype(np.float64)}))  # fmt: skip
     prune = max(32, 2 * t.top_k)
-    out, n_iter, ok = spread_tags(edges, sdf, nodes=nodes, alpha=t.alpha, tol=t.tol,
-                                  max_iter=t.max_iter, top_k=t.top_k, prune=prune)  # fmt: skip
+    op = operator(edges, nodes, alpha=t.alpha)
+    cal = None
+    if t.calibrator == "auto":
+        try:
+            cal = fit_calibrator(op, seeds, rng=cfg.seed, tol=t.tol, max_iter=t.max_iter,
+                                 top_k=t.top_k, prune=prune)  # fmt: skip
+        except InputError as exc:  # too few seeded items to hold some out, as locally
+            warnings.warn(
+                f"spark tags: calibration skipped ({exc}); confidences are uncalibrated "
+                "(each tag's share of the item's propagated mass): tag more items",
+                DataQualityWarning,
+                stacklevel=2,
+            )
+    out, n_iter, ok = spread_tags(op, seed_frame(spark, seeds.matrix), tol=t.tol,
+                                  max_iter=t.max_iter, top_k=t.top_k, prune=prune,
+                                  relative_mass=cal is not None)  # fmt: skip
+    if cal is not None:
+        out = calibrate(out, cal)
     pdf = out.toPandas()
     shape = seeds.matrix.shape
     r, c = pdf["idx"].to_numpy(np.int64), pdf["tag"].to_numpy(np.int64)
@@ -315,7 +330,9 @@ def _tags(spark: SparkSession, edges: DataFrame, nodes: DataFrame, seeds: Any,
     conf = sp.csr_matrix((pdf["confidence"].to_numpy(np.float32)[keep], (r[keep], c[keep])),
                          shape)  # fmt: skip
     params = {"alpha": t.alpha, "tol": t.tol, "max_iter": t.max_iter, "top_k": t.top_k,
-              "prune": prune, "calibrator": None, "engine": "spark"}  # fmt: skip
+              "min_confidence": t.min_confidence, "prune": prune,
+              "calibrator": None if cal is None else cal.describe(),
+              "engine": "spark"}  # fmt: skip
     scores_ = TagScores(scores, conf, seeds.ids, seeds.tags, params, converged=ok, n_iter=n_iter)
     return scores_, out, {**params, "converged": ok, "n_iter": n_iter}
 

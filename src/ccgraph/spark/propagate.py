@@ -122,6 +122,7 @@ def spread_tags(
     top_k: int = 10,
     prune: int | None = 32,
     freeze: int | None = 12,
+    relative_mass: bool = False,
 ) -> tuple[DataFrame, int, bool]:
     r"""Label spreading of seed tags, keeping each item's top-k non-seed tags.
 
@@ -147,13 +148,18 @@ def spread_tags(
     freeze
         With ``prune``: after this many sweeps each item's kept tags are fixed, and the rest of
         the sweeps converge on that support (pruning alone can cycle at the boundary).
+    relative_mass
+        Add a column ``relative_mass``: ``m_i / m_ref`` with ``m_ref`` the mean mass of the
+        non-isolated items (1 if none), the calibrator's feature (``RawSpread.mass /
+        RawSpread.mass_ref`` on one machine); costs one aggregate over the mass column.
 
     Returns
     -------
     scores, n_iter, converged
-        ``idx, tag, score, confidence, rank``: ``score`` is ``F`` at the tag, ``confidence``
-        its share of the item's propagated mass ``m_i = sum_t F_it`` (uncalibrated, as
-        ``calibrator=None`` locally), ``rank`` 1-based.
+        ``idx, tag, score, confidence, rank`` (and ``relative_mass``): ``score`` is ``F`` at the
+        tag, ``confidence`` its share of the item's propagated mass ``m_i = sum_t F_it``
+        (uncalibrated, as ``calibrator=None`` locally; see
+        :func:`ccgraph.spark.calibration.calibrate`), ``rank`` 1-based.
 
     Notes
     -----
@@ -194,14 +200,38 @@ def spread_tags(
         .where(F.col("rank") <= top_k)
     )
     conf = F.when(F.col("mass") > 0, F.col("x") / F.col("mass")).otherwise(F.lit(0.0))
+    extra = []
+    if relative_mass:
+        ref = _mass_reference(op, mass)
+        m = F.greatest(F.coalesce(F.col("mass"), F.lit(0.0)), F.lit(0.0))
+        extra = [(m / F.lit(ref)).alias("relative_mass")]
     out = top.join(mass, "idx", "left").select(
         "idx",
         F.col("col").alias("tag"),
         F.col("x").alias("score"),
         F.least(F.greatest(conf, F.lit(0.0)), F.lit(1.0)).alias("confidence"),
         F.col("rank").cast("int"),
+        *extra,
     )
     return out, n_iter, ok
+
+
+def _mass_reference(op: SparkOperator, mass: DataFrame) -> float:
+    """Mean mass of the non-isolated nodes (missing rows: 0), 1 if none or not positive.
+
+    As ``_mass_and_reference`` of :mod:`ccgraph.propagate.spreading`: isolated seeded items
+    keep their own mass and are left out of the mean.
+    """
+    from pyspark.sql import functions as F
+
+    live = op.nodes.where(F.col("sqrt_d") > 0).select("idx")
+    row = (
+        live.join(mass, "idx", "left")
+        .agg(F.count(F.lit(1)).alias("n"), F.sum(F.greatest(F.col("mass"), F.lit(0.0))).alias("s"))
+        .first()
+    )
+    n, total = int(row["n"] or 0), float(row["s"] or 0.0)
+    return total / n if n and total > 0 else 1.0
 
 
 def infer_popularity(

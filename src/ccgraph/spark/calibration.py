@@ -1,0 +1,135 @@
+"""Calibrated tag confidences on Spark, fitted by the single-machine code on held-out seeds.
+
+The hidden items are drawn by :func:`ccgraph.propagate.calibration.holdout_split` (the same
+draw as the local run for the same ``rng``), the spreading without their seeds runs on Spark,
+only the hidden items' top-k rows reach the driver, and they are labelled and fitted by
+:func:`~ccgraph.propagate.calibration.label_holdout` and
+:func:`~ccgraph.propagate.calibration.fit_from_predictions`, as in
+:func:`ccgraph.propagate.fit_calibrator`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ccgraph.containers import TagSet
+from ccgraph.exceptions import InputError
+from ccgraph.propagate.calibration import HIDE_FRACTION
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from ccgraph._random import RngLike
+    from ccgraph.propagate.calibration import Calibrator
+    from ccgraph.spark._iterate import SparkOperator
+
+__all__ = ["calibrate", "fit_calibrator", "seed_frame"]
+
+log = logging.getLogger(__name__)
+
+
+def seed_frame(spark: SparkSession, matrix: sp.spmatrix) -> DataFrame:
+    """A seed matrix (items x tags) as the long table ``idx, tag, weight`` Spark spreads."""
+    y = sp.coo_matrix(matrix)
+    pdf = pd.DataFrame({"idx": y.row.astype(np.int64), "tag": y.col.astype(np.int64),
+                        "weight": y.data.astype(np.float64)})  # fmt: skip
+    return spark.createDataFrame(pdf, "idx long, tag long, weight double")
+
+
+def fit_calibrator(
+    op: SparkOperator,
+    seeds: TagSet,
+    *,
+    rng: RngLike = None,
+    hide_fraction: float = HIDE_FRACTION,
+    method: str = "isotonic",
+    tol: float = 1e-6,
+    max_iter: int = 100,
+    top_k: int = 10,
+    prune: int | None = 32,
+    freeze: int | None = 12,
+) -> Calibrator:
+    """Fit a tag-confidence calibrator on held-out seed items, spreading on Spark.
+
+    Parameters
+    ----------
+    op
+        The spreading operator (:func:`ccgraph.spark.propagate.operator`; its ``alpha``).
+    seeds
+        All observed tags, rows in the operator's ``idx`` order.
+    rng
+        Seed or Generator of the hidden set; the local run's seed gives the local hidden set.
+    hide_fraction, method
+        As :func:`ccgraph.propagate.fit_calibrator`.
+    tol, max_iter, top_k, prune, freeze
+        The Spark spreading settings (those of the run being calibrated).
+
+    Returns
+    -------
+    Calibrator
+        ``describe()`` as the local one (``hide_fraction, repeats, alpha``).
+
+    Raises
+    ------
+    InputError
+        Too few seeded items to hide ``hide_fraction`` of them.
+    """
+    from pyspark.sql import functions as F
+
+    from ccgraph.propagate.calibration import fit_from_predictions, holdout_split, label_holdout
+    from ccgraph.spark.propagate import spread_tags
+
+    if not isinstance(seeds, TagSet):
+        raise InputError(f"`seeds` must be a TagSet; got {type(seeds).__name__}")
+    hidden, train = holdout_split(seeds.matrix, hide_fraction=hide_fraction, rng=rng)
+    spark = op.edges.sparkSession
+    out, _, _ = spread_tags(op, seed_frame(spark, train), tol=tol, max_iter=max_iter,
+                            top_k=top_k, prune=prune, freeze=freeze,
+                            relative_mass=True)  # fmt: skip
+    hid = spark.createDataFrame(pd.DataFrame({"idx": hidden.astype(np.int64)}), "idx long")
+    pdf = (
+        out.join(F.broadcast(hid), "idx")
+        .select("idx", "tag", "score", "rank", "relative_mass")
+        .toPandas()
+        .sort_values(["idx", "rank"], kind="stable")
+    )
+    log.info("calibration: %d held-out rows of %d hidden items", len(pdf), len(hidden))
+    df = label_holdout(seeds, pdf["idx"], pdf["tag"], pdf["score"], pdf["rank"],
+                       pdf["relative_mass"])  # fmt: skip
+    params = {"hide_fraction": hide_fraction, "repeats": 1, "alpha": op.alpha}
+    return fit_from_predictions(df, method=method, params=params)
+
+
+def calibrate(scores: DataFrame, calibrator: Calibrator) -> DataFrame:
+    """Replace ``confidence`` by the calibrated one, on the executors.
+
+    Parameters
+    ----------
+    scores
+        :func:`ccgraph.spark.propagate.spread_tags` output with ``relative_mass``.
+    calibrator
+        A fitted :class:`~ccgraph.propagate.Calibrator`.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        The same rows and columns; ``confidence = calibrator.predict(score, rank,
+        relative_mass)``.
+    """
+    if "relative_mass" not in scores.columns:
+        raise InputError(
+            "`scores` needs a `relative_mass` column (spread_tags(relative_mass=True))"
+        )
+
+    def apply(batches: Any) -> Any:
+        for b in batches:
+            conf = calibrator.predict(b["score"].to_numpy(np.float64), b["rank"].to_numpy(),
+                                      b["relative_mass"].to_numpy(np.float64))  # fmt: skip
+            yield b.assign(confidence=np.asarray(conf, dtype=np.float64))
+
+    return scores.mapInPandas(apply, scores.schema)
