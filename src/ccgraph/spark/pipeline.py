@@ -68,6 +68,12 @@ def run_spark(
     ex = cfg.execution
     if cfg.graph.weighting != "cosine":
         raise ConfigError("execution.engine: spark supports `graph.weighting: cosine` only")
+    if cfg.propagate.tags.enabled and cfg.propagate.tags.cluster_prior > 0:
+        raise ConfigError(
+            "execution.engine: spark does not mix a cluster prior into the tag seeds; got "
+            f"propagate.tags.cluster_prior={cfg.propagate.tags.cluster_prior}: set it to 0, or "
+            "run this config with execution.engine: local"
+        )
     spark = get_session(ex.spark_master, partitions=ex.spark_partitions, conf=ex.spark_conf)
     out_dir = _stages.resolve_out_dir(cfg, out)
     timer = StageTimer()
