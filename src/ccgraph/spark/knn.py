@@ -158,7 +158,8 @@ def knn_dense(
     -------
     pyspark.sql.DataFrame
         ``idx long, nbr long, dist float, rank int``: each item's (up to) ``k`` nearest other
-        items found, ``rank`` 0-based by ``(dist, nbr)``.
+        items found, ``rank`` 0-based by ``(dist, nbr)``; cached and computed (the unit vectors,
+        read by every step of the search, are cached only while it runs).
 
     Notes
     -----
@@ -200,11 +201,15 @@ def knn_dense(
         raise InputError(f"`k` must be smaller than the number of items (n={n}); got k={k}")
     if metric == "cosine":  # the local rule (ccgraph.graph.knn.unit_rows), batch by batch
         base = base.mapInPandas(_unit_batches, "idx long, vec array<float>")
+    # read by the duplicate check, the centroid sample and the cell assignment: computed once
+    base = persist(base)
     opts: dict[str, Any] = {"n_cells": n_cells, "cell_size": cell_size, "n_probe": n_probe,
                             "sample_size": sample_size, "kmeans_iter": kmeans_iter}  # fmt: skip
     groups = identical_groups(base)
     if groups is None:
-        return _divide_and_merge(base, n, k, metric=metric, rng=g, **opts)
+        out = persist(_divide_and_merge(base, n, k, metric=metric, rng=g, **opts))
+        base.unpersist()
+        return out
     copies = groups.select(F.explode("members").alias("idx"), "rep").where(
         F.col("idx") != F.col("rep")
     )
@@ -220,6 +225,7 @@ def knn_dense(
         found = _divide_and_merge(distinct, u, k_u, metric=metric, rng=g, **opts)
     out = persist(expand_lists(found, groups, base.select("idx"), k))
     groups.unpersist()
+    base.unpersist()
     return out
 
 
