@@ -10,27 +10,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+# the same sorted-list insertion as the cells search: (distance, index) order
+from ccgraph.graph._ivf_kernels import _insert as _push
+
 __all__ = ["expand_groups"]
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _push(bi: np.ndarray, bd: np.ndarray, j: int, d: float) -> bool:
-    """Insert ``(d, j)`` into the list sorted by (distance, row) if it beats the last entry."""
-    m = bi.shape[0]
-    last = bi[m - 1]
-    if last >= 0 and (d > bd[m - 1] or (d == bd[m - 1] and j > last)):
-        return False
-    pos = m - 1
-    while pos > 0:
-        pj = bi[pos - 1]
-        if pj >= 0 and (bd[pos - 1] < d or (bd[pos - 1] == d and pj < j)):
-            break
-        bi[pos] = pj
-        bd[pos] = bd[pos - 1]
-        pos -= 1
-    bi[pos] = j
-    bd[pos] = d
-    return True
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
