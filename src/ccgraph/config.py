@@ -514,10 +514,18 @@ class UpdateConfig(_Section):
         description="For `local`: edges around a change also left free (0: only new items "
         "and items whose edges changed move).",
     )
+    refine: Literal["move", "leidenalg"] = Field(
+        "move",
+        description="For `local`: how the free items move. `move`: Leiden's fast local moving "
+        "of the items, then of the groups of free items, in time proportional to their edges "
+        "(modularity, rb and cpm; other objectives use leidenalg); `leidenalg`: leidenalg with "
+        "the fixed items collapsed per cluster.",
+    )
     refine_iterations: int = Field(
         1,
         ge=-1,
-        description="For `local`: Leiden iterations over the free items (-1 = until stable). "
+        description="For `refine: leidenalg`: Leiden iterations over the free items (-1 = "
+        "until stable). "
         "Started from the previous clusters, one iteration already reaches the stable "
         "optimum's quality on the update benchmark; a further one only confirms it, at the "
         "same cost again.",

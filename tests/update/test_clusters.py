@@ -57,9 +57,18 @@ def _cfg(**cluster: object) -> object:
 
 
 @pytest.mark.parametrize(
-    ("strategy", "refine_iterations"), [("warm", 1), ("local", 1), ("local", -1), ("local", 2)]
+    ("strategy", "refine", "refine_iterations"),
+    [
+        ("warm", "move", 1),
+        ("local", "move", 1),
+        ("local", "leidenalg", 1),
+        ("local", "leidenalg", -1),
+        ("local", "leidenalg", 2),
+    ],
 )
-def test_ids_stable_and_new_block_gets_fresh_id(strategy: str, refine_iterations: int) -> None:
+def test_ids_stable_and_new_block_gets_fresh_id(
+    strategy: str, refine: str, refine_iterations: int
+) -> None:
     sizes = [40, 40, 40, 40, 20]  # the last block arrives with the update
     a = _planted(sizes, 0.3, 0.005, seed=4)
     n_old = 160
@@ -82,6 +91,7 @@ def test_ids_stable_and_new_block_gets_fresh_id(strategy: str, refine_iterations
         next_ids=[60],
         split_levels=[False],
         strategy=strategy,
+        refine=refine,
         refine_iterations=refine_iterations,
         rng=0,
     )
@@ -95,6 +105,7 @@ def test_ids_stable_and_new_block_gets_fresh_id(strategy: str, refine_iterations
     if strategy == "local":
         assert info["n_fixed"] > 0
         assert info["refine_iterations"] == refine_iterations
+        assert info["refine"] == refine
 
 
 def test_refine_iterations_zero_is_rejected_by_the_config() -> None:

@@ -15,7 +15,7 @@ from ccgraph.cluster._common import check_membership
 from ccgraph.containers import Partition
 from ccgraph.exceptions import InputError
 
-__all__ = ["match_labels", "stabilize", "warm_start"]
+__all__ = ["match_labels", "stabilize", "stabilize_aligned", "warm_start"]
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +180,26 @@ def stabilize(
     values = _validated_old(old_membership)
     old = values.reindex(pd.Index(new.ids)).fillna(-1).to_numpy(np.int64)
     old_max = int(values.max()) if len(values) else -1
+    floor = old_max + 1 if next_id is None else max(old_max + 1, check_int("next_id", next_id))
+    return stabilize_aligned(new, old, min_overlap=min_overlap, next_id=floor)
+
+
+def stabilize_aligned(
+    new: Partition, old: np.ndarray, *, min_overlap: float = 0.1, next_id: int | None = None
+) -> Partition:
+    """:func:`stabilize` with the previous IDs already aligned to ``new.ids`` (``-1``: new item).
+
+    For callers that hold the positions of the old items (an update), so no id lookup is
+    needed.
+
+    Examples
+    --------
+    >>> p = Partition(np.array([0, 0, 1, 1]), ["a", "b", "c", "d"])
+    >>> stabilize_aligned(p, np.array([5, 5, 9, -1])).membership.tolist()
+    [5, 5, 9, 9]
+    """
+    old = np.asarray(old, dtype=np.int64)
+    old_max = int(old.max()) if len(old) else -1
     floor = old_max + 1 if next_id is None else max(old_max + 1, check_int("next_id", next_id))
     mem, churn, mapping = match_labels(new.membership, old, min_overlap=min_overlap, next_id=floor)
     old_ids = set(np.unique(old[old >= 0]).tolist())

@@ -172,6 +172,7 @@ def run_update(
             strategy=cfg.update.strategy,
             hops=cfg.update.hops,
             new_items=cfg.update.new_items,
+            refine=cfg.update.refine,
             refine_iterations=cfg.update.refine_iterations,
             rng=rng,
         )

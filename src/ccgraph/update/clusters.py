@@ -9,15 +9,19 @@ makes a batch less likely to form a new cluster of its own). Two strategies:
     items); items anywhere may move if that improves the objective.
 ``local``
     Only items within ``hops`` edges of a change (new items, items whose edges changed) may
-    move. Every other item is fixed in its old cluster, and for modularity-type objectives the
-    fixed items of each cluster are collapsed into one node (plus one partner node carrying
-    the cluster's internal weight, so every cluster keeps its total strength and the
-    modularity of any partition that keeps the fixed items together is unchanged), so
-    leidenalg (``is_membership_fixed``) runs on ``|free| + 2 |clusters|`` nodes instead of the
-    whole graph. Other objectives run leidenalg on the whole graph with the same fixed mask.
+    move; every other item is fixed in its old cluster. With ``refine="move"`` (modularity,
+    ``rb``, CPM) the free items are moved by Leiden's fast local moving and then as groups
+    (:func:`ccgraph.update.local_move.refine_local`), in time proportional to their edges.
+    With ``refine="leidenalg"`` (or another objective), leidenalg runs with
+    ``is_membership_fixed``; for modularity-type objectives the fixed items of each cluster
+    are first collapsed into one node (plus one partner node carrying the cluster's internal
+    weight, so every cluster keeps its total strength and the modularity of any partition
+    that keeps the fixed items together is unchanged), so it runs on
+    ``|free| + 2 |clusters|`` nodes instead of the whole graph.
 
-Then :func:`ccgraph.cluster.stabilize` gives every cluster the old ID it overlaps most and mints
-fresh IDs (above the run's ``next_id``, so vanished IDs are never reused) for the rest.
+Then :func:`ccgraph.cluster.stable_ids.stabilize_aligned` gives every cluster the old ID it
+overlaps most and mints fresh IDs for the rest (above the run's ``next_id``, so vanished IDs
+are never reused).
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ from ccgraph._random import RngLike, derive_seed
 from ccgraph.config import Config
 from ccgraph.containers import KnnGraph, Partition
 from ccgraph.exceptions import InputError
-from ccgraph.update._persist import member
 
 __all__ = ["initial_membership", "neighbourhood", "update_levels"]
 
@@ -213,7 +216,9 @@ def update_levels(
     strategy: str = "warm",
     hops: int = 0,
     new_items: str = "singleton",
+    refine: str = "move",
     refine_iterations: int = 1,
+    old_rows: np.ndarray | None = None,
     rng: RngLike = None,
 ) -> tuple[list[Partition], dict[str, Any]]:
     """Every level of the run, refined from its previous clusters on the updated graph.
@@ -233,11 +238,17 @@ def update_levels(
         it with ``recursive_split``.
     strategy, hops
         ``"warm"`` or ``"local"`` (see the module docstring).
-    refine_iterations
-        Leiden iterations of the ``local`` strategy (``-1``: until stable).
     new_items
         Start of the items new to the run: ``"singleton"`` (each its own cluster, so a batch
         can form clusters of its own) or ``"majority"`` (:func:`initial_membership`).
+    refine
+        How the ``local`` strategy moves the free items: ``"move"``
+        (:func:`~ccgraph.update.local_move.refine_local`, for modularity, ``rb`` and ``cpm``)
+        or ``"leidenalg"`` (:func:`local_leiden`, any objective).
+    refine_iterations
+        Leiden iterations of ``refine="leidenalg"`` (``-1``: until stable).
+    old_rows
+        Row of each graph item in ``old_items`` (``-1``: new item); looked up by id if omitted.
     rng
         Seed.
 
@@ -246,35 +257,46 @@ def update_levels(
     list of Partition
         One per level, with stable IDs (``params``: ``churn``, ``n_fresh``, ``next_id``, ...).
     dict
-        Per-level ``churn``, ``n_fixed`` and ``strategy``.
+        Per-level ``churn``, ``n_fixed``, ``strategy`` and ``refine``.
     """
-    from ccgraph.cluster import leiden, recursive_split, stabilize
+    from ccgraph.cluster import leiden, recursive_split
+    from ccgraph.cluster.stable_ids import stabilize_aligned
+    from ccgraph.update.local_move import MOVE_OBJECTIVES, refine_local
 
     c = cfg.cluster
     if strategy not in ("warm", "local"):
         raise InputError(f"`strategy` must be 'warm' or 'local'; got {strategy!r}")
     if new_items not in ("singleton", "majority"):
         raise InputError(f"`new_items` must be 'singleton' or 'majority'; got {new_items!r}")
+    if refine not in ("move", "leidenalg"):
+        raise InputError(f"`refine` must be 'move' or 'leidenalg'; got {refine!r}")
     seed = derive_seed(rng)
     ids = graph.ids
-    old = old_items.set_index(old_items["id"].astype(str))
+    if old_rows is None:
+        old_rows = pd.Index(old_items["id"].astype(str).to_numpy(object)).get_indexer(
+            np.asarray(ids, dtype=object)
+        )
+    old_rows = np.asarray(old_rows, dtype=np.int64)
+    present = old_rows >= 0
     fixed = None
     if strategy == "local":
         fixed = ~neighbourhood(graph.adjacency, touched, hops)
+    use_move = strategy == "local" and refine == "move" and c.objective in MOVE_OBJECTIVES
     levels: list[Partition] = []
-    present = member(old.index, ids)  # old items still in the graph (not removed)
     info: dict[str, Any] = {
         "strategy": strategy,
+        "refine": ("move" if use_move else "leidenalg") if strategy == "local" else None,
         "churn": [],
         "n_fixed": 0,
         "refine_iterations": refine_iterations if strategy == "local" else None,
     }
     for i, (res, next_id) in enumerate(zip(resolutions, next_ids, strict=True)):
         col = f"cluster_l{i}"
-        if col not in old.columns:
+        if col not in old_items.columns:
             raise InputError(f"the run's items table has no {col!r} column")
-        prior = old[col].astype(np.int64)
-        known = prior.reindex(pd.Index(ids)).fillna(-1).to_numpy(np.int64)
+        prior = old_items[col].to_numpy(np.int64)
+        known = np.full(len(ids), -1, dtype=np.int64)
+        known[present] = prior[old_rows[present]]
         if new_items == "majority":
             init = initial_membership(graph.adjacency, known)
         else:
@@ -284,14 +306,16 @@ def update_levels(
         if strategy == "local":
             assert fixed is not None
             fixed_i = fixed & (known >= 0)
-            mem = local_leiden(
+            refine_fn = refine_local if use_move else local_leiden
+            kwargs = {} if use_move else {"n_iterations": refine_iterations}
+            mem = refine_fn(
                 graph.adjacency,
                 init,
                 fixed_i,
                 resolution=res,
                 objective=c.objective,
-                n_iterations=refine_iterations,
                 rng=seed,
+                **kwargs,
             )
             part = Partition(mem, ids, _quality(graph, mem, c.objective, res), {"resolution": res})
             info["n_fixed"] = int(fixed_i.sum())
@@ -307,7 +331,7 @@ def update_levels(
             )
         if split_levels[i] and c.max_cluster_size:
             part = recursive_split(graph, part, max_cluster_size=c.max_cluster_size, rng=seed)
-        stable = stabilize(part, prior[present], min_overlap=c.min_overlap, next_id=next_id)
+        stable = stabilize_aligned(part, known, min_overlap=c.min_overlap, next_id=next_id)
         params = {**dict(stable.params), "resolution": float(res), "level": i}
         levels.append(Partition(stable.membership, stable.ids, stable.quality, params))
         info["churn"].append(float(stable.params.get("churn", float("nan"))))
