@@ -93,11 +93,17 @@ def duplicates(
 
     d = cfg.graph.duplicates
     name = str(previous.get("modality"))
+    from ccgraph.update._ids import locate
+
     n = len(ids)
-    items = old.items.set_index(old.items["id"].astype(str))
+    items = old.items
+    rows = locate(old.ids, ids)  # each item's row in the run (-1: new)
+    at = np.maximum(rows, 0)
+    old_group = np.where(rows >= 0, items["duplicate_group"].to_numpy(np.float64)[at], np.nan)
+    old_canonical = (rows >= 0) & items["is_canonical"].to_numpy(bool)[at]
     if not previous.get("enabled", True) or name not in emb:
         start = int(items["duplicate_group"].max()) + 1 if len(items) else 0
-        group = np.array(items["duplicate_group"].reindex(pd.Index(ids)), dtype=np.float64)
+        group = old_group.copy()
         fresh = np.isnan(group)
         group[fresh] = start + np.arange(int(fresh.sum()))
         return group.astype(np.int64), np.ones(n, dtype=bool), dict(previous)
@@ -108,7 +114,7 @@ def duplicates(
     batch_rows = member(e.ids, graph_batch)
     lst = lists.get(name) if cfg.graph.metric == metric or binary else None
     u, v = close_pairs(e, batch_rows, threshold=threshold, metric=metric, lists=lst)
-    pos = pd.Index(ids).get_indexer(e.ids)
+    pos = locate(ids, e.ids)
     priority = None
     if d.canonical == "popularity":
         priority = pd.to_numeric(catalog.items["popularity_raw"], errors="coerce").to_numpy(
@@ -116,8 +122,8 @@ def duplicates(
         )
     group, canonical, params = update_duplicates(
         ids,
-        items["duplicate_group"],
-        items["is_canonical"],
+        old_group,
+        old_canonical,
         (pos[u], pos[v]),
         batch=member(ids, graph_batch),
         priority=priority,

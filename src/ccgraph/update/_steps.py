@@ -32,10 +32,13 @@ def changed_rows(old: KnnGraph, new: KnnGraph, removed: np.ndarray, n_kept: int)
     The first ``n_kept`` rows of ``new`` are the old items that stayed, in their old order.
     """
     n = new.n_items
-    kept_pos = pd.Index(old.ids).get_indexer(new.ids[:n_kept])
+    from ccgraph.update._ids import locate
+
+    kept_pos = locate(old.ids, new.ids[:n_kept])
     a_old = old.adjacency
     gone = np.zeros(old.n_items, dtype=bool)
-    gone[pd.Index(old.ids).get_indexer(removed)] = True
+    if len(removed):
+        gone[pd.Index(old.ids).get_indexer(np.asarray(removed).astype(str))] = True
     lost_edge = np.asarray(a_old[:, np.flatnonzero(gone)].getnnz(axis=1) > 0).ravel()
     sub_old = a_old[kept_pos][:, kept_pos]
     a_new = sp.csr_matrix(new.adjacency)
@@ -80,6 +83,7 @@ def run_update(
     from ccgraph.update import _persist
     from ccgraph.update._batch import embed_batch, same_content, same_vectors
     from ccgraph.update._catalog import merged_catalog, run_catalog
+    from ccgraph.update._ids import locate
     from ccgraph.update.clusters import update_levels
     from ccgraph.update.drift import drift_report
     from ccgraph.update.graph import merge_embeddings, update_graph
@@ -174,6 +178,7 @@ def run_update(
             new_items=cfg.update.new_items,
             refine=cfg.update.refine,
             refine_iterations=cfg.update.refine_iterations,
+            old_rows=locate(old.ids, graph.ids),
             rng=rng,
         )
         default_level = int(stages.get("cluster", {}).get("default_level", 0))

@@ -56,8 +56,8 @@ def close_pairs(
 
 def update_duplicates(
     ids: np.ndarray,
-    old_group: pd.Series,
-    old_canonical: pd.Series,
+    old_group: pd.Series | np.ndarray,
+    old_canonical: pd.Series | np.ndarray,
     pairs: tuple[np.ndarray, np.ndarray],
     *,
     batch: np.ndarray,
@@ -70,7 +70,8 @@ def update_duplicates(
     ids
         Items after the update.
     old_group, old_canonical
-        The run's ``duplicate_group`` and ``is_canonical`` per item id.
+        The run's ``duplicate_group`` and ``is_canonical`` per item id (Series indexed by
+        id), or as arrays aligned with ``ids`` (NaN / False for items new to the run).
     pairs
         Close pairs (rows of ``ids``) found for the batch (:func:`close_pairs`).
     batch
@@ -86,7 +87,7 @@ def update_duplicates(
         batch items only get numbers above the old maximum.
     """
     n = len(ids)
-    og = np.array(old_group.reindex(pd.Index(ids)).to_numpy(np.float64), copy=True)
+    og = np.array(_aligned(old_group, ids, np.nan), dtype=np.float64, copy=True)
     og[batch] = np.nan
     has_old = np.isfinite(og)
     codes, uniq = pd.factorize(og[has_old])
@@ -104,7 +105,7 @@ def update_duplicates(
     label = best_old.copy()
     label[fresh_comps] = start + np.arange(len(fresh_comps))
     group = label.reindex(comp).to_numpy(np.int64)
-    was = old_canonical.reindex(pd.Index(ids)).fillna(False).to_numpy(bool) & ~batch
+    was = np.asarray(_aligned(old_canonical, ids, False), dtype=bool) & ~batch
     prio = (
         np.zeros(n)
         if priority is None
@@ -125,3 +126,10 @@ def update_duplicates(
         "n_duplicates": int((~canonical).sum()),
     }
     return group, canonical, params
+
+
+def _aligned(values: pd.Series | np.ndarray, ids: np.ndarray, fill: object) -> np.ndarray:
+    """``values`` per item of ``ids``: a Series is looked up by id, an array taken as is."""
+    if isinstance(values, pd.Series):
+        return values.reindex(pd.Index(ids)).fillna(fill).to_numpy()
+    return np.asarray(values)

@@ -109,6 +109,7 @@ def update_graph(
     """
     from ccgraph._stages import expand_graph, knn_options
     from ccgraph.graph import build_knn_graph, concat_embeddings, fuse_graphs
+    from ccgraph.update._ids import locate
     from ccgraph.update.knn import update_knn_lists
 
     g = cfg.graph
@@ -141,7 +142,7 @@ def update_graph(
             batch=batch,
             metric=metric,
             search=u.knn_search,
-            labels=None if labels is None else labels[pd.Index(ids).get_indexer(emb.ids)],
+            labels=None if labels is None else labels[locate(ids, emb.ids)],
             n_probe=u.n_probe,
             min_candidates=u.probe_candidates,
         )
@@ -174,19 +175,19 @@ def _local_graph(
     import scipy.sparse as sp
 
     from ccgraph.update._edges import changed_lists, local_edges
+    from ccgraph.update._ids import locate
 
     n = len(emb.ids)
-    rows = pd.Index(emb.ids)
     # the run's graph in the rows of the lists (items new to the run: empty rows)
-    p = pd.Index(old_graph.ids).get_indexer(emb.ids)
+    p = locate(old_graph.ids, emb.ids)
     have = np.flatnonzero(p >= 0)
     proj = sp.csr_matrix(
         (np.ones(len(have), np.float32), (have, p[have])), shape=(n, old_graph.n_items)
     )
     old = sp.csr_matrix(proj @ old_graph.adjacency @ proj.T)
     # each row's old list in the new positions
-    r = pd.Index(old_lists.ids).get_indexer(emb.ids)
-    to_new = rows.get_indexer(old_lists.ids)
+    r = locate(old_lists.ids, emb.ids)
+    to_new = locate(emb.ids, old_lists.ids)
     old_idx = np.asarray(old_lists.indices, dtype=np.int64)
     mapped = np.where(old_idx >= 0, to_new[np.maximum(old_idx, 0)], -1)
     old_in_new = np.where((r >= 0)[:, None], mapped[np.maximum(r, 0)], -2)

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ccgraph.containers import Embeddings
 from ccgraph.exceptions import InputError
+from ccgraph.update._ids import locate
 from ccgraph.update._persist import KnnLists
 
 __all__ = ["batch_distances", "update_knn_lists"]
@@ -172,7 +172,7 @@ def update_knn_lists(
         raise InputError(f"the update leaves {n} items with this embedding; graph.k={k} needs more")
     batch = np.asarray(batch, dtype=bool)
     data = _prepare(emb, metric)
-    pos = pd.Index(ids).get_indexer(old.ids)  # old row -> new row (-1: removed)
+    pos = locate(ids, old.ids)  # old row -> new row (-1: removed)
     idx_old = np.asarray(old.indices, dtype=np.int64)
     nb = np.where(idx_old >= 0, pos[np.maximum(idx_old, 0)], -1)
     nb = np.where(idx_old >= 0, nb, -2)  # -2: slot already empty in the old search

@@ -1,0 +1,34 @@
+"""Positions of item ids in another id array, fast when one is a prefix of the other.
+
+An update's id arrays are mostly the run's ids followed by the new ones, so most lookups
+are answered by comparing the shared prefix (a vectorised string comparison) instead of
+hashing every id.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["locate"]
+
+
+def locate(pool: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each of ``values`` in ``pool`` (``-1`` where absent); ids unique in each.
+
+    Examples
+    --------
+    >>> locate(np.array(["a", "b"]), np.array(["a", "b", "c"])).tolist()
+    [0, 1, -1]
+    >>> locate(np.array(["a", "b", "c"]), np.array(["c", "a"])).tolist()
+    [2, 0]
+    """
+    pool = np.asarray(pool)
+    values = np.asarray(values)
+    m = min(len(pool), len(values))
+    if np.array_equal(pool[:m], values[:m]):
+        # ids are unique: values past the shared prefix are not in it, and the pool ends there
+        out = np.full(len(values), -1, dtype=np.int64)
+        out[:m] = np.arange(m)
+        return out
+    return pd.Index(pool.astype(object)).get_indexer(values.astype(object)).astype(np.int64)
