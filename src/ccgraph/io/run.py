@@ -16,6 +16,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -193,30 +194,41 @@ def _write_files(
         write_npz(target, graph_arrays(result.graph))
         return _seal(target)
 
-    extras: dict[str, str] = {}
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="write_run") as pool:
-        # the biggest files first, so the small ones fill the gaps
-        jobs = {}
-        for filename, (name, value) in sorted(
-            extra_files.items(), key=lambda kv: -_nbytes(kv[1][1])
-        ):
-            target = tmp / filename
-            extras[name] = filename
-            if isinstance(value, pd.DataFrame):
-                jobs[filename] = pool.submit(table, value, target, f"extra output {name!r}")
-            else:
-                jobs[filename] = pool.submit(array, value, target)
-        jobs["graph.npz"] = pool.submit(graph, tmp / "graph.npz")
-        for name in TABLES:
-            jobs[f"{name}.parquet"] = pool.submit(
-                table, getattr(result, name), tmp / f"{name}.parquet", f"RunResult.{name}"
+    tasks: list[tuple[int, str, Callable[[], tuple[int, str]]]] = [
+        (_cost(result.graph.adjacency.nnz * 8), "graph.npz", lambda: graph(tmp / "graph.npz"))
+    ]
+    for name in TABLES:
+        frame = getattr(result, name)
+        tasks.append(
+            (
+                _cost(frame),
+                f"{name}.parquet",
+                partial(table, frame, tmp / f"{name}.parquet", f"RunResult.{name}"),
             )
+        )
+    extras: dict[str, str] = {}
+    for filename, (name, value) in sorted(extra_files.items()):
+        extras[name] = filename
+        if isinstance(value, pd.DataFrame):
+            job = partial(table, value, tmp / filename, f"extra output {name!r}")
+        else:
+            job = partial(array, value, tmp / filename)
+        tasks.append((_cost(value), filename, job))
+    # the costliest first, so the small files fill the gaps
+    tasks.sort(key=lambda t: -t[0])
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="write_run") as pool:
+        jobs = {filename: pool.submit(job) for _, filename, job in tasks}
         files = {filename: job.result() for filename, job in jobs.items()}
-    return files, dict(sorted(extras.items()))
+    return files, extras
 
 
-def _nbytes(value: Any) -> int:
-    return int(value.nbytes) if isinstance(value, np.ndarray) else 0
+def _cost(value: Any) -> int:
+    """Rough cost of writing ``value`` (bytes; a table's cells count ~40 bytes to encode)."""
+    if isinstance(value, pd.DataFrame):
+        return 40 * value.shape[0] * max(1, value.shape[1])
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    return int(value)
 
 
 def write_run(result: RunResult, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
