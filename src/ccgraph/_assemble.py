@@ -63,7 +63,9 @@ def items_table(
 ) -> pd.DataFrame:
     """The ``items.parquet`` table, one row per item in graph order."""
     ids = graph.ids
-    items = catalog.items.set_index("id").reindex(ids)
+    items = catalog.items.set_index("id")
+    if len(items) != len(ids) or not np.array_equal(items.index.to_numpy(dtype=str), ids):
+        items = items.reindex(ids)  # (an update's merged catalog is in graph order already)
     df = pd.DataFrame({"id": pd.array(ids, dtype="string")})
     default = levels[default_level].membership
     df["cluster"] = default.astype(np.int64)

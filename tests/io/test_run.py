@@ -280,3 +280,22 @@ def test_sigkill_mid_write_keeps_a_complete_run(tmp_path: Path) -> None:
     write_run(_result(manifest={"seed": 2}), target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert load_run(target).manifest["seed"] == 2
+
+
+def test_manifest_records_size_and_sha256_of_every_file(tmp_path: Path) -> None:
+    """The files are written and hashed on worker threads: check them against hashlib."""
+    import hashlib
+
+    big = np.arange(300_000, dtype=np.float32).reshape(-1, 3)
+    extras = {"big": big, "small": np.arange(5), "table": pd.DataFrame({"x": [1, 2]})}
+    out = write_run(_result(extras=extras), tmp_path / "run")
+    man = json.loads((out / "manifest.json").read_text())
+    on_disk = sorted(p.name for p in out.iterdir() if p.name != "manifest.json")
+    assert sorted(man["files"]) == on_disk
+    for name, info in man["files"].items():
+        data = (out / name).read_bytes()
+        assert info == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}, name
+    ref = tmp_path / "ref.npy"
+    np.save(ref, big, allow_pickle=False)
+    assert (out / "big.npy").read_bytes() == ref.read_bytes()
+    assert man["extras"] == {"big": "big.npy", "small": "small.npy", "table": "table.parquet"}

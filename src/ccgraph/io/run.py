@@ -16,6 +16,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,9 @@ def _package_versions() -> dict[str, str]:
     return package_versions()
 
 
-def _manifest(result: RunResult, files: dict[str, Path], extras: dict[str, str]) -> dict:
+def _manifest(
+    result: RunResult, files: Mapping[str, tuple[int, str]], extras: dict[str, str]
+) -> dict:
     from ccgraph import __version__
 
     man = jsonable(dict(result.manifest))
@@ -154,10 +157,78 @@ def _manifest(result: RunResult, files: dict[str, Path], extras: dict[str, str])
     man["counts"] = {**_counts(result), **man.get("counts", {})}
     man.setdefault("packages", _package_versions())
     man["extras"] = extras
-    man["files"] = {
-        name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for name, p in files.items()
-    }
+    man["files"] = {name: {"bytes": size, "sha256": sha} for name, (size, sha) in files.items()}
     return man
+
+
+def _seal(path: Path) -> tuple[int, str]:
+    """``fsync`` a finished file and return its size and SHA-256 (for the manifest)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path.stat().st_size, _sha256(path)
+
+
+def _write_files(
+    result: RunResult, tmp: Path, extra_files: Mapping[str, tuple[str, Any]]
+) -> tuple[dict[str, tuple[int, str]], dict[str, str]]:
+    """Write every file but the manifest into ``tmp``; return their (size, sha256) and extras.
+
+    Each file is written, ``fsync``-ed and hashed by one task; two threads run the tasks
+    (Parquet encoding, ``write()``, ``fsync`` and SHA-256 release the GIL), so the big arrays
+    are hashed while the tables are encoded.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def table(frame: pd.DataFrame, target: Path, what: str) -> tuple[int, str]:
+        _write_parquet(frame, target, what)
+        return _seal(target)
+
+    def array(value: np.ndarray, target: Path) -> tuple[int, str]:
+        np.save(target, value, allow_pickle=False)
+        return _seal(target)
+
+    def graph(target: Path) -> tuple[int, str]:
+        write_npz(target, graph_arrays(result.graph))
+        return _seal(target)
+
+    tasks: list[tuple[int, str, Callable[[], tuple[int, str]]]] = [
+        (_cost(result.graph.adjacency.nnz * 8), "graph.npz", lambda: graph(tmp / "graph.npz"))
+    ]
+    for name in TABLES:
+        frame = getattr(result, name)
+        tasks.append(
+            (
+                _cost(frame),
+                f"{name}.parquet",
+                partial(table, frame, tmp / f"{name}.parquet", f"RunResult.{name}"),
+            )
+        )
+    extras: dict[str, str] = {}
+    for filename, (name, value) in sorted(extra_files.items()):
+        extras[name] = filename
+        if isinstance(value, pd.DataFrame):
+            job = partial(table, value, tmp / filename, f"extra output {name!r}")
+        else:
+            job = partial(array, value, tmp / filename)
+        tasks.append((_cost(value), filename, job))
+    # the costliest first, so the small files fill the gaps
+    tasks.sort(key=lambda t: -t[0])
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="write_run") as pool:
+        jobs = {filename: pool.submit(job) for _, filename, job in tasks}
+        files = {filename: job.result() for filename, job in jobs.items()}
+    return files, extras
+
+
+def _cost(value: Any) -> int:
+    """Rough cost of writing ``value`` (bytes; a table's cells count ~40 bytes to encode)."""
+    if isinstance(value, pd.DataFrame):
+        return 40 * value.shape[0] * max(1, value.shape[1])
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    return int(value)
 
 
 def write_run(result: RunResult, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
@@ -198,29 +269,11 @@ def write_run(result: RunResult, path: str | os.PathLike[str], *, overwrite: boo
     remove_stale_temp_dirs(final)
     tmp = make_temp_dir(final)
     try:
-        files: dict[str, Path] = {}
-        for name in TABLES:
-            files[f"{name}.parquet"] = tmp / f"{name}.parquet"
-            _write_parquet(getattr(result, name), files[f"{name}.parquet"], f"RunResult.{name}")
-        files["graph.npz"] = write_npz(tmp / "graph.npz", graph_arrays(result.graph))
-        extras: dict[str, str] = {}
-        for filename, (name, value) in sorted(extra_files.items()):
-            target = tmp / filename
-            if isinstance(value, pd.DataFrame):
-                _write_parquet(value, target, f"extra output {name!r}")
-            else:
-                np.save(target, value, allow_pickle=False)
-            files[filename] = target
-            extras[name] = filename
+        files, extras = _write_files(result, tmp, extra_files)
         manifest = _manifest(result, files, extras)
         text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"
         (tmp / MANIFEST_NAME).write_text(text, encoding="utf-8")
-        for p in tmp.iterdir():
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        _seal(tmp / MANIFEST_NAME)
         replace_directory(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

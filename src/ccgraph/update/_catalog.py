@@ -19,7 +19,7 @@ import pandas as pd
 from ccgraph.config import Config
 from ccgraph.containers import ITEM_COLUMNS, REJECT_COLUMNS, TAG_COLUMNS, Catalog, RunResult
 from ccgraph.exceptions import InputError
-from ccgraph.update._persist import member
+from ccgraph.update._persist import member, positions
 
 __all__ = ["Changes", "merged_catalog", "plan_changes", "read_batch", "run_catalog"]
 
@@ -127,9 +127,10 @@ def merged_catalog(
     items = pd.concat(
         [old_items.reindex(columns=cols), new_items.reindex(columns=cols)], ignore_index=True
     )
-    items = items.set_index("id", drop=False).reindex(pd.Index(ids)).reset_index(drop=True)
-    if items["id"].isna().any():
+    rows = positions(ids, items["id"])
+    if (rows < 0).any():
         raise InputError("internal: an item of the update has no catalog row")
+    items = items.take(rows).reset_index(drop=True)
     for col in ("popularity_raw",):
         if col in items.columns:
             items[col] = pd.to_numeric(items[col], errors="coerce")

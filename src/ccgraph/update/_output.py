@@ -130,11 +130,15 @@ def splice_tags(
 ) -> pd.DataFrame:
     """The ``tags`` table: the run's rows for items not in ``redo``, fresh rows for the rest.
 
-    Fresh rows come from :func:`ccgraph._assemble.tags_table` over the ``redo`` items only;
-    both parts are in item order, so one stable sort on the item position splices them into
-    the table a full assembly would give.
+    Fresh rows come from :func:`ccgraph._assemble.tags_table` over the ``redo`` items only.
+    Both parts are grouped by item in item order, so a stable sort on the item position
+    splices them into the table a full assembly would give; the columns are spliced as Arrow
+    arrays (one ``take`` each), without a pandas round trip over the kept rows.
     """
+    import pyarrow as pa
+
     from ccgraph import _assemble
+    from ccgraph.update._persist import positions
 
     if redo.all() or inferred is None:
         return _assemble.tags_table(catalog, ids, inferred)
@@ -148,17 +152,56 @@ def splice_tags(
         converged=inferred.converged,
         n_iter=inferred.n_iter,
     )
-    fresh = _assemble.tags_table(subset(catalog, sub_ids), sub_ids, sub)
-    index = pd.Index(ids)
-    old_pos = run_positions(old_tags["id"], index)
+    obs = catalog.tags
+    sub_cat = Catalog(
+        catalog.items.iloc[:0], obs[member(obs["id"], sub_ids)], catalog.rejects.iloc[:0]
+    )
+    fresh = _assemble.tags_table(sub_cat, sub_ids, sub)
+    old_pos = positions(old_tags["id"], ids)
     keep = old_pos >= 0
     keep[keep] = ~redo[old_pos[keep]]
-    both = pd.concat([old_tags[keep], fresh], ignore_index=True)
-    pos = np.concatenate([old_pos[keep], run_positions(fresh["id"], index)])
-    out = both.iloc[np.argsort(pos, kind="stable")].reset_index(drop=True)
+    fresh_pos = np.flatnonzero(redo)[positions(fresh["id"], sub_ids)]
+    pos = np.concatenate([old_pos[keep], fresh_pos])
+    order = np.argsort(pos, kind="stable")
+    if list(old_tags.columns) != list(fresh.columns):
+        both = pd.concat([old_tags[keep], fresh], ignore_index=True)
+        return _tag_dtypes(both.iloc[order].reset_index(drop=True))
+    take = pa.array(order)
+    kept_rows = pa.array(np.flatnonzero(keep))
+    out: dict[str, Any] = {}
+    for col in fresh.columns:
+        if col == "rank":
+            a, b = pd.array(old_tags[col], dtype="Int64"), pd.array(fresh[col], dtype="Int64")
+            values = np.concatenate(
+                [a.to_numpy(np.int64, na_value=0)[keep], b.to_numpy(np.int64, na_value=0)]
+            )
+            mask = np.concatenate([a.isna()[keep], b.isna()])
+            out[col] = pd.arrays.IntegerArray(values[order], mask[order])
+        elif col in ("score", "confidence"):
+            values = np.concatenate(
+                [old_tags[col].to_numpy(np.float32)[keep], fresh[col].to_numpy(np.float32)]
+            )
+            out[col] = values[order]
+        else:
+            both = pa.concat_arrays(
+                [_arrow_strings(old_tags[col]).take(kept_rows), _arrow_strings(fresh[col])]
+            )
+            out[col] = pd.arrays.ArrowStringArray(both.take(take))
+    return pd.DataFrame(out)
+
+
+def _tag_dtypes(out: pd.DataFrame) -> pd.DataFrame:
     for col in ("id", "tag", "source", "origin", "tag_raw"):
         out[col] = out[col].astype("string")
     out["score"] = out["score"].astype(np.float32)
     out["confidence"] = out["confidence"].astype(np.float32)
     out["rank"] = out["rank"].astype("Int64")
     return out
+
+
+def _arrow_strings(column: pd.Series) -> Any:
+    """A string column as one Arrow ``string`` array."""
+    import pyarrow as pa
+
+    arr = pa.array(column.astype("string").array, type=pa.string())
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr

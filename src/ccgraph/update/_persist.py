@@ -201,13 +201,57 @@ def update_info(levels: list[Any], base_dir: str | None) -> dict[str, Any]:
 def member(values: Any, pool: Any) -> np.ndarray:
     """Boolean mask: which ``values`` (ids) are in ``pool`` (a hash lookup; fast on strings).
 
+    Both sides are compared as Arrow strings by Arrow's hash kernel (an Arrow-backed pandas
+    column is used as it is), so no Python string is made per value.
+
     Examples
     --------
     >>> member(np.array(["a", "b", "c"]), ["c", "a"]).tolist()
     [True, False, True]
+    >>> member(pd.Series(["a", "b", None], dtype="string"), {"b"}).tolist()
+    [False, True, False]
     """
-    vals = np.asarray(values).astype(str).tolist() if not isinstance(values, list) else values
-    lookup = set(
-        np.asarray(list(pool) if not isinstance(pool, np.ndarray) else pool).astype(str).tolist()
-    )
-    return np.fromiter((v in lookup for v in vals), dtype=bool, count=len(vals))
+    import pyarrow.compute as pc
+
+    if isinstance(pool, (set, frozenset, dict)):
+        pool = list(pool)
+    found = pc.is_in(_as_arrow(values), value_set=_as_arrow(pool))
+    return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def positions(values: Any, ids: Any) -> np.ndarray:
+    """Position of each of ``values`` in ``ids`` (unique), ``-1`` when absent.
+
+    Both sides are looked up as Arrow strings with Arrow's hash kernel: an Arrow-backed
+    pandas column is used as it is, a numpy array is converted once (no Python strings).
+
+    Examples
+    --------
+    >>> positions(pd.Series(["b", "x", "a"], dtype="string"), np.array(["a", "b"])).tolist()
+    [1, -1, 0]
+    """
+    import pyarrow.compute as pc
+
+    found = pc.index_in(_as_arrow(values), value_set=_as_arrow(ids))
+    return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _as_arrow(values: Any) -> Any:
+    """``values`` as one Arrow ``string`` array (no copy for an Arrow-backed column)."""
+    import pyarrow as pa
+
+    arr = _arrow_of(values)
+    if arr is None:
+        flat = np.asarray(values)
+        arr = pa.array(flat.astype(str) if flat.size else np.zeros(0, str), type=pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.string()) if arr.type != pa.string() else arr
+
+
+def _arrow_of(values: Any) -> Any:
+    """The Arrow string array behind a pandas string column (``None`` if not Arrow-backed)."""
+    arr = getattr(values, "array", values)
+    if not isinstance(getattr(arr, "dtype", None), pd.StringDtype):
+        return None
+    return getattr(arr, "_pa_array", None)

@@ -110,14 +110,18 @@ def drift_report(
         ``clusters_after``, ``new_clusters``, ``vanished_clusters``, ``splits``, ``merges``,
         ``moved_items``), ``rebuild_recommended``, ``reasons``.
     """
-    old = old_items.set_index(old_items["id"].astype(str))
-    new = new_items.set_index(new_items["id"].astype(str))
-    common = old.index.intersection(new.index, sort=False)
+    from ccgraph.update._persist import positions
+
+    old, new = old_items, new_items
+    where = positions(old_items["id"], new_items["id"])
+    in_both = where >= 0
+    common = np.flatnonzero(in_both)  # rows of the kept items, in the old order
+    where = where[in_both]
     levels: list[dict[str, Any]] = []
     for i in range(n_levels):
         col = f"cluster_l{i}"
-        a = old.loc[common, col].to_numpy(np.int64)
-        b = new.loc[common, col].to_numpy(np.int64)
+        a = old[col].to_numpy(np.int64)[in_both]
+        b = new[col].to_numpy(np.int64)[where]
         moved = a != b
         splits, merges = splits_and_merges(a, b, share=split_share)
         before = set(np.unique(old[col]).tolist())
@@ -136,7 +140,7 @@ def drift_report(
                 "moved_items": [
                     {"id": str(x), "from": int(f), "to": int(t)}
                     for x, f, t in zip(
-                        common[moved][:max_listed],
+                        old["id"].iloc[common[moved][:max_listed]],
                         a[moved][:max_listed],
                         b[moved][:max_listed],
                         strict=True,

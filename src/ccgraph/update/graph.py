@@ -21,7 +21,7 @@ import pandas as pd
 from ccgraph.config import Config
 from ccgraph.containers import Embeddings, KnnGraph
 from ccgraph.exceptions import InputError
-from ccgraph.update._persist import CONCAT, KnnLists, member
+from ccgraph.update._persist import CONCAT, KnnLists, member, positions
 
 __all__ = ["merge_embeddings", "update_graph"]
 
@@ -40,39 +40,59 @@ def merge_embeddings(
     Rows follow ``ids`` (the items after the update). A replaced item that lost a modality
     (e.g. its new image failed to load) drops out of that modality.
     """
-    order = pd.Index(ids)
-    replaced_set = set(np.asarray(list(replaced), dtype=str).tolist())
+    ids = np.asarray(ids).astype(str)
+    replaced_arr = np.asarray(list(replaced), dtype=str)
     out: dict[str, Embeddings] = {}
     for name in sorted(set(old) | set(batch)):
-        parts_v: list[np.ndarray] = []
-        parts_i: list[np.ndarray] = []
+        src_pos: list[np.ndarray] = []  # position in `ids` of each row of each part
+        parts: list[np.ndarray] = []
         kind = "dense"
         params: dict[str, Any] = {}
         if name in old:
             e = old[name]
-            keep = member(e.ids, ids) & ~member(e.ids, replaced_set)
-            whole = bool(keep.all())  # no copy before the one concatenation below
-            parts_v.append(np.asarray(e.vectors) if whole else np.asarray(e.vectors)[keep])
-            parts_i.append(e.ids if whole else e.ids[keep])
+            pos = positions(e.ids, ids)
+            gone = positions(replaced_arr, e.ids) if len(replaced_arr) else np.zeros(0, int)
+            pos[gone[gone >= 0]] = -1  # a replaced item takes the batch's vectors
+            keep = pos >= 0
+            whole = bool(keep.all())  # no copy before the one copy below
+            parts.append(np.asarray(e.vectors) if whole else np.asarray(e.vectors)[keep])
+            src_pos.append(pos if whole else pos[keep])
             kind, params = e.kind, dict(e.params)
         if name in batch:
             b = batch[name]
-            if parts_v and b.vectors.shape[1] != parts_v[0].shape[1]:
+            if parts and b.vectors.shape[1] != parts[0].shape[1]:
                 raise InputError(
                     f"the new {name!r} vectors have {b.vectors.shape[1]} dimensions but the "
-                    f"run's have {parts_v[0].shape[1]}: embed them as the run did"
+                    f"run's have {parts[0].shape[1]}: embed them as the run did"
                 )
-            parts_v.append(np.asarray(b.vectors))
-            parts_i.append(b.ids)
+            parts.append(np.asarray(b.vectors))
+            src_pos.append(positions(b.ids, ids))
             kind = b.kind
-        vec = np.concatenate(parts_v) if len(parts_v) > 1 else parts_v[0]
-        eid = np.concatenate(parts_i) if len(parts_i) > 1 else parts_i[0]
-        pos = order.get_indexer(eid)
-        if len(pos) > 1 and not (np.diff(pos) > 0).all():
-            sort = np.argsort(pos, kind="stable")
-            vec, eid = vec[sort], eid[sort]
-        out[name] = Embeddings(np.ascontiguousarray(vec), eid, kind, params)
+        pos = np.concatenate(src_pos)
+        if (pos < 0).any():
+            raise InputError(f"internal: {name!r} vectors of items that are not in the update")
+        vec, pos = _gather(parts, pos)
+        out[name] = Embeddings(vec, ids[pos], kind, params)
     return out
+
+
+def _gather(parts: list[np.ndarray], pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``parts`` (stacked) sorted by ``pos``, copied once into one C-contiguous array."""
+    if len(parts) == 1 and (len(pos) < 2 or (np.diff(pos) > 0).all()):
+        return np.ascontiguousarray(parts[0]), pos
+    n = sum(len(p) for p in parts)
+    vec = np.empty((n, parts[0].shape[1]), dtype=np.result_type(*parts))
+    starts = np.cumsum([0] + [len(p) for p in parts])
+    if len(pos) < 2 or (np.diff(pos) > 0).all():
+        for part, a, b in zip(parts, starts[:-1], starts[1:], strict=True):
+            vec[a:b] = part
+        return vec, pos
+    order = np.argsort(pos, kind="stable")
+    dest = np.empty_like(order)
+    dest[order] = np.arange(n)
+    for part, a, b in zip(parts, starts[:-1], starts[1:], strict=True):
+        vec[dest[a:b]] = part
+    return vec, pos[order]
 
 
 def update_graph(
