@@ -2,13 +2,12 @@
 
 An update's id arrays are mostly the run's ids followed by the new ones, so most lookups
 are answered by comparing the shared prefix (a vectorised string comparison) instead of
-hashing every id.
+hashing every id; the rest go to :func:`ccgraph.update._persist.positions`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 __all__ = ["locate"]
 
@@ -31,4 +30,6 @@ def locate(pool: np.ndarray, values: np.ndarray) -> np.ndarray:
         out = np.full(len(values), -1, dtype=np.int64)
         out[:m] = np.arange(m)
         return out
-    return pd.Index(pool.astype(object)).get_indexer(values.astype(object)).astype(np.int64)
+    from ccgraph.update._persist import positions
+
+    return positions(values, pool)

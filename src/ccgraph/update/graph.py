@@ -16,7 +16,6 @@ from functools import reduce
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ccgraph.config import Config
 from ccgraph.containers import Embeddings, KnnGraph
