@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -171,8 +171,36 @@ def _seal(path: Path) -> tuple[int, str]:
     return path.stat().st_size, _sha256(path)
 
 
+def staged_file(value: Any, adopt: Collection[Path]) -> Path | None:
+    """The ``.npy`` file in ``adopt`` that ``value`` maps whole, if any.
+
+    An array made with ``numpy.lib.format.open_memmap`` in a folder the caller owns is
+    already the ``.npy`` file :func:`write_run` would write (same header, same bytes), so it
+    can be moved into the run instead of written again.
+    """
+    mm = value
+    while mm is not None and not isinstance(mm, np.memmap):
+        mm = getattr(mm, "base", None)
+    if mm is None or not getattr(mm, "filename", None):
+        return None
+    source = Path(mm.filename).resolve()
+    if source not in adopt or not isinstance(value, np.ndarray):
+        return None
+    whole = (
+        value.shape == mm.shape
+        and value.dtype == mm.dtype
+        and value.flags.c_contiguous
+        and value.ctypes.data == mm.ctypes.data
+        and source.stat().st_size == mm.offset + mm.nbytes
+    )
+    return source if whole else None
+
+
 def _write_files(
-    result: RunResult, tmp: Path, extra_files: Mapping[str, tuple[str, Any]]
+    result: RunResult,
+    tmp: Path,
+    extra_files: Mapping[str, tuple[str, Any]],
+    adopt: Collection[Path] = (),
 ) -> tuple[dict[str, tuple[int, str]], dict[str, str]]:
     """Write every file but the manifest into ``tmp``; return their (size, sha256) and extras.
 
@@ -187,7 +215,15 @@ def _write_files(
         return _seal(target)
 
     def array(value: np.ndarray, target: Path) -> tuple[int, str]:
-        np.save(target, value, allow_pickle=False)
+        staged = staged_file(value, adopt)
+        if staged is not None:
+            mm = value
+            while not isinstance(mm, np.memmap):
+                mm = mm.base
+            mm.flush()
+            os.replace(staged, target)  # the same bytes np.save would write, already on disk
+        else:
+            np.save(target, value, allow_pickle=False)
         return _seal(target)
 
     def graph(target: Path) -> tuple[int, str]:
@@ -231,7 +267,13 @@ def _cost(value: Any) -> int:
     return int(value)
 
 
-def write_run(result: RunResult, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
+def write_run(
+    result: RunResult,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = True,
+    adopt: Collection[str | os.PathLike[str]] = (),
+) -> Path:
     """Write a run directory atomically and return its path.
 
     The tables go to Parquet (zstd; the same data gives byte-identical files), the graph to
@@ -249,6 +291,11 @@ def write_run(result: RunResult, path: str | os.PathLike[str], *, overwrite: boo
         The run directory. It may be absent, empty or an earlier ccgraph run.
     overwrite
         Replace an earlier run at ``path`` (otherwise an existing non-empty ``path`` raises).
+    adopt
+        ``.npy`` files the caller made for this run and gives up: an extra that is a
+        ``numpy.lib.format.open_memmap`` of one of them (the whole file) is moved into the run
+        instead of written again (an update's merged embeddings: hundreds of MB). Files not
+        listed are never moved, so nothing a user gave is touched.
 
     Raises
     ------
@@ -269,7 +316,8 @@ def write_run(result: RunResult, path: str | os.PathLike[str], *, overwrite: boo
     remove_stale_temp_dirs(final)
     tmp = make_temp_dir(final)
     try:
-        files, extras = _write_files(result, tmp, extra_files)
+        owned = {Path(f).resolve() for f in adopt}
+        files, extras = _write_files(result, tmp, extra_files, owned)
         manifest = _manifest(result, files, extras)
         text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"
         (tmp / MANIFEST_NAME).write_text(text, encoding="utf-8")

@@ -122,7 +122,8 @@ def run_extras(
     index = pd.Index(np.asarray(ids).astype(str))
     out: dict[str, np.ndarray] = {}
     for name, emb in embeddings.items():
-        out[f"embeddings_{name}"] = np.ascontiguousarray(emb.vectors)
+        vec = emb.vectors  # a memory-mapped merge stays one (write_run may adopt its file)
+        out[f"embeddings_{name}"] = vec if vec.flags.c_contiguous else np.ascontiguousarray(vec)
         out[f"embeddings_{name}_rows"] = _positions(index, emb.ids, f"embeddings {name!r}")
     for name, lists in knn.items():
         out[f"knn_{name}_rows"] = _positions(index, lists.ids, f"kNN lists {name!r}")

@@ -67,6 +67,48 @@ def run_update(
     overwrite: bool,
     show_progress: bool,
 ) -> RunResult:
+    """Embed, graph, duplicates, clusters, descriptions, tags, popularity, assemble, write.
+
+    The merged embeddings are written once, into a private folder beside ``out``, and moved
+    into the run by :func:`ccgraph.io.write_run`; the folder is removed at the end.
+    """
+    import shutil
+
+    from ccgraph.io.atomic import make_temp_dir
+
+    stage = make_temp_dir(out)  # named so that a later write removes it if this one dies
+    try:
+        return _run_update(
+            old,
+            batch,
+            changes,
+            cfg,
+            out=out,
+            timer=timer,
+            embeddings=embeddings,
+            rng=rng,
+            overwrite=overwrite,
+            show_progress=show_progress,
+            stage=stage,
+        )
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _run_update(
+    old: RunResult,
+    batch: Catalog,
+    changes: Changes,
+    cfg: Config,
+    *,
+    out: Path,
+    timer: StageTimer,
+    embeddings: Mapping[str, Embeddings] | None,
+    rng: RngLike,
+    overwrite: bool,
+    show_progress: bool,
+    stage: Path,
+) -> RunResult:
     """Embed, graph, duplicates, clusters, descriptions, tags, popularity, assemble, write."""
     from ccgraph import _assemble
     from ccgraph._late_stages import (
@@ -146,7 +188,7 @@ def run_update(
             )
             for k, v in new_emb.items()
         }
-        emb_all = merge_embeddings(old_emb, batch_emb, ids, replaced=replaced)
+        emb_all = merge_embeddings(old_emb, batch_emb, ids, replaced=replaced, stage=stage)
         finest = f"cluster_l{len(persist['level_resolutions']) - 1}"
         labels = (
             old.items.set_index(old.items["id"].astype(str))[finest]
@@ -246,7 +288,8 @@ def run_update(
         extras = _persist.run_extras(emb_all, ids, lists)
     result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
     with timer.stage("write"):
-        path = write_run(result, out, overwrite=overwrite)
+        adopt = sorted(stage.glob("*.npy"))
+        path = write_run(result, out, overwrite=overwrite, adopt=adopt)
         write_drift(path, report)
     logger.info("updated run written to %s", path)
     return RunResult(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from functools import reduce
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,11 +34,15 @@ def merge_embeddings(
     ids: np.ndarray,
     *,
     replaced: set[str] | np.ndarray,
+    stage: Path | None = None,
 ) -> dict[str, Embeddings]:
     """Per modality: old vectors of the items that stay, batch vectors for new/replaced items.
 
     Rows follow ``ids`` (the items after the update). A replaced item that lost a modality
-    (e.g. its new image failed to load) drops out of that modality.
+    (e.g. its new image failed to load) drops out of that modality. With ``stage`` (a folder
+    the caller owns), merged vectors are written straight into ``stage/embeddings_<name>.npy``
+    (memory-mapped), which :func:`ccgraph.io.write_run` can then move into the run
+    (``adopt=``) instead of writing them a second time.
     """
     ids = np.asarray(ids).astype(str)
     replaced_arr = np.asarray(list(replaced), dtype=str)
@@ -70,17 +75,27 @@ def merge_embeddings(
         pos = np.concatenate(src_pos)
         if (pos < 0).any():
             raise InputError(f"internal: {name!r} vectors of items that are not in the update")
-        vec, pos = _gather(parts, pos)
+        target = None if stage is None else stage / f"embeddings_{name}.npy"
+        vec, pos = _gather(parts, pos, target)
         out[name] = Embeddings(vec, ids[pos], kind, params)
     return out
 
 
-def _gather(parts: list[np.ndarray], pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``parts`` (stacked) sorted by ``pos``, copied once into one C-contiguous array."""
+def _gather(
+    parts: list[np.ndarray], pos: np.ndarray, target: Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``parts`` (stacked) sorted by ``pos``, copied once into one C-contiguous array.
+
+    With ``target``, the array is a new ``.npy`` file there, memory-mapped.
+    """
     if len(parts) == 1 and (len(pos) < 2 or (np.diff(pos) > 0).all()):
         return np.ascontiguousarray(parts[0]), pos
     n = sum(len(p) for p in parts)
-    vec = np.empty((n, parts[0].shape[1]), dtype=np.result_type(*parts))
+    shape, dtype = (n, parts[0].shape[1]), np.result_type(*parts)
+    if target is None:
+        vec = np.empty(shape, dtype=dtype)
+    else:
+        vec = np.lib.format.open_memmap(target, mode="w+", dtype=dtype, shape=shape)
     starts = np.cumsum([0] + [len(p) for p in parts])
     if len(pos) < 2 or (np.diff(pos) > 0).all():
         for part, a, b in zip(parts, starts[:-1], starts[1:], strict=True):
