@@ -96,7 +96,7 @@ def term_matrix(
         col_code = np.zeros(m.shape[1], dtype=np.int64)
         col_code[tag_cols] = term_codes[: len(tag_cols)]
         out = sp.csr_matrix(
-            (np.asarray(m.data, np.float64), col_code[m.indices], m.indptr.copy()), shape=shape
+            (np.array(m.data, dtype=np.float64), col_code[m.indices], m.indptr.copy()), shape=shape
         )
         out.has_sorted_indices = False
         out.sort_indices()

@@ -15,7 +15,12 @@ from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
 from ccgraph.update._persist import member
 
-__all__ = ["duplicates", "kept_popularity", "local_tags", "table_positions"]
+__all__ = [
+    "duplicates",
+    "local_tags",
+    "previous_popularity",
+    "table_positions",
+]
 
 
 def local_tags(
@@ -95,13 +100,27 @@ def table_positions(column: pd.Series, ids: np.ndarray) -> np.ndarray:
     return np.repeat(pos, np.diff(np.r_[starts, n])).astype(np.int64)
 
 
-def kept_popularity(old: RunResult, ids: np.ndarray, changed: np.ndarray) -> np.ndarray:
-    """The run's standardised popularity of observed items the batch did not touch (else NaN)."""
-    items = old.items.set_index(old.items["id"].astype(str))
-    observed = items["popularity_source"].astype(str) == "observed"
-    value = pd.to_numeric(items["popularity"], errors="coerce").where(observed)
-    value = value.drop(index=[x for x in changed if x in value.index])
-    return np.array(value.reindex(pd.Index(ids)), dtype=np.float64)
+def previous_popularity(
+    old: RunResult, ids: np.ndarray, changed: np.ndarray, *, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per item: the run's standardised popularity to keep and its propagation ``F``.
+
+    ``keep`` is the run's value of observed items the batch did not touch (else NaN);
+    ``F`` (the warm start) is :func:`ccgraph.update.popularity.previous_propagation`.
+    """
+    from ccgraph.update.popularity import previous_propagation
+
+    items = old.items
+    rows = pd.Index(items["id"].astype(str).to_numpy(dtype=object)).get_indexer(
+        np.asarray(ids).astype(str).astype(object)
+    )
+    start = previous_propagation(items, rows, alpha=alpha)
+    observed = (items["popularity_source"] == "observed").to_numpy(dtype=bool, na_value=False)
+    value = pd.to_numeric(items["popularity"], errors="coerce").to_numpy(np.float64)
+    value = np.where(observed, value, np.nan)
+    keep = np.where(rows >= 0, value[np.maximum(rows, 0)], np.nan)
+    keep[member(ids, changed)] = np.nan
+    return keep, start
 
 
 def duplicates(

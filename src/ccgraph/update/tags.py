@@ -353,7 +353,14 @@ def local_spread(
     c = sp.csr_matrix(alpha * (s_out @ outside) + (1.0 - alpha) * y[r])
     f0 = sp.csr_matrix(outside[r])
     (rows, tags, score, rank), sweeps, converged = _solve_region(
-        s_rr, c, f0, y[r], alpha=alpha, tol=tol, max_iter=max_iter, top_k=top_k
+        s_rr,
+        c,
+        f0,
+        sp.csr_matrix(y[r], dtype=bool),
+        alpha=alpha,
+        tol=tol,
+        max_iter=max_iter,
+        top_k=top_k,
     )
     rows = r[rows]
     live = mass[deg > 0]
