@@ -49,24 +49,16 @@ def describe_levels(
     graph: KnnGraph, levels: Sequence[Partition], catalog: Catalog, seeds: TagSet, cfg: Config
 ) -> pd.DataFrame:
     """``clusters.parquet``: :func:`~ccgraph.cluster.describe_clusters` of every level."""
-    from ccgraph.cluster import describe_clusters
-    from ccgraph.cluster.describe import term_matrix
+    from ccgraph.cluster.describe import describe_partitions, term_matrix
 
     texts = catalog.items["title"].fillna("").tolist() if "title" in catalog.items.columns else None
     terms = term_matrix(len(graph.ids), tags=seeds, texts=texts)  # shared by every level
-    return pd.concat(
-        [
-            describe_clusters(
-                graph,
-                part,
-                top_tags=cfg.cluster.top_tags,
-                n_representatives=cfg.cluster.n_representatives,
-                level=i,
-                terms=terms,
-            )
-            for i, part in enumerate(levels)
-        ],
-        ignore_index=True,
+    return describe_partitions(
+        graph,
+        levels,
+        terms,
+        top_tags=cfg.cluster.top_tags,
+        n_representatives=cfg.cluster.n_representatives,
     )
 
 

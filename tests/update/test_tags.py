@@ -173,3 +173,43 @@ def test_spliced_table_equals_a_full_assembly() -> None:
     stale.loc[stale["id"].isin(graph.ids[redo]), "score"] = -1.0  # must be rebuilt
     got = splice_tags(stale, catalog, graph.ids, ref, redo)
     pd.testing.assert_frame_equal(got, full)
+
+
+def test_seed_values_are_the_sweeps_of_the_dense_equation() -> None:
+    from ccgraph.update.tags import _normalised, _seed_values
+
+    graph, seeds = _problem(seed=6)
+    s, _ = _normalised(graph.adjacency)
+    y = seeds.matrix.toarray().astype(np.float64)
+    g = np.random.default_rng(6)
+    known = np.where((y == 0) & (g.random(y.shape) < 0.3), g.random(y.shape), 0.0)
+    est = 0.2 * y
+    for _ in range(7):  # F = known + est on the seed entries; est <- (1-a) Y + a S F there
+        est = np.where(y > 0, 0.2 * y + 0.8 * (s.toarray() @ (known + est)), 0.0)
+    got = _seed_values(s, sp.csr_matrix(y), sp.csr_matrix(known), 0.8, 7)
+    np.testing.assert_allclose(got.toarray(), est, atol=1e-13)
+
+
+def test_sparse_fallback_gives_the_component_solve(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ccgraph.update.tags as tags_module
+
+    graph, seeds = _problem(seed=7)
+    ref = spread_tags(graph, seeds, top_k=3)
+    region = np.zeros(graph.n_items, dtype=bool)
+    region[::4] = True
+    args = (graph, seeds, ref.scores, ref.confidence, region)
+    kw = {
+        "alpha": 0.8,
+        "tol": 1e-10,
+        "max_iter": 500,
+        "top_k": 3,
+        "min_confidence": 0.0,
+        "calibrator": None,
+        "mass": item_mass(graph, seeds, alpha=0.8, tol=1e-10),
+    }
+    flat = local_spread(*args, **kw)
+    monkeypatch.setattr(tags_module, "FLAT_ENTRIES", 0)
+    sparse = local_spread(*args, **kw)
+    np.testing.assert_allclose(flat.scores.toarray(), sparse.scores.toarray(), atol=1e-7)
+    np.testing.assert_allclose(flat.confidence.toarray(), sparse.confidence.toarray(), atol=1e-6)
+    assert flat.scores.has_sorted_indices

@@ -15,14 +15,21 @@ import scipy.sparse as sp
 
 from ccgraph._validation import check_int
 from ccgraph.cluster._common import as_knn_graph, indicator, strength64
-from ccgraph.cluster._stopwords import ENGLISH_STOP_WORDS
+from ccgraph.cluster._tokens import token_codes
 from ccgraph.containers import Partition, check_same_ids
 from ccgraph.exceptions import InputError
 
 if TYPE_CHECKING:
     from ccgraph.containers import KnnGraph, TagSet
 
-__all__ = ["CLUSTER_COLUMNS", "c_tf_idf", "describe_clusters", "term_matrix", "tokenize"]
+__all__ = [
+    "CLUSTER_COLUMNS",
+    "c_tf_idf",
+    "describe_clusters",
+    "describe_partitions",
+    "term_matrix",
+    "tokenize",
+]
 
 CLUSTER_COLUMNS = (
     "level",
@@ -35,7 +42,6 @@ CLUSTER_COLUMNS = (
     "density",
     "conductance",
 )
-_TOKEN = r"[^\W\d_]{2,}"
 
 
 def tokenize(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -52,10 +58,8 @@ def tokenize(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
     >>> rows.tolist(), words.tolist()
     ([0, 0, 0, 2, 2], ['dog', 'runs', 'beach', 'dog', 'toy'])
     """
-    s = pd.Series(list(texts), dtype=object).fillna("").astype(str).str.lower()
-    tokens = s.str.findall(_TOKEN).explode().dropna()
-    tokens = tokens[~tokens.isin(ENGLISH_STOP_WORDS)]
-    return tokens.index.to_numpy(np.int64), tokens.to_numpy(dtype=str)
+    rows, codes, words = token_codes(texts)
+    return rows, words[codes].astype(str)
 
 
 def term_matrix(
@@ -69,30 +73,72 @@ def term_matrix(
     A tag counts with its weight; a word counts 1 per item however often it is repeated;
     a tag that is also a word of the same item counts once (the larger value).
     """
-    parts_r, parts_t, parts_w = [], [], []
-    if tags is not None:
-        coo = tags.matrix.tocoo()
-        parts_r.append(coo.row.astype(np.int64))
-        parts_t.append(np.asarray(tags.tags, dtype=str)[coo.col])
-        parts_w.append(coo.data.astype(np.float64))
+    words = rows = codes = None
     if texts is not None:
-        rows, words = tokenize(texts)
-        parts_r.append(rows)
-        parts_t.append(words)
-        parts_w.append(np.ones(len(rows)))
-    if not parts_r:
+        rows, codes, words = token_codes(texts)
+    if tags is None and texts is None:
         return sp.csr_matrix((n_items, 0)), np.zeros(0, dtype=str)
+    m = tags.matrix if tags is not None else None
+    if m is not None and not (
+        m.has_canonical_format and m.nnz == np.count_nonzero(np.asarray(m.data) > 0)
+    ):
+        return _term_matrix_grouped(n_items, m, tags, rows, codes, words)
+    tag_cols = (
+        np.unique(m.indices) if m is not None else np.zeros(0, dtype=np.int64)
+    )  # tags without items stay out of the vocabulary
+    tag_names = np.asarray(tags.tags, dtype=str)[tag_cols] if tags is not None else []
+    word_list = words if words is not None else np.zeros(0, dtype=object)
+    terms = np.concatenate([np.asarray(tag_names, dtype=object), word_list])
+    term_codes, vocab = pd.factorize(pd.Series(terms, dtype=object), sort=True)
+    shape = (n_items, len(vocab))
+    out = sp.csr_matrix(shape, dtype=np.float64)
+    if m is not None:
+        col_code = np.zeros(m.shape[1], dtype=np.int64)
+        col_code[tag_cols] = term_codes[: len(tag_cols)]
+        out = sp.csr_matrix(
+            (np.array(m.data, dtype=np.float64), col_code[m.indices], m.indptr.copy()), shape=shape
+        )
+        out.has_sorted_indices = False
+        out.sort_indices()
+    if rows is not None:
+        w = sp.csr_matrix(
+            (np.ones(len(rows)), (rows, term_codes[len(tag_cols) :][codes])), shape=shape
+        )
+        w.sum_duplicates()
+        w.data[:] = 1.0  # a word counts once per item
+        # a tag that is also a word of the item counts once, with the larger value
+        out = sp.csr_matrix(out.maximum(w)) if m is not None else w
+    return out, np.asarray(vocab, dtype=str)
+
+
+def _term_matrix_grouped(
+    n_items: int,
+    m: sp.csr_matrix,
+    tags: TagSet,
+    rows: np.ndarray | None,
+    codes: np.ndarray | None,
+    words: np.ndarray | None,
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """:func:`term_matrix` for any tag weights (duplicates or non-positive values)."""
+    coo = m.tocoo()
+    parts_r = [coo.row.astype(np.int64)]
+    parts_t = [np.asarray(tags.tags, dtype=str)[coo.col].astype(object)]
+    parts_w = [coo.data.astype(np.float64)]
+    if rows is not None and codes is not None and words is not None:
+        parts_r.append(rows)
+        parts_t.append(words[codes])
+        parts_w.append(np.ones(len(rows)))
     r = np.concatenate(parts_r)
-    terms = np.concatenate([t.astype(object) for t in parts_t])
+    terms = np.concatenate(parts_t)
     w = np.concatenate(parts_w)
-    codes, vocab = pd.factorize(pd.Series(terms, dtype=object), sort=True)
-    frame = pd.DataFrame({"r": r, "c": codes, "w": w}).groupby(["r", "c"], as_index=False)["w"]
-    frame = frame.max()
-    m = sp.csr_matrix(
+    term_codes, vocab = pd.factorize(pd.Series(terms, dtype=object), sort=True)
+    frame = pd.DataFrame({"r": r, "c": term_codes, "w": w}).groupby(["r", "c"], as_index=False)
+    frame = frame["w"].max()
+    out = sp.csr_matrix(
         (frame["w"].to_numpy(), (frame["r"].to_numpy(), frame["c"].to_numpy())),
         shape=(n_items, len(vocab)),
     )
-    return m, np.asarray(vocab, dtype=str)
+    return out, np.asarray(vocab, dtype=str)
 
 
 def c_tf_idf(class_term_counts: sp.spmatrix) -> sp.csr_matrix:
@@ -199,33 +245,87 @@ def describe_clusters(
     if texts is not None and len(texts) != g.n_items:
         raise InputError(f"`texts` must hold one text per item ({g.n_items}); got {len(texts)}")
     n = g.n_items
+    if terms is not None and terms[0].shape[0] != n:
+        raise InputError(f"`terms` must have one row per item ({n}); got {terms[0].shape[0]}")
+    x, vocab = term_matrix(n, tags=tags, texts=texts) if terms is None else terms
+    return _describe(g, _edges(g), partition, (x, vocab), n_top=n_top, n_rep=n_rep, level=level)
+
+
+def describe_partitions(
+    graph: KnnGraph,
+    partitions: Sequence[Partition],
+    terms: tuple[sp.csr_matrix, np.ndarray],
+    *,
+    top_tags: int = 10,
+    n_representatives: int = 5,
+) -> pd.DataFrame:
+    """:func:`describe_clusters` of several partitions of one graph (``level`` = position).
+
+    Equal to concatenating ``describe_clusters(graph, p, terms=terms, level=i, ...)``; the
+    edge arrays are built once for all partitions.
+    """
+    n_top = check_int("top_tags", top_tags, low=1)
+    n_rep = check_int("n_representatives", n_representatives, low=1)
+    frames = []
+    edges = None
+    for i, part in enumerate(partitions):
+        g = as_knn_graph(graph, ids=part.ids, what="describe_partitions(graph, partitions)")
+        if terms[0].shape[0] != g.n_items:
+            raise InputError(
+                f"`terms` must have one row per item ({g.n_items}); got {terms[0].shape[0]}"
+            )
+        edges = _edges(g) if edges is None else edges
+        frames.append(_describe(g, edges, part, terms, n_top=n_top, n_rep=n_rep, level=i))
+    if not frames:
+        return pd.DataFrame({c: [] for c in CLUSTER_COLUMNS})
+    return pd.concat(frames, ignore_index=True)
+
+
+def _edges(g: KnnGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column and weight of every stored edge (both directions) and the strengths."""
+    coo = g.adjacency.tocoo()
+    return coo.row, coo.col, coo.data, strength64(g.adjacency)
+
+
+def _describe(
+    g: KnnGraph,
+    edges: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    partition: Partition,
+    terms: tuple[sp.csr_matrix, np.ndarray],
+    *,
+    n_top: int,
+    n_rep: int,
+    level: int,
+) -> pd.DataFrame:
+    """The rows of :func:`describe_clusters` (inputs already checked)."""
+    n = g.n_items
     labels, codes = np.unique(partition.membership, return_inverse=True)
     codes = codes.ravel()
     k = len(labels)
     sizes = np.bincount(codes, minlength=k)
 
-    coo = g.adjacency.tocoo()
-    same = codes[coo.row] == codes[coo.col]
-    edges_in = np.bincount(codes[coo.row[same]], minlength=k) / 2.0
+    row, col, data, strength = edges
+    row_code = codes[row]
+    same = row_code == codes[col]
+    in_rows = row_code[same]
+    edges_in = np.bincount(in_rows, minlength=k) / 2.0
     pairs = sizes * (sizes - 1) / 2.0
     density = np.divide(edges_in, pairs, out=np.zeros(k), where=pairs > 0)
-    strength = strength64(g.adjacency)
     vol = np.bincount(codes, weights=strength, minlength=k)
-    weight_in2 = np.bincount(codes[coo.row[same]], weights=coo.data[same], minlength=k)
+    in_data = data[same]
+    weight_in2 = np.bincount(in_rows, weights=in_data, minlength=k)
     cut = vol - weight_in2
     denom = np.minimum(vol, vol.sum() - vol)
     conductance = np.divide(cut, denom, out=np.full(k, np.nan), where=denom > 0)
 
-    inner_strength = np.bincount(coo.row[same], weights=coo.data[same], minlength=n)
-    order = np.lexsort((np.arange(n), -inner_strength, codes))
+    inner_strength = np.bincount(row[same], weights=in_data, minlength=n)
+    order = np.lexsort((-inner_strength, codes))  # stable: ties keep the earlier row first
     starts = np.concatenate([[0], np.cumsum(sizes)])
     rank = np.arange(n) - starts[codes[order]]
     chosen = order[rank < n_rep]
     rep_lists = np.split(g.ids[chosen], np.cumsum(np.minimum(sizes, n_rep))[:-1])
 
-    if terms is not None and terms[0].shape[0] != n:
-        raise InputError(f"`terms` must have one row per item ({n}); got {terms[0].shape[0]}")
-    x, vocab = term_matrix(n, tags=tags, texts=texts) if terms is None else terms
+    x, vocab = terms
     scores = c_tf_idf(indicator(codes, k).T @ x) if x.shape[1] else sp.csr_matrix((k, 0))
     top_terms: list[list[str]] = []
     top_scores: list[list[float]] = []

@@ -7,13 +7,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
 from ccgraph.update._persist import member
 
-__all__ = ["duplicates", "kept_popularity", "local_tags"]
+__all__ = [
+    "duplicates",
+    "local_tags",
+    "previous_popularity",
+    "table_positions",
+]
 
 
 def local_tags(
@@ -30,27 +37,29 @@ def local_tags(
     from ccgraph.update.tags import item_mass, local_spread, recover_calibrator
 
     t = cfg.propagate.tags
-    inferred = old.tags[old.tags["source"].astype(str) == "inferred"]
+    table = old.tags
+    inferred = (table["source"] == "inferred").to_numpy(dtype=bool, na_value=False)
+    rows = table_positions(table["id"], graph.ids)[inferred]
+    tag_codes, tag_names = pd.factorize(table["tag"])
+    cols = pd.Index(seeds.tags).get_indexer(np.asarray(tag_names, dtype=object))
+    cols = np.where(tag_codes >= 0, cols[np.maximum(tag_codes, 0)], -1)[inferred]
+    score = table["score"].to_numpy(np.float64)[inferred]
+    conf = table["confidence"].to_numpy(np.float64)[inferred]
+    rank = table["rank"].to_numpy(np.float64, na_value=np.nan)[inferred]
     # The run's masses, needed to read its calibrator off its own (score, confidence) rows,
     # are those after the update for the items the update does not reach.
     mass = item_mass(graph, seeds, alpha=t.alpha, tol=t.tol, max_iter=t.max_iter)
     far = ~neighbourhood(graph.adjacency, changed, 1)
     live = mass[graph.degree > 0]
     ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
-    pos = pd.Index(graph.ids).get_indexer(inferred["id"].astype(str))
-    use = (pos >= 0) & far[np.maximum(pos, 0)]
-    rel = mass[pos[use]] / ref
-    cal = recover_calibrator(previous.get("calibrator"), inferred[use], rel)
-    rows = pd.Index(graph.ids).get_indexer(inferred["id"].astype(str))
-    cols = pd.Index(seeds.tags).get_indexer(inferred["tag"].astype(str))
+    use = (rows >= 0) & far[np.maximum(rows, 0)]
+    rel = mass[rows[use]] / ref
+    pairs = pd.DataFrame({"score": score[use], "rank": rank[use], "confidence": conf[use]})
+    cal = recover_calibrator(previous.get("calibrator"), pairs, rel)
     ok = (rows >= 0) & (cols >= 0)
     shape = (graph.n_items, seeds.n_tags)
-    old_scores = sp.csr_matrix(
-        (inferred["score"].to_numpy(np.float64)[ok], (rows[ok], cols[ok])), shape=shape
-    )
-    old_conf = sp.csr_matrix(
-        (inferred["confidence"].to_numpy(np.float64)[ok], (rows[ok], cols[ok])), shape=shape
-    )
+    old_scores = sp.csr_matrix((score[ok], (rows[ok], cols[ok])), shape=shape)
+    old_conf = sp.csr_matrix((conf[ok], (rows[ok], cols[ok])), shape=shape)
     region = neighbourhood(graph.adjacency, changed, cfg.update.tag_hops)
     out = local_spread(
         graph,
@@ -69,13 +78,49 @@ def local_tags(
     return out, region
 
 
-def kept_popularity(old: RunResult, ids: np.ndarray, changed: np.ndarray) -> np.ndarray:
-    """The run's standardised popularity of observed items the batch did not touch (else NaN)."""
-    items = old.items.set_index(old.items["id"].astype(str))
-    observed = items["popularity_source"].astype(str) == "observed"
-    value = pd.to_numeric(items["popularity"], errors="coerce").where(observed)
-    value = value.drop(index=[x for x in changed if x in value.index])
-    return np.array(value.reindex(pd.Index(ids)), dtype=np.float64)
+def table_positions(column: pd.Series, ids: np.ndarray) -> np.ndarray:
+    """Position in ``ids`` of each value of ``column`` (-1 if absent).
+
+    Tables keep the rows of one item together, so only the first value of every run of equal
+    values is looked up.
+
+    Examples
+    --------
+    >>> table_positions(pd.Series(["b", "b", "a", "x"], dtype="string"), np.array(["a", "b"]))
+    array([ 1,  1,  0, -1])
+    """
+    n = len(column)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    arr = pa.array(column, type=pa.large_string(), from_pandas=True)
+    differs = pc.fill_null(pc.not_equal(arr[1:], arr[:-1]), True)
+    starts = np.flatnonzero(np.r_[True, differs.to_numpy(zero_copy_only=False)])
+    firsts = arr.take(pa.array(starts)).to_numpy(zero_copy_only=False)
+    pos = pd.Index(np.asarray(ids).astype(str)).get_indexer(firsts.astype(object))
+    return np.repeat(pos, np.diff(np.r_[starts, n])).astype(np.int64)
+
+
+def previous_popularity(
+    old: RunResult, ids: np.ndarray, changed: np.ndarray, *, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per item: the run's standardised popularity to keep and its propagation ``F``.
+
+    ``keep`` is the run's value of observed items the batch did not touch (else NaN);
+    ``F`` (the warm start) is :func:`ccgraph.update.popularity.previous_propagation`.
+    """
+    from ccgraph.update.popularity import previous_propagation
+
+    items = old.items
+    rows = pd.Index(items["id"].astype(str).to_numpy(dtype=object)).get_indexer(
+        np.asarray(ids).astype(str).astype(object)
+    )
+    start = previous_propagation(items, rows, alpha=alpha)
+    observed = (items["popularity_source"] == "observed").to_numpy(dtype=bool, na_value=False)
+    value = pd.to_numeric(items["popularity"], errors="coerce").to_numpy(np.float64)
+    value = np.where(observed, value, np.nan)
+    keep = np.where(rows >= 0, value[np.maximum(rows, 0)], np.nan)
+    keep[member(ids, changed)] = np.nan
+    return keep, start
 
 
 def duplicates(

@@ -16,7 +16,7 @@ from ccgraph._random import RngLike
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
 from ccgraph.exceptions import InputError
-from ccgraph.update._calls import duplicates, kept_popularity, local_tags
+from ccgraph.update._calls import duplicates, local_tags, previous_popularity
 from ccgraph.update._catalog import Changes
 from ccgraph.update._output import noop, splice_tags, subset, summary, write_drift
 from ccgraph.update._persist import member
@@ -253,6 +253,9 @@ def _run_update(
         p = cfg.propagate.popularity
         raw, provider = popularity_inputs(catalog, percentile=p.percentile)
         with timer.stage("popularity"):
+            keep, start = previous_popularity(
+                old, ids, np.concatenate([graph_batch, edited]), alpha=p.alpha
+            )
             popularity = update_popularity(
                 graph,
                 raw,
@@ -262,7 +265,8 @@ def _run_update(
                 tol=p.tol,
                 percentile=p.percentile,
                 r=p.r,
-                keep=kept_popularity(old, ids, np.concatenate([graph_batch, edited])),
+                keep=keep,
+                start=start,
             )
         stages["popularity"] = dict(popularity.params)
     with timer.stage("assemble"):

@@ -17,11 +17,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ccgraph.containers import KnnGraph, Popularity
 from ccgraph.exceptions import InputError
 
-__all__ = ["popularity_constants", "standardize_with", "update_popularity"]
+__all__ = [
+    "popularity_constants",
+    "previous_propagation",
+    "propagate_from",
+    "standardize_with",
+    "update_popularity",
+]
 
 
 def popularity_constants(items: pd.DataFrame) -> dict[str, float]:
@@ -84,12 +91,16 @@ def update_popularity(
     percentile: float,
     r: float,
     keep: np.ndarray | None = None,
+    start: np.ndarray | None = None,
 ) -> Popularity:
     r"""Standardise with the run's constants and infer popularity for unobserved items.
 
     ``keep`` (one value per item, NaN elsewhere) gives standardised values to reuse as they
     are: the run's values of observed items whose raw count did not change, so they stay
     bit-identical (recomputing them from the recovered constants may differ in the last bit).
+    ``start`` (``[n, 2]``, NaN where unknown) is an initial guess of ``F`` — the run's solution
+    (:func:`previous_propagation`) — from which the solve starts; it stops by the same rule as
+    a cold solve, so only the number of sweeps depends on it.
 
     Notes
     -----
@@ -101,7 +112,6 @@ def update_popularity(
     and ``(I - \alpha P^T)^{-1}`` multiplies the sum over non-isolated nodes by
     ``1 / (1 - \alpha)``). Isolated nodes keep ``F = (1 - \alpha) X``.
     """
-    from ccgraph.propagate import personalized_pagerank_batch
     from ccgraph.propagate.popularity import popularity_from_propagation
 
     adj = graph.adjacency
@@ -115,17 +125,7 @@ def update_popularity(
         std[kept] = np.asarray(keep, dtype=np.float64)[kept]
     obs = np.isfinite(std)
     xx = np.column_stack([np.where(obs, std, 0.0), obs.astype(np.float64)])
-    deg = np.asarray(adj.sum(axis=1), dtype=np.float64).ravel()
-    isolated = deg == 0
-    v = xx * deg[:, None]
-    f = (1.0 - alpha) * xx.copy()
-    sums = v.sum(axis=0)
-    if (sums > 0).any():
-        ppr = personalized_pagerank_batch(adj, v, alpha=alpha, tol=tol)
-        scale = sums / (1.0 - alpha)  # (I - a P^T)^{-1} v sums to this (no isolated mass)
-        y = ppr * scale[None, :]
-        inv = np.divide(1.0, deg, out=np.zeros(n), where=~isolated)
-        f[~isolated] = ((1.0 - alpha) * y * inv[:, None])[~isolated]
+    f, sweeps = propagate_from(adj, xx, alpha=alpha, tol=tol, start=start)
     value, source, confidence = popularity_from_propagation(f, std, alpha=alpha)
     params: dict[str, Any] = {
         "alpha": alpha,
@@ -134,7 +134,101 @@ def update_popularity(
         "r": r,
         "constants": "kept from the previous run",
         "fresh_providers": sorted(fresh),
+        "sweeps": sweeps,
+        "warm_start": start is not None,
     }
     return Popularity(
         value, np.where(np.isfinite(x), x, np.nan), source, confidence, graph.ids, params
     )
+
+
+def previous_propagation(items: pd.DataFrame, rows: np.ndarray, *, alpha: float) -> np.ndarray:
+    """The run's ``F = [num, den]`` read back from its ``items`` table, at ``rows`` (-1: new).
+
+    An inferred item has ``den = alpha * confidence`` and ``num = value * den`` (neither is
+    clipped: ``den <= alpha`` and ``num <= den`` off the observed items); an item without
+    popularity has ``F = 0``. Observed items (whose ``F`` the table does not keep) and new
+    items are NaN.
+    """
+    source = items["popularity_source"].to_numpy(dtype=object, na_value="none")
+    value = pd.to_numeric(items["popularity"], errors="coerce").to_numpy(np.float64)
+    conf = pd.to_numeric(items["popularity_confidence"], errors="coerce").to_numpy(np.float64)
+    den = np.where(source == "inferred", alpha * conf, np.where(source == "none", 0.0, np.nan))
+    num = np.where(source == "inferred", value * den, den)
+    f = np.column_stack([num, den])
+    out = np.full((len(rows), 2), np.nan)
+    known = rows >= 0
+    out[known] = f[rows[known]]
+    return out
+
+
+def propagate_from(
+    adjacency: Any,
+    x: np.ndarray,
+    *,
+    alpha: float,
+    tol: float,
+    start: np.ndarray | None = None,
+    max_iter: int = 1000,
+    start_sweeps: int = 20,
+) -> tuple[np.ndarray, int]:
+    r"""``F = (1 - alpha)(I - alpha P)^{-1} X`` per column, from an initial guess.
+
+    Solved as personalized PageRank is (:func:`ccgraph.propagate.personalized_pagerank_batch`):
+    ``z = D^{1/2} F / (1 - alpha)`` solves ``(I - alpha S) z = D^{1/2} X``; from the guess
+    ``z_0`` the correction solves the same system with the residual of ``z_0`` as right-hand
+    side. Each column stops when ``sum_u (1 - alpha) sqrt(d_u) |residual_u|``, the L1 change
+    of one power step on the PageRank vector with restart ``D X``, is below
+    ``tol * sum_u d_u X_u`` (the cold solve's rule). Rows of ``start`` that are NaN are
+    estimated by ``start_sweeps`` Jacobi sweeps over those rows, the others held fixed
+    (exact after one sweep for a row whose neighbours are all known). Isolated nodes keep
+    ``F = (1 - alpha) X``.
+
+    Returns ``F`` and the most sweeps a column used.
+    """
+    from ccgraph.propagate._graph import build_operator
+    from ccgraph.propagate._solver import solve
+
+    adj = sp.csr_matrix(adjacency)
+    xx = np.asarray(x, dtype=np.float64)
+    n, m = xx.shape
+    op = build_operator(adj, alpha=alpha, dtype=np.dtype(np.float64), reorder="none")
+    sd = op.sqrt_d
+    isolated = sd == 0
+    f = (1.0 - alpha) * xx.copy()
+    b = sd[:, None] * xx
+    sums = (sd * sd) @ xx
+    if not (sums > 0).any():
+        return f, 0
+    empty = sums <= 0  # no restart mass: F = (1 - alpha) X = 0 off the isolated nodes
+    z0 = np.zeros((n, m))
+    if start is not None:
+        guess = np.array(start, dtype=np.float64)
+        unknown = ~np.isfinite(guess).all(axis=1)
+        guess[unknown] = 0.0
+        rows = np.flatnonzero(unknown & ~isolated)
+        if len(rows):  # Jacobi sweeps on the unknown rows: F = (1 - alpha) X + alpha P F
+            sub = sp.csr_matrix(adj[rows])
+            p_sub = sp.diags(1.0 / (sd[rows] * sd[rows])) @ sub
+            for _ in range(start_sweeps):
+                guess[rows] = (1.0 - alpha) * xx[rows] + alpha * (p_sub @ guess)
+        z0 = sd[:, None] * guess / (1.0 - alpha)
+        z0[:, empty] = 0.0
+    rhs = b - (z0 - op.m @ z0)
+    z = z0.copy()
+
+    def done(cols: np.ndarray, vals: np.ndarray) -> None:
+        z[:, cols] += vals
+
+    n_iter, _ = solve(
+        op,
+        np.ascontiguousarray(rhs),
+        thresholds=np.where(empty, np.inf, tol * sums),
+        max_iter=max_iter,
+        criterion="l1",
+        weights=(1.0 - alpha) * sd,
+        on_done=done,
+    )
+    inv_sqrt = np.divide(1.0, sd, out=np.zeros(n), where=~isolated)
+    f[~isolated] = ((1.0 - alpha) * z * inv_sqrt[:, None])[~isolated]
+    return f, int(n_iter.max(initial=0))

@@ -41,7 +41,9 @@ def _normalised(adjacency: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
     w = sp.csr_matrix(adjacency, dtype=np.float64)
     deg = np.asarray(w.sum(axis=1)).ravel()
     inv = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0)
-    return sp.csr_matrix(sp.diags(inv) @ w @ sp.diags(inv)), deg
+    rows = np.repeat(np.arange(w.shape[0]), np.diff(w.indptr))
+    data = (inv[rows] * w.data) * inv[w.indices]  # the products diag @ W @ diag makes
+    return sp.csr_matrix((data, w.indices, w.indptr), shape=w.shape), deg
 
 
 def item_mass(
@@ -91,9 +93,10 @@ def recover_calibrator(
         return cal
     z = cal.linear(inferred["score"].to_numpy(), inferred["rank"].to_numpy(), relative_mass)
     conf = inferred["confidence"].to_numpy(np.float64)
-    frame = pd.DataFrame({"z": np.round(z, 9), "c": conf}).groupby("z", sort=True)["c"].mean()
-    iso_y = np.maximum.accumulate(frame.to_numpy())  # the isotonic map is non-decreasing
-    return Calibrator(method, coef, intercept, frame.index.to_numpy(), iso_y, base, n_fit, {})
+    iso_x, inverse = np.unique(np.round(z, 9), return_inverse=True)  # mean confidence per z
+    mean = np.bincount(inverse, weights=conf) / np.bincount(inverse)
+    iso_y = np.maximum.accumulate(mean)  # the isotonic map is non-decreasing
+    return Calibrator(method, coef, intercept, iso_x, iso_y, base, n_fit, {})
 
 
 def _seed_values(
@@ -101,27 +104,52 @@ def _seed_values(
 ) -> sp.csr_matrix:
     """Estimate ``F`` at the seed entries: sweeps of the spreading equation on those entries.
 
-    ``known`` holds ``F`` elsewhere (the run's inferred scores); seed entries start at
-    ``(1 - alpha) Y``.
+    ``known`` holds ``F`` elsewhere (the run's inferred scores, zero at the seed entries);
+    seed entries start at ``(1 - alpha) Y``. A sweep is
+    ``F_e = (1 - alpha) Y_e + alpha (K_e + sum_e' M_ee' F_e')`` over the seed entries ``e =
+    (u, t)``, where ``K_e = sum_v S_uv known_vt`` is fixed and ``M_ee' = S_uv`` for the seed
+    entries ``e' = (v, t)``, so the work is in the seed entries' neighbourhoods only.
     """
-    n = y.shape[0]
-    rows = np.flatnonzero(np.diff(y.indptr) > 0)
-    y_r = sp.csr_matrix(y[rows])
-    pattern = sp.csr_matrix(y_r, dtype=bool)
-    scatter = sp.csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))), (n, len(rows)))
-    s_r = sp.csr_matrix(s[rows])
-    est = sp.csr_matrix((1.0 - alpha) * y_r)
+    n, n_t = y.shape
+    yc = sp.csr_matrix(y)
+    yc.sum_duplicates()
+    e_row = np.repeat(np.arange(n), np.diff(yc.indptr))
+    e_col, e_y = yc.indices.astype(np.int64), yc.data
+    e_key = e_row * n_t + e_col  # sorted: canonical CSR
+    cnt = np.diff(s.indptr)[e_row]
+    src = np.repeat(np.arange(len(e_row)), cnt)
+    first = np.repeat(s.indptr[e_row] - (np.cumsum(cnt) - cnt), cnt)
+    p = first + np.arange(len(src))
+    v, w = s.indices[p], s.data[p]
+    key = v.astype(np.int64) * n_t + e_col[src]
+    kn = sp.csr_matrix(known)
+    kn.sum_duplicates()
+    k_key = np.repeat(np.arange(n), np.diff(kn.indptr)) * n_t + kn.indices
+    at, hit = _lookup(k_key, key)
+    fixed = np.bincount(src[hit], weights=w[hit] * kn.data[at[hit]], minlength=len(e_row))
+    at, hit = _lookup(e_key, key)
+    m = sp.csr_matrix((w[hit], (src[hit], at[hit])), shape=(len(e_row), len(e_row)))
+    est = (1.0 - alpha) * e_y
     for _ in range(sweeps):
-        f = known + scatter @ est
-        est = sp.csr_matrix(((1.0 - alpha) * y_r + alpha * (s_r @ f)).multiply(pattern))
-    return sp.csr_matrix(scatter @ est)
+        est = (1.0 - alpha) * e_y + alpha * (fixed + m @ est)
+    return sp.csr_matrix((est, yc.indices, yc.indptr), shape=(n, n_t))
 
 
-#: Dense working block of the region solve, in float64 entries (rows x tag columns).
-BLOCK_ENTRIES = 8_000_000
-#: Regions of more (row, active tag) entries are solved on sparse rows (tags stay local on
-#: large graphs, so rows stay short), smaller ones on dense blocks (rows fill up on small ones).
-DENSE_ENTRIES = 2_000_000
+def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position of each of ``keys`` in ``sorted_keys`` and whether it is there."""
+    order = np.argsort(keys)  # sorted needles: far fewer cache misses
+    at = np.empty(len(keys), dtype=np.int64)
+    at[order] = np.searchsorted(sorted_keys, keys[order])
+    at = np.minimum(at, max(len(sorted_keys) - 1, 0))
+    hit = sorted_keys[at] == keys if len(sorted_keys) else np.zeros(len(keys), dtype=bool)
+    return at, hit
+
+
+#: Most (row, tag) unknowns of the component-wise region solve; larger regions are solved on
+#: sparse rows (:func:`_solve_sparse`).
+FLAT_ENTRIES = 8_000_000
+
+Ranked = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # row, tag, score, rank
 
 
 def _solve_region(
@@ -134,72 +162,93 @@ def _solve_region(
     tol: float,
     max_iter: int,
     top_k: int,
-) -> tuple[pd.DataFrame, int, bool]:
-    """Solve ``F = alpha S_RR F + c`` per dense block of tag columns; top-k per row.
+) -> tuple[Ranked, int, bool]:
+    """Solve ``F = alpha S_RR F + c`` from ``f0``; the rows' top-k non-seed entries.
 
-    Chebyshev semi-iteration, as :func:`_solve_sparse`. Only columns with a non-zero in ``c``
-    or ``f0`` are solved (the others stay zero). Returns the rows' top-k non-seed entries
-    (``row``, ``tag``, ``score``, ``rank``), the most sweeps a block used and whether every
-    block converged.
+    The region's rows split into the connected components of ``S_RR``; a component's rows can
+    only take the tags of ``c`` and ``f0`` in that component, so ``F`` lives on those (row, tag)
+    pairs, one flat vector, and a sweep is one sparse matrix-vector product (Chebyshev
+    semi-iteration, stopped when a plain sweep would change no entry by ``tol`` or more).
+    Returns the rows' top-k (``row``, ``tag``, ``score``, ``rank`` arrays), the sweeps used and
+    whether the solve converged.
     """
+    from scipy.sparse.csgraph import connected_components
+
     from ccgraph.propagate._solver import _omegas
 
-    n_r = s_rr.shape[0]
-    active = np.flatnonzero(
-        (np.diff(sp.csc_matrix(c).indptr) > 0) | (np.diff(sp.csc_matrix(f0).indptr) > 0)
+    n_r, n_t = c.shape
+    n_comp, comp = connected_components(s_rr, directed=False)
+    cc, fc = sp.coo_matrix(c), sp.coo_matrix(f0)
+    pat = sp.csr_matrix(
+        (
+            np.ones(cc.nnz + fc.nnz, dtype=np.int8),
+            (comp[np.concatenate([cc.row, fc.row])], np.concatenate([cc.col, fc.col])),
+        ),
+        shape=(n_comp, n_t),
     )
-    if n_r * len(active) > DENSE_ENTRIES:
+    pat.sum_duplicates()
+    width = np.diff(pat.indptr)[comp]  # unknowns per row
+    if int(width.sum()) > FLAT_ENTRIES:
         return _solve_sparse(
             s_rr, c, f0, seeded, alpha=alpha, tol=tol, max_iter=max_iter, top_k=top_k
         )
-    width = int(max(1, min(len(active), BLOCK_ENTRIES // max(1, n_r))))
-    c_csc, f_csc, seed_csc = sp.csc_matrix(c), sp.csc_matrix(f0), sp.csc_matrix(seeded)
-    parts = []
-    most, converged = 0, True
-    for start in range(0, len(active), width):
-        cols = active[start : start + width]
-        cb = c_csc[:, cols].toarray()
-        f = f_csc[:, cols].toarray()
-        done = False
-        sweeps = 0
-        prev = f
-        omegas = _omegas(alpha, "chebyshev")
-        while not done and sweeps < max_iter:
-            sweeps += 1
-            omega = next(omegas)
-            y = alpha * (s_rr @ f) + cb
-            done = float(np.abs(y - f).max(initial=0.0)) < tol
-            prev, f = f, omega * y + (1.0 - omega) * prev
-        most, converged = max(most, sweeps), converged and done
-        f[seed_csc[:, cols].toarray()] = 0.0  # an item's own seeds are not inferred
-        k = min(top_k, len(cols))
-        top = (
-            np.argpartition(-f, k - 1, axis=1)[:, :k]
-            if k < len(cols)
-            else np.tile(np.arange(len(cols)), (n_r, 1))
-        )
-        vals = np.take_along_axis(f, top, axis=1)
-        rows = np.repeat(np.arange(n_r), top.shape[1])
-        keep = vals.ravel() > 0
-        parts.append(
-            pd.DataFrame(
-                {"row": rows[keep], "tag": cols[top.ravel()[keep]], "score": vals.ravel()[keep]}
-            )
-        )
-    frame = (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame({"row": [], "tag": [], "score": []})
+    start = np.concatenate([[0], np.cumsum(width)])
+    size = int(start[-1])
+    pat_key = np.repeat(np.arange(n_comp), np.diff(pat.indptr)) * n_t + pat.indices
+
+    def flat(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        at, hit = _lookup(pat_key, comp[rows].astype(np.int64) * n_t + cols)
+        return np.where(hit, start[rows] + at - pat.indptr[comp[rows]], -1)
+
+    e = sp.coo_matrix(s_rr)
+    rep = width[e.row]
+    within = np.arange(int(rep.sum())) - np.repeat(np.cumsum(rep) - rep, rep)
+    m = sp.csr_matrix(
+        (
+            np.repeat(e.data, rep),
+            (np.repeat(start[e.row], rep) + within, np.repeat(start[e.col], rep) + within),
+        ),
+        shape=(size, size),
     )
-    return _ranked(frame, top_k), most, converged
+    b = np.zeros(size)
+    b[flat(cc.row, cc.col)] = cc.data
+    f = np.zeros(size)
+    f[flat(fc.row, fc.col)] = fc.data
+    prev = f
+    omegas = _omegas(alpha, "chebyshev")
+    sweeps, done = 0, size == 0
+    while not done and sweeps < max_iter:
+        sweeps += 1
+        omega = next(omegas)
+        y = alpha * (m @ f) + b
+        done = float(np.abs(y - f).max(initial=0.0)) < tol
+        prev, f = f, omega * y + (1.0 - omega) * prev
+    sc = sp.coo_matrix(seeded)
+    at = flat(sc.row, sc.col)
+    f[at[at >= 0]] = 0.0  # an item's own seeds are not inferred
+    rows = np.repeat(np.arange(n_r), width)
+    within = np.arange(size) - np.repeat(start[:-1], width)
+    tags = pat.indices[np.repeat(pat.indptr[comp], width) + within]
+    pos = f > 0
+    return _ranked(rows[pos], tags[pos].astype(np.int64), f[pos], top_k), sweeps, done
 
 
-def _ranked(frame: pd.DataFrame, top_k: int) -> pd.DataFrame:
-    """Keep each row's ``top_k`` entries by score (ties: smaller tag index) with their rank."""
-    frame = frame.sort_values(["row", "score", "tag"], ascending=[True, False, True], kind="stable")
-    frame["rank"] = frame.groupby("row").cumcount() + 1
-    frame = frame[frame["rank"] <= top_k].reset_index(drop=True)
-    return frame.astype({"row": np.int64, "tag": np.int64, "score": np.float64})
+def _ranked(rows: np.ndarray, tags: np.ndarray, score: np.ndarray, top_k: int) -> Ranked:
+    """Keep each row's ``top_k`` entries by score (ties: smaller tag index) with their rank.
+
+    The entries come sorted by row, then tag (so a stable sort keeps tag order within ties).
+    """
+    order = np.lexsort((-score, rows))
+    rows, tags, score = rows[order], tags[order], score[order]
+    first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, int)
+    rank = np.arange(len(rows)) - np.repeat(first, np.diff(np.r_[first, len(rows)])) + 1
+    keep = rank <= top_k
+    return (
+        rows[keep].astype(np.int64),
+        tags[keep].astype(np.int64),
+        score[keep].astype(np.float64),
+        rank[keep].astype(np.int64),
+    )
 
 
 def _solve_sparse(
@@ -212,7 +261,7 @@ def _solve_sparse(
     tol: float,
     max_iter: int,
     top_k: int,
-) -> tuple[pd.DataFrame, int, bool]:
+) -> tuple[Ranked, int, bool]:
     """:func:`_solve_region` on sparse rows, for regions whose tags stay local (few per row).
 
     Chebyshev semi-iteration (as :mod:`ccgraph.propagate._solver`: the eigenvalues of
@@ -237,8 +286,8 @@ def _solve_sparse(
         nxt.eliminate_zeros()
         prev, f = f, nxt
     f = sp.csr_matrix(f - f.multiply(seeded)).tocoo()
-    frame = pd.DataFrame({"row": f.row, "tag": f.col, "score": f.data})
-    return _ranked(frame[frame["score"] > 0], top_k), sweeps, converged
+    pos = f.data > 0
+    return _ranked(f.row[pos], f.col[pos], f.data[pos], top_k), sweeps, converged
 
 
 def local_spread(
@@ -282,51 +331,59 @@ def local_spread(
     TagScores
         ``params`` adds ``method="local"``, ``region`` (rows re-solved) and ``sweeps``.
     """
-    n = graph.n_items
+    n, n_t = graph.n_items, seeds.n_tags
     s, deg = _normalised(graph.adjacency)
     y = sp.csr_matrix(seeds.matrix, dtype=np.float64)
-    seeded = sp.csr_matrix(y, dtype=bool)
-    known = sp.csr_matrix(old_scores, dtype=np.float64)
-    known = sp.csr_matrix(known - known.multiply(seeded))
+    y.sum_duplicates()
+    seed_key = np.repeat(np.arange(n), np.diff(y.indptr)) * n_t + y.indices
+    old = sp.csr_matrix(old_scores, dtype=np.float64)
+    old.sum_duplicates()
+    old_rows = np.repeat(np.arange(n), np.diff(old.indptr))
+    _, on_seed = _lookup(seed_key, old_rows * n_t + old.indices)
+    known = _entries(n, n_t, old_rows[~on_seed], old.indices[~on_seed], old.data[~on_seed])
     outside = sp.csr_matrix(known + _seed_values(s, y, known, alpha, seed_sweeps))
     r = np.flatnonzero(region)
-    keep = np.ones(n, dtype=bool)
-    keep[r] = False
-    kept = sp.diags(keep.astype(np.float64))
+    keep = ~np.asarray(region, dtype=bool)
     s_r = sp.csr_matrix(s[r])
-    c = sp.csr_matrix(alpha * (s_r @ (kept @ outside)) + (1.0 - alpha) * y[r])
-    s_rr = sp.csr_matrix(s_r[:, r])
+    inside = region[s_r.indices]
+    to_r = np.full(n, -1, dtype=np.int64)
+    to_r[r] = np.arange(len(r))
+    s_out = _entries(len(r), n, *_row_col(s_r, ~inside), s_r.data[~inside])
+    s_rr = _entries(len(r), len(r), *_row_col(s_r, inside, to_r), s_r.data[inside])
+    c = sp.csr_matrix(alpha * (s_out @ outside) + (1.0 - alpha) * y[r])
     f0 = sp.csr_matrix(outside[r])
-    frame, sweeps, converged = _solve_region(
-        s_rr, c, f0, seeded[r], alpha=alpha, tol=tol, max_iter=max_iter, top_k=top_k
+    (rows, tags, score, rank), sweeps, converged = _solve_region(
+        s_rr,
+        c,
+        f0,
+        sp.csr_matrix(y[r], dtype=bool),
+        alpha=alpha,
+        tol=tol,
+        max_iter=max_iter,
+        top_k=top_k,
     )
-    frame["row"] = r[frame["row"].to_numpy()]
+    rows = r[rows]
     live = mass[deg > 0]
     mass_ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
-    m = mass[frame["row"].to_numpy()]
-    score = frame["score"].to_numpy()
+    m = mass[rows]
     if calibrator is None:
         conf = np.clip(np.divide(score, m, out=np.zeros_like(score), where=m > 0), 0.0, 1.0)
     else:
-        conf = calibrator.predict(score, frame["rank"].to_numpy(), m / mass_ref)
+        conf = calibrator.predict(score, rank, m / mass_ref)
     ok = conf >= min_confidence if min_confidence > 0 else np.ones(len(conf), dtype=bool)
-    old = sp.csr_matrix(old_scores).tocoo()
-    stay = keep[old.row]
-    o_rows, o_cols = old.row[stay], old.col[stay]
-    o_conf = (
-        np.asarray(sp.csr_matrix(old_confidence)[o_rows, o_cols], dtype=np.float64).ravel()
-        if len(o_rows)
-        else np.zeros(0)
-    )
-    rows = np.concatenate([o_rows, frame["row"].to_numpy()[ok]])
-    cols = np.concatenate([o_cols, frame["tag"].to_numpy()[ok]])
-    shape = (n, seeds.n_tags)
-    scores = sp.csr_matrix(
-        (np.concatenate([old.data[stay], score[ok]]).astype(np.float32), (rows, cols)), shape
-    )
-    confidence = sp.csr_matrix(
-        (np.concatenate([o_conf, conf[ok]]).astype(np.float32), (rows, cols)), shape
-    )
+    stay = keep[old_rows]
+    o_conf = _values_at(old_confidence, old, stay)
+    rows, tags, score, conf = rows[ok], tags[ok], score[ok], conf[ok]
+    by_tag = np.lexsort((tags, rows))  # canonical order of the new rows' entries
+    # splice: both parts are sorted by row, so a stable sort merges them
+    order = np.argsort(np.concatenate([old_rows[stay], rows[by_tag]]), kind="stable")
+    indices = np.concatenate([old.indices[stay], tags[by_tag]])[order]
+    values = np.concatenate([old.data[stay], score[by_tag]])[order]
+    confs = np.concatenate([o_conf, conf[by_tag]])[order]
+    counts = np.bincount(old_rows[stay], minlength=n) + np.bincount(rows, minlength=n)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    scores = sp.csr_matrix((values.astype(np.float32), indices, indptr), shape=(n, n_t))
+    confidence = sp.csr_matrix((confs.astype(np.float32), indices, indptr), shape=(n, n_t))
     params = {
         "method": "local",
         "alpha": alpha,
@@ -343,3 +400,34 @@ def local_spread(
     return TagScores(
         scores, confidence, seeds.ids, seeds.tags, params, converged=converged, n_iter=sweeps
     )
+
+
+def _entries(
+    n_rows: int, n_cols: int, rows: np.ndarray, cols: np.ndarray, data: np.ndarray
+) -> sp.csr_matrix:
+    """Canonical CSR of distinct (row, col) entries."""
+    out = sp.csr_matrix((data, (rows, cols)), shape=(n_rows, n_cols))
+    out.sum_duplicates()
+    return out
+
+
+def _row_col(
+    m: sp.csr_matrix, mask: np.ndarray, col_map: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and (mapped) columns of the entries of ``m`` selected by ``mask``."""
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[mask]
+    cols = m.indices[mask]
+    return rows, (cols if col_map is None else col_map[cols])
+
+
+def _values_at(other: sp.spmatrix, ref: sp.csr_matrix, mask: np.ndarray) -> np.ndarray:
+    """``other`` at the entries of ``ref`` selected by ``mask`` (0 where ``other`` has none)."""
+    o = sp.csr_matrix(other, dtype=np.float64)
+    o.sum_duplicates()
+    if np.array_equal(o.indptr, ref.indptr) and np.array_equal(o.indices, ref.indices):
+        return o.data[mask]
+    n_t = ref.shape[1]
+    key = np.repeat(np.arange(o.shape[0]), np.diff(o.indptr)) * n_t + o.indices
+    rows = np.repeat(np.arange(ref.shape[0]), np.diff(ref.indptr))[mask]
+    at, hit = _lookup(key, rows * n_t + ref.indices[mask])
+    return np.where(hit, o.data[at] if len(o.data) else 0.0, 0.0)
