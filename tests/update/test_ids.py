@@ -18,7 +18,7 @@ def test_locate_equals_pandas_get_indexer(
 ) -> None:
     # arbitrary arrays, and the update's shape: a prefix of the pool plus other ids
     prefixed = list(dict.fromkeys(pool[:cut] + tail))
-    for q in (values, prefixed, pool, pool[:cut]):
+    for q in (values, prefixed, pool, pool[:cut], pool[cut:]):
         p, v = np.array(pool, dtype=str), np.array(q, dtype=str)
         want = pd.Index(p.astype(object)).get_indexer(v.astype(object))
         np.testing.assert_array_equal(locate(p, v), want)

@@ -244,8 +244,24 @@ def _pair_table(indices: np.ndarray, dist: np.ndarray, min_degree: int) -> dict[
     n, k = indices.shape
     rows = np.repeat(np.arange(n, dtype=np.int64), k)
     cols = indices.ravel().astype(np.int64)
-    dd = dist.ravel()
-    rank = np.tile(np.arange(k), n)
+    return pair_table_of(
+        rows, cols, dist.ravel(), np.tile(np.arange(k), n), n=n, min_degree=min_degree
+    )
+
+
+def pair_table_of(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    dd: np.ndarray,
+    rank: np.ndarray,
+    *,
+    n: int,
+    min_degree: int,
+) -> dict[str, np.ndarray]:
+    """:func:`_pair_table` of some list entries: row, listed item, distance and slot each.
+
+    An update decides only the pairs around changed lists, so it passes just their entries.
+    """
     ok = (cols >= 0) & (cols != rows)
     rows, cols, dd, rank = rows[ok], cols[ok], dd[ok], rank[ok]
     forward = rows < cols

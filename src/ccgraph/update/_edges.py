@@ -69,7 +69,7 @@ def local_edges(
     """
     from scipy.sparse.csgraph import connected_components
 
-    from ccgraph.graph.build import _pair_table, _symmetric
+    from ccgraph.graph.build import _symmetric, pair_table_of
     from ccgraph.graph.weights import edge_weights
 
     start = time.perf_counter()
@@ -77,7 +77,15 @@ def local_edges(
     changed = np.asarray(changed, dtype=bool)
     # every list entry with a changed end, at its slot (so ranks stay those of the full lists)
     touch = changed[:, None] | changed[np.maximum(indices, 0)] & (indices >= 0)
-    pairs = _pair_table(np.where(touch, indices, -1), distances, min_degree)
+    t_row, t_slot = np.nonzero(touch)
+    pairs = pair_table_of(
+        t_row.astype(np.int64),
+        indices[t_row, t_slot].astype(np.int64),
+        distances[t_row, t_slot],
+        t_slot,
+        n=n,
+        min_degree=min_degree,
+    )
     mutual_pair = pairs["in_uv"] & pairs["in_vu"]
     keep = (mutual_pair | pairs["top_m"]) if mutual else np.ones(len(mutual_pair), dtype=bool)
     u, v, d = pairs["u"][keep], pairs["v"][keep], pairs["dist"][keep]
@@ -93,9 +101,13 @@ def local_edges(
         vectors=vectors if metric == "euclidean" else None,
         n_bits=vectors.shape[1] * 8 if metric == "hamming" and vectors is not None else None,
     )
-    stay = sp.diags((~changed).astype(np.float32))
-    kept = sp.csr_matrix(stay @ sp.csr_matrix(old, dtype=np.float32) @ stay)
-    kept.eliminate_zeros()
+    old = sp.csr_matrix(old, dtype=np.float32)
+    rows_of = np.repeat(np.arange(old.shape[0]), np.diff(old.indptr))
+    hold = ~changed[rows_of] & ~changed[old.indices] & (old.data != 0)  # unchanged pairs stay
+    kept = sp.csr_matrix(
+        (old.data[hold], old.indices[hold], np.r_[0, np.cumsum(np.bincount(rows_of[hold],
+         minlength=old.shape[0]))]), shape=old.shape
+    )  # fmt: skip
     adjacency = sp.csr_matrix(kept + _symmetric(n, u, v, w), dtype=np.float32)
     adjacency.sort_indices()
     nc, labels = connected_components(adjacency, directed=False)

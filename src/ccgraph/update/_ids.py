@@ -19,6 +19,8 @@ def locate(pool: np.ndarray, values: np.ndarray) -> np.ndarray:
     --------
     >>> locate(np.array(["a", "b"]), np.array(["a", "b", "c"])).tolist()
     [0, 1, -1]
+    >>> locate(np.array(["a", "b", "c"]), np.array(["b", "c"])).tolist()
+    [1, 2]
     >>> locate(np.array(["a", "b", "c"]), np.array(["c", "a"])).tolist()
     [2, 0]
     """
@@ -30,6 +32,8 @@ def locate(pool: np.ndarray, values: np.ndarray) -> np.ndarray:
         out = np.full(len(values), -1, dtype=np.int64)
         out[:m] = np.arange(m)
         return out
+    if len(values) <= len(pool) and np.array_equal(pool[len(pool) - len(values) :], values):
+        return np.arange(len(pool) - len(values), len(pool), dtype=np.int64)  # the new items
     from ccgraph.update._persist import positions
 
     return positions(values, pool)

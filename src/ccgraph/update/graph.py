@@ -21,6 +21,7 @@ import numpy as np
 from ccgraph.config import Config
 from ccgraph.containers import Embeddings, KnnGraph
 from ccgraph.exceptions import InputError
+from ccgraph.update._ids import locate
 from ccgraph.update._persist import CONCAT, KnnLists, member, positions
 
 __all__ = ["merge_embeddings", "update_graph"]
@@ -54,7 +55,7 @@ def merge_embeddings(
         params: dict[str, Any] = {}
         if name in old:
             e = old[name]
-            pos = positions(e.ids, ids)
+            pos = locate(ids, e.ids)
             gone = positions(replaced_arr, e.ids) if len(replaced_arr) else np.zeros(0, int)
             pos[gone[gone >= 0]] = -1  # a replaced item takes the batch's vectors
             keep = pos >= 0
@@ -70,7 +71,7 @@ def merge_embeddings(
                     f"run's have {parts[0].shape[1]}: embed them as the run did"
                 )
             parts.append(np.asarray(b.vectors))
-            src_pos.append(positions(b.ids, ids))
+            src_pos.append(locate(ids, b.ids))
             kind = b.kind
         pos = np.concatenate(src_pos)
         if (pos < 0).any():
@@ -143,7 +144,6 @@ def update_graph(
     """
     from ccgraph._stages import expand_graph, knn_options
     from ccgraph.graph import build_knn_graph, concat_embeddings, fuse_graphs
-    from ccgraph.update._ids import locate
     from ccgraph.update.knn import update_knn_lists
 
     g = cfg.graph
@@ -209,16 +209,20 @@ def _local_graph(
     import scipy.sparse as sp
 
     from ccgraph.update._edges import changed_lists, local_edges
-    from ccgraph.update._ids import locate
 
     n = len(emb.ids)
     # the run's graph in the rows of the lists (items new to the run: empty rows)
     p = locate(old_graph.ids, emb.ids)
-    have = np.flatnonzero(p >= 0)
-    proj = sp.csr_matrix(
-        (np.ones(len(have), np.float32), (have, p[have])), shape=(n, old_graph.n_items)
-    )
-    old = sp.csr_matrix(proj @ old_graph.adjacency @ proj.T)
+    m = old_graph.n_items
+    a_old = sp.csr_matrix(old_graph.adjacency)
+    if n >= m and np.array_equal(p[:m], np.arange(m)) and (p[m:] < 0).all():
+        # the run's items first, in order, then new ones: the same matrix with empty rows
+        indptr = np.r_[a_old.indptr, np.full(n - m, a_old.indptr[-1])]
+        old = sp.csr_matrix((a_old.data, a_old.indices, indptr), shape=(n, n))
+    else:
+        have = np.flatnonzero(p >= 0)
+        proj = sp.csr_matrix((np.ones(len(have), np.float32), (have, p[have])), shape=(n, m))
+        old = sp.csr_matrix(proj @ a_old @ proj.T)
     # each row's old list in the new positions
     r = locate(old_lists.ids, emb.ids)
     to_new = locate(emb.ids, old_lists.ids)

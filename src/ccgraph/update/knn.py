@@ -222,22 +222,11 @@ def update_knn_lists(
         u = np.concatenate(cand_u)
         b = np.concatenate(cand_b)
         d = np.concatenate(cand_d).astype(np.float32)
-        rows = np.unique(u)
-        n_gained = len(rows)
-        if len(rows):
-            ru = np.repeat(rows, k)
-            ri = out_i[rows].ravel()
-            rd = out_d[rows].ravel()
-            allu = np.concatenate([ru, u])
-            alli = np.concatenate([ri, b])
-            alld = np.concatenate([rd, d])
-            order = np.lexsort((alli, alld, allu))
-            allu, alli, alld = allu[order], alli[order], alld[order]
-            first = np.searchsorted(allu, rows)
-            rank = np.arange(len(allu)) - first[np.searchsorted(rows, allu)]
-            keep = rank < k
-            out_i[rows] = alli[keep].reshape(-1, k)
-            out_d[rows] = alld[keep].reshape(-1, k)
+        n_gained = len(np.unique(u))
+        if len(u):
+            from ccgraph.update._knn_kernels import insert_pairs
+
+            insert_pairs(out_i, out_d, u.astype(np.int64), b.astype(np.int64), d)
     out_i = np.where(np.isfinite(out_d), out_i, -1)
     info = {
         **info,
