@@ -199,11 +199,17 @@ def _tables(
         if ref in times
     ]
     stage_rows = [
-        [what, *(f"{t['timings_s'].get(st, 0.0):.1f}" for st in _STAGES)]
+        [
+            what,
+            *(f"{t['timings_s'].get(st, 0.0):.1f}" for st in _STAGES),
+            f"{t['wall_s'] - sum(t['timings_s'].get(st, 0.0) for st in _STAGES):.1f}",
+        ]
         for what, t in times.items()
     ]
-    t1 += "\n\nPer stage (wall s, from the manifests):\n\n" + markdown_table(
-        ["run", *_STAGES], stage_rows
+    t1 += (
+        "\n\nPer stage (wall s, from the manifests; *rest*: the wall time outside them, i.e. "
+        "imports and JIT in a fresh process, building the tables and writing the run "
+        "directory):\n\n" + markdown_table(["run", *_STAGES, "rest"], stage_rows)
     )
     rows = []
     truth = False
