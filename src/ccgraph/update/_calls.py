@@ -108,12 +108,11 @@ def previous_popularity(
     ``keep`` is the run's value of observed items the batch did not touch (else NaN);
     ``F`` (the warm start) is :func:`ccgraph.update.popularity.previous_propagation`.
     """
+    from ccgraph.update._ids import locate
     from ccgraph.update.popularity import previous_propagation
 
-    items = old.items
-    rows = pd.Index(items["id"].astype(str).to_numpy(dtype=object)).get_indexer(
-        np.asarray(ids).astype(str).astype(object)
-    )
+    items = old.items  # in the order of old.ids
+    rows = locate(old.ids, ids)
     start = previous_propagation(items, rows, alpha=alpha)
     observed = (items["popularity_source"] == "observed").to_numpy(dtype=bool, na_value=False)
     value = pd.to_numeric(items["popularity"], errors="coerce").to_numpy(np.float64)
