@@ -282,9 +282,9 @@ def describe_partitions(
 
 
 def _edges(g: KnnGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Row, column and weight of every stored edge (both directions) and the strengths."""
-    coo = g.adjacency.tocoo()
-    return coo.row, coo.col, coo.data, strength64(g.adjacency)
+    """CSR ``indptr``, ``indices``, weights of the stored edges (both ways) and strengths."""
+    a = g.adjacency
+    return a.indptr, a.indices, a.data, strength64(a)
 
 
 def _describe(
@@ -298,32 +298,28 @@ def _describe(
     level: int,
 ) -> pd.DataFrame:
     """The rows of :func:`describe_clusters` (inputs already checked)."""
-    n = g.n_items
     labels, codes = np.unique(partition.membership, return_inverse=True)
     codes = codes.ravel()
     k = len(labels)
     sizes = np.bincount(codes, minlength=k)
 
-    row, col, data, strength = edges
-    row_code = codes[row]
-    same = row_code == codes[col]
-    in_rows = row_code[same]
-    edges_in = np.bincount(in_rows, minlength=k) / 2.0
+    from ccgraph.cluster._describe_kernels import inner_edges, top_members
+
+    indptr, indices, data, strength = edges
+    count_in, weight_in2, inner_strength = inner_edges(
+        indptr, indices, data, codes.astype(np.int64, copy=False), k
+    )
+    edges_in = count_in / 2.0
     pairs = sizes * (sizes - 1) / 2.0
     density = np.divide(edges_in, pairs, out=np.zeros(k), where=pairs > 0)
     vol = np.bincount(codes, weights=strength, minlength=k)
-    in_data = data[same]
-    weight_in2 = np.bincount(in_rows, weights=in_data, minlength=k)
     cut = vol - weight_in2
     denom = np.minimum(vol, vol.sum() - vol)
     conductance = np.divide(cut, denom, out=np.full(k, np.nan), where=denom > 0)
 
-    inner_strength = np.bincount(row[same], weights=in_data, minlength=n)
-    order = np.lexsort((-inner_strength, codes))  # stable: ties keep the earlier row first
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    rank = np.arange(n) - starts[codes[order]]
-    chosen = order[rank < n_rep]
-    rep_lists = np.split(g.ids[chosen], np.cumsum(np.minimum(sizes, n_rep))[:-1])
+    # the n_rep largest inner strengths per cluster; ties keep the earlier row first
+    top = top_members(codes.astype(np.int64, copy=False), inner_strength, k, n_rep)
+    rep_lists = [g.ids[t[t >= 0]] for t in top]
 
     x, vocab = terms
     scores = c_tf_idf(indicator(codes, k).T @ x) if x.shape[1] else sp.csr_matrix((k, 0))

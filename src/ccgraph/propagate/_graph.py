@@ -112,7 +112,11 @@ def build_operator(
     deg = np.asarray(w.sum(axis=1)).ravel()
     sqrt_d = np.sqrt(deg)
     inv_sqrt = np.divide(1.0, sqrt_d, out=np.zeros_like(sqrt_d), where=sqrt_d > 0)
-    s = sp.csr_matrix(sp.diags(alpha * inv_sqrt) @ w @ sp.diags(inv_sqrt))
+    # the entries of diags(alpha / sqrt d) @ W @ diags(1 / sqrt d), one product each, in order
+    rows = np.repeat(np.arange(w.shape[0]), np.diff(w.indptr))
+    data = ((alpha * inv_sqrt)[rows] * w.data) * inv_sqrt[w.indices]
+    s = sp.csr_matrix((data, w.indices.copy(), w.indptr.copy()), shape=w.shape)
+    s.eliminate_zeros()  # as the sparse products drop them
     perm = inv = None
     if reorder == "rcm" or (reorder == "auto" and s.shape[0] >= REORDER_MIN_NODES):
         perm = np.asarray(reverse_cuthill_mckee(s, symmetric_mode=True), dtype=np.int64)

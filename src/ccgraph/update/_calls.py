@@ -95,8 +95,10 @@ def table_positions(column: pd.Series, ids: np.ndarray) -> np.ndarray:
     arr = pa.array(column, type=pa.large_string(), from_pandas=True)
     differs = pc.fill_null(pc.not_equal(arr[1:], arr[:-1]), True)
     starts = np.flatnonzero(np.r_[True, differs.to_numpy(zero_copy_only=False)])
-    firsts = arr.take(pa.array(starts)).to_numpy(zero_copy_only=False)
-    pos = pd.Index(np.asarray(ids).astype(str)).get_indexer(firsts.astype(object))
+    firsts = arr.take(pa.array(starts))
+    pool = pa.array(np.asarray(ids).astype(str), type=pa.large_string())
+    found = pc.index_in(firsts, value_set=pool)  # Arrow's hash lookup, no Python strings
+    pos = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
     return np.repeat(pos, np.diff(np.r_[starts, n])).astype(np.int64)
 
 
@@ -108,12 +110,11 @@ def previous_popularity(
     ``keep`` is the run's value of observed items the batch did not touch (else NaN);
     ``F`` (the warm start) is :func:`ccgraph.update.popularity.previous_propagation`.
     """
+    from ccgraph.update._ids import locate
     from ccgraph.update.popularity import previous_propagation
 
-    items = old.items
-    rows = pd.Index(items["id"].astype(str).to_numpy(dtype=object)).get_indexer(
-        np.asarray(ids).astype(str).astype(object)
-    )
+    items = old.items  # in the order of old.ids
+    rows = locate(old.ids, ids)
     start = previous_propagation(items, rows, alpha=alpha)
     observed = (items["popularity_source"] == "observed").to_numpy(dtype=bool, na_value=False)
     value = pd.to_numeric(items["popularity"], errors="coerce").to_numpy(np.float64)

@@ -61,15 +61,18 @@ def standardize_with(
     from ccgraph.propagate import standardize_popularity
 
     x = np.asarray(raw, dtype=np.float64)
-    prov = pd.Series(provider).fillna("").astype(str).to_numpy()
+    codes, names = pd.factorize(pd.Series(provider).fillna("").astype(str))
+    prov = np.asarray(names, dtype=object)[codes]
+    const = np.array([constants.get(str(p), np.nan) for p in names], dtype=np.float64)
+    has = ~np.isnan(const)[codes]  # the provider has a kept constant
     out = np.full(len(x), np.nan)
-    known = np.isin(prov, list(constants)) & np.isfinite(x)
+    known = has & np.isfinite(x)
     if known.any():
-        c = np.array([constants[p] for p in prov[known]])
+        c = const[codes[known]]
         out[known] = np.divide(
             x[known], x[known] + c, out=np.zeros(int(known.sum())), where=x[known] + c > 0
         )
-    rest = ~np.isin(prov, list(constants))
+    rest = ~has
     fresh: dict[str, float] = {}
     if (rest & np.isfinite(x)).any():
         out[rest] = standardize_popularity(x[rest], prov[rest], percentile=percentile, r=r)
