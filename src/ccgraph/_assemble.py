@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
@@ -209,14 +210,23 @@ def _nulls(n: int) -> pd.arrays.ArrowStringArray:
 
 
 def package_versions() -> dict[str, str]:
-    """Installed versions of the packages that shape the results (without importing them)."""
-    out = {}
+    """Installed versions of the packages that shape the results (without importing them).
+
+    Read once per process (``importlib.metadata`` scans the installed distributions: tens of
+    milliseconds a call).
+    """
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> tuple[tuple[str, str], ...]:
+    out = []
     for name in _PACKAGES:
         try:
-            out[name] = metadata.version(name)
+            out.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
             continue
-    return out
+    return tuple(out)
 
 
 def manifest(
