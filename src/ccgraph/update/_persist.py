@@ -238,10 +238,10 @@ def positions(values: Any, ids: Any) -> np.ndarray:
 
 
 def _as_arrow(values: Any) -> Any:
-    """``values`` as one Arrow ``string`` array (no copy for an Arrow-backed column)."""
+    """``values`` as one Arrow ``string`` array (no copy for an Arrow array or column)."""
     import pyarrow as pa
 
-    arr = _arrow_of(values)
+    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else _arrow_of(values)
     if arr is None:
         flat = np.asarray(values)
         arr = pa.array(flat.astype(str) if flat.size else np.zeros(0, str), type=pa.string())
