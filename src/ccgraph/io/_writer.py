@@ -236,15 +236,6 @@ class RunWriter:
     ----------
     path, overwrite, adopt
         As in :func:`ccgraph.io.write_run`.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from tests.io.test_run import _result  # doctest: +SKIP
-    >>> with RunWriter(tempfile.mkdtemp() + "/run") as w:  # doctest: +SKIP
-    ...     w.add_graph(result.graph)
-    ...     w.add_table("items", result.items)
-    ...     path = w.finish(result)
     """
 
     def __init__(

@@ -207,8 +207,13 @@ def _tag_dtypes(out: pd.DataFrame) -> pd.DataFrame:
 
 
 def _arrow_strings(column: pd.Series) -> Any:
-    """A string column as one Arrow ``string`` array."""
+    """A string column as one Arrow ``large_string`` array (the type pandas keeps them in)."""
     import pyarrow as pa
 
-    arr = pa.array(column.astype("string").array, type=pa.string())
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    arr = column.array
+    if isinstance(arr, pd.arrays.ArrowStringArray):
+        arr = arr._pa_array
+    else:
+        arr = pa.array(column.astype("string").array, type=pa.large_string())
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())
