@@ -137,7 +137,8 @@ def merged_catalog(
     take = _as_arrow(from_batch)
     ids_arrow = _as_arrow(ids)  # converted once, looked up three times
     cols = [c for c in ITEM_COLUMNS if c in run.items.columns or c in batch.items.columns]
-    old_items = run.items[~member(run.items["id"], take)]
+    from_run = ~member(run.items["id"], take)
+    old_items = run.items if from_run.all() else run.items[from_run]
     new_items = batch.items[member(batch.items["id"], take)]
     items = pd.concat(
         [old_items.reindex(columns=cols), new_items.reindex(columns=cols)], ignore_index=True
@@ -145,7 +146,8 @@ def merged_catalog(
     rows = positions(ids_arrow, items["id"])
     if (rows < 0).any():
         raise InputError("internal: an item of the update has no catalog row")
-    items = items.take(rows).reset_index(drop=True)
+    if len(rows) != len(items) or not np.array_equal(rows, np.arange(len(items))):
+        items = items.take(rows).reset_index(drop=True)  # (already in order after an append)
     for col in ("popularity_raw",):
         if col in items.columns:
             items[col] = pd.to_numeric(items[col], errors="coerce")
