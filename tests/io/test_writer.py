@@ -109,3 +109,29 @@ def test_a_staged_array_given_early_is_moved_and_hashed(tmp_path: Path) -> None:
     assert not (tmp_path / "stage/emb.npy").exists()
     man = json.loads((path / "manifest.json").read_text())
     assert man["files"]["emb.npy"]["sha256"] == hashlib.sha256(got).hexdigest()
+
+
+def test_workers_run_jobs_pass_errors_and_cancel_pending_ones() -> None:
+    import threading
+
+    from ccgraph.io._workers import Workers
+
+    pool = Workers()
+    pool.grow(1)
+    gate = threading.Event()
+    first = pool.submit(lambda: gate.wait(5) and 1)
+    failing = pool.submit(lambda: 1 / 0)
+    pending = pool.submit(lambda: 3)
+    gate.set()
+    assert first.result(5) == 1
+    with pytest.raises(ZeroDivisionError):
+        failing.result(5)
+    assert pending.result(5) == 3
+    started, blocked = threading.Event(), threading.Event()
+    slow = pool.submit(lambda: started.set() or blocked.wait(5))
+    never = pool.submit(lambda: 4)
+    pool.grow(1)  # still one thread: the second job waits behind the first
+    assert started.wait(5)
+    threading.Timer(0.2, blocked.set).start()
+    pool.shutdown(cancel=True)
+    assert slow.result() is True and never.cancelled()

@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -30,6 +30,7 @@ import pandas as pd
 from ccgraph.containers import KnnGraph, RunResult, check_same_ids
 from ccgraph.exceptions import InputError, OutputError
 from ccgraph.io._json import jsonable
+from ccgraph.io._workers import Workers
 from ccgraph.io.atomic import (
     MANIFEST_NAME,
     check_replaceable,
@@ -231,8 +232,9 @@ def _manifest(
 class RunWriter:
     """Write a run directory's files as they are made; :meth:`finish` completes the run.
 
-    Files go into a temporary sibling of ``path`` (two writer threads: Parquet encoding,
-    ``write()``, ``fsync`` and SHA-256 release the GIL); :meth:`finish` checks the whole
+    Files go into a temporary sibling of ``path``, written by one thread while the caller
+    assembles the rest and by two once :meth:`finish` is called (Parquet encoding, ``write()``,
+    ``fsync`` and SHA-256 release the GIL); :meth:`finish` checks the whole
     result, waits for the files, writes ``manifest.json`` and swaps the directory in. Use it
     as a context manager: leaving the block without :meth:`finish` (an error) removes the
     temporary directory.
@@ -259,7 +261,8 @@ class RunWriter:
         remove_stale_temp_dirs(self.final)
         self._adopt = {Path(f).resolve() for f in adopt}
         self.tmp = make_temp_dir(self.final)
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="write_run")
+        self._pool = Workers()
+        self._pool.grow(1)
         self._jobs: dict[str, tuple[Any, Future[tuple[int, str]]]] = {}
         self._done = False
 
@@ -278,7 +281,7 @@ class RunWriter:
     def abort(self) -> None:
         """Stop and remove the temporary directory (nothing is written to ``path``)."""
         self._done = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(cancel=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _given(self, filename: str, source: Any) -> bool:
@@ -364,13 +367,14 @@ class RunWriter:
             ]
             for _, add in sorted(todo, key=lambda t: -t[0]):  # the costliest first
                 add()
+            self._pool.grow(2)
             files = {filename: job.result() for filename, (_, job) in self._jobs.items()}
             extras = {name: filename for filename, (name, _) in sorted(files_of.items())}
             manifest = _manifest(result, files, extras)
             text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"
             (self.tmp / MANIFEST_NAME).write_text(text, encoding="utf-8")
             _seal(self.tmp / MANIFEST_NAME)
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown()
             replace_directory(self.tmp, self.final)
         except BaseException:
             self.abort()

@@ -146,8 +146,7 @@ def merged_catalog(
     rows = positions(ids_arrow, items["id"])
     if (rows < 0).any():
         raise InputError("internal: an item of the update has no catalog row")
-    if len(rows) != len(items) or not np.array_equal(rows, np.arange(len(items))):
-        items = items.take(rows).reset_index(drop=True)  # (already in order after an append)
+    items = items.take(rows).reset_index(drop=True)  # (also joins the Arrow chunks)
     for col in ("popularity_raw",):
         if col in items.columns:
             items[col] = pd.to_numeric(items[col], errors="coerce")
