@@ -277,12 +277,12 @@ def _run_update(
             writer.add_extras(extras)
             writer.add_graph(graph)
             writer.add_table("clusters", clusters)
+            tags_df = splice_tags(old.tags, catalog, ids, inferred, redo_tags)
+            writer.add_table("tags", tags_df)  # the longest to encode: first
             items_df = _assemble.items_table(
                 catalog, graph, levels, default_level, group, canonical, popularity
             )
             writer.add_table("items", items_df)
-            tags_df = splice_tags(old.tags, catalog, ids, inferred, redo_tags)
-            writer.add_table("tags", tags_df)
             rejects = pd.concat([old.rejects, batch.rejects, emb_rejects], ignore_index=True)
             report = drift_report(
                 old.items,
