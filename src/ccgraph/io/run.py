@@ -135,6 +135,14 @@ def _read_manifest(root: Path) -> dict[str, Any]:
     return man
 
 
+def _read_table(path: Path) -> pd.DataFrame:
+    """One table of a run (the four are read at once: Parquet decoding releases the GIL)."""
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types
+        raise InputError(f"{path}: unreadable Parquet ({exc})") from None
+
+
 def load_run(path: str | os.PathLike[str]) -> RunResult:
     """Read a run directory back into a :class:`~ccgraph.containers.RunResult`.
 
@@ -160,12 +168,11 @@ def load_run(path: str | os.PathLike[str]) -> RunResult:
                 f"{root / name} has {size} bytes but the manifest records {info['bytes']}: "
                 "the run directory was modified or is incomplete (run it again)"
             )
-    tables = {}
-    for name in TABLES:
-        try:
-            tables[name] = pd.read_parquet(root / f"{name}.parquet")
-        except Exception as exc:  # pyarrow raises several unrelated types
-            raise InputError(f"{root / (name + '.parquet')}: unreadable Parquet ({exc})") from None
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(TABLES), thread_name_prefix="load_run") as pool:
+        jobs = {name: pool.submit(_read_table, root / f"{name}.parquet") for name in TABLES}
+        tables = {name: job.result() for name, job in jobs.items()}  # the first error first
     graph = graph_from_arrays(
         read_npz(root / "graph.npz", GRAPH_ARRAYS),
         man.get("graph_params", {}),
