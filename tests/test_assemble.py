@@ -115,3 +115,31 @@ def test_tags_table_matches_reference(n, n_tags, density, seed, with_inferred):
     assert got["tag_raw"].dropna().tolist() == want["tag_raw"].dropna().tolist()
     for col in ("id", "tag", "source", "origin", "tag_raw"):
         assert got[col].dtype == pd.StringDtype()
+
+
+TEXT = st.one_of(st.none(), st.just(np.nan), st.text("ab é", max_size=3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(TEXT, max_size=30))
+def test_string_columns_equal_the_fillna_astype_round_trip(values: list) -> None:
+    from ccgraph._assemble import _filled_strings, _same_strings, _strings
+
+    for dtype in ("string", "str", object):
+        column = pd.Series(values, dtype=dtype)
+        want = pd.array(column.fillna("").astype(str).to_numpy(), dtype="string")
+        got = _filled_strings(column)
+        pd.testing.assert_extension_array_equal(got, want)
+        assert got.dtype == want.dtype
+        plain = [v for v in values if isinstance(v, str)]
+        ids = pd.array(np.array(plain, dtype=str), dtype="string")
+        same = len(column) == len(ids) and bool(
+            np.array_equal(column.to_numpy(dtype=str), np.array(plain, dtype=str))
+        )
+        assert _same_strings(column, ids) == same
+    source = np.array([v if isinstance(v, str) else None for v in values], dtype=object)
+    want = pd.array(source.astype(str), dtype="string")  # a None becomes "None"
+    pd.testing.assert_extension_array_equal(_strings(source), want)
+    pd.testing.assert_extension_array_equal(
+        _strings(source.astype(str)), pd.array(source.astype(str), dtype="string")
+    )

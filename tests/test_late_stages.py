@@ -7,6 +7,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ccgraph._late_stages import describe_levels, popularity_inputs, sweep_info
 from ccgraph.cluster import describe_clusters, leiden
@@ -134,3 +136,21 @@ def test_no_outlier_warning_on_openverse_samples(openverse_dir) -> None:
         warnings.simplefilter("error", DataQualityWarning)
         raw, _ = popularity_inputs(cat)
     assert np.isfinite(raw).sum() > 500
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "cc", ""])), max_size=40))
+def test_id_codes_partition_rows_as_factorize(values: list) -> None:
+    from ccgraph._late_stages import _equals, _id_codes
+
+    for column in (pd.Series(values, dtype="string"), pd.Series(values, dtype=object)):
+        codes, n = _id_codes(column)
+        want, uniq = pd.factorize(column)
+        assert n == len(uniq)
+        assert ((codes < 0) == (want < 0)).all()
+        # the same partition of the rows: codes map one-to-one onto factorize's codes
+        pairs = {(int(a), int(b)) for a, b in zip(codes, want, strict=True) if a >= 0}
+        assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})
+        np.testing.assert_array_equal(
+            _equals(column, "a"), np.array([v == "a" for v in values], dtype=bool)
+        )

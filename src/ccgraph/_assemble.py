@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
@@ -63,10 +64,11 @@ def items_table(
 ) -> pd.DataFrame:
     """The ``items.parquet`` table, one row per item in graph order."""
     ids = graph.ids
+    id_column = _strings(ids)
     items = catalog.items.set_index("id")
-    if len(items) != len(ids) or not np.array_equal(items.index.to_numpy(dtype=str), ids):
+    if not _same_strings(catalog.items["id"], id_column):
         items = items.reindex(ids)  # (an update's merged catalog is in graph order already)
-    df = pd.DataFrame({"id": pd.array(ids, dtype="string")})
+    df = pd.DataFrame({"id": id_column})
     default = levels[default_level].membership
     df["cluster"] = default.astype(np.int64)
     for i, part in enumerate(levels):
@@ -78,7 +80,7 @@ def items_table(
     if popularity is not None:
         df["popularity_observed"] = np.asarray(popularity.observed, dtype=np.float64)
         df["popularity"] = np.asarray(popularity.value, dtype=np.float64)
-        df["popularity_source"] = pd.array(popularity.source.astype(str), dtype="string")
+        df["popularity_source"] = _strings(popularity.source)
         df["popularity_confidence"] = np.asarray(popularity.confidence, dtype=np.float64)
     else:
         raw = pd.to_numeric(items.get("popularity_raw"), errors="coerce")
@@ -91,8 +93,52 @@ def items_table(
     df["degree"] = graph.degree
     for col in _ITEM_EXTRAS:
         if col in items.columns:
-            df[col] = pd.array(items[col].fillna("").astype(str).to_numpy(), dtype="string")
+            df[col] = _filled_strings(items[col])
     return df
+
+
+def _strings(values: np.ndarray) -> pd.arrays.ArrowStringArray:
+    """``pd.array(values.astype(str), dtype="string")``, without the detour when all are str."""
+    import pyarrow as pa
+
+    if values.dtype == object:
+        try:
+            arr = pa.array(values, type=pa.string(), from_pandas=False)
+        except (pa.ArrowException, TypeError):
+            arr = None
+        if arr is not None and arr.null_count == 0:
+            return pd.arrays.ArrowStringArray(arr)
+    return pd.array(np.asarray(values).astype(str), dtype="string")
+
+
+def _same_strings(column: pd.Series, ids: pd.arrays.ArrowStringArray) -> bool:
+    """Whether ``column``, read as ``str``, lists exactly ``ids`` (compared by Arrow if it can)."""
+    import pyarrow as pa
+
+    if len(column) != len(ids):
+        return False
+    arr = column.array
+    if isinstance(arr, pd.arrays.ArrowStringArray) and not column.isna().any():
+        mine, theirs = arr._pa_array, ids._pa_array
+        return bool(mine.cast(pa.large_string()).equals(theirs.cast(pa.large_string())))
+    return bool(np.array_equal(column.to_numpy(dtype=str), ids.to_numpy(dtype=str)))
+
+
+def _filled_strings(column: pd.Series) -> pd.arrays.ArrowStringArray:
+    """``column`` with missing values as ``""``, as a ``string`` array.
+
+    The same values as ``pd.array(column.fillna("").astype(str).to_numpy(), dtype="string")``;
+    an Arrow-backed string column is filled by Arrow, without a Python string per value.
+    """
+    import pyarrow as pa
+
+    arr = column.array
+    if isinstance(arr, pd.arrays.ArrowStringArray):
+        values = arr._pa_array
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        return pd.arrays.ArrowStringArray(values.fill_null(""))
+    return pd.array(column.fillna("").astype(str).to_numpy(), dtype="string")
 
 
 def tags_table(catalog: Catalog, ids: np.ndarray, inferred: TagScores | None) -> pd.DataFrame:
@@ -209,14 +255,23 @@ def _nulls(n: int) -> pd.arrays.ArrowStringArray:
 
 
 def package_versions() -> dict[str, str]:
-    """Installed versions of the packages that shape the results (without importing them)."""
-    out = {}
+    """Installed versions of the packages that shape the results (without importing them).
+
+    Read once per process (``importlib.metadata`` scans the installed distributions: tens of
+    milliseconds a call).
+    """
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> tuple[tuple[str, str], ...]:
+    out = []
     for name in _PACKAGES:
         try:
-            out[name] = metadata.version(name)
+            out.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
             continue
-    return out
+    return tuple(out)
 
 
 def manifest(

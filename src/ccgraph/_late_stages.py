@@ -145,13 +145,13 @@ def run_counts(
     seeds: Any,
 ) -> dict[str, Any]:
     """Manifest entry ``counts``: items, rejects, edges, clusters, tags, duplicates, popularity."""
-    source = tags["source"].to_numpy()
-    observed, inferred = source == "observed", source == "inferred"
+    observed = _equals(tags["source"], "observed")
+    inferred = _equals(tags["source"], "inferred")
     # per distinct id: has it an observed / an inferred row (integer codes, no string sets)
-    codes, uniq = pd.factorize(tags["id"])
-    has_observed = np.zeros(len(uniq), dtype=bool)
+    codes, n_ids = _id_codes(tags["id"])
+    has_observed = np.zeros(n_ids, dtype=bool)
     has_observed[codes[observed & (codes >= 0)]] = True
-    has_inferred = np.zeros(len(uniq), dtype=bool)
+    has_inferred = np.zeros(n_ids, dtype=bool)
     has_inferred[codes[inferred & (codes >= 0)]] = True
     return {
         "items": len(items),
@@ -169,6 +169,40 @@ def run_counts(
         "popularity_observed": int((items["popularity_source"] == "observed").sum()),
         "popularity_inferred": int((items["popularity_source"] == "inferred").sum()),
     }
+
+
+def _equals(column: pd.Series, value: str) -> np.ndarray:
+    """``column == value`` as a numpy bool mask (Arrow's kernel on an Arrow-backed column)."""
+    import pyarrow.compute as pc
+
+    arr = column.array
+    if isinstance(arr, pd.arrays.ArrowStringArray):
+        found = pc.equal(arr._pa_array, value).fill_null(False)
+        return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+    return np.asarray(column.to_numpy() == value, dtype=bool)
+
+
+def _id_codes(column: pd.Series) -> tuple[np.ndarray, int]:
+    """``pd.factorize(column)`` codes (-1 for missing) and the number of distinct values.
+
+    Tables list the rows of one item together, so only the first row of every run of equal
+    values is factorised; the codes are the same partition of the rows either way.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = column.array
+    n = len(column)
+    if not isinstance(arr, pd.arrays.ArrowStringArray) or n == 0:
+        codes, uniq = pd.factorize(column)
+        return codes, len(uniq)
+    values = arr._pa_array
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    differs = pc.not_equal(values.slice(1), values.slice(0, n - 1)).fill_null(True)
+    starts = np.r_[0, np.flatnonzero(differs.to_numpy(zero_copy_only=False)) + 1]
+    head_codes, uniq = pd.factorize(pd.arrays.ArrowStringArray(values.take(starts)))
+    return np.repeat(head_codes, np.diff(np.r_[starts, n])), len(uniq)
 
 
 def run_manifest(

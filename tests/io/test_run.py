@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from ccgraph.containers import KnnGraph, RunResult
 from ccgraph.exceptions import IdMismatchError, InputError, OutputError
-from ccgraph.io import load_run, run, write_run
+from ccgraph.io import load_run, write_run
 from tests.conftest import shared_data_dir
 
 IDS = ["a", "b", "c", "d", "e"]
@@ -152,14 +152,16 @@ def test_overwrite_replaces_previous_run(tmp_path: Path) -> None:
 def test_failed_write_keeps_old_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "run"
     write_run(_result(manifest={"seed": 1}), target)
-    real = run._write_parquet
+    from ccgraph.io import _writer
 
-    def flaky(frame: pd.DataFrame, path: Path, what: str) -> None:
-        if "clusters" in what:
+    real = _writer._write_table
+
+    def flaky(table: object, path: Path) -> tuple[int, str]:
+        if "clusters" in path.name:
             raise OSError("disk full")
-        real(frame, path, what)
+        return real(table, path)
 
-    monkeypatch.setattr(run, "_write_parquet", flaky)
+    monkeypatch.setattr(_writer, "_write_table", flaky)
     with pytest.raises(OSError, match="disk full"):
         write_run(_result(manifest={"seed": 2}), target)
     assert load_run(target).manifest["seed"] == 1

@@ -7,7 +7,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccgraph.update.drift import drift_markdown, drift_report, splits_and_merges
+from ccgraph.update.drift import drift_markdown, drift_report, splits_and_merges, unique_inverse
 
 
 def _items(ids: list[str], l0: list[int]) -> pd.DataFrame:
@@ -83,3 +83,53 @@ def test_report_counts_and_recommendation() -> None:
     assert big["rebuild_recommended"] and "75.0%" in big["reasons"][0]
     md = drift_markdown(rep)
     assert "| 0 (default) | 22.22% | 4 |" in md and "recommended" in md
+
+
+def _splits_and_merges_by_pandas(
+    old: np.ndarray, new: np.ndarray, share: float, min_items: int = 2
+) -> tuple[list, list]:
+    """Independent oracle: the contingency table by ``pd.crosstab``, groups by ``groupby``."""
+    table = pd.crosstab(pd.Series(old, name="o"), pd.Series(new, name="n")).stack()
+    frame = table[table >= min_items].rename("c").reset_index()
+    sizes = pd.Series(old).value_counts()
+    frame = frame[frame["c"] / sizes.loc[frame["o"]].to_numpy() >= share]
+    splits = [
+        {"old": int(o), "into": g["n"].astype(int).tolist(), "sizes": g["c"].astype(int).tolist()}
+        for o, g in frame.sort_values(["o", "c", "n"], ascending=[True, False, True]).groupby(
+            "o", sort=True
+        )
+        if len(g) >= 2
+    ]
+    merges = [
+        {"new": int(n), "from": g["o"].astype(int).tolist(), "sizes": g["c"].astype(int).tolist()}
+        for n, g in frame.sort_values(["n", "c", "o"], ascending=[True, False, True]).groupby(
+            "n", sort=True
+        )
+        if len(g) >= 2
+    ]
+    return splits, merges
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(-1, 6), st.integers(0, 9)), min_size=1, max_size=80),
+    st.sampled_from([0.1, 0.2, 0.5]),
+    st.sampled_from([1, 2, 3]),
+)
+def test_splits_and_merges_match_a_crosstab(
+    pairs: list[tuple[int, int]], share: float, min_items: int
+) -> None:
+    old = np.array([p[0] for p in pairs]) * 1000  # sparse ids too
+    new = np.array([p[1] for p in pairs])
+    got = splits_and_merges(old, new, share=share, min_items=min_items)
+    assert got == _splits_and_merges_by_pandas(old, new, share, min_items)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-5, 40), max_size=50), st.sampled_from([1, 10**9]))
+def test_unique_inverse_equals_numpy(values: list[int], scale: int) -> None:
+    x = np.array(values, dtype=np.int64) * scale  # dense ids (counted) and sparse ones
+    got_u, got_inv = unique_inverse(x)
+    want_u, want_inv = np.unique(x, return_inverse=True)
+    np.testing.assert_array_equal(got_u, want_u)
+    np.testing.assert_array_equal(got_inv, want_inv.ravel())

@@ -160,3 +160,16 @@ def test_splice_tags_without_kept_rows_is_the_full_table() -> None:
     want = _assemble.tags_table(catalog, ids, new)
     got = splice_tags(want.iloc[:0], catalog, ids, new, np.ones(3, dtype=bool))
     pd.testing.assert_frame_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(runs=st.lists(st.tuples(st.text("abc", max_size=2), st.integers(1, 4)), max_size=20),
+       pool=IDS)  # fmt: skip
+def test_run_positions_match_a_dict_per_row(runs: list[tuple[str, int]], pool: list[str]) -> None:
+    from ccgraph.update._output import run_positions
+
+    values = [x for x, n in runs for _ in range(n)]  # rows of one id together (or not)
+    unique_pool = list(dict.fromkeys(pool))
+    want = [unique_pool.index(x) if x in unique_pool else -1 for x in values]
+    for column in (pd.Series(values, dtype="string"), pd.Series(values, dtype=object)):
+        assert run_positions(column, np.array(unique_pool, dtype=str)).tolist() == want

@@ -8,263 +8,33 @@ temporary sibling directory and swapped in only when complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import re
-import shutil
 from collections.abc import Callable, Collection, Iterator, Mapping
-from datetime import datetime, timezone
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ccgraph.containers import RunResult, check_same_ids
-from ccgraph.exceptions import InputError, OutputError
-from ccgraph.io._json import jsonable
-from ccgraph.io.atomic import (
-    MANIFEST_NAME,
-    check_replaceable,
-    make_temp_dir,
-    remove_stale_temp_dirs,
-    replace_directory,
+from ccgraph.containers import RunResult
+from ccgraph.exceptions import InputError
+from ccgraph.io._writer import (
+    CORE_FILES,
+    SCHEMA_VERSION,
+    TABLES,
+    RunWriter,
+    check_result,
+    extra_files,
+    staged_file,
 )
-from ccgraph.io.graphfile import GRAPH_ARRAYS, graph_arrays, graph_from_arrays, read_npz, write_npz
+from ccgraph.io.atomic import MANIFEST_NAME
+from ccgraph.io.graphfile import GRAPH_ARRAYS, graph_from_arrays, read_npz
 
-__all__ = ["SCHEMA_VERSION", "load_run", "write_run"]
+__all__ = ["SCHEMA_VERSION", "RunWriter", "load_run", "staged_file", "write_run"]
 
 logger = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
-TABLES = ("items", "tags", "clusters", "rejects")
-#: Columns each table must have (the contract checked by ``shared/tools/check_run_dir.py``).
-REQUIRED_COLUMNS = {
-    "items": (
-        "id",
-        "cluster",
-        "duplicate_group",
-        "popularity_observed",
-        "popularity",
-        "popularity_source",
-        "degree",
-    ),
-    "tags": ("id", "tag", "score", "confidence", "rank", "source"),
-    "clusters": ("level", "cluster", "size", "label", "top_tags", "representative_ids"),
-    "rejects": ("file", "row", "reason"),
-}
-CORE_FILES = (*(f"{t}.parquet" for t in TABLES), "graph.npz", MANIFEST_NAME)
-_EXTRA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
-
-
-def _write_parquet(frame: pd.DataFrame, path: Path, what: str) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowException, TypeError, ValueError) as exc:
-        raise InputError(f"{what} cannot be stored as Parquet: {exc}") from None
-    pq.write_table(table, path, compression="zstd", compression_level=3)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _check_result(result: RunResult) -> None:
-    if not isinstance(result, RunResult):
-        raise InputError(f"`result` must be a RunResult; got {type(result).__name__}")
-    for name, need in REQUIRED_COLUMNS.items():
-        frame = getattr(result, name)
-        if not isinstance(frame, pd.DataFrame):
-            raise InputError(f"RunResult.{name} must be a pandas DataFrame")
-        missing = [c for c in need if c not in frame.columns]
-        if missing:
-            raise InputError(
-                f"RunResult.{name} lacks the columns {missing} that the run-directory schema "
-                f"requires (has {list(frame.columns)})"
-            )
-    ids = result.items["id"].astype(str).to_numpy()
-    check_same_ids(ids, result.graph.ids, what="write_run (items.parquet vs graph.npz)")
-
-
-def _extra_files(extras: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
-    out: dict[str, tuple[str, Any]] = {}
-    for name, value in extras.items():
-        if not isinstance(name, str) or not _EXTRA_NAME.match(name):
-            raise InputError(
-                f"extra output name {name!r} must be a plain file stem "
-                "(letters, digits, '_', '-', '.')"
-            )
-        if isinstance(value, pd.DataFrame):
-            filename = f"{name}.parquet"
-        elif isinstance(value, np.ndarray):
-            if value.dtype.hasobject:
-                raise InputError(
-                    f"extra output {name!r} is an object array; store numbers or "
-                    "strings (or a DataFrame)"
-                )
-            filename = f"{name}.npy"
-        else:
-            raise InputError(
-                f"extra output {name!r} must be a numpy array or a DataFrame; "
-                f"got {type(value).__name__}"
-            )
-        if filename in CORE_FILES or filename in out:
-            raise InputError(f"extra output {name!r} clashes with the file {filename}")
-        out[filename] = (name, value)
-    return out
-
-
-def _counts(result: RunResult) -> dict[str, Any]:
-    counts: dict[str, Any] = {
-        "items": len(result.items),
-        "rejects": len(result.rejects),
-        "edges": result.graph.n_edges,
-        "inferred_tags": int((result.tags["source"] == "inferred").sum()),
-    }
-    if len(result.clusters):
-        per_level = result.clusters.groupby("level").size()
-        counts["clusters"] = {str(k): int(v) for k, v in per_level.items()}
-    return counts
-
-
-def _package_versions() -> dict[str, str]:
-    # Lazily: ccgraph._assemble pulls in scipy.sparse, which `import ccgraph` must not.
-    from ccgraph._assemble import package_versions
-
-    return package_versions()
-
-
-def _manifest(
-    result: RunResult, files: Mapping[str, tuple[int, str]], extras: dict[str, str]
-) -> dict:
-    from ccgraph import __version__
-
-    man = jsonable(dict(result.manifest))
-    man["schema_version"] = SCHEMA_VERSION
-    man.setdefault("ccgraph_version", __version__)
-    man["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    man.setdefault("graph_params", jsonable(dict(result.graph.params)))
-    man["counts"] = {**_counts(result), **man.get("counts", {})}
-    man.setdefault("packages", _package_versions())
-    man["extras"] = extras
-    man["files"] = {name: {"bytes": size, "sha256": sha} for name, (size, sha) in files.items()}
-    return man
-
-
-def _seal(path: Path) -> tuple[int, str]:
-    """``fsync`` a finished file and return its size and SHA-256 (for the manifest)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return path.stat().st_size, _sha256(path)
-
-
-def staged_file(value: Any, adopt: Collection[Path]) -> Path | None:
-    """The ``.npy`` file in ``adopt`` that ``value`` maps whole, if any.
-
-    An array made with ``numpy.lib.format.open_memmap`` in a folder the caller owns is
-    already the ``.npy`` file :func:`write_run` would write (same header, same bytes), so it
-    can be moved into the run instead of written again.
-    """
-    mm = value
-    while mm is not None and not isinstance(mm, np.memmap):
-        mm = getattr(mm, "base", None)
-    if mm is None or not getattr(mm, "filename", None):
-        return None
-    source = Path(mm.filename).resolve()
-    if source not in adopt or not isinstance(value, np.ndarray):
-        return None
-    whole = (
-        value.shape == mm.shape
-        and value.dtype == mm.dtype
-        and value.flags.c_contiguous
-        and value.ctypes.data == mm.ctypes.data
-        and source.stat().st_size == mm.offset + mm.nbytes
-    )
-    return source if whole else None
-
-
-def _write_files(
-    result: RunResult,
-    tmp: Path,
-    extra_files: Mapping[str, tuple[str, Any]],
-    adopt: Collection[Path] = (),
-) -> tuple[dict[str, tuple[int, str]], dict[str, str]]:
-    """Write every file but the manifest into ``tmp``; return their (size, sha256) and extras.
-
-    Each file is written, ``fsync``-ed and hashed by one task; two threads run the tasks
-    (Parquet encoding, ``write()``, ``fsync`` and SHA-256 release the GIL), so the big arrays
-    are hashed while the tables are encoded.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    def table(frame: pd.DataFrame, target: Path, what: str) -> tuple[int, str]:
-        _write_parquet(frame, target, what)
-        return _seal(target)
-
-    def array(value: np.ndarray, target: Path) -> tuple[int, str]:
-        staged = staged_file(value, adopt)
-        if staged is not None:
-            mm = value
-            while not isinstance(mm, np.memmap):
-                mm = mm.base
-            mm.flush()
-            os.replace(staged, target)  # the same bytes np.save would write, already on disk
-        else:
-            np.save(target, value, allow_pickle=False)
-        return _seal(target)
-
-    def graph(target: Path) -> tuple[int, str]:
-        write_npz(target, graph_arrays(result.graph))
-        return _seal(target)
-
-    tasks: list[tuple[int, str, Callable[[], tuple[int, str]]]] = [
-        (_cost(result.graph.adjacency.nnz * 8), "graph.npz", lambda: graph(tmp / "graph.npz"))
-    ]
-    for name in TABLES:
-        frame = getattr(result, name)
-        tasks.append(
-            (
-                _cost(frame),
-                f"{name}.parquet",
-                partial(table, frame, tmp / f"{name}.parquet", f"RunResult.{name}"),
-            )
-        )
-    extras: dict[str, str] = {}
-    for filename, (name, value) in sorted(extra_files.items()):
-        extras[name] = filename
-        if isinstance(value, pd.DataFrame):
-            job = partial(table, value, tmp / filename, f"extra output {name!r}")
-        else:
-            job = partial(array, value, tmp / filename)
-        tasks.append((_cost(value), filename, job))
-    # the costliest first, so the small files fill the gaps
-    tasks.sort(key=lambda t: -t[0])
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="write_run") as pool:
-        jobs = {filename: pool.submit(job) for _, filename, job in tasks}
-        files = {filename: job.result() for filename, job in jobs.items()}
-    return files, extras
-
-
-def _cost(value: Any) -> int:
-    """Rough cost of writing ``value`` (bytes; a table's cells count ~40 bytes to encode)."""
-    if isinstance(value, pd.DataFrame):
-        return 40 * value.shape[0] * max(1, value.shape[1])
-    if isinstance(value, np.ndarray):
-        return int(value.nbytes)
-    return int(value)
 
 
 def write_run(
@@ -305,29 +75,10 @@ def write_run(
         ``path`` is not empty and is not a ccgraph run (or ``overwrite`` is false), or it
         cannot be written.
     """
-    final = Path(path)
-    _check_result(result)
-    extra_files = _extra_files(result.extras)
-    if check_replaceable(final) and not overwrite and any(final.iterdir()):
-        raise OutputError(
-            f"{final} already holds a run; pass overwrite=True (config `output.overwrite: "
-            "true`) to replace it, or choose another output directory"
-        )
-    remove_stale_temp_dirs(final)
-    tmp = make_temp_dir(final)
-    try:
-        owned = {Path(f).resolve() for f in adopt}
-        files, extras = _write_files(result, tmp, extra_files, owned)
-        manifest = _manifest(result, files, extras)
-        text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"
-        (tmp / MANIFEST_NAME).write_text(text, encoding="utf-8")
-        _seal(tmp / MANIFEST_NAME)
-        replace_directory(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    logger.info("wrote run directory %s (%d items)", final, len(result.items))
-    return final
+    check_result(result)
+    extra_files(result.extras)
+    with RunWriter(path, overwrite=overwrite, adopt=adopt) as writer:
+        return writer.finish(result)
 
 
 class LazyExtras(Mapping[str, Any]):
@@ -384,6 +135,14 @@ def _read_manifest(root: Path) -> dict[str, Any]:
     return man
 
 
+def _read_table(path: Path) -> pd.DataFrame:
+    """One table of a run (the four are read at once: Parquet decoding releases the GIL)."""
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types
+        raise InputError(f"{path}: unreadable Parquet ({exc})") from None
+
+
 def load_run(path: str | os.PathLike[str]) -> RunResult:
     """Read a run directory back into a :class:`~ccgraph.containers.RunResult`.
 
@@ -409,12 +168,11 @@ def load_run(path: str | os.PathLike[str]) -> RunResult:
                 f"{root / name} has {size} bytes but the manifest records {info['bytes']}: "
                 "the run directory was modified or is incomplete (run it again)"
             )
-    tables = {}
-    for name in TABLES:
-        try:
-            tables[name] = pd.read_parquet(root / f"{name}.parquet")
-        except Exception as exc:  # pyarrow raises several unrelated types
-            raise InputError(f"{root / (name + '.parquet')}: unreadable Parquet ({exc})") from None
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(TABLES), thread_name_prefix="load_run") as pool:
+        jobs = {name: pool.submit(_read_table, root / f"{name}.parquet") for name in TABLES}
+        tables = {name: job.result() for name, job in jobs.items()}  # the first error first
     graph = graph_from_arrays(
         read_npz(root / "graph.npz", GRAPH_ARRAYS),
         man.get("graph_params", {}),

@@ -81,6 +81,8 @@ def same_vectors(
 ) -> np.ndarray:
     """Per id: every modality has the same vector (or none) before and after."""
     same = np.ones(len(ids), dtype=bool)
+    if len(ids) == 0:
+        return same
     for name in set(old) | set(new):
         a = old.get(name)
         b = new.get(name)
@@ -100,9 +102,12 @@ def same_vectors(
 
 def same_content(old: Catalog, new: Catalog, ids: np.ndarray) -> np.ndarray:
     """Per id: title, provider, raw popularity and observed tags unchanged."""
-    a = old.items.set_index("id").reindex(pd.Index(ids))
-    b = new.items.set_index(new.items["id"].astype(str)).reindex(pd.Index(ids))
     same = np.ones(len(ids), dtype=bool)
+    if len(ids) == 0:
+        return same
+    old_items = old.items[member(old.items["id"], ids)]  # the few rows asked, then aligned
+    a = old_items.set_index("id").reindex(pd.Index(ids))
+    b = new.items.set_index(new.items["id"].astype(str)).reindex(pd.Index(ids))
     for col in ("title", "provider"):
         if col in a.columns and col in b.columns:
             same &= (

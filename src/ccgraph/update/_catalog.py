@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,9 +69,15 @@ def read_batch(source: Catalog | str | Path, cfg: Config) -> Catalog:
     return Catalog(items, tags, params={"path": str(path)})
 
 
-def plan_changes(run_ids: np.ndarray, batch: Catalog, remove: Iterable[str] = ()) -> Changes:
-    """Sort the batch: removed (flagged or listed), present in the run, or added."""
-    run = pd.Index(np.asarray(run_ids).astype(str))
+def plan_changes(run_ids: Any, batch: Catalog, remove: Iterable[str] = ()) -> Changes:
+    """Sort the batch: removed (flagged or listed), present in the run, or added.
+
+    ``run_ids`` are the run's item ids (an array, or the run's Arrow-backed ``id`` column,
+    looked up as it is).
+    """
+    from ccgraph.update._persist import _as_arrow
+
+    run = _as_arrow(run_ids)
     items = batch.items
     ids = items["id"].astype(str).to_numpy()
     flagged = (
@@ -79,37 +86,42 @@ def plan_changes(run_ids: np.ndarray, batch: Catalog, remove: Iterable[str] = ()
         else np.zeros(len(ids), dtype=bool)
     )
     listed = {str(x) for x in remove}
-    gone = set(ids[flagged].tolist()) | listed
-    removed = np.array(sorted(x for x in gone if x in run), dtype=str)
-    unknown = sorted(x for x in gone if x not in run)
+    gone = np.array(sorted(set(ids[flagged].tolist()) | listed), dtype=str)
+    gone_in_run = member(gone, run)
+    removed = gone[gone_in_run]
+    unknown = gone[~gone_in_run].tolist()
     if unknown:
         logger.info("%d removals name items that are not in the run (ignored)", len(unknown))
     rest = ids[~member(ids, gone)]
-    in_run = run.get_indexer(rest) >= 0
+    in_run = member(rest, run)
     return Changes(
         added=rest[~in_run], present=rest[in_run], removed=removed, unknown_removals=unknown
     )
 
 
 def run_catalog(old: RunResult) -> Catalog:
-    """The run's items and observed tags as a :class:`Catalog` (the fields later stages use)."""
+    """The run's items and observed tags as a :class:`Catalog` (the fields later stages use).
+
+    String columns stay Arrow-backed (``str`` dtype, missing text as ``""``): no Python string
+    is made per item.
+    """
     items = old.items
-    frame = pd.DataFrame({"id": items["id"].astype(str).to_numpy()})
+    frame = pd.DataFrame({"id": items["id"].astype(str).array})
     for col in ITEM_COLUMNS[1:]:
         if col == "popularity_raw":
             frame[col] = pd.to_numeric(items.get("popularity_observed"), errors="coerce")
         elif col in items.columns:
-            frame[col] = items[col].fillna("").astype(str).to_numpy()
+            frame[col] = items[col].fillna("").astype(str).array
         elif col == "removed":
             frame[col] = False
-    obs = old.tags[old.tags["source"].astype(str) == "observed"]
+    obs = old.tags[(old.tags["source"].astype(str) == "observed").to_numpy(bool)]
     tags = pd.DataFrame(
         {
-            "id": obs["id"].astype(str).to_numpy(),
-            "tag": obs["tag"].astype(str).to_numpy(),
-            "tag_raw": obs["tag_raw"].astype(str).to_numpy(),
-            "source": obs["origin"].astype(str).to_numpy(),
-            "provider": pd.array([pd.NA] * len(obs), dtype="string"),
+            "id": obs["id"].astype(str).array,
+            "tag": obs["tag"].astype(str).array,
+            "tag_raw": obs["tag_raw"].astype(str).array,
+            "source": obs["origin"].astype(str).array,
+            "provider": pd.array(np.full(len(obs), None, dtype=object), dtype="string"),
             "weight": pd.to_numeric(obs["score"], errors="coerce").to_numpy(np.float64),
         }
     )
@@ -120,22 +132,25 @@ def merged_catalog(
     run: Catalog, batch: Catalog, ids: np.ndarray, *, from_batch: np.ndarray
 ) -> Catalog:
     """Items ``ids`` in order: rows of ``from_batch`` ids from the batch, the rest from the run."""
-    take = set(np.asarray(from_batch).astype(str).tolist())
+    from ccgraph.update._persist import _as_arrow
+
+    take = _as_arrow(from_batch)
+    ids_arrow = _as_arrow(ids)  # converted once, looked up three times
     cols = [c for c in ITEM_COLUMNS if c in run.items.columns or c in batch.items.columns]
-    old_items = run.items[~member(run.items["id"], take)]
+    from_run = ~member(run.items["id"], take)
+    old_items = run.items if from_run.all() else run.items[from_run]
     new_items = batch.items[member(batch.items["id"], take)]
     items = pd.concat(
         [old_items.reindex(columns=cols), new_items.reindex(columns=cols)], ignore_index=True
     )
-    rows = positions(ids, items["id"])
+    rows = positions(ids_arrow, items["id"])
     if (rows < 0).any():
         raise InputError("internal: an item of the update has no catalog row")
-    items = items.take(rows).reset_index(drop=True)
+    items = items.take(rows).reset_index(drop=True)  # (also joins the Arrow chunks)
     for col in ("popularity_raw",):
         if col in items.columns:
             items[col] = pd.to_numeric(items[col], errors="coerce")
-    keep_ids = set(np.asarray(ids).astype(str).tolist())
-    old_tags = run.tags[~member(run.tags["id"], take) & member(run.tags["id"], keep_ids)]
+    old_tags = run.tags[~member(run.tags["id"], take) & member(run.tags["id"], ids_arrow)]
     new_tags = batch.tags[member(batch.tags["id"], take)]
     tags = pd.concat(
         [old_tags.reindex(columns=TAG_COLUMNS), new_tags.reindex(columns=TAG_COLUMNS)],

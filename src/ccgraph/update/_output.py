@@ -102,23 +102,30 @@ def summary(report: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_positions(column: pd.Series, index: pd.Index) -> np.ndarray:
-    """Position in ``index`` of each value of ``column`` (-1 if absent), one lookup per run.
+def run_positions(column: Any, index: Any) -> np.ndarray:
+    """Position in ``index`` (ids) of each value of ``column`` (-1 if absent), one lookup per run.
 
     Tables keep the rows of one item together, so looking up the first row of every run of
-    equal ids is enough.
+    equal ids is enough; runs are found and looked up on Arrow strings (no Python string per
+    row).
 
     Examples
     --------
-    >>> run_positions(pd.Series(["b", "b", "a", "x", "x"]), pd.Index(["a", "b"])).tolist()
+    >>> run_positions(pd.Series(["b", "b", "a", "x", "x"]), np.array(["a", "b"])).tolist()
     [1, 1, 0, -1, -1]
     """
-    values = column.to_numpy(dtype=str)
-    if len(values) == 0:
+    import pyarrow.compute as pc
+
+    from ccgraph.update._persist import _as_arrow, positions
+
+    values = _as_arrow(column)
+    n = len(values)
+    if n == 0:
         return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
-    lengths = np.diff(np.r_[starts, len(values)])
-    return np.repeat(index.get_indexer(values[starts]), lengths).astype(np.int64)
+    differs = pc.not_equal(values.slice(1), values.slice(0, n - 1)).fill_null(True)
+    starts = np.r_[0, np.flatnonzero(differs.to_numpy(zero_copy_only=False)) + 1]
+    lengths = np.diff(np.r_[starts, n])
+    return np.repeat(positions(values.take(starts), index), lengths)
 
 
 def splice_tags(
@@ -132,13 +139,14 @@ def splice_tags(
 
     Fresh rows come from :func:`ccgraph._assemble.tags_table` over the ``redo`` items only.
     Both parts are grouped by item in item order, so a stable sort on the item position
-    splices them into the table a full assembly would give; the columns are spliced as Arrow
-    arrays (one ``take`` each), without a pandas round trip over the kept rows.
+    splices them into the table a full assembly would give; each column is spliced with one
+    gather over the run's rows followed by the fresh ones (an Arrow ``take`` for strings),
+    without a pandas round trip over the kept rows.
     """
     import pyarrow as pa
 
     from ccgraph import _assemble
-    from ccgraph.update._persist import positions
+    from ccgraph.update._persist import _as_arrow
 
     if redo.all() or inferred is None:
         return _assemble.tags_table(catalog, ids, inferred)
@@ -157,35 +165,34 @@ def splice_tags(
         catalog.items.iloc[:0], obs[member(obs["id"], sub_ids)], catalog.rejects.iloc[:0]
     )
     fresh = _assemble.tags_table(sub_cat, sub_ids, sub)
-    old_pos = positions(old_tags["id"], ids)
+    old_pos = run_positions(old_tags["id"], _as_arrow(ids))
     keep = old_pos >= 0
     keep[keep] = ~redo[old_pos[keep]]
-    fresh_pos = np.flatnonzero(redo)[positions(fresh["id"], sub_ids)]
+    fresh_pos = np.flatnonzero(redo)[run_positions(fresh["id"], _as_arrow(sub_ids))]
     pos = np.concatenate([old_pos[keep], fresh_pos])
     order = np.argsort(pos, kind="stable")
     if list(old_tags.columns) != list(fresh.columns):
         both = pd.concat([old_tags[keep], fresh], ignore_index=True)
         return _tag_dtypes(both.iloc[order].reset_index(drop=True))
-    take = pa.array(order)
-    kept_rows = pa.array(np.flatnonzero(keep))
+    # row of [the run's rows | the fresh rows] that lands at each output row
+    src = np.concatenate([np.flatnonzero(keep), len(old_tags) + np.arange(len(fresh))])[order]
+    take = pa.array(src)
     out: dict[str, Any] = {}
     for col in fresh.columns:
         if col == "rank":
             a, b = pd.array(old_tags[col], dtype="Int64"), pd.array(fresh[col], dtype="Int64")
             values = np.concatenate(
-                [a.to_numpy(np.int64, na_value=0)[keep], b.to_numpy(np.int64, na_value=0)]
+                [a.to_numpy(np.int64, na_value=0), b.to_numpy(np.int64, na_value=0)]
             )
-            mask = np.concatenate([a.isna()[keep], b.isna()])
-            out[col] = pd.arrays.IntegerArray(values[order], mask[order])
+            mask = np.concatenate([a.isna(), b.isna()])
+            out[col] = pd.arrays.IntegerArray(values[src], mask[src])
         elif col in ("score", "confidence"):
             values = np.concatenate(
-                [old_tags[col].to_numpy(np.float32)[keep], fresh[col].to_numpy(np.float32)]
+                [old_tags[col].to_numpy(np.float32), fresh[col].to_numpy(np.float32)]
             )
-            out[col] = values[order]
+            out[col] = values[src]
         else:
-            both = pa.concat_arrays(
-                [_arrow_strings(old_tags[col]).take(kept_rows), _arrow_strings(fresh[col])]
-            )
+            both = pa.concat_arrays([_arrow_strings(old_tags[col]), _arrow_strings(fresh[col])])
             out[col] = pd.arrays.ArrowStringArray(both.take(take))
     return pd.DataFrame(out)
 
@@ -200,8 +207,13 @@ def _tag_dtypes(out: pd.DataFrame) -> pd.DataFrame:
 
 
 def _arrow_strings(column: pd.Series) -> Any:
-    """A string column as one Arrow ``string`` array."""
+    """A string column as one Arrow ``large_string`` array (the type pandas keeps them in)."""
     import pyarrow as pa
 
-    arr = pa.array(column.astype("string").array, type=pa.string())
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    arr = column.array
+    if isinstance(arr, pd.arrays.ArrowStringArray):
+        arr = arr._pa_array
+    else:
+        arr = pa.array(column.astype("string").array, type=pa.large_string())
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())

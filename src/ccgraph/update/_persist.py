@@ -119,21 +119,25 @@ def run_extras(
     embeddings: Mapping[str, Embeddings], ids: np.ndarray, knn: Mapping[str, KnnLists]
 ) -> dict[str, np.ndarray]:
     """The arrays a run directory keeps for updates (names in the module docstring)."""
-    index = pd.Index(np.asarray(ids).astype(str))
+    ids = np.asarray(ids).astype(str)
     out: dict[str, np.ndarray] = {}
     for name, emb in embeddings.items():
         vec = emb.vectors  # a memory-mapped merge stays one (write_run may adopt its file)
         out[f"embeddings_{name}"] = vec if vec.flags.c_contiguous else np.ascontiguousarray(vec)
-        out[f"embeddings_{name}_rows"] = _positions(index, emb.ids, f"embeddings {name!r}")
+        out[f"embeddings_{name}_rows"] = _positions(ids, emb.ids, f"embeddings {name!r}")
     for name, lists in knn.items():
-        out[f"knn_{name}_rows"] = _positions(index, lists.ids, f"kNN lists {name!r}")
+        out[f"knn_{name}_rows"] = _positions(ids, lists.ids, f"kNN lists {name!r}")
         out[f"knn_{name}_indices"] = np.ascontiguousarray(lists.indices, dtype=np.int32)
         out[f"knn_{name}_distances"] = np.ascontiguousarray(lists.distances, dtype=np.float32)
     return out
 
 
-def _positions(index: pd.Index, ids: np.ndarray, what: str) -> np.ndarray:
-    pos = index.get_indexer(np.asarray(ids).astype(str))
+def _positions(items: np.ndarray, ids: np.ndarray, what: str) -> np.ndarray:
+    """Position of each of ``ids`` among ``items`` (all of them: the usual case is in order)."""
+    ids = np.asarray(ids).astype(str)
+    if len(ids) == len(items) and np.array_equal(ids, items):
+        return np.arange(len(ids), dtype=np.int64)
+    pos = positions(ids, items)
     if (pos < 0).any():
         raise InputError(f"{what} hold ids that are not items of the run")
     return pos.astype(np.int64)
@@ -238,10 +242,10 @@ def positions(values: Any, ids: Any) -> np.ndarray:
 
 
 def _as_arrow(values: Any) -> Any:
-    """``values`` as one Arrow ``string`` array (no copy for an Arrow-backed column)."""
+    """``values`` as one Arrow ``string`` array (no copy for an Arrow array or column)."""
     import pyarrow as pa
 
-    arr = _arrow_of(values)
+    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else _arrow_of(values)
     if arr is None:
         flat = np.asarray(values)
         arr = pa.array(flat.astype(str) if flat.size else np.zeros(0, str), type=pa.string())

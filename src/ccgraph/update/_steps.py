@@ -121,7 +121,7 @@ def _run_update(
         tags_info,
     )
     from ccgraph._stages import build_seed_tags
-    from ccgraph.io import write_run
+    from ccgraph.io.run import RunWriter
     from ccgraph.update import _persist
     from ccgraph.update._batch import embed_batch, same_content, same_vectors
     from ccgraph.update._catalog import merged_catalog, run_catalog
@@ -269,32 +269,39 @@ def _run_update(
                 start=start,
             )
         stages["popularity"] = dict(popularity.params)
-    with timer.stage("assemble"):
-        items_df = _assemble.items_table(
-            catalog, graph, levels, default_level, group, canonical, popularity
-        )
-        tags_df = splice_tags(old.tags, catalog, ids, inferred, redo_tags)
-        rejects = pd.concat([old.rejects, batch.rejects, emb_rejects], ignore_index=True)
-        report = drift_report(
-            old.items,
-            items_df,
-            n_levels=len(levels),
-            default_level=default_level,
-            changes=counts_in,
-            drift_threshold=cfg.update.drift_threshold,
-            max_batch_fraction=cfg.update.max_batch_fraction,
-            split_share=cfg.update.split_share,
-        )
-        stages["persist"] = _persist.update_info(levels, persist.get("base_dir"))
-        stages["update"] = {"source_run": str(old.path), "noop": False, **summary(report)}
-        counts = run_counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
-        manifest = run_manifest(cfg, timings=timer.timings, counts=counts, stages=stages)
-        extras = _persist.run_extras(emb_all, ids, lists)
-    result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
-    with timer.stage("write"):
-        adopt = sorted(stage.glob("*.npy"))
-        path = write_run(result, out, overwrite=overwrite, adopt=adopt)
-        write_drift(path, report)
+    # the files are written while the rest is assembled: the merged embeddings (hundreds of
+    # MB to fsync and hash), the graph and the clusters first, each table as soon as it exists
+    with RunWriter(out, overwrite=overwrite, adopt=sorted(stage.glob("*.npy"))) as writer:
+        with timer.stage("assemble"):
+            extras = _persist.run_extras(emb_all, ids, lists)
+            writer.add_extras(extras)
+            writer.add_graph(graph)
+            writer.add_table("clusters", clusters)
+            tags_df = splice_tags(old.tags, catalog, ids, inferred, redo_tags)
+            writer.add_table("tags", tags_df)  # the longest to encode: first
+            items_df = _assemble.items_table(
+                catalog, graph, levels, default_level, group, canonical, popularity
+            )
+            writer.add_table("items", items_df)
+            rejects = pd.concat([old.rejects, batch.rejects, emb_rejects], ignore_index=True)
+            report = drift_report(
+                old.items,
+                items_df,
+                n_levels=len(levels),
+                default_level=default_level,
+                changes=counts_in,
+                drift_threshold=cfg.update.drift_threshold,
+                max_batch_fraction=cfg.update.max_batch_fraction,
+                split_share=cfg.update.split_share,
+            )
+            stages["persist"] = _persist.update_info(levels, persist.get("base_dir"))
+            stages["update"] = {"source_run": str(old.path), "noop": False, **summary(report)}
+            counts = run_counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
+            manifest = run_manifest(cfg, timings=timer.timings, counts=counts, stages=stages)
+        result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
+        with timer.stage("write"):
+            path = writer.finish(result)
+            write_drift(path, report)
     logger.info("updated run written to %s", path)
     return RunResult(
         items_df, tags_df, clusters, rejects, graph, manifest, path=path, extras=extras

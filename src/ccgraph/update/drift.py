@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["drift_markdown", "drift_report", "splits_and_merges"]
+__all__ = ["drift_markdown", "drift_report", "splits_and_merges", "unique_inverse"]
 
 
 def splits_and_merges(
@@ -45,30 +45,57 @@ def splits_and_merges(
     new = np.asarray(new, dtype=np.int64)
     if len(old) == 0:
         return [], []
-    ou, oc = np.unique(old, return_inverse=True)
-    nu, nc = np.unique(new, return_inverse=True)
-    table = sp.coo_matrix(
-        (np.ones(len(old)), (oc.ravel(), nc.ravel())), shape=(len(ou), len(nu))
-    ).tocsr()
+    ou, oc = unique_inverse(old)
+    nu, nc = unique_inverse(new)
+    table = sp.coo_matrix((np.ones(len(old)), (oc, nc)), shape=(len(ou), len(nu))).tocsr()
     table.sum_duplicates()
     coo = table.tocoo()
-    old_size = np.bincount(oc.ravel(), minlength=len(ou))
-    frame = pd.DataFrame({"o": coo.row, "n": coo.col, "c": coo.data.astype(np.int64)})
-    frame = frame[frame["c"] >= min_items]
-    frac = frame["c"].to_numpy() / old_size[frame["o"].to_numpy()]
-    big = frame[frac >= share].sort_values(["o", "c", "n"], ascending=[True, False, True])
+    old_size = np.bincount(oc, minlength=len(ou))
+    o, n, c = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(np.int64)
+    keep = c >= min_items
+    o, n, c = o[keep], n[keep], c[keep]
+    big = c / old_size[o] >= share
+    o, n, c = o[big], n[big], c[big]
+    by_old = np.lexsort((n, -c, o))  # per old cluster: largest part first, then new id
     splits = [
-        {"old": int(ou[o]), "into": [int(nu[x]) for x in g["n"]], "sizes": g["c"].tolist()}
-        for o, g in big.groupby("o", sort=True)
-        if len(g) >= 2
+        {"old": int(ou[o[g[0]]]), "into": nu[n[g]].tolist(), "sizes": c[g].tolist()}
+        for g in _groups(o, by_old)
     ]
-    big_n = big.sort_values(["n", "c", "o"], ascending=[True, False, True])
+    by_new = np.lexsort((o, -c, n))
     merges = [
-        {"new": int(nu[n]), "from": [int(ou[x]) for x in g["o"]], "sizes": g["c"].tolist()}
-        for n, g in big_n.groupby("n", sort=True)
-        if len(g) >= 2
+        {"new": int(nu[n[g[0]]]), "from": ou[o[g]].tolist(), "sizes": c[g].tolist()}
+        for g in _groups(n, by_new)
     ]
     return splits, merges
+
+
+def _groups(key: np.ndarray, order: np.ndarray) -> list[np.ndarray]:
+    """Runs of equal ``key[order]`` (``order`` sorts by ``key`` first) with at least two rows."""
+    k = key[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    ends = np.r_[starts[1:], len(k)]
+    return [order[a:b] for a, b in zip(starts, ends, strict=True) if b - a >= 2]
+
+
+def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` of integer ids, by counting when they are dense.
+
+    Examples
+    --------
+    >>> u, inv = unique_inverse(np.array([7, 3, 7, -1]))
+    >>> u.tolist(), inv.tolist()
+    ([-1, 3, 7], [2, 1, 2, 0])
+    """
+    values = np.asarray(values, dtype=np.int64).ravel()
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.intp)
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo > 4 * len(values) + 1024:
+        u, inv = np.unique(values, return_inverse=True)
+        return u, inv.ravel()
+    present = np.bincount(values - lo, minlength=hi - lo + 1) > 0
+    rank = np.cumsum(present) - 1
+    return np.flatnonzero(present) + lo, rank[values - lo].astype(np.intp)
 
 
 def drift_report(
@@ -124,8 +151,8 @@ def drift_report(
         b = new[col].to_numpy(np.int64)[where]
         moved = a != b
         splits, merges = splits_and_merges(a, b, share=split_share)
-        before = set(np.unique(old[col]).tolist())
-        after = set(np.unique(new[col]).tolist())
+        before = set(unique_inverse(old[col].to_numpy(np.int64))[0].tolist())
+        after = set(unique_inverse(new[col].to_numpy(np.int64))[0].tolist())
         levels.append(
             {
                 "level": i,

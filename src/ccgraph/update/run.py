@@ -161,7 +161,7 @@ def update_run(
         batch = read_batch(
             new_catalog if isinstance(new_catalog, Catalog) else Path(new_catalog), cfg
         )
-        changes = plan_changes(old.ids, batch, remove)
+        changes = plan_changes(old.items["id"], batch, remove)
     from ccgraph.update._steps import run_update
 
     return run_update(
