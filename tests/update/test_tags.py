@@ -190,7 +190,9 @@ def test_seed_values_are_the_sweeps_of_the_dense_equation() -> None:
     np.testing.assert_allclose(got.toarray(), est, atol=1e-13)
 
 
-def test_sparse_fallback_gives_the_component_solve(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dense_block_and_sparse_fallback_give_the_component_solve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import ccgraph.update.tags as tags_module
 
     graph, seeds = _problem(seed=7)
@@ -207,9 +209,14 @@ def test_sparse_fallback_gives_the_component_solve(monkeypatch: pytest.MonkeyPat
         "calibrator": None,
         "mass": item_mass(graph, seeds, alpha=0.8, tol=1e-10),
     }
+    monkeypatch.setattr(tags_module, "DENSE_ENTRIES", 10**9)
+    dense = local_spread(*args, **kw)  # this region's tags fill its rows: the dense block
+    monkeypatch.setattr(tags_module, "DENSE_ENTRIES", 0)
     flat = local_spread(*args, **kw)
     monkeypatch.setattr(tags_module, "FLAT_ENTRIES", 0)
     sparse = local_spread(*args, **kw)
+    np.testing.assert_allclose(dense.scores.toarray(), flat.scores.toarray(), atol=1e-12)
+    np.testing.assert_allclose(dense.confidence.toarray(), flat.confidence.toarray(), atol=1e-12)
     np.testing.assert_allclose(flat.scores.toarray(), sparse.scores.toarray(), atol=1e-7)
     np.testing.assert_allclose(flat.confidence.toarray(), sparse.confidence.toarray(), atol=1e-6)
-    assert flat.scores.has_sorted_indices
+    assert flat.scores.has_sorted_indices and dense.scores.has_sorted_indices

@@ -148,6 +148,10 @@ def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.n
 #: Most (row, tag) unknowns of the component-wise region solve; larger regions are solved on
 #: sparse rows (:func:`_solve_sparse`).
 FLAT_ENTRIES = 8_000_000
+#: Up to this many (row, tag) cells, a region whose tags fill its rows is solved as one dense
+#: block (a sparse x dense product per sweep), faster than the flat vector when most cells
+#: are unknowns anyway (few large components, many tags: e.g. a half-catalog batch).
+DENSE_ENTRIES = 2_000_000
 
 Ranked = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # row, tag, score, rank
 
@@ -188,7 +192,14 @@ def _solve_region(
     )
     pat.sum_duplicates()
     width = np.diff(pat.indptr)[comp]  # unknowns per row
-    if int(width.sum()) > FLAT_ENTRIES:
+    active = np.unique(pat.indices)
+    dense_cells = n_r * len(active)
+    flat_cells = int(width.sum())
+    if dense_cells <= DENSE_ENTRIES and 4 * flat_cells > dense_cells:
+        return _solve_dense(
+            s_rr, c, f0, seeded, active, alpha=alpha, tol=tol, max_iter=max_iter, top_k=top_k
+        )
+    if flat_cells > FLAT_ENTRIES:
         return _solve_sparse(
             s_rr, c, f0, seeded, alpha=alpha, tol=tol, max_iter=max_iter, top_k=top_k
         )
@@ -231,6 +242,44 @@ def _solve_region(
     tags = pat.indices[np.repeat(pat.indptr[comp], width) + within]
     pos = f > 0
     return _ranked(rows[pos], tags[pos].astype(np.int64), f[pos], top_k), sweeps, done
+
+
+def _solve_dense(
+    s_rr: sp.csr_matrix,
+    c: sp.csr_matrix,
+    f0: sp.csr_matrix,
+    seeded: sp.csr_matrix,
+    active: np.ndarray,
+    *,
+    alpha: float,
+    tol: float,
+    max_iter: int,
+    top_k: int,
+) -> tuple[Ranked, int, bool]:
+    """:func:`_solve_region` on the dense ``rows x active tags`` block (the same sweeps)."""
+    from ccgraph.propagate._solver import _omegas
+
+    n_r = s_rr.shape[0]
+    b = sp.csc_matrix(c)[:, active].toarray()
+    f = sp.csc_matrix(f0)[:, active].toarray()
+    prev = f
+    omegas = _omegas(alpha, "chebyshev")
+    sweeps, done = 0, f.size == 0
+    while not done and sweeps < max_iter:
+        sweeps += 1
+        omega = next(omegas)
+        y = alpha * (s_rr @ f) + b
+        done = float(np.abs(y - f).max(initial=0.0)) < tol
+        prev, f = f, omega * y + (1.0 - omega) * prev
+    own = sp.csc_matrix(seeded)[:, active].tocoo()
+    f[own.row, own.col] = 0.0  # an item's own seeds are not inferred
+    if 0 < top_k < f.shape[1]:  # only the entries that can make a row's top-k (ties kept)
+        kth = np.partition(f, f.shape[1] - top_k, axis=1)[:, f.shape[1] - top_k]
+        rows, cols = np.nonzero((f > 0) & (f >= kth[:, None]))  # by row, then tag
+    else:
+        rows, cols = np.nonzero(f > 0)
+    ranked = _ranked(rows.astype(np.int64), active[cols].astype(np.int64), f[rows, cols], top_k)
+    return ranked, sweeps, done or n_r == 0
 
 
 def _ranked(rows: np.ndarray, tags: np.ndarray, score: np.ndarray, top_k: int) -> Ranked:
