@@ -66,50 +66,13 @@ def run_update(
     rng: RngLike,
     overwrite: bool,
     show_progress: bool,
+    stage: Path,
 ) -> RunResult:
     """Embed, graph, duplicates, clusters, descriptions, tags, popularity, assemble, write.
 
-    The merged embeddings are written once, into a private folder beside ``out``, and moved
-    into the run by :func:`ccgraph.io.write_run`; the folder is removed at the end.
+    ``stage`` is a private folder: the merged embeddings are written once, into a memory-mapped
+    ``.npy`` there, which the run writer moves into the run instead of writing them again.
     """
-    import shutil
-
-    from ccgraph.io.atomic import make_temp_dir
-
-    stage = make_temp_dir(out)  # named so that a later write removes it if this one dies
-    try:
-        return _run_update(
-            old,
-            batch,
-            changes,
-            cfg,
-            out=out,
-            timer=timer,
-            embeddings=embeddings,
-            rng=rng,
-            overwrite=overwrite,
-            show_progress=show_progress,
-            stage=stage,
-        )
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
-
-def _run_update(
-    old: RunResult,
-    batch: Catalog,
-    changes: Changes,
-    cfg: Config,
-    *,
-    out: Path,
-    timer: StageTimer,
-    embeddings: Mapping[str, Embeddings] | None,
-    rng: RngLike,
-    overwrite: bool,
-    show_progress: bool,
-    stage: Path,
-) -> RunResult:
-    """Embed, graph, duplicates, clusters, descriptions, tags, popularity, assemble, write."""
     from ccgraph import _assemble
     from ccgraph._late_stages import (
         describe_levels,

@@ -162,17 +162,27 @@ def update_run(
             new_catalog if isinstance(new_catalog, Catalog) else Path(new_catalog), cfg
         )
         changes = plan_changes(old.items["id"], batch, remove)
+    import shutil
+
+    from ccgraph.io.atomic import make_temp_dir
     from ccgraph.update._steps import run_update
 
-    return run_update(
-        old,
-        batch,
-        changes,
-        cfg,
-        out=dst,
-        timer=timer,
-        embeddings=embeddings,
-        rng=cfg.seed if rng is None else rng,
-        overwrite=overwrite,
-        show_progress=show_progress,
-    )
+    # private folder for the merged embeddings (moved into the run when it is written); named
+    # like write_run's temporary folders, so a later write removes it if this process dies
+    stage = make_temp_dir(dst)
+    try:
+        return run_update(
+            old,
+            batch,
+            changes,
+            cfg,
+            out=dst,
+            timer=timer,
+            embeddings=embeddings,
+            rng=cfg.seed if rng is None else rng,
+            overwrite=overwrite,
+            show_progress=show_progress,
+            stage=stage,
+        )
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -178,8 +178,6 @@ def _solve_region(
     """
     from scipy.sparse.csgraph import connected_components
 
-    from ccgraph.propagate._solver import _omegas
-
     n_r, n_t = c.shape
     n_comp, comp = connected_components(s_rr, directed=False)
     cc, fc = sp.coo_matrix(c), sp.coo_matrix(f0)
@@ -225,15 +223,7 @@ def _solve_region(
     b[flat(cc.row, cc.col)] = cc.data
     f = np.zeros(size)
     f[flat(fc.row, fc.col)] = fc.data
-    prev = f
-    omegas = _omegas(alpha, "chebyshev")
-    sweeps, done = 0, size == 0
-    while not done and sweeps < max_iter:
-        sweeps += 1
-        omega = next(omegas)
-        y = alpha * (m @ f) + b
-        done = float(np.abs(y - f).max(initial=0.0)) < tol
-        prev, f = f, omega * y + (1.0 - omega) * prev
+    f, sweeps, done = _chebyshev(m, b, f, alpha=alpha, tol=tol, max_iter=max_iter)
     sc = sp.coo_matrix(seeded)
     at = flat(sc.row, sc.col)
     f[at[at >= 0]] = 0.0  # an item's own seeds are not inferred
@@ -242,6 +232,28 @@ def _solve_region(
     tags = pat.indices[np.repeat(pat.indptr[comp], width) + within]
     pos = f > 0
     return _ranked(rows[pos], tags[pos].astype(np.int64), f[pos], top_k), sweeps, done
+
+
+def _chebyshev(
+    m: sp.csr_matrix, b: np.ndarray, f: np.ndarray, *, alpha: float, tol: float, max_iter: int
+) -> tuple[np.ndarray, int, bool]:
+    """Solve ``F = alpha M F + b`` from ``f`` (a vector or a dense block) by Chebyshev sweeps.
+
+    The eigenvalues of ``alpha M`` lie in ``[-alpha, alpha]``; stops when a plain sweep would
+    change no entry by ``tol`` or more. Returns ``F``, the sweeps and whether it converged.
+    """
+    from ccgraph.propagate._solver import _omegas
+
+    prev = f
+    omegas = _omegas(alpha, "chebyshev")
+    sweeps, done = 0, f.size == 0
+    while not done and sweeps < max_iter:
+        sweeps += 1
+        omega = next(omegas)
+        y = alpha * (m @ f) + b
+        done = float(np.abs(y - f).max(initial=0.0)) < tol
+        prev, f = f, omega * y + (1.0 - omega) * prev
+    return f, sweeps, done
 
 
 def _solve_dense(
@@ -257,20 +269,10 @@ def _solve_dense(
     top_k: int,
 ) -> tuple[Ranked, int, bool]:
     """:func:`_solve_region` on the dense ``rows x active tags`` block (the same sweeps)."""
-    from ccgraph.propagate._solver import _omegas
-
     n_r = s_rr.shape[0]
     b = sp.csc_matrix(c)[:, active].toarray()
     f = sp.csc_matrix(f0)[:, active].toarray()
-    prev = f
-    omegas = _omegas(alpha, "chebyshev")
-    sweeps, done = 0, f.size == 0
-    while not done and sweeps < max_iter:
-        sweeps += 1
-        omega = next(omegas)
-        y = alpha * (s_rr @ f) + b
-        done = float(np.abs(y - f).max(initial=0.0)) < tol
-        prev, f = f, omega * y + (1.0 - omega) * prev
+    f, sweeps, done = _chebyshev(s_rr, b, f, alpha=alpha, tol=tol, max_iter=max_iter)
     own = sp.csc_matrix(seeded)[:, active].tocoo()
     f[own.row, own.col] = 0.0  # an item's own seeds are not inferred
     if 0 < top_k < f.shape[1]:  # only the entries that can make a row's top-k (ties kept)
