@@ -110,3 +110,31 @@ def test_too_few_items_left() -> None:
     old, emb, batch, metric = _scenario(x, 8, np.arange(4), np.zeros(0, int), 0, "cosine")
     with pytest.raises(InputError, match=r"graph\.k"):
         update_knn_lists(old, emb, batch=batch, metric=metric)
+
+
+@pytest.mark.parametrize("search", ["exact", "probe"])
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_copies_are_listed_as_the_full_search_lists_them(search: str, metric: str) -> None:
+    """New items that repeat old vectors (and each other): lists equal the collapsed search's.
+
+    The full search lists a row's bitwise copies at distance 0, ties by row; an update must
+    give the same lists, not ones ordered by the rounding of ``1 - x.x``.
+    """
+    g = np.random.default_rng(5)
+    distinct = g.normal(size=(40, 24)).astype(np.float32) * g.uniform(0.5, 3.0, size=(40, 1))
+    pick = np.r_[np.arange(40), g.integers(0, 40, size=80)]  # old: 40 distinct + 80 copies
+    new = np.r_[g.integers(0, 40, size=25), g.integers(0, 40, size=5).repeat(3)]
+    x = distinct[np.r_[pick, new]].astype(np.float32)
+    n_old = len(pick)
+    old, emb, batch, _ = _scenario(x, n_old, np.zeros(0, int), np.zeros(0, int), 0, metric)
+    labels = np.where(batch, -1, np.arange(len(x)) % 7)  # any clusters serve as the index
+    got, _ = update_knn_lists(
+        old, emb, batch=batch, metric=metric, search=search, labels=labels, min_candidates=1
+    )
+    ref_i, ref_d = knn_search(emb, k=5, metric=metric, backend="exact")
+    np.testing.assert_array_equal(got.indices, ref_i)
+    np.testing.assert_allclose(got.distances, ref_d, atol=1e-5)
+    kept = np.r_[pick, new]
+    has_copy = np.bincount(kept, minlength=40)[kept] > 1
+    assert has_copy.sum() > 100
+    assert (got.distances[has_copy, 0] == 0).all()  # a row's copies: at exactly 0

@@ -28,12 +28,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["probe_search", "top_k_pairs"]
+__all__ = ["copies_at_zero", "probe_search", "top_k_pairs"]
 
 logger = logging.getLogger(__name__)
 
 #: Pairs per gathered block when scoring the neighbours-of-neighbours round.
 _PAIR_BLOCK = 65_536
+
+#: A cosine distance this small may be a row's distance to a bitwise copy of itself (float32
+#: rounding of ``1 - x.x`` over a few hundred dimensions stays far below it).
+_COPY_COSINE = 1e-4
+#: The same for euclidean distances, relative to the target's norm.
+_COPY_RELATIVE = 1e-2
 
 
 def _dist(dots: np.ndarray, sq_q: np.ndarray | None, sq_t: np.ndarray | None) -> np.ndarray:
@@ -41,6 +47,44 @@ def _dist(dots: np.ndarray, sq_q: np.ndarray | None, sq_t: np.ndarray | None) ->
     if sq_q is None or sq_t is None:
         return np.maximum(1.0 - dots, 0.0).astype(np.float32, copy=False)
     return np.sqrt(np.maximum(sq_q + sq_t - 2.0 * dots, 0.0)).astype(np.float32, copy=False)
+
+
+def copies_at_zero(
+    dist: np.ndarray,
+    q_rows: np.ndarray,
+    t_rows: np.ndarray,
+    data: np.ndarray,
+    sq: np.ndarray | None,
+) -> None:
+    """Set ``dist`` to exactly 0 where rows ``q_rows`` and ``t_rows`` of ``data`` are identical.
+
+    Rounding leaves a row's distance to a bitwise copy of itself near, not at, zero; the full
+    search collapses exact duplicates (:mod:`ccgraph.graph._collapse`) and lists copies at
+    distance 0, ties by row. Only the pairs whose distance is small enough to be a copy's are
+    compared (``sq``: squared norms for euclidean, None for cosine on unit rows). In place;
+    ``dist`` is 1-D (one entry per pair) or 2-D (``[len(q_rows), len(t_rows)]``).
+
+    Examples
+    --------
+    >>> x = np.array([[0.6, 0.8], [0.6, 0.8], [0.8, 0.6]], dtype=np.float32)
+    >>> d = np.array([[1e-7, 0.04]], dtype=np.float32)
+    >>> copies_at_zero(d, np.array([0]), np.array([1, 2]), x, None); d.tolist()[0][0]
+    0.0
+    """
+    if dist.ndim == 2:
+        if sq is None:
+            r, c = np.nonzero(dist <= _COPY_COSINE)
+        else:
+            r, c = np.nonzero(dist <= _COPY_RELATIVE * np.sqrt(sq[t_rows])[None, :] + 1e-6)
+        if len(r):
+            same = (data[q_rows[r]] == data[t_rows[c]]).all(axis=1)
+            dist[r[same], c[same]] = 0.0
+        return
+    limit = _COPY_COSINE if sq is None else _COPY_RELATIVE * np.sqrt(sq[t_rows]) + 1e-6
+    at = np.flatnonzero(dist <= limit)
+    if len(at):
+        same = (data[q_rows[at]] == data[t_rows[at]]).all(axis=1)
+        dist[at[same]] = 0.0
 
 
 def top_k_pairs(
@@ -178,6 +222,7 @@ def probe_search(
             qpos = pq[a:b]
             target = members[starts[c] : starts[c + 1]]
             dist = _dist(qv[qpos] @ data[target].T, _col(sq_q, qpos), _pick(sq, target))
+            copies_at_zero(dist, queries[qpos], target, data, sq)
             n_compared += dist.size
             _drop_self(dist, queries[qpos], target)
             top.append(_block_top(dist, qpos, target, k))
@@ -200,6 +245,7 @@ def probe_search(
         a_, t_ = hq[s : s + _PAIR_BLOCK], ht[s : s + _PAIR_BLOCK]
         dots = np.einsum("ij,ij->i", qv[a_], data[t_])
         hd[s : s + len(a_)] = _dist(dots, _pick(sq_q, a_), _pick(sq, t_))
+        copies_at_zero(hd[s : s + len(a_)], queries[a_], t_, data, sq)
     n_compared += len(hq)
     win = hd <= kth[ht]
     gained.append((ht[win], queries[hq[win]], hd[win]))

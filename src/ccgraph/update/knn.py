@@ -18,6 +18,7 @@ from ccgraph.containers import Embeddings
 from ccgraph.exceptions import InputError
 from ccgraph.update._ids import locate
 from ccgraph.update._persist import KnnLists
+from ccgraph.update._probe import copies_at_zero
 
 __all__ = ["batch_distances", "update_knn_lists"]
 
@@ -66,6 +67,7 @@ def batch_distances(
             else:
                 block = np.sqrt(np.maximum(sq[q, None] + sq[None, :] - 2.0 * dots, 0.0))
                 block = block.astype(np.float32)
+            copies_at_zero(block, q, np.arange(n), data, sq if metric == "euclidean" else None)
         block[np.arange(len(q)), q] = np.inf
         yield s, block
 
