@@ -246,3 +246,13 @@ def test_update_accepts_overrides_of_where_the_batch_is() -> None:
     )
     assert cfg.update.tags == "full"
     assert cfg.graph.k == 15
+
+
+def test_a_bad_override_is_named_as_an_override() -> None:
+    from ccgraph.exceptions import ConfigError
+    from ccgraph.update.run import _config
+
+    manifest = {"config": {"data": {"path": "x.csv"}, "graph": {"k": 15}}}
+    with pytest.raises(ConfigError, match=r"overrides \(--set\).*update\.refine.*'fast'"):
+        _config(manifest, ["update.refine=fast"])
+    assert _config(manifest, ["update.refine=leidenalg"]).update.refine == "leidenalg"

@@ -37,8 +37,9 @@ def _config(
         overrides = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
     base = manifest.get("stages", {}).get("persist", {}).get("base_dir")
     recorded = config_from_mapping(raw, base_dir=base, source="the run's config")
+    source = "the run's config with the overrides (--set)" if overrides else "the run's config"
     cfg = config_from_mapping(
-        apply_overrides(raw, list(overrides or [])), base_dir=base, source="the run's config"
+        apply_overrides(raw, list(overrides or [])), base_dir=base, source=source
     )
     _check_kept_settings(recorded, cfg)
     return cfg
