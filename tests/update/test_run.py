@@ -256,3 +256,18 @@ def test_a_bad_override_is_named_as_an_override() -> None:
     with pytest.raises(ConfigError, match=r"overrides \(--set\).*update\.refine.*'fast'"):
         _config(manifest, ["update.refine=fast"])
     assert _config(manifest, ["update.refine=leidenalg"]).update.refine == "leidenalg"
+
+
+def test_an_existing_output_is_refused_before_any_work(
+    base_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ccgraph.io
+
+    out = tmp_path / "taken"
+    ccgraph.write_run(ccgraph.load_run(base_run), out)
+    before = sorted(p.name for p in out.iterdir())
+    monkeypatch.setattr(ccgraph.io, "load_run", lambda *a, **k: pytest.fail("worked first"))
+    with pytest.raises(OutputError, match=r"already holds a run.*--overwrite"):
+        update_run(base_run, _empty_catalog(), out=out)
+    assert sorted(p.name for p in out.iterdir()) == before  # untouched
+    assert not list(tmp_path.glob(".taken.tmp-*"))  # and no staging folder left

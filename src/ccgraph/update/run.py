@@ -152,6 +152,13 @@ def update_run(
         raise OutputError(
             f"`out` must differ from `run_dir` ({src}): an update never rewrites its input"
         )
+    from ccgraph.io.atomic import check_replaceable
+
+    if check_replaceable(dst) and not overwrite and any(dst.iterdir()):  # before any work
+        raise OutputError(
+            f"{dst} already holds a run; pass overwrite=True (`ccgraph update --overwrite`) to "
+            "replace it, or choose another output directory"
+        )
     timer = StageTimer()
     with timer.stage("load"):
         old = load_run(src)
