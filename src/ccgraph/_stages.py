@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, Partition, TagSet
-from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError, OutputError
+from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError
 
 __all__ = [
     "build_graph",
@@ -327,13 +327,14 @@ def resolve_out_dir(cfg: Config, out: str | Path | None) -> Path:
 
 def check_output(out_dir: Path, *, overwrite: bool) -> None:
     """Fail before any work when the run directory could not be written or replaced later."""
-    from ccgraph.io.atomic import check_replaceable, make_temp_dir
+    from ccgraph.io.atomic import make_temp_dir, refuse_existing_run
 
-    if check_replaceable(out_dir) and not overwrite and any(out_dir.iterdir()):
-        raise OutputError(
-            f"{out_dir} already holds a run; set `output.overwrite: true` to replace it, or "
-            "choose another output directory (`output.dir` or `--out`)"
-        )
+    refuse_existing_run(
+        out_dir,
+        overwrite=overwrite,
+        hint="set `output.overwrite: true` to replace it, or choose another output directory "
+        "(`output.dir` or `--out`)",
+    )
     make_temp_dir(out_dir).rmdir()  # a writability probe beside the run directory
 
 

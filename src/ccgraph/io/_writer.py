@@ -28,13 +28,13 @@ import numpy as np
 import pandas as pd
 
 from ccgraph.containers import KnnGraph, RunResult, check_same_ids
-from ccgraph.exceptions import InputError, OutputError
+from ccgraph.exceptions import InputError
 from ccgraph.io._json import jsonable
 from ccgraph.io._workers import Workers
 from ccgraph.io.atomic import (
     MANIFEST_NAME,
-    check_replaceable,
     make_temp_dir,
+    refuse_existing_run,
     remove_stale_temp_dirs,
     replace_directory,
 )
@@ -253,11 +253,12 @@ class RunWriter:
         adopt: Collection[str | os.PathLike[str]] = (),
     ) -> None:
         self.final = Path(path)
-        if check_replaceable(self.final) and not overwrite and any(self.final.iterdir()):
-            raise OutputError(
-                f"{self.final} already holds a run; pass overwrite=True (config "
-                "`output.overwrite: true`) to replace it, or choose another output directory"
-            )
+        refuse_existing_run(
+            self.final,
+            overwrite=overwrite,
+            hint="pass overwrite=True (config `output.overwrite: true`) to replace it, or "
+            "choose another output directory",
+        )
         remove_stale_temp_dirs(self.final)
         self._adopt = {Path(f).resolve() for f in adopt}
         self.tmp = make_temp_dir(self.final)

@@ -213,6 +213,16 @@ def _exchange(a: Path, b: Path) -> bool:
     return rc == 0
 
 
+def refuse_existing_run(final_dir: str | os.PathLike[str], *, overwrite: bool, hint: str) -> None:
+    """Raise :class:`OutputError` if ``final_dir`` holds a run and ``overwrite`` is false.
+
+    ``hint`` ends the message: how to replace the run, or where else to write.
+    """
+    final = Path(final_dir)
+    if check_replaceable(final) and not overwrite and any(final.iterdir()):
+        raise OutputError(f"{final} already holds a run; {hint}")
+
+
 def check_replaceable(final_dir: str | os.PathLike[str]) -> bool:
     """Return whether ``final_dir`` exists; raise :class:`OutputError` if it may not be replaced.
 

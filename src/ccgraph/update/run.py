@@ -152,13 +152,14 @@ def update_run(
         raise OutputError(
             f"`out` must differ from `run_dir` ({src}): an update never rewrites its input"
         )
-    from ccgraph.io.atomic import check_replaceable
+    from ccgraph.io.atomic import refuse_existing_run
 
-    if check_replaceable(dst) and not overwrite and any(dst.iterdir()):  # before any work
-        raise OutputError(
-            f"{dst} already holds a run; pass overwrite=True (`ccgraph update --overwrite`) to "
-            "replace it, or choose another output directory"
-        )
+    refuse_existing_run(  # before any work
+        dst,
+        overwrite=overwrite,
+        hint="pass overwrite=True (`ccgraph update --overwrite`) to replace it, or choose "
+        "another output directory",
+    )
     timer = StageTimer()
     with timer.stage("load"):
         old = load_run(src)
