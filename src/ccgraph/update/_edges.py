@@ -104,10 +104,8 @@ def local_edges(
     old = sp.csr_matrix(old, dtype=np.float32)
     rows_of = np.repeat(np.arange(old.shape[0]), np.diff(old.indptr))
     hold = ~changed[rows_of] & ~changed[old.indices] & (old.data != 0)  # unchanged pairs stay
-    kept = sp.csr_matrix(
-        (old.data[hold], old.indices[hold], np.r_[0, np.cumsum(np.bincount(rows_of[hold],
-         minlength=old.shape[0]))]), shape=old.shape
-    )  # fmt: skip
+    indptr = np.r_[0, np.cumsum(np.bincount(rows_of[hold], minlength=old.shape[0]))]
+    kept = sp.csr_matrix((old.data[hold], old.indices[hold], indptr), shape=old.shape)
     adjacency = sp.csr_matrix(kept + _symmetric(n, u, v, w), dtype=np.float32)
     adjacency.sort_indices()
     nc, labels = connected_components(adjacency, directed=False)

@@ -71,20 +71,12 @@ def copies_at_zero(
     >>> copies_at_zero(d, np.array([0]), np.array([1, 2]), x, None); d.tolist()[0][0]
     0.0
     """
-    if dist.ndim == 2:
-        if sq is None:
-            r, c = np.nonzero(dist <= _COPY_COSINE)
-        else:
-            r, c = np.nonzero(dist <= _COPY_RELATIVE * np.sqrt(sq[t_rows])[None, :] + 1e-6)
-        if len(r):
-            same = (data[q_rows[r]] == data[t_rows[c]]).all(axis=1)
-            dist[r[same], c[same]] = 0.0
-        return
+    # the targets run along the last axis in both shapes
     limit = _COPY_COSINE if sq is None else _COPY_RELATIVE * np.sqrt(sq[t_rows]) + 1e-6
-    at = np.flatnonzero(dist <= limit)
-    if len(at):
-        same = (data[q_rows[at]] == data[t_rows[at]]).all(axis=1)
-        dist[at[same]] = 0.0
+    near = np.nonzero(dist <= limit)
+    q, t = q_rows[near[0]], t_rows[near[-1]]
+    same = (data[q] == data[t]).all(axis=1)
+    dist[tuple(a[same] for a in near)] = 0.0
 
 
 def top_k_pairs(

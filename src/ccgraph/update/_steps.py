@@ -18,6 +18,7 @@ from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
 from ccgraph.exceptions import InputError
 from ccgraph.update._calls import duplicates, local_tags, previous_popularity
 from ccgraph.update._catalog import Changes
+from ccgraph.update._ids import locate
 from ccgraph.update._output import noop, splice_tags, subset, summary, write_drift
 from ccgraph.update._persist import member
 
@@ -32,13 +33,11 @@ def changed_rows(old: KnnGraph, new: KnnGraph, removed: np.ndarray, n_kept: int)
     The first ``n_kept`` rows of ``new`` are the old items that stayed, in their old order.
     """
     n = new.n_items
-    from ccgraph.update._ids import locate
-
     kept_pos = locate(old.ids, new.ids[:n_kept])
     a_old = old.adjacency
     gone = np.zeros(old.n_items, dtype=bool)
     if len(removed):
-        gone[pd.Index(old.ids).get_indexer(np.asarray(removed).astype(str))] = True
+        gone[locate(old.ids, np.asarray(removed).astype(str))] = True
     lost_edge = np.asarray(a_old[:, np.flatnonzero(gone)].getnnz(axis=1) > 0).ravel()
     sub_old = a_old[kept_pos][:, kept_pos]
     a_new = sp.csr_matrix(new.adjacency)
@@ -88,7 +87,6 @@ def run_update(
     from ccgraph.update import _persist
     from ccgraph.update._batch import embed_batch, same_content, same_vectors
     from ccgraph.update._catalog import merged_catalog, run_catalog
-    from ccgraph.update._ids import locate
     from ccgraph.update.clusters import update_levels
     from ccgraph.update.drift import drift_report
     from ccgraph.update.graph import merge_embeddings, update_graph
@@ -153,12 +151,9 @@ def run_update(
         }
         emb_all = merge_embeddings(old_emb, batch_emb, ids, replaced=replaced, stage=stage)
         finest = f"cluster_l{len(persist['level_resolutions']) - 1}"
-        labels = (
-            old.items.set_index(old.items["id"].astype(str))[finest]
-            .reindex(pd.Index(ids))
-            .fillna(-1)
-            .to_numpy(np.int64)
-        )
+        old_rows = locate(old.ids, ids)  # each item's row in the run (-1: new)
+        at = np.maximum(old_rows, 0)
+        labels = np.where(old_rows >= 0, old.items[finest].to_numpy(np.int64)[at], -1)
         graph, lists, stages["graph"] = update_graph(
             emb_all, old_lists, ids, cfg, batch_ids=graph_batch, labels=labels, old_graph=old.graph
         )
@@ -183,7 +178,7 @@ def run_update(
             new_items=cfg.update.new_items,
             refine=cfg.update.refine,
             refine_iterations=cfg.update.refine_iterations,
-            old_rows=locate(old.ids, graph.ids),
+            old_rows=old_rows,  # graph.ids are ids
             rng=rng,
         )
         default_level = int(stages.get("cluster", {}).get("default_level", 0))

@@ -261,6 +261,7 @@ def update_levels(
     """
     from ccgraph.cluster import leiden, recursive_split
     from ccgraph.cluster.stable_ids import stabilize_aligned
+    from ccgraph.update._ids import locate
     from ccgraph.update.local_move import MOVE_OBJECTIVES, refine_local
 
     c = cfg.cluster
@@ -273,9 +274,7 @@ def update_levels(
     seed = derive_seed(rng)
     ids = graph.ids
     if old_rows is None:
-        old_rows = pd.Index(old_items["id"].astype(str).to_numpy(object)).get_indexer(
-            np.asarray(ids, dtype=object)
-        )
+        old_rows = locate(old_items["id"].astype(str).to_numpy(), ids)
     old_rows = np.asarray(old_rows, dtype=np.int64)
     present = old_rows >= 0
     fixed = None
