@@ -310,3 +310,28 @@ def test_analyse_with_run_uses_the_run_clusters_over_the_log_column(tmp_path, ru
     clusters = pd.read_parquet(out / "clusters.parquet")
     assert set(clusters["cluster"].astype(int)) <= {0, 1}  # the run's clusters, not 0..19
     assert "uses the run's clusters of `original_id`" in caplog.text
+
+
+def test_analyse_names_the_log_file_and_the_line_of_a_bad_value(tmp_path):
+    n = 30
+    log = pd.DataFrame(
+        {
+            "unit": [f"u{i % 6}" for i in range(n)],
+            "query": "q",
+            "position": np.arange(n) % 4,
+            "shown_id": "a",
+            "original_id": "a",
+            "arm": ["control" if i % 6 < 3 else "treatment" for i in range(n)],
+            "clicked": [0, 1, 1] * (n // 3),
+        }
+    )
+    log.loc[12, "position"] = -2
+    path = tmp_path / "log.csv"
+    log.to_csv(path, index=False)
+    with pytest.raises(CcgraphError) as err:
+        _run(["experiment", "analyse", str(path), "--out", str(tmp_path / "o")])
+    row = int(str(err.value).split("data row ")[1].split()[0])
+    assert str(err.value).startswith(f"{path}: log column `position`")
+    line = path.read_text().splitlines()[row]  # line 0 is the header
+    assert pd.read_csv(path).iloc[row - 1]["position"] == -2
+    assert ",-2," in line

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from ccgraph.exceptions import InputError
-from ccgraph.experiment import analyse
+from ccgraph.experiment import analyse, check_log
 
 
 def _log(n=8):
@@ -96,3 +96,13 @@ def test_bad_value_shown_as_a_plain_number():
     log.loc[3, "clicked"] = 2
     with pytest.raises(InputError, match=r"row 3 has 2 \(1 bad rows\)"):
         analyse(log)
+
+
+def test_a_source_file_is_named_with_its_one_based_data_row():
+    log = _log()
+    log["clicked"] = log["clicked"].astype(object)
+    log.loc[3, "clicked"] = 7  # the 4th data row
+    with pytest.raises(InputError, match=r"^impressions\.csv: log column `clicked`.*data row 4 "):
+        check_log(log, source="impressions.csv")
+    with pytest.raises(InputError, match=r"^log column `clicked`.*; row 3 "):
+        check_log(log)

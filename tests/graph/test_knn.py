@@ -201,3 +201,44 @@ def test_cosine_is_scale_free_at_float32_extremes(scale):
     emb = Embeddings.from_array(big)
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     np.testing.assert_allclose(emb.vectors, xn, atol=1e-4)
+
+
+def test_estimate_recall_counts_tied_copies_whichever_the_list_holds():
+    # 30 bitwise copies: every copy's exact 6 nearest are 6 of the other 29, all at distance 0
+    x, _ = blobs(200, 8, seed=4)
+    x[:30] = x[0]
+    idx, dist = knn_search(x, k=6, backend="exact")
+    swapped = idx.copy()
+    # copies list the highest-numbered other copies instead of the lowest: an equally exact answer
+    for i in range(30):
+        others = [j for j in range(29, -1, -1) if j != i]
+        swapped[i] = others[:6]
+    assert estimate_recall(x, swapped, dist, n_queries=200) == 1.0
+    # a row listed twice, the query itself or an empty slot are misses (3 of 6 slots in row 40)
+    bad = idx.copy()
+    bad[40, 3] = bad[40, 2]
+    bad[40, 4] = 40
+    bad[40, 5] = -1
+    assert estimate_recall(x, bad, dist, n_queries=200) == pytest.approx(1 - 3 / (6 * 200))
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_estimate_recall_matches_a_brute_force_count(metric):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(150, 6)).astype(np.float32) * 10
+    idx, _ = knn_search(x, k=5, metric=metric, backend="exact")
+    noisy = np.where(rng.random(idx.shape) < 0.3, rng.integers(0, 150, idx.shape), idx)
+    y = x / np.linalg.norm(x, axis=1, keepdims=True) if metric == "cosine" else x.astype(float)
+    d = (1 - y @ y.T) if metric == "cosine" else np.linalg.norm(y[:, None] - y[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    kth = np.sort(d, axis=1)[:, 4]
+    expected = 0
+    for i in range(150):
+        seen = set()
+        for j in noisy[i]:
+            if j != i and j not in seen and d[i, j] <= kth[i] + 1e-9:
+                expected += 1
+            seen.add(j)
+    assert estimate_recall(x, noisy, np.zeros(idx.shape), metric=metric, n_queries=150) == (
+        pytest.approx(expected / idx.size)
+    )

@@ -196,6 +196,9 @@ def _analyse(args: argparse.Namespace) -> int:
         if len(parts) != 2:
             raise ParameterError(f"--arms needs 'control,treatment'; got {args.arms!r}")
         arms = (parts[0], parts[1])
+    from ccgraph.experiment.logcheck import check_log
+
+    check_log(log, arms=arms, source=str(args.log))  # errors name the file and its data row
     items = read_run_items(args.run) if args.run is not None else None
     if items is not None and "cluster" in log.columns:
         # An explicit --run wins over a `cluster` column of the log (which analyse reads first).

@@ -49,17 +49,38 @@ def resolve_arms(values: pd.Series, arms: tuple[str, str] | None) -> tuple[str, 
     )
 
 
-def check_log(log: Any, *, arms: tuple[str, str] | None = None) -> CheckedLog:
+def check_log(
+    log: Any, *, arms: tuple[str, str] | None = None, source: str | None = None
+) -> CheckedLog:
     """Validate an impression log and return it as arrays.
+
+    Parameters
+    ----------
+    log
+        The impressions, one row each, with the columns :data:`LOG_COLUMNS`.
+    arms
+        ``(control, treatment)`` labels; default inferred from the ``arm`` column.
+    source
+        The file the log was read from: messages then start with it and give the 1-based
+        data row (the header not counted), as in the file; without it, the 0-based position
+        in the table.
 
     Raises
     ------
     InputError
         Not a DataFrame; a missing column; a missing value; a negative or non-integer
         ``position``; ``clicked`` not 0/1 or boolean; an arm outside the two arms; an arm without
-        units; a unit seen in both arms. Messages name the column and the first bad row
-        (0-based position in the table).
+        units; a unit seen in both arms. Messages name the column and the first bad row.
     """
+    try:
+        return _check(log, arms, source)
+    except InputError as exc:
+        if source is None:
+            raise
+        raise InputError(f"{source}: {exc}") from None
+
+
+def _check(log: Any, arms: tuple[str, str] | None, source: str | None) -> CheckedLog:
     if not isinstance(log, pd.DataFrame):
         raise InputError(f"the log must be a pandas DataFrame; got {type(log).__name__}")
     missing = [c for c in LOG_COLUMNS if c not in log.columns]
@@ -71,14 +92,14 @@ def check_log(log: Any, *, arms: tuple[str, str] | None = None) -> CheckedLog:
     if len(log) == 0:
         raise InputError("the log has no rows")
     for col in LOG_COLUMNS:
-        _no_missing(log[col], col)
-    position = _positions(log["position"])
-    clicked = _clicks(log["clicked"])
+        _no_missing(log[col], col, source)
+    position = _positions(log["position"], source)
+    clicked = _clicks(log["clicked"], source)
     control, treatment = resolve_arms(log["arm"], arms)
     arm = log["arm"].astype(str).to_numpy()
     bad = (arm != control) & (arm != treatment)
     if bad.any():
-        _fail("arm", bad, f"must be {control!r} or {treatment!r}", arm)
+        _fail("arm", bad, f"must be {control!r} or {treatment!r}", arm, source)
     treated = arm == treatment
     codes, units = pd.factorize(log["unit"].astype(str), sort=False)
     codes = codes.astype(np.int64)
@@ -108,30 +129,34 @@ def check_log(log: Any, *, arms: tuple[str, str] | None = None) -> CheckedLog:
     )
 
 
-def _no_missing(col: pd.Series, name: str) -> None:
+def _row(row: int, source: str | None) -> str:
+    return f"row {row}" if source is None else f"data row {row + 1}"
+
+
+def _no_missing(col: pd.Series, name: str, source: str | None) -> None:
     na = col.isna().to_numpy()
     if na.any():
-        row = int(np.flatnonzero(na)[0])
+        row = _row(int(np.flatnonzero(na)[0]), source)
         raise InputError(
-            f"log column `{name}` has a missing value at row {row} ({int(na.sum())} missing)"
+            f"log column `{name}` has a missing value at {row} ({int(na.sum())} missing)"
         )
 
 
-def _positions(col: pd.Series) -> np.ndarray:
+def _positions(col: pd.Series, source: str | None) -> np.ndarray:
     if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
         vals = pd.to_numeric(col, errors="coerce")
         bad = vals.isna().to_numpy()
         if bad.any():
-            _fail("position", bad, "must be a non-negative integer", col.to_numpy())
+            _fail("position", bad, "must be a non-negative integer", col.to_numpy(), source)
         col = vals
     v = col.to_numpy(dtype=np.float64)
     bad = ~np.isfinite(v) | (v < 0) | (v != np.floor(v))
     if bad.any():
-        _fail("position", bad, "must be a non-negative integer", col.to_numpy())
+        _fail("position", bad, "must be a non-negative integer", col.to_numpy(), source)
     return v.astype(np.int64)
 
 
-def _clicks(col: pd.Series) -> np.ndarray:
+def _clicks(col: pd.Series, source: str | None) -> np.ndarray:
     if pd.api.types.is_bool_dtype(col):
         return col.to_numpy(dtype=np.float64)
     if not pd.api.types.is_numeric_dtype(col):
@@ -146,19 +171,19 @@ def _clicks(col: pd.Series) -> np.ndarray:
             ]
         )
         if bad.any():
-            _fail("clicked", bad, "must be 0/1 or boolean", raw)
+            _fail("clicked", bad, "must be 0/1 or boolean", raw, source)
         return raw.astype(np.float64)
     v = col.to_numpy(dtype=np.float64)
     bad = (v != 0) & (v != 1)
     if bad.any():
-        _fail("clicked", bad, "must be 0/1 or boolean", col.to_numpy())
+        _fail("clicked", bad, "must be 0/1 or boolean", col.to_numpy(), source)
     return v
 
 
-def _fail(name: str, bad: np.ndarray, what: str, values: np.ndarray) -> None:
+def _fail(name: str, bad: np.ndarray, what: str, values: np.ndarray, source: str | None) -> None:
     row = int(np.flatnonzero(bad)[0])
     value = values[row]
     value = value.item() if isinstance(value, np.generic) else value  # 2, not np.int64(2)
     raise InputError(
-        f"log column `{name}` {what}; row {row} has {value!r} ({int(bad.sum())} bad rows)"
+        f"log column `{name}` {what}; {_row(row, source)} has {value!r} ({int(bad.sum())} bad rows)"
     )

@@ -303,9 +303,18 @@ def estimate_recall(
     Returns
     -------
     float
-        Mean share of each sampled row's exact ``k`` neighbours that the lists contain; for
-        ``hamming`` (where distances tie) the share of listed neighbours no farther than the
-        exact ``k``-th distance.
+        Mean share of each sampled row's ``k`` slots filled with a neighbour no farther than
+        the exact ``k``-th distance. Ties count as found, whichever tied item a list holds:
+        exact copies (all at distance 0) and equal Hamming distances make the exact ``k``
+        nearest items ambiguous, and a list of other, equally near items is not wrong.
+
+    Notes
+    -----
+    For dense vectors the listed neighbours' distances are measured again from ``vectors``
+    (the ``distances`` given are not trusted) and compared with the exact ``k``-th distance up
+    to float32 rounding: ``1e-5`` for cosine, ``1e-5 (|x|^2 + |y|^2)`` on the squared
+    euclidean distance. A slot holding ``-1``, the query itself or an item already counted
+    earlier in the row is a miss. For ``hamming`` the given distances are compared.
 
     Examples
     --------
@@ -323,6 +332,20 @@ def estimate_recall(
     if metric == "hamming":
         _, ref_d = exact_hamming(arr, k, queries=q, n_jobs=1)
         return float((distances[q] <= ref_d[:, -1:]).mean())
-    ref_i, _ = exact_dense(arr, k, metric=metric, queries=q, n_jobs=1)
-    hits = (indices[q][:, :, None] == ref_i[:, None, :]).any(axis=2)
-    return float(hits.sum() / ref_i.size)
+    _, ref_d = exact_dense(arr, k, metric=metric, queries=q, n_jobs=1)
+    listed = np.asarray(indices[q], dtype=np.int64)
+    valid = (listed >= 0) & (listed < n) & (listed != q[:, None])
+    order = np.argsort(listed, axis=1, kind="stable")
+    ranked = np.take_along_axis(listed, order, axis=1)
+    repeat = np.zeros_like(valid)
+    np.put_along_axis(repeat, order[:, 1:], ranked[:, 1:] == ranked[:, :-1], axis=1)
+    valid &= ~repeat
+    a = arr[q].astype(np.float64)[:, None, :]
+    b = arr[np.where(valid, listed, q[:, None])].astype(np.float64)
+    kth = ref_d[:, -1:].astype(np.float64)
+    if metric == "cosine":
+        near = 1.0 - (a * b).sum(axis=2) <= kth + 1e-5
+    else:
+        slack = 1e-5 * ((a * a).sum(axis=2) + (b * b).sum(axis=2))
+        near = ((b - a) ** 2).sum(axis=2) <= kth * kth + slack
+    return float((valid & near).sum() / listed.size)
