@@ -328,13 +328,21 @@ def _tags(spark: SparkSession, edges: DataFrame, nodes: DataFrame, seeds: Any,
                                   relative_mass=cal is not None)  # fmt: skip
     if cal is not None:
         out = calibrate(out, cal)
-    pdf = out.toPandas()
+    from pyspark.sql import functions as F
+
+    from ccgraph.spark.session import materialize
+
+    out = materialize(out)  # collected below and written with the run: computed once
+    # only the rows and columns the run keeps cross to the driver
+    pdf = (
+        out.where(F.col("confidence") >= F.lit(float(t.min_confidence)))
+        .select("idx", "tag", "score", "confidence")
+        .toPandas()
+    )
     shape = seeds.matrix.shape
     r, c = pdf["idx"].to_numpy(np.int64), pdf["tag"].to_numpy(np.int64)
-    keep = pdf["confidence"].to_numpy() >= t.min_confidence
-    scores = sp.csr_matrix((pdf["score"].to_numpy(np.float32)[keep], (r[keep], c[keep])), shape)
-    conf = sp.csr_matrix((pdf["confidence"].to_numpy(np.float32)[keep], (r[keep], c[keep])),
-                         shape)  # fmt: skip
+    scores = sp.csr_matrix((pdf["score"].to_numpy(np.float32), (r, c)), shape)
+    conf = sp.csr_matrix((pdf["confidence"].to_numpy(np.float32), (r, c)), shape)
     params = {"alpha": t.alpha, "tol": t.tol, "max_iter": t.max_iter, "top_k": t.top_k,
               "min_confidence": t.min_confidence, "prune": prune,
               "calibrator": None if cal is None else cal.describe(),
