@@ -137,6 +137,7 @@ def run_update(
 
     kept = old.ids[~member(old.ids, changes.removed)]
     ids = np.concatenate([kept, changes.added]).astype(str)
+    ids.setflags(write=False)  # read-only: its Arrow copy is made once for every lookup
     graph_batch = np.concatenate([changes.added, replaced]).astype(str)
     catalog = merged_catalog(run_cat, batch, ids, from_batch=np.concatenate([graph_batch, edited]))
     with timer.stage("graph"):
