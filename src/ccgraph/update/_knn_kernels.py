@@ -1,4 +1,4 @@
-"""Numba kernel of the update's kNN lists: insert gained neighbours into sorted lists.
+"""Numba kernels of the update's kNN lists: gained neighbours, probe index, per-query top-k.
 
 Imported lazily (importing this module loads numba); compiled with ``cache=True``.
 """
@@ -11,7 +11,7 @@ import numpy as np
 # the sorted-list insertion of the cells search: (distance, index) order, k best kept
 from ccgraph.graph._ivf_kernels import _insert
 
-__all__ = ["insert_pairs"]
+__all__ = ["cluster_sums", "group_order", "insert_pairs", "top_k_keys"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -30,3 +30,69 @@ def insert_pairs(
         if _insert(out_i[rows[t]], out_d[rows[t]], cols[t], dist[t]):
             n_in += 1
     return n_in
+
+
+@numba.njit(cache=True, nogil=True)
+def cluster_sums(data: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Per cluster, the sum of its rows of ``data`` (rows with code ``-1`` skipped).
+
+    Each sum adds its rows in ascending row order, in ``data``'s dtype: the arithmetic of
+    ``indicator @ data`` with a CSR indicator matrix (scipy's ``csr_matvecs``).
+    """
+    out = np.zeros((n_clusters, data.shape[1]), dtype=data.dtype)
+    for r in range(data.shape[0]):
+        c = codes[r]
+        if c >= 0:
+            row = data[r]
+            acc = out[c]
+            for j in range(data.shape[1]):
+                acc[j] += row[j]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def group_order(codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """``np.argsort(codes, kind="stable")`` for codes in ``[0, n_groups)`` (a counting sort)."""
+    starts = np.zeros(n_groups + 1, dtype=np.int64)
+    for r in range(codes.shape[0]):
+        starts[codes[r] + 1] += 1
+    for c in range(n_groups):
+        starts[c + 1] += starts[c]
+    out = np.empty(codes.shape[0], dtype=np.int64)
+    for r in range(codes.shape[0]):
+        c = codes[r]
+        out[starts[c]] = r
+        starts[c] += 1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def top_k_keys(
+    q: np.ndarray, t: np.ndarray, d_bits: np.ndarray, out_i: np.ndarray, out_bits: np.ndarray
+) -> None:
+    """Each query's ``k`` smallest ``(distance, target)``: ``out_i`` / ``out_bits`` ``[nq, k]``.
+
+    ``d_bits`` are the distances' float32 bit patterns, which order non-negative floats as
+    the floats do; ``t`` fits in 32 bits. Slots past a query's pairs are left as they are.
+    """
+    nq, k = out_i.shape
+    starts = np.zeros(nq + 1, dtype=np.int64)
+    for p in range(q.shape[0]):
+        starts[q[p] + 1] += 1
+    for i in range(nq):
+        starts[i + 1] += starts[i]
+    fill = starts[:-1].copy()
+    keys = np.empty(q.shape[0], dtype=np.uint64)
+    for p in range(q.shape[0]):
+        keys[fill[q[p]]] = (np.uint64(d_bits[p]) << np.uint64(32)) | np.uint64(t[p])
+        fill[q[p]] += 1
+    low = np.uint64(0xFFFFFFFF)
+    for i in range(nq):
+        a = starts[i]
+        b = starts[i + 1]
+        if b == a:
+            continue
+        part = np.sort(keys[a:b])
+        for r in range(min(k, b - a)):
+            out_i[i, r] = np.int64(part[r] & low)
+            out_bits[i, r] = np.uint32(part[r] >> np.uint64(32))
