@@ -108,3 +108,22 @@ def test_probes_match_the_full_sort(
     ref = _sorted_probes(scores, sizes, n_probe, min_candidates)
     assert np.array_equal(got[0], ref[0])
     assert np.array_equal(got[1], ref[1])
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(0, 60), m=st.integers(0, 80), seed=st.integers(0, 2**31 - 1))
+def test_component_labels_match_scipy(n: int, m: int, seed: int) -> None:
+    from scipy.sparse.csgraph import connected_components
+
+    from ccgraph.update._knn_kernels import component_labels
+
+    g = np.random.default_rng(seed)
+    u, v = (g.integers(0, max(n, 1), m if n else 0) for _ in range(2))
+    a = sp.csr_matrix((np.ones(len(u), np.float32), (u, v)), shape=(n, n))
+    a = sp.csr_matrix(a + a.T)
+    nc, labels = component_labels(a.indptr, a.indices)
+    ref_nc, ref = connected_components(a, directed=False)
+    assert nc == ref_nc
+    # the same partition: labels map one to one
+    pairs = set(zip(labels.tolist(), ref.tolist(), strict=True))
+    assert len(pairs) == nc == len({p[0] for p in pairs}) == len({p[1] for p in pairs})

@@ -1,4 +1,4 @@
-"""Numba kernels of the update's kNN lists: gained neighbours, probe index, per-query top-k.
+"""Numba kernels of the update's graph stage: kNN list merges, the probe index, components.
 
 Imported lazily (importing this module loads numba); compiled with ``cache=True``.
 """
@@ -11,7 +11,7 @@ import numpy as np
 # the sorted-list insertion of the cells search: (distance, index) order, k best kept
 from ccgraph.graph._ivf_kernels import _insert
 
-__all__ = ["cluster_sums", "group_order", "insert_pairs", "top_k_keys"]
+__all__ = ["cluster_sums", "component_labels", "group_order", "insert_pairs", "top_k_keys"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -96,3 +96,32 @@ def top_k_keys(
         for r in range(min(k, b - a)):
             out_i[i, r] = np.int64(part[r] & low)
             out_bits[i, r] = np.uint32(part[r] >> np.uint64(32))
+
+
+@numba.njit(cache=True, nogil=True)
+def component_labels(indptr: np.ndarray, indices: np.ndarray) -> tuple[int, np.ndarray]:
+    """Connected components of a symmetric CSR pattern: their number and a label per node.
+
+    Labels are numbered in order of each component's smallest node (depth-first search).
+    """
+    n = indptr.shape[0] - 1
+    labels = np.full(n, -1, dtype=np.int64)
+    stack = np.empty(max(n, 1), dtype=np.int64)
+    n_comp = 0
+    for s in range(n):
+        if labels[s] >= 0:
+            continue
+        labels[s] = n_comp
+        stack[0] = s
+        top = 1
+        while top:
+            top -= 1
+            u = stack[top]
+            for p in range(indptr[u], indptr[u + 1]):
+                v = indices[p]
+                if labels[v] < 0:
+                    labels[v] = n_comp
+                    stack[top] = v
+                    top += 1
+        n_comp += 1
+    return n_comp, labels
