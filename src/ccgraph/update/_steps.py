@@ -16,7 +16,7 @@ from ccgraph._random import RngLike
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
 from ccgraph.exceptions import InputError
-from ccgraph.update._calls import duplicates, local_tags, previous_popularity
+from ccgraph.update._calls import duplicates, local_tags
 from ccgraph.update._catalog import Changes
 from ccgraph.update._ids import locate
 from ccgraph.update._output import noop, splice_tags, subset, summary, write_drift
@@ -75,7 +75,6 @@ def run_update(
     from ccgraph import _assemble
     from ccgraph._late_stages import (
         describe_levels,
-        popularity_inputs,
         run_counts,
         run_manifest,
         spread_stage,
@@ -160,6 +159,13 @@ def run_update(
         )
         stages["graph"].update(dict(graph.params))
         touched = changed_rows(old.graph, graph, changes.removed, len(kept))
+    pop_job = None  # popularity needs only the graph: it runs while clusters and tags are made
+    if cfg.propagate.popularity.enabled:
+        from ccgraph.update.popularity import start_popularity
+
+        pop_job = start_popularity(
+            old, catalog, graph, ids, np.concatenate([graph_batch, edited]), cfg
+        )
     with timer.stage("duplicates"):
         group, canonical, stages["duplicates"] = duplicates(
             old, emb_all, lists, ids, graph_batch, catalog, cfg, stages.get("duplicates", {})
@@ -206,27 +212,9 @@ def run_update(
         with timer.stage("tags"):
             inferred, stages["tags"] = spread_stage(graph, seeds, levels[default_level], cfg)
     popularity = None
-    if cfg.propagate.popularity.enabled:
-        from ccgraph.update.popularity import popularity_constants, update_popularity
-
-        p = cfg.propagate.popularity
-        raw, provider = popularity_inputs(catalog, percentile=p.percentile)
+    if pop_job is not None:
         with timer.stage("popularity"):
-            keep, start = previous_popularity(
-                old, ids, np.concatenate([graph_batch, edited]), alpha=p.alpha
-            )
-            popularity = update_popularity(
-                graph,
-                raw,
-                provider,
-                popularity_constants(old.items),
-                alpha=p.alpha,
-                tol=p.tol,
-                percentile=p.percentile,
-                r=p.r,
-                keep=keep,
-                start=start,
-            )
+            popularity = pop_job.result()
         stages["popularity"] = dict(popularity.params)
     # the files are written while the rest is assembled: the merged embeddings (hundreds of
     # MB to fsync and hash), the graph and the clusters first, each table as soon as it exists

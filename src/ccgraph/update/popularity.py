@@ -13,7 +13,7 @@ run would. The graph inference is the same propagation as
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,11 +22,18 @@ import scipy.sparse as sp
 from ccgraph.containers import KnnGraph, Popularity
 from ccgraph.exceptions import InputError
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from ccgraph.config import Config
+    from ccgraph.containers import Catalog, RunResult
+
 __all__ = [
     "popularity_constants",
     "previous_propagation",
     "propagate_from",
     "standardize_with",
+    "start_popularity",
     "update_popularity",
 ]
 
@@ -143,6 +150,49 @@ def update_popularity(
     return Popularity(
         value, np.where(np.isfinite(x), x, np.nan), source, confidence, graph.ids, params
     )
+
+
+def start_popularity(
+    old: RunResult,
+    catalog: Catalog,
+    graph: KnnGraph,
+    ids: np.ndarray,
+    changed: np.ndarray,
+    cfg: Config,
+) -> Future[Popularity]:
+    """:func:`update_popularity` of an update, started on a worker thread.
+
+    The inputs (raw counts, with their outlier warnings, the run's constants, values and
+    solution) are read on the calling thread; the propagation, whose sweeps release the GIL,
+    runs on the worker, so the caller can build clusters and tags meanwhile. ``changed``
+    lists the items whose raw count may differ from the run's (new, re-embedded, edited).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ccgraph._late_stages import popularity_inputs
+    from ccgraph.update._calls import previous_popularity
+
+    p = cfg.propagate.popularity
+    raw, provider = popularity_inputs(catalog, percentile=p.percentile)
+    keep, start = previous_popularity(old, ids, changed, alpha=p.alpha)
+    constants = popularity_constants(old.items)
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccgraph-popularity")
+    try:
+        return worker.submit(
+            update_popularity,
+            graph,
+            raw,
+            provider,
+            constants,
+            alpha=p.alpha,
+            tol=p.tol,
+            percentile=p.percentile,
+            r=p.r,
+            keep=keep,
+            start=start,
+        )
+    finally:
+        worker.shutdown(wait=False)  # the thread ends with its one task
 
 
 def previous_propagation(items: pd.DataFrame, rows: np.ndarray, *, alpha: float) -> np.ndarray:
