@@ -11,7 +11,14 @@ import numpy as np
 # the sorted-list insertion of the cells search: (distance, index) order, k best kept
 from ccgraph.graph._ivf_kernels import _insert
 
-__all__ = ["cluster_sums", "component_labels", "group_order", "insert_pairs", "top_k_keys"]
+__all__ = [
+    "cluster_sums",
+    "component_labels",
+    "group_order",
+    "insert_pairs",
+    "rows_differ",
+    "top_k_keys",
+]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -125,3 +132,33 @@ def component_labels(indptr: np.ndarray, indices: np.ndarray) -> tuple[int, np.n
                     top += 1
         n_comp += 1
     return n_comp, labels
+
+
+@numba.njit(cache=True, nogil=True)
+def rows_differ(
+    indptr_a: np.ndarray,
+    indices_a: np.ndarray,
+    data_a: np.ndarray,
+    indptr_b: np.ndarray,
+    indices_b: np.ndarray,
+    data_b: np.ndarray,
+    n_rows: int,
+) -> np.ndarray:
+    """For the first ``n_rows`` rows of two CSR matrices: whether their stored entries differ.
+
+    With sorted indices and no stored zeros, two rows hold the same values exactly when
+    they store the same (column, value) sequence.
+    """
+    out = np.zeros(n_rows, dtype=np.bool_)
+    for i in range(n_rows):
+        a0 = indptr_a[i]
+        b0 = indptr_b[i]
+        m = indptr_a[i + 1] - a0
+        if indptr_b[i + 1] - b0 != m:
+            out[i] = True
+            continue
+        for p in range(m):
+            if indices_a[a0 + p] != indices_b[b0 + p] or data_a[a0 + p] != data_b[b0 + p]:
+                out[i] = True
+                break
+    return out

@@ -34,21 +34,37 @@ def changed_rows(old: KnnGraph, new: KnnGraph, removed: np.ndarray, n_kept: int)
     """
     n = new.n_items
     kept_pos = locate(old.ids, new.ids[:n_kept])
-    a_old = old.adjacency
+    a_old = sp.csr_matrix(old.adjacency)
     gone = np.zeros(old.n_items, dtype=bool)
     if len(removed):
         gone[locate(old.ids, np.asarray(removed).astype(str))] = True
-    lost_edge = np.asarray(a_old[:, np.flatnonzero(gone)].getnnz(axis=1) > 0).ravel()
-    sub_old = a_old[kept_pos][:, kept_pos]
     a_new = sp.csr_matrix(new.adjacency)
-    sub_new = a_new[:n_kept][:, :n_kept]
-    diff = (sub_old != sub_new).tocsr()
     touched = np.zeros(n, dtype=bool)
-    touched[:n_kept] = (
-        (np.diff(diff.indptr) > 0)
-        | (a_new[:n_kept][:, n_kept:].getnnz(axis=1) > 0)
-        | lost_edge[kept_pos]
-    )
+    if (
+        not gone.any()
+        and np.array_equal(kept_pos, np.arange(old.n_items))
+        and a_old.has_sorted_indices
+        and a_new.has_sorted_indices
+        and (a_old.data != 0).all()
+        and (a_new.data != 0).all()
+    ):
+        # nothing removed, the old items first and in order: compare rows in place
+        from ccgraph.update._knn_kernels import rows_differ
+
+        touched[:n_kept] = rows_differ(
+            a_old.indptr, a_old.indices, a_old.data, a_new.indptr, a_new.indices, a_new.data,
+            n_kept,
+        )  # fmt: skip
+    else:
+        lost_edge = np.asarray(a_old[:, np.flatnonzero(gone)].getnnz(axis=1) > 0).ravel()
+        sub_old = a_old[kept_pos][:, kept_pos]
+        sub_new = a_new[:n_kept][:, :n_kept]
+        diff = (sub_old != sub_new).tocsr()
+        touched[:n_kept] = (
+            (np.diff(diff.indptr) > 0)
+            | (a_new[:n_kept][:, n_kept:].getnnz(axis=1) > 0)
+            | lost_edge[kept_pos]
+        )
     touched[n_kept:] = True
     return touched
 
