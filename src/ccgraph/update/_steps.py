@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from ccgraph._logging import StageTimer
 from ccgraph._random import RngLike
 from ccgraph.config import Config
-from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
+from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult, as_ids
 from ccgraph.exceptions import InputError
 from ccgraph.update._calls import duplicates, local_tags
 from ccgraph.update._catalog import Changes
@@ -151,8 +151,9 @@ def run_update(
         return noop(old, out, old.path or Path("."), counts_in, cfg, overwrite)
 
     kept = old.ids[~member(old.ids, changes.removed)]
-    ids = np.concatenate([kept, changes.added]).astype(str)
-    ids.setflags(write=False)  # read-only: its Arrow copy is made once for every lookup
+    # checked once, read-only: results built on these ids take them as they are, and their
+    # Arrow copy is made once for every lookup
+    ids = as_ids(np.concatenate([kept, changes.added]))
     graph_batch = np.concatenate([changes.added, replaced]).astype(str)
     catalog = merged_catalog(run_cat, batch, ids, from_batch=np.concatenate([graph_batch, edited]))
     with timer.stage("graph"):

@@ -45,7 +45,7 @@ def merge_embeddings(
     (memory-mapped), which :func:`ccgraph.io.write_run` can then move into the run
     (``adopt=``) instead of writing them a second time.
     """
-    ids = np.asarray(ids).astype(str)
+    ids = np.asarray(ids).astype(str, copy=False)
     replaced_arr = np.asarray(list(replaced), dtype=str)
     out: dict[str, Embeddings] = {}
     for name in sorted(set(old) | set(batch)):
@@ -78,7 +78,8 @@ def merge_embeddings(
             raise InputError(f"internal: {name!r} vectors of items that are not in the update")
         target = None if stage is None else stage / f"embeddings_{name}.npy"
         vec, pos = _gather(parts, pos, target)
-        out[name] = Embeddings(vec, ids[pos], kind, params)
+        every = len(pos) == len(ids) and np.array_equal(pos, np.arange(len(ids)))
+        out[name] = Embeddings(vec, ids if every else ids[pos], kind, params)
     return out
 
 
