@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ccgraph.containers import Embeddings, KnnGraph, as_ids
+from ccgraph.containers import Embeddings, KnnGraph, Partition, as_ids
 from ccgraph.exceptions import IdMismatchError, InputError
 
 
@@ -51,3 +53,14 @@ def test_results_share_checked_ids() -> None:
     emb = Embeddings.from_array(np.eye(3, dtype=np.float32), ids=["a", "b", "c"])
     g = KnnGraph(sp.csr_matrix((3, 3), dtype=np.float32), emb.ids, {})
     assert g.ids is emb.ids
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    labels=st.lists(st.integers(0, 50), max_size=40),
+    scale=st.sampled_from([1, 10**6]),  # sparse labels take the sorting path
+)
+def test_n_clusters_counts_distinct_labels(labels: list[int], scale: int) -> None:
+    m = np.array(labels, dtype=np.int64) * scale
+    p = Partition(m, [str(i) for i in range(len(m))])
+    assert p.n_clusters == len(np.unique(m))
