@@ -127,3 +127,56 @@ def test_component_labels_match_scipy(n: int, m: int, seed: int) -> None:
     # the same partition: labels map one to one
     pairs = set(zip(labels.tolist(), ref.tolist(), strict=True))
     assert len(pairs) == nc == len({p[0] for p in pairs}) == len({p[1] for p in pairs})
+
+
+def _numpy_block(dist, qpos, q_rows, target, data, sq, kth_t, k):  # the former loop body
+    from ccgraph.update._probe import copies_at_zero
+
+    copies_at_zero(dist, q_rows, target, data, sq)
+    at = np.searchsorted(target, q_rows)
+    hit = (at < len(target)) & (target[np.minimum(at, len(target) - 1)] == q_rows)
+    dist[np.flatnonzero(hit), at[hit]] = np.inf
+    if dist.shape[1] > k:
+        kth = np.partition(dist, k - 1, axis=1)[:, k - 1]
+        r, c = np.nonzero(dist <= kth[:, None])
+    else:
+        r, c = np.nonzero(np.isfinite(dist))
+    top = (qpos[r], target[c], dist[r, c])
+    r, col = np.nonzero(dist <= kth_t[None, :])
+    return top, (target[col], q_rows[r], dist[r, col])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_q=st.integers(1, 8),
+    n_t=st.integers(1, 30),
+    k=st.integers(1, 10),
+    metric=st.sampled_from(["cosine", "euclidean"]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_scan_block_matches_the_numpy_steps(
+    n_q: int, n_t: int, k: int, metric: str, seed: int
+) -> None:
+    from ccgraph.update._knn_kernels import scan_block
+    from ccgraph.update._probe import _copy_limit, _dist
+
+    g = np.random.default_rng(seed)
+    data = g.normal(size=(40, 5)).astype(np.float32)
+    data[g.integers(0, 40, 10)] = data[g.integers(0, 40, 10)]  # bitwise copies
+    data[:20] = np.round(data[:20])  # ties
+    if metric == "cosine":
+        norms = np.linalg.norm(data, axis=1, keepdims=True)
+        data = (data / np.where(norms > 0, norms, 1)).astype(np.float32)
+    sq = None if metric == "cosine" else np.einsum("ij,ij->i", data, data)
+    target = np.sort(g.choice(40, size=min(n_t, 40), replace=False)).astype(np.int64)
+    q_rows = g.choice(40, size=n_q, replace=False).astype(np.int64)  # some are targets too
+    qpos = np.arange(n_q, dtype=np.int64) * 3
+    dots = data[q_rows] @ data[target].T
+    dist = _dist(
+        dots, None if sq is None else sq[q_rows][:, None], None if sq is None else sq[target]
+    )
+    kth_t = np.where(g.random(len(target)) < 0.3, -np.inf, g.random(len(target))).astype(np.float32)
+    ref_top, ref_gain = _numpy_block(dist.copy(), qpos, q_rows, target, data, sq, kth_t, k)
+    got = scan_block(dist.copy(), qpos, q_rows, target, _copy_limit(sq, target), data, kth_t, k)
+    for a, b in zip(got, (*ref_top, *ref_gain), strict=True):
+        assert np.array_equal(a, b)

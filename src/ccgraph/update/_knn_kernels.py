@@ -162,3 +162,98 @@ def rows_differ(
                 out[i] = True
                 break
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def scan_block(
+    dist: np.ndarray,
+    qpos: np.ndarray,
+    q_rows: np.ndarray,
+    target: np.ndarray,
+    limit: np.ndarray,
+    data: np.ndarray,
+    kth_t: np.ndarray,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One probe block ``dist[query, target]``: copies, self pairs, top pairs and gains.
+
+    In place, in this order: a pair of bitwise equal rows within ``limit[target]`` gets
+    distance 0 (:func:`ccgraph.update._probe.copies_at_zero`), a query's own row ``inf``
+    (``target`` ascending). Returns, row-major, the block's pairs at or below each query's
+    ``k``-th smallest distance (with ties; every finite pair when the block has at most
+    ``k`` targets) as ``(qpos, target, distance)``, and the pairs where the query beats the
+    target's ``kth_t`` as ``(target, query row, distance)``.
+    """
+    nq, nt = dist.shape
+    n_feat = data.shape[1]
+    for i in range(nq):
+        qi = q_rows[i]
+        for j in range(nt):
+            if dist[i, j] <= limit[j]:
+                t = target[j]
+                same = True
+                for f in range(n_feat):
+                    if data[qi, f] != data[t, f]:
+                        same = False
+                        break
+                if same:
+                    dist[i, j] = 0.0
+        at = np.searchsorted(target, qi)
+        if at < nt and target[at] == qi:
+            dist[i, at] = np.inf
+    top_q = np.empty(nq * nt, dtype=np.int64)
+    top_t = np.empty(nq * nt, dtype=np.int64)
+    top_d = np.empty(nq * nt, dtype=dist.dtype)
+    gain_t = np.empty(nq * nt, dtype=np.int64)
+    gain_q = np.empty(nq * nt, dtype=np.int64)
+    gain_d = np.empty(nq * nt, dtype=dist.dtype)
+    buf = np.empty(max(k, 1), dtype=dist.dtype)
+    n_top = 0
+    n_gain = 0
+    for i in range(nq):
+        row = dist[i]
+        if nt > k:
+            # the k-th smallest value of the row (sorted insertion into k slots)
+            filled = 0
+            for j in range(nt):
+                v = row[j]
+                if filled < k:
+                    p = filled
+                    filled += 1
+                elif v < buf[k - 1]:
+                    p = k - 1
+                else:
+                    continue
+                while p > 0 and buf[p - 1] > v:
+                    buf[p] = buf[p - 1]
+                    p -= 1
+                buf[p] = v
+            kth = buf[k - 1]
+            for j in range(nt):
+                if row[j] <= kth:
+                    top_q[n_top] = qpos[i]
+                    top_t[n_top] = target[j]
+                    top_d[n_top] = row[j]
+                    n_top += 1
+        else:
+            for j in range(nt):
+                if np.isfinite(row[j]):
+                    top_q[n_top] = qpos[i]
+                    top_t[n_top] = target[j]
+                    top_d[n_top] = row[j]
+                    n_top += 1
+    for i in range(nq):
+        for j in range(nt):
+            if dist[i, j] <= kth_t[j]:
+                gain_t[n_gain] = target[j]
+                gain_q[n_gain] = q_rows[i]
+                gain_d[n_gain] = dist[i, j]
+                n_gain += 1
+    return (
+        top_q[:n_top],
+        top_t[:n_top],
+        top_d[:n_top],
+        gain_t[:n_gain],
+        gain_q[:n_gain],
+        gain_d[:n_gain],
+    )

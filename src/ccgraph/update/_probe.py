@@ -269,18 +269,23 @@ def probe_search(
     gained: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     n_compared = 0
     bounds = np.r_[0, np.flatnonzero(np.diff(pc)) + 1, len(pc)] if len(pc) else np.zeros(1, int)
+    from ccgraph.update._knn_kernels import scan_block
+
+    queries64 = queries.astype(np.int64)
     with _one_blas_thread():  # many small products: BLAS threads cost more than they save
         for a, b in itertools.pairwise(bounds):
             c = int(pc[a])
-            qpos = pq[a:b]
-            target = members[starts[c] : starts[c + 1]]
+            qpos = pq[a:b].astype(np.int64)
+            target = members[starts[c] : starts[c + 1]].astype(np.int64)
             dist = _dist(qv[qpos] @ data[target].T, _col(sq_q, qpos), _pick(sq, target))
-            copies_at_zero(dist, queries[qpos], target, data, sq)
             n_compared += dist.size
-            _drop_self(dist, queries[qpos], target)
-            top.append(_block_top(dist, qpos, target, k))
-            r, col = np.nonzero(dist <= kth[target][None, :])
-            gained.append((target[col], queries[qpos[r]], dist[r, col]))
+            # copies at 0, the query itself at inf, the block's top pairs and gains in one pass
+            tq, tt, td, gt, gq, gd = scan_block(
+                np.ascontiguousarray(dist), qpos, queries64[qpos], target,
+                _copy_limit(sq, target), data, kth[target], k,
+            )  # fmt: skip
+            top.append((tq, tt, td))
+            gained.append((gt, gq, gd))
     q1, t1, d1 = (np.concatenate(x) if top else np.zeros(0) for x in zip(*top, strict=True))
     top_i, _ = top_k_pairs(q1.astype(np.int64), t1.astype(np.int64), d1, nq, k)
     # one round over the stored neighbours of the neighbours found, outside the probed clusters
@@ -333,23 +338,11 @@ def _one_blas_thread() -> Iterator[None]:
         yield
 
 
-def _drop_self(dist: np.ndarray, query_rows: np.ndarray, target: np.ndarray) -> None:
-    """Set a query's distance to itself to ``inf`` (``target`` ascending)."""
-    at = np.searchsorted(target, query_rows)
-    hit = (at < len(target)) & (target[np.minimum(at, len(target) - 1)] == query_rows)
-    dist[np.flatnonzero(hit), at[hit]] = np.inf
-
-
-def _block_top(
-    dist: np.ndarray, qpos: np.ndarray, target: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each query's ``k`` nearest within one block, as triples (with ties beyond ``k``)."""
-    if dist.shape[1] > k:
-        kth = np.partition(dist, k - 1, axis=1)[:, k - 1]
-        r, c = np.nonzero(dist <= kth[:, None])
-    else:
-        r, c = np.nonzero(np.isfinite(dist))
-    return qpos[r], target[c], dist[r, c]
+def _copy_limit(sq: np.ndarray | None, target: np.ndarray) -> np.ndarray:
+    """Per target, the distance below which :func:`copies_at_zero` compares the rows."""
+    if sq is None:
+        return np.full(len(target), _COPY_COSINE)
+    return _COPY_RELATIVE * np.sqrt(sq[target]) + 1e-6
 
 
 def _col(sq: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
