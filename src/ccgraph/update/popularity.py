@@ -162,28 +162,28 @@ def start_popularity(
 ) -> Future[Popularity]:
     """:func:`update_popularity` of an update, started on a worker thread.
 
-    The inputs (raw counts, with their outlier warnings, the run's constants, values and
-    solution) are read on the calling thread; the propagation, whose sweeps release the GIL,
-    runs on the worker, so the caller can build clusters and tags meanwhile. ``changed``
-    lists the items whose raw count may differ from the run's (new, re-embedded, edited).
+    The raw counts (with their outlier warnings) are read on the calling thread; the run's
+    constants, values and solution, and the propagation, whose sweeps release the GIL, on
+    the worker (which only reads the run), so the caller can build clusters and tags
+    meanwhile. ``changed`` lists the items whose raw count may differ from the run's (new,
+    re-embedded, edited).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from ccgraph._late_stages import popularity_inputs
-    from ccgraph.update._calls import previous_popularity
 
     p = cfg.propagate.popularity
     raw, provider = popularity_inputs(catalog, percentile=p.percentile)
-    keep, start = previous_popularity(old, ids, changed, alpha=p.alpha)
-    constants = popularity_constants(old.items)
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccgraph-popularity")
-    try:
-        return worker.submit(
-            update_popularity,
+
+    def job() -> Popularity:
+        from ccgraph.update._calls import previous_popularity
+
+        keep, start = previous_popularity(old, ids, changed, alpha=p.alpha)
+        return update_popularity(
             graph,
             raw,
             provider,
-            constants,
+            popularity_constants(old.items),
             alpha=p.alpha,
             tol=p.tol,
             percentile=p.percentile,
@@ -191,6 +191,10 @@ def start_popularity(
             keep=keep,
             start=start,
         )
+
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccgraph-popularity")
+    try:
+        return worker.submit(job)
     finally:
         worker.shutdown(wait=False)  # the thread ends with its one task
 
