@@ -6,6 +6,7 @@ it. Arrays are set read-only on construction; nothing here is mutated after it i
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -51,8 +52,21 @@ TAG_COLUMNS = ("id", "tag", "tag_raw", "source", "provider", "weight")
 REJECT_COLUMNS = ("file", "row", "id", "stage", "reason")
 
 
+#: Arrays :func:`as_ids` returned (by ``id``, with a weak reference to tell a reused ``id``):
+#: they are read-only and already checked, so passing one again costs no sort.
+_CHECKED: dict[int, weakref.ref[np.ndarray]] = {}
+
+
 def as_ids(ids: Any, n: int | None = None, *, name: str = "ids") -> np.ndarray:
-    """Return ``ids`` as a read-only unicode array, checking length and uniqueness."""
+    """Return ``ids`` as a read-only unicode array, checking length and uniqueness.
+
+    An array this function returned (still read-only) is returned as it is: results pass
+    their ids on, and checking 100k ids again costs a sort each time.
+    """
+    if _checked(ids):
+        if n is not None and len(ids) != n:
+            raise IdMismatchError(f"`{name}` has {len(ids)} entries but the data has {n} rows")
+        return ids
     arr = np.asarray(ids if ids is not None else np.arange(n or 0)).astype(str)
     if arr.ndim != 1:
         raise InputError(f"`{name}` must be one-dimensional; got shape {arr.shape}")
@@ -63,7 +77,17 @@ def as_ids(ids: Any, n: int | None = None, *, name: str = "ids") -> np.ndarray:
         dup = uniq[counts > 1][:3].tolist()
         raise InputError(f"`{name}` must be unique; repeated: {dup}")
     arr.setflags(write=False)
+    key = id(arr)
+    _CHECKED[key] = weakref.ref(arr, lambda _ref, key=key: _CHECKED.pop(key, None))
     return arr
+
+
+def _checked(ids: Any) -> bool:
+    """Whether ``ids`` is an array :func:`as_ids` returned, unchanged (still read-only)."""
+    if not isinstance(ids, np.ndarray) or ids.flags.writeable:
+        return False
+    ref = _CHECKED.get(id(ids))
+    return ref is not None and ref() is ids
 
 
 def check_same_ids(a: np.ndarray, b: np.ndarray, *, what: str) -> None:
@@ -341,7 +365,10 @@ class Partition:
     @property
     def n_clusters(self) -> int:
         """Number of distinct clusters."""
-        return int(np.unique(self.membership).size)
+        m = self.membership
+        if m.size and 0 <= m.min() and m.max() < 4 * m.size + 1024:
+            return int(np.count_nonzero(np.bincount(m)))  # dense labels: count, no sort
+        return int(np.unique(m).size)
 
     @property
     def sizes(self) -> np.ndarray:

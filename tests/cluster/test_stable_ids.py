@@ -176,3 +176,23 @@ def test_warm_start_gives_new_items_their_own_labels():
     assert init.tolist() == [4, 3, 5, 0]
     with pytest.raises(InputError, match="`old_membership`"):
         warm_start(["a"], pd.Series([-1], index=["a"]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(0, 200),
+    n_a=st.integers(1, 30),
+    n_b=st.sampled_from([1, 7, 50_000]),  # the last takes the sparse path
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_contingency_cells_are_counted_row_major(n: int, n_a: int, n_b: int, seed: int) -> None:
+    from collections import Counter
+
+    from ccgraph.cluster.stable_ids import _contingency
+
+    g = np.random.default_rng(seed)
+    a, b = g.integers(0, n_a, n), g.integers(0, n_b, n)
+    rows, cols, counts = _contingency(a, b, n_a, n_b)
+    ref = sorted(Counter(zip(a.tolist(), b.tolist(), strict=True)).items())
+    assert list(zip(rows.tolist(), cols.tolist(), strict=True)) == [k for k, _ in ref]
+    assert counts.dtype == np.float64 and counts.tolist() == [float(v) for _, v in ref]

@@ -16,6 +16,7 @@ __all__ = [
     "indicator",
     "relabel_by_size",
     "strength64",
+    "unique_inverse",
 ]
 
 
@@ -101,3 +102,24 @@ def strength64(adj: sp.csr_matrix) -> np.ndarray:
     counts = np.diff(adj.indptr)
     rows = np.repeat(np.arange(adj.shape[0]), counts)
     return np.bincount(rows, weights=adj.data.astype(np.float64), minlength=adj.shape[0])
+
+
+def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` of integer ids, by counting when they are dense.
+
+    Examples
+    --------
+    >>> u, inv = unique_inverse(np.array([7, 3, 7, -1]))
+    >>> u.tolist(), inv.tolist()
+    ([-1, 3, 7], [2, 1, 2, 0])
+    """
+    values = np.asarray(values, dtype=np.int64).ravel()
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.intp)
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo > 4 * len(values) + 1024:
+        u, inv = np.unique(values, return_inverse=True)
+        return u, inv.ravel()
+    present = np.bincount(values - lo, minlength=hi - lo + 1) > 0
+    rank = np.cumsum(present) - 1
+    return np.flatnonzero(present) + lo, rank[values - lo].astype(np.intp)

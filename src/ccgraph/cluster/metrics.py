@@ -35,6 +35,10 @@ __all__ = [
 def _cluster_sums(adj: sp.csr_matrix, membership: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Twice the internal weight and the volume of each cluster ``0 .. max``."""
     k = int(membership.max()) + 1 if membership.size else 0
+    if sp.issparse(adj) and adj.format == "csr" and adj.shape[0] == len(membership):
+        from ccgraph.cluster._metric_kernels import cluster_sums
+
+        return cluster_sums(adj.indptr, adj.indices, adj.data, membership.astype(np.int64), k)
     coo = adj.tocoo()
     same = membership[coo.row] == membership[coo.col]
     internal2 = np.bincount(membership[coo.row[same]], weights=coo.data[same], minlength=k)

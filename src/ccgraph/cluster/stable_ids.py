@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from ccgraph._validation import check_float, check_int
-from ccgraph.cluster._common import check_membership
+from ccgraph.cluster._common import check_membership, unique_inverse
 from ccgraph.containers import Partition
 from ccgraph.exceptions import InputError
 
@@ -89,24 +89,18 @@ def match_labels(
     if new.size == 0:
         return new, float("nan"), {}
 
-    new_labels, new_codes = np.unique(new, return_inverse=True)
-    new_codes = new_codes.ravel()
-    old_labels, old_codes = np.unique(old[present], return_inverse=True)
-    old_codes = old_codes.ravel()
+    new_labels, new_codes = unique_inverse(new)
+    old_labels, old_codes = unique_inverse(old[present])
     n_new, n_old = len(new_labels), len(old_labels)
 
     mapping_codes = np.full(n_new, -1, dtype=np.int64)
     if n_old:
-        cont = sp.csr_matrix(
-            (np.ones(len(old_codes)), (new_codes[present], old_codes)), shape=(n_new, n_old)
-        )
-        cont.sum_duplicates()
-        coo = cont.tocoo()
+        c_row, c_col, c_data = _contingency(new_codes[present], old_codes, n_new, n_old)
         size_new = np.bincount(new_codes[present], minlength=n_new)
         size_old = np.bincount(old_codes, minlength=n_old)
-        jaccard = coo.data / (size_new[coo.row] + size_old[coo.col] - coo.data)
+        jaccard = c_data / (size_new[c_row] + size_old[c_col] - c_data)
         keep = jaccard >= threshold
-        rows, cols, overlap = coo.row[keep], coo.col[keep], coo.data[keep]
+        rows, cols, overlap = c_row[keep], c_col[keep], c_data[keep]
         if len(rows):
             mapping_codes = _max_overlap_matching(rows, cols, overlap, n_new, n_old)
 
@@ -122,6 +116,23 @@ def match_labels(
     out = final_of_code[new_codes]
     churn = float(np.mean(out[present] != old[present])) if present.any() else float("nan")
     return out, churn, mapping
+
+
+def _contingency(
+    a: np.ndarray, b: np.ndarray, n_a: int, n_b: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nonzero cells of the ``n_a x n_b`` contingency table of codes ``a`` and ``b``.
+
+    Row-major (the order of a canonical CSR table), counts as float64.
+    """
+    if n_a * n_b <= 4 * len(a) + 2**20:  # a dense count is cheaper than building a CSR
+        counts = np.bincount(a * n_b + b, minlength=n_a * n_b)
+        cells = np.flatnonzero(counts)
+        return cells // n_b, cells % n_b, counts[cells].astype(np.float64)
+    cont = sp.csr_matrix((np.ones(len(a)), (a, b)), shape=(n_a, n_b))
+    cont.sum_duplicates()
+    coo = cont.tocoo()
+    return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
 
 
 def _max_overlap_matching(
@@ -202,7 +213,7 @@ def stabilize_aligned(
     old_max = int(old.max()) if len(old) else -1
     floor = old_max + 1 if next_id is None else max(old_max + 1, check_int("next_id", next_id))
     mem, churn, mapping = match_labels(new.membership, old, min_overlap=min_overlap, next_id=floor)
-    old_ids = set(np.unique(old[old >= 0]).tolist())
+    old_ids = set(unique_inverse(old[old >= 0])[0].tolist())
     n_matched = sum(1 for v in mapping.values() if v in old_ids)
     params = {
         **dict(new.params),

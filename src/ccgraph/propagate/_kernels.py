@@ -107,8 +107,17 @@ def cheb_step_dense(
     c0: int,
     c1: int,
 ) -> None:
-    """As :func:`cheb_step_sparse` with a dense right-hand side block ``b``."""
+    """As :func:`cheb_step_sparse` with a dense right-hand side block ``b``.
+
+    Blocks of one or two columns (popularity's numerator and denominator) take a loop that
+    keeps the sums in registers: the same operations in the same order, so the same bits.
+    """
     m = x.shape[1]
+    if m == 1 or m == 2:
+        _cheb_narrow(
+            indptr, indices, data, x, x_prev, b, omega, weights, bounds, res_max, res_l1, c0, c1
+        )
+        return
     for c in range(c0, c1):
         acc = np.empty(m, dtype=x.dtype)
         rmax = res_max[c]
@@ -129,6 +138,73 @@ def cheb_step_dense(
                     rmax[t] = r
                 rl1[t] += wi * r
                 xpi[t] = omega * acc[t] + (1.0 - omega) * xpi[t]
+
+
+@numba.njit(cache=True, nogil=True)
+def _cheb_narrow(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    x: np.ndarray,
+    x_prev: np.ndarray,
+    b: np.ndarray,
+    omega: float,
+    weights: np.ndarray,
+    bounds: np.ndarray,
+    res_max: np.ndarray,
+    res_l1: np.ndarray,
+    c0: int,
+    c1: int,
+) -> None:
+    """:func:`cheb_step_dense` for one or two columns, term for term.
+
+    In a one-column block, column 1 is never read or written (``c_hi`` aliases column 0).
+    """
+    two = x.shape[1] == 2
+    c_hi = 1 if two else 0
+    for c in range(c0, c1):
+        m0 = res_max[c, 0]
+        m1 = res_max[c, c_hi]
+        l0 = res_l1[c, 0]
+        l1 = res_l1[c, c_hi]
+        for i in range(bounds[c], bounds[c + 1]):
+            a0 = 0.0
+            a1 = 0.0
+            p = indptr[i]
+            end = indptr[i + 1]
+            while p + 3 < end:
+                j0, j1, j2, j3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
+                w0, w1, w2, w3 = data[p], data[p + 1], data[p + 2], data[p + 3]
+                a0 += (w0 * x[j0, 0] + w1 * x[j1, 0]) + (w2 * x[j2, 0] + w3 * x[j3, 0])
+                if two:
+                    a1 += (w0 * x[j0, 1] + w1 * x[j1, 1]) + (w2 * x[j2, 1] + w3 * x[j3, 1])
+                p += 4
+            while p < end:
+                j = indices[p]
+                w = data[p]
+                a0 += w * x[j, 0]
+                if two:
+                    a1 += w * x[j, 1]
+                p += 1
+            wi = weights[i]
+            a0 += b[i, 0]
+            r0 = abs(a0 - x[i, 0])
+            if r0 > m0:
+                m0 = r0
+            l0 += wi * r0
+            x_prev[i, 0] = omega * a0 + (1.0 - omega) * x_prev[i, 0]
+            if two:
+                a1 += b[i, 1]
+                r1 = abs(a1 - x[i, 1])
+                if r1 > m1:
+                    m1 = r1
+                l1 += wi * r1
+                x_prev[i, 1] = omega * a1 + (1.0 - omega) * x_prev[i, 1]
+        res_max[c, 0] = m0
+        res_l1[c, 0] = l0
+        if two:
+            res_max[c, 1] = m1
+            res_l1[c, 1] = l1
 
 
 @numba.njit(cache=True, nogil=True)

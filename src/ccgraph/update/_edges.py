@@ -67,10 +67,9 @@ def local_edges(
         ``n_rebuilt_rows``, ``n_rebuilt_pairs`` and the connectivity counts of
         ``build_knn_graph``'s params.
     """
-    from scipy.sparse.csgraph import connected_components
-
     from ccgraph.graph.build import _symmetric, pair_table_of
     from ccgraph.graph.weights import edge_weights
+    from ccgraph.update._knn_kernels import component_labels
 
     start = time.perf_counter()
     n = indices.shape[0]
@@ -108,7 +107,7 @@ def local_edges(
     kept = sp.csr_matrix((old.data[hold], old.indices[hold], indptr), shape=old.shape)
     adjacency = sp.csr_matrix(kept + _symmetric(n, u, v, w), dtype=np.float32)
     adjacency.sort_indices()
-    nc, labels = connected_components(adjacency, directed=False)
+    nc, labels = component_labels(adjacency.indptr, adjacency.indices)  # symmetric: no transpose
     degree = np.diff(adjacency.indptr)
     info = {
         "edges": "local",

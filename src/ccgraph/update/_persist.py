@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -220,6 +221,8 @@ def member(values: Any, pool: Any) -> np.ndarray:
 
     if isinstance(pool, (set, frozenset, dict)):
         pool = list(pool)
+    if len(pool) == 0:
+        return np.zeros(len(values), dtype=bool)
     found = pc.is_in(_as_arrow(values), value_set=_as_arrow(pool))
     return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -241,17 +244,42 @@ def positions(values: Any, ids: Any) -> np.ndarray:
     return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
+#: Arrow copies of read-only numpy id arrays (by ``id``, with a weak reference to tell a
+#: reused ``id``): an update looks the same 100k ids up several times.
+_ARROW: dict[int, tuple[weakref.ref[np.ndarray], Any]] = {}
+
+
 def _as_arrow(values: Any) -> Any:
-    """``values`` as one Arrow ``string`` array (no copy for an Arrow array or column)."""
+    """``values`` as one Arrow ``string`` array (no copy for an Arrow array or column).
+
+    The conversion of a read-only numpy array that owns its data (e.g. a result's ids) is
+    kept while the array lives.
+    """
     import pyarrow as pa
 
+    if isinstance(values, np.ndarray):
+        if values.flags.writeable or values.base is not None:
+            return _to_arrow(values)
+        hit = _ARROW.get(id(values))
+        if hit is not None and hit[0]() is values:
+            return hit[1]
+        arr = _to_arrow(values)
+        key = id(values)
+        _ARROW[key] = (weakref.ref(values, lambda _ref, key=key: _ARROW.pop(key, None)), arr)
+        return arr
     arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else _arrow_of(values)
     if arr is None:
-        flat = np.asarray(values)
-        arr = pa.array(flat.astype(str) if flat.size else np.zeros(0, str), type=pa.string())
+        arr = _to_arrow(np.asarray(values))
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     return arr.cast(pa.string()) if arr.type != pa.string() else arr
+
+
+def _to_arrow(values: np.ndarray) -> Any:
+    """A numpy array as an Arrow ``string`` array."""
+    import pyarrow as pa
+
+    return pa.array(values.astype(str) if values.size else np.zeros(0, str), type=pa.string())
 
 
 def _arrow_of(values: Any) -> Any:

@@ -94,23 +94,68 @@ def top_k_pairs(
     >>> i.tolist(), d.tolist()
     ([[3, 4], [2, -1]], [[0.10000000149011612, 0.20000000298023224], [0.5, inf]])
     """
+    out_i = np.full((n_queries, k), -1, dtype=np.int64)
+    if _keyed(q, t, d, n_queries):
+        from ccgraph.update._knn_kernels import top_k_keys
+
+        bits = np.full((n_queries, k), np.float32(np.inf)).view(np.uint32)
+        top_k_keys(q.astype(np.int64), t.astype(np.int64), d.view(np.uint32), out_i, bits)
+        return out_i, bits.view(np.float32)
     order = np.lexsort((t, d, q))
     q, t, d = q[order], t[order], d[order]
     first = np.searchsorted(q, np.arange(n_queries))
     rank = np.arange(len(q)) - first[q]
     keep = rank < k
-    out_i = np.full((n_queries, k), -1, dtype=np.int64)
     out_d = np.full((n_queries, k), np.inf, dtype=np.float32)
     out_i[q[keep], rank[keep]] = t[keep]
     out_d[q[keep], rank[keep]] = d[keep]
     return out_i, out_d
 
 
+def _keyed(q: np.ndarray, t: np.ndarray, d: np.ndarray, n_queries: int) -> bool:
+    """Whether :func:`top_k_pairs` may sort by one integer key per pair (the kernel).
+
+    A float32 distance's bit pattern orders as the distance does when it is non-negative
+    (``+0.0``, not ``-0.0``) and not NaN; targets must fit 32 bits and queries be in range.
+    """
+    if not len(q) or d.dtype != np.float32 or q.dtype.kind not in "iu" or t.dtype.kind not in "iu":
+        return False
+    return bool(
+        q.min() >= 0
+        and q.max() < n_queries
+        and t.min() >= 0
+        and t.max() < 2**32
+        and not np.signbit(d).any()
+        and not np.isnan(d).any()
+    )
+
+
 def _probes(
     scores: np.ndarray, sizes: np.ndarray, *, n_probe: int, min_candidates: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(query, cluster) pairs: the ``n_probe`` best clusters, more until ``min_candidates``."""
-    order = np.argsort(-scores, axis=1, kind="stable")
+    neg = -scores
+    n_q, n_c = neg.shape
+    width = max(4 * n_probe, 32)
+    if width < n_c and n_q:
+        # only the best clusters are needed: the ``width`` smallest of each row (with ties),
+        # sorted as the stable sort of the whole row orders them, are its order's prefix
+        kth = np.partition(neg, width - 1, axis=1)[:, width - 1]
+        rows, cols = np.nonzero(neg <= kth[:, None])
+        o = np.lexsort((cols, neg[rows, cols], rows))
+        rows, cols = rows[o], cols[o]
+        starts = np.searchsorted(rows, np.arange(n_q + 1))
+        size = sizes[cols]
+        covered = np.cumsum(size)
+        before = covered - size - np.r_[0, covered][starts[:-1]][rows]
+        rank = np.arange(len(rows)) - starts[rows]
+        take = (rank < n_probe) | (before < min_candidates)
+        # a row needs more than its prefix when the prefix ends still taking
+        last = np.maximum(starts[1:] - 1, 0)
+        short = (np.diff(starts) == 0) | (take[last] if len(take) else True)
+        if not short.any():
+            return rows[take], cols[take]
+    order = np.argsort(neg, axis=1, kind="stable")
     covered = np.cumsum(sizes[order], axis=1)
     before = covered - sizes[order]  # members covered by the better clusters
     take = (np.arange(order.shape[1])[None, :] < n_probe) | (before < min_candidates)
@@ -128,9 +173,15 @@ def _centres(data: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     codes[labelled], uniq = pd.factorize(labels[labelled])
     n_c = len(uniq)
     rows = np.flatnonzero(labelled)
-    ind = sp.csr_matrix((np.ones(len(rows), np.float32), (codes[rows], rows)), shape=(n_c, n))
     sizes = np.bincount(codes[rows], minlength=n_c)
-    centres = np.asarray(ind @ data) / np.maximum(sizes, 1)[:, None].astype(np.float32)
+    if data.dtype in (np.float32, np.float64):
+        from ccgraph.update._knn_kernels import cluster_sums
+
+        sums = cluster_sums(data, codes, n_c)  # the arithmetic of indicator @ data
+    else:
+        ind = sp.csr_matrix((np.ones(len(rows), np.float32), (codes[rows], rows)), shape=(n_c, n))
+        sums = np.asarray(ind @ data)
+    centres = sums / np.maximum(sizes, 1)[:, None].astype(np.float32)
     return codes, sizes, centres
 
 
@@ -194,13 +245,23 @@ def probe_search(
     n_c = len(sizes)
     qv = data[queries]
     orphans = np.flatnonzero(codes < 0)  # rows without a cluster join their nearest one
+    q_scores = None
     if len(orphans) and n_c:
-        codes[orphans] = np.argmax(_scores(data[orphans], centres, metric), axis=1)
+        o_scores = _scores(data[orphans], centres, metric)
+        if np.array_equal(orphans, queries):  # the usual case: the batch is both
+            q_scores = o_scores
+        codes[orphans] = np.argmax(o_scores, axis=1)
         sizes = np.bincount(codes, minlength=n_c)
-    members = np.argsort(codes, kind="stable")  # rows ascending within each cluster
+    if n_c and (codes >= 0).all():
+        from ccgraph.update._knn_kernels import group_order
+
+        members = group_order(codes, n_c)
+    else:
+        members = np.argsort(codes, kind="stable")  # rows ascending within each cluster
     starts = np.r_[0, np.cumsum(sizes)]
-    pq, pc = _probes(_scores(qv, centres, metric), sizes, n_probe=n_probe,
-                     min_candidates=min_candidates)  # fmt: skip
+    if q_scores is None:
+        q_scores = _scores(qv, centres, metric)
+    pq, pc = _probes(q_scores, sizes, n_probe=n_probe, min_candidates=min_candidates)
     order = np.argsort(pc, kind="stable")
     pq, pc = pq[order], pc[order]
     sq_q = _pick(sq, queries)
@@ -208,27 +269,34 @@ def probe_search(
     gained: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     n_compared = 0
     bounds = np.r_[0, np.flatnonzero(np.diff(pc)) + 1, len(pc)] if len(pc) else np.zeros(1, int)
+    from ccgraph.update._knn_kernels import scan_block
+
+    queries64 = queries.astype(np.int64)
     with _one_blas_thread():  # many small products: BLAS threads cost more than they save
         for a, b in itertools.pairwise(bounds):
             c = int(pc[a])
-            qpos = pq[a:b]
-            target = members[starts[c] : starts[c + 1]]
+            qpos = pq[a:b].astype(np.int64)
+            target = members[starts[c] : starts[c + 1]].astype(np.int64)
             dist = _dist(qv[qpos] @ data[target].T, _col(sq_q, qpos), _pick(sq, target))
-            copies_at_zero(dist, queries[qpos], target, data, sq)
             n_compared += dist.size
-            _drop_self(dist, queries[qpos], target)
-            top.append(_block_top(dist, qpos, target, k))
-            r, col = np.nonzero(dist <= kth[target][None, :])
-            gained.append((target[col], queries[qpos[r]], dist[r, col]))
+            # copies at 0, the query itself at inf, the block's top pairs and gains in one pass
+            tq, tt, td, gt, gq, gd = scan_block(
+                np.ascontiguousarray(dist), qpos, queries64[qpos], target,
+                _copy_limit(sq, target), data, kth[target], k,
+            )  # fmt: skip
+            top.append((tq, tt, td))
+            gained.append((gt, gq, gd))
     q1, t1, d1 = (np.concatenate(x) if top else np.zeros(0) for x in zip(*top, strict=True))
     top_i, _ = top_k_pairs(q1.astype(np.int64), t1.astype(np.int64), d1, nq, k)
     # one round over the stored neighbours of the neighbours found, outside the probed clusters
     hop = np.where((top_i >= 0)[:, :, None], lists[np.maximum(top_i, 0)], -1).reshape(nq, -1)
-    hq = np.repeat(np.arange(nq, dtype=np.int64), hop.shape[1])
-    ht = hop.ravel().astype(np.int64)
-    ok = ht >= 0
-    key = np.unique(hq[ok] * data.shape[0] + ht[ok])
-    hq, ht = key // data.shape[0], key % data.shape[0]
+    # each query's distinct stored neighbours, ascending (sorted row by row: the queries
+    # are the rows already)
+    hop = np.sort(hop.astype(np.int64), axis=1)
+    first = np.ones(hop.shape, dtype=bool)
+    first[:, 1:] = hop[:, 1:] != hop[:, :-1]
+    hq, col = np.nonzero(first & (hop >= 0))
+    ht = hop[hq, col]
     probed = np.isin(hq * max(n_c, 1) + codes[ht], pq.astype(np.int64) * max(n_c, 1) + pc)
     keep = ~probed & (ht != queries[hq])
     hq, ht = hq[keep], ht[keep]
@@ -270,23 +338,11 @@ def _one_blas_thread() -> Iterator[None]:
         yield
 
 
-def _drop_self(dist: np.ndarray, query_rows: np.ndarray, target: np.ndarray) -> None:
-    """Set a query's distance to itself to ``inf`` (``target`` ascending)."""
-    at = np.searchsorted(target, query_rows)
-    hit = (at < len(target)) & (target[np.minimum(at, len(target) - 1)] == query_rows)
-    dist[np.flatnonzero(hit), at[hit]] = np.inf
-
-
-def _block_top(
-    dist: np.ndarray, qpos: np.ndarray, target: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each query's ``k`` nearest within one block, as triples (with ties beyond ``k``)."""
-    if dist.shape[1] > k:
-        kth = np.partition(dist, k - 1, axis=1)[:, k - 1]
-        r, c = np.nonzero(dist <= kth[:, None])
-    else:
-        r, c = np.nonzero(np.isfinite(dist))
-    return qpos[r], target[c], dist[r, c]
+def _copy_limit(sq: np.ndarray | None, target: np.ndarray) -> np.ndarray:
+    """Per target, the distance below which :func:`copies_at_zero` compares the rows."""
+    if sq is None:
+        return np.full(len(target), _COPY_COSINE)
+    return _COPY_RELATIVE * np.sqrt(sq[target]) + 1e-6
 
 
 def _col(sq: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:

@@ -14,9 +14,9 @@ import scipy.sparse as sp
 from ccgraph._logging import StageTimer
 from ccgraph._random import RngLike
 from ccgraph.config import Config
-from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
+from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult, as_ids
 from ccgraph.exceptions import InputError
-from ccgraph.update._calls import duplicates, local_tags, previous_popularity
+from ccgraph.update._calls import duplicates, local_tags
 from ccgraph.update._catalog import Changes
 from ccgraph.update._ids import locate
 from ccgraph.update._output import noop, splice_tags, subset, summary, write_drift
@@ -34,21 +34,37 @@ def changed_rows(old: KnnGraph, new: KnnGraph, removed: np.ndarray, n_kept: int)
     """
     n = new.n_items
     kept_pos = locate(old.ids, new.ids[:n_kept])
-    a_old = old.adjacency
+    a_old = sp.csr_matrix(old.adjacency)
     gone = np.zeros(old.n_items, dtype=bool)
     if len(removed):
         gone[locate(old.ids, np.asarray(removed).astype(str))] = True
-    lost_edge = np.asarray(a_old[:, np.flatnonzero(gone)].getnnz(axis=1) > 0).ravel()
-    sub_old = a_old[kept_pos][:, kept_pos]
     a_new = sp.csr_matrix(new.adjacency)
-    sub_new = a_new[:n_kept][:, :n_kept]
-    diff = (sub_old != sub_new).tocsr()
     touched = np.zeros(n, dtype=bool)
-    touched[:n_kept] = (
-        (np.diff(diff.indptr) > 0)
-        | (a_new[:n_kept][:, n_kept:].getnnz(axis=1) > 0)
-        | lost_edge[kept_pos]
-    )
+    if (
+        not gone.any()
+        and np.array_equal(kept_pos, np.arange(old.n_items))
+        and a_old.has_sorted_indices
+        and a_new.has_sorted_indices
+        and (a_old.data != 0).all()
+        and (a_new.data != 0).all()
+    ):
+        # nothing removed, the old items first and in order: compare rows in place
+        from ccgraph.update._knn_kernels import rows_differ
+
+        touched[:n_kept] = rows_differ(
+            a_old.indptr, a_old.indices, a_old.data, a_new.indptr, a_new.indices, a_new.data,
+            n_kept,
+        )  # fmt: skip
+    else:
+        lost_edge = np.asarray(a_old[:, np.flatnonzero(gone)].getnnz(axis=1) > 0).ravel()
+        sub_old = a_old[kept_pos][:, kept_pos]
+        sub_new = a_new[:n_kept][:, :n_kept]
+        diff = (sub_old != sub_new).tocsr()
+        touched[:n_kept] = (
+            (np.diff(diff.indptr) > 0)
+            | (a_new[:n_kept][:, n_kept:].getnnz(axis=1) > 0)
+            | lost_edge[kept_pos]
+        )
     touched[n_kept:] = True
     return touched
 
@@ -75,7 +91,6 @@ def run_update(
     from ccgraph import _assemble
     from ccgraph._late_stages import (
         describe_levels,
-        popularity_inputs,
         run_counts,
         run_manifest,
         spread_stage,
@@ -136,7 +151,9 @@ def run_update(
         return noop(old, out, old.path or Path("."), counts_in, cfg, overwrite)
 
     kept = old.ids[~member(old.ids, changes.removed)]
-    ids = np.concatenate([kept, changes.added]).astype(str)
+    # checked once, read-only: results built on these ids take them as they are, and their
+    # Arrow copy is made once for every lookup
+    ids = as_ids(np.concatenate([kept, changes.added]))
     graph_batch = np.concatenate([changes.added, replaced]).astype(str)
     catalog = merged_catalog(run_cat, batch, ids, from_batch=np.concatenate([graph_batch, edited]))
     with timer.stage("graph"):
@@ -159,6 +176,13 @@ def run_update(
         )
         stages["graph"].update(dict(graph.params))
         touched = changed_rows(old.graph, graph, changes.removed, len(kept))
+    pop_job = None  # popularity needs only the graph: it runs while clusters and tags are made
+    if cfg.propagate.popularity.enabled:
+        from ccgraph.update.popularity import start_popularity
+
+        pop_job = start_popularity(
+            old, catalog, graph, ids, np.concatenate([graph_batch, edited]), cfg
+        )
     with timer.stage("duplicates"):
         group, canonical, stages["duplicates"] = duplicates(
             old, emb_all, lists, ids, graph_batch, catalog, cfg, stages.get("duplicates", {})
@@ -205,27 +229,9 @@ def run_update(
         with timer.stage("tags"):
             inferred, stages["tags"] = spread_stage(graph, seeds, levels[default_level], cfg)
     popularity = None
-    if cfg.propagate.popularity.enabled:
-        from ccgraph.update.popularity import popularity_constants, update_popularity
-
-        p = cfg.propagate.popularity
-        raw, provider = popularity_inputs(catalog, percentile=p.percentile)
+    if pop_job is not None:
         with timer.stage("popularity"):
-            keep, start = previous_popularity(
-                old, ids, np.concatenate([graph_batch, edited]), alpha=p.alpha
-            )
-            popularity = update_popularity(
-                graph,
-                raw,
-                provider,
-                popularity_constants(old.items),
-                alpha=p.alpha,
-                tol=p.tol,
-                percentile=p.percentile,
-                r=p.r,
-                keep=keep,
-                start=start,
-            )
+            popularity = pop_job.result()
         stages["popularity"] = dict(popularity.params)
     # the files are written while the rest is assembled: the merged embeddings (hundreds of
     # MB to fsync and hash), the graph and the clusters first, each table as soon as it exists

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ccgraph.cluster._common import unique_inverse
+
 __all__ = ["drift_markdown", "drift_report", "splits_and_merges", "unique_inverse"]
 
 
@@ -75,27 +77,6 @@ def _groups(key: np.ndarray, order: np.ndarray) -> list[np.ndarray]:
     starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
     ends = np.r_[starts[1:], len(k)]
     return [order[a:b] for a, b in zip(starts, ends, strict=True) if b - a >= 2]
-
-
-def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(values, return_inverse=True)`` of integer ids, by counting when they are dense.
-
-    Examples
-    --------
-    >>> u, inv = unique_inverse(np.array([7, 3, 7, -1]))
-    >>> u.tolist(), inv.tolist()
-    ([-1, 3, 7], [2, 1, 2, 0])
-    """
-    values = np.asarray(values, dtype=np.int64).ravel()
-    if len(values) == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.intp)
-    lo, hi = int(values.min()), int(values.max())
-    if hi - lo > 4 * len(values) + 1024:
-        u, inv = np.unique(values, return_inverse=True)
-        return u, inv.ravel()
-    present = np.bincount(values - lo, minlength=hi - lo + 1) > 0
-    rank = np.cumsum(present) - 1
-    return np.flatnonzero(present) + lo, rank[values - lo].astype(np.intp)
 
 
 def drift_report(

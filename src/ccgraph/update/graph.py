@@ -45,7 +45,7 @@ def merge_embeddings(
     (memory-mapped), which :func:`ccgraph.io.write_run` can then move into the run
     (``adopt=``) instead of writing them a second time.
     """
-    ids = np.asarray(ids).astype(str)
+    ids = np.asarray(ids).astype(str, copy=False)
     replaced_arr = np.asarray(list(replaced), dtype=str)
     out: dict[str, Embeddings] = {}
     for name in sorted(set(old) | set(batch)):
@@ -78,7 +78,8 @@ def merge_embeddings(
             raise InputError(f"internal: {name!r} vectors of items that are not in the update")
         target = None if stage is None else stage / f"embeddings_{name}.npy"
         vec, pos = _gather(parts, pos, target)
-        out[name] = Embeddings(vec, ids[pos], kind, params)
+        every = len(pos) == len(ids) and np.array_equal(pos, np.arange(len(ids)))
+        out[name] = Embeddings(vec, ids if every else ids[pos], kind, params)
     return out
 
 
@@ -227,8 +228,14 @@ def _local_graph(
     r = locate(old_lists.ids, emb.ids)
     to_new = locate(emb.ids, old_lists.ids)
     old_idx = np.asarray(old_lists.indices, dtype=np.int64)
-    mapped = np.where(old_idx >= 0, to_new[np.maximum(old_idx, 0)], -1)
-    old_in_new = np.where((r >= 0)[:, None], mapped[np.maximum(r, 0)], -2)
+    m_old = len(old_lists.ids)
+    if n >= m_old and np.array_equal(to_new, np.arange(m_old)):
+        # the lists' items first, in order, then new ones: positions stay, new rows get -2
+        old_in_new = np.full((n, old_idx.shape[1]), -2, dtype=np.int64)
+        old_in_new[:m_old] = np.maximum(old_idx, -1)
+    else:
+        mapped = np.where(old_idx >= 0, to_new[np.maximum(old_idx, 0)], -1)
+        old_in_new = np.where((r >= 0)[:, None], mapped[np.maximum(r, 0)], -2)
     changed = changed_lists(old_in_new, new_lists.indices, batch | (r < 0))
     g = cfg.graph
     vectors = np.asarray(emb.vectors) if metric in ("euclidean", "hamming") else None

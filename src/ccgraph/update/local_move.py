@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ccgraph._random import RngLike, as_generator
+from ccgraph.cluster._common import unique_inverse
 from ccgraph.exceptions import InputError
 
 __all__ = ["MOVE_OBJECTIVES", "refine_local"]
@@ -121,8 +122,8 @@ def refine_local(
         total = float(weight.sum())
         gamma = float(resolution) / total if total > 0 else 0.0
     gen = as_generator(rng)
-    labels_in, lab = np.unique(init, return_inverse=True)
-    lab = lab.astype(np.int64).ravel()
+    labels_in, lab = unique_inverse(init)
+    lab = lab.astype(np.int64)
     n_labels = len(labels_in)
     for _ in range(_MAX_ROUNDS):
         # items, until a whole pass over them moves none (a move changes the totals every
@@ -137,8 +138,8 @@ def refine_local(
             if moves == 0:
                 break
         # then the groups made only of free items, as single nodes
-        groups, node = np.unique(lab, return_inverse=True)
-        node = node.astype(np.int64).ravel()
+        groups, node = unique_inverse(lab)
+        node = node.astype(np.int64)
         n_groups = len(groups)
         group_free = np.bincount(node, weights=(~free).astype(np.float64), minlength=n_groups) == 0
         if not group_free.any():
@@ -181,6 +182,6 @@ def _original_labels(lab: np.ndarray, init: np.ndarray, labels_in: np.ndarray) -
     known = lab < len(labels_in)
     out[known] = labels_in[lab[known]]
     if (~known).any():
-        _, fresh = np.unique(lab[~known], return_inverse=True)
-        out[~known] = int(init.max()) + 1 + fresh.ravel()
+        _, fresh = unique_inverse(lab[~known])
+        out[~known] = int(init.max()) + 1 + fresh
     return out

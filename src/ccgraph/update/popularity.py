@@ -13,7 +13,7 @@ run would. The graph inference is the same propagation as
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,11 +22,18 @@ import scipy.sparse as sp
 from ccgraph.containers import KnnGraph, Popularity
 from ccgraph.exceptions import InputError
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from ccgraph.config import Config
+    from ccgraph.containers import Catalog, RunResult
+
 __all__ = [
     "popularity_constants",
     "previous_propagation",
     "propagate_from",
     "standardize_with",
+    "start_popularity",
     "update_popularity",
 ]
 
@@ -143,6 +150,53 @@ def update_popularity(
     return Popularity(
         value, np.where(np.isfinite(x), x, np.nan), source, confidence, graph.ids, params
     )
+
+
+def start_popularity(
+    old: RunResult,
+    catalog: Catalog,
+    graph: KnnGraph,
+    ids: np.ndarray,
+    changed: np.ndarray,
+    cfg: Config,
+) -> Future[Popularity]:
+    """:func:`update_popularity` of an update, started on a worker thread.
+
+    The raw counts (with their outlier warnings) are read on the calling thread; the run's
+    constants, values and solution, and the propagation, whose sweeps release the GIL, on
+    the worker (which only reads the run), so the caller can build clusters and tags
+    meanwhile. ``changed`` lists the items whose raw count may differ from the run's (new,
+    re-embedded, edited).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ccgraph._late_stages import popularity_inputs
+
+    p = cfg.propagate.popularity
+    raw, provider = popularity_inputs(catalog, percentile=p.percentile)
+
+    def job() -> Popularity:
+        from ccgraph.update._calls import previous_popularity
+
+        keep, start = previous_popularity(old, ids, changed, alpha=p.alpha)
+        return update_popularity(
+            graph,
+            raw,
+            provider,
+            popularity_constants(old.items),
+            alpha=p.alpha,
+            tol=p.tol,
+            percentile=p.percentile,
+            r=p.r,
+            keep=keep,
+            start=start,
+        )
+
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccgraph-popularity")
+    try:
+        return worker.submit(job)
+    finally:
+        worker.shutdown(wait=False)  # the thread ends with its one task
 
 
 def previous_propagation(items: pd.DataFrame, rows: np.ndarray, *, alpha: float) -> np.ndarray:

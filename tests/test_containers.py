@@ -1,0 +1,66 @@
+"""as_ids: the checks hold for new input, and an array it returned is not sorted again."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ccgraph.containers import Embeddings, KnnGraph, Partition, as_ids
+from ccgraph.exceptions import IdMismatchError, InputError
+
+
+def test_returned_ids_pass_again_unchanged() -> None:
+    ids = as_ids(np.array(["b", "a", "c"]))
+    assert not ids.flags.writeable
+    assert as_ids(ids) is ids
+    assert as_ids(ids, 3) is ids
+
+
+def test_returned_ids_still_checked_for_length() -> None:
+    ids = as_ids(["a", "b"])
+    with pytest.raises(IdMismatchError, match="2 entries"):
+        as_ids(ids, 3)
+
+
+def test_duplicates_refused_in_new_input() -> None:
+    with pytest.raises(InputError, match="unique"):
+        as_ids(np.array(["a", "b", "a"]))
+
+
+def test_ids_made_writeable_are_checked_again() -> None:
+    ids = as_ids(np.array(["a", "b", "c"]))
+    ids.setflags(write=True)
+    ids[2] = "a"
+    with pytest.raises(InputError, match="unique"):
+        as_ids(ids)
+
+
+def test_a_copy_or_view_is_checked_as_new_input() -> None:
+    ids = as_ids(np.array(["a", "b", "c"]))
+    view = ids[[0, 0, 1]]
+    with pytest.raises(InputError, match="unique"):
+        as_ids(view)
+    same = ids[:]
+    out = as_ids(same)
+    assert out is not ids and out.tolist() == ids.tolist()
+
+
+def test_results_share_checked_ids() -> None:
+    import scipy.sparse as sp
+
+    emb = Embeddings.from_array(np.eye(3, dtype=np.float32), ids=["a", "b", "c"])
+    g = KnnGraph(sp.csr_matrix((3, 3), dtype=np.float32), emb.ids, {})
+    assert g.ids is emb.ids
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    labels=st.lists(st.integers(0, 50), max_size=40),
+    scale=st.sampled_from([1, 10**6]),  # sparse labels take the sorting path
+)
+def test_n_clusters_counts_distinct_labels(labels: list[int], scale: int) -> None:
+    m = np.array(labels, dtype=np.int64) * scale
+    p = Partition(m, [str(i) for i in range(len(m))])
+    assert p.n_clusters == len(np.unique(m))
