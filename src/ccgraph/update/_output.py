@@ -6,7 +6,7 @@ import copy
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,9 @@ import scipy.sparse as sp
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, RunResult, TagScores
 from ccgraph.update._persist import member
+
+if TYPE_CHECKING:
+    from ccgraph.io.run import RunWriter
 
 __all__ = [
     "noop",
@@ -44,14 +47,12 @@ def write_drift(path: Path, report: Mapping[str, Any]) -> None:
 
 def noop(
     old: RunResult,
-    out: Path,
+    writer: RunWriter,
     source: Path,
     changes: Mapping[str, int],
     cfg: Config,
-    overwrite: bool,
 ) -> RunResult:
     """Nothing changed: the same tables, graph and arrays in a new run directory."""
-    from ccgraph.io import write_run
     from ccgraph.update.drift import drift_report
 
     levels = [c for c in old.items.columns if c.startswith("cluster_l")]
@@ -76,7 +77,7 @@ def noop(
     result = RunResult(
         old.items, old.tags, old.clusters, old.rejects, old.graph, manifest, extras=extras
     )
-    path = write_run(result, out, overwrite=overwrite)
+    path = writer.finish(result)
     write_drift(path, report)
     return RunResult(
         old.items,
