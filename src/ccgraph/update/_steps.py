@@ -201,12 +201,13 @@ def run_update(
     writer.add_table("clusters", clusters)
     inferred = None
     redo_tags = np.ones(len(ids), dtype=bool)  # items whose tag rows are built afresh
+    old_pos = None  # each row of the run's tags table: its item's position in ids
     t = cfg.propagate.tags
     use_local = cfg.update.tags == "local" and t.cluster_prior == 0 and "tags" in stages
     if t.enabled and seeds.n_tags > 0 and use_local:
         with timer.stage("tags"):
             changed = member(ids, np.concatenate([graph_batch, edited]))
-            inferred, redo_tags = local_tags(
+            inferred, redo_tags, old_pos = local_tags(
                 old, run_cat, graph, seeds, touched | changed, cfg, stages.get("tags", {})
             )
         stages["tags"] = tags_info(inferred)
@@ -214,7 +215,7 @@ def run_update(
         with timer.stage("tags"):
             inferred, stages["tags"] = spread_stage(graph, seeds, levels[default_level], cfg)
     with timer.stage("assemble"):
-        tags_df = splice_tags(old.tags, catalog, ids, inferred, redo_tags)
+        tags_df = splice_tags(old.tags, catalog, ids, inferred, redo_tags, old_pos=old_pos)
         writer.add_table("tags", tags_df)  # the longest to encode: written during popularity
     popularity = None
     if cfg.propagate.popularity.enabled:

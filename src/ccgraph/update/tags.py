@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,14 @@ import scipy.sparse as sp
 
 from ccgraph.containers import KnnGraph, TagScores, TagSet
 
-__all__ = ["item_mass", "local_spread", "recover_calibrator"]
+__all__ = [
+    "Solved",
+    "item_mass",
+    "local_spread",
+    "recover_calibrator",
+    "region_scores",
+    "solve_region",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -383,18 +390,117 @@ def local_spread(
         ``params`` adds ``method="local"``, ``region`` (rows re-solved) and ``sweeps``.
     """
     n, n_t = graph.n_items, seeds.n_tags
+    solved = solve_region(
+        graph,
+        seeds,
+        old_scores,
+        region,
+        alpha=alpha,
+        tol=tol,
+        max_iter=max_iter,
+        top_k=top_k,
+        seed_sweeps=seed_sweeps,
+    )
+    (rows, tags, score, conf), params = _confident(solved, mass, calibrator, min_confidence)
+    old = _canonical(old_scores)
+    old_rows = np.repeat(np.arange(n), np.diff(old.indptr))
+    stay = ~np.asarray(region, dtype=bool)[old_rows]
+    o_conf = _values_at(old_confidence, old, stay)
+    rows = solved.region[rows]
+    # splice: both parts are sorted by row (the new rows' entries by tag), so a stable sort
+    # merges them
+    order = np.argsort(np.concatenate([old_rows[stay], rows]), kind="stable")
+    indices = np.concatenate([old.indices[stay], tags])[order]
+    values = np.concatenate([old.data[stay], score])[order]
+    confs = np.concatenate([o_conf, conf])[order]
+    counts = np.bincount(old_rows[stay], minlength=n) + np.bincount(rows, minlength=n)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    scores = sp.csr_matrix((values.astype(np.float32), indices, indptr), shape=(n, n_t))
+    confidence = sp.csr_matrix((confs.astype(np.float32), indices, indptr), shape=(n, n_t))
+    return TagScores(
+        scores,
+        confidence,
+        seeds.ids,
+        seeds.tags,
+        params,
+        converged=solved.converged,
+        n_iter=solved.sweeps,
+    )
+
+
+def region_scores(
+    solved: Solved, mass: np.ndarray, *, calibrator: Any, min_confidence: float
+) -> TagScores:
+    """:func:`local_spread`'s result on the region's rows only (``ids`` = the region's items).
+
+    The rows outside the region are the run's; a caller that keeps them as they are (the
+    update's tags table) needs only these.
+    """
+    (rows, tags, score, conf), params = _confident(solved, mass, calibrator, min_confidence)
+    shape = (len(solved.region), len(solved.tag_names))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])
+    scores = sp.csr_matrix((score.astype(np.float32), tags, indptr), shape=shape)
+    confidence = sp.csr_matrix((conf.astype(np.float32), tags, indptr), shape=shape)
+    return TagScores(
+        scores,
+        confidence,
+        solved.ids[solved.region],
+        solved.tag_names,
+        params,
+        converged=solved.converged,
+        n_iter=solved.sweeps,
+    )
+
+
+class Solved(NamedTuple):
+    """The region solve of :func:`solve_region`: each region row's top-k (before confidences).
+
+    ``rows`` index ``region`` (the graph rows re-solved) and are sorted, a row's entries by
+    score (``rank`` 1 first); ``live`` marks the graph rows with edges; ``ids`` and
+    ``tag_names`` are the graph's items and the seeds' tags; ``params`` those of the solve.
+    """
+
+    region: np.ndarray
+    rows: np.ndarray
+    tags: np.ndarray
+    score: np.ndarray
+    rank: np.ndarray
+    sweeps: int
+    converged: bool
+    live: np.ndarray
+    ids: np.ndarray
+    tag_names: np.ndarray
+    params: dict[str, Any]
+
+
+def solve_region(
+    graph: KnnGraph,
+    seeds: TagSet,
+    old_scores: sp.csr_matrix,
+    region: np.ndarray,
+    *,
+    alpha: float,
+    tol: float,
+    max_iter: int,
+    top_k: int,
+    seed_sweeps: int = 5,
+) -> Solved:
+    """The spreading solve of :func:`local_spread` (arguments as there), before confidences.
+
+    The item masses are needed only after it (:func:`region_scores`), so they can be
+    computed beside it.
+    """
+    n, n_t = graph.n_items, seeds.n_tags
     s, deg = _normalised(graph.adjacency)
     y = sp.csr_matrix(seeds.matrix, dtype=np.float64)
     y.sum_duplicates()
     seed_key = np.repeat(np.arange(n), np.diff(y.indptr)) * n_t + y.indices
-    old = sp.csr_matrix(old_scores, dtype=np.float64)
-    old.sum_duplicates()
+    old = _canonical(old_scores)
     old_rows = np.repeat(np.arange(n), np.diff(old.indptr))
     _, on_seed = _lookup(seed_key, old_rows * n_t + old.indices)
     known = _entries(n, n_t, old_rows[~on_seed], old.indices[~on_seed], old.data[~on_seed])
     outside = sp.csr_matrix(known + _seed_values(s, y, known, alpha, seed_sweeps))
     r = np.flatnonzero(region)
-    keep = ~np.asarray(region, dtype=bool)
     s_r = sp.csr_matrix(s[r])
     inside = region[s_r.indices]
     to_r = np.full(n, -1, dtype=np.int64)
@@ -413,44 +519,55 @@ def local_spread(
         max_iter=max_iter,
         top_k=top_k,
     )
-    rows = r[rows]
-    live = mass[deg > 0]
-    mass_ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
-    m = mass[rows]
-    if calibrator is None:
-        conf = np.clip(np.divide(score, m, out=np.zeros_like(score), where=m > 0), 0.0, 1.0)
-    else:
-        conf = calibrator.predict(score, rank, m / mass_ref)
-    ok = conf >= min_confidence if min_confidence > 0 else np.ones(len(conf), dtype=bool)
-    stay = keep[old_rows]
-    o_conf = _values_at(old_confidence, old, stay)
-    rows, tags, score, conf = rows[ok], tags[ok], score[ok], conf[ok]
-    by_tag = np.lexsort((tags, rows))  # canonical order of the new rows' entries
-    # splice: both parts are sorted by row, so a stable sort merges them
-    order = np.argsort(np.concatenate([old_rows[stay], rows[by_tag]]), kind="stable")
-    indices = np.concatenate([old.indices[stay], tags[by_tag]])[order]
-    values = np.concatenate([old.data[stay], score[by_tag]])[order]
-    confs = np.concatenate([o_conf, conf[by_tag]])[order]
-    counts = np.bincount(old_rows[stay], minlength=n) + np.bincount(rows, minlength=n)
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    scores = sp.csr_matrix((values.astype(np.float32), indices, indptr), shape=(n, n_t))
-    confidence = sp.csr_matrix((confs.astype(np.float32), indices, indptr), shape=(n, n_t))
     params = {
         "method": "local",
         "alpha": alpha,
         "tol": tol,
         "max_iter": max_iter,
         "top_k": top_k,
-        "min_confidence": min_confidence,
         "region": len(r),
         "sweeps": sweeps,
         "seed_sweeps": seed_sweeps,
+    }
+    return Solved(
+        r, rows, tags, score, rank, sweeps, converged, deg > 0, graph.ids, seeds.tags, params
+    )
+
+
+def _confident(
+    solved: Solved, mass: np.ndarray, calibrator: Any, min_confidence: float
+) -> tuple[Ranked, dict[str, Any]]:
+    """The solved entries whose confidence reaches ``min_confidence``, and the params.
+
+    The entries come in canonical order: by row, then tag.
+    """
+    live = mass[solved.live]
+    mass_ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
+    rows, tags, score, rank = solved.rows, solved.tags, solved.score, solved.rank
+    m = mass[solved.region[rows]]
+    if calibrator is None:
+        conf = np.clip(np.divide(score, m, out=np.zeros_like(score), where=m > 0), 0.0, 1.0)
+    else:
+        conf = calibrator.predict(score, rank, m / mass_ref)
+    ok = conf >= min_confidence if min_confidence > 0 else np.ones(len(conf), dtype=bool)
+    rows, tags, score, conf = rows[ok], tags[ok], score[ok], conf[ok]
+    by_tag = np.lexsort((tags, rows))
+    solve = dict(solved.params)
+    params = {
+        **{k: solve.pop(k) for k in ("method", "alpha", "tol", "max_iter", "top_k")},
+        "min_confidence": min_confidence,
+        **solve,  # region, sweeps, seed_sweeps
         "mass_ref": mass_ref,
         "calibrator": "kept from the previous run" if calibrator is not None else None,
     }
-    return TagScores(
-        scores, confidence, seeds.ids, seeds.tags, params, converged=converged, n_iter=sweeps
-    )
+    return (rows[by_tag], tags[by_tag], score[by_tag], conf[by_tag]), params
+
+
+def _canonical(m: sp.spmatrix) -> sp.csr_matrix:
+    """``m`` as a float64 CSR without duplicate entries."""
+    out = sp.csr_matrix(m, dtype=np.float64)
+    out.sum_duplicates()
+    return out
 
 
 def _entries(
