@@ -117,39 +117,31 @@ def _seed_values(
     (u, t)``, where ``K_e = sum_v S_uv known_vt`` is fixed and ``M_ee' = S_uv`` for the seed
     entries ``e' = (v, t)``, so the work is in the seed entries' neighbourhoods only.
     """
+    from ccgraph.update._tag_kernels import csr_find
+
     n, n_t = y.shape
     yc = sp.csr_matrix(y)
     yc.sum_duplicates()
     e_row = np.repeat(np.arange(n), np.diff(yc.indptr))
     e_col, e_y = yc.indices.astype(np.int64), yc.data
-    e_key = e_row * n_t + e_col  # sorted: canonical CSR
     cnt = np.diff(s.indptr)[e_row]
     src = np.repeat(np.arange(len(e_row)), cnt)
     first = np.repeat(s.indptr[e_row] - (np.cumsum(cnt) - cnt), cnt)
     p = first + np.arange(len(src))
     v, w = s.indices[p], s.data[p]
-    key = v.astype(np.int64) * n_t + e_col[src]
+    tag = e_col[src]
     kn = sp.csr_matrix(known)
     kn.sum_duplicates()
-    k_key = np.repeat(np.arange(n), np.diff(kn.indptr)) * n_t + kn.indices
-    at, hit = _lookup(k_key, key)
+    at = csr_find(kn.indptr, kn.indices, v, tag)  # (v, tag) among the known entries
+    hit = at >= 0
     fixed = np.bincount(src[hit], weights=w[hit] * kn.data[at[hit]], minlength=len(e_row))
-    at, hit = _lookup(e_key, key)
+    at = csr_find(yc.indptr, yc.indices, v, tag)  # (v, tag) among the seed entries
+    hit = at >= 0
     m = sp.csr_matrix((w[hit], (src[hit], at[hit])), shape=(len(e_row), len(e_row)))
     est = (1.0 - alpha) * e_y
     for _ in range(sweeps):
         est = (1.0 - alpha) * e_y + alpha * (fixed + m @ est)
     return sp.csr_matrix((est, yc.indices, yc.indptr), shape=(n, n_t))
-
-
-def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Position of each of ``keys`` in ``sorted_keys`` and whether it is there."""
-    order = np.argsort(keys)  # sorted needles: far fewer cache misses
-    at = np.empty(len(keys), dtype=np.int64)
-    at[order] = np.searchsorted(sorted_keys, keys[order])
-    at = np.minimum(at, max(len(sorted_keys) - 1, 0))
-    hit = sorted_keys[at] == keys if len(sorted_keys) else np.zeros(len(keys), dtype=bool)
-    return at, hit
 
 
 #: Most (row, tag) unknowns of the component-wise region solve; larger regions are solved on
@@ -208,29 +200,22 @@ def _solve_region(
         return _solve_sparse(
             s_rr, c, f0, seeded, alpha=alpha, tol=tol, max_iter=max_iter, top_k=top_k
         )
+    from ccgraph.update._tag_kernels import csr_find
+
     start = np.concatenate([[0], np.cumsum(width)])
     size = int(start[-1])
-    pat_key = np.repeat(np.arange(n_comp), np.diff(pat.indptr)) * n_t + pat.indices
 
     def flat(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        at, hit = _lookup(pat_key, comp[rows].astype(np.int64) * n_t + cols)
-        return np.where(hit, start[rows] + at - pat.indptr[comp[rows]], -1)
+        at = csr_find(pat.indptr, pat.indices, comp[rows], cols)
+        return np.where(at >= 0, start[rows] + at - pat.indptr[comp[rows]], -1)
 
-    e = sp.coo_matrix(s_rr)
-    rep = width[e.row]
-    within = np.arange(int(rep.sum())) - np.repeat(np.cumsum(rep) - rep, rep)
-    m = sp.csr_matrix(
-        (
-            np.repeat(e.data, rep),
-            (np.repeat(start[e.row], rep) + within, np.repeat(start[e.col], rep) + within),
-        ),
-        shape=(size, size),
-    )
     b = np.zeros(size)
     b[flat(cc.row, cc.col)] = cc.data
     f = np.zeros(size)
     f[flat(fc.row, fc.col)] = fc.data
-    f, sweeps, done = _chebyshev(m, b, f, alpha=alpha, tol=tol, max_iter=max_iter)
+    f, sweeps, done = _flat_chebyshev(
+        s_rr, start, width, b, f, alpha=alpha, tol=tol, max_iter=max_iter
+    )
     sc = sp.coo_matrix(seeded)
     at = flat(sc.row, sc.col)
     f[at[at >= 0]] = 0.0  # an item's own seeds are not inferred
@@ -239,6 +224,44 @@ def _solve_region(
     tags = pat.indices[np.repeat(pat.indptr[comp], width) + within]
     pos = f > 0
     return _ranked(rows[pos], tags[pos].astype(np.int64), f[pos], top_k), sweeps, done
+
+
+def _flat_chebyshev(
+    s_rr: sp.csr_matrix,
+    start: np.ndarray,
+    width: np.ndarray,
+    b: np.ndarray,
+    f: np.ndarray,
+    *,
+    alpha: float,
+    tol: float,
+    max_iter: int,
+) -> tuple[np.ndarray, int, bool]:
+    """:func:`_chebyshev` on the flat layout of :func:`_solve_region` (the same sweeps).
+
+    The operator is ``S_RR`` applied to each of a row's cells (row ``u`` owns ``width[u]``
+    cells from ``start[u]``), swept by :func:`~ccgraph.update._tag_kernels.flat_sweep`
+    without building it.
+    """
+    from ccgraph.propagate._solver import _omegas
+    from ccgraph.update._tag_kernels import flat_sweep
+
+    s = sp.csr_matrix(s_rr, dtype=np.float64)
+    s.sum_duplicates()  # canonical: a row's neighbours summed in column order
+    start = start.astype(np.int64)
+    width = width.astype(np.int64)
+    prev = f
+    omegas = _omegas(alpha, "chebyshev")
+    sweeps, done = 0, f.size == 0
+    while not done and sweeps < max_iter:
+        sweeps += 1
+        nxt = np.empty_like(f)
+        change = flat_sweep(
+            s.indptr, s.indices, s.data, start, width, alpha, b, f, prev, next(omegas), nxt
+        )
+        done = change < tol
+        prev, f = f, nxt
+    return f, sweeps, done
 
 
 def _chebyshev(
@@ -296,6 +319,16 @@ def _ranked(rows: np.ndarray, tags: np.ndarray, score: np.ndarray, top_k: int) -
 
     The entries come sorted by row, then tag (so a stable sort keeps tag order within ties).
     """
+    if len(rows) and not np.isnan(score).any() and (rows[1:] >= rows[:-1]).all():
+        from ccgraph.update._tag_kernels import top_k_sorted
+
+        pick, rank = top_k_sorted(np.asarray(rows), np.asarray(score, dtype=np.float64), top_k)
+        return (
+            rows[pick].astype(np.int64),
+            tags[pick].astype(np.int64),
+            score[pick].astype(np.float64),
+            rank,
+        )
     order = np.lexsort((-score, rows))
     rows, tags, score = rows[order], tags[order], score[order]
     first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, int)
@@ -490,14 +523,15 @@ def solve_region(
     The item masses are needed only after it (:func:`region_scores`), so they can be
     computed beside it.
     """
+    from ccgraph.update._tag_kernels import csr_find
+
     n, n_t = graph.n_items, seeds.n_tags
     s, deg = _normalised(graph.adjacency)
     y = sp.csr_matrix(seeds.matrix, dtype=np.float64)
     y.sum_duplicates()
-    seed_key = np.repeat(np.arange(n), np.diff(y.indptr)) * n_t + y.indices
     old = _canonical(old_scores)
     old_rows = np.repeat(np.arange(n), np.diff(old.indptr))
-    _, on_seed = _lookup(seed_key, old_rows * n_t + old.indices)
+    on_seed = csr_find(y.indptr, y.indices, old_rows, old.indices) >= 0
     known = _entries(n, n_t, old_rows[~on_seed], old.indices[~on_seed], old.data[~on_seed])
     outside = sp.csr_matrix(known + _seed_values(s, y, known, alpha, seed_sweeps))
     r = np.flatnonzero(region)
@@ -594,8 +628,8 @@ def _values_at(other: sp.spmatrix, ref: sp.csr_matrix, mask: np.ndarray) -> np.n
     o.sum_duplicates()
     if np.array_equal(o.indptr, ref.indptr) and np.array_equal(o.indices, ref.indices):
         return o.data[mask]
-    n_t = ref.shape[1]
-    key = np.repeat(np.arange(o.shape[0]), np.diff(o.indptr)) * n_t + o.indices
+    from ccgraph.update._tag_kernels import csr_find
+
     rows = np.repeat(np.arange(ref.shape[0]), np.diff(ref.indptr))[mask]
-    at, hit = _lookup(key, rows * n_t + ref.indices[mask])
-    return np.where(hit, o.data[at] if len(o.data) else 0.0, 0.0)
+    at = csr_find(o.indptr, o.indices, rows, ref.indices[mask])
+    return np.where(at >= 0, o.data[at] if len(o.data) else 0.0, 0.0)
