@@ -61,13 +61,18 @@ def flat_sweep(
     """
     keep = 1.0 - omega
     change = 0.0
+    acc = np.empty(max(width.max(), 1) if len(width) else 1, dtype=np.float64)
     for u in range(len(width)):
         su = start[u]
-        for j in range(width[u]):
-            acc = 0.0
-            for k in range(indptr[u], indptr[u + 1]):
-                acc += data[k] * f[start[indices[k]] + j]
-            y = alpha * acc + b[su + j]
+        wu = width[u]
+        acc[:wu] = 0.0
+        for k in range(indptr[u], indptr[u + 1]):  # each cell sums its neighbours in order
+            sv = start[indices[k]]
+            a = data[k]
+            for j in range(wu):
+                acc[j] += a * f[sv + j]
+        for j in range(wu):
+            y = alpha * acc[j] + b[su + j]
             d = abs(y - f[su + j])
             if d > change or d != d:  # NaN propagates, as in numpy's max
                 change = d

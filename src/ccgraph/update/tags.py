@@ -585,7 +585,7 @@ def _confident(
         conf = calibrator.predict(score, rank, m / mass_ref)
     ok = conf >= min_confidence if min_confidence > 0 else np.ones(len(conf), dtype=bool)
     rows, tags, score, conf = rows[ok], tags[ok], score[ok], conf[ok]
-    by_tag = np.lexsort((tags, rows))
+    by_tag = np.argsort(rows * len(solved.tag_names) + tags, kind="stable")  # distinct keys
     solve = dict(solved.params)
     params = {
         **{k: solve.pop(k) for k in ("method", "alpha", "tol", "max_iter", "top_k")},
