@@ -44,6 +44,10 @@ _ITEM_EXTRAS = ("title", "provider", "license", "url", "image_path")
 
 def cluster_strength(adjacency: sp.csr_matrix, membership: np.ndarray) -> np.ndarray:
     """Share of each item's edge weight that stays inside its own cluster (1 if isolated)."""
+    if len(membership) == adjacency.shape[0]:  # the sums bincount makes, in its order
+        from ccgraph._assemble_kernels import inside_share
+
+        return inside_share(adjacency.indptr, adjacency.indices, adjacency.data, membership)
     rows = np.repeat(np.arange(adjacency.shape[0]), np.diff(adjacency.indptr))
     inside = membership[adjacency.indices] == membership[rows]
     total = np.bincount(rows, weights=adjacency.data, minlength=adjacency.shape[0])
