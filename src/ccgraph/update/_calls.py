@@ -38,7 +38,6 @@ def local_tags(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from ccgraph.update._output import run_positions
     from ccgraph.update.clusters import neighbourhood
     from ccgraph.update.tags import item_mass, recover_calibrator, region_scores, solve_region
 
@@ -48,7 +47,7 @@ def local_tags(
         # the region solve does not) is computed beside the region solve
         job = pool.submit(item_mass, graph, seeds, alpha=t.alpha, tol=t.tol, max_iter=t.max_iter)
         table = old.tags
-        old_pos = run_positions(table["id"], graph.ids)
+        old_pos = _new_positions(table["id"], old, graph.ids)
         inferred = (table["source"] == "inferred").to_numpy(dtype=bool, na_value=False)
         rows = old_pos[inferred]
         tag_codes, tag_names = pd.factorize(table["tag"])
@@ -83,6 +82,23 @@ def local_tags(
     cal = recover_calibrator(previous.get("calibrator"), pairs, rel)
     out = region_scores(solved, mass, calibrator=cal, min_confidence=t.min_confidence)
     return out, region, old_pos
+
+
+def _new_positions(column: pd.Series, old: RunResult, ids: np.ndarray) -> np.ndarray:
+    """Position in ``ids`` of each value of a run table's ``column`` (-1 if absent).
+
+    Looked up among the run's items (their Arrow id column, no conversion of ``ids``), then
+    carried to ``ids`` by :func:`~ccgraph.update._ids.locate`.
+    """
+    from ccgraph.update._ids import locate
+    from ccgraph.update._output import run_positions
+
+    in_old = run_positions(column, old.items["id"])
+    rows = locate(old.ids, ids)  # each of ids' row in the run (-1: new)
+    new_of_old = np.full(len(old.ids), -1, dtype=np.int64)
+    kept = rows >= 0
+    new_of_old[rows[kept]] = np.flatnonzero(kept)
+    return np.where(in_old >= 0, new_of_old[np.maximum(in_old, 0)], -1)
 
 
 def previous_popularity(
