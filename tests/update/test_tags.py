@@ -193,7 +193,7 @@ def test_seed_values_are_the_sweeps_of_the_dense_equation() -> None:
 def test_dense_block_and_sparse_fallback_give_the_component_solve(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import ccgraph.update.tags as tags_module
+    import ccgraph.update._region_solve as tags_module
 
     graph, seeds = _problem(seed=7)
     ref = spread_tags(graph, seeds, top_k=3)
