@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = ["changed_rows", "run_update"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def changed_rows(old: KnnGraph, new: KnnGraph, removed: np.ndarray, n_kept: int) -> np.ndarray:
@@ -55,6 +58,17 @@ def changed_rows(old: KnnGraph, new: KnnGraph, removed: np.ndarray, n_kept: int)
     )
     touched[n_kept:] = True
     return touched
+
+
+def _background(fn: Callable[..., T], *args: Any) -> Future[T]:
+    """``fn(*args)`` on a thread of its own, which ends with the call (nothing to shut down)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="update")
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def run_update(
@@ -164,13 +178,17 @@ def run_update(
         )
         stages["graph"].update(dict(graph.params))
         touched = changed_rows(old.graph, graph, changes.removed, len(kept))
-    extras = _persist.run_extras(emb_all, ids, lists)
-    writer.add_extras(extras)  # the merged embeddings: fsync and SHA-256 while the rest runs
-    writer.add_graph(graph)
     with timer.stage("duplicates"):
         group, canonical, stages["duplicates"] = duplicates(
             old, emb_all, lists, ids, graph_batch, catalog, cfg, stages.get("duplicates", {})
         )
+    # the single-threaded stages from here on leave a core to the writer: the merged
+    # embeddings (fsync and SHA-256) and the graph are written while the clusters are refined,
+    # and the seed tags (they need only the catalog) are built on a thread of their own
+    extras = _persist.run_extras(emb_all, ids, lists)
+    writer.add_extras(extras)
+    writer.add_graph(graph)
+    seeds_job = _background(build_seed_tags, catalog, cfg)
     with timer.stage("cluster"):
         n_levels = len(persist["level_resolutions"])
         levels, cinfo = update_levels(
@@ -195,7 +213,7 @@ def run_update(
             "sweep": sweep_info(levels),
             "update": cinfo,
         }
-    seeds = build_seed_tags(catalog, cfg)
+    seeds = seeds_job.result()
     with timer.stage("describe"):
         clusters = describe_levels(graph, levels, catalog, seeds, cfg)
     writer.add_table("clusters", clusters)
