@@ -182,9 +182,10 @@ def run_update(
         group, canonical, stages["duplicates"] = duplicates(
             old, emb_all, lists, ids, graph_batch, catalog, cfg, stages.get("duplicates", {})
         )
-    # the single-threaded stages from here on leave a core to the writer: the merged
-    # embeddings (fsync and SHA-256) and the graph are written while the clusters are refined,
-    # and the seed tags (they need only the catalog) are built on a thread of their own
+    # the writer takes each part as soon as it exists: the merged embeddings (fsync and
+    # SHA-256) and the graph are written while the clusters are refined (the duplicates stage
+    # runs two threads, the refinement one); the seed tags, which need only the catalog, are
+    # built meanwhile on a thread of their own
     extras = _persist.run_extras(emb_all, ids, lists)
     writer.add_extras(extras)
     writer.add_graph(graph)
