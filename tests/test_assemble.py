@@ -143,3 +143,35 @@ def test_string_columns_equal_the_fillna_astype_round_trip(values: list) -> None
     pd.testing.assert_extension_array_equal(
         _strings(source.astype(str)), pd.array(source.astype(str), dtype="string")
     )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    density=st.floats(0.0, 0.5),
+    n_clusters=st.integers(1, 5),
+    seed=st.integers(0, 10_000),
+)
+def test_cluster_strength_is_the_bincount_share_bit_for_bit(
+    n: int, density: float, n_clusters: int, seed: int
+) -> None:
+    """The kernel against the numpy expression it replaced (same sums, same order)."""
+    from ccgraph._assemble import cluster_strength
+
+    a = sp.random(n, n, density=density, random_state=seed, format="csr", dtype=np.float32)
+    a = sp.csr_matrix(a + a.T)
+    membership = np.random.default_rng(seed).integers(0, n_clusters, n)
+    rows = np.repeat(np.arange(n), np.diff(a.indptr))
+    inside = membership[a.indices] == membership[rows]
+    total = np.bincount(rows, weights=a.data, minlength=n)
+    internal = np.bincount(rows, weights=a.data * inside, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = np.where(total > 0, internal / np.where(total > 0, total, 1), 1.0)
+    got = cluster_strength(a, membership)
+    assert got.dtype == np.float32
+    assert got.tobytes() == want.astype(np.float32).tobytes()
+    # and it is the share of each item's weight inside its cluster
+    dense = a.toarray().astype(np.float64)
+    same = membership[:, None] == membership[None, :]
+    share = np.divide((dense * same).sum(1), dense.sum(1), out=np.ones(n), where=dense.sum(1) > 0)
+    np.testing.assert_allclose(got, share, rtol=1e-6)

@@ -44,6 +44,10 @@ _ITEM_EXTRAS = ("title", "provider", "license", "url", "image_path")
 
 def cluster_strength(adjacency: sp.csr_matrix, membership: np.ndarray) -> np.ndarray:
     """Share of each item's edge weight that stays inside its own cluster (1 if isolated)."""
+    if len(membership) == adjacency.shape[0]:  # the sums bincount makes, in its order
+        from ccgraph._assemble_kernels import inside_share
+
+        return inside_share(adjacency.indptr, adjacency.indices, adjacency.data, membership)
     rows = np.repeat(np.arange(adjacency.shape[0]), np.diff(adjacency.indptr))
     inside = membership[adjacency.indices] == membership[rows]
     total = np.bincount(rows, weights=adjacency.data, minlength=adjacency.shape[0])
@@ -148,9 +152,17 @@ def tags_table(catalog: Catalog, ids: np.ndarray, inferred: TagScores | None) ->
     descending, then tag). Sorting works on integer codes and the string columns are built by
     Arrow ``take``, so ten million inferred tags cost seconds, not minutes.
     """
+    return tags_frame(catalog, ids, inferred)[0]
+
+
+def tags_frame(
+    catalog: Catalog, ids: np.ndarray, inferred: TagScores | None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """:func:`tags_table` and the position in ``ids`` of each of its rows' item."""
     import pyarrow as pa
 
-    index = pd.Index(np.asarray(ids, dtype=str))
+    id_strs = np.asarray(ids, dtype=str)
+    index = pd.Index(id_strs)
     obs = catalog.tags
     o_pos = index.get_indexer(obs["id"].astype(str).to_numpy())
     known = o_pos >= 0
@@ -171,7 +183,9 @@ def tags_table(catalog: Catalog, ids: np.ndarray, inferred: TagScores | None) ->
         i_col = s.indices.astype(np.int64)
         same = np.array_equal(s.indptr, c.indptr) and np.array_equal(s.indices, c.indices)
         i_conf = c.data if same else np.asarray(c[i_row, i_col]).ravel()
-        i_pos = index.get_indexer(np.asarray(inferred.ids, dtype=str))[i_row]
+        i_ids = np.asarray(inferred.ids, dtype=str)
+        same_ids = len(i_ids) == len(id_strs) and np.array_equal(i_ids, id_strs)
+        i_pos = i_row if same_ids else index.get_indexer(i_ids)[i_row]
         i_tags = np.asarray(inferred.tags, dtype=str)
         i_score = s.data.astype(np.float32)
     else:
@@ -197,9 +211,10 @@ def tags_table(catalog: Catalog, ids: np.ndarray, inferred: TagScores | None) ->
     obs_idx = np.where(srt_flag == 0, order, 0)
     is_inf = srt_flag == 1
     rank_sorted = rank[order]
-    return pd.DataFrame(
+    pos_sorted = pos[order]
+    frame = pd.DataFrame(
         {
-            "id": strings(index.to_numpy(dtype=str), pos[order]),
+            "id": strings(id_strs, pos_sorted),
             "tag": strings(vocab, code[order]),
             "score": np.r_[o_score, i_score][order],
             "confidence": np.r_[np.ones(n_obs, np.float32), i_conf.astype(np.float32)][order],
@@ -209,6 +224,7 @@ def tags_table(catalog: Catalog, ids: np.ndarray, inferred: TagScores | None) ->
             "tag_raw": strings(o_raw, obs_idx, is_inf) if n_obs else _nulls(len(order)),
         }
     )
+    return frame, pos_sorted
 
 
 def _rank_within_rows(rows: np.ndarray, score: np.ndarray, code: np.ndarray) -> np.ndarray:

@@ -54,3 +54,17 @@ def test_only_a_whole_file_is_adopted(tmp_path: Path) -> None:
     out = write_run(_result({"part": mm[1:]}), tmp_path / "run", adopt=[path])
     np.testing.assert_array_equal(np.load(out / "part.npy"), np.asarray(mm)[1:])
     assert path.exists()
+
+
+def test_a_folder_given_up_adopts_the_files_directly_inside(tmp_path: Path) -> None:
+    from ccgraph.io.run import RunWriter
+
+    stage = tmp_path / "stage"
+    with RunWriter(tmp_path / "run", adopt=[stage]) as writer:  # made before the arrays exist
+        inside = _staged(stage, "emb", np.arange(12, dtype=np.float32).reshape(4, 3))
+        deeper = _staged(stage / "sub", "other", np.ones((2, 2), dtype=np.float32))
+        out = writer.finish(_result({"emb": inside, "other": deeper}))
+    assert not (stage / "emb.npy").exists()  # moved into the run
+    assert (stage / "sub/other.npy").exists()  # not directly inside: copied, left alone
+    np.testing.assert_array_equal(np.load(out / "emb.npy"), np.asarray(inside))
+    np.testing.assert_array_equal(np.load(out / "other.npy"), np.ones((2, 2), dtype=np.float32))

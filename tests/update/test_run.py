@@ -271,3 +271,23 @@ def test_an_existing_output_is_refused_before_any_work(
         update_run(base_run, _empty_catalog(), out=out)
     assert sorted(p.name for p in out.iterdir()) == before  # untouched
     assert not list(tmp_path.glob(".taken.tmp-*"))  # and no staging folder left
+
+
+@pytest.mark.parametrize("fails", ["clusters", "popularity"])
+def test_a_failing_stage_leaves_no_output_and_no_temporary_folder(
+    base_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    """The run writer starts writing after the graph stage: an error later removes it all."""
+    import ccgraph.update.clusters
+    import ccgraph.update.popularity
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("stage failed")
+
+    module = ccgraph.update.clusters if fails == "clusters" else ccgraph.update.popularity
+    name = "update_levels" if fails == "clusters" else "update_popularity"
+    monkeypatch.setattr(module, name, boom)
+    csv, vec = _batch(tmp_path / "batch", np.array([0, 1, 2, 3]), 160, seed=3)
+    with pytest.raises(RuntimeError, match="stage failed"):
+        update_run(base_run, csv, out=tmp_path / "out", overrides=[f"embed.precomputed.path={vec}"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch"]  # no run, no .out.tmp-*

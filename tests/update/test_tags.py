@@ -193,7 +193,7 @@ def test_seed_values_are_the_sweeps_of_the_dense_equation() -> None:
 def test_dense_block_and_sparse_fallback_give_the_component_solve(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import ccgraph.update.tags as tags_module
+    import ccgraph.update._region_solve as tags_module
 
     graph, seeds = _problem(seed=7)
     ref = spread_tags(graph, seeds, top_k=3)
@@ -220,3 +220,39 @@ def test_dense_block_and_sparse_fallback_give_the_component_solve(
     np.testing.assert_allclose(flat.scores.toarray(), sparse.scores.toarray(), atol=1e-7)
     np.testing.assert_allclose(flat.confidence.toarray(), sparse.confidence.toarray(), atol=1e-6)
     assert flat.scores.has_sorted_indices and dense.scores.has_sorted_indices
+
+
+def test_region_scores_are_local_spreads_region_rows_and_splice_alike() -> None:
+    from ccgraph._assemble import tags_table
+    from ccgraph.containers import REJECT_COLUMNS, Catalog
+    from ccgraph.update._output import run_positions, splice_tags
+    from ccgraph.update.tags import region_scores, solve_region
+
+    graph, seeds = _problem(seed=8)
+    ref = spread_tags(graph, seeds, top_k=3)
+    region = np.zeros(graph.n_items, dtype=bool)
+    region[1::3] = True
+    mass = item_mass(graph, seeds, alpha=0.8, tol=1e-10)
+    kw = {"alpha": 0.8, "tol": 1e-10, "max_iter": 500, "top_k": 3}
+    full = local_spread(
+        graph, seeds, ref.scores, ref.confidence, region,
+        min_confidence=0.01, calibrator=None, mass=mass, **kw,
+    )  # fmt: skip
+    solved = solve_region(graph, seeds, ref.scores, region, **kw)
+    part = region_scores(solved, mass, calibrator=None, min_confidence=0.01)
+    np.testing.assert_array_equal(part.ids, graph.ids[region])
+    for got, want in ((part.scores, full.scores), (part.confidence, full.confidence)):
+        want = sp.csr_matrix(want[region])
+        np.testing.assert_array_equal(got.indptr, want.indptr)
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_array_equal(got.data, want.data)
+    assert dict(part.params) == dict(full.params)
+    # the splice takes either and gives the table a full assembly gives
+    obs = seeds.to_frame().assign(source="user", provider="x", tag_raw="raw")
+    catalog = Catalog(pd.DataFrame({"id": graph.ids}), obs, pd.DataFrame(columns=REJECT_COLUMNS))
+    want = tags_table(catalog, graph.ids, full)
+    stale = tags_table(catalog, graph.ids, ref)
+    pos = run_positions(stale["id"], graph.ids)
+    for inferred in (full, part):
+        got = splice_tags(stale, catalog, graph.ids, inferred, region, old_pos=pos)
+        pd.testing.assert_frame_equal(got, want)

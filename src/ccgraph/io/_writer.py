@@ -157,11 +157,13 @@ def extra_files(extras: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
 
 
 def staged_file(value: Any, adopt: Collection[Path]) -> Path | None:
-    """The ``.npy`` file in ``adopt`` that ``value`` maps whole, if any.
+    """The ``.npy`` file of ``adopt`` that ``value`` maps whole, if any.
 
     An array made with ``numpy.lib.format.open_memmap`` in a folder the caller owns is
     already the ``.npy`` file :func:`ccgraph.io.write_run` would write (same header, same
-    bytes), so it can be moved into the run instead of written again.
+    bytes), so it can be moved into the run instead of written again. ``adopt`` lists files,
+    or folders whose ``.npy`` files (directly inside) the caller gives up: a writer made
+    before the array exists can adopt it.
     """
     mm = value
     while mm is not None and not isinstance(mm, np.memmap):
@@ -169,7 +171,8 @@ def staged_file(value: Any, adopt: Collection[Path]) -> Path | None:
     if mm is None or not getattr(mm, "filename", None):
         return None
     source = Path(mm.filename).resolve()
-    if source not in adopt or not isinstance(value, np.ndarray):
+    listed = source in adopt or (source.suffix == ".npy" and source.parent in adopt)
+    if not listed or not isinstance(value, np.ndarray):
         return None
     whole = (
         value.shape == mm.shape

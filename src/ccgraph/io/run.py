@@ -62,10 +62,11 @@ def write_run(
     overwrite
         Replace an earlier run at ``path`` (otherwise an existing non-empty ``path`` raises).
     adopt
-        ``.npy`` files the caller made for this run and gives up: an extra that is a
-        ``numpy.lib.format.open_memmap`` of one of them (the whole file) is moved into the run
-        instead of written again (an update's merged embeddings: hundreds of MB). Files not
-        listed are never moved, so nothing a user gave is touched.
+        ``.npy`` files the caller made for this run and gives up (or folders: every ``.npy``
+        file directly inside): an extra that is a ``numpy.lib.format.open_memmap`` of one of
+        them (the whole file) is moved into the run instead of written again (an update's
+        merged embeddings: hundreds of MB). Files not listed are never moved, so nothing a
+        user gave is touched.
 
     Raises
     ------

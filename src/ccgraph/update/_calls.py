@@ -7,8 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from ccgraph.config import Config
@@ -19,7 +17,6 @@ __all__ = [
     "duplicates",
     "local_tags",
     "previous_popularity",
-    "table_positions",
 ]
 
 
@@ -31,75 +28,77 @@ def local_tags(
     changed: np.ndarray,
     cfg: Config,
     previous: Mapping[str, Any],
-) -> tuple[Any, np.ndarray]:
-    """Tag spreading re-solved within ``update.tag_hops`` edges of the changed items."""
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Tag spreading re-solved within ``update.tag_hops`` edges of the changed items.
+
+    Returns the region's inferred tags (a :class:`~ccgraph.containers.TagScores` over the
+    region's items, :func:`ccgraph.update.tags.region_scores`), the region (a mask over
+    ``graph.ids``) and the row of ``graph.ids`` of every row of the run's tags table (-1:
+    removed), which :func:`ccgraph.update._output.splice_tags` takes as ``old_pos``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from ccgraph.update.clusters import neighbourhood
-    from ccgraph.update.tags import item_mass, local_spread, recover_calibrator
+    from ccgraph.update.tags import item_mass, recover_calibrator, region_scores, solve_region
 
     t = cfg.propagate.tags
-    table = old.tags
-    inferred = (table["source"] == "inferred").to_numpy(dtype=bool, na_value=False)
-    rows = table_positions(table["id"], graph.ids)[inferred]
-    tag_codes, tag_names = pd.factorize(table["tag"])
-    cols = pd.Index(seeds.tags).get_indexer(np.asarray(tag_names, dtype=object))
-    cols = np.where(tag_codes >= 0, cols[np.maximum(tag_codes, 0)], -1)[inferred]
-    score = table["score"].to_numpy(np.float64)[inferred]
-    conf = table["confidence"].to_numpy(np.float64)[inferred]
-    rank = table["rank"].to_numpy(np.float64, na_value=np.nan)[inferred]
+    with ThreadPoolExecutor(1, thread_name_prefix="item_mass") as pool:
+        # the seeds' mass over the whole graph (one propagation; the confidences need it,
+        # the region solve does not) is computed beside the region solve
+        job = pool.submit(item_mass, graph, seeds, alpha=t.alpha, tol=t.tol, max_iter=t.max_iter)
+        table = old.tags
+        old_pos = _new_positions(table["id"], old, graph.ids)
+        inferred = (table["source"] == "inferred").to_numpy(dtype=bool, na_value=False)
+        rows = old_pos[inferred]
+        tag_codes, tag_names = pd.factorize(table["tag"])
+        cols = pd.Index(seeds.tags).get_indexer(np.asarray(tag_names, dtype=object))
+        cols = np.where(tag_codes >= 0, cols[np.maximum(tag_codes, 0)], -1)[inferred]
+        score = table["score"].to_numpy(np.float64)[inferred]
+        ok = (rows >= 0) & (cols >= 0)
+        shape = (graph.n_items, seeds.n_tags)
+        old_scores = sp.csr_matrix((score[ok], (rows[ok], cols[ok])), shape=shape)
+        region = neighbourhood(graph.adjacency, changed, cfg.update.tag_hops)
+        solved = solve_region(
+            graph,
+            seeds,
+            old_scores,
+            region,
+            alpha=t.alpha,
+            tol=t.tol,
+            max_iter=t.max_iter,
+            top_k=t.top_k,
+        )
+        mass = job.result()
     # The run's masses, needed to read its calibrator off its own (score, confidence) rows,
     # are those after the update for the items the update does not reach.
-    mass = item_mass(graph, seeds, alpha=t.alpha, tol=t.tol, max_iter=t.max_iter)
     far = ~neighbourhood(graph.adjacency, changed, 1)
     live = mass[graph.degree > 0]
     ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
     use = (rows >= 0) & far[np.maximum(rows, 0)]
     rel = mass[rows[use]] / ref
+    conf = table["confidence"].to_numpy(np.float64)[inferred]
+    rank = table["rank"].to_numpy(np.float64, na_value=np.nan)[inferred]
     pairs = pd.DataFrame({"score": score[use], "rank": rank[use], "confidence": conf[use]})
     cal = recover_calibrator(previous.get("calibrator"), pairs, rel)
-    ok = (rows >= 0) & (cols >= 0)
-    shape = (graph.n_items, seeds.n_tags)
-    old_scores = sp.csr_matrix((score[ok], (rows[ok], cols[ok])), shape=shape)
-    old_conf = sp.csr_matrix((conf[ok], (rows[ok], cols[ok])), shape=shape)
-    region = neighbourhood(graph.adjacency, changed, cfg.update.tag_hops)
-    out = local_spread(
-        graph,
-        seeds,
-        old_scores,
-        old_conf,
-        region,
-        alpha=t.alpha,
-        tol=t.tol,
-        max_iter=t.max_iter,
-        top_k=t.top_k,
-        min_confidence=t.min_confidence,
-        calibrator=cal,
-        mass=mass,
-    )
-    return out, region
+    out = region_scores(solved, mass, calibrator=cal, min_confidence=t.min_confidence)
+    return out, region, old_pos
 
 
-def table_positions(column: pd.Series, ids: np.ndarray) -> np.ndarray:
-    """Position in ``ids`` of each value of ``column`` (-1 if absent).
+def _new_positions(column: pd.Series, old: RunResult, ids: np.ndarray) -> np.ndarray:
+    """Position in ``ids`` of each value of a run table's ``column`` (-1 if absent).
 
-    Tables keep the rows of one item together, so only the first value of every run of equal
-    values is looked up.
-
-    Examples
-    --------
-    >>> table_positions(pd.Series(["b", "b", "a", "x"], dtype="string"), np.array(["a", "b"]))
-    array([ 1,  1,  0, -1])
+    Looked up among the run's items (their Arrow id column, no conversion of ``ids``), then
+    carried to ``ids`` by :func:`~ccgraph.update._ids.locate`.
     """
-    n = len(column)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    arr = pa.array(column, type=pa.large_string(), from_pandas=True)
-    differs = pc.fill_null(pc.not_equal(arr[1:], arr[:-1]), True)
-    starts = np.flatnonzero(np.r_[True, differs.to_numpy(zero_copy_only=False)])
-    firsts = arr.take(pa.array(starts))
-    pool = pa.array(np.asarray(ids).astype(str), type=pa.large_string())
-    found = pc.index_in(firsts, value_set=pool)  # Arrow's hash lookup, no Python strings
-    pos = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return np.repeat(pos, np.diff(np.r_[starts, n])).astype(np.int64)
+    from ccgraph.update._ids import locate
+    from ccgraph.update._output import run_positions
+
+    in_old = run_positions(column, old.items["id"])
+    rows = locate(old.ids, ids)  # each of ids' row in the run (-1: new)
+    new_of_old = np.full(len(old.ids), -1, dtype=np.int64)
+    kept = rows >= 0
+    new_of_old[rows[kept]] = np.flatnonzero(kept)
+    return np.where(in_old >= 0, new_of_old[np.maximum(in_old, 0)], -1)
 
 
 def previous_popularity(

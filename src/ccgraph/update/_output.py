@@ -6,15 +6,18 @@ import copy
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from ccgraph.config import Config
-from ccgraph.containers import Catalog, RunResult, TagScores
+from ccgraph.containers import Catalog, RunResult, TagScores, check_same_ids
 from ccgraph.update._persist import member
+
+if TYPE_CHECKING:
+    from ccgraph.io.run import RunWriter
 
 __all__ = [
     "noop",
@@ -44,14 +47,12 @@ def write_drift(path: Path, report: Mapping[str, Any]) -> None:
 
 def noop(
     old: RunResult,
-    out: Path,
+    writer: RunWriter,
     source: Path,
     changes: Mapping[str, int],
     cfg: Config,
-    overwrite: bool,
 ) -> RunResult:
     """Nothing changed: the same tables, graph and arrays in a new run directory."""
-    from ccgraph.io import write_run
     from ccgraph.update.drift import drift_report
 
     levels = [c for c in old.items.columns if c.startswith("cluster_l")]
@@ -76,7 +77,7 @@ def noop(
     result = RunResult(
         old.items, old.tags, old.clusters, old.rejects, old.graph, manifest, extras=extras
     )
-    path = write_run(result, out, overwrite=overwrite)
+    path = writer.finish(result)
     write_drift(path, report)
     return RunResult(
         old.items,
@@ -134,41 +135,49 @@ def splice_tags(
     ids: np.ndarray,
     inferred: TagScores | None,
     redo: np.ndarray,
+    *,
+    old_pos: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The ``tags`` table: the run's rows for items not in ``redo``, fresh rows for the rest.
 
-    Fresh rows come from :func:`ccgraph._assemble.tags_table` over the ``redo`` items only.
-    Both parts are grouped by item in item order, so a stable sort on the item position
-    splices them into the table a full assembly would give; each column is spliced with one
-    gather over the run's rows followed by the fresh ones (an Arrow ``take`` for strings),
-    without a pandas round trip over the kept rows.
+    Fresh rows come from :func:`ccgraph._assemble.tags_table` over the ``redo`` items only
+    (``inferred`` covers ``ids``, or only ``ids[redo]``). Both parts are grouped by item in
+    item order, so a stable sort on the item position splices them into the table a full
+    assembly would give; each column is spliced with one gather over the run's rows followed
+    by the fresh ones (an Arrow ``take`` for strings), without a pandas round trip over the
+    kept rows. ``old_pos`` is the position in ``ids`` of each row of ``old_tags`` (-1:
+    absent), if the caller has it (:func:`run_positions`).
     """
     import pyarrow as pa
 
     from ccgraph import _assemble
-    from ccgraph.update._persist import _as_arrow
 
     if redo.all() or inferred is None:
         return _assemble.tags_table(catalog, ids, inferred)
     sub_ids = ids[redo]
-    sub = TagScores(
-        sp.csr_matrix(inferred.scores[redo]),
-        sp.csr_matrix(inferred.confidence[redo]),
-        sub_ids,
-        inferred.tags,
-        dict(inferred.params),
-        converged=inferred.converged,
-        n_iter=inferred.n_iter,
-    )
+    sub = inferred
+    if len(inferred.ids) == len(sub_ids):
+        check_same_ids(inferred.ids, sub_ids, what="splice_tags (inferred tags vs redo)")
+    else:
+        sub = TagScores(
+            sp.csr_matrix(inferred.scores[redo]),
+            sp.csr_matrix(inferred.confidence[redo]),
+            sub_ids,
+            inferred.tags,
+            dict(inferred.params),
+            converged=inferred.converged,
+            n_iter=inferred.n_iter,
+        )
     obs = catalog.tags
     sub_cat = Catalog(
         catalog.items.iloc[:0], obs[member(obs["id"], sub_ids)], catalog.rejects.iloc[:0]
     )
-    fresh = _assemble.tags_table(sub_cat, sub_ids, sub)
-    old_pos = run_positions(old_tags["id"], _as_arrow(ids))
+    fresh, fresh_rows = _assemble.tags_frame(sub_cat, sub_ids, sub)
+    if old_pos is None:
+        old_pos = run_positions(old_tags["id"], ids)
     keep = old_pos >= 0
     keep[keep] = ~redo[old_pos[keep]]
-    fresh_pos = np.flatnonzero(redo)[run_positions(fresh["id"], _as_arrow(sub_ids))]
+    fresh_pos = np.flatnonzero(redo)[fresh_rows]
     pos = np.concatenate([old_pos[keep], fresh_pos])
     order = np.argsort(pos, kind="stable")
     if list(old_tags.columns) != list(fresh.columns):

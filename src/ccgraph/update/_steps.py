@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -22,9 +24,14 @@ from ccgraph.update._ids import locate
 from ccgraph.update._output import noop, splice_tags, subset, summary, write_drift
 from ccgraph.update._persist import member
 
+if TYPE_CHECKING:
+    from ccgraph.io.run import RunWriter
+
 __all__ = ["changed_rows", "run_update"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def changed_rows(old: KnnGraph, new: KnnGraph, removed: np.ndarray, n_kept: int) -> np.ndarray:
@@ -69,6 +76,17 @@ def changed_rows(old: KnnGraph, new: KnnGraph, removed: np.ndarray, n_kept: int)
     return touched
 
 
+def _background(fn: Callable[..., T], *args: Any) -> Future[T]:
+    """``fn(*args)`` on a thread of its own, which ends with the call (nothing to shut down)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="update")
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)
+
+
 def run_update(
     old: RunResult,
     batch: Catalog,
@@ -76,17 +94,19 @@ def run_update(
     cfg: Config,
     *,
     out: Path,
+    writer: RunWriter,
     timer: StageTimer,
     embeddings: Mapping[str, Embeddings] | None,
     rng: RngLike,
-    overwrite: bool,
     show_progress: bool,
     stage: Path,
 ) -> RunResult:
     """Embed, graph, duplicates, clusters, descriptions, tags, popularity, assemble, write.
 
     ``stage`` is a private folder: the merged embeddings are written once, into a memory-mapped
-    ``.npy`` there, which the run writer moves into the run instead of writing them again.
+    ``.npy`` there, which ``writer`` (adopting ``stage``) moves into the run instead of writing
+    them again. Each part goes to ``writer`` as soon as it is made, so its threads write the
+    arrays while the clusters, tags and popularity are computed.
     """
     from ccgraph import _assemble
     from ccgraph._late_stages import (
@@ -98,7 +118,6 @@ def run_update(
         tags_info,
     )
     from ccgraph._stages import build_seed_tags
-    from ccgraph.io.run import RunWriter
     from ccgraph.update import _persist
     from ccgraph.update._batch import embed_batch, same_content, same_vectors
     from ccgraph.update._catalog import merged_catalog, run_catalog
@@ -148,7 +167,7 @@ def run_update(
     }
     logger.info("update: %s", counts_in)
     if not (len(changes.added) or len(replaced) or len(edited) or len(changes.removed)):
-        return noop(old, out, old.path or Path("."), counts_in, cfg, overwrite)
+        return noop(old, writer, old.path or Path("."), counts_in, cfg)
 
     kept = old.ids[~member(old.ids, changes.removed)]
     # checked once, read-only: results built on these ids take them as they are, and their
@@ -187,6 +206,14 @@ def run_update(
         group, canonical, stages["duplicates"] = duplicates(
             old, emb_all, lists, ids, graph_batch, catalog, cfg, stages.get("duplicates", {})
         )
+    # the writer takes each part as soon as it exists: the merged embeddings (fsync and
+    # SHA-256) and the graph are written while the clusters are refined (the duplicates stage
+    # runs two threads, the refinement one); the seed tags, which need only the catalog, are
+    # built meanwhile on a thread of their own
+    extras = _persist.run_extras(emb_all, ids, lists)
+    writer.add_extras(extras)
+    writer.add_graph(graph)
+    seeds_job = _background(build_seed_tags, catalog, cfg)
     with timer.stage("cluster"):
         n_levels = len(persist["level_resolutions"])
         levels, cinfo = update_levels(
@@ -211,61 +238,57 @@ def run_update(
             "sweep": sweep_info(levels),
             "update": cinfo,
         }
-    seeds = build_seed_tags(catalog, cfg)
+    seeds = seeds_job.result()
     with timer.stage("describe"):
         clusters = describe_levels(graph, levels, catalog, seeds, cfg)
+    writer.add_table("clusters", clusters)
     inferred = None
     redo_tags = np.ones(len(ids), dtype=bool)  # items whose tag rows are built afresh
+    old_pos = None  # each row of the run's tags table: its item's position in ids
     t = cfg.propagate.tags
     use_local = cfg.update.tags == "local" and t.cluster_prior == 0 and "tags" in stages
     if t.enabled and seeds.n_tags > 0 and use_local:
         with timer.stage("tags"):
             changed = member(ids, np.concatenate([graph_batch, edited]))
-            inferred, redo_tags = local_tags(
+            inferred, redo_tags, old_pos = local_tags(
                 old, run_cat, graph, seeds, touched | changed, cfg, stages.get("tags", {})
             )
         stages["tags"] = tags_info(inferred)
     elif t.enabled and seeds.n_tags > 0:
         with timer.stage("tags"):
             inferred, stages["tags"] = spread_stage(graph, seeds, levels[default_level], cfg)
+    with timer.stage("assemble"):
+        tags_df = splice_tags(old.tags, catalog, ids, inferred, redo_tags, old_pos=old_pos)
+        writer.add_table("tags", tags_df)  # the longest to encode: written during popularity
     popularity = None
     if pop_job is not None:
         with timer.stage("popularity"):
             popularity = pop_job.result()
         stages["popularity"] = dict(popularity.params)
-    # the files are written while the rest is assembled: the merged embeddings (hundreds of
-    # MB to fsync and hash), the graph and the clusters first, each table as soon as it exists
-    with RunWriter(out, overwrite=overwrite, adopt=sorted(stage.glob("*.npy"))) as writer:
-        with timer.stage("assemble"):
-            extras = _persist.run_extras(emb_all, ids, lists)
-            writer.add_extras(extras)
-            writer.add_graph(graph)
-            writer.add_table("clusters", clusters)
-            tags_df = splice_tags(old.tags, catalog, ids, inferred, redo_tags)
-            writer.add_table("tags", tags_df)  # the longest to encode: first
-            items_df = _assemble.items_table(
-                catalog, graph, levels, default_level, group, canonical, popularity
-            )
-            writer.add_table("items", items_df)
-            rejects = pd.concat([old.rejects, batch.rejects, emb_rejects], ignore_index=True)
-            report = drift_report(
-                old.items,
-                items_df,
-                n_levels=len(levels),
-                default_level=default_level,
-                changes=counts_in,
-                drift_threshold=cfg.update.drift_threshold,
-                max_batch_fraction=cfg.update.max_batch_fraction,
-                split_share=cfg.update.split_share,
-            )
-            stages["persist"] = _persist.update_info(levels, persist.get("base_dir"))
-            stages["update"] = {"source_run": str(old.path), "noop": False, **summary(report)}
-            counts = run_counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
-            manifest = run_manifest(cfg, timings=timer.timings, counts=counts, stages=stages)
-        result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
-        with timer.stage("write"):
-            path = writer.finish(result)
-            write_drift(path, report)
+    with timer.stage("assemble"):
+        items_df = _assemble.items_table(
+            catalog, graph, levels, default_level, group, canonical, popularity
+        )
+        writer.add_table("items", items_df)
+        rejects = pd.concat([old.rejects, batch.rejects, emb_rejects], ignore_index=True)
+        report = drift_report(
+            old.items,
+            items_df,
+            n_levels=len(levels),
+            default_level=default_level,
+            changes=counts_in,
+            drift_threshold=cfg.update.drift_threshold,
+            max_batch_fraction=cfg.update.max_batch_fraction,
+            split_share=cfg.update.split_share,
+        )
+        stages["persist"] = _persist.update_info(levels, persist.get("base_dir"))
+        stages["update"] = {"source_run": str(old.path), "noop": False, **summary(report)}
+        counts = run_counts(items_df, tags_df, rejects, graph, levels, default_level, seeds)
+        manifest = run_manifest(cfg, timings=timer.timings, counts=counts, stages=stages)
+    result = RunResult(items_df, tags_df, clusters, rejects, graph, manifest, extras=extras)
+    with timer.stage("write"):
+        path = writer.finish(result)
+        write_drift(path, report)
     logger.info("updated run written to %s", path)
     return RunResult(
         items_df, tags_df, clusters, rejects, graph, manifest, path=path, extras=extras

@@ -174,24 +174,28 @@ def update_run(
     import shutil
 
     from ccgraph.io.atomic import make_temp_dir
+    from ccgraph.io.run import RunWriter
     from ccgraph.update._steps import run_update
 
     # private folder for the merged embeddings (moved into the run when it is written); named
     # like write_run's temporary folders, so a later write removes it if this process dies
     stage = make_temp_dir(dst)
     try:
-        return run_update(
-            old,
-            batch,
-            changes,
-            cfg,
-            out=dst,
-            timer=timer,
-            embeddings=embeddings,
-            rng=cfg.seed if rng is None else rng,
-            overwrite=overwrite,
-            show_progress=show_progress,
-            stage=stage,
-        )
+        # the run's files are written as they are made (the merged embeddings while the
+        # clusters are refined); an error removes what was written
+        with RunWriter(dst, overwrite=overwrite, adopt=[stage]) as writer:
+            return run_update(
+                old,
+                batch,
+                changes,
+                cfg,
+                out=dst,
+                writer=writer,
+                timer=timer,
+                embeddings=embeddings,
+                rng=cfg.seed if rng is None else rng,
+                show_progress=show_progress,
+                stage=stage,
+            )
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -23,15 +23,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from ccgraph.containers import KnnGraph, TagScores, TagSet
+from ccgraph.update._region_solve import Ranked, solve_system
 
-__all__ = ["item_mass", "local_spread", "recover_calibrator"]
+__all__ = [
+    "Solved",
+    "item_mass",
+    "local_spread",
+    "recover_calibrator",
+    "region_scores",
+    "solve_region",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -110,235 +118,31 @@ def _seed_values(
     (u, t)``, where ``K_e = sum_v S_uv known_vt`` is fixed and ``M_ee' = S_uv`` for the seed
     entries ``e' = (v, t)``, so the work is in the seed entries' neighbourhoods only.
     """
+    from ccgraph.update._tag_kernels import csr_find
+
     n, n_t = y.shape
     yc = sp.csr_matrix(y)
     yc.sum_duplicates()
     e_row = np.repeat(np.arange(n), np.diff(yc.indptr))
     e_col, e_y = yc.indices.astype(np.int64), yc.data
-    e_key = e_row * n_t + e_col  # sorted: canonical CSR
     cnt = np.diff(s.indptr)[e_row]
     src = np.repeat(np.arange(len(e_row)), cnt)
     first = np.repeat(s.indptr[e_row] - (np.cumsum(cnt) - cnt), cnt)
     p = first + np.arange(len(src))
     v, w = s.indices[p], s.data[p]
-    key = v.astype(np.int64) * n_t + e_col[src]
+    tag = e_col[src]
     kn = sp.csr_matrix(known)
     kn.sum_duplicates()
-    k_key = np.repeat(np.arange(n), np.diff(kn.indptr)) * n_t + kn.indices
-    at, hit = _lookup(k_key, key)
+    at = csr_find(kn.indptr, kn.indices, v, tag)  # (v, tag) among the known entries
+    hit = at >= 0
     fixed = np.bincount(src[hit], weights=w[hit] * kn.data[at[hit]], minlength=len(e_row))
-    at, hit = _lookup(e_key, key)
+    at = csr_find(yc.indptr, yc.indices, v, tag)  # (v, tag) among the seed entries
+    hit = at >= 0
     m = sp.csr_matrix((w[hit], (src[hit], at[hit])), shape=(len(e_row), len(e_row)))
     est = (1.0 - alpha) * e_y
     for _ in range(sweeps):
         est = (1.0 - alpha) * e_y + alpha * (fixed + m @ est)
     return sp.csr_matrix((est, yc.indices, yc.indptr), shape=(n, n_t))
-
-
-def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Position of each of ``keys`` in ``sorted_keys`` and whether it is there."""
-    order = np.argsort(keys)  # sorted needles: far fewer cache misses
-    at = np.empty(len(keys), dtype=np.int64)
-    at[order] = np.searchsorted(sorted_keys, keys[order])
-    at = np.minimum(at, max(len(sorted_keys) - 1, 0))
-    hit = sorted_keys[at] == keys if len(sorted_keys) else np.zeros(len(keys), dtype=bool)
-    return at, hit
-
-
-#: Most (row, tag) unknowns of the component-wise region solve; larger regions are solved on
-#: sparse rows (:func:`_solve_sparse`).
-FLAT_ENTRIES = 8_000_000
-#: Up to this many (row, tag) cells, a region whose tags fill its rows is solved as one dense
-#: block (a sparse x dense product per sweep), faster than the flat vector when most cells
-#: are unknowns anyway (few large components, many tags: e.g. a half-catalog batch).
-DENSE_ENTRIES = 2_000_000
-
-Ranked = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # row, tag, score, rank
-
-
-def _solve_region(
-    s_rr: sp.csr_matrix,
-    c: sp.csr_matrix,
-    f0: sp.csr_matrix,
-    seeded: sp.csr_matrix,
-    *,
-    alpha: float,
-    tol: float,
-    max_iter: int,
-    top_k: int,
-) -> tuple[Ranked, int, bool]:
-    """Solve ``F = alpha S_RR F + c`` from ``f0``; the rows' top-k non-seed entries.
-
-    The region's rows split into the connected components of ``S_RR``; a component's rows can
-    only take the tags of ``c`` and ``f0`` in that component, so ``F`` lives on those (row, tag)
-    pairs, one flat vector, and a sweep is one sparse matrix-vector product (Chebyshev
-    semi-iteration, stopped when a plain sweep would change no entry by ``tol`` or more).
-    Returns the rows' top-k (``row``, ``tag``, ``score``, ``rank`` arrays), the sweeps used and
-    whether the solve converged.
-    """
-    from scipy.sparse.csgraph import connected_components
-
-    n_r, n_t = c.shape
-    n_comp, comp = connected_components(s_rr, directed=False)
-    cc, fc = sp.coo_matrix(c), sp.coo_matrix(f0)
-    pat = sp.csr_matrix(
-        (
-            np.ones(cc.nnz + fc.nnz, dtype=np.int8),
-            (comp[np.concatenate([cc.row, fc.row])], np.concatenate([cc.col, fc.col])),
-        ),
-        shape=(n_comp, n_t),
-    )
-    pat.sum_duplicates()
-    width = np.diff(pat.indptr)[comp]  # unknowns per row
-    active = np.unique(pat.indices)
-    dense_cells = n_r * len(active)
-    flat_cells = int(width.sum())
-    if dense_cells <= DENSE_ENTRIES and 4 * flat_cells > dense_cells:
-        return _solve_dense(
-            s_rr, c, f0, seeded, active, alpha=alpha, tol=tol, max_iter=max_iter, top_k=top_k
-        )
-    if flat_cells > FLAT_ENTRIES:
-        return _solve_sparse(
-            s_rr, c, f0, seeded, alpha=alpha, tol=tol, max_iter=max_iter, top_k=top_k
-        )
-    start = np.concatenate([[0], np.cumsum(width)])
-    size = int(start[-1])
-    pat_key = np.repeat(np.arange(n_comp), np.diff(pat.indptr)) * n_t + pat.indices
-
-    def flat(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        at, hit = _lookup(pat_key, comp[rows].astype(np.int64) * n_t + cols)
-        return np.where(hit, start[rows] + at - pat.indptr[comp[rows]], -1)
-
-    e = sp.coo_matrix(s_rr)
-    rep = width[e.row]
-    within = np.arange(int(rep.sum())) - np.repeat(np.cumsum(rep) - rep, rep)
-    m = sp.csr_matrix(
-        (
-            np.repeat(e.data, rep),
-            (np.repeat(start[e.row], rep) + within, np.repeat(start[e.col], rep) + within),
-        ),
-        shape=(size, size),
-    )
-    b = np.zeros(size)
-    b[flat(cc.row, cc.col)] = cc.data
-    f = np.zeros(size)
-    f[flat(fc.row, fc.col)] = fc.data
-    f, sweeps, done = _chebyshev(m, b, f, alpha=alpha, tol=tol, max_iter=max_iter)
-    sc = sp.coo_matrix(seeded)
-    at = flat(sc.row, sc.col)
-    f[at[at >= 0]] = 0.0  # an item's own seeds are not inferred
-    rows = np.repeat(np.arange(n_r), width)
-    within = np.arange(size) - np.repeat(start[:-1], width)
-    tags = pat.indices[np.repeat(pat.indptr[comp], width) + within]
-    pos = f > 0
-    return _ranked(rows[pos], tags[pos].astype(np.int64), f[pos], top_k), sweeps, done
-
-
-def _chebyshev(
-    m: sp.csr_matrix, b: np.ndarray, f: np.ndarray, *, alpha: float, tol: float, max_iter: int
-) -> tuple[np.ndarray, int, bool]:
-    """Solve ``F = alpha M F + b`` from ``f`` (a vector or a dense block) by Chebyshev sweeps.
-
-    The eigenvalues of ``alpha M`` lie in ``[-alpha, alpha]``; stops when a plain sweep would
-    change no entry by ``tol`` or more. Returns ``F``, the sweeps and whether it converged.
-    """
-    from ccgraph.propagate._solver import _omegas
-
-    prev = f
-    omegas = _omegas(alpha, "chebyshev")
-    sweeps, done = 0, f.size == 0
-    while not done and sweeps < max_iter:
-        sweeps += 1
-        omega = next(omegas)
-        y = alpha * (m @ f) + b
-        done = float(np.abs(y - f).max(initial=0.0)) < tol
-        prev, f = f, omega * y + (1.0 - omega) * prev
-    return f, sweeps, done
-
-
-def _solve_dense(
-    s_rr: sp.csr_matrix,
-    c: sp.csr_matrix,
-    f0: sp.csr_matrix,
-    seeded: sp.csr_matrix,
-    active: np.ndarray,
-    *,
-    alpha: float,
-    tol: float,
-    max_iter: int,
-    top_k: int,
-) -> tuple[Ranked, int, bool]:
-    """:func:`_solve_region` on the dense ``rows x active tags`` block (the same sweeps)."""
-    n_r = s_rr.shape[0]
-    b = sp.csc_matrix(c)[:, active].toarray()
-    f = sp.csc_matrix(f0)[:, active].toarray()
-    f, sweeps, done = _chebyshev(s_rr, b, f, alpha=alpha, tol=tol, max_iter=max_iter)
-    own = sp.csc_matrix(seeded)[:, active].tocoo()
-    f[own.row, own.col] = 0.0  # an item's own seeds are not inferred
-    if 0 < top_k < f.shape[1]:  # only the entries that can make a row's top-k (ties kept)
-        kth = np.partition(f, f.shape[1] - top_k, axis=1)[:, f.shape[1] - top_k]
-        rows, cols = np.nonzero((f > 0) & (f >= kth[:, None]))  # by row, then tag
-    else:
-        rows, cols = np.nonzero(f > 0)
-    ranked = _ranked(rows.astype(np.int64), active[cols].astype(np.int64), f[rows, cols], top_k)
-    return ranked, sweeps, done or n_r == 0
-
-
-def _ranked(rows: np.ndarray, tags: np.ndarray, score: np.ndarray, top_k: int) -> Ranked:
-    """Keep each row's ``top_k`` entries by score (ties: smaller tag index) with their rank.
-
-    The entries come sorted by row, then tag (so a stable sort keeps tag order within ties).
-    """
-    order = np.lexsort((-score, rows))
-    rows, tags, score = rows[order], tags[order], score[order]
-    first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, int)
-    rank = np.arange(len(rows)) - np.repeat(first, np.diff(np.r_[first, len(rows)])) + 1
-    keep = rank <= top_k
-    return (
-        rows[keep].astype(np.int64),
-        tags[keep].astype(np.int64),
-        score[keep].astype(np.float64),
-        rank[keep].astype(np.int64),
-    )
-
-
-def _solve_sparse(
-    s_rr: sp.csr_matrix,
-    c: sp.csr_matrix,
-    f0: sp.csr_matrix,
-    seeded: sp.csr_matrix,
-    *,
-    alpha: float,
-    tol: float,
-    max_iter: int,
-    top_k: int,
-) -> tuple[Ranked, int, bool]:
-    """:func:`_solve_region` on sparse rows, for regions whose tags stay local (few per row).
-
-    Chebyshev semi-iteration (as :mod:`ccgraph.propagate._solver`: the eigenvalues of
-    ``alpha S_RR`` lie in ``[-alpha, alpha]``), stopped when a plain sweep would change no
-    entry by ``tol`` or more.
-    """
-    from ccgraph.propagate._solver import _omegas
-
-    f = sp.csr_matrix(f0)
-    prev = f
-    omegas = _omegas(alpha, "chebyshev")
-    sweeps, converged = 0, s_rr.shape[0] == 0
-    floor = tol * 1e-3  # entries this small cannot move a top-k list; drop them as they appear
-    while not converged and sweeps < max_iter:
-        sweeps += 1
-        omega = next(omegas)
-        y = sp.csr_matrix(alpha * (s_rr @ f) + c)
-        delta = abs(y - f)
-        converged = delta.nnz == 0 or float(delta.max()) < tol
-        nxt = y if omega == 1.0 else sp.csr_matrix(omega * y + (1.0 - omega) * prev)
-        nxt.data[np.abs(nxt.data) < floor] = 0.0
-        nxt.eliminate_zeros()
-        prev, f = f, nxt
-    f = sp.csr_matrix(f - f.multiply(seeded)).tocoo()
-    pos = f.data > 0
-    return _ranked(f.row[pos], f.col[pos], f.data[pos], top_k), sweeps, converged
 
 
 def local_spread(
@@ -383,18 +187,118 @@ def local_spread(
         ``params`` adds ``method="local"``, ``region`` (rows re-solved) and ``sweeps``.
     """
     n, n_t = graph.n_items, seeds.n_tags
+    solved = solve_region(
+        graph,
+        seeds,
+        old_scores,
+        region,
+        alpha=alpha,
+        tol=tol,
+        max_iter=max_iter,
+        top_k=top_k,
+        seed_sweeps=seed_sweeps,
+    )
+    (rows, tags, score, conf), params = _confident(solved, mass, calibrator, min_confidence)
+    old = _canonical(old_scores)
+    old_rows = np.repeat(np.arange(n), np.diff(old.indptr))
+    stay = ~np.asarray(region, dtype=bool)[old_rows]
+    o_conf = _values_at(old_confidence, old, stay)
+    rows = solved.region[rows]
+    # splice: both parts are sorted by row (the new rows' entries by tag), so a stable sort
+    # merges them
+    order = np.argsort(np.concatenate([old_rows[stay], rows]), kind="stable")
+    indices = np.concatenate([old.indices[stay], tags])[order]
+    values = np.concatenate([old.data[stay], score])[order]
+    confs = np.concatenate([o_conf, conf])[order]
+    counts = np.bincount(old_rows[stay], minlength=n) + np.bincount(rows, minlength=n)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    scores = sp.csr_matrix((values.astype(np.float32), indices, indptr), shape=(n, n_t))
+    confidence = sp.csr_matrix((confs.astype(np.float32), indices, indptr), shape=(n, n_t))
+    return TagScores(
+        scores,
+        confidence,
+        seeds.ids,
+        seeds.tags,
+        params,
+        converged=solved.converged,
+        n_iter=solved.sweeps,
+    )
+
+
+def region_scores(
+    solved: Solved, mass: np.ndarray, *, calibrator: Any, min_confidence: float
+) -> TagScores:
+    """:func:`local_spread`'s result on the region's rows only (``ids`` = the region's items).
+
+    The rows outside the region are the run's; a caller that keeps them as they are (the
+    update's tags table) needs only these.
+    """
+    (rows, tags, score, conf), params = _confident(solved, mass, calibrator, min_confidence)
+    shape = (len(solved.region), len(solved.tag_names))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])
+    scores = sp.csr_matrix((score.astype(np.float32), tags, indptr), shape=shape)
+    confidence = sp.csr_matrix((conf.astype(np.float32), tags, indptr), shape=shape)
+    return TagScores(
+        scores,
+        confidence,
+        solved.ids[solved.region],
+        solved.tag_names,
+        params,
+        converged=solved.converged,
+        n_iter=solved.sweeps,
+    )
+
+
+class Solved(NamedTuple):
+    """The region solve of :func:`solve_region`: each region row's top-k (before confidences).
+
+    ``rows`` index ``region`` (the graph rows re-solved) and are sorted, a row's entries by
+    score (``rank`` 1 first); ``live`` marks the graph rows with edges; ``ids`` and
+    ``tag_names`` are the graph's items and the seeds' tags; ``params`` those of the solve.
+    """
+
+    region: np.ndarray
+    rows: np.ndarray
+    tags: np.ndarray
+    score: np.ndarray
+    rank: np.ndarray
+    sweeps: int
+    converged: bool
+    live: np.ndarray
+    ids: np.ndarray
+    tag_names: np.ndarray
+    params: dict[str, Any]
+
+
+def solve_region(
+    graph: KnnGraph,
+    seeds: TagSet,
+    old_scores: sp.csr_matrix,
+    region: np.ndarray,
+    *,
+    alpha: float,
+    tol: float,
+    max_iter: int,
+    top_k: int,
+    seed_sweeps: int = 5,
+) -> Solved:
+    """The spreading solve of :func:`local_spread` (arguments as there), before confidences.
+
+    The item masses are needed only after it (:func:`region_scores`), so they can be
+    computed beside it.
+    """
+    from ccgraph.update._tag_kernels import csr_find
+
+    n, n_t = graph.n_items, seeds.n_tags
     s, deg = _normalised(graph.adjacency)
     y = sp.csr_matrix(seeds.matrix, dtype=np.float64)
     y.sum_duplicates()
-    seed_key = np.repeat(np.arange(n), np.diff(y.indptr)) * n_t + y.indices
-    old = sp.csr_matrix(old_scores, dtype=np.float64)
-    old.sum_duplicates()
+    old = _canonical(old_scores)
     old_rows = np.repeat(np.arange(n), np.diff(old.indptr))
-    _, on_seed = _lookup(seed_key, old_rows * n_t + old.indices)
+    on_seed = csr_find(y.indptr, y.indices, old_rows, old.indices) >= 0
     known = _entries(n, n_t, old_rows[~on_seed], old.indices[~on_seed], old.data[~on_seed])
     outside = sp.csr_matrix(known + _seed_values(s, y, known, alpha, seed_sweeps))
     r = np.flatnonzero(region)
-    keep = ~np.asarray(region, dtype=bool)
     s_r = sp.csr_matrix(s[r])
     inside = region[s_r.indices]
     to_r = np.full(n, -1, dtype=np.int64)
@@ -403,7 +307,7 @@ def local_spread(
     s_rr = _entries(len(r), len(r), *_row_col(s_r, inside, to_r), s_r.data[inside])
     c = sp.csr_matrix(alpha * (s_out @ outside) + (1.0 - alpha) * y[r])
     f0 = sp.csr_matrix(outside[r])
-    (rows, tags, score, rank), sweeps, converged = _solve_region(
+    (rows, tags, score, rank), sweeps, converged = solve_system(
         s_rr,
         c,
         f0,
@@ -413,44 +317,55 @@ def local_spread(
         max_iter=max_iter,
         top_k=top_k,
     )
-    rows = r[rows]
-    live = mass[deg > 0]
-    mass_ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
-    m = mass[rows]
-    if calibrator is None:
-        conf = np.clip(np.divide(score, m, out=np.zeros_like(score), where=m > 0), 0.0, 1.0)
-    else:
-        conf = calibrator.predict(score, rank, m / mass_ref)
-    ok = conf >= min_confidence if min_confidence > 0 else np.ones(len(conf), dtype=bool)
-    stay = keep[old_rows]
-    o_conf = _values_at(old_confidence, old, stay)
-    rows, tags, score, conf = rows[ok], tags[ok], score[ok], conf[ok]
-    by_tag = np.lexsort((tags, rows))  # canonical order of the new rows' entries
-    # splice: both parts are sorted by row, so a stable sort merges them
-    order = np.argsort(np.concatenate([old_rows[stay], rows[by_tag]]), kind="stable")
-    indices = np.concatenate([old.indices[stay], tags[by_tag]])[order]
-    values = np.concatenate([old.data[stay], score[by_tag]])[order]
-    confs = np.concatenate([o_conf, conf[by_tag]])[order]
-    counts = np.bincount(old_rows[stay], minlength=n) + np.bincount(rows, minlength=n)
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    scores = sp.csr_matrix((values.astype(np.float32), indices, indptr), shape=(n, n_t))
-    confidence = sp.csr_matrix((confs.astype(np.float32), indices, indptr), shape=(n, n_t))
     params = {
         "method": "local",
         "alpha": alpha,
         "tol": tol,
         "max_iter": max_iter,
         "top_k": top_k,
-        "min_confidence": min_confidence,
         "region": len(r),
         "sweeps": sweeps,
         "seed_sweeps": seed_sweeps,
+    }
+    return Solved(
+        r, rows, tags, score, rank, sweeps, converged, deg > 0, graph.ids, seeds.tags, params
+    )
+
+
+def _confident(
+    solved: Solved, mass: np.ndarray, calibrator: Any, min_confidence: float
+) -> tuple[Ranked, dict[str, Any]]:
+    """The solved entries whose confidence reaches ``min_confidence``, and the params.
+
+    The entries come in canonical order: by row, then tag.
+    """
+    live = mass[solved.live]
+    mass_ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
+    rows, tags, score, rank = solved.rows, solved.tags, solved.score, solved.rank
+    m = mass[solved.region[rows]]
+    if calibrator is None:
+        conf = np.clip(np.divide(score, m, out=np.zeros_like(score), where=m > 0), 0.0, 1.0)
+    else:
+        conf = calibrator.predict(score, rank, m / mass_ref)
+    ok = conf >= min_confidence if min_confidence > 0 else np.ones(len(conf), dtype=bool)
+    rows, tags, score, conf = rows[ok], tags[ok], score[ok], conf[ok]
+    by_tag = np.argsort(rows * len(solved.tag_names) + tags, kind="stable")  # distinct keys
+    solve = dict(solved.params)
+    params = {
+        **{k: solve.pop(k) for k in ("method", "alpha", "tol", "max_iter", "top_k")},
+        "min_confidence": min_confidence,
+        **solve,  # region, sweeps, seed_sweeps
         "mass_ref": mass_ref,
         "calibrator": "kept from the previous run" if calibrator is not None else None,
     }
-    return TagScores(
-        scores, confidence, seeds.ids, seeds.tags, params, converged=converged, n_iter=sweeps
-    )
+    return (rows[by_tag], tags[by_tag], score[by_tag], conf[by_tag]), params
+
+
+def _canonical(m: sp.spmatrix) -> sp.csr_matrix:
+    """``m`` as a float64 CSR without duplicate entries."""
+    out = sp.csr_matrix(m, dtype=np.float64)
+    out.sum_duplicates()
+    return out
 
 
 def _entries(
@@ -477,8 +392,8 @@ def _values_at(other: sp.spmatrix, ref: sp.csr_matrix, mask: np.ndarray) -> np.n
     o.sum_duplicates()
     if np.array_equal(o.indptr, ref.indptr) and np.array_equal(o.indices, ref.indices):
         return o.data[mask]
-    n_t = ref.shape[1]
-    key = np.repeat(np.arange(o.shape[0]), np.diff(o.indptr)) * n_t + o.indices
+    from ccgraph.update._tag_kernels import csr_find
+
     rows = np.repeat(np.arange(ref.shape[0]), np.diff(ref.indptr))[mask]
-    at, hit = _lookup(key, rows * n_t + ref.indices[mask])
-    return np.where(hit, o.data[at] if len(o.data) else 0.0, 0.0)
+    at = csr_find(o.indptr, o.indices, rows, ref.indices[mask])
+    return np.where(at >= 0, o.data[at] if len(o.data) else 0.0, 0.0)

@@ -1,0 +1,120 @@
+"""Numba kernels of the update's tag spreading: CSR lookups, the flat region sweep, top-k.
+
+Imported lazily (importing this module loads numba). Compiled with ``cache=True``. Each kernel
+does the floating-point operations of the numpy/scipy code it replaces in the same order
+(no ``fastmath``), so the results are bit for bit the same.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["csr_find", "flat_sweep", "top_k_sorted"]
+
+
+@numba.njit(cache=True, nogil=True)
+def csr_find(
+    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
+    """Position in ``indices`` of each (``rows[i]``, ``cols[i]``) entry of a CSR, -1 if absent.
+
+    Each row's ``indices`` must be sorted and distinct (canonical CSR): a binary search per
+    query.
+    """
+    out = np.empty(len(rows), dtype=np.int64)
+    for i in range(len(rows)):
+        lo = indptr[rows[i]]
+        hi = indptr[rows[i] + 1]
+        c = cols[i]
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if indices[mid] < c:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[i] = lo if lo < indptr[rows[i] + 1] and indices[lo] == c else -1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def flat_sweep(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    start: np.ndarray,
+    width: np.ndarray,
+    alpha: float,
+    b: np.ndarray,
+    f: np.ndarray,
+    prev: np.ndarray,
+    omega: float,
+    out: np.ndarray,
+) -> float:
+    """One Chebyshev sweep of ``F = alpha (S (x) I) F + b`` on the flat layout.
+
+    Returns the largest change a plain sweep makes (NaN if one is NaN). Row ``u`` of ``S``
+    owns the cells ``start[u] .. start[u] + width[u]`` of ``F``; a neighbour ``v`` (same
+    component) has as many cells, the same tags in the same order. For each cell,
+    ``y = alpha * sum_v S_uv F_v + b`` (summed over ``v`` in CSR order, as a sparse product
+    does) and ``out = omega * y + (1 - omega) * prev``.
+    """
+    keep = 1.0 - omega
+    change = 0.0
+    acc = np.empty(max(width.max(), 1) if len(width) else 1, dtype=np.float64)
+    for u in range(len(width)):
+        su = start[u]
+        wu = width[u]
+        acc[:wu] = 0.0
+        for k in range(indptr[u], indptr[u + 1]):  # each cell sums its neighbours in order
+            sv = start[indices[k]]
+            a = data[k]
+            for j in range(wu):
+                acc[j] += a * f[sv + j]
+        for j in range(wu):
+            y = alpha * acc[j] + b[su + j]
+            d = abs(y - f[su + j])
+            if d > change or d != d:  # NaN propagates, as in numpy's max
+                change = d
+            out[su + j] = omega * y + keep * prev[su + j]
+    return change
+
+
+@numba.njit(cache=True, nogil=True)
+def top_k_sorted(rows: np.ndarray, score: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``top_k`` entries by score, ties to the earlier entry (``rows`` ascending).
+
+    Returns the entries' positions, row by row in rank order, and their ranks (1 = best):
+    what a stable sort by (row, -score) keeps of each row's first ``top_k``. Scores must not
+    be NaN.
+    """
+    m = len(rows)
+    pick = np.empty(m, dtype=np.int64)
+    rank = np.empty(m, dtype=np.int64)
+    buf = np.empty(max(top_k, 1), dtype=np.int64)
+    n_out = 0
+    a = 0
+    while a < m:
+        e = a
+        while e < m and rows[e] == rows[a]:
+            e += 1
+        n_buf = 0
+        for i in range(a, e):
+            s = score[i]
+            p = n_buf  # after every kept entry scoring at least s
+            while p > 0 and score[buf[p - 1]] < s:
+                p -= 1
+            if p >= top_k:
+                continue
+            last = min(n_buf, top_k - 1)
+            for q in range(last, p, -1):
+                buf[q] = buf[q - 1]
+            buf[p] = i
+            if n_buf < top_k:
+                n_buf += 1
+        for q in range(n_buf):
+            pick[n_out] = buf[q]
+            rank[n_out] = q + 1
+            n_out += 1
+        a = e
+    return pick[:n_out], rank[:n_out]

@@ -1,0 +1,117 @@
+"""The tag-spreading kernels of an update against the numpy/scipy code they replace, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ccgraph.update._tag_kernels import csr_find, flat_sweep, top_k_sorted
+
+
+def _random_csr(n_rows: int, n_cols: int, density: float, seed: int) -> sp.csr_matrix:
+    m = sp.random(n_rows, n_cols, density=density, random_state=seed, format="csr")
+    m.sum_duplicates()
+    return m
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_rows=st.integers(1, 30),
+    n_cols=st.integers(1, 30),
+    density=st.floats(0.0, 1.0),
+    seed=st.integers(0, 10_000),
+)
+def test_csr_find_is_a_sorted_key_lookup(
+    n_rows: int, n_cols: int, density: float, seed: int
+) -> None:
+    m = _random_csr(n_rows, n_cols, density, seed)
+    g = np.random.default_rng(seed)
+    rows = g.integers(0, n_rows, 200)
+    cols = g.integers(0, n_cols, 200)
+    got = csr_find(m.indptr, m.indices, rows, cols)
+    # oracle: the entries' (row, col) keys, sorted as a canonical CSR lists them
+    keys = np.repeat(np.arange(n_rows), np.diff(m.indptr)) * n_cols + m.indices
+    want = np.full(len(rows), -1)
+    for i, key in enumerate(rows * n_cols + cols):
+        hit = np.flatnonzero(keys == key)
+        if len(hit):
+            want[i] = hit[0]
+    np.testing.assert_array_equal(got, want)
+    dense = m.toarray()
+    found = got >= 0
+    np.testing.assert_array_equal(m.data[got[found]], dense[rows[found], cols[found]])
+
+
+def _expanded(s: sp.csr_matrix, start: np.ndarray, width: np.ndarray) -> sp.csr_matrix:
+    """The flat operator as the update built it before the kernel: ``S`` on every cell."""
+    e = sp.coo_matrix(s)
+    rep = width[e.row]
+    within = np.arange(int(rep.sum())) - np.repeat(np.cumsum(rep) - rep, rep)
+    size = int(start[-1])
+    return sp.csr_matrix(
+        (
+            np.repeat(e.data, rep),
+            (np.repeat(start[e.row], rep) + within, np.repeat(start[e.col], rep) + within),
+        ),
+        shape=(size, size),
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 25), seed=st.integers(0, 10_000), sweeps=st.integers(1, 6))
+def test_flat_sweeps_equal_the_expanded_matrix_sweeps(n: int, seed: int, sweeps: int) -> None:
+    from scipy.sparse.csgraph import connected_components
+
+    from ccgraph.propagate._solver import _omegas
+
+    g = np.random.default_rng(seed)
+    a = sp.random(n, n, density=0.2, random_state=seed, format="csr")
+    s = sp.csr_matrix(a + a.T) * 0.3
+    s.sum_duplicates()
+    _, comp = connected_components(s, directed=False)
+    per_comp = g.integers(0, 4, comp.max() + 1)  # cells of each component's rows
+    width = per_comp[comp].astype(np.int64)
+    start = np.concatenate([[0], np.cumsum(width)]).astype(np.int64)
+    b = g.random(int(start[-1]))
+    f0 = g.random(int(start[-1]))
+    m = _expanded(s, start, width)
+    alpha = 0.8
+    want_f, want_prev = f0, f0
+    got_f, got_prev = f0, f0
+    omegas_a, omegas_b = _omegas(alpha, "chebyshev"), _omegas(alpha, "chebyshev")
+    for _ in range(sweeps):
+        omega = next(omegas_a)
+        y = alpha * (m @ want_f) + b
+        want_change = float(np.abs(y - want_f).max(initial=0.0))
+        want_prev, want_f = want_f, omega * y + (1.0 - omega) * want_prev
+        out = np.empty_like(got_f)
+        change = flat_sweep(
+            s.indptr, s.indices, s.data, start, width, alpha, b, got_f, got_prev,
+            next(omegas_b), out,
+        )  # fmt: skip
+        got_prev, got_f = got_f, out
+        assert change == want_change
+        np.testing.assert_array_equal(got_f, want_f)  # the same floats, not close ones
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    counts=st.lists(st.integers(0, 12), min_size=1, max_size=20),
+    top_k=st.integers(0, 6),
+    seed=st.integers(0, 10_000),
+    ties=st.booleans(),
+)
+def test_top_k_equals_a_stable_sort(counts: list[int], top_k: int, seed: int, ties: bool) -> None:
+    g = np.random.default_rng(seed)
+    rows = np.repeat(np.arange(len(counts)), counts)
+    score = g.integers(1, 4, len(rows)).astype(np.float64) if ties else g.random(len(rows))
+    pick, rank = top_k_sorted(rows, score, top_k)
+    order = np.lexsort((-score, rows))  # the numpy code path
+    srt = rows[order]
+    first = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1]]) if len(srt) else np.zeros(0, int)
+    want_rank = np.arange(len(srt)) - np.repeat(first, np.diff(np.r_[first, len(srt)])) + 1
+    keep = want_rank <= top_k
+    np.testing.assert_array_equal(pick, order[keep])
+    np.testing.assert_array_equal(rank, want_rank[keep])
