@@ -51,7 +51,8 @@ def describe_levels(
     """``clusters.parquet``: :func:`~ccgraph.cluster.describe_clusters` of every level."""
     from ccgraph.cluster.describe import describe_partitions, term_matrix
 
-    texts = catalog.items["title"].fillna("").tolist() if "title" in catalog.items.columns else None
+    # the column itself: an Arrow-backed one is tokenised from its buffers
+    texts = catalog.items["title"] if "title" in catalog.items.columns else None
     terms = term_matrix(len(graph.ids), tags=seeds, texts=texts)  # shared by every level
     return describe_partitions(
         graph,

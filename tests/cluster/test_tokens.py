@@ -96,3 +96,13 @@ def test_describe_partitions_equals_describe_clusters_per_level() -> None:
         ignore_index=True,
     )
     pd.testing.assert_frame_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_TEXTS, st.integers(0, 3))
+def test_arrow_column_equals_the_list(texts: list[str | None], cut: int) -> None:
+    """A pandas string column (read from its Arrow buffers, also sliced) gives the list's."""
+    column = pd.Series(texts, dtype="string").iloc[min(cut, len(texts)) :]
+    rows, codes, words = token_codes(column)
+    want = _reference(list(column.astype(object).where(column.notna(), None)))
+    assert list(zip(rows.tolist(), words[codes].tolist(), strict=True)) == want

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["inner_edges", "top_members"]
+__all__ = ["inner_edges", "letter_runs", "top_members"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -61,3 +61,68 @@ def top_members(codes: np.ndarray, score: np.ndarray, k: int, n_top: int) -> np.
             j -= 1
         out[c, j] = i
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def letter_runs(
+    data: np.ndarray, offsets: np.ndarray, key_letters: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Maximal runs of >= 2 ASCII letters in the UTF-8 texts ``data[offsets[i]:offsets[i+1]]``.
+
+    Texts holding a non-ASCII byte are left out (flagged in ``other``). Returns per run, in
+    reading order: its text, start (in ``data``), length and key, the exact base-27 code of
+    its lower-cased letters (a..z = 1..26) right-padded with 0 to ``key_letters`` letters, or
+    -1 if the run is longer than that; and ``other``.
+    """
+    n = len(offsets) - 1
+    other = np.zeros(n, dtype=np.bool_)
+    count = 0
+    for i in range(n):  # pass 1: the ASCII texts and their number of runs
+        run = 0
+        here = 0
+        for p in range(offsets[i], offsets[i + 1]):
+            b = data[p]
+            if b >= 128:
+                other[i] = True
+                break
+            f = b | 32
+            if f >= 97 and f <= 122:
+                run += 1
+            else:
+                if run >= 2:
+                    here += 1
+                run = 0
+        if not other[i]:
+            count += here + (run >= 2)
+    rows = np.empty(count, dtype=np.int64)
+    starts = np.empty(count, dtype=np.int64)
+    lens = np.empty(count, dtype=np.int64)
+    keys = np.empty(count, dtype=np.int64)
+    power = np.empty(key_letters, dtype=np.int64)
+    acc = 1
+    for j in range(key_letters - 1, -1, -1):
+        power[j] = acc
+        acc *= 27
+    k = 0
+    for i in range(n):  # pass 2: the runs
+        if other[i]:
+            continue
+        run = 0
+        key = 0
+        hi = offsets[i + 1]
+        for p in range(offsets[i], hi + 1):
+            f = (data[p] | 32) if p < hi else 0
+            if f >= 97 and f <= 122:
+                if run < key_letters:
+                    key += (f - 96) * power[run]
+                run += 1
+            else:
+                if run >= 2:
+                    rows[k] = i
+                    starts[k] = p - run
+                    lens[k] = run
+                    keys[k] = key if run <= key_letters else -1
+                    k += 1
+                run = 0
+                key = 0
+    return rows, starts, lens, keys, other

@@ -3,14 +3,16 @@ r"""Fast word tokenisation of captions for cluster descriptions.
 The words are the matches of ``[^\W\d_]{2,}`` (Python :mod:`re`, Unicode) in each lower-cased
 text (lower-cased as pandas' string dtype does it), without English stop words. On ASCII text
 that pattern is exactly the maximal runs of two or more ASCII letters, so ASCII texts are
-tokenised on their bytes with numpy (each word is encoded exactly as an integer key); other
-texts go through :mod:`re` one by one. The result does not depend on the path a text takes.
+tokenised on their UTF-8 bytes by a numba kernel (each word is encoded exactly as an integer
+key); other texts go through :mod:`re` one by one. The result does not depend on the path a
+text takes.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,9 @@ _KEY_LETTERS = 13
 def token_codes(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Occurrences of words in ``texts`` as (row, word code) pairs, in reading order.
 
+    ``texts`` is any sequence of strings or missing values (``None``, NaN: no words); a
+    pandas string column is read from its Arrow buffers, without a Python string per text.
+
     Returns
     -------
     rows, codes : numpy.ndarray
@@ -41,36 +46,46 @@ def token_codes(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, np
     >>> rows.tolist(), words[codes].tolist()
     ([0, 0, 2], ['dog', 'dog', 'straße'])
     """
-    s = pd.Series(list(texts), dtype=object).fillna("").astype(str).str.lower()
-    low = s.tolist()
-    other = [] if "".join(low).isascii() else [i for i, t in enumerate(low) if not t.isascii()]
-    ascii_texts = list(low) if other else low
-    for i in other:
-        ascii_texts[i] = ""
-    rows_a, keys, long_words, width = _ascii_runs(ascii_texts)
+    from ccgraph.cluster._describe_kernels import letter_runs
+
+    values = _utf8(texts)
+    bufs = values.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int64)[
+        values.offset : values.offset + len(values) + 1
+    ]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    rows_a, starts, lens, keys, is_other = letter_runs(data, offsets, _KEY_LETTERS)
+    other = np.flatnonzero(is_other)
     rows_o: list[int] = []
     words_o: list[str] = []
-    for i in other:  # non-ASCII texts through the regular expression itself
-        found = _TOKEN_RE.findall(low[i])
+    # non-ASCII texts through the expression, lower-cased as pandas' string dtype does it
+    low = pd.Series(values.take(other).to_pylist(), dtype=object).astype(str).str.lower()
+    for i, text in zip(other.tolist(), low.tolist(), strict=True):
+        found = _TOKEN_RE.findall(text)
         rows_o.extend([i] * len(found))
         words_o.extend(found)
     keyed = keys >= 0
+    long_words = [
+        (data[s_ : s_ + n_] | np.uint8(32)).tobytes().decode("ascii")
+        for s_, n_ in zip(starts[~keyed].tolist(), lens[~keyed].tolist(), strict=True)
+    ]
     key_codes, key_uniq = pd.factorize(keys[keyed])
     str_codes, str_uniq = pd.factorize(np.array(long_words + words_o, dtype=object))
     # one vocabulary: a long ASCII word or a non-ASCII text's word may equal a keyed word
     both = np.concatenate(
-        [_decode(np.asarray(key_uniq, np.int64), width), np.asarray(str_uniq, object)]
+        [_decode(np.asarray(key_uniq, np.int64), _KEY_LETTERS), np.asarray(str_uniq, object)]
     )
     merged, vocab = pd.factorize(pd.Series(both, dtype=object))
-    rows = np.concatenate([rows_a[keyed], rows_a[~keyed], np.asarray(rows_o, dtype=np.int64)])
-    codes = np.concatenate(
-        [merged[: len(key_uniq)][key_codes], merged[len(key_uniq) :][str_codes]]
-    ).astype(np.int64)
-    pos = np.concatenate(
-        [np.flatnonzero(keyed), np.flatnonzero(~keyed), np.zeros(len(rows_o), np.int64)]
-    )
-    order = np.lexsort((pos, rows))  # reading order (a text's words come from one path)
-    rows, codes = rows[order], codes[order]
+    codes_a = np.empty(len(keys), dtype=np.int64)
+    codes_a[keyed] = merged[: len(key_uniq)][key_codes]
+    str_merged = merged[len(key_uniq) :][str_codes].astype(np.int64)
+    codes_a[~keyed] = str_merged[: len(long_words)]
+    if rows_o:  # a text's words come from one path: a stable sort by text is reading order
+        rows = np.concatenate([rows_a, np.asarray(rows_o, dtype=np.int64)])
+        order = np.argsort(rows, kind="stable")
+        rows, codes = rows[order], np.concatenate([codes_a, str_merged[len(long_words) :]])[order]
+    else:
+        rows, codes = rows_a, codes_a
     words = np.asarray(vocab, dtype=object)
     stop = np.fromiter((w in ENGLISH_STOP_WORDS for w in words), dtype=bool, count=len(words))
     if stop.any():
@@ -80,35 +95,29 @@ def token_codes(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, np
     return rows, codes, words
 
 
-def _ascii_runs(texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Maximal runs of >= 2 ASCII letters in ASCII texts: row, key (-1: too long), long words.
+def _utf8(texts: Sequence[str | None]) -> Any:
+    """``texts`` as an Arrow ``large_string`` array without nulls (missing values: ``""``).
 
-    ``keys`` holds the exact base-27 code of each run (letters 1..26, right-padded with 0 to
-    ``_KEY_LETTERS``); runs longer than that get key -1 and are returned as strings, in order.
+    Values other than strings are read as ``str(value)``; a pandas column backed by Arrow
+    strings is taken as it is.
     """
-    n = len(texts)
-    joined = "\n".join(texts)
-    b = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
-    folded = b | 0x20
-    letter = (folded >= 97) & (folded <= 122)
-    edge = np.diff(np.concatenate([[False], letter, [False]]).astype(np.int8))
-    starts = np.flatnonzero(edge == 1)
-    lens = np.flatnonzero(edge == -1) - starts
-    keep = lens >= 2
-    starts, lens = starts[keep], lens[keep]
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
-    first = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]]) if n else np.zeros(0, np.int64)
-    rows = np.searchsorted(first, starts, side="right").astype(np.int64) - 1
-    width = int(min(lens.max(initial=0), _KEY_LETTERS))
-    letters = np.concatenate([(folded - np.uint8(96)) * letter, np.zeros(width, np.uint8)])
-    offsets = np.arange(width, dtype=np.int32)
-    block = letters[starts.astype(np.int32)[:, None] + offsets]
-    block *= offsets < lens[:, None]  # letters past the run's end count as padding
-    keys = block.astype(np.int64) @ (27 ** np.arange(width - 1, -1, -1, dtype=np.int64))
-    long_ = lens > _KEY_LETTERS
-    keys[long_] = -1
-    long_words = [joined[s : s + n_] for s, n_ in zip(starts[long_], lens[long_], strict=True)]
-    return rows, keys, long_words, width
+    import pyarrow as pa
+
+    arr = getattr(texts, "array", None)
+    if isinstance(arr, pd.arrays.ArrowStringArray):
+        values = arr._pa_array
+    else:
+        strs = pd.Series(list(texts), dtype=object).fillna("").astype(str)
+        arr = strs.array
+        if isinstance(arr, pd.arrays.ArrowStringArray):
+            values = arr._pa_array
+        else:
+            values = pa.array(strs.to_numpy(), type=pa.large_string(), from_pandas=False)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.large_string())
+    if values.type != pa.large_string():
+        values = values.cast(pa.large_string())
+    return values.fill_null("") if values.null_count else values
 
 
 def _decode(keys: np.ndarray, width: int) -> np.ndarray:

@@ -239,9 +239,8 @@ def run_update(
             "update": cinfo,
         }
     seeds = seeds_job.result()
-    with timer.stage("describe"):
-        clusters = describe_levels(graph, levels, catalog, seeds, cfg)
-    writer.add_table("clusters", clusters)
+    # the tags first: their table is the longest to encode, so the writer encodes it while
+    # the clusters are described and the items table is assembled
     inferred = None
     redo_tags = np.ones(len(ids), dtype=bool)  # items whose tag rows are built afresh
     old_pos = None  # each row of the run's tags table: its item's position in ids
@@ -259,7 +258,7 @@ def run_update(
             inferred, stages["tags"] = spread_stage(graph, seeds, levels[default_level], cfg)
     with timer.stage("assemble"):
         tags_df = splice_tags(old.tags, catalog, ids, inferred, redo_tags, old_pos=old_pos)
-        writer.add_table("tags", tags_df)  # the longest to encode: written during popularity
+        writer.add_table("tags", tags_df)
     popularity = None
     if pop_job is not None:
         with timer.stage("popularity"):
@@ -270,6 +269,10 @@ def run_update(
             catalog, graph, levels, default_level, group, canonical, popularity
         )
         writer.add_table("items", items_df)
+    with timer.stage("describe"):
+        clusters = describe_levels(graph, levels, catalog, seeds, cfg)
+    writer.add_table("clusters", clusters)
+    with timer.stage("assemble"):
         rejects = pd.concat([old.rejects, batch.rejects, emb_rejects], ignore_index=True)
         report = drift_report(
             old.items,
