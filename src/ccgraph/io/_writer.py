@@ -288,6 +288,13 @@ class RunWriter:
         self._pool.shutdown(cancel=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def grow(self) -> None:
+        """Write with two threads from now on (:meth:`finish` does it anyway).
+
+        For a caller whose remaining work is light next to the files still to be encoded.
+        """
+        self._pool.grow(2)
+
     def _given(self, filename: str, source: Any) -> bool:
         """Whether ``filename`` is being written already (from this very ``source``)."""
         if filename not in self._jobs:

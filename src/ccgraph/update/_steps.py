@@ -269,6 +269,7 @@ def run_update(
             catalog, graph, levels, default_level, group, canonical, popularity
         )
         writer.add_table("items", items_df)
+        writer.grow()  # the tags and items tables are encoded side by side
     with timer.stage("describe"):
         clusters = describe_levels(graph, levels, catalog, seeds, cfg)
     writer.add_table("clusters", clusters)
