@@ -28,7 +28,7 @@ def _manifest(root: Path) -> dict:
 EXTRAS = {"vectors": np.arange(12, dtype=np.float32).reshape(4, 3), "rows": np.arange(5)}
 
 
-@pytest.mark.parametrize("order", ["arrays_first", "tables_first", "nothing_early"])
+@pytest.mark.parametrize("order", ["arrays_first", "tables_first", "two_threads", "nothing_early"])
 def test_parts_given_early_make_the_same_run(tmp_path: Path, order: str) -> None:
     result = _result(extras=dict(EXTRAS))
     write_run(result, tmp_path / "ref")
@@ -43,6 +43,11 @@ def test_parts_given_early_make_the_same_run(tmp_path: Path, order: str) -> None
             w.add_extras({"rows": result.extras["rows"]})
             w.add_graph(result.graph)
             w.add_graph(result.graph)  # the same part twice is written once
+        elif order == "two_threads":
+            w.add_table("tags", result.tags)
+            w.grow()  # a second writer thread from here on
+            w.add_table("items", result.items)
+            w.add_extras(result.extras)
         path = w.finish(result)
     assert _bytes(path) == _bytes(tmp_path / "ref")
     assert _manifest(path) == _manifest(tmp_path / "ref")
