@@ -31,9 +31,37 @@ AUTO_EXACT_PAIRS = 20_000_000
 _BLOCK_BYTES = 64 * 2**20
 
 
+#: Rows within this of unit length (norm from float64 sums) are unit for
+#: :func:`ccgraph.graph.knn.unit_rows` too: its float32 norms differ by far less than the
+#: remaining ``1e-4 - _UNIT_TOL``.
+_UNIT_TOL = 5e-5
+
+
 def _prepare(emb: Embeddings, metric: str) -> np.ndarray:
+    """:func:`ccgraph.graph.knn.prepare_vectors` of ``emb``, in one pass when it has no work.
+
+    An update's cosine vectors are usually unit rows already (the run's and the model's):
+    one kernel pass checks that every row is finite and of unit length, and they are then
+    returned as ``prepare_vectors`` returns them (unchanged) without its three passes
+    (finite check, norms, deviation). Anything else goes through ``prepare_vectors``, which
+    also raises its errors.
+    """
     from ccgraph.graph.knn import prepare_vectors
 
+    arr = emb.vectors
+    if (
+        metric == "cosine"
+        and emb.kind == "dense"
+        and arr.ndim == 2
+        and arr.shape[0] > 0
+        and arr.shape[1] > 0
+        and arr.dtype.kind == "f"
+    ):
+        from ccgraph.update._knn_kernels import unit_within
+
+        out = np.ascontiguousarray(arr, dtype=np.float32)
+        if unit_within(out, _UNIT_TOL):
+            return out
     return prepare_vectors(emb, metric)
 
 
@@ -176,19 +204,31 @@ def update_knn_lists(
     data = _prepare(emb, metric)
     pos = locate(ids, old.ids)  # old row -> new row (-1: removed)
     idx_old = np.asarray(old.indices, dtype=np.int64)
-    nb = np.where(idx_old >= 0, pos[np.maximum(idx_old, 0)], -1)
-    nb = np.where(idx_old >= 0, nb, -2)  # -2: slot already empty in the old search
-    kept = pos >= 0
-    moved = np.zeros(len(old.ids), dtype=bool)
-    moved[kept] = batch[pos[kept]]
-    # a list is stale when it names a removed item or one whose vector changed
-    lost = ((nb == -1) | ((nb >= 0) & batch[np.maximum(nb, 0)])).any(axis=1)
-    # rows of the new lists
-    out_i = np.full((n, k), -1, dtype=np.int64)
-    out_d = np.full((n, k), np.inf, dtype=np.float32)
-    stay = kept & ~moved & ~lost  # old rows whose list stays valid
-    out_i[pos[stay]] = nb[stay]
-    out_d[pos[stay]] = np.where(nb[stay] >= 0, old.distances[stay], np.inf)
+    m = len(old.ids)
+    if m <= n and not batch[:m].any() and np.array_equal(pos, np.arange(m)):
+        # only additions, after the old items in their order: every old list stays, in place
+        kept = stay = np.ones(m, dtype=bool)
+        moved = lost = np.zeros(m, dtype=bool)
+        out_i = np.empty((n, k), dtype=np.int64)
+        out_i[:m] = np.where(idx_old >= 0, idx_old, -2)
+        out_i[m:] = -1
+        out_d = np.empty((n, k), dtype=np.float32)
+        out_d[:m] = np.where(idx_old >= 0, old.distances, np.inf)
+        out_d[m:] = np.inf
+    else:
+        nb = np.where(idx_old >= 0, pos[np.maximum(idx_old, 0)], -1)
+        nb = np.where(idx_old >= 0, nb, -2)  # -2: slot already empty in the old search
+        kept = pos >= 0
+        moved = np.zeros(m, dtype=bool)
+        moved[kept] = batch[pos[kept]]
+        # a list is stale when it names a removed item or one whose vector changed
+        lost = ((nb == -1) | ((nb >= 0) & batch[np.maximum(nb, 0)])).any(axis=1)
+        # rows of the new lists
+        out_i = np.full((n, k), -1, dtype=np.int64)
+        out_d = np.full((n, k), np.inf, dtype=np.float32)
+        stay = kept & ~moved & ~lost  # old rows whose list stays valid
+        out_i[pos[stay]] = nb[stay]
+        out_d[pos[stay]] = np.where(nb[stay] >= 0, old.distances[stay], np.inf)
     research = np.zeros(n, dtype=bool)
     research[pos[kept & ~moved & lost]] = True
     full = np.flatnonzero(batch | research)
