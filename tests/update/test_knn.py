@@ -140,14 +140,16 @@ def test_copies_are_listed_as_the_full_search_lists_them(search: str, metric: st
     assert (got.distances[has_copy, 0] == 0).all()  # a row's copies: at exactly 0
 
 
-@pytest.mark.parametrize("scale", [1.0, 3.0])
+@pytest.mark.parametrize("scale", [1.0, 3.0, 1e30])  # 1e30: float32 squares overflow
 def test_prepare_returns_what_prepare_vectors_returns(scale: float) -> None:
     from ccgraph.graph.knn import prepare_vectors
     from ccgraph.update.knn import _prepare
 
     g = np.random.default_rng(0)
     x = g.normal(size=(50, 7))
-    x = (scale * x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    x[::3] *= scale  # some rows scaled, the others unit
+    x = x.astype(np.float32)
     emb = Embeddings(x, np.array([f"i{i}" for i in range(50)]), "dense")
     for metric in ("cosine", "euclidean"):
         got, ref = _prepare(emb, metric), prepare_vectors(emb, metric)

@@ -180,30 +180,3 @@ def test_scan_block_matches_the_numpy_steps(
     got = scan_block(dist.copy(), qpos, q_rows, target, _copy_limit(sq, target), data, kth_t, k)
     for a, b in zip(got, (*ref_top, *ref_gain), strict=True):
         assert np.array_equal(a, b)
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    n=st.integers(1, 60),
-    d=st.integers(1, 40),
-    spread=st.sampled_from([0.0, 1e-6, 1e-4, 1e-2]),
-    bad=st.sampled_from([None, np.nan, np.inf, 0.0]),
-    seed=st.integers(0, 10_000),
-)
-def test_unit_within_is_the_float64_norm_test(n, d, spread, bad, seed) -> None:
-    from ccgraph.update._knn_kernels import unit_within
-
-    g = np.random.default_rng(seed)
-    x = g.normal(size=(n, d))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    x *= 1.0 + spread * g.uniform(-1, 1, size=(n, 1))
-    x = x.astype(np.float32)
-    if bad is not None:
-        if bad == 0.0:
-            x[g.integers(n)] = 0.0
-        else:
-            x[g.integers(n), g.integers(d)] = bad
-    tol = 5e-5
-    dev = np.abs(np.sqrt((x.astype(np.float64) ** 2).sum(axis=1)) - 1.0)
-    if np.all(np.abs(dev[np.isfinite(dev)] - tol) > 1e-9):  # not on the edge of rounding
-        assert unit_within(x, tol) == bool(np.all(dev <= tol))

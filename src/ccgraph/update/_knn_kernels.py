@@ -18,7 +18,6 @@ __all__ = [
     "insert_pairs",
     "rows_differ",
     "top_k_keys",
-    "unit_within",
 ]
 
 
@@ -38,25 +37,6 @@ def insert_pairs(
         if _insert(out_i[rows[t]], out_d[rows[t]], cols[t], dist[t]):
             n_in += 1
     return n_in
-
-
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def unit_within(data: np.ndarray, tol: float) -> bool:
-    """Whether every row of ``data`` has a finite L2 norm within ``tol`` of 1.
-
-    One pass, squares summed in float64 in any order (``reassoc``: vectorised; at this
-    tolerance the order does not matter). NaN and infinity keep their meaning (no
-    ``nnan``/``ninf`` flags): a row holding one fails.
-    """
-    for i in range(data.shape[0]):
-        row = data[i]
-        s = 0.0
-        for j in range(data.shape[1]):
-            a = np.float64(row[j])
-            s += a * a
-        if not abs(np.sqrt(s) - 1.0) <= tol:
-            return False
-    return True
 
 
 @numba.njit(cache=True, nogil=True)

@@ -31,22 +31,18 @@ AUTO_EXACT_PAIRS = 20_000_000
 _BLOCK_BYTES = 64 * 2**20
 
 
-#: Rows within this of unit length (norm from float64 sums) are unit for
-#: :func:`ccgraph.graph.knn.unit_rows` too: its float32 norms differ by far less than the
-#: remaining ``1e-4 - _UNIT_TOL``.
-_UNIT_TOL = 5e-5
-
-
 def _prepare(emb: Embeddings, metric: str) -> np.ndarray:
-    """:func:`ccgraph.graph.knn.prepare_vectors` of ``emb``, in one pass when it has no work.
+    """:func:`ccgraph.graph.knn.prepare_vectors` of ``emb``, without its finite check pass.
 
-    An update's cosine vectors are usually unit rows already (the run's and the model's):
-    one kernel pass checks that every row is finite and of unit length, and they are then
-    returned as ``prepare_vectors`` returns them (unchanged) without its three passes
-    (finite check, norms, deviation). Anything else goes through ``prepare_vectors``, which
-    also raises its errors.
+    For cosine, ``prepare_vectors`` checks that every value is finite (a pass of float64 row
+    sums), computes the row norms and scales by them (:func:`~ccgraph.graph.knn.unit_rows`,
+    which leaves unit rows as they are). A finite norm already proves its row finite (the
+    squares are non-negative, so an infinite or NaN value cannot cancel out), so when every
+    norm is finite and positive the check is skipped and the result is the same; anything
+    else goes through ``prepare_vectors``, which raises its errors.
     """
-    from ccgraph.graph.knn import prepare_vectors
+    from ccgraph._validation import row_norms
+    from ccgraph.graph.knn import prepare_vectors, unit_rows
 
     arr = emb.vectors
     if (
@@ -57,11 +53,10 @@ def _prepare(emb: Embeddings, metric: str) -> np.ndarray:
         and arr.shape[1] > 0
         and arr.dtype.kind == "f"
     ):
-        from ccgraph.update._knn_kernels import unit_within
-
         out = np.ascontiguousarray(arr, dtype=np.float32)
-        if unit_within(out, _UNIT_TOL):
-            return out
+        norms = row_norms(out)
+        if np.isfinite(norms).all() and (norms > 0).all():
+            return unit_rows(out, norms)
     return prepare_vectors(emb, metric)
 
 
