@@ -131,3 +131,26 @@ def test_bad_arguments_name_the_problem() -> None:
         refine_local(a, np.zeros(10, int), np.ones(10, bool), resolution=1.0, objective="x")
     with pytest.raises(InputError, match="one entry per item"):
         refine_local(a, np.zeros(9, int), np.ones(10, bool), resolution=1.0)
+
+
+def test_a_frozen_graph_gives_what_a_writable_copy_gives_at_every_level() -> None:
+    # a KnnGraph's adjacency is read-only: its kernel arrays are made once and reused for
+    # every level; each level must still see this graph's arrays
+    from ccgraph.containers import KnnGraph
+
+    a = _planted([30, 30, 30], 0.3, 0.02, seed=4)
+    graph = KnnGraph(a.astype(np.float32), [f"i{i}" for i in range(90)])
+    init = np.repeat([0, 1, 2], 30)
+    fixed = np.arange(90) % 4 != 0
+    writable = sp.csr_matrix(graph.adjacency, copy=True)
+    for gamma in (0.5, 1.0, 2.0):
+        for objective in ("modularity", "cpm"):
+            kw = {"resolution": gamma if objective == "modularity" else gamma / 10,
+                  "objective": objective, "rng": 1}  # fmt: skip
+            got = refine_local(graph.adjacency, init, fixed, **kw)
+            np.testing.assert_array_equal(got, refine_local(writable, init, fixed, **kw))
+    other = KnnGraph(_planted([45, 45], 0.3, 0.02, seed=5).astype(np.float32), graph.ids)
+    np.testing.assert_array_equal(
+        refine_local(other.adjacency, init, fixed, resolution=1.0, rng=1),
+        refine_local(sp.csr_matrix(other.adjacency, copy=True), init, fixed, resolution=1.0, rng=1),
+    )

@@ -173,3 +173,29 @@ def test_run_positions_match_a_dict_per_row(runs: list[tuple[str, int]], pool: l
     want = [unique_pool.index(x) if x in unique_pool else -1 for x in values]
     for column in (pd.Series(values, dtype="string"), pd.Series(values, dtype=object)):
         assert run_positions(column, np.array(unique_pool, dtype=str)).tolist() == want
+
+
+@pytest.mark.parametrize("order", ["kept", "shuffled"])
+def test_staged_merge_is_the_npy_file_and_the_writer_adopts_it(tmp_path, order: str) -> None:
+    from ccgraph.io._writer import staged_file
+
+    old = _emb([f"o{i}" for i in range(12)], 0)
+    batch = Embeddings(
+        np.random.default_rng(1).normal(size=(2, 4)),  # float64 batch: rows are upcast
+        np.array(["n0", "n1"]),
+        "dense",
+    )
+    ids = [*old.ids.tolist(), "n0", "n1"]
+    if order == "shuffled":
+        ids = list(np.random.default_rng(2).permutation(ids))
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    out = merge_embeddings({"m": old}, {"m": batch}, np.array(ids), replaced=[], stage=stage)
+    vec = out["m"].vectors
+    plain = merge_embeddings({"m": old}, {"m": batch}, np.array(ids), replaced=[])["m"].vectors
+    np.testing.assert_array_equal(vec, plain)
+    assert vec.dtype == plain.dtype == np.float64 and vec.flags.c_contiguous
+    np.save(tmp_path / "ref.npy", plain)
+    target = stage / "embeddings_m.npy"
+    assert target.read_bytes() == (tmp_path / "ref.npy").read_bytes()
+    assert staged_file(vec, [stage]) == target.resolve()

@@ -148,3 +148,29 @@ def test_probe_without_any_cluster_falls_back_to_exact() -> None:
     assert info["search"] == "exact"
     _, ref_d = knn_search(Embeddings(x, ids), k=5, metric="cosine", backend="exact")
     np.testing.assert_allclose(got.distances, ref_d, atol=1e-5)
+
+
+def test_recall_on_a_thread_is_the_former_serial_estimate() -> None:
+    from ccgraph.update._probe import _dist, _exact_kth, _pick, _recall
+
+    def former(data, queries, top_d, sq, *, sample, rng):  # the serial code it replaces
+        g = np.random.default_rng(rng)
+        pick = np.sort(g.choice(len(queries), size=min(sample, len(queries)), replace=False))
+        rows = queries[pick]
+        dist = _dist(data[rows] @ data.T, _pick(sq, rows)[:, None] if sq is not None else None,
+                     sq[None, :] if sq is not None else None)  # fmt: skip
+        dist[np.arange(len(rows)), rows] = np.inf
+        k = top_d.shape[1]
+        kth = np.partition(dist, k - 1, axis=1)[:, k - 1]
+        found = (top_d[pick] <= kth[:, None] * (1 + 1e-6) + 1e-7).sum(axis=1)
+        return float(np.minimum(found, k).sum() / (k * len(rows)))
+
+    g = np.random.default_rng(3)
+    data = g.normal(size=(400, 8)).astype(np.float32)
+    queries = np.sort(g.choice(400, 40, replace=False))
+    for sq in (None, np.einsum("ij,ij->i", data, data)):
+        if sq is None:
+            data = data / np.linalg.norm(data, axis=1, keepdims=True)
+        top_d = np.sort(g.uniform(0, 1.2, size=(40, 5)).astype(np.float32), axis=1)
+        got = _recall(top_d, *_exact_kth(data, queries, sq, 5, sample=16, rng=0))
+        assert got == former(data, queries, top_d, sq, sample=16, rng=0)

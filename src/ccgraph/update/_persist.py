@@ -159,8 +159,19 @@ def read_embeddings(
         vectors = np.asarray(extras[key])
         rows = np.asarray(extras[rows_key], dtype=np.int64)
         kind = "binary" if vectors.dtype == np.uint8 else "dense"
-        out[name] = Embeddings(vectors, ids[rows], kind, dict(params.get(name, {})))
+        out[name] = Embeddings(vectors, _at(ids, rows), kind, dict(params.get(name, {})))
     return out
+
+
+def _at(ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``ids[rows]``, or ``ids`` itself when ``rows`` lists every row in order.
+
+    The usual case: a checked, read-only id array is then not checked or converted to
+    Arrow again.
+    """
+    if len(rows) == len(ids) and np.array_equal(rows, np.arange(len(ids))):
+        return ids
+    return ids[rows]
 
 
 def read_knn_lists(extras: Mapping[str, Any], ids: np.ndarray) -> dict[str, KnnLists]:
@@ -174,7 +185,9 @@ def read_knn_lists(extras: Mapping[str, Any], ids: np.ndarray) -> dict[str, KnnL
         if any(n not in extras for n in need):
             raise InputError(f"the run keeps {key!r} but not {need}")
         rows = np.asarray(extras[key], dtype=np.int64)
-        out[name] = KnnLists(ids[rows], np.asarray(extras[need[0]]), np.asarray(extras[need[1]]))
+        out[name] = KnnLists(
+            _at(ids, rows), np.asarray(extras[need[0]]), np.asarray(extras[need[1]])
+        )
     return out
 
 

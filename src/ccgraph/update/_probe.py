@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Iterator
+from concurrent.futures import wait
 from typing import Any
 
 import numpy as np
@@ -273,19 +274,26 @@ def probe_search(
 
     queries64 = queries.astype(np.int64)
     with _one_blas_thread():  # many small products: BLAS threads cost more than they save
-        for a, b in itertools.pairwise(bounds):
-            c = int(pc[a])
-            qpos = pq[a:b].astype(np.int64)
-            target = members[starts[c] : starts[c + 1]].astype(np.int64)
-            dist = _dist(qv[qpos] @ data[target].T, _col(sq_q, qpos), _pick(sq, target))
-            n_compared += dist.size
-            # copies at 0, the query itself at inf, the block's top pairs and gains in one pass
-            tq, tt, td, gt, gq, gd = scan_block(
-                np.ascontiguousarray(dist), qpos, queries64[qpos], target,
-                _copy_limit(sq, target), data, kth[target], k,
-            )  # fmt: skip
-            top.append((tq, tt, td))
-            gained.append((gt, gq, gd))
+        # the exact search of the recall sample (one large product) runs on the other core
+        # meanwhile; it ends inside this block, before BLAS gets its threads back
+        exact = _start(_exact_kth, data, queries, sq, k, sample=sample, rng=rng)
+        try:
+            for a, b in itertools.pairwise(bounds):
+                c = int(pc[a])
+                qpos = pq[a:b].astype(np.int64)
+                target = members[starts[c] : starts[c + 1]].astype(np.int64)
+                dist = _dist(qv[qpos] @ data[target].T, _col(sq_q, qpos), _pick(sq, target))
+                n_compared += dist.size
+                # copies at 0, the query itself at inf, the block's top pairs and gains at once
+                tq, tt, td, gt, gq, gd = scan_block(
+                    np.ascontiguousarray(dist), qpos, queries64[qpos], target,
+                    _copy_limit(sq, target), data, kth[target], k,
+                )  # fmt: skip
+                top.append((tq, tt, td))
+                gained.append((gt, gq, gd))
+        finally:
+            wait([exact])  # also on an error: BLAS must not change under it
+        sample_kth = exact.result()
     q1, t1, d1 = (np.concatenate(x) if top else np.zeros(0) for x in zip(*top, strict=True))
     top_i, _ = top_k_pairs(q1.astype(np.int64), t1.astype(np.int64), d1, nq, k)
     # one round over the stored neighbours of the neighbours found, outside the probed clusters
@@ -321,7 +329,7 @@ def probe_search(
         "search": "probe",
         "n_clusters": int(n_c),
         "n_compared": int(n_compared),
-        "estimated_recall": _recall(data, queries, top_d, sq, sample=sample, rng=rng),
+        "estimated_recall": _recall(top_d, *sample_kth),
     }
     return top_i, top_d, (gu, gb, gd.astype(np.float32)), info
 
@@ -353,18 +361,29 @@ def _pick(sq: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
     return None if sq is None else sq[rows]
 
 
-def _recall(
+def _start(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` on a thread of its own (a future; the thread ends with it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="ccgraph-recall")
+    try:
+        return pool.submit(fn, *args, **kwargs)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _exact_kth(
     data: np.ndarray,
     queries: np.ndarray,
-    top_d: np.ndarray,
     sq: np.ndarray | None,
+    k: int,
     *,
     sample: int,
     rng: int,
-) -> float:
-    """Share of the exact ``k``-th-distance neighbours found, on a sample of the queries."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """A sample of the queries (positions) and each one's exact ``k``-th distance."""
     if len(queries) == 0 or sample <= 0:
-        return 1.0
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     g = np.random.default_rng(rng)
     pick = np.sort(g.choice(len(queries), size=min(sample, len(queries)), replace=False))
     rows = queries[pick]
@@ -372,7 +391,16 @@ def _recall(
     dist = _dist(dots, _pick(sq, rows)[:, None] if sq is not None else None,
                  sq[None, :] if sq is not None else None)  # fmt: skip
     dist[np.arange(len(rows)), rows] = np.inf
+    return pick, np.partition(dist, k - 1, axis=1)[:, k - 1]
+
+
+def _recall(top_d: np.ndarray, pick: np.ndarray, kth: np.ndarray) -> float:
+    """Share of the exact ``k``-th-distance neighbours found in ``top_d``, on the sample.
+
+    ``pick`` and ``kth`` are :func:`_exact_kth`'s.
+    """
+    if len(pick) == 0:
+        return 1.0
     k = top_d.shape[1]
-    kth = np.partition(dist, k - 1, axis=1)[:, k - 1]
     found = (top_d[pick] <= kth[:, None] * (1 + 1e-6) + 1e-7).sum(axis=1)
-    return float(np.minimum(found, k).sum() / (k * len(rows)))
+    return float(np.minimum(found, k).sum() / (k * len(pick)))

@@ -94,6 +94,8 @@ def _gather(
         return np.ascontiguousarray(parts[0]), pos
     n = sum(len(p) for p in parts)
     shape, dtype = (n, parts[0].shape[1]), np.result_type(*parts)
+    if target is not None and n and (len(pos) < 2 or (np.diff(pos) > 0).all()):
+        return _write_rows(parts, shape, dtype, target), pos
     if target is None:
         vec = np.empty(shape, dtype=dtype)
     else:
@@ -109,6 +111,25 @@ def _gather(
     for part, a, b in zip(parts, starts[:-1], starts[1:], strict=True):
         vec[dest[a:b]] = part
     return vec, pos[order]
+
+
+def _write_rows(
+    parts: list[np.ndarray], shape: tuple[int, int], dtype: np.dtype, target: Path
+) -> np.ndarray:
+    """``parts`` stacked into the ``.npy`` file ``target``, returned memory-mapped.
+
+    The file is the one ``open_memmap`` makes (its header, then the rows), filled by
+    ``write()`` calls: the kernel copies the rows into the page cache, where writing them
+    through a writable mapping would fault on every page first.
+    """
+    head = np.lib.format.open_memmap(target, mode="w+", dtype=dtype, shape=shape)
+    offset = head.offset
+    del head  # nothing written through it: only the header and the file's length
+    with open(target, "r+b") as fh:
+        fh.seek(offset)
+        for part in parts:
+            fh.write(np.ascontiguousarray(part, dtype=dtype).data)
+    return np.load(target, mmap_mode="r+", allow_pickle=False)
 
 
 def update_graph(

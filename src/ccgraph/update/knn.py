@@ -32,8 +32,31 @@ _BLOCK_BYTES = 64 * 2**20
 
 
 def _prepare(emb: Embeddings, metric: str) -> np.ndarray:
-    from ccgraph.graph.knn import prepare_vectors
+    """:func:`ccgraph.graph.knn.prepare_vectors` of ``emb``, without its finite check pass.
 
+    For cosine, ``prepare_vectors`` checks that every value is finite (a pass of float64 row
+    sums), computes the row norms and scales by them (:func:`~ccgraph.graph.knn.unit_rows`,
+    which leaves unit rows as they are). A finite norm already proves its row finite (the
+    squares are non-negative, so an infinite or NaN value cannot cancel out), so when every
+    norm is finite and positive the check is skipped and the result is the same; anything
+    else goes through ``prepare_vectors``, which raises its errors.
+    """
+    from ccgraph._validation import row_norms
+    from ccgraph.graph.knn import prepare_vectors, unit_rows
+
+    arr = emb.vectors
+    if (
+        metric == "cosine"
+        and emb.kind == "dense"
+        and arr.ndim == 2
+        and arr.shape[0] > 0
+        and arr.shape[1] > 0
+        and arr.dtype.kind == "f"
+    ):
+        out = np.ascontiguousarray(arr, dtype=np.float32)
+        norms = row_norms(out)
+        if np.isfinite(norms).all() and (norms > 0).all():
+            return unit_rows(out, norms)
     return prepare_vectors(emb, metric)
 
 
@@ -176,19 +199,31 @@ def update_knn_lists(
     data = _prepare(emb, metric)
     pos = locate(ids, old.ids)  # old row -> new row (-1: removed)
     idx_old = np.asarray(old.indices, dtype=np.int64)
-    nb = np.where(idx_old >= 0, pos[np.maximum(idx_old, 0)], -1)
-    nb = np.where(idx_old >= 0, nb, -2)  # -2: slot already empty in the old search
-    kept = pos >= 0
-    moved = np.zeros(len(old.ids), dtype=bool)
-    moved[kept] = batch[pos[kept]]
-    # a list is stale when it names a removed item or one whose vector changed
-    lost = ((nb == -1) | ((nb >= 0) & batch[np.maximum(nb, 0)])).any(axis=1)
-    # rows of the new lists
-    out_i = np.full((n, k), -1, dtype=np.int64)
-    out_d = np.full((n, k), np.inf, dtype=np.float32)
-    stay = kept & ~moved & ~lost  # old rows whose list stays valid
-    out_i[pos[stay]] = nb[stay]
-    out_d[pos[stay]] = np.where(nb[stay] >= 0, old.distances[stay], np.inf)
+    m = len(old.ids)
+    if m <= n and not batch[:m].any() and np.array_equal(pos, np.arange(m)):
+        # only additions, after the old items in their order: every old list stays, in place
+        kept = stay = np.ones(m, dtype=bool)
+        moved = lost = np.zeros(m, dtype=bool)
+        out_i = np.empty((n, k), dtype=np.int64)
+        out_i[:m] = np.where(idx_old >= 0, idx_old, -2)
+        out_i[m:] = -1
+        out_d = np.empty((n, k), dtype=np.float32)
+        out_d[:m] = np.where(idx_old >= 0, old.distances, np.inf)
+        out_d[m:] = np.inf
+    else:
+        nb = np.where(idx_old >= 0, pos[np.maximum(idx_old, 0)], -1)
+        nb = np.where(idx_old >= 0, nb, -2)  # -2: slot already empty in the old search
+        kept = pos >= 0
+        moved = np.zeros(m, dtype=bool)
+        moved[kept] = batch[pos[kept]]
+        # a list is stale when it names a removed item or one whose vector changed
+        lost = ((nb == -1) | ((nb >= 0) & batch[np.maximum(nb, 0)])).any(axis=1)
+        # rows of the new lists
+        out_i = np.full((n, k), -1, dtype=np.int64)
+        out_d = np.full((n, k), np.inf, dtype=np.float32)
+        stay = kept & ~moved & ~lost  # old rows whose list stays valid
+        out_i[pos[stay]] = nb[stay]
+        out_d[pos[stay]] = np.where(nb[stay] >= 0, old.distances[stay], np.inf)
     research = np.zeros(n, dtype=bool)
     research[pos[kept & ~moved & lost]] = True
     full = np.flatnonzero(batch | research)

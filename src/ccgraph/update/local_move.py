@@ -18,6 +18,9 @@ Modularity (any resolution, ``rb``) and CPM are supported; other objectives use
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -111,14 +114,12 @@ def refine_local(
         return init.copy()
     from ccgraph.update._move_kernels import fast_local_move
 
-    indptr = a.indptr.astype(np.int64)
-    indices = a.indices.astype(np.int64)
-    data = a.data.astype(np.float64)
+    indptr, indices, data, strength = _graph_arrays(adjacency, a)
     if objective == "cpm":
         weight = np.ones(n, dtype=np.float64)
         gamma = float(resolution)
     else:
-        weight = np.asarray(a.sum(axis=1), dtype=np.float64).ravel()
+        weight = strength
         total = float(weight.sum())
         gamma = float(resolution) / total if total > 0 else 0.0
     gen = as_generator(rng)
@@ -159,6 +160,39 @@ def refine_local(
         lab = np.where(g_lab < n_groups, groups[np.minimum(g_lab, n_groups - 1)],
                        top + g_lab - n_groups)[node]  # fmt: skip
     return _original_labels(lab, init, labels_in)
+
+
+#: The kernel's arrays of a frozen adjacency (by ``id``, with a weak reference to tell a
+#: reused ``id``): an update refines every level on the same graph.
+_ARRAYS: dict[int, tuple[weakref.ref[Any], tuple[np.ndarray, ...]]] = {}
+
+
+def _graph_arrays(adjacency: Any, a: sp.csr_matrix) -> tuple[np.ndarray, ...]:
+    """``indptr``, ``indices`` (int64), ``data`` (float64) and row sums of ``a`` (float64).
+
+    Kept while ``adjacency`` lives when its arrays are read-only (a
+    :class:`~ccgraph.containers.KnnGraph`'s are), so nothing can change them.
+    """
+    frozen = isinstance(adjacency, (sp.csr_matrix, sp.csr_array)) and not any(
+        x.flags.writeable for x in (adjacency.indptr, adjacency.indices, adjacency.data)
+    )
+    if frozen:
+        hit = _ARRAYS.get(id(adjacency))
+        if hit is not None and hit[0]() is adjacency:
+            return hit[1]
+    arrays = (
+        a.indptr.astype(np.int64),
+        a.indices.astype(np.int64),
+        a.data.astype(np.float64),
+        np.asarray(a.sum(axis=1), dtype=np.float64).ravel(),
+    )
+    if frozen:
+        key = id(adjacency)
+        _ARRAYS[key] = (
+            weakref.ref(adjacency, lambda _ref, key=key: _ARRAYS.pop(key, None)),
+            arrays,
+        )
+    return arrays
 
 
 def _aggregate_rows(
