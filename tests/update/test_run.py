@@ -291,3 +291,21 @@ def test_a_failing_stage_leaves_no_output_and_no_temporary_folder(
     with pytest.raises(RuntimeError, match="stage failed"):
         update_run(base_run, csv, out=tmp_path / "out", overrides=[f"embed.precomputed.path={vec}"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch"]  # no run, no .out.tmp-*
+
+
+def test_refuses_an_output_inside_its_input_or_around_it(base_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(base_run, run)
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(OutputError, match=r"inside .*run.*add to its input run"):
+        update_run(run, _empty_catalog(), out=run / "next")
+    assert sorted(p.name for p in run.iterdir()) == before
+    outer = tmp_path / "outer"  # a run that holds the input run in a subfolder
+    ccgraph.write_run(ccgraph.load_run(base_run), outer)
+    shutil.copytree(base_run, outer / "inner")
+    with pytest.raises(OutputError, match="replace the folder of its input run"):
+        update_run(outer / "inner", _empty_catalog(), out=outer, overwrite=True)
+    assert (outer / "inner" / "manifest.json").exists()
+    assert len(ccgraph.load_run(outer / "inner").ids) == len(ccgraph.load_run(base_run).ids)

@@ -114,7 +114,7 @@ def update_run(
         the run replace that item (re-embedded if its vectors change); rows flagged
         ``removed_from_source`` remove their item.
     out
-        The new run directory (must differ from ``run_dir``).
+        The new run directory (neither ``run_dir`` nor inside it or around it).
     overrides
         ``["update.strategy=local", ...]`` (or a mapping) applied to the run's recorded config;
         paths in them resolve against the run's config folder, so give absolute ones.
@@ -151,6 +151,14 @@ def update_run(
     if src == dst:
         raise OutputError(
             f"`out` must differ from `run_dir` ({src}): an update never rewrites its input"
+        )
+    if src in dst.parents or dst in src.parents:
+        inner, outer = (dst, src) if src in dst.parents else (src, dst)
+        raise OutputError(
+            f"`out` ({dst}) and `run_dir` ({src}) must not hold one another: {inner} lies "
+            f"inside {outer}, so writing the update would "
+            + ("add to its input run" if inner == dst else "replace the folder of its input run")
+            + "; choose an output directory beside the run"
         )
     from ccgraph.io.atomic import refuse_existing_run
 
