@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +146,21 @@ def test_foreign_output_directory_is_refused(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "thesis.docx").read_text() == "precious"
 
 
+def test_an_input_inside_the_run_it_replaces_is_refused(tmp_path: Path) -> None:
+    cfg_path = write_config(tmp_path)
+    ccgraph.run(ccgraph.load_config(cfg_path))
+    shutil.move(tmp_path / "vectors.parquet", tmp_path / "run" / "vectors.parquet")
+    cfg = ccgraph.load_config(
+        cfg_path, ["embed.precomputed.path=run/vectors.parquet", "output.overwrite=true"]
+    )
+    with pytest.raises(ccgraph.CcgraphError, match=r"`embed.precomputed.path` .* inside the run"):
+        ccgraph.run(cfg)
+    assert (tmp_path / "run" / "vectors.parquet").exists()
+    # beside the run (or the previous run itself) is fine
+    shutil.move(tmp_path / "run" / "vectors.parquet", tmp_path / "vectors.parquet")
+    ccgraph.run(ccgraph.load_config(cfg_path, ["output.overwrite=true"]))
+
+
 @pytest.mark.slow
 def test_openverse_sample_with_text_model(tmp_path: Path, openverse_dir: Path) -> None:
     cfg = ccgraph.load_config(
@@ -193,3 +209,16 @@ def test_too_few_embedded_items_names_the_cause(
         in err
     )
     assert "graph.k=1" not in err
+
+
+def test_input_paths_name_a_glob_by_its_folder(tmp_path: Path) -> None:
+    from ccgraph._stages import input_paths
+
+    cfg = ccgraph.load_config(
+        write_config(tmp_path), ["data.path=[shards/2026-*/part*.csv, a.csv]"]
+    )
+    got = input_paths(cfg)
+    assert got["data.path[0]"] == tmp_path / "shards"
+    assert got["data.path[1]"] == tmp_path / "a.csv"
+    assert got["embed.precomputed.path"] == tmp_path / "vectors.parquet"
+    assert got["embed.cache_dir"] is None

@@ -7,8 +7,10 @@ stage, so ``pipeline.run`` stays a short, readable sequence.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ __all__ = [
     "cluster_levels",
     "expand_graph",
     "graph_settings",
+    "input_paths",
     "knn_options",
     "run_shape",
     "warn_uncovered",
@@ -325,8 +328,15 @@ def resolve_out_dir(cfg: Config, out: str | Path | None) -> Path:
     return resolved.resolve()
 
 
-def check_output(out_dir: Path, *, overwrite: bool) -> None:
-    """Fail before any work when the run directory could not be written or replaced later."""
+def check_output(
+    out_dir: Path, *, overwrite: bool, inputs: Mapping[str, Path | None] | None = None
+) -> None:
+    """Fail before any work when the run directory could not be written or replaced later.
+
+    ``inputs`` maps config keys to the files they name: with ``overwrite``, one that lies inside
+    an existing ``out_dir`` would be deleted with the old run, so it is refused.
+    """
+    from ccgraph.exceptions import OutputError
     from ccgraph.io.atomic import make_temp_dir, refuse_existing_run
 
     refuse_existing_run(
@@ -335,7 +345,31 @@ def check_output(out_dir: Path, *, overwrite: bool) -> None:
         hint="set `output.overwrite: true` to replace it, or choose another output directory "
         "(`output.dir` or `--out`)",
     )
+    if overwrite and out_dir.is_dir():
+        for key, path in (inputs or {}).items():
+            if path is not None and out_dir in path.resolve().parents:
+                raise OutputError(
+                    f"`{key}` ({path}) lies inside the run directory {out_dir}, which this run "
+                    "replaces: it would be deleted with the old run. Move it out of the run "
+                    "directory, or choose another output directory (`output.dir` or `--out`)"
+                )
     make_temp_dir(out_dir).rmdir()  # a writability probe beside the run directory
+
+
+def input_paths(cfg: Config) -> dict[str, Path | None]:
+    """The files and folders a config reads, by key (a glob as the folder before its pattern)."""
+    paths = cfg.data.path if isinstance(cfg.data.path, list) else [cfg.data.path]
+    out: dict[str, Path | None] = {}
+    for i, raw in enumerate(paths):
+        parts = Path(raw).parts
+        plain = list(itertools.takewhile(lambda q: not set(q) & set("*?["), parts))
+        key = "data.path" if len(paths) == 1 else f"data.path[{i}]"
+        out[key] = cfg.resolve(str(Path(*plain))) if plain else None
+    pre = cfg.embed.precomputed
+    out["embed.precomputed.path"] = cfg.resolve(pre.path)
+    out["embed.precomputed.ids_path"] = cfg.resolve(pre.ids_path)
+    out["embed.cache_dir"] = cfg.resolve(cfg.embed.cache_dir)
+    return out
 
 
 def graph_settings(cfg: Config) -> dict[str, Any]:

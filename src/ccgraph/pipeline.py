@@ -79,7 +79,9 @@ def run(
     timer = StageTimer()
     stages: dict[str, Any] = {}
     if write:
-        _stages.check_output(out_dir, overwrite=cfg.output.overwrite)
+        _stages.check_output(
+            out_dir, overwrite=cfg.output.overwrite, inputs=_stages.input_paths(cfg)
+        )
 
     with timer.stage("read"):
         catalog = read_catalog_from_config(cfg.data, cfg.base_dir)
