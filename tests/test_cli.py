@@ -80,3 +80,34 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_an_output_over_an_input_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from tests.test_pipeline import write_config
+
+    cfg = write_config(tmp_path)
+    assert main(["run", str(cfg)]) == 0
+    run = tmp_path / "run"
+    results = tmp_path / "results.csv"
+    results.write_text("query,position,id\nq,0,it0000\nq,1,it0002\n")
+    before = results.read_bytes()
+    # a file command whose output is its own input
+    code = main(["experiment", "plan", str(run), str(results), "--out", str(results)])
+    assert code == 2
+    assert "is the input `results`" in capsys.readouterr().err
+    assert results.read_bytes() == before
+    # a command that replaces its output folder, given a folder holding its config
+    inner = run / "config.yaml"
+    shutil.copy(cfg, inner)
+    code = main(["run", str(inner), "--out", str(run), "--set", "output.overwrite=true"])
+    assert code == 2
+    assert "holds the input `config`" in capsys.readouterr().err
+    assert inner.exists() and (run / "manifest.json").exists()
+    # writing beside the inputs is fine
+    assert (
+        main(["experiment", "plan", str(run), str(results), "--out", str(tmp_path / "p.csv")]) == 0
+    )

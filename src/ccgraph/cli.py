@@ -165,6 +165,40 @@ def _show_warning(
 _default_showwarning = warnings.showwarning
 
 
+#: Commands whose ``--out`` directory is replaced as a whole (anything inside it goes).
+REPLACES_OUT_DIR = frozenset({"run", "update", "report"})
+
+
+def refuse_output_over_input(args: argparse.Namespace) -> None:
+    """Refuse an ``--out`` that would overwrite one of the command's inputs.
+
+    That is an ``--out`` equal to an input path or, for a command that replaces its output
+    folder (:data:`REPLACES_OUT_DIR`), a folder that holds one.
+
+    Raises
+    ------
+    OutputError
+        Naming ``--out``, the input argument and its path.
+    """
+    from ccgraph.exceptions import OutputError
+
+    out = getattr(args, "out", None)
+    if not isinstance(out, Path):
+        return
+    target = out.expanduser().resolve()
+    replaces = getattr(args, "command", None) in REPLACES_OUT_DIR
+    for name, value in vars(args).items():
+        if name == "out" or not isinstance(value, Path):
+            continue
+        src = value.expanduser().resolve()
+        if src == target or (replaces and target in src.parents):
+            where = "is" if src == target else "holds"
+            raise OutputError(
+                f"--out {out} {where} the input `{name.replace('_', '-')}` ({value}): writing "
+                "there would overwrite it; choose another output path"
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ccgraph`` command; returns the exit code."""
     tokens = list(sys.argv[1:] if argv is None else argv)
@@ -178,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
+            refuse_output_over_input(args)
             return int(args.func(args))
     except CcgraphError as exc:
         if args.verbose:

@@ -57,7 +57,7 @@ def test_update_command_removes_listed_ids(
 
 def test_user_errors_exit_2(base_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["update", str(base_run), str(tmp_path / "nope.csv"), "--out", str(base_run)]) == 2
-    assert "never rewrites" in capsys.readouterr().err
+    assert "is the input `run-dir`" in capsys.readouterr().err
     assert (
         main(["update", str(base_run), str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")])
         == 2
