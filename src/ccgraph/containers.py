@@ -6,7 +6,6 @@ it. Arrays are set read-only on construction; nothing here is mutated after it i
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ccgraph._array_memo import ArrayMemo
 from ccgraph._validation import row_norms
 from ccgraph.exceptions import IdMismatchError, InputError, ParameterError
 
@@ -52,9 +52,9 @@ TAG_COLUMNS = ("id", "tag", "tag_raw", "source", "provider", "weight")
 REJECT_COLUMNS = ("file", "row", "id", "stage", "reason")
 
 
-#: Arrays :func:`as_ids` returned (by ``id``, with a weak reference to tell a reused ``id``):
-#: they are read-only and already checked, so passing one again costs no sort.
-_CHECKED: dict[int, weakref.ref[np.ndarray]] = {}
+#: Arrays :func:`as_ids` returned: read-only and already checked, so passing one again
+#: costs no sort.
+_CHECKED: ArrayMemo[bool] = ArrayMemo()
 
 
 def as_ids(ids: Any, n: int | None = None, *, name: str = "ids") -> np.ndarray:
@@ -63,7 +63,7 @@ def as_ids(ids: Any, n: int | None = None, *, name: str = "ids") -> np.ndarray:
     An array this function returned (still read-only) is returned as it is: results pass
     their ids on, and checking 100k ids again costs a sort each time.
     """
-    if _checked(ids):
+    if _CHECKED.get(ids):
         if n is not None and len(ids) != n:
             raise IdMismatchError(f"`{name}` has {len(ids)} entries but the data has {n} rows")
         return ids
@@ -77,17 +77,8 @@ def as_ids(ids: Any, n: int | None = None, *, name: str = "ids") -> np.ndarray:
         dup = uniq[counts > 1][:3].tolist()
         raise InputError(f"`{name}` must be unique; repeated: {dup}")
     arr.setflags(write=False)
-    key = id(arr)
-    _CHECKED[key] = weakref.ref(arr, lambda _ref, key=key: _CHECKED.pop(key, None))
+    _CHECKED.put(arr, True)
     return arr
-
-
-def _checked(ids: Any) -> bool:
-    """Whether ``ids`` is an array :func:`as_ids` returned, unchanged (still read-only)."""
-    if not isinstance(ids, np.ndarray) or ids.flags.writeable:
-        return False
-    ref = _CHECKED.get(id(ids))
-    return ref is not None and ref() is ids
 
 
 def check_same_ids(a: np.ndarray, b: np.ndarray, *, what: str) -> None:

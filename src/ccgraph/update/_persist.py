@@ -24,13 +24,13 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ccgraph._array_memo import ArrayMemo
 from ccgraph.containers import Embeddings, KnnGraph
 from ccgraph.exceptions import DataQualityWarning, InputError
 
@@ -257,9 +257,9 @@ def positions(values: Any, ids: Any) -> np.ndarray:
     return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-#: Arrow copies of read-only numpy id arrays (by ``id``, with a weak reference to tell a
-#: reused ``id``): an update looks the same 100k ids up several times.
-_ARROW: dict[int, tuple[weakref.ref[np.ndarray], Any]] = {}
+#: Arrow copies of read-only numpy id arrays: an update looks the same 100k ids up several
+#: times.
+_ARROW: ArrayMemo[Any] = ArrayMemo()
 
 
 def _as_arrow(values: Any) -> Any:
@@ -271,14 +271,10 @@ def _as_arrow(values: Any) -> Any:
     import pyarrow as pa
 
     if isinstance(values, np.ndarray):
-        if values.flags.writeable or values.base is not None:
-            return _to_arrow(values)
-        hit = _ARROW.get(id(values))
-        if hit is not None and hit[0]() is values:
-            return hit[1]
-        arr = _to_arrow(values)
-        key = id(values)
-        _ARROW[key] = (weakref.ref(values, lambda _ref, key=key: _ARROW.pop(key, None)), arr)
+        arr = _ARROW.get(values)
+        if arr is None:
+            arr = _to_arrow(values)
+            _ARROW.put(values, arr)
         return arr
     arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else _arrow_of(values)
     if arr is None:

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ccgraph.update._threads import start
+
 __all__ = ["copies_at_zero", "probe_search", "top_k_pairs"]
 
 logger = logging.getLogger(__name__)
@@ -276,7 +278,7 @@ def probe_search(
     with _one_blas_thread():  # many small products: BLAS threads cost more than they save
         # the exact search of the recall sample (one large product) runs on the other core
         # meanwhile; it ends inside this block, before BLAS gets its threads back
-        exact = _start(_exact_kth, data, queries, sq, k, sample=sample, rng=rng)
+        exact = start(_exact_kth, data, queries, sq, k, sample=sample, rng=rng, name="recall")
         try:
             for a, b in itertools.pairwise(bounds):
                 c = int(pc[a])
@@ -359,17 +361,6 @@ def _col(sq: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
 
 def _pick(sq: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
     return None if sq is None else sq[rows]
-
-
-def _start(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` on a thread of its own (a future; the thread ends with it)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(1, thread_name_prefix="ccgraph-recall")
-    try:
-        return pool.submit(fn, *args, **kwargs)
-    finally:
-        pool.shutdown(wait=False)
 
 
 def _exact_kth(

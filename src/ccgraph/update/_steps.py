@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +22,7 @@ from ccgraph.update._catalog import Changes
 from ccgraph.update._ids import locate
 from ccgraph.update._output import noop, splice_tags, subset, summary, write_drift
 from ccgraph.update._persist import member
+from ccgraph.update._threads import start
 
 if TYPE_CHECKING:
     from ccgraph.io.run import RunWriter
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["changed_rows", "run_update"]
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 def changed_rows(old: KnnGraph, new: KnnGraph, removed: np.ndarray, n_kept: int) -> np.ndarray:
@@ -74,17 +72,6 @@ def changed_rows(old: KnnGraph, new: KnnGraph, removed: np.ndarray, n_kept: int)
         )
     touched[n_kept:] = True
     return touched
-
-
-def _background(fn: Callable[..., T], *args: Any) -> Future[T]:
-    """``fn(*args)`` on a thread of its own, which ends with the call (nothing to shut down)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(1, thread_name_prefix="update")
-    try:
-        return pool.submit(fn, *args)
-    finally:
-        pool.shutdown(wait=False)
 
 
 def run_update(
@@ -213,7 +200,7 @@ def run_update(
     extras = _persist.run_extras(emb_all, ids, lists)
     writer.add_extras(extras)
     writer.add_graph(graph)
-    seeds_job = _background(build_seed_tags, catalog, cfg)
+    seeds_job = start(build_seed_tags, catalog, cfg, name="seeds")
     with timer.stage("cluster"):
         n_levels = len(persist["level_resolutions"])
         levels, cinfo = update_levels(

@@ -168,9 +168,8 @@ def start_popularity(
     meanwhile. ``changed`` lists the items whose raw count may differ from the run's (new,
     re-embedded, edited).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from ccgraph._late_stages import popularity_inputs
+    from ccgraph.update._threads import start
 
     p = cfg.propagate.popularity
     raw, provider = popularity_inputs(catalog, percentile=p.percentile)
@@ -192,11 +191,7 @@ def start_popularity(
             start=start,
         )
 
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccgraph-popularity")
-    try:
-        return worker.submit(job)
-    finally:
-        worker.shutdown(wait=False)  # the thread ends with its one task
+    return start(job, name="popularity")
 
 
 def previous_propagation(items: pd.DataFrame, rows: np.ndarray, *, alpha: float) -> np.ndarray:
