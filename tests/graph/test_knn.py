@@ -242,3 +242,37 @@ def test_estimate_recall_matches_a_brute_force_count(metric):
     assert estimate_recall(x, noisy, np.zeros(idx.shape), metric=metric, n_queries=150) == (
         pytest.approx(expected / idx.size)
     )
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0, 1e30])  # 1e30: float32 squares overflow
+def test_prepare_vectors_skips_no_check_it_needs(scale: float) -> None:
+    # the finite check runs only when a norm is not finite: the result is the checked one
+    from ccgraph._validation import check_finite_matrix, row_norms
+    from ccgraph.graph.knn import prepare_vectors, unit_rows
+
+    g = np.random.default_rng(0)
+    x = g.normal(size=(50, 7))
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    x[::3] *= scale  # some rows scaled, the others unit
+    x = x.astype(np.float32)
+    check_finite_matrix("vectors", x)
+    got = prepare_vectors(x, "cosine")
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, unit_rows(x.copy(), row_norms(x)))
+    np.testing.assert_array_equal(prepare_vectors(x, "euclidean"), x)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize(("bad", "message"), [(np.nan, "NaN"), (np.inf, "NaN"), (0.0, "zeros")])
+def test_prepare_vectors_names_the_bad_row(metric: str, bad: float, message: str) -> None:
+    from ccgraph.exceptions import CcgraphError
+    from ccgraph.graph.knn import prepare_vectors
+
+    x = np.eye(4, dtype=np.float32)
+    x[2, 1] = bad
+    x[2, 2] = bad
+    if bad == 0.0 and metric == "euclidean":
+        np.testing.assert_array_equal(prepare_vectors(x, metric), x)  # a zero row is a point
+        return
+    with pytest.raises(CcgraphError, match=rf"{message}.*row 2|row 2.*{message}"):
+        prepare_vectors(x, metric)

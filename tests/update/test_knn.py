@@ -140,34 +140,6 @@ def test_copies_are_listed_as_the_full_search_lists_them(search: str, metric: st
     assert (got.distances[has_copy, 0] == 0).all()  # a row's copies: at exactly 0
 
 
-@pytest.mark.parametrize("scale", [1.0, 3.0, 1e30])  # 1e30: float32 squares overflow
-def test_prepare_returns_what_prepare_vectors_returns(scale: float) -> None:
-    from ccgraph.graph.knn import prepare_vectors
-    from ccgraph.update.knn import _prepare
-
-    g = np.random.default_rng(0)
-    x = g.normal(size=(50, 7))
-    x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    x[::3] *= scale  # some rows scaled, the others unit
-    x = x.astype(np.float32)
-    emb = Embeddings(x, np.array([f"i{i}" for i in range(50)]), "dense")
-    for metric in ("cosine", "euclidean"):
-        got, ref = _prepare(emb, metric), prepare_vectors(emb, metric)
-        assert got.dtype == ref.dtype and got.flags.c_contiguous
-        np.testing.assert_array_equal(got, ref)
-
-
-@pytest.mark.parametrize("bad", [np.nan, 0.0])
-def test_prepare_raises_as_prepare_vectors(bad: float) -> None:
-    from ccgraph.exceptions import CcgraphError
-    from ccgraph.update.knn import _prepare
-
-    x = np.eye(4, dtype=np.float32)
-    x[2] = bad
-    with pytest.raises(CcgraphError, match="row 2"):
-        _prepare(Embeddings(x, np.array(list("abcd")), "dense"), "cosine")
-
-
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n_old=st.integers(12, 60), n_new=st.integers(0, 15), seed=st.integers(0, 10_000))
 def test_additions_in_place_equal_the_general_path(n_old: int, n_new: int, seed: int) -> None:

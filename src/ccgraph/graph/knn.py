@@ -97,16 +97,20 @@ def prepare_vectors(vectors: Any, metric: str) -> np.ndarray:
     if arr.dtype.kind not in "fiu":
         raise InputError(f"`vectors` must be numeric; got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
-    check_finite_matrix("vectors", arr)
-    if metric == "cosine":
-        norms = row_norms(arr)
-        if (norms == 0).any():
-            row = int(np.flatnonzero(norms == 0)[0])
-            raise InputError(
-                f"`vectors` row {row} is all zeros: it has no direction for cosine similarity"
-            )
-        arr = unit_rows(arr, norms)
-    return arr
+    if metric != "cosine":
+        check_finite_matrix("vectors", arr)
+        return arr
+    norms = row_norms(arr)
+    if not np.isfinite(norms).all():
+        # a row's norm is finite exactly when all its values are (row_norms recomputes
+        # overflowing rows in float64), so only then is the finite check's pass needed
+        check_finite_matrix("vectors", arr)
+    if (norms == 0).any():
+        row = int(np.flatnonzero(norms == 0)[0])
+        raise InputError(
+            f"`vectors` row {row} is all zeros: it has no direction for cosine similarity"
+        )
+    return unit_rows(arr, norms)
 
 
 def unit_rows(arr: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:

@@ -31,35 +31,6 @@ AUTO_EXACT_PAIRS = 20_000_000
 _BLOCK_BYTES = 64 * 2**20
 
 
-def _prepare(emb: Embeddings, metric: str) -> np.ndarray:
-    """:func:`ccgraph.graph.knn.prepare_vectors` of ``emb``, without its finite check pass.
-
-    For cosine, ``prepare_vectors`` checks that every value is finite (a pass of float64 row
-    sums), computes the row norms and scales by them (:func:`~ccgraph.graph.knn.unit_rows`,
-    which leaves unit rows as they are). A finite norm already proves its row finite (the
-    squares are non-negative, so an infinite or NaN value cannot cancel out), so when every
-    norm is finite and positive the check is skipped and the result is the same; anything
-    else goes through ``prepare_vectors``, which raises its errors.
-    """
-    from ccgraph._validation import row_norms
-    from ccgraph.graph.knn import prepare_vectors, unit_rows
-
-    arr = emb.vectors
-    if (
-        metric == "cosine"
-        and emb.kind == "dense"
-        and arr.ndim == 2
-        and arr.shape[0] > 0
-        and arr.shape[1] > 0
-        and arr.dtype.kind == "f"
-    ):
-        out = np.ascontiguousarray(arr, dtype=np.float32)
-        norms = row_norms(out)
-        if np.isfinite(norms).all() and (norms > 0).all():
-            return unit_rows(out, norms)
-    return prepare_vectors(emb, metric)
-
-
 def batch_distances(
     data: np.ndarray, rows: np.ndarray, *, metric: str
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -196,7 +167,9 @@ def update_knn_lists(
     if k >= n:
         raise InputError(f"the update leaves {n} items with this embedding; graph.k={k} needs more")
     batch = np.asarray(batch, dtype=bool)
-    data = _prepare(emb, metric)
+    from ccgraph.graph.knn import prepare_vectors
+
+    data = prepare_vectors(emb, metric)
     pos = locate(ids, old.ids)  # old row -> new row (-1: removed)
     idx_old = np.asarray(old.indices, dtype=np.int64)
     m = len(old.ids)
