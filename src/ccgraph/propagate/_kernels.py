@@ -109,11 +109,12 @@ def cheb_step_dense(
 ) -> None:
     """As :func:`cheb_step_sparse` with a dense right-hand side block ``b``.
 
-    Blocks of one or two columns (popularity's numerator and denominator) take a loop that
-    keeps the sums in registers: the same operations in the same order, so the same bits.
+    Float64 blocks of one or two columns (popularity's numerator and denominator) take a
+    loop that keeps the sums in registers: the same operations in the same order, so the same
+    bits. (Its float64 registers would not round as a float32 block's sums do.)
     """
     m = x.shape[1]
-    if m == 1 or m == 2:
+    if (m == 1 or m == 2) and x.itemsize == 8:
         _cheb_narrow(
             indptr, indices, data, x, x_prev, b, omega, weights, bounds, res_max, res_l1, c0, c1
         )
