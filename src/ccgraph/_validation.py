@@ -112,8 +112,9 @@ def row_norms(arr: np.ndarray) -> np.ndarray:
         scale = np.abs(sub).max(axis=1)
         safe = np.where(scale > 0, scale, 1.0)
         norms = norms.astype(np.float64)
-        unit = sub / safe[:, None]
-        norms[odd] = scale * np.sqrt(np.einsum("ij,ij->i", unit, unit))
+        with np.errstate(invalid="ignore"):  # a row holding inf or NaN: its norm is NaN
+            unit = sub / safe[:, None]
+            norms[odd] = scale * np.sqrt(np.einsum("ij,ij->i", unit, unit))
     return norms
 
 
