@@ -170,3 +170,36 @@ def test_previous_propagation_reads_back_the_run() -> None:
     inferred = np.r_[ref.source == "inferred", False]
     np.testing.assert_allclose(got[inferred], f[inferred[:80]], rtol=1e-9, atol=1e-12)
     assert np.isnan(got[np.r_[obs, True]]).all()  # observed and new: unknown
+
+
+@pytest.mark.parametrize("m", [1, 2, 3])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_jacobi_kernel_has_the_bits_of_the_sparse_products(m: int, seed: int) -> None:
+    from ccgraph.update.popularity import _jacobi
+
+    g = np.random.default_rng(seed)
+    a = _graph(60, seed).adjacency.copy()
+    a.data[g.random(a.nnz) < 0.1] = 0.0  # explicit zeros: the sparse product drops them
+    assert a.has_canonical_format
+    x = g.random((60, m))
+    guess = g.random((60, m))
+    rows = np.sort(g.choice(60, size=25, replace=False))
+    scale = g.uniform(0.01, 2.0, size=len(rows))
+    # the plain sparse products, as popularity ran them before the kernel
+    expected = guess.copy()
+    p_sub = sp.diags(scale) @ sp.csr_matrix(a[rows])
+    for _ in range(7):
+        expected[rows] = (1.0 - 0.85) * x[rows] + 0.85 * (p_sub @ expected)
+    got = guess.copy()
+    _jacobi(a, rows, scale, x, got, 0.85, 7)
+    np.testing.assert_array_equal(got, expected)
+    # unsorted indices take the plain sparse products: the same values up to rounding
+    b = a.copy()
+    for r in range(60):
+        lo, hi = b.indptr[r], b.indptr[r + 1]
+        b.indices[lo:hi], b.data[lo:hi] = b.indices[lo:hi][::-1], b.data[lo:hi][::-1]
+    b.has_sorted_indices = False
+    assert not b.has_canonical_format
+    other = guess.copy()
+    _jacobi(b, rows, scale, x, other, 0.85, 7)
+    np.testing.assert_allclose(other, expected, rtol=1e-12)

@@ -105,11 +105,14 @@ def solve(
     method: str = "chebyshev",
     on_done: DoneCallback,
     drop_share: float = 0.25,
+    n_threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Solve all columns of ``rhs`` (operator row order, operator dtype).
 
     Returns ``(n_iter, converged)`` per column; the solutions are passed to ``on_done(cols,
     values)`` (``values`` is a fresh ``[n, len(cols)]`` array in operator order) as columns finish.
+    ``n_threads`` fixes the threads of the sweeps (default: :func:`n_threads_for` the work);
+    the results are the same for any count.
     """
     return _solve(
         op,
@@ -121,6 +124,7 @@ def solve(
         method=method,
         on_done=on_done,
         drop_share=drop_share,
+        n_threads=n_threads,
     )
 
 
@@ -135,6 +139,7 @@ def _solve(
     method: str,
     on_done: DoneCallback,
     drop_share: float,
+    n_threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     from ccgraph.propagate import _kernels
 
@@ -175,7 +180,8 @@ def _solve(
                 _kernels.cheb_step_sparse, mm.indptr, mm.indices, mm.data, x, x_prev, b.indptr,
                 b.indices, b.data, omega, w, bounds, res_max, res_l1,
             )  # fmt: skip
-        run_chunks(step, len(bounds) - 1, n_threads_for((mm.nnz + n) * width))
+        threads = n_threads_for((mm.nnz + n) * width) if n_threads is None else n_threads
+        run_chunks(step, len(bounds) - 1, threads)
         x, x_prev = x_prev, x
         res = res_max.max(axis=0) if criterion == "max" else res_l1.astype(np.float64).sum(axis=0)
         done = (res < thr[active]) & pending[active]

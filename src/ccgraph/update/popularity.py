@@ -260,10 +260,7 @@ def propagate_from(
         guess[unknown] = 0.0
         rows = np.flatnonzero(unknown & ~isolated)
         if len(rows):  # Jacobi sweeps on the unknown rows: F = (1 - alpha) X + alpha P F
-            sub = sp.csr_matrix(adj[rows])
-            p_sub = sp.diags(1.0 / (sd[rows] * sd[rows])) @ sub
-            for _ in range(start_sweeps):
-                guess[rows] = (1.0 - alpha) * xx[rows] + alpha * (p_sub @ guess)
+            _jacobi(adj, rows, 1.0 / (sd[rows] * sd[rows]), xx, guess, alpha, start_sweeps)
         z0 = sd[:, None] * guess / (1.0 - alpha)
         z0[:, empty] = 0.0
     rhs = b - (z0 - op.m @ z0)
@@ -280,7 +277,35 @@ def propagate_from(
         criterion="l1",
         weights=(1.0 - alpha) * sd,
         on_done=done,
+        n_threads=1,  # a worker beside the main thread: pool hand-offs would cost more CPU
     )
     inv_sqrt = np.divide(1.0, sd, out=np.zeros(n), where=~isolated)
     f[~isolated] = ((1.0 - alpha) * z * inv_sqrt[:, None])[~isolated]
     return f, int(n_iter.max(initial=0))
+
+
+def _jacobi(
+    adj: sp.csr_matrix,
+    rows: np.ndarray,
+    scale: np.ndarray,
+    x: np.ndarray,
+    guess: np.ndarray,
+    alpha: float,
+    sweeps: int,
+) -> None:
+    """``sweeps`` Jacobi sweeps ``guess[rows] = (1 - alpha) x[rows] + alpha P[rows] guess``.
+
+    ``P[rows] = diags(scale) @ adj[rows]``; in place. A canonical ``adj`` (sorted indices, no
+    duplicates) takes one kernel call with the arithmetic of the sparse products
+    (:func:`ccgraph.update._pop_kernels.jacobi_rows`).
+    """
+    if adj.has_canonical_format and guess.dtype == np.float64:
+        from ccgraph.update._pop_kernels import jacobi_rows
+
+        jacobi_rows(
+            adj.indptr, adj.indices, adj.data, rows.astype(np.int64), scale, x, guess, alpha, sweeps
+        )
+        return
+    p_sub = sp.diags(scale) @ sp.csr_matrix(adj[rows])
+    for _ in range(sweeps):
+        guess[rows] = (1.0 - alpha) * x[rows] + alpha * (p_sub @ guess)
