@@ -199,3 +199,25 @@ def test_staged_merge_is_the_npy_file_and_the_writer_adopts_it(tmp_path, order: 
     target = stage / "embeddings_m.npy"
     assert target.read_bytes() == (tmp_path / "ref.npy").read_bytes()
     assert staged_file(vec, [stage]) == target.resolve()
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_merged_file_copies_a_mapped_run_file_byte_for_byte(tmp_path, whole: bool) -> None:
+    """The run's vectors as a memory-mapped ``.npy`` go file to file; a slice of one is written."""
+    from ccgraph.update.graph import _mapped_file
+
+    vec = np.random.default_rng(3).normal(size=(40, 6)).astype(np.float32)
+    np.save(tmp_path / "run.npy", vec)
+    mapped = np.load(tmp_path / "run.npy", mmap_mode="r")
+    ids = np.array([f"o{i}" for i in range(40)])
+    old = Embeddings(mapped if whole else mapped[:30], ids if whole else ids[:30], "dense")
+    assert (_mapped_file(old.vectors) is not None) == whole
+    batch = Embeddings(np.ones((3, 6), np.float32), np.array(["n0", "n1", "n2"]), "dense")
+    every = np.r_[old.ids, batch.ids]
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    out = merge_embeddings({"m": old}, {"m": batch}, every, replaced=[], stage=stage)["m"]
+    expected = np.r_[vec[: len(old.ids)], np.ones((3, 6), np.float32)]
+    np.testing.assert_array_equal(out.vectors, expected)
+    np.save(tmp_path / "ref.npy", expected)
+    assert (stage / "embeddings_m.npy").read_bytes() == (tmp_path / "ref.npy").read_bytes()

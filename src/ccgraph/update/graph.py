@@ -120,7 +120,9 @@ def _write_rows(
 
     The file is the one ``open_memmap`` makes (its header, then the rows), filled by
     ``write()`` calls: the kernel copies the rows into the page cache, where writing them
-    through a writable mapping would fault on every page first.
+    through a writable mapping would fault on every page first. A part that maps a whole
+    ``.npy`` file (the run's vectors) is copied file to file (``copy_file_range``), without
+    mapping its pages at all.
     """
     head = np.lib.format.open_memmap(target, mode="w+", dtype=dtype, shape=shape)
     offset = head.offset
@@ -128,8 +130,60 @@ def _write_rows(
     with open(target, "r+b") as fh:
         fh.seek(offset)
         for part in parts:
-            fh.write(np.ascontiguousarray(part, dtype=dtype).data)
+            source = _mapped_file(part) if part.dtype == dtype else None
+            done = 0
+            if source is not None:
+                fh.flush()  # the bytes written so far reach the file before the copy's
+                at = fh.tell()
+                done = _copy_range(source[0], source[1], fh.fileno(), at, part.nbytes)
+                fh.seek(at + done)
+            if done < part.nbytes:
+                fh.write(np.ascontiguousarray(part, dtype=dtype).data.cast("B")[done:])
     return np.load(target, mmap_mode="r+", allow_pickle=False)
+
+
+def _mapped_file(value: np.ndarray) -> tuple[Path, int] | None:
+    """``(file, byte offset)`` of ``value``'s bytes when it maps a whole ``.npy`` file's data."""
+    mm = value
+    while mm is not None and not isinstance(mm, np.memmap):
+        mm = getattr(mm, "base", None)
+    if mm is None or not getattr(mm, "filename", None):
+        return None
+    source = Path(mm.filename)
+    whole = (
+        value.shape == mm.shape
+        and value.dtype == mm.dtype
+        and value.flags.c_contiguous
+        and value.ctypes.data == mm.ctypes.data
+        and source.is_file()
+        and source.stat().st_size == mm.offset + mm.nbytes
+    )
+    return (source, int(mm.offset)) if whole else None
+
+
+def _copy_range(source: Path, src_offset: int, fd: int, dst_offset: int, nbytes: int) -> int:
+    """Copy ``nbytes`` of ``source`` from ``src_offset`` into ``fd`` at ``dst_offset``.
+
+    Returns the bytes copied: fewer (possibly 0) when the system cannot copy between these
+    files (the caller writes the rest).
+    """
+    import os
+
+    done = 0
+    if not hasattr(os, "copy_file_range"):  # pragma: no cover - not Linux
+        return 0
+    with open(source, "rb") as src:
+        try:
+            while done < nbytes:
+                step = os.copy_file_range(
+                    src.fileno(), fd, nbytes - done, src_offset + done, dst_offset + done
+                )
+                if step <= 0:
+                    break
+                done += step
+        except OSError:
+            pass
+    return done
 
 
 def update_graph(
