@@ -74,17 +74,27 @@ def local_edges(
     start = time.perf_counter()
     n = indices.shape[0]
     changed = np.asarray(changed, dtype=bool)
-    # every list entry with a changed end, at its slot (so ranks stay those of the full lists)
-    touch = changed[:, None] | changed[np.maximum(indices, 0)] & (indices >= 0)
-    t_row, t_slot = np.nonzero(touch)
-    pairs = pair_table_of(
-        t_row.astype(np.int64),
-        indices[t_row, t_slot].astype(np.int64),
-        distances[t_row, t_slot],
-        t_slot,
-        n=n,
-        min_degree=min_degree,
-    )
+    old = sp.csr_matrix(old, dtype=np.float32)
+    fast = n < 2**31 and old.has_canonical_format and indices.ndim == 2 and indices.shape[1] > 0
+    if fast:
+        from ccgraph.update._edge_kernels import local_pairs, merge_edges
+
+        u, v, d, in_uv, in_vu, top_m = local_pairs(
+            np.ascontiguousarray(indices), np.ascontiguousarray(distances), changed, min_degree
+        )
+        pairs = {"u": u, "v": v, "dist": d, "in_uv": in_uv, "in_vu": in_vu, "top_m": top_m}
+    else:
+        # every list entry with a changed end, at its slot (so ranks stay those of the lists)
+        touch = changed[:, None] | changed[np.maximum(indices, 0)] & (indices >= 0)
+        t_row, t_slot = np.nonzero(touch)
+        pairs = pair_table_of(
+            t_row.astype(np.int64),
+            indices[t_row, t_slot].astype(np.int64),
+            distances[t_row, t_slot],
+            t_slot,
+            n=n,
+            min_degree=min_degree,
+        )
     mutual_pair = pairs["in_uv"] & pairs["in_vu"]
     keep = (mutual_pair | pairs["top_m"]) if mutual else np.ones(len(mutual_pair), dtype=bool)
     u, v, d = pairs["u"][keep], pairs["v"][keep], pairs["dist"][keep]
@@ -100,13 +110,22 @@ def local_edges(
         vectors=vectors if metric == "euclidean" else None,
         n_bits=vectors.shape[1] * 8 if metric == "hamming" and vectors is not None else None,
     )
-    old = sp.csr_matrix(old, dtype=np.float32)
-    rows_of = np.repeat(np.arange(old.shape[0]), np.diff(old.indptr))
-    hold = ~changed[rows_of] & ~changed[old.indices] & (old.data != 0)  # unchanged pairs stay
-    indptr = np.r_[0, np.cumsum(np.bincount(rows_of[hold], minlength=old.shape[0]))]
-    kept = sp.csr_matrix((old.data[hold], old.indices[hold], indptr), shape=old.shape)
-    adjacency = sp.csr_matrix(kept + _symmetric(n, u, v, w), dtype=np.float32)
-    adjacency.sort_indices()
+    if fast:
+        # the edges of unchanged pairs stay; the decided ones join them (one merge per row)
+        ptr, col, val = merge_edges(
+            old.indptr, old.indices, old.data, changed, u, v, w.astype(np.float32)
+        )
+        if len(val) < 2**31:
+            ptr = ptr.astype(np.int32)  # the index dtype scipy picks for this size
+        adjacency = sp.csr_matrix((val, col, ptr), shape=old.shape)
+        adjacency.has_sorted_indices = True
+    else:
+        rows_of = np.repeat(np.arange(old.shape[0]), np.diff(old.indptr))
+        hold = ~changed[rows_of] & ~changed[old.indices] & (old.data != 0)  # unchanged pairs
+        indptr = np.r_[0, np.cumsum(np.bincount(rows_of[hold], minlength=old.shape[0]))]
+        kept = sp.csr_matrix((old.data[hold], old.indices[hold], indptr), shape=old.shape)
+        adjacency = sp.csr_matrix(kept + _symmetric(n, u, v, w), dtype=np.float32)
+        adjacency.sort_indices()
     nc, labels = component_labels(adjacency.indptr, adjacency.indices)  # symmetric: no transpose
     degree = np.diff(adjacency.indptr)
     info = {
