@@ -203,3 +203,31 @@ def test_jacobi_kernel_has_the_bits_of_the_sparse_products(m: int, seed: int) ->
     other = guess.copy()
     _jacobi(b, rows, scale, x, other, 0.85, 7)
     np.testing.assert_allclose(other, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_constants_are_the_groupby_median_of_each_provider(seed: int) -> None:
+    """Against pandas' groupby median (even and odd groups, missing providers and sources)."""
+    g = np.random.default_rng(seed)
+    n = 200
+    items = pd.DataFrame(
+        {
+            "provider": pd.array(g.choice(["b", "a", "c", None], n), dtype="string"),
+            "popularity_observed": g.integers(0, 50, n).astype(float),
+            "popularity": g.choice([0.0, 0.3, 0.5, 0.9, 1.0, np.nan], n),
+            "popularity_source": pd.array(
+                g.choice(["observed", "inferred", "none", None], n), dtype="string"
+            ),
+        }
+    )
+    obs = items[items["popularity_source"].astype(str) == "observed"]
+    x, p = obs["popularity_observed"].to_numpy(), obs["popularity"].to_numpy()
+    ok = np.isfinite(x) & np.isfinite(p) & (x > 0) & (p > 0) & (p < 1)
+    frame = pd.DataFrame(
+        {"provider": obs["provider"].fillna("").astype(str).to_numpy()[ok],
+         "c": x[ok] * (1.0 - p[ok]) / p[ok]}
+    )  # fmt: skip
+    want = {str(k): float(v) for k, v in frame.groupby("provider")["c"].median().items()}
+    got = popularity_constants(items)
+    assert list(got) == list(want)
+    assert got == want

@@ -43,14 +43,16 @@ def popularity_constants(items: pd.DataFrame) -> dict[str, float]:
     need = {"provider", "popularity_observed", "popularity", "popularity_source"}
     if not need <= set(items.columns):
         return {}
-    obs = items[items["popularity_source"].astype(str) == "observed"]
-    x = pd.to_numeric(obs["popularity_observed"], errors="coerce").to_numpy(np.float64)
-    p = pd.to_numeric(obs["popularity"], errors="coerce").to_numpy(np.float64)
+    rows = np.flatnonzero(_equals(items["popularity_source"], "observed"))
+    x = pd.to_numeric(items["popularity_observed"], errors="coerce").to_numpy(np.float64)[rows]
+    p = pd.to_numeric(items["popularity"], errors="coerce").to_numpy(np.float64)[rows]
     ok = np.isfinite(x) & np.isfinite(p) & (x > 0) & (p > 0) & (p < 1)
     c = x[ok] * (1.0 - p[ok]) / p[ok]
-    prov = obs["provider"].fillna("").astype(str).to_numpy()[ok]
-    frame = pd.DataFrame({"provider": prov, "c": c})
-    return {str(k): float(v) for k, v in frame.groupby("provider")["c"].median().items()}
+    prov = items["provider"].iloc[rows[ok]].fillna("").astype(str)
+    codes, names = pd.factorize(prov, sort=True)  # as groupby's keys
+    order = np.argsort(codes, kind="stable")
+    groups = np.split(c[order], np.cumsum(np.bincount(codes, minlength=len(names)))[:-1])
+    return {str(k): float(np.median(g)) for k, g in zip(names, groups, strict=True)}
 
 
 def standardize_with(
@@ -202,16 +204,24 @@ def previous_propagation(items: pd.DataFrame, rows: np.ndarray, *, alpha: float)
     popularity has ``F = 0``. Observed items (whose ``F`` the table does not keep) and new
     items are NaN.
     """
-    source = items["popularity_source"].to_numpy(dtype=object, na_value="none")
+    source = items["popularity_source"]
+    inferred = _equals(source, "inferred")
+    none = _equals(source, "none") | source.isna().to_numpy(dtype=bool)  # missing: none
     value = pd.to_numeric(items["popularity"], errors="coerce").to_numpy(np.float64)
     conf = pd.to_numeric(items["popularity_confidence"], errors="coerce").to_numpy(np.float64)
-    den = np.where(source == "inferred", alpha * conf, np.where(source == "none", 0.0, np.nan))
-    num = np.where(source == "inferred", value * den, den)
+    den = np.where(inferred, alpha * conf, np.where(none, 0.0, np.nan))
+    num = np.where(inferred, value * den, den)
     f = np.column_stack([num, den])
-    out = np.full((len(rows), 2), np.nan)
-    known = rows >= 0
-    out[known] = f[rows[known]]
+    if not len(f):
+        return np.full((len(rows), 2), np.nan)
+    out = f[np.maximum(rows, 0)]
+    out[rows < 0] = np.nan
     return out
+
+
+def _equals(column: pd.Series, value: str) -> np.ndarray:
+    """Rows of ``column`` equal to ``value`` (missing values: False), one vectorised compare."""
+    return (column == value).to_numpy(dtype=bool, na_value=False)
 
 
 def propagate_from(
