@@ -112,6 +112,16 @@ def build_operator(
     deg = np.asarray(w.sum(axis=1)).ravel()
     sqrt_d = np.sqrt(deg)
     inv_sqrt = np.divide(1.0, sqrt_d, out=np.zeros_like(sqrt_d), where=sqrt_d > 0)
+    rcm = reorder == "rcm" or (reorder == "auto" and w.shape[0] >= REORDER_MIN_NODES)
+    if not rcm and w.has_canonical_format and w.shape[0] < 2**31:
+        from ccgraph.propagate._kernels import normalized_entries
+
+        # the same products as below in one pass (a canonical W: no sort needed after)
+        ptr, idx, val = normalized_entries(w.indptr, w.indices, w.data, float(alpha), inv_sqrt)
+        m = sp.csr_matrix((val.astype(dtype, copy=False), idx, ptr), shape=w.shape)
+        m.indptr, m.indices = ptr, idx
+        m.has_sorted_indices = True
+        return Operator(m, float(alpha), sqrt_d, None, None, chunk_bounds(m.indptr))
     # the entries of diags(alpha / sqrt d) @ W @ diags(1 / sqrt d), one product each, in order
     rows = np.repeat(np.arange(w.shape[0]), np.diff(w.indptr))
     data = ((alpha * inv_sqrt)[rows] * w.data) * inv_sqrt[w.indices]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["cheb_step_dense", "cheb_step_sparse", "topk_merge"]
+__all__ = ["cheb_step_dense", "cheb_step_sparse", "normalized_entries", "topk_merge"]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -362,3 +362,30 @@ def _degree(indptr: np.ndarray, weights: np.ndarray, u: np.int64, cache: np.ndar
             d += weights[q]
         cache[u] = d
     return d
+
+
+@numba.njit(cache=True, nogil=True)
+def normalized_entries(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, alpha: float, inv_sqrt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR of ``alpha * D^-1/2 W D^-1/2`` without its zero entries (int64 indptr, int32 indices).
+
+    Each entry is ``((alpha * inv_sqrt[i]) * w_ij) * inv_sqrt[j]`` in float64, the products of
+    :func:`ccgraph.propagate._graph.build_operator` in their order; the rows keep ``W``'s order.
+    """
+    n = indptr.shape[0] - 1
+    out_ptr = np.zeros(n + 1, dtype=np.int64)
+    out_idx = np.empty(indptr[n], dtype=np.int32)
+    out_val = np.empty(indptr[n], dtype=np.float64)
+    t = 0
+    for i in range(n):
+        a = alpha * inv_sqrt[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            v = (a * np.float64(data[p])) * inv_sqrt[j]
+            if v != 0.0:  # as eliminate_zeros
+                out_idx[t] = j
+                out_val[t] = v
+                t += 1
+        out_ptr[i + 1] = t
+    return out_ptr, out_idx[:t], out_val[:t]
