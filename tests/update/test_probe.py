@@ -174,3 +174,23 @@ def test_recall_on_a_thread_is_the_former_serial_estimate() -> None:
         top_d = np.sort(g.uniform(0, 1.2, size=(40, 5)).astype(np.float32), axis=1)
         got = _recall(top_d, *_exact_kth(data, queries, sq, 5, sample=16, rng=0))
         assert got == former(data, queries, top_d, sq, sample=16, rng=0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    rows=st.lists(st.integers(0, 5), min_size=0, max_size=40),
+    pool=st.lists(
+        st.sampled_from([-2.5, -1.0, -0.0, 0.0, 1e-30, 0.5, 1.0, 3.0, np.inf, -np.inf, np.nan]),
+        min_size=1,
+        max_size=6,
+    ),
+    seed=st.integers(0, 100),
+)
+def test_row_value_order_is_lexsort(rows: list[int], pool: list[float], seed: int) -> None:
+    """The one-key sort of :func:`_probes` against ``np.lexsort`` (ties, signed zeros, NaN)."""
+    from ccgraph.update._probe import _row_value_order
+
+    g = np.random.default_rng(seed)
+    r = np.array(rows, dtype=np.int64)
+    v = g.choice(np.array(pool, dtype=np.float32), size=len(r))
+    np.testing.assert_array_equal(_row_value_order(r, v), np.lexsort((v, r)))

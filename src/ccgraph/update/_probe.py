@@ -145,7 +145,7 @@ def _probes(
         # sorted as the stable sort of the whole row orders them, are its order's prefix
         kth = np.partition(neg, width - 1, axis=1)[:, width - 1]
         rows, cols = np.nonzero(neg <= kth[:, None])
-        o = np.lexsort((cols, neg[rows, cols], rows))
+        o = _row_value_order(rows, neg[rows, cols])  # cols ascend within ties already
         rows, cols = rows[o], cols[o]
         starts = np.searchsorted(rows, np.arange(n_q + 1))
         size = sizes[cols]
@@ -164,6 +164,22 @@ def _probes(
     take = (np.arange(order.shape[1])[None, :] < n_probe) | (before < min_candidates)
     rows, ranks = np.nonzero(take)
     return rows, order[rows, ranks]
+
+
+def _row_value_order(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The stable order by (row, value): ``np.lexsort((values, rows))``.
+
+    Float32 values without NaN sort as one integer key per entry (the row, then the value's
+    bits made monotone, ``-0.0`` as ``+0.0``), which is several times faster.
+    """
+    if values.dtype != np.float32 or not len(rows) or rows.min() < 0 or rows.max() >= 2**32:
+        return np.lexsort((values, rows))
+    if np.isnan(values).any():
+        return np.lexsort((values, rows))
+    bits = (values + np.float32(0.0)).view(np.uint32)  # -0.0 + 0.0 is +0.0: ties as lexsort
+    mono = np.where(bits >> np.uint32(31) == 1, ~bits, bits | np.uint32(0x80000000))
+    key = (rows.astype(np.uint64) << np.uint64(32)) | mono.astype(np.uint64)
+    return np.argsort(key, kind="stable")
 
 
 def _centres(data: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
