@@ -171,19 +171,23 @@ def update_knn_lists(
 
     data = prepare_vectors(emb, metric)
     pos = locate(ids, old.ids)  # old row -> new row (-1: removed)
-    idx_old = np.asarray(old.indices, dtype=np.int64)
     m = len(old.ids)
     if m <= n and not batch[:m].any() and np.array_equal(pos, np.arange(m)):
         # only additions, after the old items in their order: every old list stays, in place
         kept = stay = np.ones(m, dtype=bool)
         moved = lost = np.zeros(m, dtype=bool)
         out_i = np.empty((n, k), dtype=np.int64)
-        out_i[:m] = np.where(idx_old >= 0, idx_old, -2)
-        out_i[m:] = -1
         out_d = np.empty((n, k), dtype=np.float32)
-        out_d[:m] = np.where(idx_old >= 0, old.distances, np.inf)
+        out_i[:m] = old.indices
+        out_d[:m] = old.distances
+        empty = np.asarray(old.indices) < 0
+        if empty.any():  # slots the old search left empty
+            out_i[:m][empty] = -2
+            out_d[:m][empty] = np.inf
+        out_i[m:] = -1
         out_d[m:] = np.inf
     else:
+        idx_old = np.asarray(old.indices, dtype=np.int64)
         nb = np.where(idx_old >= 0, pos[np.maximum(idx_old, 0)], -1)
         nb = np.where(idx_old >= 0, nb, -2)  # -2: slot already empty in the old search
         kept = pos >= 0
@@ -237,7 +241,8 @@ def update_knn_lists(
             from ccgraph.update._knn_kernels import insert_pairs
 
             insert_pairs(out_i, out_d, u.astype(np.int64), b.astype(np.int64), d)
-    out_i = np.where(np.isfinite(out_d), out_i, -1)
+    lists_i = out_i.astype(np.int32)
+    lists_i[~np.isfinite(out_d)] = -1
     info = {
         **info,
         "n_batch": int(batch.sum()),
@@ -251,4 +256,4 @@ def update_knn_lists(
         info["n_researched"],
         info["n_gained"],
     )
-    return KnnLists(ids, out_i.astype(np.int32), out_d), info
+    return KnnLists(ids, lists_i, out_d), info
