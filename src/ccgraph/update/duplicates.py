@@ -96,15 +96,20 @@ def update_duplicates(
     u = np.concatenate([np.flatnonzero(has_old), pairs[0]])
     v = np.concatenate([n + codes, pairs[1]])
     m = sp.csr_matrix((np.ones(len(u)), (u, v)), shape=(n + n_old_groups, n + n_old_groups))
-    _, comp = connected_components(m, directed=False)
+    n_comp, comp = connected_components(m, directed=False)
     comp = comp[:n]
-    frame = pd.DataFrame({"comp": comp, "old": og})
-    best_old = frame.groupby("comp")["old"].min()
+    # per component of items: its smallest old group (none: NaN), as a groupby min would
+    best = np.full(n_comp, np.inf)
+    np.minimum.at(best, comp[has_old], og[has_old])
+    listed = np.zeros(n_comp, dtype=bool)
+    listed[comp] = True
+    known = np.zeros(n_comp, dtype=bool)
+    known[comp[has_old]] = True
+    label = np.where(known, best, np.nan)
     start = int(np.nanmax(og)) + 1 if has_old.any() else 0
-    fresh_comps = best_old.index[best_old.isna()]
-    label = best_old.copy()
+    fresh_comps = np.flatnonzero(listed & np.isnan(label))  # ascending, as the groupby's keys
     label[fresh_comps] = start + np.arange(len(fresh_comps))
-    group = label.reindex(comp).to_numpy(np.int64)
+    group = label[comp].astype(np.int64)
     was = np.asarray(_aligned(old_canonical, ids, False), dtype=bool) & ~batch
     prio = (
         np.zeros(n)
@@ -113,13 +118,13 @@ def update_duplicates(
     )
     # best member per group: a kept old canonical first (rule unknown for old items) or the
     # highest priority, ties to the first row
-    key_old = was if priority is None else np.zeros(n, dtype=bool)
-    order = np.lexsort((np.arange(n), -prio, ~key_old, group))
+    # (a stable sort: ties stay in row order; the rule's other key is constant)
+    order = np.lexsort((-prio, group)) if priority is not None else np.lexsort((~was, group))
     head = np.ones(n, dtype=bool)
     head[1:] = group[order][1:] != group[order][:-1]
     canonical = np.zeros(n, dtype=bool)
     canonical[order[head]] = True
-    sizes = np.bincount(pd.factorize(group)[0])
+    sizes = np.diff(np.r_[np.flatnonzero(head), n])  # the groups' sizes (sorted runs)
     params = {
         "n_pairs": len(pairs[0]),
         "n_groups_with_duplicates": int((sizes > 1).sum()),
