@@ -52,6 +52,20 @@ def test_neighbourhood_matches_networkx_distances() -> None:
         assert got == want
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_neighbourhood_kernel_is_the_sparse_products(seed: int) -> None:
+    """CSR input takes the search kernel; the same matrix as CSC the sparse products (an
+    asymmetric pattern with explicit zeros: a zero entry is no edge)."""
+    g = np.random.default_rng(seed)
+    a = sp.random(70, 70, density=0.03, random_state=seed, format="csr", dtype=np.float32)
+    a.data[g.random(a.nnz) < 0.3] = 0.0
+    seeds = g.random(70) < 0.05
+    for hops in (0, 1, 2, 3, 10):
+        got = neighbourhood(a, seeds, hops)
+        np.testing.assert_array_equal(got, neighbourhood(a.tocsc(), seeds, hops))
+        assert got[seeds].all()
+
+
 def _cfg(**cluster: object) -> object:
     return config_from_mapping({"data": {"path": "x"}, "cluster": cluster})
 

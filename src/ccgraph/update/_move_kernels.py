@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["fast_local_move"]
+__all__ = ["fast_local_move", "reach"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -107,3 +107,29 @@ def fast_local_move(
                     queued[j] = True
                     count += 1
     return moves, visits
+
+
+@numba.njit(cache=True, nogil=True)
+def reach(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, mask: np.ndarray, hops: int
+) -> None:
+    """Add to ``mask`` (in place) every node within ``hops`` edges of a node in it.
+
+    One hop goes from row ``i`` to each ``j`` with a nonzero ``A[i, j]`` (the pattern of
+    ``A.T @ frontier``), a breadth-first search by levels.
+    """
+    n = mask.shape[0]
+    frontier = np.flatnonzero(mask)
+    nxt = np.empty(n, dtype=np.int64)
+    for _ in range(hops):
+        m = 0
+        for i in frontier:
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                if data[p] != 0 and not mask[j]:
+                    mask[j] = True
+                    nxt[m] = j
+                    m += 1
+        if m == 0:
+            break
+        frontier = nxt[:m].copy()

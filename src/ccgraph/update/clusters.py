@@ -82,6 +82,11 @@ def initial_membership(adjacency: sp.csr_matrix, known: np.ndarray) -> np.ndarra
 def neighbourhood(adjacency: sp.csr_matrix, seeds: np.ndarray, hops: int) -> np.ndarray:
     """Boolean mask of the nodes within ``hops`` edges of a ``seeds`` node (seeds included)."""
     mask = np.asarray(seeds, dtype=bool).copy()
+    if sp.isspmatrix_csr(adjacency) and adjacency.shape == (len(mask), len(mask)) and hops >= 0:
+        from ccgraph.update._move_kernels import reach
+
+        reach(adjacency.indptr, adjacency.indices, adjacency.data, mask, int(hops))
+        return mask
     pattern = adjacency.astype(bool)
     frontier = mask.copy()
     for _ in range(hops):
