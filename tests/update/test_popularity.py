@@ -231,3 +231,23 @@ def test_constants_are_the_groupby_median_of_each_provider(seed: int) -> None:
     got = popularity_constants(items)
     assert list(got) == list(want)
     assert got == want
+
+
+@pytest.mark.parametrize(
+    "provider",
+    [
+        np.array(["b", "a", "b", ""], dtype=object),
+        np.array(["b", "a", "b", "c"]),  # unicode dtype
+        np.array(["b", None, "a", np.nan], dtype=object),  # missing: ""
+        np.array(["b", 3, "a", "3"], dtype=object),  # not all strings
+        ["b", "a"],
+    ],
+)
+def test_providers_factorise_as_the_string_series(provider: object) -> None:
+    from ccgraph.update.popularity import _providers
+
+    codes, names = _providers(provider)  # type: ignore[arg-type]
+    want_codes, want_names = pd.factorize(pd.Series(provider).fillna("").astype(str))
+    np.testing.assert_array_equal(codes, want_codes)
+    assert [str(x) for x in names] == [str(x) for x in want_names]
+    assert all(type(x) is str for x in names)

@@ -163,7 +163,10 @@ def popularity_from_propagation(
     value = np.where(obs, std, np.nan)
     inferred = ~obs & reach
     value[inferred] = np.clip(num[inferred] / den[inferred], 0.0, 1.0)
-    source = np.where(obs, "observed", np.where(inferred, "inferred", "none")).astype(object)
+    # one object array of three strings, picked per item
+    source = np.array(["none", "inferred", "observed"], dtype=object)[
+        np.where(obs, 2, np.where(inferred, 1, 0))
+    ]
     confidence = np.where(obs, 1.0, np.where(inferred, np.clip(den / alpha, 0.0, 1.0), 0.0))
     return value, source, confidence
 

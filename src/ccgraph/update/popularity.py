@@ -70,7 +70,7 @@ def standardize_with(
     from ccgraph.propagate import standardize_popularity
 
     x = np.asarray(raw, dtype=np.float64)
-    codes, names = pd.factorize(pd.Series(provider).fillna("").astype(str))
+    codes, names = _providers(provider)
     prov = np.asarray(names, dtype=object)[codes]
     const = np.array([constants.get(str(p), np.nan) for p in names], dtype=np.float64)
     has = ~np.isnan(const)[codes]  # the provider has a kept constant
@@ -90,6 +90,19 @@ def standardize_with(
             if m.any():
                 fresh[str(p)] = float(np.median(x[m] * (1 - out[m]) / out[m]))
     return out, fresh
+
+
+def _providers(provider: np.ndarray) -> tuple[np.ndarray, Any]:
+    """``pd.factorize`` of the providers as strings (missing: ``""``).
+
+    An array of strings only (what :func:`ccgraph._late_stages.popularity_inputs` gives) is
+    factorised as it is; anything else goes through a string Series first.
+    """
+    if isinstance(provider, np.ndarray) and provider.dtype.kind in "OU":
+        codes, names = pd.factorize(provider)
+        if not (codes < 0).any() and all(type(x) is str for x in names):
+            return codes, names
+    return pd.factorize(pd.Series(provider).fillna("").astype(str))
 
 
 def update_popularity(
