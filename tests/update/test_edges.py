@@ -155,3 +155,18 @@ def test_an_unsorted_old_graph_takes_the_sparse_sum_with_the_same_result() -> No
     for name in ("indptr", "indices", "data"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name))
     assert info_fast["n_rebuilt_pairs"] == info_slow["n_rebuilt_pairs"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), extra=st.integers(0, 5))
+def test_lists_differ_is_changed_lists_of_the_old_rows(seed: int, extra: int) -> None:
+    from ccgraph.update._edge_kernels import lists_differ
+    from ccgraph.update._edges import changed_lists
+
+    g = np.random.default_rng(seed)
+    m, k = 20, 3
+    old = g.integers(-3, 6, size=(m, k)).astype(np.int32)  # -2, -3: slots left empty
+    new = np.where(g.random((m + extra, k)) < 0.8, np.r_[old, old[:extra]], -1)
+    new = np.maximum(new, -1).astype(np.int32)
+    want = changed_lists(np.maximum(old, -1), new[:m], np.zeros(m, dtype=bool))
+    np.testing.assert_array_equal(lists_differ(old, new), want)

@@ -8,7 +8,25 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["local_pairs", "merge_edges"]
+__all__ = ["lists_differ", "local_pairs", "merge_edges"]
+
+
+@numba.njit(cache=True, nogil=True)
+def lists_differ(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Whether each row of ``old`` differs from the same row of ``new``.
+
+    ``old`` is ``[m, k]`` (any negative entry an empty slot), ``new`` ``[n >= m, k]`` (``-1``
+    empty): ``changed_lists`` of ``max(old, -1)`` against ``new[:m]``, without the temporaries.
+    """
+    m, k = old.shape
+    out = np.zeros(m, dtype=np.bool_)
+    for r in range(m):
+        for s in range(k):
+            a = old[r, s]
+            if (a if a >= 0 else -1) != new[r, s]:
+                out[r] = True
+                break
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -302,16 +302,21 @@ def _local_graph(
     # each row's old list in the new positions
     r = locate(old_lists.ids, emb.ids)
     to_new = locate(emb.ids, old_lists.ids)
-    old_idx = np.asarray(old_lists.indices, dtype=np.int64)
     m_old = len(old_lists.ids)
-    if n >= m_old and np.array_equal(to_new, np.arange(m_old)):
-        # the lists' items first, in order, then new ones: positions stay, new rows get -2
-        old_in_new = np.full((n, old_idx.shape[1]), -2, dtype=np.int64)
-        old_in_new[:m_old] = np.maximum(old_idx, -1)
+    same_k = old_lists.indices.shape[1] == new_lists.indices.shape[1]
+    if n >= m_old and same_k and np.array_equal(to_new, np.arange(m_old)):
+        # the lists' items first, in order, then new ones: positions stay, and the rows of
+        # new items (no old list) differ; compared row by row in place
+        from ccgraph.update._edge_kernels import lists_differ
+
+        changed = batch | (r < 0)
+        changed[m_old:] = True
+        changed[:m_old] |= lists_differ(old_lists.indices, new_lists.indices)
     else:
+        old_idx = np.asarray(old_lists.indices, dtype=np.int64)
         mapped = np.where(old_idx >= 0, to_new[np.maximum(old_idx, 0)], -1)
         old_in_new = np.where((r >= 0)[:, None], mapped[np.maximum(r, 0)], -2)
-    changed = changed_lists(old_in_new, new_lists.indices, batch | (r < 0))
+        changed = changed_lists(old_in_new, new_lists.indices, batch | (r < 0))
     g = cfg.graph
     vectors = np.asarray(emb.vectors) if metric in ("euclidean", "hamming") else None
     adjacency, info = local_edges(
