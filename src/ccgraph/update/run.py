@@ -26,6 +26,18 @@ __all__ = ["update_run"]
 
 logger = logging.getLogger(__name__)
 
+#: Modules of the numba kernels an update calls, in the order it first needs them (loaded on
+#: a thread while the run and the batch are read: :mod:`ccgraph._kernel_preload`).
+KERNEL_MODULES = (
+    "ccgraph.update._knn_kernels",
+    "ccgraph.update._move_kernels",
+    "ccgraph.cluster._metric_kernels",
+    "ccgraph.propagate._kernels",
+    "ccgraph.update._tag_kernels",
+    "ccgraph._assemble_kernels",
+    "ccgraph.cluster._describe_kernels",
+)
+
 
 def _config(
     manifest: Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] | None
@@ -168,6 +180,9 @@ def update_run(
         hint="pass overwrite=True (`ccgraph update --overwrite`) to replace it, or choose "
         "another output directory",
     )
+    from ccgraph._kernel_preload import preload_kernels
+
+    preload_kernels(KERNEL_MODULES)
     timer = StageTimer()
     with timer.stage("load"):
         old = load_run(src)
