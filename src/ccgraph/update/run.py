@@ -30,8 +30,10 @@ logger = logging.getLogger(__name__)
 #: a thread while the run and the batch are read: :mod:`ccgraph._kernel_preload`).
 KERNEL_MODULES = (
     "ccgraph.update._knn_kernels",
+    "ccgraph.update._edge_kernels",
     "ccgraph.update._move_kernels",
     "ccgraph.cluster._metric_kernels",
+    "ccgraph.update._pop_kernels",
     "ccgraph.propagate._kernels",
     "ccgraph.update._tag_kernels",
     "ccgraph._assemble_kernels",
