@@ -90,6 +90,20 @@ def check_same_ids(a: np.ndarray, b: np.ndarray, *, what: str) -> None:
         )
 
 
+def _has_repeats(column: pd.Series) -> bool:
+    """``column.duplicated().any()``; an Arrow-backed string column counts its distinct values.
+
+    Arrow's ``unique`` keeps one missing value, as ``duplicated`` counts a second one as a
+    repeat, so both give the same answer.
+    """
+    arr = column.array
+    if isinstance(arr, pd.arrays.ArrowStringArray):
+        import pyarrow.compute as pc
+
+        return len(pc.unique(arr._pa_array)) != len(arr)
+    return bool(column.duplicated().any())
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a.setflags(write=False)
     return a
@@ -129,7 +143,7 @@ class Catalog:
     def __post_init__(self) -> None:
         if "id" not in self.items.columns:
             raise InputError("Catalog.items needs an `id` column")
-        if self.items["id"].duplicated().any():
+        if _has_repeats(self.items["id"]):
             dup = self.items.loc[self.items["id"].duplicated(), "id"].head(3).tolist()
             raise InputError(f"Catalog.items has repeated ids: {dup}")
 

@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ccgraph._validation import check_int
-from ccgraph.cluster._common import as_knn_graph, indicator, strength64
+from ccgraph.cluster._common import as_knn_graph, indicator, strength64, unique_inverse
 from ccgraph.cluster._tokens import token_codes
 from ccgraph.containers import Partition, check_same_ids
 from ccgraph.exceptions import InputError
@@ -298,8 +298,7 @@ def _describe(
     level: int,
 ) -> pd.DataFrame:
     """The rows of :func:`describe_clusters` (inputs already checked)."""
-    labels, codes = np.unique(partition.membership, return_inverse=True)
-    codes = codes.ravel()
+    labels, codes = unique_inverse(partition.membership)  # dense labels: counted, not sorted
     k = len(labels)
     sizes = np.bincount(codes, minlength=k)
 
