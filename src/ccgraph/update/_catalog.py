@@ -87,13 +87,14 @@ def plan_changes(run_ids: Any, batch: Catalog, remove: Iterable[str] = ()) -> Ch
     )
     listed = {str(x) for x in remove}
     gone = np.array(sorted(set(ids[flagged].tolist()) | listed), dtype=str)
-    gone_in_run = member(gone, run)
+    rest = ids[~member(ids, gone)]
+    # one lookup in the run's ids (hashing 100k ids costs more than probing the batch's)
+    found = member(np.concatenate([gone, rest]), run)
+    gone_in_run, in_run = found[: len(gone)], found[len(gone) :]
     removed = gone[gone_in_run]
     unknown = gone[~gone_in_run].tolist()
     if unknown:
         logger.info("%d removals name items that are not in the run (ignored)", len(unknown))
-    rest = ids[~member(ids, gone)]
-    in_run = member(rest, run)
     return Changes(
         added=rest[~in_run], present=rest[in_run], removed=removed, unknown_removals=unknown
     )
