@@ -166,10 +166,25 @@ def run_counts(
         "observed_tags": int(observed.sum()),
         "inferred_tags": int(inferred.sum()),
         "untagged_items_with_inferred_tags": int((has_inferred & ~has_observed).sum()),
-        "duplicate_groups": int((items.groupby("duplicate_group").size() > 1).sum()),
-        "popularity_observed": int((items["popularity_source"] == "observed").sum()),
-        "popularity_inferred": int((items["popularity_source"] == "inferred").sum()),
+        "duplicate_groups": _repeated_values(items["duplicate_group"]),
+        "popularity_observed": int(_equals(items["popularity_source"], "observed").sum()),
+        "popularity_inferred": int(_equals(items["popularity_source"], "inferred").sum()),
     }
+
+
+def _repeated_values(column: pd.Series) -> int:
+    """``(column.groupby(column).size() > 1).sum()``: values held by two rows or more.
+
+    An integer column without missing values is counted with :func:`numpy.bincount` over
+    its codes instead of a pandas groupby.
+    """
+    values = column.to_numpy()
+    if values.dtype.kind not in "iu":
+        return int((column.groupby(column).size() > 1).sum())
+    from ccgraph.cluster._common import unique_inverse
+
+    _, codes = unique_inverse(values)
+    return int((np.bincount(codes) > 1).sum())
 
 
 def _equals(column: pd.Series, value: str) -> np.ndarray:
