@@ -72,13 +72,41 @@ def as_ids(ids: Any, n: int | None = None, *, name: str = "ids") -> np.ndarray:
         raise InputError(f"`{name}` must be one-dimensional; got shape {arr.shape}")
     if n is not None and len(arr) != n:
         raise IdMismatchError(f"`{name}` has {len(arr)} entries but the data has {n} rows")
-    uniq, counts = np.unique(arr, return_counts=True)
-    if len(uniq) != len(arr):
-        dup = uniq[counts > 1][:3].tolist()
-        raise InputError(f"`{name}` must be unique; repeated: {dup}")
+    if not _distinct_hashes(arr):  # a repeated hash: sort the strings to be sure
+        uniq, counts = np.unique(arr, return_counts=True)
+        if len(uniq) != len(arr):
+            dup = uniq[counts > 1][:3].tolist()
+            raise InputError(f"`{name}` must be unique; repeated: {dup}")
     arr.setflags(write=False)
     _CHECKED.put(arr, True)
     return arr
+
+
+def _distinct_hashes(arr: np.ndarray) -> bool:
+    """Whether the fixed-width strings of ``arr`` have pairwise distinct 64-bit hashes.
+
+    Equal strings have equal bytes, hence equal hashes: distinct hashes prove the strings
+    distinct. Sorting 64-bit integers costs a fraction of sorting the strings; a repeated
+    hash (a repeated string, or rarely a collision) says nothing, and the caller sorts.
+
+    Examples
+    --------
+    >>> _distinct_hashes(np.array(["a", "bb", "c"])), _distinct_hashes(np.array(["a", "a"]))
+    (True, False)
+    """
+    n = len(arr)
+    if n < 2:
+        return True
+    if arr.dtype.itemsize == 0:
+        return False
+    word = np.uint64 if arr.dtype.itemsize % 8 == 0 else np.uint32
+    columns = np.ascontiguousarray(arr).view(word).reshape(n, -1)
+    h = np.zeros(n, dtype=np.uint64)
+    for j in range(columns.shape[1]):  # FNV-style: multiply, add the next word (mod 2**64)
+        h *= np.uint64(0x100000001B3)
+        h += columns[:, j]
+    h.sort()
+    return bool((h[1:] != h[:-1]).all())
 
 
 def check_same_ids(a: np.ndarray, b: np.ndarray, *, what: str) -> None:
