@@ -64,3 +64,28 @@ def test_n_clusters_counts_distinct_labels(labels: list[int], scale: int) -> Non
     m = np.array(labels, dtype=np.int64) * scale
     p = Partition(m, [str(i) for i in range(len(m))])
     assert p.n_clusters == len(np.unique(m))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="ab\x00é😀 ", max_size=4), max_size=30))
+def test_as_ids_accepts_exactly_the_distinct_ids(values: list[str]) -> None:
+    from ccgraph.containers import _distinct_hashes
+
+    arr = np.array(values, dtype=str) if values else np.zeros(0, dtype=str)
+    distinct = len(np.unique(arr)) == len(arr)  # the oracle: sorted strings
+    if _distinct_hashes(arr):
+        assert distinct
+    if distinct:
+        assert as_ids(arr.copy()).tolist() == arr.tolist()
+    else:
+        with pytest.raises(InputError, match="must be unique"):
+            as_ids(arr.copy())
+
+
+def test_as_ids_sorts_when_hashes_repeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ccgraph.containers as containers
+
+    monkeypatch.setattr(containers, "_distinct_hashes", lambda arr: False)  # as on a collision
+    assert as_ids(np.array(["b", "a"])).tolist() == ["b", "a"]
+    with pytest.raises(InputError, match=r"repeated: \['a'\]"):
+        as_ids(np.array(["a", "b", "a"]))

@@ -49,3 +49,29 @@ class ArrayMemo(Generic[V]):
         key = id(arr)
         ref = weakref.ref(arr, lambda _ref, key=key: self._values.pop(key, None))
         self._values[key] = (ref, value)
+
+
+#: Arrow ``string`` copies of read-only numpy string arrays (ids): an update looks the same
+#: 100k ids up several times and stores them as a table column once.
+_ARROW_STRINGS: ArrayMemo[Any] = ArrayMemo()
+
+
+def arrow_strings(values: np.ndarray) -> Any:
+    """``values`` (a numpy array) as an Arrow ``string`` array of ``values.astype(str)``.
+
+    The conversion of a read-only array that owns its data (e.g. a result's ids) is made once
+    and kept while the array lives.
+
+    Examples
+    --------
+    >>> a = np.array(["x", "y"]); a.setflags(write=False)
+    >>> arrow_strings(a).to_pylist(), arrow_strings(a) is arrow_strings(a)
+    (['x', 'y'], True)
+    """
+    import pyarrow as pa
+
+    arr = _ARROW_STRINGS.get(values)
+    if arr is None:
+        arr = pa.array(values.astype(str) if values.size else np.zeros(0, str), type=pa.string())
+        _ARROW_STRINGS.put(values, arr)
+    return arr

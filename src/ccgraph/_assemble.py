@@ -102,8 +102,14 @@ def items_table(
 
 
 def _strings(values: np.ndarray) -> pd.arrays.ArrowStringArray:
-    """``pd.array(values.astype(str), dtype="string")``, without the detour when all are str."""
+    """``pd.array(values.astype(str), dtype="string")``, without the detour when all are str.
+
+    A numpy string array is converted by :func:`~ccgraph._array_memo.arrow_strings`, which
+    reuses the Arrow copy of read-only ids that an update has already looked up.
+    """
     import pyarrow as pa
+
+    from ccgraph._array_memo import arrow_strings
 
     if values.dtype == object:
         try:
@@ -112,7 +118,8 @@ def _strings(values: np.ndarray) -> pd.arrays.ArrowStringArray:
             arr = None
         if arr is not None and arr.null_count == 0:
             return pd.arrays.ArrowStringArray(arr)
-    return pd.array(np.asarray(values).astype(str), dtype="string")
+        return pd.array(np.asarray(values).astype(str), dtype="string")
+    return pd.arrays.ArrowStringArray(arrow_strings(np.asarray(values)))
 
 
 def _same_strings(column: pd.Series, ids: pd.arrays.ArrowStringArray) -> bool:

@@ -149,11 +149,17 @@ def run_counts(
     observed = _equals(tags["source"], "observed")
     inferred = _equals(tags["source"], "inferred")
     # per distinct id: has it an observed / an inferred row (integer codes, no string sets)
-    codes, n_ids = _id_codes(tags["id"])
+    runs = _id_runs(tags["id"])
+    if runs is not None:  # per run of equal ids: any observed / inferred row in it
+        starts, codes, n_ids = runs
+        observed_in, inferred_in = (np.logical_or.reduceat(m, starts) for m in (observed, inferred))
+    else:
+        codes, n_ids = _id_codes(tags["id"])
+        observed_in, inferred_in = observed, inferred
     has_observed = np.zeros(n_ids, dtype=bool)
-    has_observed[codes[observed & (codes >= 0)]] = True
+    has_observed[codes[observed_in & (codes >= 0)]] = True
     has_inferred = np.zeros(n_ids, dtype=bool)
-    has_inferred[codes[inferred & (codes >= 0)]] = True
+    has_inferred[codes[inferred_in & (codes >= 0)]] = True
     return {
         "items": len(items),
         "rejects": len(rejects),
@@ -166,10 +172,25 @@ def run_counts(
         "observed_tags": int(observed.sum()),
         "inferred_tags": int(inferred.sum()),
         "untagged_items_with_inferred_tags": int((has_inferred & ~has_observed).sum()),
-        "duplicate_groups": int((items.groupby("duplicate_group").size() > 1).sum()),
-        "popularity_observed": int((items["popularity_source"] == "observed").sum()),
-        "popularity_inferred": int((items["popularity_source"] == "inferred").sum()),
+        "duplicate_groups": _repeated_values(items["duplicate_group"]),
+        "popularity_observed": int(_equals(items["popularity_source"], "observed").sum()),
+        "popularity_inferred": int(_equals(items["popularity_source"], "inferred").sum()),
     }
+
+
+def _repeated_values(column: pd.Series) -> int:
+    """``(column.groupby(column).size() > 1).sum()``: values held by two rows or more.
+
+    An integer column without missing values is counted with :func:`numpy.bincount` over
+    its codes instead of a pandas groupby.
+    """
+    values = column.to_numpy()
+    if values.dtype.kind not in "iu":
+        return int((column.groupby(column).size() > 1).sum())
+    from ccgraph.cluster._common import unique_inverse
+
+    _, codes = unique_inverse(values)
+    return int((np.bincount(codes) > 1).sum())
 
 
 def _equals(column: pd.Series, value: str) -> np.ndarray:
@@ -189,21 +210,34 @@ def _id_codes(column: pd.Series) -> tuple[np.ndarray, int]:
     Tables list the rows of one item together, so only the first row of every run of equal
     values is factorised; the codes are the same partition of the rows either way.
     """
+    runs = _id_runs(column)
+    if runs is None:
+        codes, uniq = pd.factorize(column)
+        return codes, len(uniq)
+    starts, head_codes, n_ids = runs
+    return np.repeat(head_codes, np.diff(np.r_[starts, len(column)])), n_ids
+
+
+def _id_runs(column: pd.Series) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """First row of every run of equal values, their factorize codes, the number of values.
+
+    Only for a non-empty Arrow-backed column (None otherwise); a missing value starts a run
+    of its own, with code -1.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     arr = column.array
     n = len(column)
     if not isinstance(arr, pd.arrays.ArrowStringArray) or n == 0:
-        codes, uniq = pd.factorize(column)
-        return codes, len(uniq)
+        return None
     values = arr._pa_array
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     differs = pc.not_equal(values.slice(1), values.slice(0, n - 1)).fill_null(True)
     starts = np.r_[0, np.flatnonzero(differs.to_numpy(zero_copy_only=False)) + 1]
     head_codes, uniq = pd.factorize(pd.arrays.ArrowStringArray(values.take(starts)))
-    return np.repeat(head_codes, np.diff(np.r_[starts, n])), len(uniq)
+    return starts, head_codes, len(uniq)
 
 
 def run_manifest(

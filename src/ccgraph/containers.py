@@ -72,22 +72,66 @@ def as_ids(ids: Any, n: int | None = None, *, name: str = "ids") -> np.ndarray:
         raise InputError(f"`{name}` must be one-dimensional; got shape {arr.shape}")
     if n is not None and len(arr) != n:
         raise IdMismatchError(f"`{name}` has {len(arr)} entries but the data has {n} rows")
-    uniq, counts = np.unique(arr, return_counts=True)
-    if len(uniq) != len(arr):
-        dup = uniq[counts > 1][:3].tolist()
-        raise InputError(f"`{name}` must be unique; repeated: {dup}")
+    if not _distinct_hashes(arr):  # a repeated hash: sort the strings to be sure
+        uniq, counts = np.unique(arr, return_counts=True)
+        if len(uniq) != len(arr):
+            dup = uniq[counts > 1][:3].tolist()
+            raise InputError(f"`{name}` must be unique; repeated: {dup}")
     arr.setflags(write=False)
     _CHECKED.put(arr, True)
     return arr
 
 
+def _distinct_hashes(arr: np.ndarray) -> bool:
+    """Whether the fixed-width strings of ``arr`` have pairwise distinct 64-bit hashes.
+
+    Equal strings have equal bytes, hence equal hashes: distinct hashes prove the strings
+    distinct. Sorting 64-bit integers costs a fraction of sorting the strings; a repeated
+    hash (a repeated string, or rarely a collision) says nothing, and the caller sorts.
+
+    Examples
+    --------
+    >>> _distinct_hashes(np.array(["a", "bb", "c"])), _distinct_hashes(np.array(["a", "a"]))
+    (True, False)
+    """
+    n = len(arr)
+    if n < 2:
+        return True
+    if arr.dtype.itemsize == 0:
+        return False
+    word = np.uint64 if arr.dtype.itemsize % 8 == 0 else np.uint32
+    columns = np.ascontiguousarray(arr).view(word).reshape(n, -1)
+    h = np.zeros(n, dtype=np.uint64)
+    for j in range(columns.shape[1]):  # FNV-style: multiply, add the next word (mod 2**64)
+        h *= np.uint64(0x100000001B3)
+        h += columns[:, j]
+    h.sort()
+    return bool((h[1:] != h[:-1]).all())
+
+
 def check_same_ids(a: np.ndarray, b: np.ndarray, *, what: str) -> None:
     """Raise :class:`IdMismatchError` unless ``a`` and ``b`` list the same ids in the same order."""
+    if a is b:  # results built on one id array pass that very array on
+        return
     if len(a) != len(b) or not np.array_equal(a, b):
         raise IdMismatchError(
             f"{what}: the item ids differ (lengths {len(a)} and {len(b)}); "
             "build both results from the same catalog, in the same row order"
         )
+
+
+def _has_repeats(column: pd.Series) -> bool:
+    """``column.duplicated().any()``; an Arrow-backed string column counts its distinct values.
+
+    Arrow's ``unique`` keeps one missing value, as ``duplicated`` counts a second one as a
+    repeat, so both give the same answer.
+    """
+    arr = column.array
+    if isinstance(arr, pd.arrays.ArrowStringArray):
+        import pyarrow.compute as pc
+
+        return len(pc.unique(arr._pa_array)) != len(arr)
+    return bool(column.duplicated().any())
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -129,7 +173,7 @@ class Catalog:
     def __post_init__(self) -> None:
         if "id" not in self.items.columns:
             raise InputError("Catalog.items needs an `id` column")
-        if self.items["id"].duplicated().any():
+        if _has_repeats(self.items["id"]):
             dup = self.items.loc[self.items["id"].duplicated(), "id"].head(3).tolist()
             raise InputError(f"Catalog.items has repeated ids: {dup}")
 

@@ -45,3 +45,19 @@ def test_top_members_equal_a_stable_sort(n_top: int) -> None:
         want = order[codes[order] == c][:n_top]
         assert got[c, : len(want)].tolist() == want.tolist()
         assert (got[c, len(want) :] == -1).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_strength64_equals_bincount_bitwise(seed: int) -> None:
+    from ccgraph.cluster._common import strength64
+
+    rng = np.random.default_rng(seed)
+    a = _graph(80, seed)
+    a.data = rng.random(a.nnz).astype(np.float32) * np.float32(1e3)  # many roundings
+    a.data[a.indptr[7] : a.indptr[8]] = 0  # a row without entries
+    a.eliminate_zeros()
+    rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+    want = np.bincount(rows, weights=a.data.astype(np.float64), minlength=a.shape[0])
+    got = strength64(a)
+    assert got.dtype == np.float64 and got[7] == 0.0
+    assert np.array_equal(got.view(np.int64), want.view(np.int64))

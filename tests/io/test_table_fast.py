@@ -94,3 +94,60 @@ def test_json_tags_fall_back_to_rows(tmp_path: Path) -> None:
     assert _table_fast.parse_columns(raw, {"id": "id", "tags": "tags"}, [], ()) is None
     out = table.parse_table(raw, columns=fields)
     assert out.tags["weight"].tolist() == [0.9, 1.0]
+
+
+def _csv_frame(n: int, seed: int) -> pd.DataFrame:
+    """A CSV-like table: every cell text, tags as separated names, counts as text."""
+    g = np.random.default_rng(seed)
+    names = np.array(["dog", " Park ", "", "  ", "cat", "sky;sea", "\\N"], dtype=object)
+    tags = []
+    for _ in range(n):
+        r = g.random()
+        if r < 0.2:
+            tags.append("")
+        elif r < 0.25:
+            tags.append("\\N")
+        elif r < 0.3:
+            tags.append("   ")
+        else:
+            tags.append(",".join(names[g.integers(0, len(names), size=g.integers(1, 5))]))
+    views = g.choice(["", "3", " 7.5 ", "-1", "abc", "inf", "1e3", "\\N", "0", "nan"], size=n)
+    ids = np.array([f" it{i} " for i in range(n)], dtype=object)
+    ids[g.random(n) < 0.05] = ""
+    return pd.DataFrame(
+        {
+            "key": ids,
+            "name": [f"title {i}" for i in range(n)],
+            "labels": tags,
+            "views": views,
+            "src": g.choice(["flickr", " wiki ", ""], size=n),
+        }
+    )
+
+
+@pytest.mark.parametrize(("seed", "sep"), [(0, ","), (1, ","), (2, ";")])
+def test_fast_path_matches_row_parser_on_text_cells(tmp_path: Path, seed: int, sep: str) -> None:
+    # separated tag names and counts written as text (a CSV catalog) take the column path too
+    path = tmp_path / "c.csv"
+    _csv_frame(300, seed).to_csv(path, index=False)
+    raw = read_raw(path)
+    assert _table_fast.parse_columns(raw, dict(COLUMNS), [], ("title",), sep=sep) is not None
+    fast = table.parse_table(raw, columns=COLUMNS, tags_sep=sep)
+    orig = table.parse_columns
+    try:
+        table.parse_columns = lambda *a, **k: None  # type: ignore[assignment]
+        slow = table.parse_table(raw, columns=COLUMNS, tags_sep=sep)
+    finally:
+        table.parse_columns = orig  # type: ignore[assignment]
+    assert len(slow.tags) and len(slow.rejects)
+    pd.testing.assert_frame_equal(fast.items, slow.items)
+    pd.testing.assert_frame_equal(fast.tags, slow.tags)
+    pd.testing.assert_frame_equal(fast.rejects, slow.rejects)
+
+
+def test_split_tags_falls_back_on_json_cells() -> None:
+    col = pd.Series(["a, b", '["c"]'], dtype=object)
+    assert _table_fast._split_tags(col, ",") is None
+    assert _table_fast._split_tags(pd.Series(["a"], dtype=object), None) is None
+    offsets, names = _table_fast._split_tags(pd.Series([" a ,, b", None, "c"], dtype=object), ",")
+    assert offsets.tolist() == [0, 2, 2, 3] and names.tolist() == ["a", "b", "c"]

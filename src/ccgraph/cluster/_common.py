@@ -98,10 +98,14 @@ def indicator(codes: np.ndarray, n_clusters: int) -> sp.csr_matrix:
 
 
 def strength64(adj: sp.csr_matrix) -> np.ndarray:
-    """Weighted degree of each node, accumulated in float64 (the weights are float32)."""
-    counts = np.diff(adj.indptr)
-    rows = np.repeat(np.arange(adj.shape[0]), counts)
-    return np.bincount(rows, weights=adj.data.astype(np.float64), minlength=adj.shape[0])
+    """Weighted degree of each node, accumulated in float64 (the weights are float32).
+
+    The sums ``np.bincount(rows, weights=adj.data.astype(np.float64))`` makes, bitwise, in
+    one pass over the entries (:func:`ccgraph.cluster._describe_kernels.row_sums64`).
+    """
+    from ccgraph.cluster._describe_kernels import row_sums64
+
+    return row_sums64(np.asarray(adj.indptr), np.asarray(adj.data))
 
 
 def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["inner_edges", "letter_runs", "top_members"]
+__all__ = ["inner_edges", "letter_runs", "row_sums64", "top_members"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -35,6 +35,22 @@ def inner_edges(
                 weight[cu] += w
                 inner[u] += w
     return count, weight, inner
+
+
+@numba.njit(cache=True, nogil=True)
+def row_sums64(indptr: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Sum of each CSR row's stored values, accumulated in float64 in storage order.
+
+    The same additions, in the same order, as ``np.bincount(rows, weights=data.astype(float))``.
+    """
+    n = len(indptr) - 1
+    out = np.zeros(n, dtype=np.float64)
+    for r in range(n):
+        s = 0.0
+        for p in range(indptr[r], indptr[r + 1]):
+            s += np.float64(data[p])
+        out[r] = s
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ccgraph._validation import check_int
-from ccgraph.cluster._common import as_knn_graph, indicator, strength64
+from ccgraph.cluster._common import as_knn_graph, indicator, strength64, unique_inverse
 from ccgraph.cluster._tokens import token_codes
 from ccgraph.containers import Partition, check_same_ids
 from ccgraph.exceptions import InputError
@@ -298,8 +298,7 @@ def _describe(
     level: int,
 ) -> pd.DataFrame:
     """The rows of :func:`describe_clusters` (inputs already checked)."""
-    labels, codes = np.unique(partition.membership, return_inverse=True)
-    codes = codes.ravel()
+    labels, codes = unique_inverse(partition.membership)  # dense labels: counted, not sorted
     k = len(labels)
     sizes = np.bincount(codes, minlength=k)
 
@@ -323,14 +322,7 @@ def _describe(
 
     x, vocab = terms
     scores = c_tf_idf(indicator(codes, k).T @ x) if x.shape[1] else sp.csr_matrix((k, 0))
-    top_terms: list[list[str]] = []
-    top_scores: list[list[float]] = []
-    for c in range(k):
-        lo, hi = scores.indptr[c], scores.indptr[c + 1]
-        cols, vals = scores.indices[lo:hi], scores.data[lo:hi]
-        best = np.lexsort((cols, -vals))[:n_top]
-        top_terms.append(vocab[cols[best]].tolist())
-        top_scores.append(vals[best].astype(float).tolist())
+    top_terms, top_scores = _top_terms(scores, vocab, n_top)
     label_text = [
         ", ".join(t[:3]) if t else f"cluster {int(lab)}"
         for t, lab in zip(top_terms, labels, strict=True)
@@ -348,4 +340,34 @@ def _describe(
             "conductance": conductance,
         }
     )
-    return frame.loc[:, list(CLUSTER_COLUMNS)]
+    return frame  # its columns are CLUSTER_COLUMNS, in order
+
+
+def _top_terms(
+    scores: sp.csr_matrix, vocab: np.ndarray, n_top: int
+) -> tuple[list[list[str]], list[list[float]]]:
+    """Per row of ``scores``: the ``n_top`` best terms and their scores (ties: lower column).
+
+    One sort of all entries by (row, score descending, column) instead of one per row; the
+    same order as sorting each row by (score descending, column).
+
+    Examples
+    --------
+    >>> s = sp.csr_matrix(np.array([[0.5, 0.9, 0.5], [0.0, 0.0, 0.0], [0.1, 0.0, 0.0]]))
+    >>> _top_terms(s, np.array(["a", "b", "c"]), 2)
+    ([['b', 'a'], [], ['a']], [[0.9, 0.5], [], [0.1]])
+    """
+    k = scores.shape[0]
+    lengths = np.diff(scores.indptr)
+    rows = np.repeat(np.arange(k), lengths)
+    order = np.lexsort((scores.indices, -scores.data, rows))
+    rank = np.arange(len(order)) - np.repeat(scores.indptr[:-1], lengths)
+    best = order[rank < n_top]
+    terms = vocab[scores.indices[best]].tolist()
+    values = scores.data[best].astype(float).tolist()
+    ends = np.cumsum(np.minimum(lengths, n_top)).tolist()
+    starts = [0, *ends[:-1]]
+    return (
+        [terms[a:b] for a, b in zip(starts, ends, strict=True)],
+        [values[a:b] for a, b in zip(starts, ends, strict=True)],
+    )

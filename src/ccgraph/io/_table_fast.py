@@ -16,7 +16,7 @@ import pandas as pd
 from ccgraph.containers import ITEM_COLUMNS, REJECT_COLUMNS
 from ccgraph.io._files import RawTable
 from ccgraph.io._rows import ParsedFile
-from ccgraph.io._text import text_of
+from ccgraph.io._text import is_missing, parse_count, text_of
 
 __all__ = ["parse_columns"]
 
@@ -33,10 +33,17 @@ def _text(col: pd.Series) -> np.ndarray:
     return np.asarray([text_of(v) for v in col.tolist()], dtype=object)
 
 
-def _counts(col: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
-    """``parse_count`` in bulk for a numeric column: values and a per-row problem (or None)."""
+def _counts(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``parse_count`` of every value: values and a per-row problem (or None).
+
+    A numeric column is parsed in bulk; any other (a CSV column read as text) value by value.
+    """
     if not (pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col)):
-        return None
+        values = np.empty(len(col), dtype=np.float64)
+        problem = np.empty(len(col), dtype=object)
+        for i, value in enumerate(col.tolist()):
+            values[i], problem[i] = parse_count(value)
+        return values, problem
     x = col.to_numpy(dtype=np.float64, na_value=np.nan)
     missing = np.isnan(x)
     bad = ~missing & (~np.isfinite(x) | (x < 0))
@@ -68,13 +75,42 @@ def _tag_lists(col: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
     return offsets - offsets[0], values
 
 
+def _split_tags(col: pd.Series, sep: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+    r"""Offsets and flat names of a column of ``sep``-separated tag strings, as the row parser.
+
+    Each cell is split as :func:`~ccgraph.io._text.parse_tag_list` splits it: a missing cell
+    (None, NaN, blank, ``\N``) has no tags, the other names are stripped and empty ones
+    dropped. None when a cell is anything else (a JSON list or object, a number): the row
+    parser handles those.
+    """
+    if not sep:
+        return None
+    offsets = np.zeros(len(col) + 1, dtype=np.int64)
+    names: list[str] = []
+    for i, value in enumerate(col.tolist()):
+        if not is_missing(value):
+            if not isinstance(value, str):
+                return None
+            text = value.strip()
+            if text.startswith(("[", "{")):
+                return None
+            names.extend(t.strip() for t in text.split(sep) if t.strip())
+        offsets[i + 1] = len(names)
+    return offsets, np.asarray(names, dtype=object)
+
+
 def parse_columns(
-    raw: RawTable, fields: dict[str, str], extras: list[str], text_fields: tuple[str, ...]
+    raw: RawTable,
+    fields: dict[str, str],
+    extras: list[str],
+    text_fields: tuple[str, ...],
+    *,
+    sep: str | None = None,
 ) -> ParsedFile | None:
     """Parse ``raw`` column-wise, or return None when a column needs the row parser.
 
     ``fields`` maps ccgraph fields to columns (as resolved by ``parse_table``); ``extras`` are
-    the unmapped columns kept as they are.
+    the unmapped columns kept as they are; ``sep`` separates the tags of a text cell.
     """
     frame = raw.frame
     n_rows = len(frame)
@@ -82,13 +118,13 @@ def parse_columns(
     if "tags" in fields:
         tags = _tag_lists(frame[fields["tags"]])
         if tags is None:
+            tags = _split_tags(frame[fields["tags"]], sep)
+        if tags is None:
             return None
     pop_col = fields.get("popularity")
     pop = None
     if pop_col is not None:
         pop = _counts(frame[pop_col])
-        if pop is None:
-            return None
     ids = _text(frame[fields["id"]])
     keep = ids != ""
     rows = np.arange(1, n_rows + 1, dtype=np.int64)

@@ -140,7 +140,7 @@ def parse_table(
         for c in raw.frame.columns
         if str(c) not in used and str(c) not in ITEM_COLUMNS and not str(c).startswith("_")
     ]
-    fast = parse_columns(raw, fields, extras, _TEXT_FIELDS)  # same result, column-wise
+    fast = parse_columns(raw, fields, extras, _TEXT_FIELDS, sep=sep)  # the same, by column
     if fast is not None:
         return fast
     out = RowCollector(raw.path)

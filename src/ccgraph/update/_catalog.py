@@ -20,7 +20,7 @@ import pandas as pd
 from ccgraph.config import Config
 from ccgraph.containers import ITEM_COLUMNS, REJECT_COLUMNS, TAG_COLUMNS, Catalog, RunResult
 from ccgraph.exceptions import InputError
-from ccgraph.update._persist import member, positions
+from ccgraph.update._persist import leading_positions, member
 
 __all__ = ["Changes", "merged_catalog", "plan_changes", "read_batch", "run_catalog"]
 
@@ -87,13 +87,14 @@ def plan_changes(run_ids: Any, batch: Catalog, remove: Iterable[str] = ()) -> Ch
     )
     listed = {str(x) for x in remove}
     gone = np.array(sorted(set(ids[flagged].tolist()) | listed), dtype=str)
-    gone_in_run = member(gone, run)
+    rest = ids[~member(ids, gone)]
+    # one lookup in the run's ids (hashing 100k ids costs more than probing the batch's)
+    found = member(np.concatenate([gone, rest]), run)
+    gone_in_run, in_run = found[: len(gone)], found[len(gone) :]
     removed = gone[gone_in_run]
     unknown = gone[~gone_in_run].tolist()
     if unknown:
         logger.info("%d removals name items that are not in the run (ignored)", len(unknown))
-    rest = ids[~member(ids, gone)]
-    in_run = member(rest, run)
     return Changes(
         added=rest[~in_run], present=rest[in_run], removed=removed, unknown_removals=unknown
     )
@@ -114,7 +115,9 @@ def run_catalog(old: RunResult) -> Catalog:
             frame[col] = items[col].fillna("").astype(str).array
         elif col == "removed":
             frame[col] = False
-    obs = old.tags[(old.tags["source"].astype(str) == "observed").to_numpy(bool)]
+    source = old.tags["source"]
+    observed = _equals(source, "observed")
+    obs = old.tags[["id", "tag", "tag_raw", "origin", "score"]][observed]
     tags = pd.DataFrame(
         {
             "id": obs["id"].astype(str).array,
@@ -126,6 +129,17 @@ def run_catalog(old: RunResult) -> Catalog:
         }
     )
     return Catalog(frame, tags[list(TAG_COLUMNS)], pd.DataFrame(columns=REJECT_COLUMNS))
+
+
+def _equals(column: pd.Series, value: str) -> np.ndarray:
+    """``(column.astype(str) == value).to_numpy(bool)``; an Arrow column by Arrow's kernel."""
+    arr = column.array
+    if isinstance(arr, pd.arrays.ArrowStringArray):
+        import pyarrow.compute as pc
+
+        found = pc.equal(arr._pa_array, value).fill_null(False)
+        return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+    return (column.astype(str) == value).to_numpy(bool)
 
 
 def merged_catalog(
@@ -143,7 +157,7 @@ def merged_catalog(
     items = pd.concat(
         [old_items.reindex(columns=cols), new_items.reindex(columns=cols)], ignore_index=True
     )
-    rows = positions(ids_arrow, items["id"])
+    rows = leading_positions(ids_arrow, items["id"])  # usually the rows in order
     if (rows < 0).any():
         raise InputError("internal: an item of the update has no catalog row")
     items = items.take(rows).reset_index(drop=True)  # (also joins the Arrow chunks)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ccgraph._array_memo import ArrayMemo
+from ccgraph._array_memo import arrow_strings
 from ccgraph.containers import Embeddings, KnnGraph
 from ccgraph.exceptions import DataQualityWarning, InputError
 
@@ -257,38 +257,42 @@ def positions(values: Any, ids: Any) -> np.ndarray:
     return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-#: Arrow copies of read-only numpy id arrays: an update looks the same 100k ids up several
-#: times.
-_ARROW: ArrayMemo[Any] = ArrayMemo()
+def leading_positions(values: Any, ids: Any) -> np.ndarray:
+    """:func:`positions`, at the cost of one comparison when ``values`` start ``ids``.
+
+    An update keeps the run's items first and in order, so the run's ids are usually the
+    first ids of the update (and the merged catalog lists the update's ids in order): then
+    each value's position is its row. ``ids`` must be unique, as for :func:`positions`.
+
+    Examples
+    --------
+    >>> leading_positions(np.array(["a", "b"]), np.array(["a", "b", "c"])).tolist()
+    [0, 1]
+    >>> leading_positions(np.array(["b", "x"]), np.array(["a", "b", "c"])).tolist()
+    [1, -1]
+    """
+    v, pool = _as_arrow(values), _as_arrow(ids)
+    if len(v) <= len(pool) and v.equals(pool.slice(0, len(v))):
+        return np.arange(len(v), dtype=np.int64)
+    return positions(v, pool)
 
 
 def _as_arrow(values: Any) -> Any:
     """``values`` as one Arrow ``string`` array (no copy for an Arrow array or column).
 
     The conversion of a read-only numpy array that owns its data (e.g. a result's ids) is
-    kept while the array lives.
+    kept while the array lives (:func:`ccgraph._array_memo.arrow_strings`).
     """
     import pyarrow as pa
 
     if isinstance(values, np.ndarray):
-        arr = _ARROW.get(values)
-        if arr is None:
-            arr = _to_arrow(values)
-            _ARROW.put(values, arr)
-        return arr
+        return arrow_strings(values)
     arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else _arrow_of(values)
     if arr is None:
-        arr = _to_arrow(np.asarray(values))
+        arr = arrow_strings(np.asarray(values))
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     return arr.cast(pa.string()) if arr.type != pa.string() else arr
-
-
-def _to_arrow(values: np.ndarray) -> Any:
-    """A numpy array as an Arrow ``string`` array."""
-    import pyarrow as pa
-
-    return pa.array(values.astype(str) if values.size else np.zeros(0, str), type=pa.string())
 
 
 def _arrow_of(values: Any) -> Any:

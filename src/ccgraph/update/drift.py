@@ -118,10 +118,10 @@ def drift_report(
         ``clusters_after``, ``new_clusters``, ``vanished_clusters``, ``splits``, ``merges``,
         ``moved_items``), ``rebuild_recommended``, ``reasons``.
     """
-    from ccgraph.update._persist import positions
+    from ccgraph.update._persist import leading_positions
 
     old, new = old_items, new_items
-    where = positions(old_items["id"], new_items["id"])
+    where = leading_positions(old_items["id"], new_items["id"])
     in_both = where >= 0
     common = np.flatnonzero(in_both)  # rows of the kept items, in the old order
     where = where[in_both]
