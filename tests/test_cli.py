@@ -40,6 +40,21 @@ def test_validate_missing_data_is_exit_2(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "key", ["embed.precomputed.path", "embed.precomputed.ids_path", "data.image_root"]
+)
+def test_validate_checks_every_input_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    # before: `validate` said "valid" and `run` failed after reading the catalog
+    (tmp_path / "cat.csv").write_text("id,title\n1,a\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {path: cat.csv}\n")
+    assert main(["validate", str(cfg), "--set", f"{key}=missing.npy"]) == 2
+    err = capsys.readouterr().err
+    assert f"`{key}`" in err and "missing.npy" in err and "does not exist" in err
+
+
 def test_config_error_is_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -131,6 +131,11 @@ def test_shipped_configs_validate(path: Path) -> None:
         ("data: {path: x, tags_sep: ''}", r"`data\.tags_sep`: .*at least 1 character"),
         ("data: {path: x, columns: {colour: c}}", r"`data\.columns`: unknown fields \['colour'\]"),
         ("data: {path: x, columns: {title: ' '}}", r"`data\.columns`: empty column names"),
+        (
+            "cluster: {resolutions: [0.5, 1.0], default_level: 2}",
+            r"`cluster\.default_level`: must be 'auto' or a level in \[0, 1\]",
+        ),
+        ("cluster: {default_level: -1}", r"`cluster\.default_level`: .*level in \[0, 2\]"),
     ],
 )
 def test_values_the_stages_would_refuse_fail_at_load(

@@ -68,6 +68,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             raise CcgraphError(
                 f"{args.config}: `data.path` {p!r} resolves to {resolved}, which does not exist"
             )
+    inputs = {
+        "data.image_root": cfg.data.image_root,
+        "embed.precomputed.path": cfg.embed.precomputed.path,
+        "embed.precomputed.ids_path": cfg.embed.precomputed.ids_path,
+        "cluster.previous_run": cfg.cluster.previous_run,
+    }
+    for key, value in inputs.items():
+        resolved = cfg.resolve(value)
+        if resolved is not None and not resolved.exists():
+            raise CcgraphError(
+                f"{args.config}: `{key}` {value!r} resolves to {resolved}, which does not exist"
+            )
     sys.stdout.write(f"{args.config}: valid (data: {', '.join(map(str, paths))})\n")
     return 0
 

@@ -316,6 +316,17 @@ class ClusterConfig(_Section):
             raise ValueError(f"every resolution must be a finite number > 0; {bad} are not")
         return v
 
+    @field_validator("default_level")
+    @classmethod
+    def _default_level(cls, v: int | str, info: ValidationInfo) -> int | str:
+        levels = info.data.get("resolutions")
+        if isinstance(v, int) and isinstance(levels, list) and not 0 <= v < len(levels):
+            raise ValueError(
+                f"must be 'auto' or a level in [0, {len(levels) - 1}] (one level per "
+                f"`cluster.resolutions` entry, {len(levels)} given)"
+            )
+        return v
+
     @field_validator("n_iterations")
     @classmethod
     def _iterations(cls, v: int | str) -> int | str:
