@@ -122,6 +122,20 @@ def test_an_output_over_an_input_is_refused(
     assert code == 2
     assert "holds the input `config`" in capsys.readouterr().err
     assert inner.exists() and (run / "manifest.json").exists()
+    # before: a file command wrote into a run directory, replacing the run's own files
+    items = (run / "items.parquet").read_bytes()
+    manifest = str(run / "manifest.json")
+    for argv in (
+        ["experiment", "plan", str(run), str(results), "--out", str(run / "items.parquet")],
+        ["experiment", "power", "--baseline-ctr", "0.1", "--effect", "0.01", "--out", manifest],
+        ["experiment", "simulate", "--n-units", "20", "--out", str(run / "clusters.parquet")],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"is inside the run directory {run.resolve()}" in err, err
+    assert (run / "items.parquet").read_bytes() == items
+    assert main(["query", str(run), "--id", "it0000"]) == 0
+    capsys.readouterr()
     # writing beside the inputs is fine
     assert (
         main(["experiment", "plan", str(run), str(results), "--out", str(tmp_path / "p.csv")]) == 0

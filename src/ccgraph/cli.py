@@ -185,20 +185,29 @@ def refuse_output_over_input(args: argparse.Namespace) -> None:
     """Refuse an ``--out`` that would overwrite one of the command's inputs.
 
     That is an ``--out`` equal to an input path or, for a command that replaces its output
-    folder (:data:`REPLACES_OUT_DIR`), a folder that holds one.
+    folder (:data:`REPLACES_OUT_DIR`), a folder that holds one; for the other commands also an
+    ``--out`` inside any ccgraph run directory (it could replace the run's own files).
 
     Raises
     ------
     OutputError
-        Naming ``--out``, the input argument and its path.
+        Naming ``--out``, the input argument (or run directory) and its path.
     """
     from ccgraph.exceptions import OutputError
+    from ccgraph.io.atomic import is_run_directory
 
     out = getattr(args, "out", None)
     if not isinstance(out, Path):
         return
     target = out.expanduser().resolve()
     replaces = getattr(args, "command", None) in REPLACES_OUT_DIR
+    if not replaces:  # run / update / report check their own folders
+        run = next((p for p in (target, *target.parents) if is_run_directory(p)), None)
+        if run is not None:
+            raise OutputError(
+                f"--out {out} is inside the run directory {run}: writing there could "
+                "overwrite the run's files; choose an output path outside the run"
+            )
     for name, value in vars(args).items():
         if name == "out" or not isinstance(value, Path):
             continue
