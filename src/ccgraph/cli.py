@@ -201,7 +201,9 @@ def refuse_output_over_input(args: argparse.Namespace) -> None:
         return
     target = out.expanduser().resolve()
     replaces = getattr(args, "command", None) in REPLACES_OUT_DIR
-    if not replaces:  # run / update / report check their own folders
+    # run / update / report check their own folders; evaluate's files (metrics.json, ...) are
+    # read by the report from RUN/evaluation, and no run file has their names
+    if not replaces and getattr(args, "command", None) != "evaluate":
         run = next((p for p in (target, *target.parents) if is_run_directory(p)), None)
         if run is not None:
             raise OutputError(
