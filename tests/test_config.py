@@ -204,8 +204,18 @@ def test_a_union_error_is_one_line_per_key(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("value", ["|", ">", "#"])
+@pytest.mark.parametrize("value", ["|", ">", "#", ",", "[", "{", "&", "*", "-", "?", ":", "@"])
 def test_override_with_a_yaml_indicator_character_keeps_the_character(value: str) -> None:
-    # before: `--set data.tags_sep=|` read as '' ("String should have at least 1 character")
+    # before: `--set data.tags_sep=|` read as '' ("String should have at least 1 character");
+    # `,` `[` `:` ... were "not valid YAML" (a multi-line parser dump), `-` read as [None]
     assert apply_overrides({}, [f"data.tags_sep={value}"])["data"]["tags_sep"] == value
     assert apply_overrides({}, ["data.limit=null"])["data"]["limit"] is None
+    assert apply_overrides({}, ["data.limit=~"])["data"]["limit"] is None
+
+
+def test_override_that_is_not_yaml_is_one_line_with_the_quoting_hint() -> None:
+    with pytest.raises(
+        ConfigError, match=r"--set graph\.k: the value '\[1,2' is not valid"
+    ) as info:
+        apply_overrides({}, ["graph.k=[1,2"])
+    assert "\n" not in str(info.value) and "quote it" in str(info.value)

@@ -699,13 +699,20 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
         parts = [p for p in key.strip().split(".") if p]
         if not parts:
             raise ConfigError(f"--set has an empty key in {item!r}")
+        text = value.strip()
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError as exc:
-            raise ConfigError(
-                f"--set {key}: the value {value!r} is not valid YAML ({exc})"
-            ) from exc
-        text = value.strip()
+            if len(text) != 1:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise ConfigError(
+                    f"--set {key}: the value {value!r} is not valid YAML ({first}); if it is text, "
+                    f"quote it: --set '{key}=\"{text}\"'"
+                ) from exc
+            parsed = None  # one character YAML reserves (`,` `[` `{` `&` `*` `%` `@` `:`)
+        if len(text) == 1 and not text.isalnum() and text != "~":
+            # `-` reads as [None] and `?` as {None: None}: `--set data.tags_sep=,` means ","
+            parsed = text
         if parsed in (None, "") and text and text not in _EMPTY_YAML:
             # "|", ">" (block scalars) and "#..." (a comment) read as nothing in YAML; a user
             # typing `--set data.tags_sep=|` means the character itself.
