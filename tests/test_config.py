@@ -135,6 +135,22 @@ def test_shipped_configs_validate(path: Path) -> None:
             "cluster: {resolutions: [0.5, 1.0], default_level: 2}",
             r"`cluster\.default_level`: must be 'auto' or a level in \[0, 1\]",
         ),
+        (
+            "graph: {fusion: {weights: {txt: 1.0}}}",
+            r"`graph\.fusion\.weights`: unknown modalities \['txt'\]",
+        ),
+        (
+            "graph: {fusion: {weights: {image: -1}}}",
+            r"`graph\.fusion\.weights`: every weight must be a finite number >= 0",
+        ),
+        (
+            "propagate: {tags: {machine_weight: 2}}",
+            r"`propagate\.tags\.machine_weight`: must be 'accuracy' or a number in \(0, 1\]",
+        ),
+        (
+            "cluster: {objective: surprise, resolutions: [0.5, 1.0]}",
+            r"`cluster\.resolutions`: `cluster\.objective: surprise` has no resolution",
+        ),
         ("cluster: {default_level: -1}", r"`cluster\.default_level`: .*level in \[0, 2\]"),
     ],
 )

@@ -241,6 +241,19 @@ class FusionConfig(_Section):
         description="Weight of each modality (`text`, `image`, `precomputed`).",
     )
 
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - {"text", "image", "precomputed"})
+        if unknown:
+            raise ValueError(
+                f"unknown modalities {unknown}; the modalities are text, image, precomputed"
+            )
+        bad = {k: w for k, w in v.items() if not (math.isfinite(w) and w >= 0)}
+        if bad:
+            raise ValueError(f"every weight must be a finite number >= 0; {bad} are not")
+        return v
+
 
 class GraphConfig(_Section):
     """The kNN similarity graph."""
@@ -310,10 +323,16 @@ class ClusterConfig(_Section):
 
     @field_validator("resolutions")
     @classmethod
-    def _resolutions(cls, v: list[float]) -> list[float]:
+    def _resolutions(cls, v: list[float], info: ValidationInfo) -> list[float]:
         bad = [r for r in v if not (math.isfinite(r) and r > 0)]
         if bad:
             raise ValueError(f"every resolution must be a finite number > 0; {bad} are not")
+        objective = info.data.get("objective")
+        if objective in ("significance", "surprise") and any(r != 1.0 for r in v):
+            raise ValueError(
+                f"`cluster.objective: {objective}` has no resolution parameter: give [1.0] "
+                "(one level)"
+            )
         return v
 
     @field_validator("default_level")
@@ -370,6 +389,14 @@ class TagPropagationConfig(_Section):
     machine_weight: Literal["accuracy"] | float = Field(
         "accuracy", description="Seed weight of a machine tag: its accuracy, or a constant."
     )
+
+    @field_validator("machine_weight")
+    @classmethod
+    def _machine_weight(cls, v: str | float) -> str | float:
+        if not isinstance(v, str) and not (math.isfinite(v) and 0 < v <= 1):
+            raise ValueError("must be 'accuracy' or a number in (0, 1]")
+        return v
+
     sources: list[Literal["user", "machine"]] = Field(
         default_factory=lambda: ["user", "machine"], description="Which tags seed the spreading."
     )
