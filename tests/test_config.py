@@ -235,3 +235,18 @@ def test_override_that_is_not_yaml_is_one_line_with_the_quoting_hint() -> None:
     ) as info:
         apply_overrides({}, ["graph.k=[1,2"])
     assert "\n" not in str(info.value) and "quote it" in str(info.value)
+
+
+def test_a_previous_run_that_is_not_a_run_is_refused_before_any_work(tmp_path: Path) -> None:
+    # before: the pipeline read the catalog, built the graph and clustered, then failed
+    import ccgraph
+    from ccgraph.config import check_previous_run
+
+    (tmp_path / "cat.csv").write_text("id,title\na,x\n")
+    (tmp_path / "notes").mkdir()
+    path = write(tmp_path, "data: {path: cat.csv}\ncluster: {previous_run: notes}\n")
+    with pytest.raises(ConfigError, match=r"`cluster\.previous_run`: .*notes is not a ccgraph run"):
+        check_previous_run(load_config(path))
+    with pytest.raises(ConfigError, match=r"`cluster\.previous_run`: .*notes is not a ccgraph run"):
+        ccgraph.run(path, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

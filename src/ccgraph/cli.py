@@ -55,7 +55,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from ccgraph.config import load_config
+    from ccgraph.config import check_previous_run, load_config
 
     cfg = load_config(args.config, args.set)
     paths = cfg.data.path if isinstance(cfg.data.path, list) else [cfg.data.path]
@@ -80,6 +80,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             raise CcgraphError(
                 f"{args.config}: `{key}` {value!r} resolves to {resolved}, which does not exist"
             )
+    check_previous_run(cfg)
     sys.stdout.write(f"{args.config}: valid (data: {', '.join(map(str, paths))})\n")
     return 0
 

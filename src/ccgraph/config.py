@@ -37,6 +37,7 @@ __all__ = [
     "ReportConfig",
     "UpdateConfig",
     "apply_overrides",
+    "check_previous_run",
     "load_config",
 ]
 
@@ -768,6 +769,22 @@ def config_from_mapping(
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source)) from None
+
+
+def check_previous_run(cfg: Config) -> None:
+    """Refuse a ``cluster.previous_run`` that is not a run directory before any work is done.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key and the path (it failed only after the clustering before).
+    """
+    prev = cfg.resolve(cfg.cluster.previous_run)
+    if prev is not None and not (prev / "items.parquet").is_file():
+        raise ConfigError(
+            f"`cluster.previous_run`: {prev} is not a ccgraph run directory (no items.parquet); "
+            "point it at the run whose cluster IDs should be kept, or remove the key"
+        )
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

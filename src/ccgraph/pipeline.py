@@ -16,7 +16,7 @@ import pandas as pd
 
 from ccgraph import _assemble, _checkpoint, _late_stages, _memory, _stages
 from ccgraph._logging import StageTimer
-from ccgraph.config import Config, config_from_mapping, load_config
+from ccgraph.config import Config, check_previous_run, config_from_mapping, load_config
 from ccgraph.containers import RunResult
 from ccgraph.exceptions import ParameterError
 from ccgraph.update import _persist
@@ -76,6 +76,7 @@ def run(
     from ccgraph.propagate import explain_tags, infer_popularity
 
     cfg = _as_config(config)
+    check_previous_run(cfg)
     if cfg.execution.engine == "spark":
         from ccgraph.spark.pipeline import run_spark
 
