@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -667,6 +668,19 @@ class Config(_Section):
 _UNION_TAG = re.compile(r"^(str|int|float|bool|none|(list|dict|literal)\[.*\]|function-\w+\[.*\])$")
 
 
+#: Keys listed in one config error (a list of a thousand bad values gives one line each).
+_MAX_ERROR_LINES = 10
+
+
+def _short_repr(value: Any) -> str:
+    """``repr`` cut to a few entries and levels: a pasted table or a YAML alias bomb stays short."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring = 2, 8, 8, 120
+    short.maxtuple, short.maxset, short.maxother = 8, 8, 120
+    text = short.repr(value)
+    return text if len(text) <= 300 else f"{text[:300]}..."
+
+
 def _format_errors(exc: ValidationError, source: str) -> str:
     lines: dict[str, list[str]] = {}
     for err in exc.errors():
@@ -681,12 +695,16 @@ def _format_errors(exc: ValidationError, source: str) -> str:
             msg = "unknown key (check the spelling; see docs/config.md)"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        got_text = "" if err["type"] in ("missing",) else f"; got {got!r}"
+        got_text = "" if err["type"] in ("missing",) else f"; got {_short_repr(got)}"
         if loc in lines:
             lines[loc][0] += f", or {msg[:1].lower()}{msg[1:]}"
         else:
             lines[loc] = [f"{source}: `{loc}`: {msg}", got_text]
-    return "\n".join(head + got for head, got in lines.values())
+    shown = [head + got for head, got in lines.values()]
+    if len(shown) > _MAX_ERROR_LINES:
+        more = len(shown) - _MAX_ERROR_LINES
+        shown = [*shown[:_MAX_ERROR_LINES], f"{source}: ... and {more} more problems"]
+    return "\n".join(shown)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -798,6 +816,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         ``["graph.k=30", ...]``: dotted keys with YAML values, applied before validation.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p} is a folder, not a config file (give the path of a YAML file)")
     if not p.is_file():
         raise ConfigError(f"config file not found: {p} (give the path of a YAML file)")
     try:
