@@ -40,6 +40,21 @@ def test_validate_missing_data_is_exit_2(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "key", ["embed.precomputed.path", "embed.precomputed.ids_path", "data.image_root"]
+)
+def test_validate_checks_every_input_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    # before: `validate` said "valid" and `run` failed after reading the catalog
+    (tmp_path / "cat.csv").write_text("id,title\n1,a\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {path: cat.csv}\n")
+    assert main(["validate", str(cfg), "--set", f"{key}=missing.npy"]) == 2
+    err = capsys.readouterr().err
+    assert f"`{key}`" in err and "missing.npy" in err and "does not exist" in err
+
+
 def test_config_error_is_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -107,6 +122,20 @@ def test_an_output_over_an_input_is_refused(
     assert code == 2
     assert "holds the input `config`" in capsys.readouterr().err
     assert inner.exists() and (run / "manifest.json").exists()
+    # before: a file command wrote into a run directory, replacing the run's own files
+    items = (run / "items.parquet").read_bytes()
+    manifest = str(run / "manifest.json")
+    for argv in (
+        ["experiment", "plan", str(run), str(results), "--out", str(run / "items.parquet")],
+        ["experiment", "power", "--baseline-ctr", "0.1", "--effect", "0.01", "--out", manifest],
+        ["experiment", "simulate", "--n-units", "20", "--out", str(run / "clusters.parquet")],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"is inside the run directory {run.resolve()}" in err, err
+    assert (run / "items.parquet").read_bytes() == items
+    assert main(["query", str(run), "--id", "it0000"]) == 0
+    capsys.readouterr()
     # writing beside the inputs is fine
     assert (
         main(["experiment", "plan", str(run), str(results), "--out", str(tmp_path / "p.csv")]) == 0

@@ -131,6 +131,27 @@ def test_shipped_configs_validate(path: Path) -> None:
         ("data: {path: x, tags_sep: ''}", r"`data\.tags_sep`: .*at least 1 character"),
         ("data: {path: x, columns: {colour: c}}", r"`data\.columns`: unknown fields \['colour'\]"),
         ("data: {path: x, columns: {title: ' '}}", r"`data\.columns`: empty column names"),
+        (
+            "cluster: {resolutions: [0.5, 1.0], default_level: 2}",
+            r"`cluster\.default_level`: must be 'auto' or a level in \[0, 1\]",
+        ),
+        (
+            "graph: {fusion: {weights: {txt: 1.0}}}",
+            r"`graph\.fusion\.weights`: unknown modalities \['txt'\]",
+        ),
+        (
+            "graph: {fusion: {weights: {image: -1}}}",
+            r"`graph\.fusion\.weights`: every weight must be a finite number >= 0",
+        ),
+        (
+            "propagate: {tags: {machine_weight: 2}}",
+            r"`propagate\.tags\.machine_weight`: must be 'accuracy' or a number in \(0, 1\]",
+        ),
+        (
+            "cluster: {objective: surprise, resolutions: [0.5, 1.0]}",
+            r"`cluster\.resolutions`: `cluster\.objective: surprise` has no resolution",
+        ),
+        ("cluster: {default_level: -1}", r"`cluster\.default_level`: .*level in \[0, 2\]"),
     ],
 )
 def test_values_the_stages_would_refuse_fail_at_load(
@@ -199,8 +220,53 @@ def test_a_union_error_is_one_line_per_key(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("value", ["|", ">", "#"])
+@pytest.mark.parametrize("value", ["|", ">", "#", ",", "[", "{", "&", "*", "-", "?", ":", "@"])
 def test_override_with_a_yaml_indicator_character_keeps_the_character(value: str) -> None:
-    # before: `--set data.tags_sep=|` read as '' ("String should have at least 1 character")
+    # before: `--set data.tags_sep=|` read as '' ("String should have at least 1 character");
+    # `,` `[` `:` ... were "not valid YAML" (a multi-line parser dump), `-` read as [None]
     assert apply_overrides({}, [f"data.tags_sep={value}"])["data"]["tags_sep"] == value
     assert apply_overrides({}, ["data.limit=null"])["data"]["limit"] is None
+    assert apply_overrides({}, ["data.limit=~"])["data"]["limit"] is None
+
+
+def test_override_that_is_not_yaml_is_one_line_with_the_quoting_hint() -> None:
+    with pytest.raises(
+        ConfigError, match=r"--set graph\.k: the value '\[1,2' is not valid"
+    ) as info:
+        apply_overrides({}, ["graph.k=[1,2"])
+    assert "\n" not in str(info.value) and "quote it" in str(info.value)
+
+
+def test_a_previous_run_that_is_not_a_run_is_refused_before_any_work(tmp_path: Path) -> None:
+    # before: the pipeline read the catalog, built the graph and clustered, then failed
+    import ccgraph
+    from ccgraph.config import check_previous_run
+
+    (tmp_path / "cat.csv").write_text("id,title\na,x\n")
+    (tmp_path / "notes").mkdir()
+    path = write(tmp_path, "data: {path: cat.csv}\ncluster: {previous_run: notes}\n")
+    with pytest.raises(ConfigError, match=r"`cluster\.previous_run`: .*notes is not a ccgraph run"):
+        check_previous_run(load_config(path))
+    with pytest.raises(ConfigError, match=r"`cluster\.previous_run`: .*notes is not a ccgraph run"):
+        ccgraph.run(path, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_huge_or_aliased_value_gives_a_short_message(tmp_path: Path) -> None:
+    # before: a YAML alias bomb (or a pasted table) under a key put its whole repr in the
+    # message: 39 MB and 11 s at six levels of nine
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 7)]
+    text = "data: {path: x}\ngraph:\n  k:\n" + "".join(f"    {line}\n" for line in lines)
+    with pytest.raises(ConfigError, match=r"`graph\.k`: Input should be a valid integer") as info:
+        load_config(write(tmp_path, text))
+    assert len(str(info.value)) < 1000
+    many = "data: {path: x}\ncluster: {resolutions: [" + ", ".join(["a"] * 50) + "]}\n"
+    with pytest.raises(ConfigError, match=r"\.\.\. and 40 more problems") as info:
+        load_config(write(tmp_path, many))
+    assert str(info.value).count("\n") == 10
+
+
+def test_a_folder_given_as_config_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"is a folder, not a config file"):
+        load_config(tmp_path)

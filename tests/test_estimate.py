@@ -11,7 +11,7 @@ import pytest
 from ccgraph.cli import main
 from ccgraph.config import load_config
 from ccgraph.estimate import SPARK_HOURS, estimate, estimate_config, load_model
-from ccgraph.exceptions import InputError, ParameterError
+from ccgraph.exceptions import ConfigError, InputError, ParameterError
 
 MODEL = {
     "stages": {
@@ -124,3 +124,31 @@ def test_precomputed_width_is_read_or_refused_by_name(tmp_path):
         cfg = load_config(path, overrides=[f"embed.precomputed.path={tmp_path / name}"])
         with pytest.raises(InputError, match=pattern):
             estimate_config(cfg, model=MODEL)
+
+
+def test_items_are_counted_in_the_files_read_catalog_reads(tmp_path):
+    # before: a directory `data.path` (the README's openverse config) was "matches no file",
+    # a .csv.gz counted its compressed lines, and a header-only file failed naming `n_items`
+    import gzip
+
+    import ccgraph
+
+    path = _config(tmp_path)
+    folder = tmp_path / "cat"
+    folder.mkdir()
+    rows = "".join(f"a{i},t{i}\n" for i in range(30))
+    (folder / "a.csv").write_text("id,title\n" + rows)
+    (folder / "b.csv.gz").write_bytes(
+        gzip.compress(("id,title\n" + rows.replace("a", "b")).encode())
+    )
+    (folder / "c.jsonl").write_text("".join(f'{{"id": "c{i}"}}\n' for i in range(7)))
+    cfg = load_config(path, overrides=[f"data.path={folder}"])
+    expected = len(ccgraph.read_catalog(folder).ids)
+    assert estimate_config(cfg, model=MODEL).inputs["n_items"] == expected == 67
+    (tmp_path / "head.csv").write_text("id,title\n")
+    cfg = load_config(path, overrides=["data.path=head.csv"])
+    with pytest.raises(ConfigError, match=r"`data\.path` \['head\.csv'\] holds no data rows"):
+        estimate_config(cfg, model=MODEL)
+    cfg = load_config(path, overrides=["data.path=nowhere/*.csv"])
+    with pytest.raises(ConfigError, match=r"nowhere/\*\.csv.*give --items N"):
+        estimate_config(cfg, model=MODEL)

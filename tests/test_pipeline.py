@@ -222,3 +222,10 @@ def test_input_paths_name_a_glob_by_its_folder(tmp_path: Path) -> None:
     assert got["data.path[1]"] == tmp_path / "a.csv"
     assert got["embed.precomputed.path"] == tmp_path / "vectors.parquet"
     assert got["embed.cache_dir"] is None
+
+
+@pytest.mark.parametrize("config", [5, ["data"], None])
+def test_run_of_a_config_that_is_neither_path_nor_mapping(config: object) -> None:
+    # before: TypeError ('int' object is not iterable) from dict(config)
+    with pytest.raises(ccgraph.ParameterError, match=r"`config` must be a Config, .*got"):
+        ccgraph.run(config)  # type: ignore[arg-type]

@@ -55,7 +55,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from ccgraph.config import load_config
+    from ccgraph.config import check_previous_run, load_config
 
     cfg = load_config(args.config, args.set)
     paths = cfg.data.path if isinstance(cfg.data.path, list) else [cfg.data.path]
@@ -68,6 +68,19 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             raise CcgraphError(
                 f"{args.config}: `data.path` {p!r} resolves to {resolved}, which does not exist"
             )
+    inputs = {
+        "data.image_root": cfg.data.image_root,
+        "embed.precomputed.path": cfg.embed.precomputed.path,
+        "embed.precomputed.ids_path": cfg.embed.precomputed.ids_path,
+        "cluster.previous_run": cfg.cluster.previous_run,
+    }
+    for key, value in inputs.items():
+        resolved = cfg.resolve(value)
+        if resolved is not None and not resolved.exists():
+            raise CcgraphError(
+                f"{args.config}: `{key}` {value!r} resolves to {resolved}, which does not exist"
+            )
+    check_previous_run(cfg)
     sys.stdout.write(f"{args.config}: valid (data: {', '.join(map(str, paths))})\n")
     return 0
 
@@ -173,20 +186,31 @@ def refuse_output_over_input(args: argparse.Namespace) -> None:
     """Refuse an ``--out`` that would overwrite one of the command's inputs.
 
     That is an ``--out`` equal to an input path or, for a command that replaces its output
-    folder (:data:`REPLACES_OUT_DIR`), a folder that holds one.
+    folder (:data:`REPLACES_OUT_DIR`), a folder that holds one; for the other commands also an
+    ``--out`` inside any ccgraph run directory (it could replace the run's own files).
 
     Raises
     ------
     OutputError
-        Naming ``--out``, the input argument and its path.
+        Naming ``--out``, the input argument (or run directory) and its path.
     """
     from ccgraph.exceptions import OutputError
+    from ccgraph.io.atomic import is_run_directory
 
     out = getattr(args, "out", None)
     if not isinstance(out, Path):
         return
     target = out.expanduser().resolve()
     replaces = getattr(args, "command", None) in REPLACES_OUT_DIR
+    # run / update / report check their own folders; evaluate's files (metrics.json, ...) are
+    # read by the report from RUN/evaluation, and no run file has their names
+    if not replaces and getattr(args, "command", None) != "evaluate":
+        run = next((p for p in (target, *target.parents) if is_run_directory(p)), None)
+        if run is not None:
+            raise OutputError(
+                f"--out {out} is inside the run directory {run}: writing there could "
+                "overwrite the run's files; choose an output path outside the run"
+            )
     for name, value in vars(args).items():
         if name == "out" or not isinstance(value, Path):
             continue

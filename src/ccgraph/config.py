@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -37,6 +38,7 @@ __all__ = [
     "ReportConfig",
     "UpdateConfig",
     "apply_overrides",
+    "check_previous_run",
     "load_config",
 ]
 
@@ -241,6 +243,19 @@ class FusionConfig(_Section):
         description="Weight of each modality (`text`, `image`, `precomputed`).",
     )
 
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - {"text", "image", "precomputed"})
+        if unknown:
+            raise ValueError(
+                f"unknown modalities {unknown}; the modalities are text, image, precomputed"
+            )
+        bad = {k: w for k, w in v.items() if not (math.isfinite(w) and w >= 0)}
+        if bad:
+            raise ValueError(f"every weight must be a finite number >= 0; {bad} are not")
+        return v
+
 
 class GraphConfig(_Section):
     """The kNN similarity graph."""
@@ -310,10 +325,27 @@ class ClusterConfig(_Section):
 
     @field_validator("resolutions")
     @classmethod
-    def _resolutions(cls, v: list[float]) -> list[float]:
+    def _resolutions(cls, v: list[float], info: ValidationInfo) -> list[float]:
         bad = [r for r in v if not (math.isfinite(r) and r > 0)]
         if bad:
             raise ValueError(f"every resolution must be a finite number > 0; {bad} are not")
+        objective = info.data.get("objective")
+        if objective in ("significance", "surprise") and any(r != 1.0 for r in v):
+            raise ValueError(
+                f"`cluster.objective: {objective}` has no resolution parameter: give [1.0] "
+                "(one level)"
+            )
+        return v
+
+    @field_validator("default_level")
+    @classmethod
+    def _default_level(cls, v: int | str, info: ValidationInfo) -> int | str:
+        levels = info.data.get("resolutions")
+        if isinstance(v, int) and isinstance(levels, list) and not 0 <= v < len(levels):
+            raise ValueError(
+                f"must be 'auto' or a level in [0, {len(levels) - 1}] (one level per "
+                f"`cluster.resolutions` entry, {len(levels)} given)"
+            )
         return v
 
     @field_validator("n_iterations")
@@ -359,6 +391,14 @@ class TagPropagationConfig(_Section):
     machine_weight: Literal["accuracy"] | float = Field(
         "accuracy", description="Seed weight of a machine tag: its accuracy, or a constant."
     )
+
+    @field_validator("machine_weight")
+    @classmethod
+    def _machine_weight(cls, v: str | float) -> str | float:
+        if not isinstance(v, str) and not (math.isfinite(v) and 0 < v <= 1):
+            raise ValueError("must be 'accuracy' or a number in (0, 1]")
+        return v
+
     sources: list[Literal["user", "machine"]] = Field(
         default_factory=lambda: ["user", "machine"], description="Which tags seed the spreading."
     )
@@ -628,6 +668,19 @@ class Config(_Section):
 _UNION_TAG = re.compile(r"^(str|int|float|bool|none|(list|dict|literal)\[.*\]|function-\w+\[.*\])$")
 
 
+#: Keys listed in one config error (a list of a thousand bad values gives one line each).
+_MAX_ERROR_LINES = 10
+
+
+def _short_repr(value: Any) -> str:
+    """``repr`` cut to a few entries and levels: a pasted table or a YAML alias bomb stays short."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring = 2, 8, 8, 120
+    short.maxtuple, short.maxset, short.maxother = 8, 8, 120
+    text = short.repr(value)
+    return text if len(text) <= 300 else f"{text[:300]}..."
+
+
 def _format_errors(exc: ValidationError, source: str) -> str:
     lines: dict[str, list[str]] = {}
     for err in exc.errors():
@@ -642,12 +695,16 @@ def _format_errors(exc: ValidationError, source: str) -> str:
             msg = "unknown key (check the spelling; see docs/config.md)"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        got_text = "" if err["type"] in ("missing",) else f"; got {got!r}"
+        got_text = "" if err["type"] in ("missing",) else f"; got {_short_repr(got)}"
         if loc in lines:
             lines[loc][0] += f", or {msg[:1].lower()}{msg[1:]}"
         else:
             lines[loc] = [f"{source}: `{loc}`: {msg}", got_text]
-    return "\n".join(head + got for head, got in lines.values())
+    shown = [head + got for head, got in lines.values()]
+    if len(shown) > _MAX_ERROR_LINES:
+        more = len(shown) - _MAX_ERROR_LINES
+        shown = [*shown[:_MAX_ERROR_LINES], f"{source}: ... and {more} more problems"]
+    return "\n".join(shown)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -688,13 +745,20 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
         parts = [p for p in key.strip().split(".") if p]
         if not parts:
             raise ConfigError(f"--set has an empty key in {item!r}")
+        text = value.strip()
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError as exc:
-            raise ConfigError(
-                f"--set {key}: the value {value!r} is not valid YAML ({exc})"
-            ) from exc
-        text = value.strip()
+            if len(text) != 1:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise ConfigError(
+                    f"--set {key}: the value {value!r} is not valid YAML ({first}); if it is text, "
+                    f"quote it: --set '{key}=\"{text}\"'"
+                ) from exc
+            parsed = None  # one character YAML reserves (`,` `[` `{` `&` `*` `%` `@` `:`)
+        if len(text) == 1 and not text.isalnum() and text != "~":
+            # `-` reads as [None] and `?` as {None: None}: `--set data.tags_sep=,` means ","
+            parsed = text
         if parsed in (None, "") and text and text not in _EMPTY_YAML:
             # "|", ">" (block scalars) and "#..." (a comment) read as nothing in YAML; a user
             # typing `--set data.tags_sep=|` means the character itself.
@@ -725,6 +789,22 @@ def config_from_mapping(
         raise ConfigError(_format_errors(exc, source)) from None
 
 
+def check_previous_run(cfg: Config) -> None:
+    """Refuse a ``cluster.previous_run`` that is not a run directory before any work is done.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key and the path (it failed only after the clustering before).
+    """
+    prev = cfg.resolve(cfg.cluster.previous_run)
+    if prev is not None and not (prev / "items.parquet").is_file():
+        raise ConfigError(
+            f"`cluster.previous_run`: {prev} is not a ccgraph run directory (no items.parquet); "
+            "point it at the run whose cluster IDs should be kept, or remove the key"
+        )
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read and validate a YAML config; relative paths resolve against its directory.
 
@@ -736,6 +816,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         ``["graph.k=30", ...]``: dotted keys with YAML values, applied before validation.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p} is a folder, not a config file (give the path of a YAML file)")
     if not p.is_file():
         raise ConfigError(f"config file not found: {p} (give the path of a YAML file)")
     try:

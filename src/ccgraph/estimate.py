@@ -203,15 +203,25 @@ _EMBEDDERS = {
 
 
 def _count_rows(paths: list[Path]) -> int:
+    """Data rows of catalog files (lines less the header; Parquet from its metadata)."""
+    import gzip
+
     total = 0
     for p in paths:
-        if p.suffix.lower() in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
+        suffixes = [s.lower() for s in p.suffixes]
+        packed = bool(suffixes) and suffixes[-1] == ".gz"
+        last = suffixes[-2 if packed else -1] if len(suffixes) > packed else ""
+        try:
+            if last in (".parquet", ".pq"):
+                import pyarrow.parquet as pq
 
-            total += pq.ParquetFile(p).metadata.num_rows
-        else:
-            with open(p, "rb") as fh:
-                total += max(0, sum(1 for _ in fh) - (0 if p.suffix == ".jsonl" else 1))
+                total += pq.ParquetFile(p).metadata.num_rows
+                continue
+            with gzip.open(p, "rb") if packed else open(p, "rb") as fh:
+                lines = sum(1 for line in fh if line.strip())
+        except Exception as exc:  # OSError, gzip.BadGzipFile, EOFError, pyarrow's own errors
+            raise InputError(f"{p}: cannot count its rows ({exc}); give --items N") from None
+        total += max(0, lines - (0 if last in (".jsonl", ".ndjson") else 1))
     return total
 
 
@@ -263,18 +273,19 @@ def estimate_config(
     ``n_items`` overrides the row count of the data files (all their rows are counted, so
     rejected rows make it an upper bound).
     """
-    import glob
+    from ccgraph.io._files import expand_paths
 
     if n_items is None:
         raw = [cfg.data.path] if isinstance(cfg.data.path, str) else list(cfg.data.path)
-        paths: list[Path] = []
-        for p in raw:
-            resolved = cfg.resolve(p)
-            matches = sorted(glob.glob(str(resolved)))
-            paths += [Path(m) for m in matches if Path(m).is_file()]
-        if not paths:
-            raise ConfigError(f"`data.path` {raw} matches no file; give --items N")
+        try:  # the files read_catalog would read: a directory's catalog files, a glob's matches
+            paths = expand_paths([cfg.resolve(p) for p in raw])
+        except InputError as exc:
+            raise ConfigError(f"`data.path` {raw}: {exc}; or give --items N") from None
         n_items = _count_rows(paths)
+        if n_items == 0:
+            raise ConfigError(
+                f"`data.path` {raw} holds no data rows; add rows to the catalog or give --items N"
+            )
     d, rate = 0, 0.0
     e = cfg.embed
     if e.precomputed.path:

@@ -16,8 +16,9 @@ import pandas as pd
 
 from ccgraph import _assemble, _checkpoint, _late_stages, _memory, _stages
 from ccgraph._logging import StageTimer
-from ccgraph.config import Config, config_from_mapping, load_config
+from ccgraph.config import Config, check_previous_run, config_from_mapping, load_config
 from ccgraph.containers import RunResult
+from ccgraph.exceptions import ParameterError
 from ccgraph.update import _persist
 
 __all__ = ["run"]
@@ -30,6 +31,11 @@ def _as_config(config: Config | str | Path | Mapping[str, Any]) -> Config:
         return config
     if isinstance(config, (str, Path)):
         return load_config(config)
+    if not isinstance(config, Mapping):
+        raise ParameterError(
+            "`config` must be a Config, the path of a YAML file or a mapping of its sections; "
+            f"got {type(config).__name__} {config!r}"
+        )
     return config_from_mapping(dict(config), base_dir=Path.cwd())
 
 
@@ -70,6 +76,7 @@ def run(
     from ccgraph.propagate import explain_tags, infer_popularity
 
     cfg = _as_config(config)
+    check_previous_run(cfg)
     if cfg.execution.engine == "spark":
         from ccgraph.spark.pipeline import run_spark
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -130,3 +132,29 @@ def test_remove_stale_temp_dirs_spares_live_writers(tmp_path: Path) -> None:
         d.mkdir()
     assert remove_stale_temp_dirs(tmp_path / "run") == [dead]
     assert live.exists() and other.exists() and not dead.exists()
+
+
+def test_atomic_path_over_a_directory_is_an_output_error(tmp_path: Path) -> None:
+    # before: IsADirectoryError from os.replace (a traceback from `query --batch --out DIR`)
+    folder = tmp_path / "answers"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"answers: a directory of that name exists"):
+        atomic_write_text(folder, "x")
+    assert (folder / "keep.txt").read_text() == "mine"
+    assert _leftovers(tmp_path, {"answers"}) == []
+
+
+def test_outputs_get_the_usual_modes_not_the_temp_file_ones(tmp_path: Path) -> None:
+    # before: files were 0600 and run directories 0700 (mkstemp / mkdtemp modes)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    target = atomic_write_text(tmp_path / "a.txt", "x")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    folder = make_temp_dir(tmp_path / "run")
+    (tmp_path / "plain_dir").mkdir()
+    assert stat.S_IMODE(folder.stat().st_mode) == stat.S_IMODE(
+        (tmp_path / "plain_dir").stat().st_mode
+    )

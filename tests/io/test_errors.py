@@ -72,6 +72,21 @@ def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
         ("junk.parquet", b"PAR1 not really", r"junk\.parquet: not a readable Parquet file"),
         ("notes.xlsx", b"PK", r"notes\.xlsx: unknown catalog file type '\.xlsx'"),
         ("header.csv", "id,title\n", r"no usable items in .*header\.csv"),
+        (  # before: extra fields in the first row silently became the index: ids shifted
+            "first_row_extra.csv",
+            "id,title\na,b,c\nd,e\n",
+            r"first_row_extra\.csv: line 2 has 3 fields but the header has 2; .*double quotes",
+        ),
+        (  # before: a tab inside a TSV field of the first row shifted every id ('b"', 'y')
+            "tab_in_field.tsv",
+            'id\ttitle\n"a\tb"\tx\nc\ty\n',
+            r"tab_in_field\.tsv: line 2 has 3 fields .*TSV has no quoting",
+        ),
+        (  # before: the second `title` was read as an extra column `title.1`
+            "twice.csv",
+            "id,title,title\na,x,y\n",
+            r"twice\.csv: the header names the column\(s\) \['title'\] more than once",
+        ),
     ],
 )
 def test_bad_files_raise_input_error(

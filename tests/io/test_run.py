@@ -301,3 +301,12 @@ def test_manifest_records_size_and_sha256_of_every_file(tmp_path: Path) -> None:
     np.save(ref, big, allow_pickle=False)
     assert (out / "big.npy").read_bytes() == ref.read_bytes()
     assert man["extras"] == {"big": "big.npy", "small": "small.npy", "table": "table.parquet"}
+
+
+@pytest.mark.parametrize("path", [5, None, ["run"]])
+def test_load_run_of_a_non_path_is_a_parameter_error(path: object) -> None:
+    # before: TypeError from pathlib
+    from ccgraph.exceptions import ParameterError
+
+    with pytest.raises(ParameterError, match=r"`path` must be a run directory .*got"):
+        load_run(path)  # type: ignore[arg-type]

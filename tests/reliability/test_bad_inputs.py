@@ -346,12 +346,14 @@ def no_embedding(p: Project) -> None:
     p.set("embed.precomputed.path", None)
 
 
-@case(ConfigError, r"`cluster\.default_level` must be 'auto' or in \[0, 0\]; got 3", r"auto")
+@case(
+    ConfigError, r"`cluster\.default_level`: must be 'auto' or a level in \[0, 0\] .*got 3", r"auto"
+)
 def default_level_out_of_range(p: Project) -> None:
     p.set("cluster.default_level", 3)
 
 
-@case(ConfigError, r"`cluster\.previous_run`: .*items\.parquet does not exist", r"point it at")
+@case(ConfigError, r"`cluster\.previous_run`: .*old_run is not a ccgraph run", r"point it at")
 def previous_run_missing(p: Project) -> None:
     p.set("cluster.previous_run", "old_run")
 

@@ -151,3 +151,15 @@ def test_minimal_run_without_optional_files(synthetic_run):
     index = write_report(synthetic_run)
     check_page(index, index.parent)
     assert "This run inferred no tags." in index.read_text()
+
+
+def test_unwritable_out_and_a_file_as_image_root_are_named(synthetic_run, tmp_path):
+    # before: an `out` whose parent cannot hold folders raised a raw OSError (a traceback);
+    # an `image_root` that is a file was accepted and every image silently became a card
+    blocker = tmp_path / "afile"
+    blocker.write_text("mine")
+    with pytest.raises(OutputError, match=r"afile/rep: .*choose a writable `out`"):
+        write_report(synthetic_run, out=blocker / "rep")
+    assert blocker.read_text() == "mine"
+    with pytest.raises(ParameterError, match=r"`image_root` '.*afile' is not a folder"):
+        write_report(synthetic_run, image_root=blocker)

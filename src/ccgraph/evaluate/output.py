@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ccgraph.exceptions import OutputError
+from ccgraph.io.atomic import atomic_path
 
 __all__ = ["EvaluationResult", "to_markdown", "write_result"]
 
@@ -260,14 +259,8 @@ def to_json(result: EvaluationResult) -> dict[str, Any]:
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:  # the usual file mode, not mkstemp's 0600
+        write(tmp)
 
 
 def write_result(result: EvaluationResult, directory: str | Path) -> EvaluationResult:

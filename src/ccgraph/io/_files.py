@@ -13,6 +13,8 @@ import io
 import json
 import os
 import re
+import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,6 +194,35 @@ def _check_quoting(path: Path, text: str, sep: str) -> None:
         ) from None
 
 
+def _refuse_extra_fields(path: Path, text: str, sep: str, quoting: int) -> None:
+    """Name the first row with more fields than the header (pandas would drop the extras)."""
+    reader = csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting)
+    width = len(next(reader, []))
+    for row in reader:
+        if len(row) > width:
+            fix = (
+                "a TSV field cannot hold a tab (TSV has no quoting): replace the tab in that "
+                "row by a space"
+                if sep == "\t"
+                else f"a field holding {sep!r} must be wrapped in double quotes: fix that row"
+            )
+            raise InputError(
+                f"{path}: line {reader.line_num} has {len(row)} fields but the header has "
+                f"{width}; {fix}"
+            )
+
+
+def _refuse_repeated_columns(path: Path, text: str, sep: str, quoting: int) -> None:
+    """Refuse a header naming a column twice (pandas would rename the second ``name.1``)."""
+    names = [n.strip() for n in next(csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting))]
+    repeated = sorted(n for n, c in Counter(names).items() if n and c > 1)
+    if repeated:
+        raise InputError(
+            f"{path}: the header names the column(s) {repeated} more than once; only one of "
+            "them would be read: rename or drop the others"
+        )
+
+
 def _read_delimited(path: Path, kind: str) -> pd.DataFrame:
     text = _decode(path, _read_bytes(path))
     if not text.strip():
@@ -214,16 +245,19 @@ def _read_delimited(path: Path, kind: str) -> pd.DataFrame:
     # TSV (as written by PostgreSQL COPY and most tools) has no quoting.
     quoting = csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=sep,
-            dtype=object,  # plain Python strings: much faster to iterate than Arrow strings
-            keep_default_na=False,
-            na_filter=False,
-            quoting=quoting,
-            engine="c",
-            skip_blank_lines=True,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.StringIO(text),
+                sep=sep,
+                dtype=object,  # plain Python strings: much faster to iterate than Arrow strings
+                keep_default_na=False,
+                na_filter=False,
+                quoting=quoting,
+                engine="c",
+                skip_blank_lines=True,
+                index_col=False,  # else extra fields in row 1 silently become the index
+            )
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty; a catalog needs a header line") from None
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
@@ -232,6 +266,9 @@ def _read_delimited(path: Path, kind: str) -> pd.DataFrame:
             f"{path}: malformed {'TSV' if sep == chr(9) else 'CSV'}: {detail} "
             "(check the quoting of fields that hold the delimiter, quotes or line breaks)"
         ) from None
+    _refuse_repeated_columns(path, text, sep, quoting)
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        _refuse_extra_fields(path, text, sep, quoting)
     if quoting == csv.QUOTE_MINIMAL and text.count("\n") > len(frame) + 1:
         _check_quoting(path, text, sep)  # some field spans lines: was it opened by mistake?
     frame.columns = [str(c).strip() for c in frame.columns]

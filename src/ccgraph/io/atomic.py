@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import json
 import logging
 import os
@@ -49,6 +50,20 @@ def _unwritable(where: Path, exc: OSError) -> OutputError:
         f"cannot write to {where}: {reason}; choose a writable output directory "
         "(`output.dir` in the config or `--out`) or fix its permissions"
     )
+
+
+@functools.cache
+def _umask() -> int:
+    """The process umask (read once: setting it back and forth is not thread-safe)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: Path, *, directory: bool) -> None:
+    """Give a ``mkstemp`` / ``mkdtemp`` path (mode 0600 / 0700) the mode a plain create gets."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
 def fsync_directory(path: str | os.PathLike[str]) -> None:
@@ -105,6 +120,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(path)
     parent = final.parent
+    if final.is_dir():
+        raise OutputError(
+            f"cannot write the file {final}: a directory of that name exists; give a file "
+            "path (not a folder) or another name"
+        )
     try:
         parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=parent)
@@ -112,6 +132,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise _unwritable(parent, exc) from exc
     os.close(fd)
     tmp = Path(name)
+    _usual_mode(tmp, directory=False)
     try:
         yield tmp
         _fsync_file(tmp)
@@ -195,9 +216,11 @@ def make_temp_dir(final_dir: str | os.PathLike[str]) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
         prefix = f".{final.name}.tmp-{os.getpid()}-"
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     except OSError as exc:
         raise _unwritable(parent, exc) from exc
+    _usual_mode(tmp, directory=True)
+    return tmp
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ccgraph.containers import RunResult
-from ccgraph.exceptions import InputError
+from ccgraph.exceptions import InputError, ParameterError
 from ccgraph.io._writer import (
     CORE_FILES,
     SCHEMA_VERSION,
@@ -154,7 +154,13 @@ def load_run(path: str | os.PathLike[str]) -> RunResult:
     InputError
         The directory is missing, incomplete (a file absent or of another size than the
         manifest records), of another schema version, or inconsistent.
+    ParameterError
+        ``path`` is not a str or path.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ParameterError(
+            f"`path` must be a run directory (a str or Path); got {type(path).__name__} {path!r}"
+        )
     root = Path(path)
     man = _read_manifest(root)
     recorded = man.get("files", {})

@@ -20,7 +20,7 @@ from ccgraph import __version__
 from ccgraph._deps import import_optional
 from ccgraph._random import RngLike, derive_seed
 from ccgraph._validation import check_int
-from ccgraph.exceptions import OutputError
+from ccgraph.exceptions import OutputError, ParameterError
 from ccgraph.report import plots
 from ccgraph.report._evaluation import markdown_to_html, metrics_tables
 from ccgraph.report._load import RunData, load_run_dir
@@ -156,6 +156,11 @@ def write_report(
     n_panels = check_int("n_panels", n_panels, low=0)
     n_untagged = check_int("n_untagged", n_untagged, low=0)
     seed = derive_seed(rng)
+    if image_root is not None and not Path(image_root).expanduser().is_dir():
+        raise ParameterError(
+            f"`image_root` {str(image_root)!r} is not a folder; give the folder that relative "
+            "image paths resolve against (`ccgraph report --image-root`)"
+        )
     jinja2 = import_optional("jinja2", "report")
     run = load_run_dir(run_dir)
     out_dir = Path(out).expanduser() if out is not None else run.path / "report"
@@ -167,7 +172,13 @@ def write_report(
     )
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "assets" / "plots").mkdir(parents=True)
+    try:
+        (tmp / "assets" / "plots").mkdir(parents=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the report beside {out_dir}: {exc.strerror or exc}; choose a writable "
+            "`out` folder (`ccgraph report --out`)"
+        ) from exc
     try:
         store = ThumbnailStore(tmp / "assets", cache / "thumbnails")
         items = Items(run, store, image_roots=_image_roots(run, image_root))
