@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-__all__ = ["ArrayMemo"]
+__all__ = ["ArrayMemo", "arrow_strings"]
 
 V = TypeVar("V")
 
@@ -49,3 +49,25 @@ class ArrayMemo(Generic[V]):
         key = id(arr)
         ref = weakref.ref(arr, lambda _ref, key=key: self._values.pop(key, None))
         self._values[key] = (ref, value)
+
+
+#: Arrow copies of read-only id arrays: the same 100k ids are looked up several times.
+_ARROW: ArrayMemo[Any] = ArrayMemo()
+
+
+def arrow_strings(values: np.ndarray) -> Any:
+    """``values`` as an Arrow ``string`` array; a read-only array's conversion is kept.
+
+    Examples
+    --------
+    >>> a = np.array(["x", "y"]); a.setflags(write=False)
+    >>> arrow_strings(a).to_pylist(), arrow_strings(a) is arrow_strings(a)
+    (['x', 'y'], True)
+    """
+    import pyarrow as pa
+
+    arr = _ARROW.get(values)
+    if arr is None:
+        arr = pa.array(values.astype(str) if values.size else np.zeros(0, str), type=pa.string())
+        _ARROW.put(values, arr)
+    return arr

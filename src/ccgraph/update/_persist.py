@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ccgraph._array_memo import ArrayMemo
+from ccgraph._array_memo import arrow_strings
 from ccgraph.containers import Embeddings, KnnGraph
 from ccgraph.exceptions import DataQualityWarning, InputError
 
@@ -257,11 +257,6 @@ def positions(values: Any, ids: Any) -> np.ndarray:
     return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-#: Arrow copies of read-only numpy id arrays: an update looks the same 100k ids up several
-#: times.
-_ARROW: ArrayMemo[Any] = ArrayMemo()
-
-
 def _as_arrow(values: Any) -> Any:
     """``values`` as one Arrow ``string`` array (no copy for an Arrow array or column).
 
@@ -271,24 +266,13 @@ def _as_arrow(values: Any) -> Any:
     import pyarrow as pa
 
     if isinstance(values, np.ndarray):
-        arr = _ARROW.get(values)
-        if arr is None:
-            arr = _to_arrow(values)
-            _ARROW.put(values, arr)
-        return arr
+        return arrow_strings(values)  # kept per read-only array
     arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else _arrow_of(values)
     if arr is None:
-        arr = _to_arrow(np.asarray(values))
+        arr = arrow_strings(np.asarray(values))
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     return arr.cast(pa.string()) if arr.type != pa.string() else arr
-
-
-def _to_arrow(values: np.ndarray) -> Any:
-    """A numpy array as an Arrow ``string`` array."""
-    import pyarrow as pa
-
-    return pa.array(values.astype(str) if values.size else np.zeros(0, str), type=pa.string())
 
 
 def _arrow_of(values: Any) -> Any:
