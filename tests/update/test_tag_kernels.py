@@ -115,3 +115,61 @@ def test_top_k_equals_a_stable_sort(counts: list[int], top_k: int, seed: int, ti
     keep = want_rank <= top_k
     np.testing.assert_array_equal(pick, order[keep])
     np.testing.assert_array_equal(rank, want_rank[keep])
+
+
+def _seed_values_scipy(
+    s: sp.csr_matrix, y: sp.csr_matrix, known: sp.csr_matrix, alpha: float, sweeps: int
+) -> np.ndarray:
+    """The numpy/scipy code :func:`seed_sweeps` replaced (``tags._seed_values``)."""
+    n = y.shape[0]
+    yc = sp.csr_matrix(y)
+    yc.sum_duplicates()
+    e_row = np.repeat(np.arange(n), np.diff(yc.indptr))
+    e_col, e_y = yc.indices.astype(np.int64), yc.data
+    cnt = np.diff(s.indptr)[e_row]
+    src = np.repeat(np.arange(len(e_row)), cnt)
+    first = np.repeat(s.indptr[e_row] - (np.cumsum(cnt) - cnt), cnt)
+    p = first + np.arange(len(src))
+    v, w = s.indices[p], s.data[p]
+    tag = e_col[src]
+    kn = sp.csr_matrix(known)
+    kn.sum_duplicates()
+    at = csr_find(kn.indptr, kn.indices, v, tag)
+    hit = at >= 0
+    fixed = np.bincount(src[hit], weights=w[hit] * kn.data[at[hit]], minlength=len(e_row))
+    at = csr_find(yc.indptr, yc.indices, v, tag)
+    hit = at >= 0
+    m = sp.csr_matrix((w[hit], (src[hit], at[hit])), shape=(len(e_row), len(e_row)))
+    est = (1.0 - alpha) * e_y
+    for _ in range(sweeps):
+        est = (1.0 - alpha) * e_y + alpha * (fixed + m @ est)
+    return est
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    n_tags=st.integers(1, 8),
+    density=st.floats(0.0, 0.5),
+    sweeps=st.integers(0, 6),
+    alpha=st.floats(0.05, 0.99),
+    seed=st.integers(0, 10_000),
+)
+def test_seed_sweeps_equal_the_sparse_products(
+    n: int, n_tags: int, density: float, sweeps: int, alpha: float, seed: int
+) -> None:
+    from ccgraph.update._tag_kernels import seed_sweeps
+    from ccgraph.update.tags import _normalised
+
+    w = _random_csr(n, n, density, seed)
+    s, _ = _normalised(sp.csr_matrix(w + w.T))
+    y = _random_csr(n, n_tags, 0.3, seed + 1)
+    known = _random_csr(n, n_tags, 0.4, seed + 2)
+    known = sp.csr_matrix(known - known.multiply(y.astype(bool)))  # zero at the seed entries
+    known.sum_duplicates()
+    want = _seed_values_scipy(s, y, known, alpha, sweeps)
+    got = seed_sweeps(
+        s.indptr, s.indices, s.data, y.indptr, y.indices, y.data,
+        known.indptr, known.indices, known.data, alpha, sweeps,
+    )  # fmt: skip
+    np.testing.assert_array_equal(got, want)

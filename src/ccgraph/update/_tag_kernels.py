@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["csr_find", "flat_sweep", "top_k_sorted"]
+__all__ = ["csr_find", "flat_sweep", "seed_sweeps", "top_k_sorted"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -35,6 +35,82 @@ def csr_find(
                 hi = mid
         out[i] = lo if lo < indptr[rows[i] + 1] and indices[lo] == c else -1
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _find(indptr: np.ndarray, indices: np.ndarray, row: int, col: int) -> int:
+    """:func:`csr_find` of one entry."""
+    lo = indptr[row]
+    end = indptr[row + 1]
+    hi = end
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if indices[mid] < col:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < end and indices[lo] == col else -1
+
+
+@numba.njit(cache=True, nogil=True)
+def seed_sweeps(
+    s_indptr: np.ndarray,
+    s_indices: np.ndarray,
+    s_data: np.ndarray,
+    y_indptr: np.ndarray,
+    y_indices: np.ndarray,
+    y_data: np.ndarray,
+    k_indptr: np.ndarray,
+    k_indices: np.ndarray,
+    k_data: np.ndarray,
+    alpha: float,
+    sweeps: int,
+) -> np.ndarray:
+    """``F`` at the seed entries ``e = (u, t)`` of ``Y`` after ``sweeps`` sweeps.
+
+    ``F_e = (1 - alpha) Y_e + alpha (K_e + sum_e' M_ee' F_e')`` from ``F_e = (1 - alpha) Y_e``,
+    with ``K_e = sum_v S_uv known_vt`` and ``M_ee' = S_uv`` for the seed entries ``e' = (v, t)``
+    (``ccgraph.update.tags._seed_values``). All three CSRs are canonical; a row's sums run
+    over ``S``'s row in column order, as the weighted ``bincount`` and the sparse product did.
+    """
+    n_e = len(y_data)
+    fixed = np.zeros(n_e)
+    m_ptr = np.zeros(n_e + 1, dtype=np.int64)
+    bound = 0
+    for u in range(len(y_indptr) - 1):
+        bound += (y_indptr[u + 1] - y_indptr[u]) * (s_indptr[u + 1] - s_indptr[u])
+    m_col = np.empty(bound, dtype=np.int64)
+    m_val = np.empty(bound, dtype=np.float64)
+    n_m = 0
+    for u in range(len(y_indptr) - 1):
+        for e in range(y_indptr[u], y_indptr[u + 1]):
+            t = y_indices[e]
+            acc = 0.0
+            for p in range(s_indptr[u], s_indptr[u + 1]):
+                v = s_indices[p]
+                a = _find(k_indptr, k_indices, v, t)
+                if a >= 0:
+                    acc += s_data[p] * k_data[a]
+                b = _find(y_indptr, y_indices, v, t)
+                if b >= 0:
+                    m_col[n_m] = b
+                    m_val[n_m] = s_data[p]
+                    n_m += 1
+            fixed[e] = acc
+            m_ptr[e + 1] = n_m
+    keep = 1.0 - alpha
+    est = np.empty(n_e)
+    for e in range(n_e):
+        est[e] = keep * y_data[e]
+    nxt = np.empty(n_e)
+    for _ in range(sweeps):
+        for e in range(n_e):
+            acc = 0.0
+            for q in range(m_ptr[e], m_ptr[e + 1]):
+                acc += m_val[q] * est[m_col[q]]
+            nxt[e] = keep * y_data[e] + alpha * (fixed[e] + acc)
+        est, nxt = nxt, est
+    return est
 
 
 @numba.njit(cache=True, nogil=True)

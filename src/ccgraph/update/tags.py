@@ -118,30 +118,17 @@ def _seed_values(
     (u, t)``, where ``K_e = sum_v S_uv known_vt`` is fixed and ``M_ee' = S_uv`` for the seed
     entries ``e' = (v, t)``, so the work is in the seed entries' neighbourhoods only.
     """
-    from ccgraph.update._tag_kernels import csr_find
+    from ccgraph.update._tag_kernels import seed_sweeps
 
     n, n_t = y.shape
-    yc = sp.csr_matrix(y)
-    yc.sum_duplicates()
-    e_row = np.repeat(np.arange(n), np.diff(yc.indptr))
-    e_col, e_y = yc.indices.astype(np.int64), yc.data
-    cnt = np.diff(s.indptr)[e_row]
-    src = np.repeat(np.arange(len(e_row)), cnt)
-    first = np.repeat(s.indptr[e_row] - (np.cumsum(cnt) - cnt), cnt)
-    p = first + np.arange(len(src))
-    v, w = s.indices[p], s.data[p]
-    tag = e_col[src]
-    kn = sp.csr_matrix(known)
-    kn.sum_duplicates()
-    at = csr_find(kn.indptr, kn.indices, v, tag)  # (v, tag) among the known entries
-    hit = at >= 0
-    fixed = np.bincount(src[hit], weights=w[hit] * kn.data[at[hit]], minlength=len(e_row))
-    at = csr_find(yc.indptr, yc.indices, v, tag)  # (v, tag) among the seed entries
-    hit = at >= 0
-    m = sp.csr_matrix((w[hit], (src[hit], at[hit])), shape=(len(e_row), len(e_row)))
-    est = (1.0 - alpha) * e_y
-    for _ in range(sweeps):
-        est = (1.0 - alpha) * e_y + alpha * (fixed + m @ est)
+    yc = _canonical(y)
+    kn = _canonical(known)
+    if not s.has_canonical_format:  # the sums run over S's rows in column order
+        s = _canonical(s)
+    est = seed_sweeps(
+        s.indptr, s.indices, s.data, yc.indptr, yc.indices, yc.data,
+        kn.indptr, kn.indices, kn.data, float(alpha), int(sweeps),
+    )  # fmt: skip
     return sp.csr_matrix((est, yc.indices, yc.indptr), shape=(n, n_t))
 
 
