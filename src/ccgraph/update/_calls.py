@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
@@ -39,7 +38,13 @@ def local_tags(
     from concurrent.futures import ThreadPoolExecutor
 
     from ccgraph.update.clusters import neighbourhood
-    from ccgraph.update.tags import item_mass, recover_calibrator, region_scores, solve_region
+    from ccgraph.update.tags import (
+        _entries,
+        item_mass,
+        recover_calibrator,
+        region_scores,
+        solve_region,
+    )
 
     t = cfg.propagate.tags
     with ThreadPoolExecutor(1, thread_name_prefix="item_mass") as pool:
@@ -56,7 +61,7 @@ def local_tags(
         score = table["score"].to_numpy(np.float64)[inferred]
         ok = (rows >= 0) & (cols >= 0)
         shape = (graph.n_items, seeds.n_tags)
-        old_scores = sp.csr_matrix((score[ok], (rows[ok], cols[ok])), shape=shape)
+        old_scores = _entries(*shape, rows[ok], cols[ok], score[ok])
         region = neighbourhood(graph.adjacency, changed, cfg.update.tag_hops)
         solved = solve_region(
             graph,

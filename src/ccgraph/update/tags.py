@@ -358,8 +358,17 @@ def _canonical(m: sp.spmatrix) -> sp.csr_matrix:
 def _entries(
     n_rows: int, n_cols: int, rows: np.ndarray, cols: np.ndarray, data: np.ndarray
 ) -> sp.csr_matrix:
-    """Canonical CSR of distinct (row, col) entries."""
-    out = sp.csr_matrix((data, (rows, cols)), shape=(n_rows, n_cols))
+    """Canonical CSR of the (row, col) entries, repeated ones summed (as a COO conversion).
+
+    Entries that come by row are laid out directly (what the conversion would do); ``cols``
+    and ``data`` may then be sorted in place.
+    """
+    if len(rows) and not (rows[1:] >= rows[:-1]).all():
+        out = sp.csr_matrix((data, (rows, cols)), shape=(n_rows, n_cols))
+    else:
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+        out = sp.csr_matrix((data, cols, indptr), shape=(n_rows, n_cols))
     out.sum_duplicates()
     return out
 
