@@ -173,3 +173,41 @@ def test_seed_sweeps_equal_the_sparse_products(
         known.indptr, known.indices, known.data, alpha, sweeps,
     )  # fmt: skip
     np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    density=st.floats(0.0, 0.6),
+    zeros=st.booleans(),
+    alpha=st.floats(0.05, 0.99),
+    seed=st.integers(0, 10_000),
+)
+def test_operator_and_normalised_are_build_operator_and_the_diag_products(
+    n: int, density: float, zeros: bool, alpha: float, seed: int
+) -> None:
+    from ccgraph.propagate._graph import build_operator
+    from ccgraph.update.tags import _normalised, _operator, degrees
+
+    w = _random_csr(n, n, density, seed).astype(np.float32)
+    a = sp.csr_matrix(w + w.T)  # isolated nodes too
+    if zeros and a.nnz:
+        a.data[:: max(1, a.nnz // 3)] = 0.0  # explicit zero weights (the operator drops them)
+    want = build_operator(a, alpha=alpha, dtype=np.dtype(np.float64), reorder="none")
+    got = _operator(a, alpha, degrees(a))
+    for name in ("indptr", "indices", "data"):
+        have, ref = getattr(got.m, name), getattr(want.m, name)
+        assert have.dtype == ref.dtype
+        np.testing.assert_array_equal(have, ref)
+    np.testing.assert_array_equal(got.sqrt_d, want.sqrt_d)
+    np.testing.assert_array_equal(got.bounds, want.bounds)
+    assert got.perm is None and got.alpha == want.alpha
+    # the region solve's S = D^-1/2 W D^-1/2, as numpy's products make it
+    w64 = sp.csr_matrix(a, dtype=np.float64)
+    deg = np.asarray(w64.sum(axis=1)).ravel()
+    inv = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0)
+    rows = np.repeat(np.arange(n), np.diff(w64.indptr))
+    s, d = _normalised(a)
+    np.testing.assert_array_equal(s.data, (inv[rows] * w64.data) * inv[w64.indices])
+    np.testing.assert_array_equal(s.indices, w64.indices)
+    np.testing.assert_array_equal(d, deg)

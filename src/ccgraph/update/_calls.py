@@ -40,6 +40,7 @@ def local_tags(
     from ccgraph.update.clusters import neighbourhood
     from ccgraph.update.tags import (
         _entries,
+        degrees,
         item_mass,
         recover_calibrator,
         region_scores,
@@ -50,7 +51,10 @@ def local_tags(
     with ThreadPoolExecutor(1, thread_name_prefix="item_mass") as pool:
         # the seeds' mass over the whole graph (one propagation; the confidences need it,
         # the region solve does not) is computed beside the region solve
-        job = pool.submit(item_mass, graph, seeds, alpha=t.alpha, tol=t.tol, max_iter=t.max_iter)
+        deg = degrees(graph.adjacency)  # shared by both
+        job = pool.submit(
+            item_mass, graph, seeds, alpha=t.alpha, tol=t.tol, max_iter=t.max_iter, deg=deg
+        )
         table = old.tags
         old_pos = _new_positions(table["id"], old, graph.ids)
         inferred = (table["source"] == "inferred").to_numpy(dtype=bool, na_value=False)
@@ -72,6 +76,7 @@ def local_tags(
             tol=t.tol,
             max_iter=t.max_iter,
             top_k=t.top_k,
+            deg=deg,
         )
         mass = job.result()
     # The run's masses, needed to read its calibrator off its own (score, confidence) rows,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["csr_find", "flat_sweep", "seed_sweeps", "top_k_sorted"]
+__all__ = ["csr_find", "flat_sweep", "scaled_entries", "seed_sweeps", "top_k_sorted"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -34,6 +34,22 @@ def csr_find(
             else:
                 hi = mid
         out[i] = lo if lo < indptr[rows[i] + 1] and indices[lo] == c else -1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def scaled_entries(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, left: np.ndarray, right: np.ndarray
+) -> np.ndarray:
+    """The entries of ``diag(left) @ A @ diag(right)`` for a CSR ``A``, in ``A``'s order.
+
+    Each is ``(left[i] * a_ij) * right[j]``, as numpy's ``(left[rows] * data) * right[indices]``.
+    """
+    out = np.empty(len(data), dtype=np.float64)
+    for i in range(len(indptr) - 1):
+        li = left[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            out[p] = (li * data[p]) * right[indices[p]]
     return out
 
 

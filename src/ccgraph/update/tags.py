@@ -31,9 +31,12 @@ import scipy.sparse as sp
 
 from ccgraph.containers import KnnGraph, TagScores, TagSet
 from ccgraph.update._region_solve import Ranked, solve_system
+from ccgraph.update._tag_operator import Degrees, _normalised, _operator, degrees
 
 __all__ = [
+    "Degrees",
     "Solved",
+    "degrees",
     "item_mass",
     "local_spread",
     "recover_calibrator",
@@ -44,29 +47,26 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def _normalised(adjacency: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
-    """``S = D^{-1/2} W D^{-1/2}`` (isolated nodes: zero rows) and the degrees."""
-    w = sp.csr_matrix(adjacency, dtype=np.float64)
-    deg = np.asarray(w.sum(axis=1)).ravel()
-    inv = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0)
-    rows = np.repeat(np.arange(w.shape[0]), np.diff(w.indptr))
-    data = (inv[rows] * w.data) * inv[w.indices]  # the products diag @ W @ diag makes
-    return sp.csr_matrix((data, w.indices, w.indptr), shape=w.shape), deg
-
-
 def item_mass(
-    graph: KnnGraph, seeds: TagSet, *, alpha: float, tol: float, max_iter: int = 1000
+    graph: KnnGraph,
+    seeds: TagSet,
+    *,
+    alpha: float,
+    tol: float,
+    max_iter: int = 1000,
+    deg: Degrees | None = None,
 ) -> np.ndarray:
     r"""Each item's propagated mass ``(1 - alpha)(I - alpha S)^{-1} Y 1``, as spread_tags has it.
 
     The spread of ``Y``'s row sums (:func:`ccgraph.propagate.spreading.spread_mass`, the
     solver and stopping rule :func:`~ccgraph.propagate.spread_tags` uses): one column over the
-    whole graph, stopped when a sweep changes no item by ``tol``.
+    whole graph, stopped when a sweep changes no item by ``tol``. ``deg``: the graph's
+    :func:`degrees`, if the caller has them.
     """
-    from ccgraph.propagate._graph import build_operator
     from ccgraph.propagate.spreading import spread_mass
 
-    op = build_operator(graph.adjacency, alpha=alpha, dtype=np.dtype(np.float64), reorder="none")
+    d = degrees(graph.adjacency) if deg is None else deg
+    op = _operator(graph.adjacency, alpha, d)
     return spread_mass(op, sp.csr_matrix(seeds.matrix), tol=tol, max_iter=max_iter)
 
 
@@ -268,16 +268,17 @@ def solve_region(
     max_iter: int,
     top_k: int,
     seed_sweeps: int = 5,
+    deg: Degrees | None = None,
 ) -> Solved:
     """The spreading solve of :func:`local_spread` (arguments as there), before confidences.
 
     The item masses are needed only after it (:func:`region_scores`), so they can be
-    computed beside it.
+    computed beside it (``deg``: the graph's :func:`degrees`, if the caller has them).
     """
     from ccgraph.update._tag_kernels import csr_find
 
     n, n_t = graph.n_items, seeds.n_tags
-    s, deg = _normalised(graph.adjacency)
+    s, degree = _normalised(graph.adjacency, deg)
     y = sp.csr_matrix(seeds.matrix, dtype=np.float64)
     y.sum_duplicates()
     old = _canonical(old_scores)
@@ -315,7 +316,7 @@ def solve_region(
         "seed_sweeps": seed_sweeps,
     }
     return Solved(
-        r, rows, tags, score, rank, sweeps, converged, deg > 0, graph.ids, seeds.tags, params
+        r, rows, tags, score, rank, sweeps, converged, degree > 0, graph.ids, seeds.tags, params
     )
 
 
