@@ -37,7 +37,7 @@ def local_tags(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from ccgraph.update.clusters import neighbourhood
+    from ccgraph.update._persist import positions
     from ccgraph.update.tags import (
         _entries,
         degrees,
@@ -45,6 +45,7 @@ def local_tags(
         recover_calibrator,
         region_scores,
         solve_region,
+        within_hops,
     )
 
     t = cfg.propagate.tags
@@ -59,14 +60,12 @@ def local_tags(
         old_pos = _new_positions(table["id"], old, graph.ids)
         inferred = (table["source"] == "inferred").to_numpy(dtype=bool, na_value=False)
         rows = old_pos[inferred]
-        tag_codes, tag_names = pd.factorize(table["tag"])
-        cols = pd.Index(seeds.tags).get_indexer(np.asarray(tag_names, dtype=object))
-        cols = np.where(tag_codes >= 0, cols[np.maximum(tag_codes, 0)], -1)[inferred]
+        cols = positions(table["tag"], seeds.tags)[inferred]  # -1: not a seed tag
         score = table["score"].to_numpy(np.float64)[inferred]
         ok = (rows >= 0) & (cols >= 0)
         shape = (graph.n_items, seeds.n_tags)
         old_scores = _entries(*shape, rows[ok], cols[ok], score[ok])
-        region = neighbourhood(graph.adjacency, changed, cfg.update.tag_hops)
+        region = within_hops(graph.adjacency, changed, cfg.update.tag_hops)
         solved = solve_region(
             graph,
             seeds,
@@ -81,7 +80,7 @@ def local_tags(
         mass = job.result()
     # The run's masses, needed to read its calibrator off its own (score, confidence) rows,
     # are those after the update for the items the update does not reach.
-    far = ~neighbourhood(graph.adjacency, changed, 1)
+    far = ~within_hops(graph.adjacency, changed, 1)
     live = mass[graph.degree > 0]
     ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
     use = (rows >= 0) & far[np.maximum(rows, 0)]

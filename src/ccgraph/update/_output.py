@@ -231,5 +231,6 @@ def _arrow_strings(column: pd.Series) -> Any:
         arr = arr._pa_array
     else:
         arr = pa.array(column.astype("string").array, type=pa.large_string())
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if isinstance(arr, pa.ChunkedArray):  # one chunk is taken as it is (no copy)
+        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
     return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())
