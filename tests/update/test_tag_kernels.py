@@ -211,3 +211,24 @@ def test_operator_and_normalised_are_build_operator_and_the_diag_products(
     np.testing.assert_array_equal(s.data, (inv[rows] * w64.data) * inv[w64.indices])
     np.testing.assert_array_equal(s.indices, w64.indices)
     np.testing.assert_array_equal(d, deg)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 40), density=st.floats(0.0, 0.6), seed=st.integers(0, 10_000))
+def test_split_rows_is_the_masked_row_selection(n: int, density: float, seed: int) -> None:
+    from ccgraph.update._tag_kernels import split_rows
+
+    m = _random_csr(n, n, density, seed)
+    g = np.random.default_rng(seed)
+    region = g.random(n) < 0.4
+    r = np.flatnonzero(region)
+    to_r = np.full(n, -1, dtype=np.int64)
+    to_r[r] = np.arange(len(r))
+    o_ptr, o_idx, o_val, i_ptr, i_idx, i_val = split_rows(m.indptr, m.indices, m.data, r, to_r)
+    dense = m.toarray()[r]
+    out = sp.csr_matrix((o_val, o_idx, o_ptr), shape=(len(r), n))
+    inside = sp.csr_matrix((i_val, i_idx, i_ptr), shape=(len(r), len(r)))
+    np.testing.assert_array_equal(out.toarray(), np.where(region[None, :], 0.0, dense))
+    np.testing.assert_array_equal(inside.toarray(), dense[:, r])
+    assert out.nnz + inside.nnz == m[r].nnz
+    assert out.has_canonical_format and inside.has_canonical_format

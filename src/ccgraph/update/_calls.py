@@ -85,9 +85,10 @@ def local_tags(
     ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
     use = (rows >= 0) & far[np.maximum(rows, 0)]
     rel = mass[rows[use]] / ref
-    conf = table["confidence"].to_numpy(np.float64)[inferred]
-    rank = table["rank"].to_numpy(np.float64, na_value=np.nan)[inferred]
-    pairs = pd.DataFrame({"score": score[use], "rank": rank[use], "confidence": conf[use]})
+    at = np.flatnonzero(inferred)[use]  # the pairs' rows of the table
+    conf = table["confidence"].array.take(at).to_numpy(np.float64)
+    rank = table["rank"].array.take(at).to_numpy(np.float64, na_value=np.nan)
+    pairs = pd.DataFrame({"score": score[use], "rank": rank, "confidence": conf})
     cal = recover_calibrator(previous.get("calibrator"), pairs, rel)
     out = region_scores(solved, mass, calibrator=cal, min_confidence=t.min_confidence)
     return out, region, old_pos
@@ -104,6 +105,9 @@ def _new_positions(column: pd.Series, old: RunResult, ids: np.ndarray) -> np.nda
 
     in_old = run_positions(column, old.items["id"])
     rows = locate(old.ids, ids)  # each of ids' row in the run (-1: new)
+    n_old = len(old.ids)
+    if len(rows) >= n_old and np.array_equal(rows[:n_old], np.arange(n_old)):
+        return in_old  # the run's items come first, in their order
     new_of_old = np.full(len(old.ids), -1, dtype=np.int64)
     kept = rows >= 0
     new_of_old[rows[kept]] = np.flatnonzero(kept)

@@ -10,7 +10,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["csr_find", "flat_sweep", "scaled_entries", "seed_sweeps", "top_k_sorted"]
+__all__ = [
+    "csr_find",
+    "flat_sweep",
+    "scaled_entries",
+    "seed_sweeps",
+    "split_rows",
+    "top_k_sorted",
+]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -51,6 +58,45 @@ def scaled_entries(
         for p in range(indptr[i], indptr[i + 1]):
             out[p] = (li * data[p]) * right[indices[p]]
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def split_rows(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray, to_r: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ``rows`` of a CSR split by column: into ``rows`` (``to_r[j] >= 0``) or not.
+
+    Returns ``(indptr, indices, data)`` of the part outside (columns as they are) and of the
+    part inside (columns mapped by ``to_r``), each entry in its row's order.
+    """
+    n = len(rows)
+    out_ptr = np.zeros(n + 1, dtype=np.int64)
+    in_ptr = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        k_in = 0
+        for p in range(indptr[rows[i]], indptr[rows[i] + 1]):
+            if to_r[indices[p]] >= 0:
+                k_in += 1
+        in_ptr[i + 1] = in_ptr[i] + k_in
+        out_ptr[i + 1] = out_ptr[i] + (indptr[rows[i] + 1] - indptr[rows[i]] - k_in)
+    out_idx = np.empty(out_ptr[n], dtype=np.int64)
+    out_val = np.empty(out_ptr[n], dtype=data.dtype)
+    in_idx = np.empty(in_ptr[n], dtype=np.int64)
+    in_val = np.empty(in_ptr[n], dtype=data.dtype)
+    for i in range(n):
+        a = out_ptr[i]
+        b = in_ptr[i]
+        for p in range(indptr[rows[i]], indptr[rows[i] + 1]):
+            j = indices[p]
+            if to_r[j] >= 0:
+                in_idx[b] = to_r[j]
+                in_val[b] = data[p]
+                b += 1
+            else:
+                out_idx[a] = j
+                out_val[a] = data[p]
+                a += 1
+    return out_ptr, out_idx, out_val, in_ptr, in_idx, in_val
 
 
 @numba.njit(cache=True, nogil=True)

@@ -276,7 +276,7 @@ def solve_region(
     The item masses are needed only after it (:func:`region_scores`), so they can be
     computed beside it (``deg``: the graph's :func:`degrees`, if the caller has them).
     """
-    from ccgraph.update._tag_kernels import csr_find
+    from ccgraph.update._tag_kernels import csr_find, split_rows
 
     n, n_t = graph.n_items, seeds.n_tags
     s, degree = _normalised(graph.adjacency, deg)
@@ -288,12 +288,11 @@ def solve_region(
     known = _entries(n, n_t, old_rows[~on_seed], old.indices[~on_seed], old.data[~on_seed])
     outside = sp.csr_matrix(known + _seed_values(s, y, known, alpha, seed_sweeps))
     r = np.flatnonzero(region)
-    s_r = sp.csr_matrix(s[r])
-    inside = region[s_r.indices]
     to_r = np.full(n, -1, dtype=np.int64)
     to_r[r] = np.arange(len(r))
-    s_out = _entries(len(r), n, *_row_col(s_r, ~inside), s_r.data[~inside])
-    s_rr = _entries(len(r), len(r), *_row_col(s_r, inside, to_r), s_r.data[inside])
+    o_ptr, o_idx, o_val, i_ptr, i_idx, i_val = split_rows(s.indptr, s.indices, s.data, r, to_r)
+    s_out = _canonical(sp.csr_matrix((o_val, o_idx, o_ptr), shape=(len(r), n)))
+    s_rr = _canonical(sp.csr_matrix((i_val, i_idx, i_ptr), shape=(len(r), len(r))))
     c = sp.csr_matrix(alpha * (s_out @ outside) + (1.0 - alpha) * y[r])
     f0 = sp.csr_matrix(outside[r])
     (rows, tags, score, rank), sweeps, converged = solve_system(
@@ -373,15 +372,6 @@ def _entries(
         out = sp.csr_matrix((data, cols, indptr), shape=(n_rows, n_cols))
     out.sum_duplicates()
     return out
-
-
-def _row_col(
-    m: sp.csr_matrix, mask: np.ndarray, col_map: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and (mapped) columns of the entries of ``m`` selected by ``mask``."""
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[mask]
-    cols = m.indices[mask]
-    return rows, (cols if col_map is None else col_map[cols])
 
 
 def _values_at(other: sp.spmatrix, ref: sp.csr_matrix, mask: np.ndarray) -> np.ndarray:
