@@ -435,9 +435,9 @@ class TagSet:
             w = pd.to_numeric(col, errors="coerce").fillna(1.0).to_numpy(np.float32)
         else:
             w = np.ones(len(rows), dtype=np.float32)
-        # a tag of the left-out rows only counts no item, so it drops out with min_count >= 1
-        codes, vocab = pd.factorize(tags_long["tag"].astype(str), sort=True)
-        r, c, w = _max_per_pair(rows, codes[keep], w, len(vocab))
+        tag = tags_long["tag"] if keep.all() else tags_long["tag"][keep]
+        codes, vocab = pd.factorize(tag.astype(str), sort=True)
+        r, c, w = _max_per_pair(rows, codes, w, len(vocab))
         counts = np.bincount(c, minlength=len(vocab))
         keep_tags = np.flatnonzero(counts >= max(1, min_count))
         remap = -np.ones(len(vocab), dtype=np.int64)
