@@ -232,3 +232,33 @@ def test_split_rows_is_the_masked_row_selection(n: int, density: float, seed: in
     np.testing.assert_array_equal(inside.toarray(), dense[:, r])
     assert out.nnz + inside.nnz == m[r].nnz
     assert out.has_canonical_format and inside.has_canonical_format
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 60),
+    density=st.floats(0.0, 0.5),
+    alpha=st.floats(0.05, 0.99),
+    tol=st.sampled_from([1e-3, 1e-6, 1e-9]),
+    max_iter=st.sampled_from([0, 1, 3, 1000]),
+    seed=st.integers(0, 10_000),
+)
+def test_item_mass_is_spread_mass_bit_for_bit(
+    n: int, density: float, alpha: float, tol: float, max_iter: int, seed: int
+) -> None:
+    from ccgraph.containers import KnnGraph, TagSet
+    from ccgraph.propagate._graph import build_operator
+    from ccgraph.propagate.spreading import spread_mass
+    from ccgraph.update.tags import item_mass
+
+    w = _random_csr(n, n, density, seed)
+    a = sp.csr_matrix(w + w.T)
+    a.setdiag(0)
+    a.eliminate_zeros()
+    graph = KnnGraph.from_adjacency(a)  # isolated nodes too
+    y = _random_csr(n, 4, 0.3, seed + 1).astype(np.float32)
+    seeds = TagSet(y, graph.ids, np.array(["a", "b", "c", "d"]))
+    op = build_operator(graph.adjacency, alpha=alpha, dtype=np.dtype(np.float64), reorder="none")
+    want = spread_mass(op, sp.csr_matrix(seeds.matrix), tol=tol, max_iter=max_iter)
+    got = item_mass(graph, seeds, alpha=alpha, tol=tol, max_iter=max_iter)
+    np.testing.assert_array_equal(got, want)

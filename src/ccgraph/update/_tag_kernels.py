@@ -13,6 +13,7 @@ import numpy as np
 __all__ = [
     "csr_find",
     "flat_sweep",
+    "mass_sweeps",
     "scaled_entries",
     "seed_sweeps",
     "split_rows",
@@ -58,6 +59,59 @@ def scaled_entries(
         for p in range(indptr[i], indptr[i + 1]):
             out[p] = (li * data[p]) * right[indices[p]]
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def mass_sweeps(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    b: np.ndarray,
+    alpha: float,
+    tol: float,
+    max_iter: int,
+) -> tuple[np.ndarray, int, bool]:
+    """Solve ``x = M x + b`` for one column from ``x = b``: the sweeps of ``propagate._solver``.
+
+    Chebyshev semi-iteration with the weights of ``_solver._omegas``, each row summed as
+    ``propagate._kernels._cheb_narrow`` sums it (four neighbours per pass), stopped when no
+    entry of a plain sweep moves by ``tol`` or more (NaN residuals ignored, as there).
+    Returns ``x``, the sweeps and whether it converged.
+    """
+    n = len(b)
+    x = b.copy()
+    x_prev = b.copy()
+    s2 = alpha * alpha
+    omega = 1.0
+    sweeps = 0
+    done = False
+    while not done and sweeps < max_iter:
+        if sweeps == 1:
+            omega = 1.0 / (1.0 - s2 / 2.0)
+        elif sweeps > 1:
+            omega = 1.0 / (1.0 - s2 * omega / 4.0)
+        sweeps += 1
+        worst = 0.0
+        for i in range(n):
+            a0 = 0.0
+            p = indptr[i]
+            end = indptr[i + 1]
+            while p + 3 < end:
+                j0, j1, j2, j3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
+                w0, w1, w2, w3 = data[p], data[p + 1], data[p + 2], data[p + 3]
+                a0 += (w0 * x[j0] + w1 * x[j1]) + (w2 * x[j2] + w3 * x[j3])
+                p += 4
+            while p < end:
+                a0 += data[p] * x[indices[p]]
+                p += 1
+            a0 += b[i]
+            r0 = abs(a0 - x[i])
+            if r0 > worst:
+                worst = r0
+            x_prev[i] = omega * a0 + (1.0 - omega) * x_prev[i]
+        x, x_prev = x_prev, x
+        done = worst < tol
+    return x, sweeps, done
 
 
 @numba.njit(cache=True, nogil=True)

@@ -62,13 +62,21 @@ def item_mass(
     The spread of ``Y``'s row sums (:func:`ccgraph.propagate.spreading.spread_mass`, the
     solver and stopping rule :func:`~ccgraph.propagate.spread_tags` uses): one column over the
     whole graph, stopped when a sweep changes no item by ``tol``. ``deg``: the graph's
-    :func:`degrees`, if the caller has them.
+    :func:`degrees`, if the caller has them. The sweeps run in one numba call
+    (:func:`~ccgraph.update._tag_kernels.mass_sweeps`, the solver's arithmetic).
     """
-    from ccgraph.propagate.spreading import spread_mass
+    from ccgraph.update._tag_kernels import mass_sweeps
 
     d = degrees(graph.adjacency) if deg is None else deg
     op = _operator(graph.adjacency, alpha, d)
-    return spread_mass(op, sp.csr_matrix(seeds.matrix), tol=tol, max_iter=max_iter)
+    y = sp.csr_matrix(seeds.matrix)
+    rs = np.asarray(y.sum(axis=1), dtype=np.float64).reshape(-1, 1) * (1.0 - op.alpha)
+    if op.n == 0:
+        return np.zeros(0)
+    b = np.ascontiguousarray(rs[:, 0], dtype=np.float64)
+    m = op.m
+    x, _, _ = mass_sweeps(m.indptr, m.indices, m.data, b, op.alpha, float(tol), int(max_iter))
+    return np.maximum(x, 0.0)
 
 
 def recover_calibrator(
