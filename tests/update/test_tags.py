@@ -276,17 +276,3 @@ def test_entries_is_the_coo_conversion(by_row: bool, seed: int) -> None:
     np.testing.assert_array_equal(got.indptr, want.indptr)
     np.testing.assert_array_equal(got.indices, want.indices)
     np.testing.assert_array_equal(got.data, want.data)
-
-
-@pytest.mark.parametrize("hops", [0, 1, 2, 5])
-@pytest.mark.parametrize("seed", range(5))
-def test_within_hops_is_the_neighbourhood(hops: int, seed: int) -> None:
-    from ccgraph.update.clusters import neighbourhood
-    from ccgraph.update.tags import within_hops
-
-    g = np.random.default_rng(seed)
-    a = sp.random(50, 50, density=0.04, random_state=seed, format="csr")  # not symmetric
-    a.data[g.random(a.nnz) < 0.2] = 0.0  # explicit zeros are no edges
-    start = g.random(50) < 0.05
-    got = within_hops(a, start, hops)
-    np.testing.assert_array_equal(got, neighbourhood(a, start, hops))

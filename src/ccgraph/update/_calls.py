@@ -38,6 +38,7 @@ def local_tags(
     from concurrent.futures import ThreadPoolExecutor
 
     from ccgraph.update._persist import positions
+    from ccgraph.update.clusters import neighbourhood
     from ccgraph.update.tags import (
         _entries,
         degrees,
@@ -45,7 +46,6 @@ def local_tags(
         recover_calibrator,
         region_scores,
         solve_region,
-        within_hops,
     )
 
     t = cfg.propagate.tags
@@ -65,7 +65,7 @@ def local_tags(
         ok = (rows >= 0) & (cols >= 0)
         shape = (graph.n_items, seeds.n_tags)
         old_scores = _entries(*shape, rows[ok], cols[ok], score[ok])
-        region = within_hops(graph.adjacency, changed, cfg.update.tag_hops)
+        region = neighbourhood(graph.adjacency, changed, cfg.update.tag_hops)
         solved = solve_region(
             graph,
             seeds,
@@ -80,7 +80,7 @@ def local_tags(
         mass = job.result()
     # The run's masses, needed to read its calibrator off its own (score, confidence) rows,
     # are those after the update for the items the update does not reach.
-    far = ~within_hops(graph.adjacency, changed, 1)
+    far = ~neighbourhood(graph.adjacency, changed, 1)
     live = mass[graph.degree > 0]
     ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
     use = (rows >= 0) & far[np.maximum(rows, 0)]

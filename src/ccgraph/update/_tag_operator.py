@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Degrees", "degrees", "within_hops"]
+__all__ = ["Degrees", "degrees"]
 
 
 class Degrees(NamedTuple):
@@ -64,26 +64,3 @@ def _operator(adjacency: sp.csr_matrix, alpha: float, deg: Degrees) -> Any:
     s.indptr = s.indptr.astype(np.int64)
     s.indices = s.indices.astype(np.int32)
     return Operator(s, float(alpha), np.sqrt(deg.deg), None, None, chunk_bounds(s.indptr))
-
-
-def within_hops(adjacency: sp.csr_matrix, seeds: np.ndarray, hops: int) -> np.ndarray:
-    """Boolean mask of the nodes within ``hops`` edges of a ``seeds`` node (seeds included).
-
-    :func:`ccgraph.update.clusters.neighbourhood` (an edge ``u -> v`` is a nonzero entry of
-    row ``u``), reading only the rows of each hop's new nodes.
-    """
-    a = sp.csr_matrix(adjacency)
-    mask = np.asarray(seeds, dtype=bool).copy()
-    frontier = np.flatnonzero(mask)
-    for _ in range(hops):
-        lo, hi = a.indptr[frontier], a.indptr[frontier + 1]
-        cnt = hi - lo
-        at = np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(int(cnt.sum()))
-        reached = np.zeros(len(mask), dtype=bool)
-        reached[a.indices[at[a.data[at] != 0]]] = True
-        reached &= ~mask
-        if not reached.any():
-            break
-        mask |= reached
-        frontier = np.flatnonzero(reached)
-    return mask

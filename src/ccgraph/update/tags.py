@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from ccgraph.containers import KnnGraph, TagScores, TagSet
 from ccgraph.update._region_solve import Ranked, solve_system
-from ccgraph.update._tag_operator import Degrees, _normalised, _operator, degrees, within_hops
+from ccgraph.update._tag_operator import Degrees, _normalised, _operator, degrees
 
 __all__ = [
     "Degrees",
@@ -42,7 +42,6 @@ __all__ = [
     "recover_calibrator",
     "region_scores",
     "solve_region",
-    "within_hops",
 ]
 
 logger = logging.getLogger(__name__)
