@@ -303,8 +303,12 @@ def _priority(catalog: Catalog, rule: str) -> np.ndarray | None:
     return None
 
 
-def build_seed_tags(catalog: Catalog, cfg: Config) -> TagSet:
-    """Seed matrix for tag spreading: user tags weigh `user_weight`, machine tags their accuracy."""
+def build_seed_tags(catalog: Catalog, cfg: Config, *, ids: np.ndarray | None = None) -> TagSet:
+    """Seed matrix for tag spreading: user tags weigh `user_weight`, machine tags their accuracy.
+
+    ``ids`` is ``catalog.ids`` if the caller holds them already (as
+    :func:`~ccgraph.containers.as_ids` returned them: neither converted nor checked again).
+    """
     t = cfg.propagate.tags
     tags = catalog.tags
     tags = tags[tags["source"].isin(t.sources)].copy()
@@ -314,9 +318,8 @@ def build_seed_tags(catalog: Catalog, cfg: Config) -> TagSet:
     if t.machine_weight != "accuracy":
         w = w.where(user, np.float32(float(t.machine_weight)))
     tags["weight"] = w
-    return TagSet.from_frame(
-        tags, catalog.ids, weight_column="weight", min_count=cfg.data.tags.min_count
-    )
+    ids = catalog.ids if ids is None else ids
+    return TagSet.from_frame(tags, ids, weight_column="weight", min_count=cfg.data.tags.min_count)
 
 
 def resolve_out_dir(cfg: Config, out: str | Path | None) -> Path:

@@ -470,25 +470,26 @@ class TagSet:
                 f"the tags table has {int(null.sum())} rows with a null id or tag (first rows "
                 f"{np.flatnonzero(null)[:5].tolist()}); drop them"
             )
-        pos = pd.Index(ids_arr).get_indexer(tags_long["id"].astype(str))
+        pos = _positions_in(ids_arr, tags_long["id"])
         keep = pos >= 0
-        t = tags_long.loc[keep]
         rows = pos[keep]
-        if weight_column and weight_column in t.columns:
-            w = pd.to_numeric(t[weight_column], errors="coerce").fillna(1.0).to_numpy(np.float32)
+        if weight_column and weight_column in tags_long.columns:
+            col = tags_long[weight_column]
+            col = col if keep.all() else col[keep]
+            w = pd.to_numeric(col, errors="coerce").fillna(1.0).to_numpy(np.float32)
         else:
-            w = np.ones(len(t), dtype=np.float32)
-        tag_codes, vocab = pd.factorize(t["tag"].astype(str), sort=True)
-        frame = pd.DataFrame({"r": rows, "c": tag_codes, "w": w})
-        frame = frame.groupby(["r", "c"], sort=True, as_index=False)["w"].max()
-        counts = np.bincount(frame["c"].to_numpy(), minlength=len(vocab))
+            w = np.ones(len(rows), dtype=np.float32)
+        tag = tags_long["tag"] if keep.all() else tags_long["tag"][keep]
+        codes, vocab = pd.factorize(tag.astype(str), sort=True)
+        r, c, w = _max_per_pair(rows, codes, w, len(vocab))
+        counts = np.bincount(c, minlength=len(vocab))
         keep_tags = np.flatnonzero(counts >= max(1, min_count))
         remap = -np.ones(len(vocab), dtype=np.int64)
         remap[keep_tags] = np.arange(len(keep_tags))
-        c = remap[frame["c"].to_numpy()]
+        c = remap[c]
         ok = c >= 0
         m = sp.csr_matrix(
-            (frame["w"].to_numpy(np.float32)[ok], (frame["r"].to_numpy()[ok], c[ok])),
+            (w[ok], (r[ok], c[ok])),
             shape=(len(ids_arr), len(keep_tags)),
             dtype=np.float32,
         )
@@ -515,6 +516,35 @@ class TagSet:
 
     def __repr__(self) -> str:
         return f"TagSet({len(self.ids)} items, {self.n_tags} tags, {self.matrix.nnz} seeds)"
+
+
+def _positions_in(ids: np.ndarray, column: pd.Series) -> np.ndarray:
+    """Position in ``ids`` (unique) of each value of ``column`` (``-1``: absent).
+
+    An Arrow-backed string column is looked up with Arrow's hash kernel (``ids``' Arrow copy
+    is kept per read-only array), other columns as strings through a pandas index.
+    """
+    arr = getattr(column.array, "_pa_array", None)
+    if isinstance(column.dtype, pd.StringDtype) and arr is not None:
+        import pyarrow.compute as pc
+
+        from ccgraph._array_memo import arrow_strings
+
+        found = pc.index_in(arr, value_set=arrow_strings(ids))
+        return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return pd.Index(ids).get_indexer(column.astype(str))
+
+
+def _max_per_pair(
+    rows: np.ndarray, cols: np.ndarray, w: np.ndarray, n_cols: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (row, col) pairs sorted by row then col, each with its largest ``w``."""
+    key = rows.astype(np.int64) * max(n_cols, 1) + cols
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, int)
+    top = np.maximum.reduceat(w[order], first) if len(key) else w[:0]
+    return rows[order][first], cols[order][first].astype(np.int64), top
 
 
 @dataclass(frozen=True, slots=True, eq=False)

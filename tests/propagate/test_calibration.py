@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ccgraph import KnnGraph, TagSet
 from ccgraph.exceptions import InputError
@@ -212,3 +214,23 @@ def test_openverse_ece_acceptance(openverse_dir):
     cal = fit_from_predictions(fit)
     conf = cal.predict(test["score"], test["rank"], test["mass"])
     assert expected_calibration_error(conf, test["correct"]) <= 0.05
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(4096, 12_000),
+    knots=st.integers(1, 5000),
+    seed=st.integers(0, 10_000),
+    specials=st.booleans(),
+)
+def test_sorted_interp_is_np_interp(n: int, knots: int, seed: int, specials: bool) -> None:
+    from ccgraph.propagate.calibration import _interp
+
+    g = np.random.default_rng(seed)
+    xp = np.unique(np.round(g.normal(size=knots), 3))
+    fp = np.maximum.accumulate(g.random(len(xp)))
+    x = np.round(g.normal(scale=1.5, size=n), 3)  # on knots, between them and outside
+    if specials:
+        x[:3] = [np.nan, np.inf, -np.inf]
+    np.testing.assert_array_equal(_interp(x, xp, fp), np.interp(x, xp, fp))
+    np.testing.assert_array_equal(_interp(x[:10], xp, fp), np.interp(x[:10], xp, fp))

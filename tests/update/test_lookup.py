@@ -175,6 +175,30 @@ def test_run_positions_match_a_dict_per_row(runs: list[tuple[str, int]], pool: l
         assert run_positions(column, np.array(unique_pool, dtype=str)).tolist() == want
 
 
+@settings(max_examples=40, deadline=None)
+@given(pool=IDS, counts=st.lists(st.integers(1, 3), min_size=30, max_size=30),
+       swap=st.booleans())  # fmt: skip
+def test_run_positions_of_a_table_in_pool_order(pool: list[str], counts: list[int], swap) -> None:
+    """Runs that are the pool itself (the no-lookup path), or the pool with two ids swapped."""
+    from ccgraph.update._output import run_positions
+
+    unique_pool = list(dict.fromkeys(pool))
+    order = list(unique_pool)
+    if swap and len(order) > 1:
+        order[0], order[-1] = order[-1], order[0]
+    values = [x for x, n in zip(order, counts, strict=False) for _ in range(n)]
+    want = [unique_pool.index(x) for x in values]
+    got = run_positions(pd.Series(values, dtype="string"), np.array(unique_pool, dtype=str))
+    assert got.tolist() == want
+
+
+def test_run_positions_null_run_is_absent_even_in_pool_order() -> None:
+    from ccgraph.update._output import run_positions
+
+    column = pd.Series(["a", "a", None, "c"], dtype="string")
+    assert run_positions(column, np.array(["a", "b", "c"])).tolist() == [0, 0, -1, 2]
+
+
 @pytest.mark.parametrize("order", ["kept", "shuffled"])
 def test_staged_merge_is_the_npy_file_and_the_writer_adopts_it(tmp_path, order: str) -> None:
     from ccgraph.io._writer import staged_file

@@ -115,3 +115,150 @@ def test_top_k_equals_a_stable_sort(counts: list[int], top_k: int, seed: int, ti
     keep = want_rank <= top_k
     np.testing.assert_array_equal(pick, order[keep])
     np.testing.assert_array_equal(rank, want_rank[keep])
+
+
+def _seed_values_scipy(
+    s: sp.csr_matrix, y: sp.csr_matrix, known: sp.csr_matrix, alpha: float, sweeps: int
+) -> np.ndarray:
+    """The numpy/scipy code :func:`seed_sweeps` replaced (``tags._seed_values``)."""
+    n = y.shape[0]
+    yc = sp.csr_matrix(y)
+    yc.sum_duplicates()
+    e_row = np.repeat(np.arange(n), np.diff(yc.indptr))
+    e_col, e_y = yc.indices.astype(np.int64), yc.data
+    cnt = np.diff(s.indptr)[e_row]
+    src = np.repeat(np.arange(len(e_row)), cnt)
+    first = np.repeat(s.indptr[e_row] - (np.cumsum(cnt) - cnt), cnt)
+    p = first + np.arange(len(src))
+    v, w = s.indices[p], s.data[p]
+    tag = e_col[src]
+    kn = sp.csr_matrix(known)
+    kn.sum_duplicates()
+    at = csr_find(kn.indptr, kn.indices, v, tag)
+    hit = at >= 0
+    fixed = np.bincount(src[hit], weights=w[hit] * kn.data[at[hit]], minlength=len(e_row))
+    at = csr_find(yc.indptr, yc.indices, v, tag)
+    hit = at >= 0
+    m = sp.csr_matrix((w[hit], (src[hit], at[hit])), shape=(len(e_row), len(e_row)))
+    est = (1.0 - alpha) * e_y
+    for _ in range(sweeps):
+        est = (1.0 - alpha) * e_y + alpha * (fixed + m @ est)
+    return est
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    n_tags=st.integers(1, 8),
+    density=st.floats(0.0, 0.5),
+    sweeps=st.integers(0, 6),
+    alpha=st.floats(0.05, 0.99),
+    seed=st.integers(0, 10_000),
+)
+def test_seed_sweeps_equal_the_sparse_products(
+    n: int, n_tags: int, density: float, sweeps: int, alpha: float, seed: int
+) -> None:
+    from ccgraph.update._tag_kernels import seed_sweeps
+    from ccgraph.update.tags import _normalised
+
+    w = _random_csr(n, n, density, seed)
+    s, _ = _normalised(sp.csr_matrix(w + w.T))
+    y = _random_csr(n, n_tags, 0.3, seed + 1)
+    known = _random_csr(n, n_tags, 0.4, seed + 2)
+    known = sp.csr_matrix(known - known.multiply(y.astype(bool)))  # zero at the seed entries
+    known.sum_duplicates()
+    want = _seed_values_scipy(s, y, known, alpha, sweeps)
+    got = seed_sweeps(
+        s.indptr, s.indices, s.data, y.indptr, y.indices, y.data,
+        known.indptr, known.indices, known.data, alpha, sweeps,
+    )  # fmt: skip
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    density=st.floats(0.0, 0.6),
+    zeros=st.booleans(),
+    alpha=st.floats(0.05, 0.99),
+    seed=st.integers(0, 10_000),
+)
+def test_operator_and_normalised_are_build_operator_and_the_diag_products(
+    n: int, density: float, zeros: bool, alpha: float, seed: int
+) -> None:
+    from ccgraph.propagate._graph import build_operator
+    from ccgraph.update.tags import _normalised, _operator, degrees
+
+    w = _random_csr(n, n, density, seed).astype(np.float32)
+    a = sp.csr_matrix(w + w.T)  # isolated nodes too
+    if zeros and a.nnz:
+        a.data[:: max(1, a.nnz // 3)] = 0.0  # explicit zero weights (the operator drops them)
+    want = build_operator(a, alpha=alpha, dtype=np.dtype(np.float64), reorder="none")
+    got = _operator(a, alpha, degrees(a))
+    for name in ("indptr", "indices", "data"):
+        have, ref = getattr(got.m, name), getattr(want.m, name)
+        assert have.dtype == ref.dtype
+        np.testing.assert_array_equal(have, ref)
+    np.testing.assert_array_equal(got.sqrt_d, want.sqrt_d)
+    np.testing.assert_array_equal(got.bounds, want.bounds)
+    assert got.perm is None and got.alpha == want.alpha
+    # the region solve's S = D^-1/2 W D^-1/2, as numpy's products make it
+    w64 = sp.csr_matrix(a, dtype=np.float64)
+    deg = np.asarray(w64.sum(axis=1)).ravel()
+    inv = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0)
+    rows = np.repeat(np.arange(n), np.diff(w64.indptr))
+    s, d = _normalised(a)
+    np.testing.assert_array_equal(s.data, (inv[rows] * w64.data) * inv[w64.indices])
+    np.testing.assert_array_equal(s.indices, w64.indices)
+    np.testing.assert_array_equal(d, deg)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 40), density=st.floats(0.0, 0.6), seed=st.integers(0, 10_000))
+def test_split_rows_is_the_masked_row_selection(n: int, density: float, seed: int) -> None:
+    from ccgraph.update._tag_kernels import split_rows
+
+    m = _random_csr(n, n, density, seed)
+    g = np.random.default_rng(seed)
+    region = g.random(n) < 0.4
+    r = np.flatnonzero(region)
+    to_r = np.full(n, -1, dtype=np.int64)
+    to_r[r] = np.arange(len(r))
+    o_ptr, o_idx, o_val, i_ptr, i_idx, i_val = split_rows(m.indptr, m.indices, m.data, r, to_r)
+    dense = m.toarray()[r]
+    out = sp.csr_matrix((o_val, o_idx, o_ptr), shape=(len(r), n))
+    inside = sp.csr_matrix((i_val, i_idx, i_ptr), shape=(len(r), len(r)))
+    np.testing.assert_array_equal(out.toarray(), np.where(region[None, :], 0.0, dense))
+    np.testing.assert_array_equal(inside.toarray(), dense[:, r])
+    assert out.nnz + inside.nnz == m[r].nnz
+    assert out.has_canonical_format and inside.has_canonical_format
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 60),
+    density=st.floats(0.0, 0.5),
+    alpha=st.floats(0.05, 0.99),
+    tol=st.sampled_from([1e-3, 1e-6, 1e-9]),
+    max_iter=st.sampled_from([0, 1, 3, 1000]),
+    seed=st.integers(0, 10_000),
+)
+def test_item_mass_is_spread_mass_bit_for_bit(
+    n: int, density: float, alpha: float, tol: float, max_iter: int, seed: int
+) -> None:
+    from ccgraph.containers import KnnGraph, TagSet
+    from ccgraph.propagate._graph import build_operator
+    from ccgraph.propagate.spreading import spread_mass
+    from ccgraph.update.tags import item_mass
+
+    w = _random_csr(n, n, density, seed)
+    a = sp.csr_matrix(w + w.T)
+    a.setdiag(0)
+    a.eliminate_zeros()
+    graph = KnnGraph.from_adjacency(a)  # isolated nodes too
+    y = _random_csr(n, 4, 0.3, seed + 1).astype(np.float32)
+    seeds = TagSet(y, graph.ids, np.array(["a", "b", "c", "d"]))
+    op = build_operator(graph.adjacency, alpha=alpha, dtype=np.dtype(np.float64), reorder="none")
+    want = spread_mass(op, sp.csr_matrix(seeds.matrix), tol=tol, max_iter=max_iter)
+    got = item_mass(graph, seeds, alpha=alpha, tol=tol, max_iter=max_iter)
+    np.testing.assert_array_equal(got, want)

@@ -256,3 +256,23 @@ def test_region_scores_are_local_spreads_region_rows_and_splice_alike() -> None:
     for inferred in (full, part):
         got = splice_tags(stale, catalog, graph.ids, inferred, region, old_pos=pos)
         pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize("by_row", [True, False])
+@pytest.mark.parametrize("seed", range(4))
+def test_entries_is_the_coo_conversion(by_row: bool, seed: int) -> None:
+    from ccgraph.update.tags import _entries
+
+    g = np.random.default_rng(seed)
+    m = 300
+    rows = g.integers(0, 40, m)
+    rows = np.sort(rows) if by_row else rows
+    cols = g.integers(0, 9, m)  # repeated (row, col) pairs are summed
+    data = g.random(m)
+    want = sp.csr_matrix((data, (rows, cols)), shape=(45, 9))
+    want.sum_duplicates()
+    got = _entries(45, 9, rows.copy(), cols.copy(), data.copy())
+    assert got.has_canonical_format
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.data, want.data)

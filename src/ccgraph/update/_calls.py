@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
@@ -38,25 +37,34 @@ def local_tags(
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from ccgraph.update._persist import positions
     from ccgraph.update.clusters import neighbourhood
-    from ccgraph.update.tags import item_mass, recover_calibrator, region_scores, solve_region
+    from ccgraph.update.tags import (
+        _entries,
+        degrees,
+        item_mass,
+        recover_calibrator,
+        region_scores,
+        solve_region,
+    )
 
     t = cfg.propagate.tags
     with ThreadPoolExecutor(1, thread_name_prefix="item_mass") as pool:
         # the seeds' mass over the whole graph (one propagation; the confidences need it,
         # the region solve does not) is computed beside the region solve
-        job = pool.submit(item_mass, graph, seeds, alpha=t.alpha, tol=t.tol, max_iter=t.max_iter)
+        deg = degrees(graph.adjacency)  # shared by both
+        job = pool.submit(
+            item_mass, graph, seeds, alpha=t.alpha, tol=t.tol, max_iter=t.max_iter, deg=deg
+        )
         table = old.tags
         old_pos = _new_positions(table["id"], old, graph.ids)
         inferred = (table["source"] == "inferred").to_numpy(dtype=bool, na_value=False)
         rows = old_pos[inferred]
-        tag_codes, tag_names = pd.factorize(table["tag"])
-        cols = pd.Index(seeds.tags).get_indexer(np.asarray(tag_names, dtype=object))
-        cols = np.where(tag_codes >= 0, cols[np.maximum(tag_codes, 0)], -1)[inferred]
+        cols = positions(table["tag"], seeds.tags)[inferred]  # -1: not a seed tag
         score = table["score"].to_numpy(np.float64)[inferred]
         ok = (rows >= 0) & (cols >= 0)
         shape = (graph.n_items, seeds.n_tags)
-        old_scores = sp.csr_matrix((score[ok], (rows[ok], cols[ok])), shape=shape)
+        old_scores = _entries(*shape, rows[ok], cols[ok], score[ok])
         region = neighbourhood(graph.adjacency, changed, cfg.update.tag_hops)
         solved = solve_region(
             graph,
@@ -67,6 +75,7 @@ def local_tags(
             tol=t.tol,
             max_iter=t.max_iter,
             top_k=t.top_k,
+            deg=deg,
         )
         mass = job.result()
     # The run's masses, needed to read its calibrator off its own (score, confidence) rows,
@@ -76,9 +85,10 @@ def local_tags(
     ref = float(live.mean()) if live.size and live.mean() > 0 else 1.0
     use = (rows >= 0) & far[np.maximum(rows, 0)]
     rel = mass[rows[use]] / ref
-    conf = table["confidence"].to_numpy(np.float64)[inferred]
-    rank = table["rank"].to_numpy(np.float64, na_value=np.nan)[inferred]
-    pairs = pd.DataFrame({"score": score[use], "rank": rank[use], "confidence": conf[use]})
+    at = np.flatnonzero(inferred)[use]  # the pairs' rows of the table
+    conf = table["confidence"].array.take(at).to_numpy(np.float64)
+    rank = table["rank"].array.take(at).to_numpy(np.float64, na_value=np.nan)
+    pairs = pd.DataFrame({"score": score[use], "rank": rank, "confidence": conf})
     cal = recover_calibrator(previous.get("calibrator"), pairs, rel)
     out = region_scores(solved, mass, calibrator=cal, min_confidence=t.min_confidence)
     return out, region, old_pos
@@ -95,6 +105,9 @@ def _new_positions(column: pd.Series, old: RunResult, ids: np.ndarray) -> np.nda
 
     in_old = run_positions(column, old.items["id"])
     rows = locate(old.ids, ids)  # each of ids' row in the run (-1: new)
+    n_old = len(old.ids)
+    if len(rows) >= n_old and np.array_equal(rows[:n_old], np.arange(n_old)):
+        return in_old  # the run's items come first, in their order
     new_of_old = np.full(len(old.ids), -1, dtype=np.int64)
     kept = rows >= 0
     new_of_old[rows[kept]] = np.flatnonzero(kept)

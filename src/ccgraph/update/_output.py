@@ -108,12 +108,14 @@ def run_positions(column: Any, index: Any) -> np.ndarray:
 
     Tables keep the rows of one item together, so looking up the first row of every run of
     equal ids is enough; runs are found and looked up on Arrow strings (no Python string per
-    row).
+    row). When the runs are ``index`` itself, in order, no lookup is needed.
 
     Examples
     --------
     >>> run_positions(pd.Series(["b", "b", "a", "x", "x"]), np.array(["a", "b"])).tolist()
     [1, 1, 0, -1, -1]
+    >>> run_positions(pd.Series(["a", "a", "b"]), np.array(["a", "b"])).tolist()
+    [0, 0, 1]
     """
     import pyarrow.compute as pc
 
@@ -126,7 +128,12 @@ def run_positions(column: Any, index: Any) -> np.ndarray:
     differs = pc.not_equal(values.slice(1), values.slice(0, n - 1)).fill_null(True)
     starts = np.r_[0, np.flatnonzero(differs.to_numpy(zero_copy_only=False)) + 1]
     lengths = np.diff(np.r_[starts, n])
-    return np.repeat(positions(values.take(starts), index), lengths)
+    first = values.take(starts)
+    if len(starts) == len(index):  # a table written in index order needs no lookup
+        same = pc.all(pc.equal(first, _as_arrow(index)), skip_nulls=False).as_py()
+        if same:
+            return np.repeat(np.arange(len(starts), dtype=np.int64), lengths)
+    return np.repeat(positions(first, index), lengths)
 
 
 def splice_tags(
@@ -224,5 +231,6 @@ def _arrow_strings(column: pd.Series) -> Any:
         arr = arr._pa_array
     else:
         arr = pa.array(column.astype("string").array, type=pa.large_string())
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if isinstance(arr, pa.ChunkedArray):  # one chunk is taken as it is (no copy)
+        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
     return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())

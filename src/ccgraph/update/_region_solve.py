@@ -111,7 +111,7 @@ def _flat_chebyshev(
 
     The operator is ``S_RR`` applied to each of a row's cells (row ``u`` owns ``width[u]``
     cells from ``start[u]``), swept by :func:`~ccgraph.update._tag_kernels.flat_sweep`
-    without building it.
+    without building it. ``f`` is overwritten.
     """
     from ccgraph.propagate._solver import _omegas
     from ccgraph.update._tag_kernels import flat_sweep
@@ -121,15 +121,17 @@ def _flat_chebyshev(
     start = start.astype(np.int64)
     width = width.astype(np.int64)
     prev = f
+    spare = np.empty_like(f)  # three buffers in turn: no fresh array per sweep
     omegas = _omegas(alpha, "chebyshev")
     sweeps, done = 0, f.size == 0
     while not done and sweeps < max_iter:
         sweeps += 1
-        nxt = np.empty_like(f)
+        nxt = spare
         change = flat_sweep(
             s.indptr, s.indices, s.data, start, width, alpha, b, f, prev, next(omegas), nxt
         )
         done = change < tol
+        spare = prev if prev is not f else np.empty_like(f)
         prev, f = f, nxt
     return f, sweeps, done
 

@@ -200,7 +200,7 @@ def run_update(
     extras = _persist.run_extras(emb_all, ids, lists)
     writer.add_extras(extras)
     writer.add_graph(graph)
-    seeds_job = start(build_seed_tags, catalog, cfg, name="seeds")
+    seeds_job = start(build_seed_tags, catalog, cfg, ids=ids, name="seeds")
     with timer.stage("cluster"):
         n_levels = len(persist["level_resolutions"])
         levels, cinfo = update_levels(

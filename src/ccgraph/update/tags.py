@@ -31,9 +31,12 @@ import scipy.sparse as sp
 
 from ccgraph.containers import KnnGraph, TagScores, TagSet
 from ccgraph.update._region_solve import Ranked, solve_system
+from ccgraph.update._tag_operator import Degrees, _normalised, _operator, degrees
 
 __all__ = [
+    "Degrees",
     "Solved",
+    "degrees",
     "item_mass",
     "local_spread",
     "recover_calibrator",
@@ -44,30 +47,35 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def _normalised(adjacency: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
-    """``S = D^{-1/2} W D^{-1/2}`` (isolated nodes: zero rows) and the degrees."""
-    w = sp.csr_matrix(adjacency, dtype=np.float64)
-    deg = np.asarray(w.sum(axis=1)).ravel()
-    inv = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0)
-    rows = np.repeat(np.arange(w.shape[0]), np.diff(w.indptr))
-    data = (inv[rows] * w.data) * inv[w.indices]  # the products diag @ W @ diag makes
-    return sp.csr_matrix((data, w.indices, w.indptr), shape=w.shape), deg
-
-
 def item_mass(
-    graph: KnnGraph, seeds: TagSet, *, alpha: float, tol: float, max_iter: int = 1000
+    graph: KnnGraph,
+    seeds: TagSet,
+    *,
+    alpha: float,
+    tol: float,
+    max_iter: int = 1000,
+    deg: Degrees | None = None,
 ) -> np.ndarray:
     r"""Each item's propagated mass ``(1 - alpha)(I - alpha S)^{-1} Y 1``, as spread_tags has it.
 
     The spread of ``Y``'s row sums (:func:`ccgraph.propagate.spreading.spread_mass`, the
     solver and stopping rule :func:`~ccgraph.propagate.spread_tags` uses): one column over the
-    whole graph, stopped when a sweep changes no item by ``tol``.
+    whole graph, stopped when a sweep changes no item by ``tol``. ``deg``: the graph's
+    :func:`degrees`, if the caller has them. The sweeps run in one numba call
+    (:func:`~ccgraph.update._tag_kernels.mass_sweeps`, the solver's arithmetic).
     """
-    from ccgraph.propagate._graph import build_operator
-    from ccgraph.propagate.spreading import spread_mass
+    from ccgraph.update._tag_kernels import mass_sweeps
 
-    op = build_operator(graph.adjacency, alpha=alpha, dtype=np.dtype(np.float64), reorder="none")
-    return spread_mass(op, sp.csr_matrix(seeds.matrix), tol=tol, max_iter=max_iter)
+    d = degrees(graph.adjacency) if deg is None else deg
+    op = _operator(graph.adjacency, alpha, d)
+    y = sp.csr_matrix(seeds.matrix)
+    rs = np.asarray(y.sum(axis=1), dtype=np.float64).reshape(-1, 1) * (1.0 - op.alpha)
+    if op.n == 0:
+        return np.zeros(0)
+    b = np.ascontiguousarray(rs[:, 0], dtype=np.float64)
+    m = op.m
+    x, _, _ = mass_sweeps(m.indptr, m.indices, m.data, b, op.alpha, float(tol), int(max_iter))
+    return np.maximum(x, 0.0)
 
 
 def recover_calibrator(
@@ -118,30 +126,17 @@ def _seed_values(
     (u, t)``, where ``K_e = sum_v S_uv known_vt`` is fixed and ``M_ee' = S_uv`` for the seed
     entries ``e' = (v, t)``, so the work is in the seed entries' neighbourhoods only.
     """
-    from ccgraph.update._tag_kernels import csr_find
+    from ccgraph.update._tag_kernels import seed_sweeps
 
     n, n_t = y.shape
-    yc = sp.csr_matrix(y)
-    yc.sum_duplicates()
-    e_row = np.repeat(np.arange(n), np.diff(yc.indptr))
-    e_col, e_y = yc.indices.astype(np.int64), yc.data
-    cnt = np.diff(s.indptr)[e_row]
-    src = np.repeat(np.arange(len(e_row)), cnt)
-    first = np.repeat(s.indptr[e_row] - (np.cumsum(cnt) - cnt), cnt)
-    p = first + np.arange(len(src))
-    v, w = s.indices[p], s.data[p]
-    tag = e_col[src]
-    kn = sp.csr_matrix(known)
-    kn.sum_duplicates()
-    at = csr_find(kn.indptr, kn.indices, v, tag)  # (v, tag) among the known entries
-    hit = at >= 0
-    fixed = np.bincount(src[hit], weights=w[hit] * kn.data[at[hit]], minlength=len(e_row))
-    at = csr_find(yc.indptr, yc.indices, v, tag)  # (v, tag) among the seed entries
-    hit = at >= 0
-    m = sp.csr_matrix((w[hit], (src[hit], at[hit])), shape=(len(e_row), len(e_row)))
-    est = (1.0 - alpha) * e_y
-    for _ in range(sweeps):
-        est = (1.0 - alpha) * e_y + alpha * (fixed + m @ est)
+    yc = _canonical(y)
+    kn = _canonical(known)
+    if not s.has_canonical_format:  # the sums run over S's rows in column order
+        s = _canonical(s)
+    est = seed_sweeps(
+        s.indptr, s.indices, s.data, yc.indptr, yc.indices, yc.data,
+        kn.indptr, kn.indices, kn.data, float(alpha), int(sweeps),
+    )  # fmt: skip
     return sp.csr_matrix((est, yc.indices, yc.indptr), shape=(n, n_t))
 
 
@@ -281,16 +276,17 @@ def solve_region(
     max_iter: int,
     top_k: int,
     seed_sweeps: int = 5,
+    deg: Degrees | None = None,
 ) -> Solved:
     """The spreading solve of :func:`local_spread` (arguments as there), before confidences.
 
     The item masses are needed only after it (:func:`region_scores`), so they can be
-    computed beside it.
+    computed beside it (``deg``: the graph's :func:`degrees`, if the caller has them).
     """
-    from ccgraph.update._tag_kernels import csr_find
+    from ccgraph.update._tag_kernels import csr_find, split_rows
 
     n, n_t = graph.n_items, seeds.n_tags
-    s, deg = _normalised(graph.adjacency)
+    s, degree = _normalised(graph.adjacency, deg)
     y = sp.csr_matrix(seeds.matrix, dtype=np.float64)
     y.sum_duplicates()
     old = _canonical(old_scores)
@@ -299,12 +295,11 @@ def solve_region(
     known = _entries(n, n_t, old_rows[~on_seed], old.indices[~on_seed], old.data[~on_seed])
     outside = sp.csr_matrix(known + _seed_values(s, y, known, alpha, seed_sweeps))
     r = np.flatnonzero(region)
-    s_r = sp.csr_matrix(s[r])
-    inside = region[s_r.indices]
     to_r = np.full(n, -1, dtype=np.int64)
     to_r[r] = np.arange(len(r))
-    s_out = _entries(len(r), n, *_row_col(s_r, ~inside), s_r.data[~inside])
-    s_rr = _entries(len(r), len(r), *_row_col(s_r, inside, to_r), s_r.data[inside])
+    o_ptr, o_idx, o_val, i_ptr, i_idx, i_val = split_rows(s.indptr, s.indices, s.data, r, to_r)
+    s_out = _canonical(sp.csr_matrix((o_val, o_idx, o_ptr), shape=(len(r), n)))
+    s_rr = _canonical(sp.csr_matrix((i_val, i_idx, i_ptr), shape=(len(r), len(r))))
     c = sp.csr_matrix(alpha * (s_out @ outside) + (1.0 - alpha) * y[r])
     f0 = sp.csr_matrix(outside[r])
     (rows, tags, score, rank), sweeps, converged = solve_system(
@@ -328,7 +323,7 @@ def solve_region(
         "seed_sweeps": seed_sweeps,
     }
     return Solved(
-        r, rows, tags, score, rank, sweeps, converged, deg > 0, graph.ids, seeds.tags, params
+        r, rows, tags, score, rank, sweeps, converged, degree > 0, graph.ids, seeds.tags, params
     )
 
 
@@ -371,19 +366,19 @@ def _canonical(m: sp.spmatrix) -> sp.csr_matrix:
 def _entries(
     n_rows: int, n_cols: int, rows: np.ndarray, cols: np.ndarray, data: np.ndarray
 ) -> sp.csr_matrix:
-    """Canonical CSR of distinct (row, col) entries."""
-    out = sp.csr_matrix((data, (rows, cols)), shape=(n_rows, n_cols))
+    """Canonical CSR of the (row, col) entries, repeated ones summed (as a COO conversion).
+
+    Entries that come by row are laid out directly (what the conversion would do); ``cols``
+    and ``data`` may then be sorted in place.
+    """
+    if len(rows) and not (rows[1:] >= rows[:-1]).all():
+        out = sp.csr_matrix((data, (rows, cols)), shape=(n_rows, n_cols))
+    else:
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+        out = sp.csr_matrix((data, cols, indptr), shape=(n_rows, n_cols))
     out.sum_duplicates()
     return out
-
-
-def _row_col(
-    m: sp.csr_matrix, mask: np.ndarray, col_map: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and (mapped) columns of the entries of ``m`` selected by ``mask``."""
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[mask]
-    cols = m.indices[mask]
-    return rows, (cols if col_map is None else col_map[cols])
 
 
 def _values_at(other: sp.spmatrix, ref: sp.csr_matrix, mask: np.ndarray) -> np.ndarray:
