@@ -68,11 +68,10 @@ def as_ids(ids: Any, n: int | None = None, *, name: str = "ids") -> np.ndarray:
         if n is not None and len(ids) != n:
             raise IdMismatchError(f"`{name}` has {len(ids)} entries but the data has {n} rows")
         return ids
-    # a list as objects: numpy would turn ["a", nan] into the strings "a", "nan"
     src = np.asarray(ids if ids is not None else np.arange(n or 0))
-    if isinstance(ids, (list, tuple)) and src.dtype.kind in "US":
-        src = np.asarray(ids, dtype=object)
     arr = src.astype(str)
+    if isinstance(ids, (list, tuple)) and src.dtype.kind == "U" and (arr == "nan").any():
+        src = np.asarray(ids, dtype=object)  # numpy made ["a", nan] the strings "a", "nan"
     if arr.ndim != 1:
         raise InputError(f"`{name}` must be one-dimensional; got shape {arr.shape}")
     _check_present(src, arr, name)
