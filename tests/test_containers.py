@@ -75,7 +75,10 @@ def test_as_ids_accepts_exactly_the_distinct_ids(values: list[str]) -> None:
     distinct = len(np.unique(arr)) == len(arr)  # the oracle: sorted strings
     if _distinct_hashes(arr):
         assert distinct
-    if distinct:
+    if (arr == "").any():  # numpy drops trailing NULs: "\x00" reads ""
+        with pytest.raises(InputError, match="missing or empty ids"):
+            as_ids(arr.copy())
+    elif distinct:
         assert as_ids(arr.copy()).tolist() == arr.tolist()
     else:
         with pytest.raises(InputError, match="must be unique"):
@@ -89,3 +92,36 @@ def test_as_ids_sorts_when_hashes_repeat(monkeypatch: pytest.MonkeyPatch) -> Non
     assert as_ids(np.array(["b", "a"])).tolist() == ["b", "a"]
     with pytest.raises(InputError, match=r"repeated: \['a'\]"):
         as_ids(np.array(["a", "b", "a"]))
+
+
+@pytest.mark.parametrize(
+    ("vectors", "dtype"),
+    [
+        (np.array([["a", "b"]]), "<U1"),  # before: numpy ValueError "could not convert string"
+        (np.array([[1.0, "x"]], dtype=object), "object"),
+        (np.array([[1 + 2j, 0]]), "complex128"),  # before: imaginary part dropped silently
+    ],
+)
+def test_from_array_refuses_non_numeric_vectors(vectors: np.ndarray, dtype: str) -> None:
+    with pytest.raises(InputError, match=rf"`vectors` must hold numbers; got dtype {dtype}"):
+        Embeddings.from_array(vectors, ["a"])
+
+
+def test_from_array_refuses_ragged_rows() -> None:
+    with pytest.raises(InputError, match=r"`vectors` .* rows differ in length"):
+        Embeddings.from_array([[1.0, 2.0], [3.0]])
+
+
+@pytest.mark.parametrize(
+    ("ids", "shown"),
+    [(["a", None], "None"), (["a", ""], "''"), (["a", np.nan], "nan"), (np.array(["a", ""]), "''")],
+)
+def test_from_array_refuses_missing_or_empty_ids(ids: object, shown: str) -> None:
+    # before: accepted as the ids "None", "" and "nan"
+    with pytest.raises(InputError, match=rf"`ids` has 1 missing .* at position 1: {shown}\)"):
+        Embeddings.from_array(np.eye(2), ids)
+
+
+def test_ids_that_merely_read_none_are_kept() -> None:
+    emb = Embeddings.from_array(np.eye(3), ["None", "nan", "0"])
+    assert emb.ids.tolist() == ["None", "nan", "0"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccgraph.containers import TagSet, as_ids
-from ccgraph.exceptions import InputError
+from ccgraph.exceptions import DataQualityWarning, InputError
 
 
 def _oracle(tags: pd.DataFrame, ids: np.ndarray, weight_column: str | None, min_count: int):
@@ -46,7 +48,7 @@ _TAGS = ["cat", "dog", "Zebra", "éclair", "sky"]
         st.tuples(
             st.sampled_from([*_IDS, "zz", "q"]),  # some ids are not among the items
             st.sampled_from(_TAGS),
-            st.one_of(st.floats(0.125, 1.0, width=32), st.none()),
+            st.floats(0.125, 1.0, width=32),
         ),
         max_size=40,
     ),
@@ -66,7 +68,14 @@ def test_from_frame_matches_the_pandas_oracle(rows, n_ids, min_count, arrow, wei
     )
     ids = np.array(_IDS[::-1][:n_ids])
     weight_column = "weight" if weighted else None
-    got = TagSet.from_frame(tags, ids, weight_column=weight_column, min_count=min_count)
+    unknown = ~tags["id"].isin(set(ids.tolist()))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = TagSet.from_frame(tags, ids, weight_column=weight_column, min_count=min_count)
+    said = [w for w in caught if issubclass(w.category, DataQualityWarning)]
+    assert len(said) == int(unknown.any())
+    if unknown.any():
+        assert f"{int(unknown.sum())} of {len(tags)} tag rows" in str(said[0].message)
     dense, vocab = _oracle(tags, ids, weight_column, min_count)
     assert got.tags.tolist() == vocab.tolist()
     assert got.matrix.dtype == np.float32
@@ -78,7 +87,8 @@ def test_from_frame_matches_the_pandas_oracle(rows, n_ids, min_count, arrow, wei
 def test_checked_ids_are_looked_up_as_they_are() -> None:
     ids = as_ids(np.array(["b", "a", "c"]))
     tags = pd.DataFrame({"id": ["c", "a", "c", "z"], "tag": ["x", "x", "y", "x"]}, dtype="string")
-    got = TagSet.from_frame(tags, ids, weight_column=None)
+    with pytest.warns(DataQualityWarning, match="1 of 4 tag rows"):
+        got = TagSet.from_frame(tags, ids, weight_column=None)
     assert got.ids is ids
     want = sp.csr_matrix(np.array([[0, 0], [1, 0], [1, 1]], dtype=np.float32))
     assert (got.matrix != want).nnz == 0
@@ -88,3 +98,27 @@ def test_null_ids_or_tags_are_refused() -> None:
     tags = pd.DataFrame({"id": ["a", None], "tag": ["x", "y"]}, dtype="string")
     with pytest.raises(InputError, match="null id or tag"):
         TagSet.from_frame(tags, ["a"])
+
+
+def test_tags_of_unknown_ids_are_counted_and_named() -> None:
+    # before: dropped without a word
+    tags = pd.DataFrame({"id": ["a", "zz", "q", "zz", "b"], "tag": ["x", "x", "y", "y", "x"]})
+    with pytest.warns(DataQualityWarning, match=r"3 of 5 tag rows belong to 2 ids .*'zz', 'q'"):
+        got = TagSet.from_frame(tags, ["a", "b"], weight_column=None)
+    assert got.matrix.toarray().tolist() == [[1.0], [1.0]]
+
+
+@pytest.mark.parametrize(
+    ("weight", "shown"), [(-1.0, "-1.0"), (np.nan, "nan"), (np.inf, "inf"), ("high", "'high'")]
+)
+@pytest.mark.parametrize("arrow", [False, True])
+def test_bad_weights_name_the_row(weight: object, shown: str, arrow: bool) -> None:
+    # before: -1 was stored as a seed weight of -1, NaN and "high" became 1.0
+    tags = pd.DataFrame(
+        {"id": ["a", "b", "a"], "tag": ["x", "x", "y"], "weight": [0.5, weight, 1.0]},
+        dtype="string" if arrow and isinstance(weight, str) else None,
+    )
+    with pytest.raises(InputError, match=rf"'weight' column has 1 weights .*row 1: {shown}\)"):
+        TagSet.from_frame(tags, ["a", "b"])
+    # weight_column=None weighs every tag 1, whatever the column holds
+    assert TagSet.from_frame(tags, ["a", "b"], weight_column=None).matrix.sum() == 3

@@ -6,6 +6,7 @@ it. Arrays are set read-only on construction; nothing here is mutated after it i
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ import scipy.sparse as sp
 
 from ccgraph._array_memo import ArrayMemo
 from ccgraph._validation import row_norms
-from ccgraph.exceptions import IdMismatchError, InputError, ParameterError
+from ccgraph.exceptions import DataQualityWarning, IdMismatchError, InputError, ParameterError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -67,9 +68,13 @@ def as_ids(ids: Any, n: int | None = None, *, name: str = "ids") -> np.ndarray:
         if n is not None and len(ids) != n:
             raise IdMismatchError(f"`{name}` has {len(ids)} entries but the data has {n} rows")
         return ids
-    arr = np.asarray(ids if ids is not None else np.arange(n or 0)).astype(str)
+    src = np.asarray(ids if ids is not None else np.arange(n or 0))
+    arr = src.astype(str)
+    if isinstance(ids, (list, tuple)) and src.dtype.kind == "U" and (arr == "nan").any():
+        src = np.asarray(ids, dtype=object)  # numpy made ["a", nan] the strings "a", "nan"
     if arr.ndim != 1:
         raise InputError(f"`{name}` must be one-dimensional; got shape {arr.shape}")
+    _check_present(src, arr, name)
     if n is not None and len(arr) != n:
         raise IdMismatchError(f"`{name}` has {len(arr)} entries but the data has {n} rows")
     if not _distinct_hashes(arr):  # a repeated hash: sort the strings to be sure
@@ -80,6 +85,32 @@ def as_ids(ids: Any, n: int | None = None, *, name: str = "ids") -> np.ndarray:
     arr.setflags(write=False)
     _CHECKED.put(arr, True)
     return arr
+
+
+def _check_present(src: np.ndarray, arr: np.ndarray, name: str) -> None:
+    """Refuse missing (None, NaN) or empty ids: as strings they would read ``"None"``, ``""``.
+
+    ``src`` is the array as given, ``arr`` its strings.
+    """
+    if src.dtype.kind == "O":
+        bad = pd.isna(src) | (arr == "")
+    elif src.dtype.kind == "f":
+        bad = np.isnan(src)
+    elif src.dtype.kind in "US":
+        bad = arr == ""
+    else:
+        return
+    if bad.any():
+        where = np.flatnonzero(bad)
+        raise InputError(
+            f"`{name}` has {len(where)} missing or empty ids (first at position "
+            f"{int(where[0])}: {_plain(src[where[0]])!r}); every item needs a non-empty id"
+        )
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (for messages: ``-1.0``, not ``np.float64(-1.0)``)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _distinct_hashes(arr: np.ndarray) -> bool:
@@ -250,7 +281,7 @@ class Embeddings:
         >>> emb.shape
         (3, 3)
         """
-        arr = np.array(vectors, dtype=np.float32, copy=True)
+        arr = _as_float32(vectors)
         if arr.ndim != 2:
             raise InputError(f"`vectors` must be 2-D [n, d]; got shape {arr.shape}")
         if arr.shape[0] == 0 or arr.shape[1] == 0:
@@ -302,6 +333,28 @@ class Embeddings:
 
     def __repr__(self) -> str:
         return f"Embeddings({self.kind}, n={self.shape[0]}, d={self.shape[1]})"
+
+
+def _as_float32(vectors: Any) -> np.ndarray:
+    """A float32 copy of ``vectors``; text, dates or ragged rows are refused naming the dtype."""
+    try:
+        given = np.asarray(vectors)
+    except ValueError as exc:  # ragged nested lists
+        raise InputError(
+            f"`vectors` must be a 2-D array of numbers [n, d]; its rows differ in length ({exc})"
+        ) from exc
+    if given.dtype.kind not in "biufO":
+        raise InputError(
+            f"`vectors` must hold numbers; got dtype {given.dtype} (e.g. "
+            f"{given.ravel()[:2].tolist()}): convert the vectors to floats first"
+        )
+    try:
+        return np.array(given, dtype=np.float32, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"`vectors` must hold numbers; got dtype {given.dtype} with a value that is not "
+            f"one ({exc}): convert the vectors to floats first"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -447,8 +500,11 @@ class TagSet:
     ) -> TagSet:
         """Build a seed matrix from a long table with columns ``id``, ``tag`` (and ``weight``).
 
-        Rows whose id is not in ``ids`` are ignored; a repeated (id, tag) keeps its largest
-        weight; tags used by fewer than ``min_count`` items are left out of the vocabulary.
+        Rows whose id is not in ``ids`` are ignored with a
+        :class:`~ccgraph.exceptions.DataQualityWarning` (how many, which); a weight must be a
+        finite number >= 0 (:class:`~ccgraph.exceptions.InputError` names the row otherwise);
+        a repeated (id, tag) keeps its largest weight; tags used by fewer than ``min_count``
+        items are left out of the vocabulary.
 
         Examples
         --------
@@ -472,11 +528,12 @@ class TagSet:
             )
         pos = _positions_in(ids_arr, tags_long["id"])
         keep = pos >= 0
+        if not keep.all():
+            _warn_unknown(tags_long["id"][~keep], len(keep))
         rows = pos[keep]
         if weight_column and weight_column in tags_long.columns:
-            col = tags_long[weight_column]
-            col = col if keep.all() else col[keep]
-            w = pd.to_numeric(col, errors="coerce").fillna(1.0).to_numpy(np.float32)
+            w = _tag_weights(tags_long[weight_column], weight_column)
+            w = w if keep.all() else w[keep]
         else:
             w = np.ones(len(rows), dtype=np.float32)
         tag = tags_long["tag"] if keep.all() else tags_long["tag"][keep]
@@ -516,6 +573,38 @@ class TagSet:
 
     def __repr__(self) -> str:
         return f"TagSet({len(self.ids)} items, {self.n_tags} tags, {self.matrix.nnz} seeds)"
+
+
+def _warn_unknown(unknown: pd.Series, n_rows: int) -> None:
+    """Warn that the tag rows of ``unknown`` ids (not among the items) are ignored."""
+    names = pd.unique(unknown.astype(str))
+    warnings.warn(
+        f"{len(unknown)} of {n_rows} tag rows belong to {len(names)} ids that are not among "
+        f"the items (e.g. {names[:3].tolist()}) and are ignored; check that the tags and the "
+        "items use the same ids",
+        DataQualityWarning,
+        stacklevel=3,
+    )
+
+
+def _tag_weights(column: pd.Series, name: str) -> np.ndarray:
+    """The float32 weights of ``column``; a missing, non-numeric, infinite or negative one raises.
+
+    Examples
+    --------
+    >>> _tag_weights(pd.Series([0.5, 1]), "weight").tolist()
+    [0.5, 1.0]
+    """
+    w = pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    bad = ~(np.isfinite(w) & (w >= 0))
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise InputError(
+            f"the tags table's {name!r} column has {len(rows)} weights that are not finite "
+            f"numbers >= 0 (first at row {int(rows[0])}: {_plain(column.iloc[rows[0]])!r}); fix or "
+            f"drop those rows, or pass weight_column=None to weigh every tag 1"
+        )
+    return w.astype(np.float32)
 
 
 def _positions_in(ids: np.ndarray, column: pd.Series) -> np.ndarray:

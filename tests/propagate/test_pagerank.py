@@ -63,12 +63,39 @@ def test_batch_equals_loop_of_single():
     np.testing.assert_allclose(f32, batch, atol=1e-5)
 
 
-def test_batch_zero_column_stays_zero():
+def test_batch_zero_column_is_refused_like_the_single_version():
+    # before: the batch returned a zero column where personalized_pagerank raised
     g = random_graph(n=30, seed=4)
-    p = np.zeros((30, 2))
-    p[0, 0] = 1.0
-    out = personalized_pagerank_batch(g, p)
-    assert out[:, 1].sum() == 0 and out[:, 0].sum() == pytest.approx(1.0)
+    p = np.zeros((30, 3))
+    p[0, 0] = p[5, 2] = 1.0
+    for restart in (p, sp.csr_matrix(p)):
+        with pytest.raises(InputError, match=r"`personalizations` has 1 all-zero .*column 1\b"):
+            personalized_pagerank_batch(g, restart)
+    with pytest.raises(InputError, match="all zero"):
+        personalized_pagerank(g, p[:, 1])
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_single_refuses_a_2d_restart(sparse):
+    # before: personalized_pagerank(G, np.ones((n, 2))) answered for the first column only
+    g = random_graph(n=20)
+    v = np.ones((20, 2))
+    with pytest.raises(InputError, match=r"shape \(20, 2\).*personalized_pagerank_batch"):
+        personalized_pagerank(g, sp.csr_matrix(v) if sparse else v)
+    row = personalized_pagerank(g, np.ones((1, 20)))  # one row or one column is one vector
+    np.testing.assert_allclose(row, personalized_pagerank(g, np.ones(20)))
+
+
+@pytest.mark.parametrize("seeds", [[1.5], [0, 2.25], [np.nan]])
+def test_local_ppr_refuses_fractional_positions(seeds):
+    # before: [1.5] was truncated to position 1 silently
+    g = random_graph(n=20)
+    shown = str(next(s for s in seeds if s != int(np.nan_to_num(s))))
+    with pytest.raises(InputError, match=rf"whole numbers .*got {shown} in"):
+        local_ppr(g, seeds)
+    np.testing.assert_array_equal(
+        local_ppr(g, [1.0, 3.0]).toarray(), local_ppr(g, [1, 3]).toarray()
+    )
 
 
 def test_local_push_close_to_global():

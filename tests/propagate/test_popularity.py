@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import math
+import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from ccgraph import KnnGraph
 from ccgraph.exceptions import InputError, ParameterError
 from ccgraph.propagate import infer_popularity, standardize_popularity
+from ccgraph.propagate.popularity import extreme_outliers
 from tests.propagate._graphs import random_graph
 
 
@@ -114,3 +117,32 @@ def test_extreme_outliers_by_hand():
     assert extreme_outliers([0, 1, 3, 40, 900, 9144, 2e5], ["f"] * 7) == []
     with pytest.raises(InputError, match="`provider` has 1 entries but `raw` has 2"):
         extreme_outliers([1, 2], ["a"])
+
+
+@pytest.mark.parametrize("big", [1e308, 1.7e308])
+def test_huge_raw_values_do_not_overflow(big):
+    # before: numpy RuntimeWarning "overflow encountered in multiply" (outlier test) and
+    # "... in add" (x + C) on top of the pipeline's outlier warning
+    raw = np.array([1.0, 3.0, big, big, np.nan])
+    prov = ["a"] * 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = extreme_outliers(raw, prov, percentile=50)
+        got = standardize_popularity(raw, prov, percentile=50, r=0.85)
+        pop = infer_popularity(KnnGraph.from_adjacency(np.ones((5, 5))), raw, prov)
+    assert [(name, rows.tolist()) for name, rows, _ in found] == [("a", [2, 3])]
+    # V = 3 (the median of 1, 3, big, big): C = 3 * 0.15 / 0.85, p = x / (x + C) in exact terms
+    c = Fraction(3) * Fraction(15, 100) / Fraction(85, 100)
+    want = [float(Fraction(x) / (Fraction(x) + c)) for x in raw[:4]]
+    np.testing.assert_allclose(got[:4], want, rtol=1e-14)
+    assert math.isnan(got[4]) and pop.source[4] == "inferred"
+
+
+def test_huge_values_with_a_tiny_r_keep_their_ratio():
+    # C = ((1 - r) / r) V passes float's max for V = 1e308 and r = 0.001 (before: inf, p = 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = standardize_popularity([1e308, 5e307], ["a", "a"], percentile=50, r=0.001)
+    c = Fraction(999) * Fraction(5e307)
+    want = [float(Fraction(x) / (Fraction(x) + c)) for x in (1e308, 5e307)]
+    np.testing.assert_allclose(got, want, rtol=1e-14)

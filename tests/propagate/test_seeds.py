@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ccgraph.exceptions import ParameterError
+from ccgraph.exceptions import DataQualityWarning, ParameterError
 from ccgraph.propagate import build_seeds
 
 TAGS = pd.DataFrame(
@@ -18,7 +18,8 @@ TAGS = pd.DataFrame(
 
 
 def test_weights_by_source():
-    s = build_seeds(TAGS, ["a", "b", "c"], user_weight=0.5, machine_weight="accuracy")
+    with pytest.warns(DataQualityWarning, match=r"1 of 6 tag rows .*\['zz'\]"):  # not an item
+        s = build_seeds(TAGS, ["a", "b", "c"], user_weight=0.5, machine_weight="accuracy")
     m = pd.DataFrame(s.matrix.toarray(), index=s.ids, columns=s.tags)
     assert m.loc["a", "cat"] == 0.5
     assert m.loc["a", "pet"] == pytest.approx(0.9)

@@ -114,7 +114,7 @@ def personalized_pagerank_batch(
         As in :func:`personalized_pagerank`.
     personalizations
         ``[n, m]`` dense array or scipy sparse matrix; column ``j`` is one restart distribution
-        (normalised to sum 1). An all-zero column gives an all-zero result column.
+        (normalised to sum 1); each needs a positive weight (an all-zero column raises).
     alpha, tol, max_iter
         As in :func:`personalized_pagerank` (``tol`` applies to each column separately).
     dtype
@@ -129,7 +129,7 @@ def personalized_pagerank_batch(
     Returns
     -------
     numpy.ndarray
-        ``float64 [n, m]``; each non-zero column sums to 1.
+        ``float64 [n, m]``; each column sums to 1.
 
     Notes
     -----
@@ -237,12 +237,24 @@ def _as_vectors(x: Any, n: int, *, name: str, single: bool = False) -> np.ndarra
         if single:
             arr = arr.reshape(-1, 1) if arr.ndim == 1 or 1 in arr.shape else arr
         data = arr
+    if single and arr.ndim == 2 and arr.shape[1] != 1:
+        raise InputError(
+            f"`{name}` must be one restart vector of length {n}; got shape {arr.shape}: for "
+            "one distribution per column use personalized_pagerank_batch"
+        )
     if arr.ndim != 2 or arr.shape[0] != n:
         raise InputError(f"`{name}` must have {n} rows (one per node); got shape {arr.shape}")
     if not np.isfinite(data).all() or (data < 0).any():
         raise InputError(f"`{name}` must be finite and non-negative")
     if single and not data.sum() > 0:
         raise InputError(f"`{name}` is all zero; give at least one positive restart weight")
+    if not single:
+        empty = np.flatnonzero(~(np.asarray(arr.sum(axis=0)).ravel() > 0))
+        if len(empty):
+            raise InputError(
+                f"`{name}` has {len(empty)} all-zero columns (first: column {int(empty[0])}); "
+                "give each column at least one positive restart weight, or drop it"
+            )
     return arr
 
 
@@ -347,6 +359,13 @@ def _seed_vector(seeds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
                 " (map ids to positions, e.g. with pandas.Index(graph.ids).get_indexer(ids))"
             )
         if arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and arr.ndim == 1 and arr.size != n):
+            flat = arr.ravel()
+            frac = flat[flat != np.round(flat)] if arr.dtype.kind == "f" else flat[:0]
+            if len(frac):
+                raise InputError(
+                    f"`seeds` positions must be whole numbers (rows of graph.ids); got "
+                    f"{frac[0].item()} in {flat[:5].tolist()} (a weight vector needs length {n})"
+                )
             idx = np.unique(arr.astype(np.int64).ravel())
             if idx.size == 0 or idx.min() < 0 or idx.max() >= n:
                 raise InputError(

@@ -93,10 +93,32 @@ def standardize_popularity(
         if v <= 0:
             pos = vals[vals > 0]
             v = float(pos.min()) if pos.size else 0.0
-        const = (1.0 - r) / r * v
-        out[mask] = np.divide(vals, vals + const, out=np.zeros_like(vals), where=vals + const > 0)
+        out[mask] = _ratio(vals, v, r)
     return out
 
+
+def _ratio(x: np.ndarray, v: float, r: float) -> np.ndarray:
+    """``x / (x + C)`` with ``C = ((1 - r) / r) v`` (0 where both are 0), without overflow.
+
+    Values whose sum could pass the largest float (near 1e308, or a tiny ``r``) are first
+    scaled by a power of two, which leaves the ratio as it is; other inputs are not scaled.
+
+    Examples
+    --------
+    >>> _ratio(np.array([0.0, 1.7e308]), 1.7e308, 0.5).tolist()
+    [0.0, 0.5]
+    """
+    f = (1.0 - r) / r
+    top = max(float(x.max(initial=0.0)), v)
+    exponent = int(np.frexp(top)[1]) + int(np.frexp(max(f, 1.0))[1])
+    if exponent > 1000:  # 2**1000 ~ 1e301: x + C would come near float's max
+        scale = float(np.ldexp(1.0, 1000 - exponent))
+        x, v = x * scale, v * scale
+    den = x + f * v
+    return np.divide(x, den, out=np.zeros_like(x), where=den > 0)
+
+
+_MAX = float(np.finfo(np.float64).max)
 
 #: Within one provider, sorted positive values that jump by more than this factor mark the
 #: values above the jump as extreme outliers (real counts on the shared samples jump by < 5x).
@@ -132,7 +154,10 @@ def extreme_outliers(
             continue
         order = np.argsort(pos, kind="stable")
         sorted_pos = pos[order]
-        jumps = np.flatnonzero(sorted_pos[1:] > OUTLIER_GAP * sorted_pos[:-1])
+        # OUTLIER_GAP * x overflows above ~1.8e302; no float exceeds it, so no jump there
+        prev = sorted_pos[:-1]
+        room = prev <= _MAX / OUTLIER_GAP
+        jumps = np.flatnonzero(room & (sorted_pos[1:] > OUTLIER_GAP * np.where(room, prev, 0.0)))
         if jumps.size == 0:
             continue
         cut = sorted_pos[jumps[-1] + 1]

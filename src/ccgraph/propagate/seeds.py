@@ -32,7 +32,8 @@ def build_seeds(
         ``machine_weight="accuracy"``, ``weight`` (the machine tag's accuracy in (0, 1]) —
         the layout of :attr:`ccgraph.Catalog.tags`.
     ids
-        Item ids in the graph's row order; tags of other ids are ignored.
+        Item ids in the graph's row order; tags of other ids are ignored (with a
+        :class:`~ccgraph.exceptions.DataQualityWarning`).
     user_weight
         Seed weight of a user tag, in (0, 1].
     machine_weight
