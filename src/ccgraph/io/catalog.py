@@ -22,7 +22,7 @@ import pandas as pd
 from ccgraph._validation import check_choice, check_int
 from ccgraph.containers import ITEM_COLUMNS, REJECT_COLUMNS, TAG_COLUMNS, Catalog
 from ccgraph.exceptions import InputError, ParameterError
-from ccgraph.io._files import expand_paths, read_raw
+from ccgraph.io._files import check_id_cells, expand_paths, read_raw
 from ccgraph.io._rows import ParsedFile
 from ccgraph.io.hygiene import apply_hygiene, as_hygiene
 from ccgraph.io.openverse import looks_like_openverse, parse_openverse
@@ -39,6 +39,11 @@ PathLike = str | os.PathLike[str]
 _JOINED = ("title", "description")
 
 
+def _id_column(columns: Mapping[str, str] | None) -> str:
+    """The column a table's ids are read from (``data.columns.id``, default ``id``)."""
+    return str(check_columns(columns)[0].get("id", "id"))
+
+
 def _read_file(
     path: Path,
     fmt: str,
@@ -50,6 +55,9 @@ def _read_file(
     raw = read_raw(path)
     if fmt == "auto":
         fmt = "openverse" if looks_like_openverse(raw.frame.columns) else "table"
+    id_columns = ("identifier", "id") if fmt == "openverse" else (_id_column(columns),)
+    for column in id_columns:
+        check_id_cells(raw, column)
     parsed = (
         parse_openverse(raw)
         if fmt == "openverse"
