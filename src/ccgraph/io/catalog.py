@@ -94,9 +94,15 @@ def _combine(parsed: list[ParsedFile]) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
         rejects.append(p.rejects.assign(_fi=fi))
         offset += len(p.items)
     all_items = pd.concat(items, ignore_index=True)
-    for col in all_items.columns:
-        if col not in ITEM_COLUMNS and not pd.api.types.is_numeric_dtype(all_items[col]):
-            all_items[col] = all_items[col].fillna("")
+    text = [
+        c
+        for c, dtype in all_items.dtypes.items()
+        if c not in ITEM_COLUMNS and not pd.api.types.is_numeric_dtype(dtype)
+    ]
+    if text:  # filled in one go: a catalog may have thousands of extra columns
+        order = list(all_items.columns)
+        filled = all_items[text].fillna("")
+        all_items = pd.concat([all_items.drop(columns=text), filled], axis=1)[order]
     all_items["_seq"] = np.arange(len(all_items), dtype=np.int64)
     return all_items, pd.concat(tags, ignore_index=True), pd.concat(rejects, ignore_index=True)
 
