@@ -149,7 +149,8 @@ def update_run(
         More ids to remove (e.g. a table format without a removal flag).
     embeddings
         Vectors of the batch per modality (the names of the run's modalities), instead of
-        embedding it here.
+        embedding it here. As with a vectors file (``embed.precomputed``), every id must be
+        in the batch or in the run, and an item of the run sent again needs its vector.
     rng
         Seed; default the run's ``seed``.
     overwrite
@@ -167,7 +168,14 @@ def update_run(
     ------
     InputError
         The run lacks the stored embeddings or kNN lists (made before they were kept), or the
-        batch cannot be read or embedded as the run was.
+        batch cannot be read or embedded as the run was: a vectors file lists ids in neither
+        the batch nor the run, or lacks an item of the run that the batch sends again.
+
+    Warns
+    -----
+    DataQualityWarning
+        Items of the batch without any embedding (isolated, as :func:`ccgraph.run` warns), or
+        ids of ``remove`` that are not in the run.
     ParameterError
         ``rng`` is not None, a non-negative int or a Generator.
     OutputError
