@@ -69,6 +69,17 @@ def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
         ),
         ("bad.jsonl", '{"id": 1}\n{"id": 2,\n', r"bad\.jsonl: line 2: not valid JSON"),
         ("list.jsonl", '{"id": 1}\n[1, 2]\n', r"list\.jsonl: line 2: a JSON list"),
+        (  # before: the ids became the text "[1]" and "{'x': 2}"
+            "list_id.jsonl",
+            '{"id": "a"}\n\n{"id": [1], "title": "b"}\n{"id": {"x": 2}}\n',
+            r"list_id\.jsonl: line 3: the id \(column 'id'\) is a list \(\[1\]\).*2 rows",
+        ),
+        (
+            "object_id.jsonl",
+            '{"identifier": {"x": 2}, "provider": "flickr", "foreign_identifier": "f1", '
+            '"meta_data": null, "tags": null, "url": "u"}\n',
+            r"object_id\.jsonl: line 1: the id \(column 'identifier'\) is an object",
+        ),
         ("junk.parquet", b"PAR1 not really", r"junk\.parquet: not a readable Parquet file"),
         ("notes.xlsx", b"PK", r"notes\.xlsx: unknown catalog file type '\.xlsx'"),
         ("header.csv", "id,title\n", r"no usable items in .*header\.csv"),
@@ -251,3 +262,11 @@ def test_every_row_removed_from_source_points_at_include_removed(tmp_path: Path)
         read_catalog(f, format="openverse")
     kept = read_catalog(f, format="openverse", include_removed=True)
     assert kept.items["id"].tolist() == ["1", "2"]
+
+
+def test_a_list_id_in_a_mapped_parquet_column_is_refused(tmp_path: Path) -> None:
+    # before: the id became the text "[1 2]"
+    f = tmp_path / "ids.parquet"
+    pd.DataFrame({"key": [["1", "2"], ["3"]], "name": ["a", "b"]}).to_parquet(f)
+    with pytest.raises(InputError, match=r"ids\.parquet: row 1: the id \(column 'key'\) is a list"):
+        read_catalog(f, columns={"id": "key", "title": "name"})

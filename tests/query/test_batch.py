@@ -97,3 +97,16 @@ def test_batch_vector_modality_column(index: RunIndex) -> None:
     bad = pd.DataFrame({"vector": [vec], "modality": ["image"]})
     with pytest.raises(InputError, match="'image' is not stored"):
         index.query_batch(bad)
+
+
+def test_batch_empty_image_path_names_its_row(tmp_path: Path) -> None:
+    # before: "image file not found: " with a blank name
+    from ccgraph.query import open_run
+    from tests.query._runs import image_run
+
+    index = open_run(image_run(tmp_path, "pixels", n=12))
+    frame = pd.DataFrame({"id": ["im00", None], "image_path": [None, "  "]})
+    out = index.query_batch(frame, errors="record")
+    assert "`image_path` is empty" in out.loc[1, "error"]
+    with pytest.raises(InputError, match=r"batch row 2: `image_path` is empty"):
+        index.query_batch(frame)

@@ -11,6 +11,8 @@ import pytest
 
 import ccgraph
 from ccgraph.cli import main
+from ccgraph.exceptions import DataQualityWarning
+from ccgraph.update import update_run
 from ccgraph.update.cli import add_commands
 
 
@@ -110,3 +112,33 @@ def test_a_missing_vectors_file_given_with_set_says_where_it_was_looked_for(
     err = " ".join(capsys.readouterr().err.split())
     assert f"not found: {tmp_path / 'v.parquet'}" in err
     assert "against the working directory when given with `ccgraph update --set`" in err
+
+
+def test_removing_only_unknown_ids_warns(
+    base_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # before: "0 removed" and only an INFO line (`unknown_removals`)
+    header = pd.read_csv(base_run.parent / "catalog.csv").head(0)
+    header.to_csv(tmp_path / "empty.csv", index=False)
+    (tmp_path / "gone.txt").write_text("IT0005\nit-9999\n")
+    args = ["update", str(base_run), str(tmp_path / "empty.csv"), "-q", "--out"]
+    assert main([*args, str(tmp_path / "new"), "--remove", str(tmp_path / "gone.txt")]) == 0
+    out = capsys.readouterr()
+    said = " ".join((out.out + out.err).split())
+    assert "2 of 2 ids to remove are not in the run" in said and "check the ids file" in said
+    assert "IT0005" in said
+    # the API warns (the command shows ccgraph's warnings as log lines)
+    with pytest.warns(DataQualityWarning, match=r"1 of 2 ids to remove .*'it-9999'"):
+        update_run(
+            base_run, tmp_path / "empty.csv", out=tmp_path / "new2", remove=["it0005", "it-9999"]
+        )
+
+
+def test_a_negative_seed_exits_2_before_any_work(
+    base_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # before: refused only after the graph stage, by the clusters' `rng` check
+    args = ["update", str(base_run), str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")]
+    assert main([*args, "--seed", "-4"]) == 2
+    err = capsys.readouterr().err
+    assert "--seed" in err and "-4" in err and "not found" not in err

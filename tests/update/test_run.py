@@ -12,7 +12,7 @@ import pytest
 import ccgraph
 from ccgraph.cluster import adjusted_rand_index
 from ccgraph.containers import REJECT_COLUMNS, TAG_COLUMNS, Catalog
-from ccgraph.exceptions import InputError, OutputError
+from ccgraph.exceptions import DataQualityWarning, InputError, OutputError, ParameterError
 from ccgraph.graph import build_knn_graph
 from ccgraph.update import update_run
 from ccgraph.update._persist import read_embeddings
@@ -309,3 +309,66 @@ def test_refuses_an_output_inside_its_input_or_around_it(base_run: Path, tmp_pat
         update_run(outer / "inner", _empty_catalog(), out=outer, overwrite=True)
     assert (outer / "inner" / "manifest.json").exists()
     assert len(ccgraph.load_run(outer / "inner").ids) == len(ccgraph.load_run(base_run).ids)
+
+
+def test_added_items_without_vectors_get_the_runs_warning(base_run: Path, tmp_path: Path) -> None:
+    # before: "6 added" with 2 of them isolated (degree 0, a cluster each) and no warning,
+    # while `ccgraph run` warns (DataQualityWarning) about items without any embedding
+    labels = np.array([0, 1, 2, 3, 0, 1])
+    csv, vec = _batch(tmp_path, labels, 160, seed=11)
+    pd.read_parquet(vec).head(4).to_parquet(tmp_path / "v4.parquet")
+    with pytest.warns(DataQualityWarning, match=r"2 of 6 items have no embedding") as rec:
+        update_run(
+            base_run,
+            csv,
+            out=tmp_path / "new",
+            overrides=[f"embed.precomputed.path={tmp_path / 'v4.parquet'}"],
+        )
+    msg = " ".join(str(w.message) for w in rec)
+    assert "it0164" in msg and "isolated" in msg
+
+
+def _npy_with_ids(folder: Path, frame: pd.DataFrame) -> list[str]:
+    np.save(folder / "v.npy", np.stack(frame["vector"].to_list()).astype(np.float32))
+    (folder / "ids.txt").write_text("\n".join(frame["id"]) + "\n")
+    return [
+        f"embed.precomputed.path={folder / 'v.npy'}",
+        f"embed.precomputed.ids_path={folder / 'ids.txt'}",
+    ]
+
+
+def test_a_vectors_file_must_hold_the_resent_items_and_no_foreign_ids(
+    base_run: Path, tmp_path: Path
+) -> None:
+    # before: re-sent items missing from ids.txt were counted "replaced" and lost all their
+    # edges, and ids of the file in neither the batch nor the run were ignored; a run refuses
+    rows = pd.read_csv(base_run.parent / "catalog.csv").head(4)
+    rows["name"] = rows["name"] + " (edited)"
+    rows.to_csv(tmp_path / "b.csv", index=False)
+    vectors = pd.read_parquet(base_run.parent / "vectors.parquet")
+    lacking = _npy_with_ids(tmp_path, vectors.head(3))  # it0003 has no vector
+    with pytest.raises(InputError, match=r"ids\.txt|v\.npy") as err:
+        update_run(base_run, tmp_path / "b.csv", out=tmp_path / "o1", overrides=lacking)
+    assert "it0003" in str(err.value) and "1 items" in str(err.value)
+    extra = vectors.head(4).copy()
+    extra.loc[0, "id"] = "nowhere-17"  # and it0000 lacks one: the foreign id is named first
+    extra = pd.concat([extra, vectors.iloc[[0]]], ignore_index=True)
+    foreign = _npy_with_ids(tmp_path, extra)
+    with pytest.raises(InputError, match=r"v\.npy: 1 ids are not in the batch nor in the run"):
+        update_run(base_run, tmp_path / "b.csv", out=tmp_path / "o2", overrides=foreign)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_a_bad_seed_is_refused_before_any_work(
+    base_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: the seed was only checked by the cluster stage, after the graph was updated
+    import ccgraph.io
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the run was read before the seed was checked")
+
+    monkeypatch.setattr(ccgraph.io, "load_run", no_work)
+    for bad in (-4, 1.5, True):
+        with pytest.raises(ParameterError, match=r"`rng` \(`ccgraph update --seed`\).*got"):
+            update_run(base_run, _empty_catalog(), out=tmp_path / "o", rng=bad)  # type: ignore[arg-type]

@@ -20,11 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ccgraph.exceptions import InputError, ParameterError
 
-__all__ = ["CATALOG_SUFFIXES", "RawTable", "expand_paths", "iter_records", "read_raw"]
+__all__ = [
+    "CATALOG_SUFFIXES",
+    "RawTable",
+    "check_id_cells",
+    "expand_paths",
+    "iter_records",
+    "read_raw",
+]
 
 CATALOG_SUFFIXES = {
     ".csv": "csv",
@@ -48,6 +56,34 @@ class RawTable:
     path: Path
     kind: str
     frame: pd.DataFrame
+    #: JSON Lines: the line number of each row (blank lines are skipped); None otherwise.
+    lines: tuple[int, ...] | None = None
+
+    def where(self, row: int) -> str:
+        """``line N`` (JSON Lines) or ``row N`` (1-based) of the 0-based ``row``."""
+        return f"line {self.lines[row]}" if self.lines is not None else f"row {row + 1}"
+
+
+def check_id_cells(raw: RawTable, column: str) -> None:
+    """Refuse ids that are lists or objects (JSON Lines, Parquet): ``str()`` is no id.
+
+    Raises
+    ------
+    InputError
+        Naming the file, the line (or row), the column and the value.
+    """
+    if column not in raw.frame.columns or raw.frame[column].dtype != object:
+        return
+    values = raw.frame[column].tolist()
+    bad = [i for i, v in enumerate(values) if isinstance(v, (list, dict, tuple, np.ndarray))]
+    if bad:
+        value = values[bad[0]]
+        kind = "an object" if isinstance(value, dict) else "a list"
+        raise InputError(
+            f"{raw.path}: {raw.where(bad[0])}: the id (column {column!r}) is {kind} "
+            f"({str(value)[:60]}); an id must be a string or a number: write each item's id "
+            f"as one ({len(bad)} rows have such ids)"
+        )
 
 
 def iter_records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
@@ -291,11 +327,12 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
+def _read_jsonl(path: Path) -> tuple[pd.DataFrame, tuple[int, ...]]:
     text = _decode(path, _read_bytes(path))
     if not text.strip():
         raise InputError(f"{path}: the file is empty; JSON Lines needs one object a line")
     records = []
+    numbers = []
     # Split on \n only: str.splitlines() would also break at U+0085 or U+2028 inside values.
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -313,7 +350,8 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                 "(one item's fields) was expected"
             )
         records.append(obj)
-    return pd.DataFrame.from_records(records)
+        numbers.append(lineno)
+    return pd.DataFrame.from_records(records), tuple(numbers)
 
 
 def read_raw(path: Path) -> RawTable:
@@ -324,10 +362,11 @@ def read_raw(path: Path) -> RawTable:
             f"{path}: unknown catalog file type {path.suffix!r}; use .csv, .tsv, .txt, "
             ".parquet or .jsonl (optionally .gz)"
         )
+    lines = None
     if kind == "parquet":
         frame = _read_parquet(path)
     elif kind == "jsonl":
-        frame = _read_jsonl(path)
+        frame, lines = _read_jsonl(path)
     else:
         frame = _read_delimited(path, kind)
-    return RawTable(path, kind, frame.reset_index(drop=True))
+    return RawTable(path, kind, frame.reset_index(drop=True), lines)

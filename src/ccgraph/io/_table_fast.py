@@ -25,6 +25,15 @@ def _is_text(col: pd.Series) -> bool:
     return pd.api.types.is_string_dtype(col.dtype) and col.dtype != object
 
 
+def _keeps_dtype(dtype: Any) -> bool:
+    """Whether ``pd.DataFrame({c: col.to_numpy()[rows]})`` gives ``col``'s dtype back."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        return True
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "biufcmM"
+    return dtype == pd.StringDtype(na_value=np.nan)
+
+
 def _text(col: pd.Series) -> np.ndarray:
     """``text_of`` of every value, as an object array of str."""
     if _is_text(col):
@@ -159,12 +168,21 @@ def parse_columns(
         if bad.size:
             msg = np.array([f"column {pop_col!r}: {p}" for p in problem[keep][bad]], dtype=object)
             rej.append((kept_rows[bad], cols["id"][bad], "popularity", msg, 1))
+    # extra columns (a catalog may have thousands) are taken in one go: those a row filter
+    # keeps as they are by it, object ones through one 2-D array (the DataFrame constructor
+    # infers each column as it does a 1-D one); any other dtype one by one
+    dtypes = frame.dtypes
+    fresh = [c for c in extras if c not in cols]  # (an extra named like a field column wins)
+    same = [c for c in fresh if _keeps_dtype(dtypes[c])]
+    objs = [c for c in fresh if isinstance(dtypes[c], np.dtype) and dtypes[c].kind == "O"]
+    taken = {*same, *objs}
     for col in extras:
-        cols[col] = (
-            frame[col].to_numpy()[keep]
-            if not isinstance(frame[col].dtype, pd.CategoricalDtype)
-            else frame[col][keep].reset_index(drop=True)
-        )
+        if col not in taken:
+            cols[col] = (
+                frame[col].to_numpy()[keep]
+                if not isinstance(dtypes[col], pd.CategoricalDtype)
+                else frame[col][keep].reset_index(drop=True)
+            )
     items = pd.DataFrame(cols)
     for col in (*ITEM_COLUMNS, "_row"):
         if col not in items.columns:
@@ -175,6 +193,14 @@ def parse_columns(
     )
     rest = [c for c in items.columns if c not in ITEM_COLUMNS]
     items = items[[*ITEM_COLUMNS, *rest]]
+    if same or objs:
+        at = np.flatnonzero(keep)
+        parts = [items, frame[same].iloc[at].reset_index(drop=True)]
+        if objs:
+            parts.append(pd.DataFrame(frame[objs].to_numpy()[at], columns=objs))
+        items = pd.concat(parts, axis=1)
+        new = set(fresh)
+        items = items[[*ITEM_COLUMNS, *(c for c in rest if c not in new), *fresh]]
 
     if tags is not None:
         offsets, values = tags

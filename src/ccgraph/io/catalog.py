@@ -22,7 +22,7 @@ import pandas as pd
 from ccgraph._validation import check_choice, check_int
 from ccgraph.containers import ITEM_COLUMNS, REJECT_COLUMNS, TAG_COLUMNS, Catalog
 from ccgraph.exceptions import InputError, ParameterError
-from ccgraph.io._files import expand_paths, read_raw
+from ccgraph.io._files import check_id_cells, expand_paths, read_raw
 from ccgraph.io._rows import ParsedFile
 from ccgraph.io.hygiene import apply_hygiene, as_hygiene
 from ccgraph.io.openverse import looks_like_openverse, parse_openverse
@@ -39,6 +39,11 @@ PathLike = str | os.PathLike[str]
 _JOINED = ("title", "description")
 
 
+def _id_column(columns: Mapping[str, str] | None) -> str:
+    """The column a table's ids are read from (``data.columns.id``, default ``id``)."""
+    return str(check_columns(columns)[0].get("id", "id"))
+
+
 def _read_file(
     path: Path,
     fmt: str,
@@ -50,6 +55,9 @@ def _read_file(
     raw = read_raw(path)
     if fmt == "auto":
         fmt = "openverse" if looks_like_openverse(raw.frame.columns) else "table"
+    id_columns = ("identifier", "id") if fmt == "openverse" else (_id_column(columns),)
+    for column in id_columns:
+        check_id_cells(raw, column)
     parsed = (
         parse_openverse(raw)
         if fmt == "openverse"
@@ -86,9 +94,15 @@ def _combine(parsed: list[ParsedFile]) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
         rejects.append(p.rejects.assign(_fi=fi))
         offset += len(p.items)
     all_items = pd.concat(items, ignore_index=True)
-    for col in all_items.columns:
-        if col not in ITEM_COLUMNS and not pd.api.types.is_numeric_dtype(all_items[col]):
-            all_items[col] = all_items[col].fillna("")
+    text = [
+        c
+        for c, dtype in all_items.dtypes.items()
+        if c not in ITEM_COLUMNS and not pd.api.types.is_numeric_dtype(dtype)
+    ]
+    if text:  # filled in one go: a catalog may have thousands of extra columns
+        order = list(all_items.columns)
+        filled = all_items[text].fillna("")
+        all_items = pd.concat([all_items.drop(columns=text), filled], axis=1)[order]
     all_items["_seq"] = np.arange(len(all_items), dtype=np.int64)
     return all_items, pd.concat(tags, ignore_index=True), pd.concat(rejects, ignore_index=True)
 

@@ -194,6 +194,9 @@ def query_batch(
                     out[r] = answer_row(ans, "text")
     if "image_path" in frame.columns:
         for i in np.flatnonzero(frame["image_path"].notna().to_numpy()):
+            if not str(frame["image_path"].iloc[i]).strip():
+                record(int(i), InputError("`image_path` is empty: give an image file's path"))
+                continue
             try:
                 ans = index.query_image(str(frame["image_path"].iloc[i]), **new_opts)
                 out[i] = answer_row(ans, "image")

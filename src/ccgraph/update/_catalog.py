@@ -9,6 +9,7 @@ without reading the original catalog files again.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 
 from ccgraph.config import Config
 from ccgraph.containers import ITEM_COLUMNS, REJECT_COLUMNS, TAG_COLUMNS, Catalog, RunResult
-from ccgraph.exceptions import InputError
+from ccgraph.exceptions import DataQualityWarning, InputError
 from ccgraph.update._persist import leading_positions, member
 
 __all__ = ["Changes", "merged_catalog", "plan_changes", "read_batch", "run_catalog"]
@@ -95,6 +96,16 @@ def plan_changes(run_ids: Any, batch: Catalog, remove: Iterable[str] = ()) -> Ch
     unknown = gone[~gone_in_run].tolist()
     if unknown:
         logger.info("%d removals name items that are not in the run (ignored)", len(unknown))
+    # rows flagged removed may well never have been in the run; ids listed on purpose must be
+    unlisted = [i for i in unknown if i in listed]
+    if unlisted:
+        warnings.warn(
+            f"{len(unlisted)} of {len(listed)} ids to remove are not in the run and were "
+            f"ignored (e.g. {unlisted[:3]}): check the ids file (`--remove`, one id a line, "
+            "the ids of the run's items.parquet)",
+            DataQualityWarning,
+            stacklevel=3,
+        )
     return Changes(
         added=rest[~in_run], present=rest[in_run], removed=removed, unknown_removals=unknown
     )

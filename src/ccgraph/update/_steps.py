@@ -106,7 +106,13 @@ def run_update(
     )
     from ccgraph._stages import build_seed_tags
     from ccgraph.update import _persist
-    from ccgraph.update._batch import embed_batch, same_content, same_vectors
+    from ccgraph.update._batch import (
+        check_coverage,
+        embed_batch,
+        known_ids,
+        same_content,
+        same_vectors,
+    )
     from ccgraph.update._catalog import merged_catalog, run_catalog
     from ccgraph.update.clusters import update_levels
     from ccgraph.update.drift import drift_report
@@ -132,6 +138,7 @@ def run_update(
                 cache_dir=cache_dir,
                 given=embeddings,
                 show_progress=show_progress,
+                known=known_ids(old, batch),
             )
         else:
             from ccgraph.embed.base import make_rejects
@@ -140,6 +147,7 @@ def run_update(
         unknown = sorted(set(new_emb) - set(old_emb))
         if unknown:
             raise InputError(f"the batch has embeddings {unknown} that the run does not use")
+        check_coverage(new_emb, old_emb, changes, cfg, given=embeddings)
     same_v = same_vectors(old_emb, new_emb, changes.present)
     same_c = same_content(run_cat, batch, changes.present)
     replaced = changes.present[~same_v]

@@ -16,11 +16,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ccgraph._logging import StageTimer
 from ccgraph._random import RngLike
 from ccgraph.config import Config, apply_overrides, config_from_mapping
 from ccgraph.containers import Catalog, Embeddings, RunResult
-from ccgraph.exceptions import ConfigError, InputError, OutputError
+from ccgraph.exceptions import ConfigError, InputError, OutputError, ParameterError
 
 __all__ = ["update_run"]
 
@@ -104,6 +106,17 @@ def _check_kept_settings(recorded: Config, cfg: Config) -> None:
         )
 
 
+def _check_rng(rng: RngLike) -> None:
+    """Refuse a bad seed before any work (the stages would only refuse it after the graph)."""
+    if rng is None or isinstance(rng, np.random.Generator):
+        return
+    if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or int(rng) < 0:
+        raise ParameterError(
+            "`rng` (`ccgraph update --seed`) must be None, a non-negative int or a numpy "
+            f"Generator, as the config's `seed` (>= 0); got {rng!r}"
+        )
+
+
 def update_run(
     run_dir: str | os.PathLike[str],
     new_catalog: Catalog | str | os.PathLike[str],
@@ -136,7 +149,8 @@ def update_run(
         More ids to remove (e.g. a table format without a removal flag).
     embeddings
         Vectors of the batch per modality (the names of the run's modalities), instead of
-        embedding it here.
+        embedding it here. As with a vectors file (``embed.precomputed``), every id must be
+        in the batch or in the run, and an item of the run sent again needs its vector.
     rng
         Seed; default the run's ``seed``.
     overwrite
@@ -154,12 +168,22 @@ def update_run(
     ------
     InputError
         The run lacks the stored embeddings or kNN lists (made before they were kept), or the
-        batch cannot be read or embedded as the run was.
+        batch cannot be read or embedded as the run was: a vectors file lists ids in neither
+        the batch nor the run, or lacks an item of the run that the batch sends again.
+
+    Warns
+    -----
+    DataQualityWarning
+        Items of the batch without any embedding (isolated, as :func:`ccgraph.run` warns), or
+        ids of ``remove`` that are not in the run.
+    ParameterError
+        ``rng`` is not None, a non-negative int or a Generator.
     OutputError
         ``out`` is ``run_dir``, or holds a run and ``overwrite`` is false.
     """
     from ccgraph.io import load_run
 
+    _check_rng(rng)
     src = Path(run_dir).expanduser().resolve()
     dst = Path(out).expanduser().resolve()
     if src == dst:
