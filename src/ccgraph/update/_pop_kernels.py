@@ -8,7 +8,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["jacobi_rows"]
+__all__ = ["jacobi_rows", "residual", "sgs_cg", "split_rows"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -79,3 +79,290 @@ def jacobi_rows(
             r = rows[i]
             for c in range(m):
                 guess[r, c] = new[i, c]
+
+
+@numba.njit(cache=True, nogil=True)
+def split_rows(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Per row, the first entry above the diagonal (sorted indices); ``[-1]`` if a row has a
+    diagonal entry or unsorted indices (the solver below then does not apply)."""
+    n = indptr.shape[0] - 1
+    mid = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        k = indptr[i + 1]
+        prev = -1
+        for t in range(indptr[i], indptr[i + 1]):
+            j = indices[t]
+            if j == i or j <= prev:
+                return np.full(1, -1, dtype=np.int64)
+            prev = j
+            if j > i and k == indptr[i + 1]:
+                k = t
+        mid[i] = k
+    return mid
+
+
+@numba.njit(cache=True, nogil=True)
+def residual(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    b: np.ndarray,
+    z: np.ndarray,
+    w: np.ndarray,
+    r: np.ndarray,
+    l1: np.ndarray,
+) -> None:
+    """``r = b - (I - M) z`` and ``l1[c] = sum_i w_i |r_ic|`` (``M`` the CSR), in place."""
+    n, m = z.shape
+    for c in range(m):
+        l1[c] = 0.0
+    for i in range(n):
+        for c in range(m):
+            acc = 0.0
+            for t in range(indptr[i], indptr[i + 1]):
+                acc += data[t] * z[indices[t], c]
+            v = b[i, c] - z[i, c] + acc
+            r[i, c] = v
+            l1[c] += w[i] * abs(v)
+
+
+@numba.njit(cache=True, nogil=True)
+def sgs_cg(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    mid: np.ndarray,
+    r0: np.ndarray,
+    w: np.ndarray,
+    thresholds: np.ndarray,
+    max_iter: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Correction ``e`` with ``(I - M) e ~ r0``: conjugate gradients preconditioned by
+    symmetric Gauss-Seidel, ``P = (I - L)(I - U)`` with ``M = L + U`` (zero diagonal,
+    ``U = L^T``), in Eisenstat's form (one pass over ``M`` per iteration).
+
+    CG runs on ``A' = (I - L)^{-1} (I - M) (I - U)^{-1}`` with ``e = (I - U)^{-1} e'``;
+    the residual of ``e`` is ``(I - L) r'``, so ``sum_j |r'_j| (w_j + sum_{i > j} w_i m_ij)``
+    bounds its weighted L1 norm. A column stops once that bound is below its threshold (or
+    after ``max_iter`` iterations). Returns ``e`` and the iterations per column.
+    """
+    n, m = r0.shape
+    active = np.ones(m, dtype=np.bool_)
+    iters = np.zeros(m, dtype=np.int64)
+    cw = np.empty(n)  # w_j + sum_{i > j} w_i m_ij
+    for j in range(n):
+        acc = w[j]
+        for t in range(mid[j], indptr[j + 1]):
+            acc += data[t] * w[indices[t]]
+        cw[j] = acc
+    acc = np.zeros(m)
+    rh = np.empty((n, m))  # r' = (I - L)^{-1} r0
+    for i in range(n):
+        for c in range(m):
+            acc[c] = r0[i, c]
+        for t in range(indptr[i], mid[i]):
+            v = data[t]
+            j = indices[t]
+            for c in range(m):
+                acc[c] += v * rh[j, c]
+        for c in range(m):
+            rh[i, c] = acc[c]
+    rho = np.zeros(m)
+    bound = np.zeros(m)
+    for i in range(n):
+        for c in range(m):
+            rho[c] += rh[i, c] * rh[i, c]
+            bound[c] += abs(rh[i, c]) * cw[i]
+    for c in range(m):
+        active[c] = bound[c] >= thresholds[c] and rho[c] > 0.0
+    eh = np.zeros((n, m))
+    p = np.zeros((n, m))
+    tq = np.empty((n, m))  # t = (I - U)^{-1} p, then q = A' p
+    d = np.empty((n, m))
+    beta = np.zeros(m)
+    a = np.zeros(m)
+    pq = np.zeros(m)
+    it = 0
+    while active.any() and it < max_iter:
+        it += 1
+        # backward: p = r' + beta p (inactive columns: beta 0, a 0 below), t = (I - U)^{-1} p
+        for i in range(n - 1, -1, -1):
+            for c in range(m):
+                pi = rh[i, c] + beta[c] * p[i, c]
+                p[i, c] = pi
+                acc[c] = pi
+            for t in range(mid[i], indptr[i + 1]):
+                v = data[t]
+                j = indices[t]
+                for c in range(m):
+                    acc[c] += v * tq[j, c]
+            for c in range(m):
+                tq[i, c] = acc[c]
+        # forward: d = (I - L)^{-1} (p - t), q = t + d
+        for c in range(m):
+            pq[c] = 0.0
+        for i in range(n):
+            for c in range(m):
+                acc[c] = p[i, c] - tq[i, c]
+            for t in range(indptr[i], mid[i]):
+                v = data[t]
+                j = indices[t]
+                for c in range(m):
+                    acc[c] += v * d[j, c]
+            for c in range(m):
+                d[i, c] = acc[c]
+                q = tq[i, c] + acc[c]
+                tq[i, c] = q
+                pq[c] += p[i, c] * q
+        for c in range(m):
+            a[c] = rho[c] / pq[c] if active[c] and pq[c] > 0.0 else 0.0
+            acc[c] = 0.0  # the new rho
+            bound[c] = 0.0
+        for i in range(n):
+            for c in range(m):
+                eh[i, c] += a[c] * p[i, c]
+                v = rh[i, c] - a[c] * tq[i, c]
+                rh[i, c] = v
+                acc[c] += v * v
+                bound[c] += abs(v) * cw[i]
+        for c in range(m):
+            if active[c]:
+                iters[c] = it
+                beta[c] = acc[c] / rho[c]
+                rho[c] = acc[c]
+                if bound[c] < thresholds[c] or rho[c] <= 0.0 or a[c] == 0.0:
+                    active[c] = False
+            if not active[c]:
+                beta[c] = 0.0
+    e = np.empty((n, m))  # e = (I - U)^{-1} e'
+    for i in range(n - 1, -1, -1):
+        for c in range(m):
+            acc[c] = eh[i, c]
+        for t in range(mid[i], indptr[i + 1]):
+            v = data[t]
+            j = indices[t]
+            for c in range(m):
+                acc[c] += v * e[j, c]
+        for c in range(m):
+            e[i, c] = acc[c]
+    return e, iters
+
+
+@numba.njit(cache=True, nogil=True)
+def sgs_cg2(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    mid: np.ndarray,
+    r0: np.ndarray,
+    w: np.ndarray,
+    thresholds: np.ndarray,
+    max_iter: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sgs_cg` for two columns (popularity's numerator and denominator), the sums in
+    registers; the same arithmetic."""
+    n = r0.shape[0]
+    iters = np.zeros(2, dtype=np.int64)
+    cw = np.empty(n)
+    for j in range(n):
+        s = w[j]
+        for t in range(mid[j], indptr[j + 1]):
+            s += data[t] * w[indices[t]]
+        cw[j] = s
+    rh = np.empty((n, 2))
+    for i in range(n):
+        s0 = r0[i, 0]
+        s1 = r0[i, 1]
+        for t in range(indptr[i], mid[i]):
+            v = data[t]
+            j = indices[t]
+            s0 += v * rh[j, 0]
+            s1 += v * rh[j, 1]
+        rh[i, 0] = s0
+        rh[i, 1] = s1
+    rho0 = rho1 = b0 = b1 = 0.0
+    for i in range(n):
+        rho0 += rh[i, 0] * rh[i, 0]
+        rho1 += rh[i, 1] * rh[i, 1]
+        b0 += abs(rh[i, 0]) * cw[i]
+        b1 += abs(rh[i, 1]) * cw[i]
+    act0 = b0 >= thresholds[0] and rho0 > 0.0
+    act1 = b1 >= thresholds[1] and rho1 > 0.0
+    eh = np.zeros((n, 2))
+    p = np.zeros((n, 2))
+    tq = np.empty((n, 2))
+    d = np.empty((n, 2))
+    beta0 = beta1 = 0.0
+    it = 0
+    while (act0 or act1) and it < max_iter:
+        it += 1
+        for i in range(n - 1, -1, -1):
+            p0 = rh[i, 0] + beta0 * p[i, 0]
+            p1 = rh[i, 1] + beta1 * p[i, 1]
+            p[i, 0] = p0
+            p[i, 1] = p1
+            for t in range(mid[i], indptr[i + 1]):
+                v = data[t]
+                j = indices[t]
+                p0 += v * tq[j, 0]
+                p1 += v * tq[j, 1]
+            tq[i, 0] = p0
+            tq[i, 1] = p1
+        pq0 = pq1 = 0.0
+        for i in range(n):
+            s0 = p[i, 0] - tq[i, 0]
+            s1 = p[i, 1] - tq[i, 1]
+            for t in range(indptr[i], mid[i]):
+                v = data[t]
+                j = indices[t]
+                s0 += v * d[j, 0]
+                s1 += v * d[j, 1]
+            d[i, 0] = s0
+            d[i, 1] = s1
+            q0 = tq[i, 0] + s0
+            q1 = tq[i, 1] + s1
+            tq[i, 0] = q0
+            tq[i, 1] = q1
+            pq0 += p[i, 0] * q0
+            pq1 += p[i, 1] * q1
+        a0 = rho0 / pq0 if act0 and pq0 > 0.0 else 0.0
+        a1 = rho1 / pq1 if act1 and pq1 > 0.0 else 0.0
+        n0 = n1 = b0 = b1 = 0.0
+        for i in range(n):
+            eh[i, 0] += a0 * p[i, 0]
+            eh[i, 1] += a1 * p[i, 1]
+            v0 = rh[i, 0] - a0 * tq[i, 0]
+            v1 = rh[i, 1] - a1 * tq[i, 1]
+            rh[i, 0] = v0
+            rh[i, 1] = v1
+            n0 += v0 * v0
+            n1 += v1 * v1
+            b0 += abs(v0) * cw[i]
+            b1 += abs(v1) * cw[i]
+        beta0 = beta1 = 0.0
+        if act0:
+            iters[0] = it
+            beta0 = n0 / rho0
+            rho0 = n0
+            act0 = not (b0 < thresholds[0] or rho0 <= 0.0 or a0 == 0.0)
+            if not act0:
+                beta0 = 0.0
+        if act1:
+            iters[1] = it
+            beta1 = n1 / rho1
+            rho1 = n1
+            act1 = not (b1 < thresholds[1] or rho1 <= 0.0 or a1 == 0.0)
+            if not act1:
+                beta1 = 0.0
+    e = np.empty((n, 2))
+    for i in range(n - 1, -1, -1):
+        s0 = eh[i, 0]
+        s1 = eh[i, 1]
+        for t in range(mid[i], indptr[i + 1]):
+            v = data[t]
+            j = indices[t]
+            s0 += v * e[j, 0]
+            s1 += v * e[j, 1]
+        e[i, 0] = s0
+        e[i, 1] = s1
+    return e, iters
