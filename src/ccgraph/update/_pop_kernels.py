@@ -83,8 +83,10 @@ def jacobi_rows(
 
 @numba.njit(cache=True, nogil=True)
 def split_rows(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Per row, the first entry above the diagonal (sorted indices); ``[-1]`` if a row has a
-    diagonal entry or unsorted indices (the solver below then does not apply)."""
+    """Per row, the first entry above the diagonal of a CSR with sorted indices.
+
+    ``[-1]`` if a row has a diagonal entry or unsorted indices (:func:`sgs_cg` does not apply).
+    """
     n = indptr.shape[0] - 1
     mid = np.empty(n, dtype=np.int64)
     for i in range(n):
@@ -137,9 +139,11 @@ def sgs_cg(
     thresholds: np.ndarray,
     max_iter: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Correction ``e`` with ``(I - M) e ~ r0``: conjugate gradients preconditioned by
-    symmetric Gauss-Seidel, ``P = (I - L)(I - U)`` with ``M = L + U`` (zero diagonal,
-    ``U = L^T``), in Eisenstat's form (one pass over ``M`` per iteration).
+    """Correction ``e`` with ``(I - M) e ~ r0`` by Gauss-Seidel-preconditioned CG.
+
+    Conjugate gradients preconditioned by symmetric Gauss-Seidel, ``P = (I - L)(I - U)`` with
+    ``M = L + U`` (zero diagonal, ``U = L^T``), in Eisenstat's form: one pass over ``M`` (a
+    backward substitution over ``U``, a forward one over ``L``) per iteration.
 
     CG runs on ``A' = (I - L)^{-1} (I - M) (I - U)^{-1}`` with ``e = (I - U)^{-1} e'``;
     the residual of ``e`` is ``(I - L) r'``, so ``sum_j |r'_j| (w_j + sum_{i > j} w_i m_ij)``
@@ -259,8 +263,10 @@ def sgs_cg2(
     thresholds: np.ndarray,
     max_iter: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`sgs_cg` for two columns (popularity's numerator and denominator), the sums in
-    registers; the same arithmetic."""
+    """:func:`sgs_cg` for two columns (popularity's numerator and denominator).
+
+    The sums stay in registers; the same operations in the same order, so the same bits.
+    """
     n = r0.shape[0]
     iters = np.zeros(2, dtype=np.int64)
     cw = np.empty(n)

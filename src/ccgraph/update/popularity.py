@@ -353,7 +353,7 @@ def _solve_sgs(
 def _solve_chebyshev(
     op: Any, b: np.ndarray, z0: np.ndarray, thresholds: np.ndarray, *, alpha: float, max_iter: int
 ) -> tuple[np.ndarray, int]:
-    """``(I - M) z = b`` from ``z0`` by the Chebyshev sweeps of :func:`ccgraph.propagate._solver.solve`."""
+    """``(I - M) z = b`` from ``z0`` by the Chebyshev sweeps of a cold solve."""
     from ccgraph.propagate._solver import solve
 
     rhs = b - (z0 - op.m @ z0)
