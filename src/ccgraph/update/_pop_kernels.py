@@ -1,4 +1,4 @@
-"""Numba kernel of the update's popularity warm start: Jacobi sweeps over the unknown rows.
+"""Numba kernels of the update's popularity: the warm start's Jacobi sweeps, the CG solve.
 
 Imported lazily (importing this module loads numba); compiled with ``cache=True``.
 """
@@ -148,124 +148,9 @@ def sgs_cg(
     CG runs on ``A' = (I - L)^{-1} (I - M) (I - U)^{-1}`` with ``e = (I - U)^{-1} e'``;
     the residual of ``e`` is ``(I - L) r'``, so ``sum_j |r'_j| (w_j + sum_{i > j} w_i m_ij)``
     bounds its weighted L1 norm. A column stops once that bound is below its threshold (or
-    after ``max_iter`` iterations). Returns ``e`` and the iterations per column.
-    """
-    n, m = r0.shape
-    active = np.ones(m, dtype=np.bool_)
-    iters = np.zeros(m, dtype=np.int64)
-    cw = np.empty(n)  # w_j + sum_{i > j} w_i m_ij
-    for j in range(n):
-        acc = w[j]
-        for t in range(mid[j], indptr[j + 1]):
-            acc += data[t] * w[indices[t]]
-        cw[j] = acc
-    acc = np.zeros(m)
-    rh = np.empty((n, m))  # r' = (I - L)^{-1} r0
-    for i in range(n):
-        for c in range(m):
-            acc[c] = r0[i, c]
-        for t in range(indptr[i], mid[i]):
-            v = data[t]
-            j = indices[t]
-            for c in range(m):
-                acc[c] += v * rh[j, c]
-        for c in range(m):
-            rh[i, c] = acc[c]
-    rho = np.zeros(m)
-    bound = np.zeros(m)
-    for i in range(n):
-        for c in range(m):
-            rho[c] += rh[i, c] * rh[i, c]
-            bound[c] += abs(rh[i, c]) * cw[i]
-    for c in range(m):
-        active[c] = bound[c] >= thresholds[c] and rho[c] > 0.0
-    eh = np.zeros((n, m))
-    p = np.zeros((n, m))
-    tq = np.empty((n, m))  # t = (I - U)^{-1} p, then q = A' p
-    d = np.empty((n, m))
-    beta = np.zeros(m)
-    a = np.zeros(m)
-    pq = np.zeros(m)
-    it = 0
-    while active.any() and it < max_iter:
-        it += 1
-        # backward: p = r' + beta p (inactive columns: beta 0, a 0 below), t = (I - U)^{-1} p
-        for i in range(n - 1, -1, -1):
-            for c in range(m):
-                pi = rh[i, c] + beta[c] * p[i, c]
-                p[i, c] = pi
-                acc[c] = pi
-            for t in range(mid[i], indptr[i + 1]):
-                v = data[t]
-                j = indices[t]
-                for c in range(m):
-                    acc[c] += v * tq[j, c]
-            for c in range(m):
-                tq[i, c] = acc[c]
-        # forward: d = (I - L)^{-1} (p - t), q = t + d
-        for c in range(m):
-            pq[c] = 0.0
-        for i in range(n):
-            for c in range(m):
-                acc[c] = p[i, c] - tq[i, c]
-            for t in range(indptr[i], mid[i]):
-                v = data[t]
-                j = indices[t]
-                for c in range(m):
-                    acc[c] += v * d[j, c]
-            for c in range(m):
-                d[i, c] = acc[c]
-                q = tq[i, c] + acc[c]
-                tq[i, c] = q
-                pq[c] += p[i, c] * q
-        for c in range(m):
-            a[c] = rho[c] / pq[c] if active[c] and pq[c] > 0.0 else 0.0
-            acc[c] = 0.0  # the new rho
-            bound[c] = 0.0
-        for i in range(n):
-            for c in range(m):
-                eh[i, c] += a[c] * p[i, c]
-                v = rh[i, c] - a[c] * tq[i, c]
-                rh[i, c] = v
-                acc[c] += v * v
-                bound[c] += abs(v) * cw[i]
-        for c in range(m):
-            if active[c]:
-                iters[c] = it
-                beta[c] = acc[c] / rho[c]
-                rho[c] = acc[c]
-                if bound[c] < thresholds[c] or rho[c] <= 0.0 or a[c] == 0.0:
-                    active[c] = False
-            if not active[c]:
-                beta[c] = 0.0
-    e = np.empty((n, m))  # e = (I - U)^{-1} e'
-    for i in range(n - 1, -1, -1):
-        for c in range(m):
-            acc[c] = eh[i, c]
-        for t in range(mid[i], indptr[i + 1]):
-            v = data[t]
-            j = indices[t]
-            for c in range(m):
-                acc[c] += v * e[j, c]
-        for c in range(m):
-            e[i, c] = acc[c]
-    return e, iters
-
-
-@numba.njit(cache=True, nogil=True)
-def sgs_cg2(
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    data: np.ndarray,
-    mid: np.ndarray,
-    r0: np.ndarray,
-    w: np.ndarray,
-    thresholds: np.ndarray,
-    max_iter: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`sgs_cg` for two columns (popularity's numerator and denominator).
-
-    The sums stay in registers; the same operations in the same order, so the same bits.
+    after ``max_iter`` iterations; an infinite threshold: no correction). Two columns
+    (popularity's numerator and denominator), the sums in registers. Returns ``e`` and the
+    iterations per column.
     """
     n = r0.shape[0]
     iters = np.zeros(2, dtype=np.int64)

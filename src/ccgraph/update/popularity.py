@@ -252,14 +252,35 @@ def propagate_from(
     Solved as personalized PageRank is (:func:`ccgraph.propagate.personalized_pagerank_batch`):
     ``z = D^{1/2} F / (1 - alpha)`` solves ``(I - alpha S) z = D^{1/2} X``; from the guess
     ``z_0`` the correction solves the same system with the residual of ``z_0`` as right-hand
-    side. Each column stops when ``sum_u (1 - alpha) sqrt(d_u) |residual_u|``, the L1 change
-    of one power step on the PageRank vector with restart ``D X``, is below
-    ``tol * sum_u d_u X_u`` (the cold solve's rule). Rows of ``start`` that are NaN are
-    estimated by ``start_sweeps`` Jacobi sweeps over those rows, the others held fixed
-    (exact after one sweep for a row whose neighbours are all known). Isolated nodes keep
-    ``F = (1 - alpha) X``.
+    side. The answer is accepted when, for each column, ``sum_u (1 - alpha) sqrt(d_u)
+    |residual_u|`` of the answer itself, the L1 change of one power step on the PageRank
+    vector with restart ``D X``, is below ``tol * sum_u d_u X_u`` (the cold solve's rule).
+    Rows of ``start`` that are NaN are estimated by ``start_sweeps`` Jacobi sweeps over those
+    rows, the others held fixed (exact after one sweep for a row whose neighbours are all
+    known). Isolated nodes keep ``F = (1 - alpha) X``.
 
-    Returns ``F`` and the most sweeps a column used.
+    Returns ``F`` and the iterations used (the most over the columns).
+
+    Notes
+    -----
+    The change an update makes (new nodes, new edges, changed degrees) moves the solution
+    everywhere (its L1 mass falls like ``alpha^h`` with the hop distance ``h``), so the
+    correction is solved globally: by conjugate gradients on ``I - M``, ``M = alpha S``
+    (symmetric positive definite), preconditioned by symmetric Gauss-Seidel
+    ``(I - L)(I - L^T)`` (``L`` the strict lower triangle of ``M``), in Eisenstat's form, which
+    costs one pass over ``M`` per iteration. On the 100k update this takes 16 iterations
+    where the Chebyshev sweeps took 31, from the same start. The iterations aim
+    :data:`CG_MARGIN` times below the threshold, then the residual of the answer is computed
+    afresh and checked (another round if it fails). A graph with self-loops (a diagonal in
+    ``M``), or other than two columns, takes the Chebyshev sweeps of
+    :func:`ccgraph.propagate._solver.solve`.
+
+    References
+    ----------
+    .. [1] S. C. Eisenstat, "Efficient implementation of a class of preconditioned conjugate
+       gradient methods", SIAM J. Sci. Stat. Comput. 2(1), 1-4, 1981.
+    .. [2] Y. Saad, *Iterative Methods for Sparse Linear Systems*, 2nd ed., SIAM, 2003,
+       sections 9.2 (preconditioned CG) and 10.2 (SSOR).
     """
     from ccgraph.propagate._graph import build_operator
 
@@ -313,17 +334,17 @@ def _solve_sgs(
 
     Each round computes the residual of ``z`` (stopping when every column's weighted L1 norm
     is below its threshold) and adds the correction of
-    :func:`ccgraph.update._pop_kernels.sgs_cg`. Returns ``(None, 0)`` when ``M`` has a
-    diagonal (the splitting needs ``M = L + L^T``).
+    :func:`ccgraph.update._pop_kernels.sgs_cg`. Returns ``(None, 0)`` unless there are two
+    columns and ``M`` has no diagonal (the splitting needs ``M = L + L^T``).
     """
-    from ccgraph.update._pop_kernels import residual, sgs_cg, sgs_cg2, split_rows
+    from ccgraph.update._pop_kernels import residual, sgs_cg, split_rows
 
     mm = sp.csr_matrix(op.m)
     if not mm.has_canonical_format:
         mm = mm.copy()
         mm.sum_duplicates()
     mid = split_rows(mm.indptr, mm.indices)
-    if len(mid) != mm.shape[0] or (len(mid) and mid[0] < 0):
+    if z0.shape[1] != 2 or len(mid) != mm.shape[0] or (len(mid) and mid[0] < 0):
         return None, 0
     z = np.ascontiguousarray(z0, dtype=np.float64).copy()
     w = np.ascontiguousarray(weights, dtype=np.float64)
@@ -335,18 +356,9 @@ def _solve_sgs(
         todo = l1 >= thresholds
         if not todo.any() or total >= max_iter:
             return z, total
-        cols = np.flatnonzero(todo)
-        e, iters = (sgs_cg2 if len(cols) == 2 else sgs_cg)(
-            mm.indptr,
-            mm.indices,
-            mm.data,
-            mid,
-            np.ascontiguousarray(r[:, cols]),
-            w,
-            np.asarray(thresholds, dtype=np.float64)[cols] / CG_MARGIN,
-            max_iter - total,
-        )
-        z[:, cols] += e
+        aim = np.where(todo, np.asarray(thresholds, dtype=np.float64) / CG_MARGIN, np.inf)
+        e, iters = sgs_cg(mm.indptr, mm.indices, mm.data, mid, r, w, aim, max_iter - total)
+        z += e  # zero in the columns already done
         total += max(1, int(iters.max(initial=0)))
 
 
