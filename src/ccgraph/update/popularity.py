@@ -340,12 +340,15 @@ def _solve_sgs(
     from ccgraph.update._pop_kernels import residual, sgs_cg, split_rows
 
     mm = sp.csr_matrix(op.m)
-    if not mm.has_canonical_format:
+    if z0.shape[1] != 2:
+        return None, 0
+    mid = split_rows(mm.indptr, mm.indices)  # also checks the indices are strictly increasing
+    if len(mid) and mid[0] < 0:  # unsorted or duplicate indices: a canonical copy
         mm = mm.copy()
         mm.sum_duplicates()
-    mid = split_rows(mm.indptr, mm.indices)
-    if z0.shape[1] != 2 or len(mid) != mm.shape[0] or (len(mid) and mid[0] < 0):
-        return None, 0
+        mid = split_rows(mm.indptr, mm.indices)
+        if len(mid) and mid[0] < 0:  # a diagonal
+            return None, 0
     z = np.ascontiguousarray(z0, dtype=np.float64).copy()
     w = np.ascontiguousarray(weights, dtype=np.float64)
     r = np.empty_like(z)
