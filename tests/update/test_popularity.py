@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ccgraph.containers import KnnGraph
 from ccgraph.propagate import infer_popularity, standardize_popularity
@@ -251,3 +253,108 @@ def test_providers_factorise_as_the_string_series(provider: object) -> None:
     np.testing.assert_array_equal(codes, want_codes)
     assert [str(x) for x in names] == [str(x) for x in want_names]
     assert all(type(x) is str for x in names)
+
+
+def _operator(graph: KnnGraph, alpha: float) -> sp.csr_matrix:
+    """``M = alpha D^{-1/2} W D^{-1/2}`` as a canonical CSR (plain scipy, no ccgraph code)."""
+    w = sp.csr_matrix(graph.adjacency, dtype=np.float64)
+    d = np.asarray(w.sum(axis=1)).ravel()
+    s = np.divide(1.0, np.sqrt(d), out=np.zeros_like(d), where=d > 0)
+    m = sp.csr_matrix(alpha * (sp.diags(s) @ w @ sp.diags(s)))
+    m.sort_indices()
+    return m
+
+
+@given(
+    n=st.integers(2, 40),
+    seed=st.integers(0, 2**16),
+    alpha=st.floats(0.3, 0.95),
+    done=st.sampled_from([None, 0, 1]),
+)
+@settings(max_examples=40, deadline=None)
+def test_gauss_seidel_cg_is_the_dense_solve(
+    n: int, seed: int, alpha: float, done: int | None
+) -> None:
+    """The preconditioned CG correction against ``numpy.linalg.solve(I - M, r)``."""
+    from ccgraph.update._pop_kernels import sgs_cg, split_rows
+
+    graph = _graph(n, seed)
+    mm = _operator(graph, alpha)
+    g = np.random.default_rng(seed)
+    r = g.normal(size=(n, 2))
+    mid = split_rows(mm.indptr, mm.indices)
+    want = np.linalg.solve(np.eye(n) - mm.toarray(), r)
+    w = g.uniform(0.1, 1.0, n)
+    thr = np.full(2, 1e-13)
+    if done is not None:  # a column already done: no correction
+        thr[done] = np.inf
+        want[:, done] = 0.0
+    got, iters = sgs_cg(mm.indptr, mm.indices, mm.data, mid, r, w, thr, 500)
+    np.testing.assert_allclose(got, want, atol=1e-10 * max(1.0, np.abs(want).max()))
+    assert (iters <= 2 * n + 5).all()  # CG: at most ~n steps in exact arithmetic
+    # the bound it stops on holds for the true residual
+    res = r - (got - mm @ got)
+    assert (w @ np.abs(res) < np.where(np.isinf(thr), np.inf, 1e-9)).all()
+
+
+def test_split_rejects_a_diagonal_and_the_solve_falls_back() -> None:
+    from ccgraph.update._pop_kernels import split_rows
+
+    graph = _graph(50, 3)
+    a = sp.lil_matrix(graph.adjacency)
+    a[4, 4] = 0.7  # a self-loop: M has a diagonal, the splitting M = L + L^T does not hold
+    a = sp.csr_matrix(a)
+    a.sort_indices()
+    assert split_rows(a.indptr, a.indices)[0] == -1
+    mid = split_rows(graph.adjacency.indptr, graph.adjacency.indices)
+    ind, ptr = graph.adjacency.indices, graph.adjacency.indptr
+    assert all(
+        (ind[ptr[i] : mid[i]] < i).all() and (ind[mid[i] : ptr[i + 1]] > i).all() for i in range(50)
+    )
+    g = np.random.default_rng(4)
+    obs = g.random(50) < 0.4
+    x = np.column_stack([np.where(obs, g.random(50), 0.0), obs.astype(float)])
+    looped = KnnGraph.from_adjacency(a)
+    got, _ = propagate_from(looped.adjacency, x, alpha=0.85, tol=1e-12)
+    np.testing.assert_allclose(got, _dense_f(looped, x, 0.85), atol=1e-10)
+
+
+def _weighted_residual(
+    adj: sp.csr_matrix, x: np.ndarray, f: np.ndarray, alpha: float
+) -> np.ndarray:
+    """``sum_u (1 - alpha) sqrt(d_u) |b - (I - M) z|_u`` with ``z = D^{1/2} F / (1 - alpha)``."""
+    d = np.asarray(sp.csr_matrix(adj, dtype=np.float64).sum(axis=1)).ravel()
+    sd = np.sqrt(d)
+    mm = _operator(KnnGraph.from_adjacency(adj), alpha)
+    z = sd[:, None] * f / (1 - alpha)
+    r = sd[:, None] * x - (z - mm @ z)
+    return ((1 - alpha) * sd) @ np.abs(r)
+
+
+def test_planted_update_needs_fewer_sweeps_and_meets_the_rule() -> None:
+    """A run's solution, then 2 % new nodes: the warm CG uses far fewer sweeps than Chebyshev's."""
+    from ccgraph.update.popularity import _solve_chebyshev
+
+    n, extra, alpha, tol = 600, 12, 0.85, 1e-10
+    full = sp.csr_matrix(_graph(n + extra, 11).adjacency, dtype=np.float64)
+    old = KnnGraph.from_adjacency(sp.csr_matrix(full[:n, :n]))
+    g = np.random.default_rng(12)
+    obs = g.random(n + extra) < 0.3
+    x = np.column_stack([np.where(obs, g.random(n + extra), 0.0), obs.astype(float)])
+    before = _dense_f(old, x[:n], alpha)  # the run's exact solution
+    start = np.full((n + extra, 2), np.nan)
+    start[:n] = np.where(obs[:n, None], np.nan, before)  # observed and new rows unknown
+    got, sweeps = propagate_from(full, x, alpha=alpha, tol=tol, start=start)
+    sums = np.asarray(full.sum(axis=1)).ravel() @ x
+    assert (_weighted_residual(full, x, got, alpha) < tol * sums).all()
+    new = KnnGraph.from_adjacency(full)
+    np.testing.assert_allclose(got, _dense_f(new, x, alpha), atol=1e-11)
+    # the Chebyshev sweeps from the same start (the former solve)
+    from ccgraph.propagate._graph import build_operator
+
+    op = build_operator(full, alpha=alpha, dtype=np.dtype(np.float64), reorder="none")
+    sd = op.sqrt_d
+    guess = np.where(np.isfinite(start), start, _dense_f(new, x, alpha))  # even an exact fill-in
+    z0 = sd[:, None] * guess / (1 - alpha)
+    _, cheb = _solve_chebyshev(op, sd[:, None] * x, z0, tol * sums, alpha=alpha, max_iter=1000)
+    assert sweeps < 0.7 * cheb

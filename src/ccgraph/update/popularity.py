@@ -245,24 +245,44 @@ def propagate_from(
     tol: float,
     start: np.ndarray | None = None,
     max_iter: int = 1000,
-    start_sweeps: int = 20,
+    start_sweeps: int = 5,
 ) -> tuple[np.ndarray, int]:
     r"""``F = (1 - alpha)(I - alpha P)^{-1} X`` per column, from an initial guess.
 
     Solved as personalized PageRank is (:func:`ccgraph.propagate.personalized_pagerank_batch`):
     ``z = D^{1/2} F / (1 - alpha)`` solves ``(I - alpha S) z = D^{1/2} X``; from the guess
     ``z_0`` the correction solves the same system with the residual of ``z_0`` as right-hand
-    side. Each column stops when ``sum_u (1 - alpha) sqrt(d_u) |residual_u|``, the L1 change
-    of one power step on the PageRank vector with restart ``D X``, is below
-    ``tol * sum_u d_u X_u`` (the cold solve's rule). Rows of ``start`` that are NaN are
-    estimated by ``start_sweeps`` Jacobi sweeps over those rows, the others held fixed
-    (exact after one sweep for a row whose neighbours are all known). Isolated nodes keep
-    ``F = (1 - alpha) X``.
+    side. The answer is accepted when, for each column, ``sum_u (1 - alpha) sqrt(d_u)
+    |residual_u|`` of the answer itself, the L1 change of one power step on the PageRank
+    vector with restart ``D X``, is below ``tol * sum_u d_u X_u`` (the cold solve's rule).
+    Rows of ``start`` that are NaN are estimated by ``start_sweeps`` Jacobi sweeps over those
+    rows, the others held fixed (exact after one sweep for a row whose neighbours are all
+    known). Isolated nodes keep ``F = (1 - alpha) X``.
 
-    Returns ``F`` and the most sweeps a column used.
+    Returns ``F`` and the iterations used (the most over the columns).
+
+    Notes
+    -----
+    The change an update makes (new nodes, new edges, changed degrees) moves the solution
+    everywhere (its L1 mass falls like ``alpha^h`` with the hop distance ``h``), so the
+    correction is solved globally: by conjugate gradients on ``I - M``, ``M = alpha S``
+    (symmetric positive definite), preconditioned by symmetric Gauss-Seidel
+    ``(I - L)(I - L^T)`` (``L`` the strict lower triangle of ``M``), in Eisenstat's form, which
+    costs one pass over ``M`` per iteration. On the 100k update this takes 16 iterations
+    where the Chebyshev sweeps took 31, from the same start. The iterations aim
+    :data:`CG_MARGIN` times below the threshold, then the residual of the answer is computed
+    afresh and checked (another round if it fails). A graph with self-loops (a diagonal in
+    ``M``), or other than two columns, takes the Chebyshev sweeps of
+    :func:`ccgraph.propagate._solver.solve`.
+
+    References
+    ----------
+    .. [1] S. C. Eisenstat, "Efficient implementation of a class of preconditioned conjugate
+       gradient methods", SIAM J. Sci. Stat. Comput. 2(1), 1-4, 1981.
+    .. [2] Y. Saad, *Iterative Methods for Sparse Linear Systems*, 2nd ed., SIAM, 2003,
+       sections 9.2 (preconditioned CG) and 10.2 (SSOR).
     """
     from ccgraph.propagate._graph import build_operator
-    from ccgraph.propagate._solver import solve
 
     adj = sp.csr_matrix(adjacency)
     xx = np.asarray(x, dtype=np.float64)
@@ -286,6 +306,71 @@ def propagate_from(
             _jacobi(adj, rows, 1.0 / (sd[rows] * sd[rows]), xx, guess, alpha, start_sweeps)
         z0 = sd[:, None] * guess / (1.0 - alpha)
         z0[:, empty] = 0.0
+    thresholds = np.where(empty, np.inf, tol * sums)
+    z, n_iter = _solve_sgs(op, b, z0, thresholds, weights=(1.0 - alpha) * sd, max_iter=max_iter)
+    if z is None:  # an operator with a diagonal: the Chebyshev sweeps of a cold solve
+        z, n_iter = _solve_chebyshev(op, b, z0, thresholds, alpha=alpha, max_iter=max_iter)
+    inv_sqrt = np.divide(1.0, sd, out=np.zeros(n), where=~isolated)
+    f[~isolated] = ((1.0 - alpha) * z * inv_sqrt[:, None])[~isolated]
+    return f, n_iter
+
+
+#: The conjugate gradients aim this many times below the threshold: their error is spread
+#: otherwise than the Chebyshev sweeps' (larger on a few rows at the same residual), and
+#: the margin (one or two iterations) keeps the values as close to the exact solution.
+CG_MARGIN = 30.0
+
+
+def _solve_sgs(
+    op: Any,
+    b: np.ndarray,
+    z0: np.ndarray,
+    thresholds: np.ndarray,
+    *,
+    weights: np.ndarray,
+    max_iter: int,
+) -> tuple[np.ndarray | None, int]:
+    """``(I - M) z = b`` from ``z0`` by Gauss-Seidel-preconditioned CG, checked on the answer.
+
+    Each round computes the residual of ``z`` (stopping when every column's weighted L1 norm
+    is below its threshold) and adds the correction of
+    :func:`ccgraph.update._pop_kernels.sgs_cg`. Returns ``(None, 0)`` unless there are two
+    columns and ``M`` has no diagonal (the splitting needs ``M = L + L^T``).
+    """
+    from ccgraph.update._pop_kernels import residual, sgs_cg, split_rows
+
+    mm = sp.csr_matrix(op.m)
+    if z0.shape[1] != 2:
+        return None, 0
+    mid = split_rows(mm.indptr, mm.indices)  # also checks the indices are strictly increasing
+    if len(mid) and mid[0] < 0:  # unsorted or duplicate indices: a canonical copy
+        mm = mm.copy()
+        mm.sum_duplicates()
+        mid = split_rows(mm.indptr, mm.indices)
+        if len(mid) and mid[0] < 0:  # a diagonal
+            return None, 0
+    z = np.ascontiguousarray(z0, dtype=np.float64).copy()
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    r = np.empty_like(z)
+    l1 = np.empty(z.shape[1])
+    total = 0
+    while True:
+        residual(mm.indptr, mm.indices, mm.data, b, z, w, r, l1)
+        todo = l1 >= thresholds
+        if not todo.any() or total >= max_iter:
+            return z, total
+        aim = np.where(todo, np.asarray(thresholds, dtype=np.float64) / CG_MARGIN, np.inf)
+        e, iters = sgs_cg(mm.indptr, mm.indices, mm.data, mid, r, w, aim, max_iter - total)
+        z += e  # zero in the columns already done
+        total += max(1, int(iters.max(initial=0)))
+
+
+def _solve_chebyshev(
+    op: Any, b: np.ndarray, z0: np.ndarray, thresholds: np.ndarray, *, alpha: float, max_iter: int
+) -> tuple[np.ndarray, int]:
+    """``(I - M) z = b`` from ``z0`` by the Chebyshev sweeps of a cold solve."""
+    from ccgraph.propagate._solver import solve
+
     rhs = b - (z0 - op.m @ z0)
     z = z0.copy()
 
@@ -295,16 +380,14 @@ def propagate_from(
     n_iter, _ = solve(
         op,
         np.ascontiguousarray(rhs),
-        thresholds=np.where(empty, np.inf, tol * sums),
+        thresholds=thresholds,
         max_iter=max_iter,
         criterion="l1",
-        weights=(1.0 - alpha) * sd,
+        weights=(1.0 - alpha) * op.sqrt_d,
         on_done=done,
         n_threads=1,  # a worker beside the main thread: pool hand-offs would cost more CPU
     )
-    inv_sqrt = np.divide(1.0, sd, out=np.zeros(n), where=~isolated)
-    f[~isolated] = ((1.0 - alpha) * z * inv_sqrt[:, None])[~isolated]
-    return f, int(n_iter.max(initial=0))
+    return z, int(n_iter.max(initial=0))
 
 
 def _jacobi(
