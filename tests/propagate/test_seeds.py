@@ -25,15 +25,18 @@ def test_weights_by_source():
     assert m.loc["a", "pet"] == pytest.approx(0.9)
     assert m.loc["b", "cat"] == pytest.approx(0.7)  # repeated (id, tag): the larger weight
     assert m.loc["c", "dog"] == pytest.approx(0.8)
-    const = build_seeds(TAGS, ["a", "b", "c"], machine_weight=0.3)
+    with pytest.warns(DataQualityWarning, match=r"\['zz'\]"):
+        const = build_seeds(TAGS, ["a", "b", "c"], machine_weight=0.3)
     mc = pd.DataFrame(const.matrix.toarray(), index=const.ids, columns=const.tags)
     assert mc.loc["a", "pet"] == pytest.approx(0.3) and mc.loc["b", "cat"] == 1.0
 
 
 def test_sources_and_min_count():
-    s = build_seeds(TAGS, ["a", "b", "c"], sources=["user"])
+    with pytest.warns(DataQualityWarning, match=r"\['zz'\]"):  # "zz" is not an item
+        s = build_seeds(TAGS, ["a", "b", "c"], sources=["user"])
     assert list(s.tags) == ["cat"]
-    s2 = build_seeds(TAGS, ["a", "b", "c"], min_count=2)
+    with pytest.warns(DataQualityWarning, match=r"\['zz'\]"):
+        s2 = build_seeds(TAGS, ["a", "b", "c"], min_count=2)
     assert list(s2.tags) == ["cat"]
     np.testing.assert_array_equal(s2.is_tagged, [True, True, False])
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccgraph.containers import ITEM_COLUMNS, TAG_COLUMNS, Catalog, RunResult
+from ccgraph.exceptions import DataQualityWarning
 from ccgraph.update._catalog import plan_changes, run_catalog
 
 NAMES = st.sampled_from([f"i{k}" for k in range(12)])
@@ -29,7 +32,12 @@ def test_plan_changes_sorts_the_batch_as_sets_do(
     gone = {i for i, flag in batch if flag} | set(listed)
     rest = [i for i, _ in batch if i not in gone]
     for run_ids in (np.array(run, dtype=str), pd.Series(run, dtype="string")):
-        got = plan_changes(run_ids, cat, listed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = plan_changes(run_ids, cat, listed)
+        # listed ids that are not in the run are reported; flagged rows never in it are not
+        warned = [w for w in caught if issubclass(w.category, DataQualityWarning)]
+        assert bool(warned) == bool(set(listed) - set(run))
         assert got.removed.tolist() == sorted(gone & set(run))
         assert got.unknown_removals == sorted(gone - set(run))
         assert got.added.tolist() == [i for i in rest if i not in run]

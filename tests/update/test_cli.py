@@ -47,7 +47,8 @@ def test_update_command_removes_listed_ids(
             "-q",
         ]
     )
-    assert args.func(args) == 0
+    with pytest.warns(DataQualityWarning, match="not-in-run"):
+        assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "2 removed" in out and "158 items" in out
     run = ccgraph.load_run(tmp_path / "new")
