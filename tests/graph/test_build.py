@@ -206,6 +206,21 @@ def test_params_ids_and_precomputed_knn():
         build_knn_graph(emb, k=4, knn=knn_search(emb, k=5))
 
 
+def test_precomputed_knn_with_nan_distance_or_float_indices_is_rejected():
+    # A NaN distance used to become a NaN edge weight; float indices were truncated silently.
+    x, _ = blobs(30, 4)
+    idx, dist = knn_search(x, k=3)
+    bad = dist.copy()
+    bad[4, 1] = np.nan
+    with pytest.raises(InputError, match="row 4 has nan"):
+        build_knn_graph(x, k=3, knn=(idx, bad))
+    with pytest.raises(InputError, match="integers"):
+        build_knn_graph(x, k=3, knn=(idx + 0.5, dist))
+    missing_i, missing_d = idx.copy(), dist.copy()
+    missing_i[4, 2], missing_d[4, 2] = -1, np.inf  # a missing slot may carry any distance
+    assert build_knn_graph(x, k=3, knn=(missing_i, missing_d)).n_items == 30
+
+
 def test_parameter_errors():
     x, _ = blobs(30, 4)
     with pytest.raises(ParameterError, match="min_degree"):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ccgraph.containers import Embeddings
-from ccgraph.exceptions import ParameterError
+from ccgraph.exceptions import InputError, ParameterError
 from ccgraph.graph import build_knn_graph, find_duplicates
 
 
@@ -92,3 +92,11 @@ def test_candidates_from_a_graph_and_errors():
         find_duplicates(emb, canonical="priority")
     with pytest.raises(ParameterError, match="cosine"):
         find_duplicates(emb, cosine=1.5)
+
+
+def test_precomputed_knn_out_of_range_index_is_rejected():
+    # An index >= n used to raise a bare IndexError deep in the gather.
+    x = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    idx = np.full((10, 2), 99)
+    with pytest.raises(InputError, match=r"\[0, 10\)"):
+        find_duplicates(Embeddings.from_array(x), knn=(idx, np.zeros((10, 2))))

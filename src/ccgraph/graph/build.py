@@ -17,6 +17,7 @@ from ccgraph.containers import Embeddings, KnnGraph, as_ids
 from ccgraph.exceptions import DataQualityWarning, InputError
 from ccgraph.graph.knn import (
     BACKENDS,
+    check_knn_lists,
     choose_backend,
     estimate_recall,
     knn_search,
@@ -144,14 +145,7 @@ def build_knn_graph(
                     stacklevel=2,
                 )
     else:
-        indices, dist = (np.asarray(a) for a in knn)
-        if indices.shape != (n, k) or dist.shape != (n, k):
-            raise InputError(
-                f"`knn` arrays must both have shape (n, k) = ({n}, {k}); got "
-                f"{indices.shape} and {dist.shape}"
-            )
-        if indices.size and (indices.max() >= n or indices.min() < -1):
-            raise InputError(f"`knn` indices must lie in [0, {n}) (or -1 for a missing slot)")
+        indices, dist = check_knn_lists(knn, n, k)
         used = "precomputed"
     t_knn = time.perf_counter() - start
 

@@ -16,7 +16,7 @@ from ccgraph._validation import check_choice, check_float, check_int
 from ccgraph.containers import Embeddings, KnnGraph, as_ids, check_same_ids
 from ccgraph.exceptions import InputError, ParameterError
 from ccgraph.graph.bridge import pair_distances
-from ccgraph.graph.knn import knn_search, prepare_vectors
+from ccgraph.graph.knn import check_knn_lists, knn_search, prepare_vectors
 
 __all__ = ["DuplicateGroups", "find_duplicates"]
 
@@ -161,12 +161,7 @@ def find_duplicates(
             knn = knn_search(
                 arr, k=min(kk, n - 1), metric=metric, backend=backend, rng=rng, n_jobs=n_jobs
             )
-        idx, listed = (np.asarray(a) for a in knn)
-        if idx.ndim != 2 or idx.shape[0] != n or listed.shape != idx.shape:
-            raise InputError(
-                f"`knn` arrays must both have shape (n, k) with n={n}; got {idx.shape} and "
-                f"{listed.shape}"
-            )
+        idx, listed = check_knn_lists(knn, n)
         # Only pairs the search already found close are re-measured exactly (slack for the
         # search's float32 rounding): the other n k pairs cannot pass the threshold.
         r, c = np.nonzero((idx >= 0) & (listed <= threshold + 1e-3))

@@ -22,6 +22,7 @@ __all__ = [
     "AUTO_EXACT_MAX_N",
     "AUTO_EXACT_MAX_N_HAMMING",
     "METRICS",
+    "check_knn_lists",
     "choose_backend",
     "estimate_recall",
     "knn_search",
@@ -111,6 +112,43 @@ def prepare_vectors(vectors: Any, metric: str) -> np.ndarray:
             f"`vectors` row {row} is all zeros: it has no direction for cosine similarity"
         )
     return unit_rows(arr, norms)
+
+
+def check_knn_lists(knn: Any, n: int, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return a precomputed ``knn = (indices, distances)`` pair as arrays, or raise.
+
+    Both must have shape ``(n, k)`` (any ``k`` when ``k`` is None), the indices must be
+    integers in ``[0, n)`` or ``-1`` for a missing slot, and the distances of the filled slots
+    finite (a NaN distance would become a NaN edge weight).
+    """
+    try:
+        indices, dist = (np.asarray(a) for a in knn)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"`knn` must be a pair (indices, distances) of arrays; got {exc}") from exc
+    want = f"({n}, {k})" if k is not None else f"(n, k) with n={n}"
+    if (
+        indices.ndim != 2
+        or indices.shape[0] != n
+        or (k is not None and indices.shape[1] != k)
+        or dist.shape != indices.shape
+    ):
+        raise InputError(
+            f"`knn` arrays must both have shape {want}; got {indices.shape} and {dist.shape}"
+        )
+    if indices.size and indices.dtype.kind not in "iu":
+        raise InputError(f"`knn` indices must be integers; got dtype {indices.dtype}")
+    if indices.size and (indices.max() >= n or indices.min() < -1):
+        raise InputError(f"`knn` indices must lie in [0, {n}) (or -1 for a missing slot)")
+    if dist.size and dist.dtype.kind not in "iuf":
+        raise InputError(f"`knn` distances must be numeric; got dtype {dist.dtype}")
+    bad = (indices >= 0) & ~np.isfinite(dist)
+    if bad.any():
+        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise InputError(
+            f"`knn` distances must be finite for every listed neighbour; row {row} has "
+            f"{dist[row][bad[row]][0]}: recompute the search or mark the slot with index -1"
+        )
+    return indices, dist
 
 
 def unit_rows(arr: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
