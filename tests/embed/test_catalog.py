@@ -9,7 +9,7 @@ from ccgraph.containers import Catalog
 from ccgraph.embed import embed_catalog, make_image_embedder
 from ccgraph.embed.cnn import CnnEmbedder
 from ccgraph.embed.images import HashEmbedder, PixelEmbedder
-from ccgraph.exceptions import ConfigError
+from ccgraph.exceptions import ConfigError, InputError
 
 
 @pytest.fixture
@@ -82,3 +82,13 @@ def test_text_covers_every_item_and_counts_empty_captions(tmp_path, catalog):
     warm, _ = embed_catalog(catalog, cfg, cache_dir=tmp_path / "cache")
     assert np.array_equal(warm["text"].vectors, out["text"].vectors)
     assert warm["text"].params["n_empty_captions"] == 1
+
+
+def test_all_images_under_a_missing_folder_names_the_folder(tmp_path):
+    # Used to say only "file not found" for every item, not which folder was wrong.
+    items = pd.DataFrame({"id": ["a", "b"], "image_path": ["x.jpg", "y.jpg"]})
+    cfg = EmbedConfig.model_validate({"text": {"enabled": False}, "image": {"kind": "phash"}})
+    with pytest.raises(InputError, match=r"image folder '.*nowhere' is not an existing folder"):
+        embed_catalog(
+            Catalog(items, pd.DataFrame({"id": [], "tag": []})), cfg, base_dir=tmp_path / "nowhere"
+        )

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ccgraph.config import DataConfig, TagHygiene
-from ccgraph.exceptions import DataQualityWarning
+from ccgraph.exceptions import DataQualityWarning, InputError
 from ccgraph.io import read_catalog, read_catalog_from_config
 
 NO_HYGIENE = TagHygiene(lowercase=False, drop_patterns=[], merge_variants=False)
@@ -158,6 +158,14 @@ def test_require_image(tmp_path: Path) -> None:
         ["b", "image file not found"],
         ["c", "image file not found"],
     ]
+
+
+def test_require_image_with_a_missing_image_root_names_it(tmp_path: Path) -> None:
+    # Used to reject every row as "image file not found" and then blame the column mapping.
+    f = tmp_path / "c.csv"
+    f.write_text("id,image_path\na,a.jpg\nb,b.jpg\n")
+    with pytest.raises(InputError, match=r"`image_root` '.*nowhere' is not an existing folder"):
+        read_catalog(f, image_root=tmp_path / "nowhere", require_image=True)
 
 
 def test_config_adapter_resolves_relative_paths(tmp_path: Path) -> None:

@@ -297,7 +297,9 @@ def every_image_oversized(p: Project) -> None:
     p.set("embed.image.max_pixels", 100)
 
 
-@case(InputError, r"no image could be embedded.*file not found", r"image_root")
+@case(
+    InputError, r"no image could be embedded.*elsewhere'? is not an existing folder", r"image_root"
+)
 def image_root_wrong(p: Project) -> None:
     write_images(p)
     p.set("data.image_root", "elsewhere")

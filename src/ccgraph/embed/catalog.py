@@ -56,6 +56,18 @@ def _no_image_error(rejects: pd.DataFrame, cfg: ImageEmbedConfig) -> InputError:
     reasons = rejects["reason"].astype(str).str.replace(r" \(.*", "", regex=True)
     counts = {str(k): int(v) for k, v in reasons.value_counts().head(3).items()}
     example = rejects["file"].dropna().astype(str)
+    folders = {str(Path(f).parent) for f in example}
+    missing = sorted(f for f in folders if not Path(f).is_dir())
+    if missing and len(missing) == len(folders):
+        top = Path(missing[0])
+        while top.parent != top and not top.parent.is_dir():
+            top = top.parent  # name the outermost folder that is missing
+        return InputError(
+            f"no image could be embedded: the image folder {str(top)!r} is not an existing "
+            f"folder (all {len(rejects)} items were rejected); set `data.image_root` to the folder "
+            "that the relative `image_path` values resolve against, or turn images off with "
+            "`embed.image.kind: none`"
+        )
     advice = (
         "raise `embed.image.max_pixels` (the decompression-bomb guard, now "
         f"{cfg.max_pixels:,} pixels)"

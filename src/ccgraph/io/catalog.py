@@ -283,6 +283,13 @@ def read_catalog(
     items = items.assign(image_path=_resolve_images(items, image_root, files))
     if require_image:
         found = np.array([bool(p) and os.path.isfile(p) for p in items["image_path"]], bool)
+        if image_root is not None and not found.all() and not os.path.isdir(image_root):
+            raise InputError(
+                f"`image_root` {str(image_root)!r} is not an existing folder, so "
+                f"{int((~found).sum())} of {len(found)} items have no image file; set "
+                "`data.image_root` to the folder that the relative `image_path` values "
+                "resolve against"
+            )
         extra_rejects.append(_as_rejects(items.loc[~found], "image file not found"))
         items = items.loc[found]
     rejects = pd.concat([rejects, *extra_rejects], ignore_index=True)
