@@ -92,3 +92,11 @@ def test_all_images_under_a_missing_folder_names_the_folder(tmp_path):
         embed_catalog(
             Catalog(items, pd.DataFrame({"id": [], "tag": []})), cfg, base_dir=tmp_path / "nowhere"
         )
+
+
+def test_every_caption_empty_is_an_input_error(catalog):
+    # Used to embed every item as the empty string: identical vectors, a meaningless graph.
+    items = catalog.items.assign(title="", description=None)
+    cfg = EmbedConfig.model_validate({"text": {"fields": ["title", "description"]}})
+    with pytest.raises(InputError, match=r"every caption is empty.*\['title', 'description'\]"):
+        embed_catalog(Catalog(items, catalog.tags.iloc[:0]), cfg)

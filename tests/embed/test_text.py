@@ -135,6 +135,38 @@ def test_embed_text_checks_lengths_and_model_path(fake_model, tmp_path):
         TextEmbedder(tmp_path / "nowhere")
 
 
+def test_embed_text_rejects_one_string_and_no_texts(fake_model):
+    # A bare string used to be embedded character by character (5 items for "hello"); an
+    # empty list failed in a numpy reshape.
+    with pytest.raises(ParameterError, match="one str"):
+        embed_text("hello", model=fake_model)
+    with pytest.raises(InputError, match="`texts` is empty"):
+        embed_text([], model=fake_model)
+
+
+def test_undecodable_bytes_and_lone_surrogates_are_embedded_with_replacements(fake_model):
+    # Used to raise UnicodeDecodeError / UnicodeEncodeError from pandas / pyarrow / hashlib.
+    emb = embed_text([b"caf\xe9", "caf\udce9", "ok"], model=fake_model)
+    assert emb.shape == (3, 3)
+    assert _FakeST.encoded[0] == sorted(["caf\ufffd", "ok"])  # both bad texts read "caf\ufffd"
+    items = pd.DataFrame({"id": ["a"], "title": pd.Series([b"caf\xe9"], dtype=object)})
+    assert caption_texts(items) == ["caf\ufffd"]
+
+
+def test_a_folder_without_a_model_is_an_input_error(tmp_path, monkeypatch):
+    class Broken:
+        def __init__(self, path: str, device: str) -> None:
+            raise ValueError("Unrecognized model")
+
+    fake = types.ModuleType("sentence_transformers")
+    fake.SentenceTransformer = Broken
+    monkeypatch.setitem(sys.modules, "sentence_transformers", fake)
+    monkeypatch.setattr(text_mod, "_MODELS", {})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="does not hold a usable sentence-transformers model"):
+        embed_text(["x"], model=tmp_path / "empty")
+
+
 def test_missing_package_names_the_extra(tmp_path, monkeypatch):
     (tmp_path / "m").mkdir()
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)

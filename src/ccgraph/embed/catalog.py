@@ -171,6 +171,13 @@ def embed_catalog(
             texts = caption_texts(
                 items, catalog.tags, fields=cfg.text.fields, max_chars=cfg.text.max_chars
             )
+            if texts and all(not t.strip() for t in texts):
+                raise InputError(
+                    f"every caption is empty: the fields {list(cfg.text.fields)} hold no text "
+                    f"for any of the {len(texts)} items; map the text columns in "
+                    "`data.columns`, change `embed.text.fields`, or turn text off with "
+                    "`embed.text.enabled: false`"
+                )
             embedder = TextEmbedder(
                 cfg.text.model,
                 cfg.text.batch_size,

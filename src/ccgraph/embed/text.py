@@ -38,8 +38,25 @@ _MODELS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
 
+def _valid_text(value: Any) -> Any:
+    """Bytes and strings with lone surrogates as valid UTF-8 text (bad bytes become U+FFFD)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return value
+
+
+def _as_string(series: pd.Series) -> pd.Series:
+    """``series.astype("string")``; undecodable bytes or lone surrogates are replaced first."""
+    try:
+        return series.astype("string")
+    except (UnicodeError, TypeError):  # bytes cells, or str with surrogates from bad input
+        return series.map(_valid_text).astype("string")
+
+
 def _clean(series: pd.Series) -> pd.Series:
-    s = series.astype("string").fillna("")
+    s = _as_string(series).fillna("")
     s = s.str.replace(r"<[^>]*>", " ", regex=True)  # HTML markup in descriptions
     has_entity = s.str.contains("&", regex=False)
     if has_entity.any():
@@ -172,7 +189,14 @@ def load_text_model(path: Path) -> Any:
             st = import_optional("sentence_transformers", "text")
             start = time.perf_counter()
             with _offline():
-                _MODELS[key] = st.SentenceTransformer(key, device="cpu")
+                try:
+                    _MODELS[key] = st.SentenceTransformer(key, device="cpu")
+                except (OSError, ValueError, KeyError) as exc:
+                    raise InputError(
+                        f"text model folder {key!r} does not hold a usable sentence-transformers "
+                        f"model ({type(exc).__name__}: {str(exc)[:200]}); give a model folder "
+                        "or 'auto'"
+                    ) from exc
             logger.info("loaded text model %s in %.1f s", path, time.perf_counter() - start)
         return _MODELS[key]
 
@@ -250,7 +274,7 @@ class TextEmbedder:
     def texts(self, items: pd.DataFrame) -> list[str]:
         """Return the (cut) text of each item."""
         if "text" in items.columns:
-            raw = items["text"].astype("string").fillna("").tolist()
+            raw = _as_string(items["text"]).fillna("").tolist()
         else:
             raw = caption_texts(items, None, fields=("title", "description"))
         return [t[: self.max_chars] for t in raw]
@@ -283,6 +307,8 @@ class TextEmbedder:
         """Embed the captions of ``items`` (no item is rejected)."""
         if "id" not in items.columns:
             raise InputError(f"items need an `id` column; got {list(items.columns)}")
+        if len(items) == 0:
+            raise InputError("no items to embed: `items` has no rows")
         start = time.perf_counter()
         texts = self.texts(items)
         ids = items["id"].astype(str).to_numpy()
@@ -338,13 +364,20 @@ def embed_text(
     Embeddings
         Dense, unit rows, float32, with ``n_empty_captions`` in its params.
     """
+    if isinstance(texts, (str, bytes)):
+        raise ParameterError(
+            f"`texts` must be a sequence of texts, one per item; got one {type(texts).__name__} "
+            "(wrap it in a list)"
+        )
+    if len(texts) == 0:
+        raise InputError("no texts to embed: `texts` is empty")
     ids_arr = np.asarray(ids if ids is not None else np.arange(len(texts))).astype(str)
     if len(ids_arr) != len(texts):
         raise InputError(f"`ids` has {len(ids_arr)} entries but `texts` has {len(texts)}")
     embedder = TextEmbedder(
         model, batch_size, max_chars, n_jobs=n_jobs, show_progress=show_progress
     )
-    frame = pd.DataFrame({"id": ids_arr, "text": pd.array(list(texts), dtype="string")})
+    frame = pd.DataFrame({"id": ids_arr, "text": _as_string(pd.Series(list(texts), dtype=object))})
     if cache_dir is None:
         return embedder.embed(frame).embeddings
     from ccgraph.embed.cache import embed_with_cache
