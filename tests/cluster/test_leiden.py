@@ -244,3 +244,10 @@ def test_bad_inputs_are_named(planted):
         leiden(a, initial_membership=truth[:-1])
     with pytest.raises(InputError, match="`fixed`"):
         leiden(a, backend="leidenalg", initial_membership=truth, fixed=np.zeros(3, dtype=bool))
+
+
+def test_complex_weights_are_rejected():
+    # Used to drop the imaginary weights silently: two linked nodes came out as two clusters.
+    adj = sp.csr_matrix(np.array([[0, 1j], [1j, 0]]))
+    with pytest.raises(InputError, match="real numbers; got dtype complex128"):
+        leiden(adj)

@@ -179,3 +179,9 @@ def test_map_ordered_keeps_order_with_threads():
         x * x for x in range(40)
     ]
     assert list(map_ordered(slow_square, range(5), n_jobs=1)) == [0, 1, 4, 9, 16]
+
+
+def test_a_nul_byte_in_the_path_is_an_invalid_path_reason():
+    # Used to surface as "feature extraction failed (ValueError: embedded null byte)".
+    with pytest.raises(ImageLoadError, match="invalid file path"):
+        load_image("a\x00b.jpg")

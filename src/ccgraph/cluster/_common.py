@@ -44,6 +44,11 @@ def as_knn_graph(
             f"`{name}` must be a KnnGraph or a scipy sparse adjacency matrix; "
             f"got {type(graph).__name__}"
         )
+    if graph.dtype.kind not in "biuf":
+        raise InputError(
+            f"`{name}` weights must be real numbers; got dtype {graph.dtype} (pass the "
+            "magnitudes or the real part as float)"
+        )
     if ids is not None and len(ids) != graph.shape[0]:
         raise IdMismatchError(
             f"{what or name}: the graph has {graph.shape[0]} nodes but {len(ids)} ids were given"

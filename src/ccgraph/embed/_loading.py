@@ -185,6 +185,8 @@ def load_image(
         raise ImageLoadError("file not found") from None
     except OSError as exc:
         raise ImageLoadError(f"cannot read file ({exc.strerror or exc})") from None
+    except ValueError as exc:  # e.g. a NUL byte in the path
+        raise ImageLoadError(f"invalid file path ({exc})") from None
     if not stat.S_ISREG(st.st_mode):
         raise ImageLoadError("not a regular file")
     if st.st_size == 0:
