@@ -7,12 +7,13 @@ import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ccgraph.exceptions import InputError, OutputError, ParameterError
+from ccgraph.exceptions import DataQualityWarning, InputError, OutputError, ParameterError
 from ccgraph.experiment._inputs import (
     join_attributes,
     read_exposure,
@@ -198,7 +199,9 @@ def _analyse(args: argparse.Namespace) -> int:
         arms = (parts[0], parts[1])
     from ccgraph.experiment.logcheck import check_log
 
-    check_log(log, arms=arms, source=str(args.log))  # errors name the file and its data row
+    with warnings.catch_warnings():  # analyse() below checks again and warns once
+        warnings.simplefilter("ignore", DataQualityWarning)
+        check_log(log, arms=arms, source=str(args.log))  # errors name the file and its data row
     items = read_run_items(args.run) if args.run is not None else None
     if items is not None and "cluster" in log.columns:
         # An explicit --run wins over a `cluster` column of the log (which analyse reads first).
