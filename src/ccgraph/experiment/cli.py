@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import warnings
@@ -252,8 +253,10 @@ def _power(args: argparse.Namespace) -> int:
     if args.effect is not None:
         ans: Any = sample_size(effect=args.effect, relative=args.relative, **common)
         text = (
-            f"impressions needed: {ans.n_total:,} ({ans.n_control:,.0f} control, "
-            f"{ans.n_treatment:,.0f} treatment; design effect {ans.design_effect:.3g}, "
+            # per arm rounded up as in n_total (before: 12 + 12 printed beside a total of 26)
+            f"impressions needed: {ans.n_total:,} ({math.ceil(ans.n_control - 1e-9):,} control, "
+            f"{math.ceil(ans.n_treatment - 1e-9):,} treatment; design effect "
+            f"{ans.design_effect:.3g}, "
             f"{args.method})"
         )
         if ans.units_total is not None:
