@@ -335,3 +335,20 @@ def test_analyse_names_the_log_file_and_the_line_of_a_bad_value(tmp_path):
     line = path.read_text().splitlines()[row]  # line 0 is the header
     assert pd.read_csv(path).iloc[row - 1]["position"] == -2
     assert ",-2," in line
+
+
+def test_power_per_arm_sizes_add_up_to_the_total(capsys):
+    # before: "impressions needed: 26 (12 control, 12 treatment; ...)" (rounded, not rounded up)
+    import re
+
+    assert (
+        _run(["experiment", "power", "--baseline-ctr", "0.1", "--effect", "5", "--relative"]) == 0
+    )
+    line = capsys.readouterr().out
+    total, control, treatment = (
+        int(x.replace(",", ""))
+        for x in re.search(
+            r"needed: ([\d,]+) \(([\d,]+) control, ([\d,]+) treatment", line
+        ).groups()
+    )
+    assert control + treatment == total

@@ -106,3 +106,19 @@ def test_a_source_file_is_named_with_its_one_based_data_row():
         check_log(log, source="impressions.csv")
     with pytest.raises(InputError, match=r"^log column `clicked`.*; row 3 "):
         check_log(log)
+
+
+def test_a_log_holding_its_events_twice_is_warned_about():
+    # before: accepted silently; the doubled impressions narrowed the interval
+    from ccgraph.exceptions import DataQualityWarning
+
+    log = _log()
+    with pytest.warns(
+        DataQualityWarning, match=r"^impressions\.csv: every row .* \(16 rows, 8 distinct"
+    ):
+        check_log(pd.concat([log, log], ignore_index=True), source="impressions.csv")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        check_log(log)  # distinct rows: no warning

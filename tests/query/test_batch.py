@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ccgraph.exceptions import InputError
+from ccgraph.exceptions import InputError, ParameterError
 from ccgraph.query import RunIndex
 
 
@@ -110,3 +110,18 @@ def test_batch_empty_image_path_names_its_row(tmp_path: Path) -> None:
     assert "`image_path` is empty" in out.loc[1, "error"]
     with pytest.raises(InputError, match=r"batch row 2: `image_path` is empty"):
         index.query_batch(frame)
+
+
+def test_batch_bad_k_raises_even_when_recording_errors(index: RunIndex) -> None:
+    # before: k=0 became a per-row "batch row 1: `k` ..." entry in the error column
+    vec = list(np.asarray(index.embeddings["precomputed"].vectors[0], dtype=float))
+    frame = pd.DataFrame({"vector": [vec]})
+    with pytest.raises(ParameterError, match="`k` must be an integer >= 1; got 0"):
+        index.query_batch(frame, k=0, errors="record")
+
+
+def test_batch_error_rows_are_labelled_by_their_query_column(index: RunIndex) -> None:
+    # before: the label came from the first non-null column, e.g. a user's `note` column
+    frame = pd.DataFrame({"note": ["from the log"], "id": ["nope"]})
+    out = index.query_batch(frame, errors="record")
+    assert out.loc[0, "query"] == "nope" and "nope" in out.loc[0, "error"]

@@ -144,6 +144,21 @@ def test_malformed_vectors(hand: RunIndex, vector: np.ndarray, match: str) -> No
         hand.query_vector(vector)
 
 
+def test_query_vector_takes_exactly_one_vector(hand: RunIndex) -> None:
+    # before: [m, d] with m > 1 silently answered for the first row only
+    with pytest.raises(InputError, match=r"one vector .*got shape \(2, 2\).*query_batch"):
+        hand.query_vector(np.array([[1.0, 0.0], [0.0, 1.0]]))
+    one = hand.query_vector(np.array([[1.0, 0.0]]))
+    flat = hand.query_vector(np.array([1.0, 0.0]))
+    assert one.related["id"].tolist() == flat.related["id"].tolist()
+
+
+def test_ragged_vectors_are_an_input_error(hand: RunIndex) -> None:
+    # before: numpy's ValueError "inhomogeneous shape" escaped as a traceback
+    with pytest.raises(InputError, match="rows of different lengths"):
+        hand.query_vector([[1.0, 0.0], [1.0]])
+
+
 def test_modality_errors(hand: RunIndex, index: RunIndex) -> None:
     with pytest.raises(InputError, match="'text' is not stored in the run; it has"):
         hand.query_vector(np.ones(2), modality="text")

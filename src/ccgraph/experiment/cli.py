@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ccgraph.exceptions import InputError, OutputError, ParameterError
+from ccgraph.exceptions import DataQualityWarning, InputError, OutputError, ParameterError
 from ccgraph.experiment._inputs import (
     join_attributes,
     read_exposure,
@@ -198,7 +200,9 @@ def _analyse(args: argparse.Namespace) -> int:
         arms = (parts[0], parts[1])
     from ccgraph.experiment.logcheck import check_log
 
-    check_log(log, arms=arms, source=str(args.log))  # errors name the file and its data row
+    with warnings.catch_warnings():  # analyse() below checks again and warns once
+        warnings.simplefilter("ignore", DataQualityWarning)
+        check_log(log, arms=arms, source=str(args.log))  # errors name the file and its data row
     items = read_run_items(args.run) if args.run is not None else None
     if items is not None and "cluster" in log.columns:
         # An explicit --run wins over a `cluster` column of the log (which analyse reads first).
@@ -249,8 +253,10 @@ def _power(args: argparse.Namespace) -> int:
     if args.effect is not None:
         ans: Any = sample_size(effect=args.effect, relative=args.relative, **common)
         text = (
-            f"impressions needed: {ans.n_total:,} ({ans.n_control:,.0f} control, "
-            f"{ans.n_treatment:,.0f} treatment; design effect {ans.design_effect:.3g}, "
+            # per arm rounded up as in n_total (before: 12 + 12 printed beside a total of 26)
+            f"impressions needed: {ans.n_total:,} ({math.ceil(ans.n_control - 1e-9):,} control, "
+            f"{math.ceil(ans.n_treatment - 1e-9):,} treatment; design effect "
+            f"{ans.design_effect:.3g}, "
             f"{args.method})"
         )
         if ans.units_total is not None:

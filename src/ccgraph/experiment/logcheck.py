@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ccgraph.exceptions import InputError
+from ccgraph.exceptions import DataQualityWarning, InputError
 
 __all__ = ["LOG_COLUMNS", "CheckedLog", "check_log", "resolve_arms"]
 
@@ -114,6 +115,7 @@ def _check(log: Any, arms: tuple[str, str] | None, source: str | None) -> Checke
             "units); the randomisation unit must map to one arm"
         )
     unit_treated = per_unit_t > 0
+    _warn_repeated_rows(log, source)
     for name, flag in ((control, False), (treatment, True)):
         if int((unit_treated == flag).sum()) < 2:
             raise InputError(f"arm {name!r} has fewer than 2 units in the log; nothing to compare")
@@ -127,6 +129,26 @@ def _check(log: Any, arms: tuple[str, str] | None, source: str | None) -> Checke
         control,
         treatment,
     )
+
+
+def _warn_repeated_rows(log: pd.DataFrame, source: str | None) -> None:
+    """Warn when the log looks like its events twice (every distinct row an even number of times).
+
+    Repeated impressions are counted again, which narrows the intervals. Single repeats may be
+    real (the same unit sent the same query twice), so only a log in which *every* row comes in
+    pairs (e.g. a file appended to itself) is flagged, and it is not dropped.
+    """
+    counts = log.groupby(list(LOG_COLUMNS), sort=False, dropna=False).size().to_numpy()
+    if len(counts) and (counts % 2 == 0).all():
+        where = f"{source}: " if source is not None else ""
+        warnings.warn(
+            f"{where}every row of the log appears an even number of times ({len(log):,} rows, "
+            f"{len(counts):,} distinct in {', '.join(LOG_COLUMNS)}): it looks like the same "
+            "events twice, and each copy is counted as another impression, which narrows the "
+            "intervals -- drop the duplicates (e.g. `log.drop_duplicates()`) if so",
+            DataQualityWarning,
+            stacklevel=4,
+        )
 
 
 def _row(row: int, source: str | None) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ccgraph._validation import check_choice
+from ccgraph._validation import check_choice, check_int
 from ccgraph.exceptions import CcgraphError, InputError
 from ccgraph.query.answers import ItemAnswer
 
@@ -156,6 +156,8 @@ def query_batch(
     opts: dict[str, Any] = dict(n=n, epsilon=epsilon, alpha=alpha, duplicates=duplicates)
     new_opts: dict[str, Any] = dict(opts, k=k)
     index._check_related(n, epsilon, alpha, duplicates)
+    if k is not None:  # a bad k is the caller's, not one row's: raise even with errors="record"
+        check_int("k", k, low=1)
     out: list[dict[str, Any] | None] = [None] * len(frame)
     fails: dict[int, str] = {}
 
@@ -212,9 +214,10 @@ def query_batch(
                 out[i] = answer_row(ans, "vector")
             except (CcgraphError, ValueError, TypeError) as exc:
                 record(int(i), exc if isinstance(exc, CcgraphError) else InputError(str(exc)))
+    cols = [c for c in BATCH_INPUT_COLUMNS if c in frame.columns]
     for row, msg in fails.items():
         out[row] = {
-            "query": str(frame.iloc[row].dropna().iloc[0])[:200],
+            "query": str(frame[cols].iloc[row].dropna().iloc[0])[:200],
             "kind": None,
             "error": msg,
         }

@@ -276,6 +276,15 @@ class RunIndex:
         """
         from ccgraph.query.newitems import query_vectors
 
+        try:
+            shape = np.shape(vector)
+        except ValueError:  # ragged: query_vectors names it
+            shape = ()
+        if len(shape) == 2 and shape[0] != 1:
+            raise InputError(
+                f"`vector` must be one vector [d] (or [1, d]); got shape {shape}: for several "
+                "new items use ccgraph.query.newitems.query_vectors or query_batch"
+            )
         return query_vectors(self, vector, **options)[0]
 
     def query_text(self, text: str, **options: Any) -> ItemAnswer:

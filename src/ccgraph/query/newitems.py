@@ -64,7 +64,13 @@ def _modality(index: RunIndex, modality: str | None) -> StoredEmbeddings:
 
 
 def _as_queries(stored: StoredEmbeddings, vectors: Any, metric: str) -> np.ndarray:
-    arr = np.asarray(vectors)
+    try:
+        arr = np.asarray(vectors)
+    except ValueError:  # ragged nested lists
+        raise InputError(
+            f"`vector` must be one vector [{stored.dim}] or equal-length rows [m, {stored.dim}] "
+            "of numbers; got rows of different lengths"
+        ) from None
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] != stored.dim:
