@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ccgraph.exceptions import InputError, OutputError
+from ccgraph.exceptions import InputError, OutputError, ParameterError
 from ccgraph.query.cli import add_commands
 
 
@@ -94,3 +94,19 @@ def test_batch_with_no_answerable_row_fails_and_writes_nothing(
     with pytest.raises(InputError, match=r"no row could be answered \(row 1: `id` 'nope'"):
         run(["query", str(run_dir), "--batch", str(src), "--out", str(out)])
     assert not out.exists()
+
+
+def test_bad_n_and_k_are_refused_first(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: --text loaded the text model before refusing --n 0; --id --k 0 was accepted
+    import ccgraph.query.index as index_mod
+
+    def no_open(path: object) -> None:
+        raise AssertionError("the run was opened before --n/--k were checked")
+
+    monkeypatch.setattr(index_mod, "open_run", no_open)
+    with pytest.raises(ParameterError, match="`--n` must be an integer >= 1"):
+        run(["query", str(run_dir), "--text", "hello", "--n", "0"])
+    with pytest.raises(ParameterError, match="`--k` must be an integer >= 1"):
+        run(["query", str(run_dir), "--id", "it0001", "--k", "0"])
+    with pytest.raises(ParameterError, match="`--k`"):
+        run(["query", str(run_dir), "--image", "x.png", "--k", "-3"])

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ccgraph.exceptions import InputError
+from ccgraph.exceptions import InputError, ParameterError
 from ccgraph.propagate import personalized_pagerank
 from ccgraph.query import RunIndex
 from ccgraph.query.search import VectorSearch
@@ -305,3 +305,22 @@ def test_stored_knn_lists_are_what_the_rule_reads(hand: RunIndex) -> None:
     got = listed.query_vector(q, exclude=["b"]).neighbors
     want = hand.query_vector(q, exclude=["b"]).neighbors
     assert got["edge"].tolist() == want["edge"].tolist()
+
+
+def test_new_item_options_checked_before_embedding(
+    index: RunIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: query_text("hello", n=0) loaded the text model first (here: "no text model")
+    import ccgraph.query.newitems as newitems
+
+    def no_embed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("embedded before the options were checked")
+
+    monkeypatch.setattr(newitems, "embed_texts", no_embed)
+    monkeypatch.setattr(newitems, "embed_images", no_embed)
+    with pytest.raises(ParameterError, match="`n`"):
+        index.query_text("hello", n=0)
+    with pytest.raises(ParameterError, match="`k`"):
+        index.query_text("hello", k=0)
+    with pytest.raises(ParameterError, match="`alpha`"):
+        index.query_image("x.png", alpha=1.5)

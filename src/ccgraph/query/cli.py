@@ -67,8 +67,14 @@ def _check_out(run_dir: Path, out: Path | None) -> Path:
 
 
 def _query(args: argparse.Namespace) -> int:
+    from ccgraph._validation import check_int
     from ccgraph.query.index import open_run
 
+    # before opening the run or loading a model; --k is checked even for --id, which
+    # does not use it, so a bad value is never accepted silently
+    check_int("--n", args.n, low=1)
+    if args.k is not None:
+        check_int("--k", args.k, low=1)
     opts: dict[str, Any] = dict(
         n=args.n, epsilon=args.epsilon, alpha=args.alpha, duplicates=args.duplicates
     )

@@ -293,6 +293,7 @@ class RunIndex:
 
         if not isinstance(text, str) or not text.strip():
             raise InputError("`text` must be a non-empty string")
+        self._check_new_options(options)  # before the (slow) model load
         vec = embed_texts(self, [text])
         return query_vectors(self, vec, modality="text", labels=[text], **options)[0]
 
@@ -300,6 +301,7 @@ class RunIndex:
         """Answers for a new image file, embedded with the run's image embedder."""
         from ccgraph.query.newitems import embed_images, query_vectors
 
+        self._check_new_options(options)  # before the (slow) model load
         vec = embed_images(self, [path])
         return query_vectors(self, vec, modality="image", labels=[str(path)], **options)[0]
 
@@ -320,3 +322,14 @@ class RunIndex:
         )
         check_choice("duplicates", duplicates, DUPLICATES)
         return n, epsilon, alpha
+
+    def _check_new_options(self, options: Mapping[str, Any]) -> None:
+        """Validate a new item's ``n``, ``epsilon``, ``alpha``, ``duplicates`` and ``k``."""
+        self._check_related(
+            options.get("n", 20),
+            options.get("epsilon", 1e-4),
+            options.get("alpha", 0.85),
+            options.get("duplicates", "separate"),
+        )
+        if options.get("k") is not None:
+            check_int("k", options["k"], low=1)
