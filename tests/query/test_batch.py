@@ -125,3 +125,16 @@ def test_batch_error_rows_are_labelled_by_their_query_column(index: RunIndex) ->
     frame = pd.DataFrame({"note": ["from the log"], "id": ["nope"]})
     out = index.query_batch(frame, errors="record")
     assert out.loc[0, "query"] == "nope" and "nope" in out.loc[0, "error"]
+
+
+def test_empty_batch_has_the_output_columns(index: RunIndex, tmp_path: Path) -> None:
+    # before: query_batch([]) returned a DataFrame without any column
+    expected = index.query_batch(["it0001"]).columns.tolist()
+    assert index.n_levels >= 1 and "cluster_l0" in expected
+    for empty in ([], pd.DataFrame({"id": pd.Series([], dtype=object)})):
+        out = index.query_batch(empty)
+        assert len(out) == 0
+        assert out.columns.tolist() == expected
+    path = tmp_path / "empty.parquet"
+    pd.DataFrame({"text": pd.Series([], dtype=object)}).to_parquet(path)
+    assert index.query_batch(path, errors="record").columns.tolist() == expected

@@ -149,7 +149,8 @@ def query_batch(
     pandas.DataFrame
         ``query, kind, cluster, cluster_strength, cluster_l<i>, strength_l<i>,
         secondary_clusters, secondary_shares, related_ids, related_scores, duplicate_ids,
-        tags, tag_sources, tag_confidences, error`` (list columns hold the ranked answers).
+        tags, tag_sources, tag_confidences, error`` (list columns hold the ranked answers;
+        an empty batch gives these columns and no rows).
     """
     check_choice("errors", errors, ("raise", "record"))
     frame = _read_queries(queries)
@@ -221,4 +222,27 @@ def query_batch(
             "kind": None,
             "error": msg,
         }
+    if not out:  # an empty batch: the documented columns, no rows
+        return pd.DataFrame(columns=_output_columns(index.n_levels))
     return pd.DataFrame(out)
+
+
+def _output_columns(n_levels: int) -> list[str]:
+    """The columns of :func:`answer_row`, in its order, for a run with ``n_levels`` levels."""
+    levels = [f"{p}_l{lev}" for lev in range(n_levels) for p in ("cluster", "strength")]
+    return [
+        "query",
+        "kind",
+        "cluster",
+        "cluster_strength",
+        *levels,
+        "secondary_clusters",
+        "secondary_shares",
+        "related_ids",
+        "related_scores",
+        "duplicate_ids",
+        "tags",
+        "tag_sources",
+        "tag_confidences",
+        "error",
+    ]
