@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -122,3 +124,16 @@ def test_a_log_holding_its_events_twice_is_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataQualityWarning)
         check_log(log)  # distinct rows: no warning
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+def test_a_blank_unit_is_refused_naming_file_and_row(blank):
+    # before: '' (or whitespace) was accepted as one more unit, pooling unrelated rows
+    log = _log()
+    log.loc[3, "unit"] = blank  # the 4th data row
+    shown = re.escape(repr(blank))
+    pattern = rf"^impressions\.csv: log column `unit` must name .*; data row 4 has {shown} "
+    with pytest.raises(InputError, match=pattern):
+        check_log(log, source="impressions.csv")
+    with pytest.raises(InputError, match=r"`unit`.*; row 3 .*\(1 bad rows\)"):
+        check_log(log)

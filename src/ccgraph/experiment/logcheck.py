@@ -69,9 +69,10 @@ def check_log(
     Raises
     ------
     InputError
-        Not a DataFrame; a missing column; a missing value; a negative or non-integer
-        ``position``; ``clicked`` not 0/1 or boolean; an arm outside the two arms; an arm without
-        units; a unit seen in both arms. Messages name the column and the first bad row.
+        Not a DataFrame; a missing column; a missing value; an empty or blank ``unit``; a
+        negative or non-integer ``position``; ``clicked`` not 0/1 or boolean; an arm outside the
+        two arms; an arm without units; a unit seen in both arms. Messages name the column and
+        the first bad row.
     """
     try:
         return _check(log, arms, source)
@@ -94,6 +95,10 @@ def _check(log: Any, arms: tuple[str, str] | None, source: str | None) -> Checke
         raise InputError("the log has no rows")
     for col in LOG_COLUMNS:
         _no_missing(log[col], col, source)
+    blank = log["unit"].astype(str).str.strip().eq("").to_numpy()
+    if blank.any():  # all blank units would otherwise pool into one unit ''
+        units_raw = log["unit"].to_numpy()
+        _fail("unit", blank, "must name the randomisation unit, not be blank", units_raw, source)
     position = _positions(log["position"], source)
     clicked = _clicks(log["clicked"], source)
     control, treatment = resolve_arms(log["arm"], arms)
