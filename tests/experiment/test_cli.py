@@ -352,3 +352,12 @@ def test_power_per_arm_sizes_add_up_to_the_total(capsys):
         ).groups()
     )
     assert control + treatment == total
+
+
+def test_power_warns_when_the_effect_is_too_small_to_detect(capsys):
+    # before: "impressions needed: 2,825,...(25 digits)" printed without a warning
+    from ccgraph.exceptions import DataQualityWarning
+
+    with pytest.warns(DataQualityWarning, match="too small to detect"):
+        assert _run(["experiment", "power", "--baseline-ctr", "0.1", "--effect", "1e-12"]) == 0
+    assert "impressions needed" in capsys.readouterr().out

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
+from scipy import stats
 
 from ccgraph.exceptions import ParameterError
 from ccgraph.experiment.power import (
@@ -153,3 +155,19 @@ def test_impressions_per_unit_below_one_is_refused_even_without_icc(m):
 
     with pytest.raises(ParameterError, match=r"`impressions_per_unit` must be a float >= 1"):
         sample_size(baseline_ctr=0.05, effect=0.01, impressions_per_unit=m)
+
+
+def test_an_undetectably_small_effect_warns():
+    # before: effect=1e-12 gave ~2.8e24 impressions without a word
+    from ccgraph.exceptions import DataQualityWarning
+    from ccgraph.experiment import sample_size
+
+    with pytest.warns(DataQualityWarning, match=r"needs 2\.\d+e\+24 impressions.*too small"):
+        s = sample_size(baseline_ctr=0.1, effect=1e-12)
+    # closed form: 2 (z_a + z_b)^2 / h^2 per arm, h ~ effect / sqrt(p (1 - p)) for a tiny effect
+    h = 1e-12 / math.sqrt(0.1 * 0.9)
+    z = stats.norm.isf(0.025) + stats.norm.isf(0.2)
+    assert s.n_total == pytest.approx(4 * z**2 / h**2, rel=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sample_size(baseline_ctr=0.1, effect=1e-5)  # ~1.4e10 impressions: no warning

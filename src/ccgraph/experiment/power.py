@@ -19,13 +19,14 @@ so the impression counts are inflated by the design effect ``1 + (m - 1) ICC`` (
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from scipy import optimize, stats
 
 from ccgraph._validation import check_choice, check_float
-from ccgraph.exceptions import ParameterError
+from ccgraph.exceptions import DataQualityWarning, ParameterError
 
 __all__ = [
     "MinimumDetectableEffect",
@@ -38,6 +39,8 @@ __all__ = [
 
 METHODS = ("cohen_h", "pooled")
 ALTERNATIVES = ("two-sided", "one-sided")
+#: Above this many impressions :func:`sample_size` warns that the effect is too small to detect.
+ABSURD_IMPRESSIONS = 1e12
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +196,12 @@ def sample_size(
         ``n_total`` (sum of the per-arm sizes rounded up) and ``units_total`` (when
         ``impressions_per_unit`` is given).
 
+    Warns
+    -----
+    DataQualityWarning
+        When ``n_total`` exceeds :data:`ABSURD_IMPRESSIONS` (1e12): the effect is too small
+        to detect in practice (often an effect given on the wrong scale).
+
     Examples
     --------
     >>> s = sample_size(baseline_ctr=0.10, effect=0.02)
@@ -214,6 +223,15 @@ def sample_size(
     units = None
     if impressions_per_unit is not None:
         units = math.ceil(total / float(impressions_per_unit) - 1e-9)
+    if total > ABSURD_IMPRESSIONS:
+        warnings.warn(
+            f"detecting effect={effect:g} ({'relative' if relative else 'absolute'}) at "
+            f"baseline_ctr={p_c:g} needs {total:.3g} impressions (> {ABSURD_IMPRESSIONS:.0e}): "
+            "the effect is too small to detect in practice; check its scale (an absolute CTR "
+            "difference, or a relative lift with relative=True / --relative)",
+            DataQualityWarning,
+            stacklevel=2,
+        )
     return SampleSize(n_c, n_t, total, units, deff, p_c, p_t, method)
 
 
