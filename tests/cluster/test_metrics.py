@@ -169,3 +169,23 @@ def test_partition_metrics_collects_everything():
     assert out["tag_coherence"] > out["tag_coherence_baseline"]
     with pytest.raises(IdMismatchError):
         partition_metrics(g, Partition(p.membership, np.arange(len(ids))))
+
+
+@pytest.mark.parametrize("membership", [[0, 1, 2, 3], [0, 0, 1, 1], [0, 0, 0, 0]])
+def test_edgeless_graph_modularity_is_nan_as_in_igraph(membership):
+    # modularity is undefined without edges (m = 0 in 1/2m): igraph returns NaN (deliberately,
+    # since igraph 0.9.9), networkx divides by zero; ccgraph follows igraph, and says so
+    n = len(membership)
+    assert np.isnan(ig.Graph(n=n).modularity(membership))
+    with pytest.raises(ZeroDivisionError):
+        nx.community.modularity(nx.empty_graph(n), communities(np.asarray(membership)))
+    g = KnnGraph.from_adjacency(
+        sp.csr_matrix((n, n), dtype=np.float32), [f"i{k}" for k in range(n)]
+    )
+    assert np.isnan(modularity(g, membership))
+    out = partition_metrics(g, Partition(np.asarray(membership), g.ids))
+    assert np.isnan(out["modularity"])
+    # every cluster of two or more items is disconnected without edges (networkx oracle)
+    parts = communities(np.asarray(membership))
+    expected = np.mean([nx.is_connected(nx.empty_graph(len(c))) for c in parts])
+    assert out["connected_share"] == expected

@@ -62,7 +62,8 @@ def modularity(graph: Any, membership: Any, *, resolution: float = 1.0) -> float
     Returns
     -------
     float
-        ``Q``; NaN for a graph without edges.
+        ``Q``; NaN for a graph without edges (``m = 0``: modularity is undefined), as igraph's
+        ``Graph.modularity`` returns (networkx divides by zero), and for no items.
 
     Notes
     -----
@@ -307,6 +308,10 @@ def partition_metrics(
     Keys: ``n_clusters``, ``modularity`` (resolution 1), ``connected_share``, and when given
     ``nmi``, ``ari``, ``purity`` (against ``labels_true``), ``tag_coherence`` and
     ``tag_coherence_baseline`` (all items in one cluster).
+
+    On a graph without edges ``modularity`` is NaN (undefined; igraph returns NaN too, see
+    :func:`modularity`) and ``connected_share`` counts only the single-item clusters as
+    connected.
     """
     g = as_knn_graph(graph, ids=partition.ids, what="partition_metrics(graph, partition)")
     mem = partition.membership
