@@ -183,18 +183,20 @@ def test_seed_sweeps_equal_the_sparse_products(
     alpha=st.floats(0.05, 0.99),
     seed=st.integers(0, 10_000),
 )
-def test_operator_and_normalised_are_build_operator_and_the_diag_products(
+def test_operator_from_degrees_and_normalised_are_build_operator_and_the_diag_products(
     n: int, density: float, zeros: bool, alpha: float, seed: int
 ) -> None:
     from ccgraph.propagate._graph import build_operator
-    from ccgraph.update.tags import _normalised, _operator, degrees
+    from ccgraph.update.tags import _normalised, degrees
 
     w = _random_csr(n, n, density, seed).astype(np.float32)
     a = sp.csr_matrix(w + w.T)  # isolated nodes too
     if zeros and a.nnz:
         a.data[:: max(1, a.nnz // 3)] = 0.0  # explicit zero weights (the operator drops them)
     want = build_operator(a, alpha=alpha, dtype=np.dtype(np.float64), reorder="none")
-    got = _operator(a, alpha, degrees(a))
+    got = build_operator(
+        a, alpha=alpha, dtype=np.dtype(np.float64), reorder="none", degrees=degrees(a).deg
+    )
     for name in ("indptr", "indices", "data"):
         have, ref = getattr(got.m, name), getattr(want.m, name)
         assert have.dtype == ref.dtype

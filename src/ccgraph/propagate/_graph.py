@@ -98,18 +98,25 @@ class Operator:
 
 
 def build_operator(
-    adjacency: sp.csr_matrix, *, alpha: float, dtype: np.dtype, reorder: str = "auto"
+    adjacency: sp.csr_matrix,
+    *,
+    alpha: float,
+    dtype: np.dtype,
+    reorder: str = "auto",
+    degrees: np.ndarray | None = None,
 ) -> Operator:
     """Normalise, scale by ``alpha`` and (optionally) reorder the adjacency for locality.
 
     ``reorder`` is ``"auto"`` (reverse Cuthill-McKee for graphs of at least
     :data:`REORDER_MIN_NODES` nodes), ``"rcm"`` or ``"none"``. Isolated nodes (degree 0) get a
     zero row and column, so nothing propagates to or from them and no NaN appears.
+    ``degrees``: the float64 weighted degrees ``W.sum(axis=1)``, if the caller has them
+    already (they are not checked).
     """
     from scipy.sparse.csgraph import reverse_cuthill_mckee
 
     w = sp.csr_matrix(adjacency, dtype=np.float64)
-    deg = np.asarray(w.sum(axis=1)).ravel()
+    deg = np.asarray(w.sum(axis=1)).ravel() if degrees is None else np.asarray(degrees)
     sqrt_d = np.sqrt(deg)
     inv_sqrt = np.divide(1.0, sqrt_d, out=np.zeros_like(sqrt_d), where=sqrt_d > 0)
     rcm = reorder == "rcm" or (reorder == "auto" and w.shape[0] >= REORDER_MIN_NODES)

@@ -1,14 +1,14 @@
 """The normalised graph of an update's tag spreading, its degrees worked out once.
 
 ``S = D^{-1/2} W D^{-1/2}`` (the region solve) and the float64 propagation operator
-``alpha S`` of :func:`ccgraph.propagate._graph.build_operator` (the item masses) share the
-degrees and differ by the factor ``alpha``; each entry is made by the same products as there,
-so the results are bit for bit the same. Used by :mod:`ccgraph.update.tags`.
+``alpha S`` of :func:`ccgraph.propagate._graph.build_operator` (the item masses, given
+``degrees=``) share the degrees and differ by the factor ``alpha``; each entry of ``S`` is made
+by the same products as there. Used by :mod:`ccgraph.update.tags`.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,21 +46,3 @@ def _normalised(
     d = degrees(a) if deg is None else deg
     data = scaled_entries(a.indptr, a.indices, d.w, d.inv, d.inv)  # as diag @ W @ diag
     return sp.csr_matrix((data, a.indices.copy(), a.indptr.copy()), shape=a.shape), d.deg
-
-
-def _operator(adjacency: sp.csr_matrix, alpha: float, deg: Degrees) -> Any:
-    """``build_operator(adjacency, alpha=alpha, dtype=float64, reorder="none")``, bit for bit.
-
-    (:func:`ccgraph.propagate._graph.build_operator`), from degrees worked out already.
-    """
-    from ccgraph.propagate._graph import Operator, chunk_bounds
-    from ccgraph.update._tag_kernels import scaled_entries
-
-    a = sp.csr_matrix(adjacency)
-    data = scaled_entries(a.indptr, a.indices, deg.w, alpha * deg.inv, deg.inv)
-    s = sp.csr_matrix((data, a.indices.copy(), a.indptr.copy()), shape=a.shape)
-    s.eliminate_zeros()  # as the sparse products drop them
-    s.sort_indices()
-    s.indptr = s.indptr.astype(np.int64)
-    s.indices = s.indices.astype(np.int32)
-    return Operator(s, float(alpha), np.sqrt(deg.deg), None, None, chunk_bounds(s.indptr))

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from ccgraph.containers import KnnGraph, TagScores, TagSet
 from ccgraph.update._region_solve import Ranked, solve_system
-from ccgraph.update._tag_operator import Degrees, _normalised, _operator, degrees
+from ccgraph.update._tag_operator import Degrees, _normalised, degrees
 
 __all__ = [
     "Degrees",
@@ -64,10 +64,13 @@ def item_mass(
     :func:`degrees`, if the caller has them. The sweeps run in one numba call
     (:func:`~ccgraph.update._tag_kernels.mass_sweeps`, the solver's arithmetic).
     """
+    from ccgraph.propagate._graph import build_operator
     from ccgraph.update._tag_kernels import mass_sweeps
 
     d = degrees(graph.adjacency) if deg is None else deg
-    op = _operator(graph.adjacency, alpha, d)
+    op = build_operator(
+        graph.adjacency, alpha=alpha, dtype=np.dtype(np.float64), reorder="none", degrees=d.deg
+    )
     y = sp.csr_matrix(seeds.matrix)
     rs = np.asarray(y.sum(axis=1), dtype=np.float64).reshape(-1, 1) * (1.0 - op.alpha)
     if op.n == 0:
