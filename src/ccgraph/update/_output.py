@@ -108,7 +108,8 @@ def run_positions(column: Any, index: Any) -> np.ndarray:
 
     Tables keep the rows of one item together, so looking up the first row of every run of
     equal ids is enough; runs are found and looked up on Arrow strings (no Python string per
-    row). When the runs are ``index`` itself, in order, no lookup is needed.
+    row). When the runs start ``index`` in order, no lookup is needed
+    (:func:`~ccgraph.update._persist.leading_positions`).
 
     Examples
     --------
@@ -119,7 +120,7 @@ def run_positions(column: Any, index: Any) -> np.ndarray:
     """
     import pyarrow.compute as pc
 
-    from ccgraph.update._persist import _as_arrow, positions
+    from ccgraph.update._persist import _as_arrow, leading_positions
 
     values = _as_arrow(column)
     n = len(values)
@@ -128,12 +129,7 @@ def run_positions(column: Any, index: Any) -> np.ndarray:
     differs = pc.not_equal(values.slice(1), values.slice(0, n - 1)).fill_null(True)
     starts = np.r_[0, np.flatnonzero(differs.to_numpy(zero_copy_only=False)) + 1]
     lengths = np.diff(np.r_[starts, n])
-    first = values.take(starts)
-    if len(starts) == len(index):  # a table written in index order needs no lookup
-        same = pc.all(pc.equal(first, _as_arrow(index)), skip_nulls=False).as_py()
-        if same:
-            return np.repeat(np.arange(len(starts), dtype=np.int64), lengths)
-    return np.repeat(positions(first, index), lengths)
+    return np.repeat(leading_positions(values.take(starts), index), lengths)
 
 
 def splice_tags(
