@@ -189,3 +189,20 @@ def test_real_flickr_photos_hash_like_imagehash_and_find_their_copies(tmp_path):
 def test_n_jobs_is_validated():
     with pytest.raises(ParameterError, match="n_jobs"):
         HashEmbedder(n_jobs=0)
+
+
+@pytest.mark.parametrize(
+    ("ids", "match"),
+    [(["a", "a", "b"], "unique"), (["a", "", "b"], "empty"), (["a", None, "b"], "missing")],
+)
+def test_bad_ids_fail_before_any_image_is_decoded(scene_files, monkeypatch, ids, match):
+    import ccgraph.embed.images as images
+
+    calls = []
+    monkeypatch.setattr(images, "load_image", lambda *a, **k: calls.append(a) or 1 / 0)
+    # The second item has no local file, so before the fix its repeated id went unnoticed.
+    items = items_for([scene_files[0], None, scene_files[1]])
+    items["id"] = ids
+    with pytest.raises(InputError, match=match):
+        HashEmbedder(n_jobs=1).embed(items)
+    assert calls == []

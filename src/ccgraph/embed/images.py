@@ -20,7 +20,7 @@ import pandas as pd
 
 from ccgraph._deps import import_optional
 from ccgraph._validation import check_choice, check_int
-from ccgraph.containers import Embeddings
+from ccgraph.containers import Embeddings, as_ids
 from ccgraph.embed._loading import (
     DEFAULT_MAX_PIXELS,
     ImageLoadError,
@@ -123,7 +123,8 @@ class ImageEmbedder:
         if "id" not in items.columns:
             raise InputError(f"items need an `id` column; got {list(items.columns)}")
         start = time.perf_counter()
-        ids = items["id"].astype(str).to_numpy()
+        # Missing, empty or repeated ids fail here, before any image is decoded.
+        ids = as_ids(items["id"].astype(str).to_numpy())
         paths, urls = image_sources(items, base_dir=self.base_dir)
         rejects: list[tuple[str | None, int | None, str | None, str]] = []
         jobs: list[int] = []
