@@ -72,9 +72,8 @@ def test_a_new_blank_image_joins_only_byte_identical_files(tmp_path: Path) -> No
         base = ccgraph.run(_run(tmp_path / "base", base_names, paths))
     batch = tmp_path / "batch.csv"
     new = ["red", "blue_copy", *noise[14:]]
-    pd.DataFrame(
-        [{"key": n, "name": f"picture {n}", "file": str(paths[n])} for n in new]
-    ).to_csv(batch, index=False)
+    rows = [{"key": n, "name": f"picture {n}", "file": str(paths[n])} for n in new]
+    pd.DataFrame(rows).to_csv(batch, index=False)
     with pytest.warns(DataQualityWarning, match="blank"):
         updated = update_run(base.path, batch, out=tmp_path / "updated")
     with warnings.catch_warnings():
