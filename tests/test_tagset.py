@@ -122,3 +122,21 @@ def test_bad_weights_name_the_row(weight: object, shown: str, arrow: bool) -> No
         TagSet.from_frame(tags, ["a", "b"])
     # weight_column=None weighs every tag 1, whatever the column holds
     assert TagSet.from_frame(tags, ["a", "b"], weight_column=None).matrix.sum() == 3
+
+
+@pytest.mark.parametrize(("weight", "shown"), [(0.0, "0.0"), (1.5, "1.5"), (2, "2.0")])
+def test_weights_outside_zero_one_name_the_row(weight: object, shown: str) -> None:
+    # before: 0 was stored as an explicit seed of weight 0 (the item counted as tagged), and
+    # 1.5 as a seed stronger than a certain user tag
+    tags = pd.DataFrame(
+        {"id": ["a", "b", "a"], "tag": ["x", "x", "y"], "weight": [0.5, weight, 1.0]}
+    )
+    with pytest.raises(InputError, match=rf"1 weights outside \(0, 1\] .*row 1: {shown}\)"):
+        TagSet.from_frame(tags, ["a", "b"])
+    assert TagSet.from_frame(tags, ["a", "b"], weight_column=None).matrix.sum() == 3
+
+
+def test_weight_one_and_tiny_positive_weights_are_kept() -> None:
+    tags = pd.DataFrame({"id": ["a", "b"], "tag": ["x", "x"], "weight": [1.0, 0.001]})
+    got = TagSet.from_frame(tags, ["a", "b"]).matrix.toarray()
+    np.testing.assert_array_equal(got, np.array([[1.0], [0.001]], dtype=np.float32))

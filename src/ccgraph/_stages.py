@@ -247,6 +247,7 @@ def duplicate_groups(
     from the edges of ``graph``, else from a new kNN search: reusing them saves a second
     search, the costliest step at a million items.
     """
+    from ccgraph.embed.images import blank_hash_keys
     from ccgraph.graph import find_duplicates
 
     d = cfg.graph.duplicates
@@ -266,6 +267,11 @@ def duplicate_groups(
         same = len(pos) == n and bool((pos == np.arange(n)).all())
         sub = graph.adjacency if same else graph.adjacency[pos][:, pos]
         reuse["graph"] = KnnGraph(sp.csr_matrix(sub), emb.ids, {})
+    if name == "image":  # blank images share one hash: not duplicates unless the same file
+        items = catalog.items
+        col = items["image_path"] if "image_path" in items.columns else pd.Series([None] * n)
+        paths = col.to_numpy(object)[pos].tolist()
+        reuse["isolate"] = blank_hash_keys(emb, paths, n_jobs=cfg.n_jobs or 1)
     found = find_duplicates(
         emb,
         cosine=d.cosine,

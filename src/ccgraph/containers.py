@@ -501,10 +501,11 @@ class TagSet:
         """Build a seed matrix from a long table with columns ``id``, ``tag`` (and ``weight``).
 
         Rows whose id is not in ``ids`` are ignored with a
-        :class:`~ccgraph.exceptions.DataQualityWarning` (how many, which); a weight must be a
-        finite number >= 0 (:class:`~ccgraph.exceptions.InputError` names the row otherwise);
-        a repeated (id, tag) keeps its largest weight; tags used by fewer than ``min_count``
-        items are left out of the vocabulary.
+        :class:`~ccgraph.exceptions.DataQualityWarning` (how many, which); a weight is a
+        confidence in ``(0, 1]`` (:class:`~ccgraph.exceptions.InputError` names the row
+        otherwise: a weight-0 row seeds nothing, drop it first, as the readers and
+        :func:`~ccgraph.propagate.build_seeds` do); a repeated (id, tag) keeps its largest
+        weight; tags used by fewer than ``min_count`` items are left out of the vocabulary.
 
         Examples
         --------
@@ -533,6 +534,15 @@ class TagSet:
         rows = pos[keep]
         if weight_column and weight_column in tags_long.columns:
             w = _tag_weights(tags_long[weight_column], weight_column)
+            outside = np.flatnonzero((w <= 0) | (w > 1))
+            if len(outside):
+                first = _plain(tags_long[weight_column].iloc[outside[0]])
+                raise InputError(
+                    f"the tags table's {weight_column!r} column has {len(outside)} weights "
+                    f"outside (0, 1] (first at row {int(outside[0])}: {first!r}); a weight is a "
+                    "confidence: drop rows of weight 0 (they seed nothing), rescale the others, "
+                    "or pass weight_column=None to weigh every tag 1"
+                )
             w = w if keep.all() else w[keep]
         else:
             w = np.ones(len(rows), dtype=np.float32)

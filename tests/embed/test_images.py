@@ -9,7 +9,7 @@ from PIL import Image
 
 from ccgraph.embed import HashEmbedder, PixelEmbedder
 from ccgraph.embed.base import Embedder
-from ccgraph.exceptions import InputError, ParameterError
+from ccgraph.exceptions import DataQualityWarning, InputError, ParameterError
 from tests.conftest import require_data
 from tests.embed._images import edits, jpeg_bytes, scene
 from tests.embed.conftest import items_for
@@ -189,3 +189,68 @@ def test_real_flickr_photos_hash_like_imagehash_and_find_their_copies(tmp_path):
 def test_n_jobs_is_validated():
     with pytest.raises(ParameterError, match="n_jobs"):
         HashEmbedder(n_jobs=0)
+
+
+@pytest.mark.parametrize(
+    ("ids", "match"),
+    [(["a", "a", "b"], "unique"), (["a", "", "b"], "empty"), (["a", None, "b"], "missing")],
+)
+def test_bad_ids_fail_before_any_image_is_decoded(scene_files, monkeypatch, ids, match):
+    import ccgraph.embed.images as images
+
+    calls = []
+    monkeypatch.setattr(images, "load_image", lambda *a, **k: calls.append(a) or 1 / 0)
+    # The second item has no local file, so before the fix its repeated id went unnoticed.
+    items = items_for([scene_files[0], None, scene_files[1]])
+    items["id"] = ids
+    with pytest.raises(InputError, match=match):
+        HashEmbedder(n_jobs=1).embed(items)
+    assert calls == []
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGEHASH))
+def test_blank_images_are_flagged_and_kept_out_of_duplicate_groups(tmp_path, kind):
+    import pandas as pd
+
+    from ccgraph._stages import duplicate_groups
+    from ccgraph.config import config_from_mapping
+    from ccgraph.containers import Catalog
+    from ccgraph.embed.images import blank_hash_rows
+    from ccgraph.graph import find_duplicates
+
+    rng = np.random.default_rng(3)
+    ims = {
+        "black": Image.new("RGB", (60, 40), (0, 0, 0)),
+        "blue": Image.new("RGB", (50, 50), (30, 60, 200)),
+        "noise1": Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)),
+        "noise2": Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)),
+        "blue_copy": None,  # byte-identical file of "blue"
+        "white": Image.new("RGB", (30, 70), (255, 255, 255)),
+    }
+    paths = []
+    for name, im in ims.items():
+        p = tmp_path / f"{name}.png"
+        if im is None:
+            p.write_bytes((tmp_path / "blue.png").read_bytes())
+        else:
+            im.save(p)
+        paths.append(p)
+    emb = HashEmbedder(kind, n_jobs=1).embed(items_for(paths)).embeddings
+    # Oracle: imagehash gives the four uniform files one hash (pHash: 1 bit for black) ...
+    refs = [IMAGEHASH[kind](Image.open(p).convert("RGB")) for p in paths]
+    uniform = [0, 1, 4, 5]
+    assert all(refs[i] - refs[j] <= 1 for i in uniform for j in uniform)
+    assert min(refs[i] - refs[j] for i in uniform for j in (2, 3)) > 10
+    # ... and exactly those rows are flagged.
+    assert blank_hash_rows(emb).tolist() == [True, True, False, False, True, True]
+    items = items_for(paths).drop(columns="url")
+    catalog = Catalog(items, pd.DataFrame(columns=["id", "tag"]), pd.DataFrame())
+    cfg = config_from_mapping({"data": {"path": "x.csv"}, "graph": {"backend": "exact"}})
+    with pytest.warns(DataQualityWarning, match=r"4 of 6 images .* blank .*'i0', 'i1', 'i4'"):
+        group, canonical, params = duplicate_groups({"image": emb}, catalog, cfg)
+    # before: black, blue, blue_copy and white were one duplicate group
+    plain = find_duplicates(emb, hamming=cfg.graph.duplicates.hamming, k=5)
+    assert plain.group.tolist() == [0, 0, 1, 2, 0, 0]
+    assert group.tolist() == [0, 1, 2, 3, 1, 4]
+    assert canonical.tolist() == [True, True, True, True, False, True]
+    assert params["n_isolated"] == 4

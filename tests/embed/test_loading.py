@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ccgraph.embed import HashEmbedder
 from ccgraph.embed._loading import (
     ImageLoadError,
     file_digest,
@@ -185,3 +186,25 @@ def test_a_nul_byte_in_the_path_is_an_invalid_path_reason():
     # Used to surface as "feature extraction failed (ValueError: embedded null byte)".
     with pytest.raises(ImageLoadError, match="invalid file path"):
         load_image("a\x00b.jpg")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://example.org/a.jpg", "https://x.org/b.png", "s3://bucket/c.jpg", "file:///d.jpg"]
+)
+def test_a_url_image_path_is_rejected_as_a_url_not_a_missing_file(url, scene_files):
+    # Used to be "file not found" (and image_sources folded "//" into "/").
+    paths, _ = image_sources(items_for([url]), base_dir="/somewhere")
+    assert paths == [url]
+    with pytest.raises(ImageLoadError) as err:
+        load_image(paths[0])
+    assert err.value.reason.startswith("image_path is a URL")
+    assert "does not download" in err.value.reason
+    out = HashEmbedder(n_jobs=1).embed(items_for([url, scene_files[0]]))
+    assert out.embeddings.ids.tolist() == ["i1"]
+    assert out.rejects[["file", "id"]].values.tolist() == [[url, "i0"]]
+    assert out.rejects["reason"].iloc[0] == err.value.reason
+
+
+def test_a_windows_drive_path_is_not_a_url(tmp_path):
+    with pytest.raises(ImageLoadError, match="file not found"):
+        load_image("C://no/such/file.jpg")

@@ -100,3 +100,22 @@ def test_precomputed_knn_out_of_range_index_is_rejected():
     idx = np.full((10, 2), 99)
     with pytest.raises(InputError, match=r"\[0, 10\)"):
         find_duplicates(Embeddings.from_array(x), knn=(idx, np.zeros((10, 2))))
+
+
+def test_isolated_items_group_only_with_items_of_the_same_key() -> None:
+    # Hand case: rows 0-3 share one (blank) code, 4-5 an ordinary code, 6 is 1 bit from 4.
+    blank, other = np.zeros(8, np.uint8), np.full(8, 7, np.uint8)
+    codes = np.stack([blank, blank, blank, blank, other, other, flip(other, [0])])
+    emb = Embeddings(codes, np.array(list("abcdefg")), kind="binary")
+    before = find_duplicates(emb, hamming=2, k=6)
+    assert before.group.tolist() == [0, 0, 0, 0, 1, 1, 1]  # every blank in one group
+    keys = ["f1", "f2", "f1", "f3", None, None, "f4"]
+    got = find_duplicates(emb, hamming=2, k=6, isolate=keys)
+    # only the byte-identical blanks (0, 2) stay together; 6 leaves the group of 4, 5
+    assert got.group.tolist() == [0, 1, 0, 2, 3, 3, 4]
+    assert got.is_canonical.tolist() == [True, True, False, True, True, False, True]
+    assert got.params["n_isolated"] == 5
+    no_key = find_duplicates(emb, hamming=2, k=6, isolate=[None] * 7)
+    assert no_key.group.tolist() == before.group.tolist()
+    with pytest.raises(InputError, match="isolate"):
+        find_duplicates(emb, hamming=2, k=6, isolate=["x"])

@@ -160,6 +160,18 @@ def test_require_image(tmp_path: Path) -> None:
     ]
 
 
+def test_require_image_rejects_a_url_as_a_url(tmp_path: Path) -> None:
+    # Used to reject it as "image file not found", or blame a missing image_root.
+    (tmp_path / "c.jpg").write_bytes(b"jpeg")
+    f = tmp_path / "c.csv"
+    f.write_text("id,image_path\na,https://example.org/a.jpg\nb,s3://bucket/b.jpg\nc,c.jpg\n")
+    cat = read_catalog(f, require_image=True)
+    assert cat.items["id"].tolist() == ["c"]
+    assert cat.rejects["id"].tolist() == ["a", "b"]
+    for reason in cat.rejects["reason"]:
+        assert reason.startswith("image_path is a URL") and "download" in reason
+
+
 def test_require_image_with_a_missing_image_root_names_it(tmp_path: Path) -> None:
     # Used to reject every row as "image file not found" and then blame the column mapping.
     f = tmp_path / "c.csv"

@@ -204,6 +204,8 @@ def test_image_runs_pixels_and_hashes(tmp_path: Path) -> None:
                 index.query_vector(codes + 0.5)
         with pytest.raises(InputError, match="not found"):
             index.query_image(tmp_path / "missing.png")
+        with pytest.raises(InputError, match="is a URL, not a local file"):  # was "not found"
+            index.query_image("https://example.org/x.png")
         broken = tmp_path / "broken.png"
         broken.write_bytes(b"not an image")
         with pytest.raises(InputError, match="cannot be embedded"):

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from ccgraph.io._text import REMOTE_IMAGE, is_url
+
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
@@ -68,6 +70,9 @@ def image_sources(
     for p in raw_paths:
         if _is_missing(p) or not str(p).strip():
             paths.append(None)
+            continue
+        if is_url(str(p)):  # kept as written (a Path would fold "//"): load_image rejects it
+            paths.append(str(p).strip())
             continue
         path = Path(str(p).strip()).expanduser()
         if base_dir is not None and not path.is_absolute():
@@ -167,8 +172,8 @@ def load_image(
     Raises
     ------
     ImageLoadError
-        With a short reason: file not found, empty file, not an image, too many pixels,
-        truncated or corrupt data.
+        With a short reason: a URL instead of a local path (images are never downloaded),
+        file not found, empty file, not an image, too many pixels, truncated or corrupt data.
 
     Notes
     -----
@@ -178,6 +183,8 @@ def load_image(
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    if is_url(str(path)):
+        raise ImageLoadError(REMOTE_IMAGE)
     p = Path(path)
     try:
         st = p.stat()

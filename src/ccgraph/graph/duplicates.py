@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +94,7 @@ def find_duplicates(
     backend: str = "auto",
     rng: RngLike = None,
     n_jobs: int | None = None,
+    isolate: Sequence[str | None] | None = None,
 ) -> DuplicateGroups:
     """Group near-duplicate items and name one canonical member per group.
 
@@ -121,6 +122,12 @@ def find_duplicates(
         ``k' >= k``), instead of a new search.
     backend, rng, n_jobs
         kNN search options (see :func:`ccgraph.graph.knn_search`).
+    isolate
+        One entry per item: ``None`` for an ordinary item; for an item whose vector carries
+        no information (e.g. the perceptual hash of a blank image, which every blank image
+        shares; see :func:`ccgraph.embed.images.blank_hash_rows`) a key such as its file's
+        sha256. Such an item is never grouped by distance, only with the items of the same
+        key (byte-identical files).
 
     Returns
     -------
@@ -181,6 +188,9 @@ def find_duplicates(
     )
     close = dist <= threshold + (1e-6 if not binary else 0.0)
     u, v = u[close], v[close]
+    n_isolated = 0
+    if isolate is not None:
+        u, v, n_isolated = _isolated_pairs(isolate, n, u, v)
     pairs = sp.csr_matrix((np.ones(len(u)), (u, v)), shape=(n, n))
     _, labels = connected_components(pairs, directed=False)
     first = np.full(labels.max() + 1 if n else 0, n, dtype=np.int64)
@@ -207,6 +217,8 @@ def find_duplicates(
         "n_groups_with_duplicates": n_multi,
         "n_duplicates": int((~is_canon).sum()),
     }
+    if isolate is not None:
+        params["n_isolated"] = n_isolated
     return DuplicateGroups(group, is_canon, canon, embeddings.ids, params)
 
 
@@ -224,3 +236,22 @@ def _priority(priority: Any, n: int, canonical: str) -> np.ndarray:
     if len(p) != n:
         raise InputError(f"`priority` has {len(p)} values for {n} items")
     return np.where(np.isnan(p), -np.inf, p)
+
+
+def _isolated_pairs(
+    isolate: Sequence[str | None], n: int, u: np.ndarray, v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Drop the pairs that touch an isolated item; pair isolated items of equal key instead."""
+    keys = pd.Series(list(isolate), dtype=object)
+    if len(keys) != n:
+        raise InputError(f"`isolate` has {len(keys)} entries for {n} items")
+    alone = keys.notna().to_numpy(bool)
+    if not alone.any():
+        return u, v, 0
+    keep = ~(alone[u] | alone[v])
+    rows = np.flatnonzero(alone)
+    codes = pd.factorize(keys[alone].astype(str))[0]
+    order = np.argsort(codes, kind="stable")
+    same = codes[order][1:] == codes[order][:-1]  # consecutive members of one key: a chain
+    a, b = rows[order][:-1][same], rows[order][1:][same]
+    return np.concatenate([u[keep], a]), np.concatenate([v[keep], b]), int(alone.sum())

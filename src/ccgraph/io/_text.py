@@ -12,11 +12,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 __all__ = [
+    "REMOTE_IMAGE",
     "RawTag",
     "clean_text",
     "decode_literal_escapes",
     "fix_url",
     "is_missing",
+    "is_url",
     "parse_count",
     "parse_tag_list",
     "text_of",
@@ -27,6 +29,11 @@ _HTML_TAG = re.compile(r"<[^<>]{1,2000}>")
 _SPACE = re.compile(r"\s+")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _HOST = re.compile(r"^(www\.)?[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)+(/|$)")
+_REMOTE = re.compile(r"^\s*[a-zA-Z][a-zA-Z0-9+.-]+://")  # 2+ letters: not a drive "C://"
+REMOTE_IMAGE = (
+    "image_path is a URL, not a local file: ccgraph does not download images; download them "
+    "first and point image_path at the local files (map a local-file column or set image_root)"
+)
 
 
 class RawTag(NamedTuple):
@@ -112,6 +119,17 @@ def clean_text(value: Any, *, strip_html: bool = True) -> str:
     if "&" in text:
         text = html.unescape(text)
     return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def is_url(value: Any) -> bool:
+    """Return whether ``value`` is a URL with a scheme (``http://``, ``s3://``, ``file://``).
+
+    Examples
+    --------
+    >>> is_url("https://example.org/a.jpg"), is_url("s3://bucket/a.jpg"), is_url("a/b.jpg")
+    (True, True, False)
+    """
+    return isinstance(value, str) and _REMOTE.match(value) is not None
 
 
 def fix_url(value: Any) -> str:

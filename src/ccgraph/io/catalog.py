@@ -24,6 +24,7 @@ from ccgraph.containers import ITEM_COLUMNS, REJECT_COLUMNS, TAG_COLUMNS, Catalo
 from ccgraph.exceptions import InputError, ParameterError
 from ccgraph.io._files import check_id_cells, expand_paths, read_raw
 from ccgraph.io._rows import ParsedFile
+from ccgraph.io._text import REMOTE_IMAGE, is_url
 from ccgraph.io.hygiene import apply_hygiene, as_hygiene
 from ccgraph.io.openverse import looks_like_openverse, parse_openverse
 from ccgraph.io.table import check_columns, parse_table
@@ -220,7 +221,8 @@ def read_catalog(
         Directory that relative ``image_path`` values resolve against (default: the directory
         of the catalog file).
     require_image
-        Reject items whose resolved image file does not exist ("image file not found").
+        Reject items whose resolved image file does not exist ("image file not found"), or
+        whose ``image_path`` is a URL (images are never downloaded).
 
     Returns
     -------
@@ -283,14 +285,17 @@ def read_catalog(
     items = items.assign(image_path=_resolve_images(items, image_root, files))
     if require_image:
         found = np.array([bool(p) and os.path.isfile(p) for p in items["image_path"]], bool)
-        if image_root is not None and not found.all() and not os.path.isdir(image_root):
+        remote = np.array([is_url(p) for p in items["image_path"]], bool)
+        missing = ~found & ~remote
+        if image_root is not None and missing.any() and not os.path.isdir(image_root):
             raise InputError(
                 f"`image_root` {str(image_root)!r} is not an existing folder, so "
-                f"{int((~found).sum())} of {len(found)} items have no image file; set "
+                f"{int(missing.sum())} of {len(found)} items have no image file; set "
                 "`data.image_root` to the folder that the relative `image_path` values "
                 "resolve against"
             )
-        extra_rejects.append(_as_rejects(items.loc[~found], "image file not found"))
+        extra_rejects.append(_as_rejects(items.loc[missing], "image file not found"))
+        extra_rejects.append(_as_rejects(items.loc[~found & remote], REMOTE_IMAGE))
         items = items.loc[found]
     rejects = pd.concat([rejects, *extra_rejects], ignore_index=True)
     if limit is not None and len(items) > limit:

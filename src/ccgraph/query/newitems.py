@@ -19,6 +19,7 @@ import pandas as pd
 
 from ccgraph._validation import check_choice, check_int
 from ccgraph.exceptions import DataQualityWarning, InputError
+from ccgraph.io._text import REMOTE_IMAGE, is_url
 from ccgraph.query._rank import cluster_answer, related_from_seeds
 from ccgraph.query.answers import ItemAnswer
 from ccgraph.query.search import VectorSearch
@@ -363,6 +364,8 @@ def embed_images(index: RunIndex, paths: Sequence[str | os.PathLike[str]]) -> np
         _check_params("image", emb.params, dict(index.embeddings["image"].params))
         index._embedders["image"] = emb
     for p in paths:
+        if is_url(str(p)):
+            raise InputError(f"{p}: {REMOTE_IMAGE}")
         if not os.path.isfile(p):
             raise InputError(f"image file not found: {p}")
     frame = pd.DataFrame(

@@ -173,6 +173,19 @@ def duplicates(
     lst = lists.get(name) if cfg.graph.metric == metric or binary else None
     u, v = close_pairs(e, batch_rows, threshold=threshold, metric=metric, lists=lst)
     pos = locate(ids, e.ids)
+    if binary:  # blank images share one hash: as in a full run, grouped only by file bytes
+        from ccgraph.embed.images import blank_hash_keys
+        from ccgraph.graph.duplicates import _isolated_pairs
+
+        items_now = catalog.items
+        paths = (
+            items_now["image_path"].to_numpy(object)[pos].tolist()
+            if "image_path" in items_now.columns
+            else [None] * len(pos)
+        )
+        keys = blank_hash_keys(e, paths, n_jobs=cfg.n_jobs or 1)
+        if keys is not None:
+            u, v, _ = _isolated_pairs(keys, e.n_items, u, v)
     priority = None
     if d.canonical == "popularity":
         priority = pd.to_numeric(catalog.items["popularity_raw"], errors="coerce").to_numpy(
