@@ -125,3 +125,18 @@ def test_from_array_refuses_missing_or_empty_ids(ids: object, shown: str) -> Non
 def test_ids_that_merely_read_none_are_kept() -> None:
     emb = Embeddings.from_array(np.eye(3), ["None", "nan", "0"])
     assert emb.ids.tolist() == ["None", "nan", "0"]
+
+
+def test_popularity_repr_counts_each_source() -> None:
+    from ccgraph.containers import Popularity
+
+    source = np.array(["observed", "inferred", "inferred", "none", "observed", "inferred"])
+    pop = Popularity(
+        value=np.linspace(0, 1, 6),
+        observed=np.where(source == "observed", 3.0, np.nan),
+        source=source,
+        confidence=np.ones(6),
+        ids=[f"i{k}" for k in range(6)],
+    )
+    # oracle: numpy's count of each label, written out by hand
+    assert repr(pop) == "Popularity(6 items: 2 observed, 3 inferred, 1 none)"

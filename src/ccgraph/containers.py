@@ -692,6 +692,10 @@ class TagScores:
         return f"TagScores({len(self.ids)} items, {self.scores.nnz} inferred tags)"
 
 
+#: The values of :attr:`Popularity.source`.
+POPULARITY_SOURCES = ("observed", "inferred", "none")
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Popularity:
     """Observed and inferred popularity on Openverse's 0..1 scale.
@@ -715,6 +719,12 @@ class Popularity:
             if len(arr) != n:
                 raise InputError(f"Popularity.{name} has {len(arr)} entries, expected {n}")
             object.__setattr__(self, name, _readonly(arr.copy()))
+
+    def __repr__(self) -> str:
+        counts = {s: int(np.count_nonzero(self.source == s)) for s in POPULARITY_SOURCES}
+        return "Popularity({} items: {} observed, {} inferred, {} none)".format(
+            len(self.value), *counts.values()
+        )
 
 
 @dataclass(frozen=True, slots=True, eq=False)
