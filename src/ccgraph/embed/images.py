@@ -49,7 +49,10 @@ __all__ = [
     "HashEmbedder",
     "ImageEmbedder",
     "PixelEmbedder",
+    "blank_file_keys",
+    "blank_hash_codes",
     "blank_hash_keys",
+    "blank_hash_message",
     "blank_hash_rows",
 ]
 
@@ -310,6 +313,34 @@ class HashEmbedder(ImageEmbedder):
         return np.packbits(bits)
 
 
+def blank_hash_codes(kind: str, hash_size: int = 8) -> np.ndarray:
+    """The distinct codes :class:`HashEmbedder` gives a uniform (blank) image.
+
+    Parameters
+    ----------
+    kind
+        Hash kind (``"phash"``, ``"dhash"``, ``"whash"``, ``"ahash"``).
+    hash_size
+        Side of the hash (``hash_size**2`` bits).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 ``[m, ceil(hash_size**2 / 8)]`` packed codes, one row per distinct code of a
+        black, a grey and a white image (``m`` is 1 or 2; see :func:`blank_hash_rows`).
+
+    Examples
+    --------
+    >>> blank_hash_codes("dhash").tolist()
+    [[0, 0, 0, 0, 0, 0, 0, 0]]
+    """
+    from PIL import Image
+
+    embedder = HashEmbedder(kind, hash_size, n_jobs=1)
+    codes = [embedder._prepare(Image.new("RGB", (64, 64), (g, g, g))) for g in (0, 128, 255)]
+    return np.unique(np.stack(codes), axis=0)
+
+
 def blank_hash_rows(embeddings: Embeddings) -> np.ndarray:
     """Boolean mask of the perceptual-hash rows equal to the hash of a uniform (blank) image.
 
@@ -319,7 +350,8 @@ def blank_hash_rows(embeddings: Embeddings) -> np.ndarray:
     from every other. dHash also gives the zero code to a thumbnail whose rows never
     brighten left to right (e.g. a smooth gradient): it carries no information either.
     ``embeddings`` that are not :class:`HashEmbedder` codes (``params["kind"]`` and
-    ``params["hash_size"]``) give an all-False mask.
+    ``params["hash_size"]``) give an all-False mask. The codes are
+    :func:`blank_hash_codes`.
 
     Examples
     --------
@@ -332,16 +364,46 @@ def blank_hash_rows(embeddings: Embeddings) -> np.ndarray:
     kind, size = params.get("kind"), params.get("hash_size")
     if embeddings.kind != "binary" or kind not in HASH_KINDS or not isinstance(size, int):
         return np.zeros(embeddings.n_items, dtype=bool)
-    from PIL import Image
-
-    embedder = HashEmbedder(kind, size, n_jobs=1)
-    blanks = np.stack(
-        [embedder._prepare(Image.new("RGB", (64, 64), (g, g, g))) for g in (0, 128, 255)]
-    )
+    blanks = blank_hash_codes(kind, size)
     codes = np.asarray(embeddings.vectors)
     if codes.shape[1:] != blanks.shape[1:]:
         return np.zeros(embeddings.n_items, dtype=bool)
     return (codes[:, None, :] == blanks[None, :, :]).all(axis=2).any(axis=1)
+
+
+def blank_hash_message(
+    n_blank: int, n_items: int, *, kind: str, ids: Sequence[str] | np.ndarray
+) -> str:
+    """The :class:`~ccgraph.exceptions.DataQualityWarning` text about blank hashes.
+
+    ``n_blank`` of ``n_items`` images have a ``kind`` hash of :func:`blank_hash_codes`;
+    ``ids`` are theirs in row order (the first five are named). One text for every engine.
+    """
+    shown = [str(i) for i in ids[:5]]
+    return (
+        f"{n_blank} of {n_items} images have the {kind} hash of a blank (uniform) image "
+        f"(e.g. ids {shown}): the hash says nothing about them, so they are kept out of the "
+        "near-duplicate groups (only byte-identical files are grouped); check or drop those "
+        "images"
+    )
+
+
+def blank_file_keys(
+    image_paths: Sequence[str | None], rows: Sequence[int], *, n_jobs: int = 1
+) -> list[str]:
+    """One key per entry of ``rows``: the sha256 of the file ``image_paths[row]``.
+
+    A row without a readable file gets a key of its own (``"unreadable file, row <row>"``),
+    so it is grouped with nothing.
+    """
+    paths = [p if isinstance(p, (str, Path)) and str(p) else None for p in image_paths]
+
+    def digest(r: int) -> str | None:
+        path = paths[r]
+        return file_digest(path) if path else None
+
+    found = map_ordered(digest, rows, n_jobs=n_jobs)
+    return [d or f"unreadable file, row {r}" for r, d in zip(rows, found, strict=True)]
 
 
 def blank_hash_keys(
@@ -358,19 +420,17 @@ def blank_hash_keys(
     if not blank.any():
         return None
     rows = np.flatnonzero(blank)
+    kind = str(embeddings.params.get("kind"))
     warnings.warn(
-        f"{len(rows)} of {embeddings.n_items} images have the {embeddings.params.get('kind')} "
-        f"hash of a blank (uniform) image (e.g. ids {embeddings.ids[rows[:5]].tolist()}): the "
-        "hash says nothing about them, so they are kept out of the near-duplicate groups "
-        "(only byte-identical files are grouped); check or drop those images",
+        blank_hash_message(len(rows), embeddings.n_items, kind=kind, ids=embeddings.ids[rows]),
         DataQualityWarning,
         stacklevel=2,
     )
-    paths = [p if isinstance(p, (str, Path)) and str(p) else None for p in image_paths]
-    found = map_ordered(lambda r: file_digest(paths[r]) if paths[r] else None, rows, n_jobs=n_jobs)
     keys: list[str | None] = [None] * embeddings.n_items
-    for r, digest in zip(rows, found, strict=True):
-        keys[r] = digest or f"unreadable file, row {r}"
+    for r, key in zip(
+        rows, blank_file_keys(image_paths, rows.tolist(), n_jobs=n_jobs), strict=True
+    ):
+        keys[r] = key
     return keys
 
 
