@@ -93,7 +93,7 @@ def test_spark_run_groups_blank_images_as_the_local_run(spark, tmp_path: Path) -
 
 def test_blank_codes_are_grouped_by_file_as_find_duplicates(spark, tmp_path: Path) -> None:
     from ccgraph import Embeddings
-    from ccgraph.embed.images import blank_hash_codes, blank_hash_keys
+    from ccgraph.embed.blank import blank_hash_codes, blank_hash_keys
     from ccgraph.graph import find_duplicates
     from ccgraph.spark.embed import blank_keys, pack_codes
     from ccgraph.spark.graph import duplicate_groups, isolate_pairs

@@ -185,15 +185,15 @@ def blank_keys(
     Returns
     -------
     tuple of numpy.ndarray and list of str, or None
-        None when no code is a blank hash (:func:`ccgraph.embed.images.blank_hash_codes`,
+        None when no code is a blank hash (:func:`ccgraph.embed.blank.blank_hash_codes`,
         packed by :func:`pack_codes`); else the blank items' ``idx`` (ascending) and their
-        keys (:func:`ccgraph.embed.images.blank_file_keys`), after the
+        keys (:func:`ccgraph.embed.blank.blank_file_keys`), after the
         :class:`~ccgraph.exceptions.DataQualityWarning` of
-        :func:`ccgraph.embed.images.blank_hash_keys`. Only the blank rows are collected.
+        :func:`ccgraph.embed.blank.blank_hash_keys`. Only the blank rows are collected.
     """
     from pyspark.sql import functions as F
 
-    from ccgraph.embed.images import blank_file_keys, blank_hash_codes, blank_hash_message
+    from ccgraph.embed.blank import blank_file_keys, blank_hash_codes, blank_hash_message
     from ccgraph.exceptions import DataQualityWarning
 
     blanks = [int(c) for c in pack_codes(blank_hash_codes(kind, hash_size))]
