@@ -247,7 +247,7 @@ def duplicate_groups(
     from the edges of ``graph``, else from a new kNN search: reusing them saves a second
     search, the costliest step at a million items.
     """
-    from ccgraph.embed.images import blank_hash_keys
+    from ccgraph.embed.blank import blank_hash_keys
     from ccgraph.graph import find_duplicates
 
     d = cfg.graph.duplicates

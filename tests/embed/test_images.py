@@ -215,7 +215,7 @@ def test_blank_images_are_flagged_and_kept_out_of_duplicate_groups(tmp_path, kin
     from ccgraph._stages import duplicate_groups
     from ccgraph.config import config_from_mapping
     from ccgraph.containers import Catalog
-    from ccgraph.embed.images import blank_hash_rows
+    from ccgraph.embed.blank import blank_hash_rows
     from ccgraph.graph import find_duplicates
 
     rng = np.random.default_rng(3)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-import warnings
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,18 +38,12 @@ from ccgraph.embed.base import (
     progress_bar,
     resolve_n_jobs,
 )
-from ccgraph.exceptions import DataQualityWarning, InputError, ParameterError
+from ccgraph.exceptions import InputError, ParameterError
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-__all__ = [
-    "HashEmbedder",
-    "ImageEmbedder",
-    "PixelEmbedder",
-    "blank_hash_keys",
-    "blank_hash_rows",
-]
+__all__ = ["HashEmbedder", "ImageEmbedder", "PixelEmbedder"]
 
 logger = logging.getLogger(__name__)
 
@@ -308,70 +300,6 @@ class HashEmbedder(ImageEmbedder):
         }[self.hash_kind]
         bits = np.asarray(fn(image, hash_size=self.hash_size).hash, dtype=bool).ravel()
         return np.packbits(bits)
-
-
-def blank_hash_rows(embeddings: Embeddings) -> np.ndarray:
-    """Boolean mask of the perceptual-hash rows equal to the hash of a uniform (blank) image.
-
-    Every uniform image, whatever its colour, gets the same one or two codes (pHash: only the
-    DC bit, set unless the image is black; dHash, aHash, wHash: all zero), so the codes say
-    nothing about the picture and every blank image of a catalog lies at Hamming distance 0
-    from every other. dHash also gives the zero code to a thumbnail whose rows never
-    brighten left to right (e.g. a smooth gradient): it carries no information either.
-    ``embeddings`` that are not :class:`HashEmbedder` codes (``params["kind"]`` and
-    ``params["hash_size"]``) give an all-False mask.
-
-    Examples
-    --------
-    >>> emb = Embeddings(np.array([[0] * 8, [7] * 8], dtype=np.uint8), np.array(["a", "b"]),
-    ...                  kind="binary", params={"kind": "dhash", "hash_size": 8})
-    >>> blank_hash_rows(emb).tolist()
-    [True, False]
-    """
-    params = embeddings.params
-    kind, size = params.get("kind"), params.get("hash_size")
-    if embeddings.kind != "binary" or kind not in HASH_KINDS or not isinstance(size, int):
-        return np.zeros(embeddings.n_items, dtype=bool)
-    from PIL import Image
-
-    embedder = HashEmbedder(kind, size, n_jobs=1)
-    blanks = np.stack(
-        [embedder._prepare(Image.new("RGB", (64, 64), (g, g, g))) for g in (0, 128, 255)]
-    )
-    codes = np.asarray(embeddings.vectors)
-    if codes.shape[1:] != blanks.shape[1:]:
-        return np.zeros(embeddings.n_items, dtype=bool)
-    return (codes[:, None, :] == blanks[None, :, :]).all(axis=2).any(axis=1)
-
-
-def blank_hash_keys(
-    embeddings: Embeddings, image_paths: Sequence[str | None], *, n_jobs: int = 1
-) -> list[str | None] | None:
-    """``isolate`` keys for :func:`~ccgraph.graph.find_duplicates` that keep blank images apart.
-
-    Returns ``None`` when no row of ``embeddings`` is a blank hash (:func:`blank_hash_rows`);
-    else, with a :class:`~ccgraph.exceptions.DataQualityWarning` (how many, a few ids), one
-    entry per row: ``None`` for an ordinary row, the sha256 of a blank row's file (its
-    ``image_paths`` entry), so that only byte-identical blank files are grouped.
-    """
-    blank = blank_hash_rows(embeddings)
-    if not blank.any():
-        return None
-    rows = np.flatnonzero(blank)
-    warnings.warn(
-        f"{len(rows)} of {embeddings.n_items} images have the {embeddings.params.get('kind')} "
-        f"hash of a blank (uniform) image (e.g. ids {embeddings.ids[rows[:5]].tolist()}): the "
-        "hash says nothing about them, so they are kept out of the near-duplicate groups "
-        "(only byte-identical files are grouped); check or drop those images",
-        DataQualityWarning,
-        stacklevel=2,
-    )
-    paths = [p if isinstance(p, (str, Path)) and str(p) else None for p in image_paths]
-    found = map_ordered(lambda r: file_digest(paths[r]) if paths[r] else None, rows, n_jobs=n_jobs)
-    keys: list[str | None] = [None] * embeddings.n_items
-    for r, digest in zip(rows, found, strict=True):
-        keys[r] = digest or f"unreadable file, row {r}"
-    return keys
 
 
 class PixelEmbedder(ImageEmbedder):

@@ -125,7 +125,7 @@ def find_duplicates(
     isolate
         One entry per item: ``None`` for an ordinary item; for an item whose vector carries
         no information (e.g. the perceptual hash of a blank image, which every blank image
-        shares; see :func:`ccgraph.embed.images.blank_hash_rows`) a key such as its file's
+        shares; see :func:`ccgraph.embed.blank.blank_hash_rows`) a key such as its file's
         sha256. Such an item is never grouped by distance, only with the items of the same
         key (byte-identical files).
 

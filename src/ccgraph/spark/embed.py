@@ -8,6 +8,8 @@ by :mod:`ccgraph.embed.text`.
 from __future__ import annotations
 
 import logging
+import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
 
     from ccgraph.config import EmbedConfig
 
-__all__ = ["EMBED_SCHEMA", "embed_items"]
+__all__ = ["EMBED_SCHEMA", "blank_keys", "embed_items", "pack_codes"]
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +123,7 @@ def _embed_batches(key: str, factory: Any, present: list[str], *, key_col: str) 
             code = np.zeros(n, dtype=np.int64)
             has_code = np.zeros(n, dtype=bool)
             if emb.kind == "binary":
-                packed = np.zeros((len(pos), 8), dtype=np.uint8)
-                packed[:, : min(8, emb.vectors.shape[1])] = emb.vectors[:, :8]
-                code[pos] = packed.view(">i8").ravel()
+                code[pos] = pack_codes(emb.vectors)
                 has_code[pos] = True
             else:
                 for i, row in zip(pos, emb.vectors, strict=True):
@@ -142,3 +142,65 @@ def _embed_batches(key: str, factory: Any, present: list[str], *, key_col: str) 
             })  # fmt: skip
 
     return run
+
+
+def pack_codes(codes: np.ndarray) -> np.ndarray:
+    """Packed hash codes (uint8 rows) as the ``code`` column: int64 of the first 8 bytes.
+
+    The bytes are read big-endian (the first byte is the most significant) into a signed
+    int64; rows shorter than 8 bytes are padded with zero bytes on the right.
+
+    Examples
+    --------
+    >>> pack_codes(np.array([[0, 0, 0, 0, 0, 0, 1, 0], [128, 0, 0, 0, 0, 0, 0, 0]], np.uint8))
+    array([                 256, -9223372036854775808])
+    """
+    packed = np.zeros((len(codes), 8), dtype=np.uint8)
+    packed[:, : min(8, codes.shape[1])] = codes[:, :8]
+    return packed.view(">i8").ravel().astype(np.int64)
+
+
+def blank_keys(
+    codes: DataFrame,
+    *,
+    kind: str,
+    ids: np.ndarray,
+    image_paths: Sequence[str | None],
+    hash_size: int = 8,
+    n_jobs: int = 1,
+) -> tuple[np.ndarray, list[str]] | None:
+    """The items whose hash is a blank image's, and their files' sha256, as on one machine.
+
+    Parameters
+    ----------
+    codes
+        ``idx, code`` (:func:`embed_items` codes of the embedded items).
+    kind, hash_size
+        The hash the codes were made with.
+    ids, image_paths
+        Every catalog item's id and resolved image path, by ``idx``.
+    n_jobs
+        Threads reading the blank items' files (on the driver).
+
+    Returns
+    -------
+    tuple of numpy.ndarray and list of str, or None
+        None when no code is a blank hash (:func:`ccgraph.embed.blank.blank_hash_codes`,
+        packed by :func:`pack_codes`); else the blank items' ``idx`` (ascending) and their
+        keys (:func:`ccgraph.embed.blank.blank_file_keys`), after the
+        :class:`~ccgraph.exceptions.DataQualityWarning` of
+        :func:`ccgraph.embed.blank.blank_hash_keys`. Only the blank rows are collected.
+    """
+    from pyspark.sql import functions as F
+
+    from ccgraph.embed.blank import blank_file_keys, blank_hash_codes, blank_hash_message
+    from ccgraph.exceptions import DataQualityWarning
+
+    blanks = [int(c) for c in pack_codes(blank_hash_codes(kind, hash_size))]
+    found = codes.where(F.col("code").isin(blanks)).select("idx").toPandas()
+    if not len(found):
+        return None
+    rows = np.sort(found["idx"].to_numpy(np.int64))
+    text = blank_hash_message(len(rows), codes.count(), kind=kind, ids=np.asarray(ids)[rows])
+    warnings.warn(text, DataQualityWarning, stacklevel=2)
+    return rows, blank_file_keys(image_paths, rows.tolist(), n_jobs=n_jobs)

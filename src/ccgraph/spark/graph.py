@@ -7,7 +7,11 @@ them for the propagation joins. Same rules as :func:`ccgraph.graph.build_knn_gra
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
 
 from ccgraph._validation import check_choice, check_int
 from ccgraph.spark.session import iterative, materialize
@@ -21,6 +25,7 @@ __all__ = [
     "directed",
     "duplicate_groups",
     "edges_to_csr",
+    "isolate_pairs",
     "mutual_graph",
 ]
 
@@ -229,12 +234,49 @@ def duplicate_groups(
     )
 
 
+def isolate_pairs(pairs: DataFrame, rows: np.ndarray, keys: Sequence[str]) -> DataFrame:
+    """Duplicate pairs with some items kept apart, as ``find_duplicates(isolate=...)`` does.
+
+    Parameters
+    ----------
+    pairs
+        ``u, v, dist`` close pairs (``u < v``).
+    rows
+        ``idx`` of the items to keep apart (few: collected to the driver).
+    keys
+        One key per entry of ``rows`` (e.g. a file's sha256).
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        ``u long, v long, dist int``: the pairs touching none of ``rows`` (two anti-joins)
+        plus, within each key, the chain of its items in ``idx`` order (``u < v``,
+        ``dist`` 0), so the groups of ``rows`` are exactly their keys.
+    """
+    from pyspark.sql import functions as F
+
+    from ccgraph.graph.duplicates import _isolated_pairs
+
+    spark = pairs.sparkSession
+    order = np.argsort(rows, kind="stable")
+    rows = np.asarray(rows, dtype=np.int64)[order]
+    none = np.zeros(0, dtype=np.int64)
+    a, b, _ = _isolated_pairs([keys[i] for i in order], len(rows), none, none)
+    alone = F.broadcast(spark.createDataFrame(pd.DataFrame({"idx": rows}), "idx long"))
+    kept = (
+        pairs.join(alone.withColumnRenamed("idx", "u"), "u", "left_anti")
+        .join(alone.withColumnRenamed("idx", "v"), "v", "left_anti")
+        .select(F.col("u").cast("long"), F.col("v").cast("long"), F.col("dist").cast("int"))
+    )
+    chain = pd.DataFrame({"u": rows[a], "v": rows[b], "dist": np.zeros(len(a), dtype=np.int32)})
+    return kept.unionByName(spark.createDataFrame(chain, "u long, v long, dist int"))
+
+
 def edges_to_csr(edges: DataFrame, n: int, *, weight: str = "weight"):
     """Collect an undirected edge list into a symmetric float32 CSR (driver memory).
 
     This is the one item-sized collect of the Spark backend (for Leiden and for tests).
     """
-    import numpy as np
     import scipy.sparse as sp
 
     pdf = edges.select("u", "v", weight).toPandas()

@@ -241,15 +241,24 @@ def _graph(
 
 def _duplicates(emb: DataFrame, nn: DataFrame, nodes: DataFrame, catalog: Any, cfg: Config,
                 *, metric: str) -> tuple[np.ndarray, np.ndarray, dict]:  # fmt: skip
-    from ccgraph.spark.graph import duplicate_groups
+    from ccgraph.spark.embed import blank_keys
+    from ccgraph.spark.graph import duplicate_groups, isolate_pairs
     from ccgraph.spark.knn import hamming_pairs
 
     d = cfg.graph.duplicates
     n = catalog.n_items
     if not d.enabled:
         return np.arange(n, dtype=np.int64), np.ones(n, dtype=bool), {"enabled": False}
+    blank = None
     if metric == "hamming":
         pairs = hamming_pairs(emb, radius=d.hamming, collapse=True)
+        # blank images share one hash: as locally, grouped only with byte-identical files
+        items = catalog.items
+        paths = items["image_path"].tolist() if "image_path" in items.columns else [None] * n
+        blank = blank_keys(emb, kind=cfg.embed.image.kind, ids=catalog.ids, image_paths=paths,
+                           n_jobs=cfg.n_jobs or 1)  # fmt: skip
+        if blank is not None:
+            pairs = isolate_pairs(pairs, *blank)
     else:
         pairs = _close_pairs(emb, nn, 1.0 - d.cosine)
     prio = _stages._priority(catalog, d.canonical)
@@ -262,7 +271,8 @@ def _duplicates(emb: DataFrame, nn: DataFrame, nodes: DataFrame, catalog: Any, c
     group = got["duplicate_group"].to_numpy(np.int64)
     canonical = got["is_canonical"].to_numpy(bool)
     return group, canonical, {"metric": metric, "cosine": d.cosine, "hamming": d.hamming,
-                              "n_duplicates": int((~canonical).sum())}  # fmt: skip
+                              "n_duplicates": int((~canonical).sum()),
+                              "n_isolated": 0 if blank is None else len(blank[0])}  # fmt: skip
 
 
 def _close_pairs(emb: DataFrame, nn: DataFrame, threshold: float) -> DataFrame:

@@ -174,7 +174,7 @@ def duplicates(
     u, v = close_pairs(e, batch_rows, threshold=threshold, metric=metric, lists=lst)
     pos = locate(ids, e.ids)
     if binary:  # blank images share one hash: as in a full run, grouped only by file bytes
-        from ccgraph.embed.images import blank_hash_keys
+        from ccgraph.embed.blank import blank_hash_keys
         from ccgraph.graph.duplicates import _isolated_pairs
 
         items_now = catalog.items
