@@ -1,0 +1,51 @@
+"""Updates applied one after another, checked against full runs and the update's invariants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import ccgraph
+from ccgraph.update import update_run
+from tests.update._data import centres, planted, table, write_vectors
+
+
+def _rows(base_run: Path, ids: list[str]) -> pd.DataFrame:
+    rows = pd.read_csv(base_run.parent / "catalog.csv")
+    return rows.set_index("key").loc[ids].reset_index()
+
+
+def _vectors(base_run: Path, ids: list[str]) -> np.ndarray:
+    vec = pd.read_parquet(base_run.parent / "vectors.parquet").set_index("id")
+    return np.stack(vec.loc[ids, "vector"].to_numpy())
+
+
+def _step(run: Path, folder: Path, rows: pd.DataFrame, x: np.ndarray, **kw: object) -> Path:
+    """One update of ``run`` with the catalog ``rows`` (``key`` ids) and their vectors ``x``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(folder / "batch.csv", index=False)
+    write_vectors(folder / "v.parquet", rows["key"].astype(str).tolist(), x)
+    overrides = [f"embed.precomputed.path={folder / 'v.parquet'}", *kw.pop("overrides", [])]
+    out = update_run(run, folder / "batch.csv", out=folder / "run", overrides=overrides, **kw)
+    assert out.path is not None
+    return out.path
+
+
+def test_update_of_an_updated_run_keeps_the_calibrator(base_run: Path, tmp_path: Path) -> None:
+    # the second update reads the calibrator the first one recorded (it used to record only a
+    # note, and the second update failed on it)
+    run = base_run
+    c = centres()
+    for step in range(3):
+        ids = [f"new{step}_{j}" for j in range(4)]
+        labels = np.arange(4)
+        rows = table(ids, labels, seed=step)
+        run = _step(run, tmp_path / f"s{step}", rows, planted(labels, c, seed=50 + step))
+    base = ccgraph.load_run(base_run).manifest["stages"]["tags"]["calibrator"]
+    last = ccgraph.load_run(run)
+    assert last.manifest["stages"]["tags"]["calibrator"] == base
+    assert len(last.items) == 172
+    inferred = last.tags[last.tags["source"] == "inferred"]
+    assert inferred["confidence"].between(0, 1).all()
