@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import ccgraph
+from ccgraph.exceptions import DataQualityWarning
 from ccgraph.update import update_run
 from tests.update._data import centres, planted, table, write_vectors
 
@@ -49,3 +51,20 @@ def test_update_of_an_updated_run_keeps_the_calibrator(base_run: Path, tmp_path:
     assert len(last.items) == 172
     inferred = last.tags[last.tags["source"] == "inferred"]
     assert inferred["confidence"].between(0, 1).all()
+
+
+def test_a_row_also_listed_to_remove_is_removed_with_a_warning(
+    base_run: Path, tmp_path: Path
+) -> None:
+    ids = ["it0007", "it0008"]
+    with pytest.warns(DataQualityWarning, match="both rows of the batch and listed to remove"):
+        run = _step(
+            base_run,
+            tmp_path / "s",
+            _rows(base_run, ids),
+            _vectors(base_run, ids),
+            remove=["it0007"],
+        )
+    out = ccgraph.load_run(run)
+    assert "it0007" not in set(out.ids) and "it0008" in set(out.ids)
+    assert out.manifest["stages"]["update"]["changes"]["removed"] == 1
