@@ -11,7 +11,7 @@ import pytest
 import ccgraph
 from ccgraph.exceptions import DataQualityWarning
 from ccgraph.update import update_run
-from tests.update._data import centres, planted, table, write_vectors
+from tests.update._data import centres, planted, table, write_inputs, write_vectors
 
 
 def _rows(base_run: Path, ids: list[str]) -> pd.DataFrame:
@@ -68,3 +68,30 @@ def test_a_row_also_listed_to_remove_is_removed_with_a_warning(
     out = ccgraph.load_run(run)
     assert "it0007" not in set(out.ids) and "it0008" in set(out.ids)
     assert out.manifest["stages"]["update"]["changes"]["removed"] == 1
+
+
+def test_popularity_enabled_on_a_run_made_without_it_matches_a_full_run(
+    tmp_path: Path,
+) -> None:
+    # a run without popularity keeps no constants: every provider is standardised afresh,
+    # as a full run does (recovering the constants used to fail on the empty table)
+    labels = np.repeat(np.arange(4), 20)
+    ids = [f"p{i:03d}" for i in range(80)]
+    x = planted(labels, centres(), seed=2)
+    cfg = write_inputs(tmp_path / "base", ids[:76], labels[:76], x[:76])
+    text = cfg.read_text().replace("tags: {top_k: 3}", "tags: {enabled: false}")
+    cfg.write_text(text.replace("propagate:", "propagate:\n  popularity: {enabled: false}"))
+    run = ccgraph.run(cfg).path
+    assert run is not None
+    rows = table(ids, labels).iloc[76:]
+    new = ccgraph.load_run(
+        _step(run, tmp_path / "s", rows, x[76:], overrides=["propagate.popularity.enabled=true"])
+    )
+    full_cfg = write_inputs(tmp_path / "full", ids, labels, x)
+    full_cfg.write_text(full_cfg.read_text().replace("tags: {top_k: 3}", "tags: {enabled: false}"))
+    full = ccgraph.run(full_cfg)
+    a = new.items.set_index("id")
+    b = full.items.set_index("id").loc[a.index]
+    assert (a["popularity_source"] == b["popularity_source"]).all()
+    assert (a["popularity_source"] != "none").all()
+    np.testing.assert_allclose(a["popularity"], b["popularity"], atol=1e-8)
