@@ -95,3 +95,66 @@ def test_popularity_enabled_on_a_run_made_without_it_matches_a_full_run(
     assert (a["popularity_source"] == b["popularity_source"]).all()
     assert (a["popularity_source"] != "none").all()
     np.testing.assert_allclose(a["popularity"], b["popularity"], atol=1e-8)
+
+
+def test_five_updates_agree_with_a_full_run_over_the_final_catalog(
+    base_run: Path, tmp_path: Path
+) -> None:
+    # each step adds 3 items, moves one item's vector, edits one item's title and tags, and
+    # removes one; the exact kNN makes the final graph comparable edge for edge
+    ids = pd.read_csv(base_run.parent / "catalog.csv")["key"].astype(str).tolist()
+    rows = {i: r for i, r in zip(ids, _rows(base_run, ids).to_dict("records"), strict=True)}
+    vecs = dict(zip(ids, _vectors(base_run, ids), strict=True))
+    g = np.random.default_rng(4)
+    c = centres()
+    run, prev = base_run, ccgraph.load_run(base_run)
+    for step in range(5):
+        new = [f"s{step}_{j}" for j in range(3)]
+        lab = g.integers(0, 4, 3)
+        for i, r, v in zip(
+            new,
+            table(new, lab, seed=step).to_dict("records"),
+            planted(lab, c, seed=60 + step),
+            strict=True,
+        ):
+            rows[i], vecs[i] = r, v
+        old = [i for i in ids if i in rows]
+        moved, edited, gone = (old[int(j)] for j in g.choice(len(old), 3, replace=False))
+        vecs[moved] = planted(np.array([g.integers(0, 4)]), c, seed=70 + step)[0]
+        rows[edited] = {**rows[edited], "name": f"edited {step}", "labels": "snow,photo"}
+        del rows[gone], vecs[gone]
+        sent = [*new, moved, edited]
+        run = _step(run, tmp_path / f"s{step}", pd.DataFrame([rows[i] for i in sent]),
+                    np.stack([vecs[i] for i in sent]), remove=[gone])  # fmt: skip
+        cur = ccgraph.load_run(run)
+        # old items that the step did not send keep their observed popularity bit for bit
+        o = prev.items.set_index("id")
+        n = cur.items.set_index("id")
+        same = o.index[~o.index.isin([*sent, gone]) & (o["popularity_source"] == "observed")]
+        np.testing.assert_array_equal(n.loc[same, "popularity"], o.loc[same, "popularity"])
+        kept = o.index[o.index.isin(n.index)]
+        assert (n.loc[kept, "cluster_l0"] == o.loc[kept, "cluster_l0"]).mean() >= 0.95
+        prev = cur
+        ids = [*ids, *new]
+    final = [i for i in ids if i in rows]
+    full_dir = tmp_path / "full"
+    full_dir.mkdir()
+    pd.DataFrame([rows[i] for i in final]).to_csv(full_dir / "catalog.csv", index=False)
+    write_vectors(full_dir / "vectors.parquet", final, np.stack([vecs[i] for i in final]))
+    (full_dir / "config.yaml").write_text((base_run.parent / "config.yaml").read_text())
+    full = ccgraph.run(full_dir / "config.yaml")
+    assert sorted(prev.ids) == sorted(full.ids)
+    pos = pd.Index(full.ids).get_indexer(prev.ids)
+    want = full.graph.adjacency[pos][:, pos]
+    assert abs(prev.graph.adjacency - want).max() < 1e-6
+    assert prev.graph.adjacency.nnz == want.nnz
+    cols = ["id", "tag", "score", "origin"]
+
+    def observed(t: pd.DataFrame) -> pd.DataFrame:
+        return t[t["source"] == "observed"][cols].sort_values(cols).reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(observed(prev.tags), observed(full.tags))
+    a = prev.items.set_index("id")
+    b = full.items.set_index("id").loc[a.index]
+    assert (a["popularity_observed"].fillna(-1) == b["popularity_observed"].fillna(-1)).all()
+    assert (a["is_canonical"] == b["is_canonical"]).all()
