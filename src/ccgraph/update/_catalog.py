@@ -106,6 +106,17 @@ def plan_changes(run_ids: Any, batch: Catalog, remove: Iterable[str] = ()) -> Ch
             DataQualityWarning,
             stacklevel=3,
         )
+    # a row sent in the batch and also listed to remove: the removal wins, say so
+    unflagged = ids[~flagged] if listed else ids[:0]
+    sent = np.unique(unflagged[member(unflagged, np.array(sorted(listed), dtype=str))])
+    if len(sent):
+        warnings.warn(
+            f"{len(sent)} ids are both rows of the batch and listed to remove (e.g. "
+            f"{sent[:3].tolist()}): they are removed and their rows ignored; to replace an "
+            "item, send its row without listing it in `--remove`",
+            DataQualityWarning,
+            stacklevel=3,
+        )
     return Changes(
         added=rest[~in_run], present=rest[in_run], removed=removed, unknown_removals=unknown
     )

@@ -47,6 +47,8 @@ def popularity_constants(items: pd.DataFrame) -> dict[str, float]:
     x = pd.to_numeric(items["popularity_observed"], errors="coerce").to_numpy(np.float64)[rows]
     p = pd.to_numeric(items["popularity"], errors="coerce").to_numpy(np.float64)[rows]
     ok = np.isfinite(x) & np.isfinite(p) & (x > 0) & (p > 0) & (p < 1)
+    if not ok.any():  # e.g. a run made with popularity disabled: every provider is fresh
+        return {}
     c = x[ok] * (1.0 - p[ok]) / p[ok]
     prov = items["provider"].iloc[rows[ok]].fillna("").astype(str)
     codes, names = pd.factorize(prov, sort=True)  # as groupby's keys

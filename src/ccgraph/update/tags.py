@@ -22,6 +22,7 @@ isotonic map, from the run's own (linear predictor, confidence) pairs; the item 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -30,6 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ccgraph.containers import KnnGraph, TagScores, TagSet
+from ccgraph.exceptions import DataQualityWarning
 from ccgraph.update._region_solve import Ranked, solve_system
 from ccgraph.update._tag_operator import Degrees, _normalised, degrees
 
@@ -101,13 +103,26 @@ def recover_calibrator(
 
     if not describe:
         return None
+    if not isinstance(describe, Mapping):
+        # written by an update that kept only a note ("kept from the previous run"): the
+        # coefficients are lost, so confidences fall back to each tag's share of the mass
+        warnings.warn(
+            f"the run's manifest keeps no calibrator coefficients (stages.tags.calibrator = "
+            f"{describe!r}); inferred confidences of the changed items are the tags' share of "
+            "their item's spreading mass. Rebuild the run (`ccgraph run`) to calibrate again",
+            DataQualityWarning,
+            stacklevel=2,
+        )
+        return None
     method = str(describe.get("method", "constant"))
     coef = np.asarray(describe.get("coef", [0.0, 0.0, 0.0]), dtype=np.float64)
     intercept = float(describe.get("intercept", 0.0))
     base = float(describe.get("base_rate", 0.0))
     n_fit = int(describe.get("n_fit", 0))
     empty = np.zeros(0)
-    cal = Calibrator(method, coef, intercept, empty, empty, base, n_fit, {})
+    fitted = ("method", "coef", "intercept", "base_rate", "n_fit")
+    params = {k: v for k, v in describe.items() if k not in fitted}  # kept for the next update
+    cal = Calibrator(method, coef, intercept, empty, empty, base, n_fit, params)
     if method != "isotonic" or n_fit < MIN_FIT_POINTS or len(inferred) == 0:
         return cal
     z = cal.linear(inferred["score"].to_numpy(), inferred["rank"].to_numpy(), relative_mass)
@@ -115,7 +130,7 @@ def recover_calibrator(
     iso_x, inverse = np.unique(np.round(z, 9), return_inverse=True)  # mean confidence per z
     mean = np.bincount(inverse, weights=conf) / np.bincount(inverse)
     iso_y = np.maximum.accumulate(mean)  # the isotonic map is non-decreasing
-    return Calibrator(method, coef, intercept, iso_x, iso_y, base, n_fit, {})
+    return Calibrator(method, coef, intercept, iso_x, iso_y, base, n_fit, params)
 
 
 def _seed_values(
@@ -354,7 +369,8 @@ def _confident(
         "min_confidence": min_confidence,
         **solve,  # region, sweeps, seed_sweeps
         "mass_ref": mass_ref,
-        "calibrator": "kept from the previous run" if calibrator is not None else None,
+        # the run's calibrator as it describes itself, so a later update recovers it again
+        "calibrator": calibrator.describe() if calibrator is not None else None,
     }
     return (rows[by_tag], tags[by_tag], score[by_tag], conf[by_tag]), params
 
