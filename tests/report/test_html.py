@@ -84,7 +84,7 @@ def test_similar_panels_show_heaviest_neighbours_in_order(synthetic_run):
         ids = z["ids"].astype(str)
     text = index.read_text()
     panel = text[text.index('id="similar"') : text.index('id="inferred"')]
-    q = int(re.search(r"Most similar to “Photo &lt;b&gt;(\d+)", panel).group(1))
+    q = int(re.search(r"Most similar to “(?:<bdi>)?Photo &lt;b&gt;(\d+)", panel).group(1))
     row = a.getrow(q).toarray().ravel()
     best = sorted(np.flatnonzero(row), key=lambda j: (-row[j], j))[:3]
     shown = [int(m) for m in re.findall(r"example.org/item(\d+)", panel)]
