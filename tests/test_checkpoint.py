@@ -97,3 +97,18 @@ def test_unreadable_graph_checkpoint_is_ignored(
     with caplog.at_level(logging.WARNING):
         assert load_graph(tmp_path, key, resume=True) is None
     assert "ignoring unreadable graph checkpoint" in caplog.text
+
+
+def test_resume_into_an_empty_cache_says_where_it_looked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # before: "no graph checkpoint matches this run's embeddings and `graph` settings" also
+    # when the cache folder was simply another one (a different `--out`)
+    with caplog.at_level(logging.WARNING):
+        assert load_graph(tmp_path / "new-cache", "d" * 64, resume=True) is None
+    assert "none at all in" in caplog.text and "--out" in caplog.text
+    _graph(tmp_path, "e" * 64)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert load_graph(tmp_path, "d" * 64, resume=True) is None
+    assert "settings" in caplog.text and "none at all" not in caplog.text

@@ -128,7 +128,14 @@ def load_graph(
 
     path = _path(Path(cache_dir), key)
     if not path.is_file():
-        if resume:
+        if resume and not any(path.parent.glob("graph-*.npz")):
+            log.warning(
+                "--resume: no graph checkpoint matches: there is none at all in %s "
+                "(checkpoints live beside the output folder, in `.<out name>.cache`, or in "
+                "`embed.cache_dir`: a different `--out` starts a new cache); building the graph",
+                path.parent,
+            )
+        elif resume:
             log.warning(
                 "--resume: no graph checkpoint matches this run's embeddings and `graph` "
                 "settings (%s); building the graph again",
