@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ FORMAT_VERSION = 1
 KEEP_GRAPHS = 3
 _INFO_KEY = "_stage_info"
 _KEY_KEY = "_checkpoint_key"
+_KNN_KEY = "__checkpoint_key"
 
 
 def graph_key(
@@ -126,7 +128,14 @@ def load_graph(
 
     path = _path(Path(cache_dir), key)
     if not path.is_file():
-        if resume:
+        if resume and not any(path.parent.glob("graph-*.npz")):
+            log.warning(
+                "--resume: no graph checkpoint matches: there is none at all in %s "
+                "(checkpoints live beside the output folder, in `.<out name>.cache`, or in "
+                "`embed.cache_dir`: a different `--out` starts a new cache); building the graph",
+                path.parent,
+            )
+        elif resume:
             log.warning(
                 "--resume: no graph checkpoint matches this run's embeddings and `graph` "
                 "settings (%s); building the graph again",
@@ -195,7 +204,7 @@ def save_knn(cache_dir: str | Path, key: str, lists: Mapping[str, Any]) -> Path 
     from ccgraph.io.atomic import atomic_path
 
     path = _knn_path(Path(cache_dir), key)
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, np.ndarray] = {_KNN_KEY: np.array(key)}
     for name, kl in lists.items():
         arrays[f"{name}__ids"] = np.asarray(kl.ids).astype(str)
         arrays[f"{name}__indices"] = np.asarray(kl.indices)
@@ -223,10 +232,14 @@ def load_knn(cache_dir: str | Path, key: str) -> dict[str, Any] | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            names = sorted({f.rsplit("__", 1)[0] for f in z.files})
+            if _KNN_KEY not in z.files or str(z[_KNN_KEY]) != key:
+                log.warning("ignoring kNN checkpoint %s: it was saved under another key", path)
+                return None
+            names = sorted({f.rsplit("__", 1)[0] for f in z.files if f != _KNN_KEY})
             return {
                 n: KnnLists(z[f"{n}__ids"], z[f"{n}__indices"], z[f"{n}__distances"]) for n in names
             }
-    except (OSError, ValueError, KeyError) as exc:
+    # a truncated or empty file raises BadZipFile / EOFError, not OSError
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         log.warning("ignoring unreadable kNN checkpoint %s (%s)", path, exc)
         return None

@@ -187,3 +187,17 @@ def test_a_cache_dir_that_is_a_file_names_the_key(tmp_path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(OutputError, match=r"set `embed\.cache_dir` to a writable folder"):
         EmbeddingCache(tmp_path / "f", CountingEmbedder())
+
+
+@pytest.mark.parametrize("which", ["keys", "vecs"])
+def test_an_empty_shard_file_is_skipped(tmp_path, which, caplog):
+    # before: a 0-byte shard file (disk full, killed copy) raised EOFError from np.load
+    embed_with_cache(CountingEmbedder(), frame(["a", "b"]), tmp_path)
+    shard_dir = next(tmp_path.glob("fake-*")) / "shards"
+    next(shard_dir.glob(f"*.{which}.npy")).write_bytes(b"")
+    e = CountingEmbedder()
+    with caplog.at_level("WARNING"):
+        out = embed_with_cache(e, frame(["a", "b"]), tmp_path)
+    assert "skipping unreadable cache shard" in caplog.text
+    assert sorted(e.embedded) == ["a", "b"] and out.embeddings.n_items == 2
+    np.testing.assert_allclose(out.embeddings.vectors[0], CountingEmbedder.vector("a"))

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import warnings
 
 import numpy as np
@@ -208,3 +210,15 @@ def test_a_url_image_path_is_rejected_as_a_url_not_a_missing_file(url, scene_fil
 def test_a_windows_drive_path_is_not_a_url(tmp_path):
     with pytest.raises(ImageLoadError, match="file not found"):
         load_image("C://no/such/file.jpg")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_file_digest_reads_only_regular_files(tmp_path):
+    # before: the image cache key of /dev/zero (or a FIFO) read forever: `ccgraph run` hung
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    regular = tmp_path / "a.bin"
+    regular.write_bytes(b"abc")
+    assert file_digest(regular) == hashlib.sha256(b"abc").hexdigest()
+    for path in ("/dev/zero", fifo, tmp_path, "a\0b.jpg", tmp_path / "missing"):
+        assert file_digest(path) is None

@@ -270,3 +270,63 @@ def test_a_list_id_in_a_mapped_parquet_column_is_refused(tmp_path: Path) -> None
     pd.DataFrame({"key": [["1", "2"], ["3"]], "name": ["a", "b"]}).to_parquet(f)
     with pytest.raises(InputError, match=r"ids\.parquet: row 1: the id \(column 'key'\) is a list"):
         read_catalog(f, columns={"id": "key", "title": "name"})
+
+
+def test_hostile_openverse_cells(tmp_path: Path) -> None:
+    # before: JSON nested 100,000 deep in `tags` or `meta_data` raised RecursionError (a
+    # traceback); a `meta_data.description` object became the text "{'a': 1}"; a
+    # `standardized_popularity` of 2 or "abc" was kept / dropped silently; a tag named
+    # Infinity became the tag "inf"
+    deep_list = "[" * 100_000 + "]" * 100_000
+    deep_obj = '{"a":' * 50_000 + "1" + "}" * 50_000
+    rows = [
+        _openverse_row(identifier="deeptags", tags=deep_list),
+        _openverse_row(identifier="deepmeta", meta_data=deep_obj),
+        _openverse_row(identifier="desc", meta_data=json.dumps({"description": {"a": 1}})),
+        _openverse_row(identifier="std2", standardized_popularity="2"),
+        _openverse_row(identifier="stdword", standardized_popularity="abc"),
+        _openverse_row(identifier="stdok", standardized_popularity="0.25"),
+        _openverse_row(identifier="infname", tags='[{"name": Infinity}, {"name": "cat"}]'),
+    ]
+    f = tmp_path / "ov.csv"
+    pd.DataFrame(rows).to_csv(f, index=False)
+    cat = read_catalog(f)
+    assert cat.items["id"].tolist() == [r["identifier"] for r in rows]
+    got = {(r.id, r.stage): r.reason for r in cat.rejects.itertuples()}
+    assert "nested too deeply" in got[("deeptags", "tags")]
+    assert "nested too deeply" in got[("deepmeta", "meta_data")]
+    assert "description is a JSON dict" in got[("desc", "meta_data")]
+    assert "above 1" in got[("std2", "popularity")]
+    assert "'abc'" in got[("stdword", "popularity")]
+    assert "has no name" in got[("infname", "tags")]
+    assert ("stdok", "popularity") not in got
+    items = cat.items.set_index("id")
+    assert items.loc["desc", "description"] == ""
+    assert math.isnan(items.loc["std2", "standardized_popularity"])
+    assert items.loc["stdok", "standardized_popularity"] == 0.25
+    assert cat.tags.groupby("id")["tag"].agg(list).to_dict() == {"infname": ["cat"]}
+
+
+def test_deeply_nested_json_lines_row_is_named(tmp_path: Path) -> None:
+    # before: RecursionError from json.loads (a traceback)
+    f = _write(
+        tmp_path,
+        "deep.jsonl",
+        '{"id": "a"}\n{"id": "b", "tags": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+    )
+    with pytest.raises(InputError, match=r"deep\.jsonl: line 2: JSON nested too deeply"):
+        read_catalog(f)
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_a_repeated_header_line_is_refused(tmp_path: Path, sep: str) -> None:
+    # before: files joined with `cat` read the second header as an item whose id is "id"
+    suffix = "csv" if sep == "," else "tsv"
+    header = sep.join(["id", "title", "tags"])
+    text = "\n".join([header, sep.join(["a", "A", "x"]), header, sep.join(["b", "B", "y"])])
+    f = _write(tmp_path, f"joined.{suffix}", text + "\n")
+    with pytest.raises(InputError, match=rf"joined\.{suffix}: row 2 repeats the header line"):
+        read_catalog(f)
+    # an id that merely equals a column name is still an ordinary item
+    ok = _write(tmp_path, "ok.csv", "id,title\nid,not a header\n")
+    assert read_catalog(ok).items["id"].tolist() == ["id"]

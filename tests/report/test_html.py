@@ -84,7 +84,7 @@ def test_similar_panels_show_heaviest_neighbours_in_order(synthetic_run):
         ids = z["ids"].astype(str)
     text = index.read_text()
     panel = text[text.index('id="similar"') : text.index('id="inferred"')]
-    q = int(re.search(r"Most similar to “Photo &lt;b&gt;(\d+)", panel).group(1))
+    q = int(re.search(r"Most similar to “(?:<bdi>)?Photo &lt;b&gt;(\d+)", panel).group(1))
     row = a.getrow(q).toarray().ravel()
     best = sorted(np.flatnonzero(row), key=lambda j: (-row[j], j))[:3]
     shown = [int(m) for m in re.findall(r"example.org/item(\d+)", panel)]
@@ -163,3 +163,61 @@ def test_unwritable_out_and_a_file_as_image_root_are_named(synthetic_run, tmp_pa
     assert blocker.read_text() == "mine"
     with pytest.raises(ParameterError, match=r"`image_root` '.*afile' is not a folder"):
         write_report(synthetic_run, image_root=blocker)
+
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "</textarea><svg onload=alert(1)>",
+    "' onmouseover='alert(1)",
+    "</h4><iframe src=x>",
+    "<!-- open comment",
+    "a\x00b\x07c\x1b[31m\ufffe",
+]
+
+
+def test_hostile_strings_are_escaped_and_control_characters_dropped(synthetic_run):
+    # before: a NUL / BEL / ESC in a title or tag reached the HTML (invalid characters) and an
+    # inferred confidence of inf raised OverflowError in the template (a traceback)
+    items = pd.read_parquet(synthetic_run / "items.parquet")
+    n = len(items)
+    items["title"] = [HOSTILE[i % len(HOSTILE)] + "مرحبا 🎉" for i in range(n)]
+    items["provider"] = HOSTILE[1]
+    items["license"] = HOSTILE[3]
+    urls = ["javascript:alert(1)", "JAVASCRIPT:alert(1)", "data:text/html,<script>x</script>"]
+    items["url"] = [urls[i % 3] if i % 2 else 'https://ok.example/"onclick="x' for i in range(n)]
+    items.to_parquet(synthetic_run / "items.parquet", index=False)
+    tags = pd.read_parquet(synthetic_run / "tags.parquet")
+    tags["tag"] = [HOSTILE[i % len(HOSTILE)] for i in range(len(tags))]
+    inferred = np.flatnonzero(tags["source"] == "inferred")
+    bad_conf = [np.inf, -np.inf, np.nan, 7.0, -3.0]
+    for j, row in enumerate(inferred):
+        tags.loc[row, "confidence"] = bad_conf[j % len(bad_conf)]
+    tags.to_parquet(synthetic_run / "tags.parquet", index=False)
+    clusters = pd.read_parquet(synthetic_run / "clusters.parquet")
+    clusters["label"] = HOSTILE[4]
+    clusters["top_tags"] = [[HOSTILE[0], HOSTILE[6]]] * len(clusters)
+    clusters.to_parquet(synthetic_run / "clusters.parquet", index=False)
+
+    index = write_report(synthetic_run, max_clusters=4, thumbnails=8, n_untagged=20)
+    pages = sorted(index.parent.glob("*.html"))
+    assert len(pages) >= 2
+    for p in pages:
+        check_page(p, index.parent)
+        page = parse(p)
+        injected = {"script", "svg", "iframe", "textarea"} & {t for t, _ in page.tags}
+        assert not injected, f"{p.name}: {injected}"
+        for tag, attrs in page.tags:
+            assert not any(k.startswith("on") for k in attrs), (p.name, tag, attrs)
+            if tag == "a":
+                assert urlparse(attrs.get("href") or "").scheme in ("", "http", "https")
+            if tag == "img":
+                assert attrs.get("src") != "x"
+        text = p.read_text(encoding="utf-8")
+        assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe]", text), p.name
+        assert "<!-- open" not in text
+        for width in re.findall(r"width: (-?\d+)%", text):
+            assert 0 <= int(width) <= 100
+    text = index.read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "مرحبا 🎉" in text
+    assert "abc[31m" in text  # the title survives without its control characters

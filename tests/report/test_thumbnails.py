@@ -90,3 +90,15 @@ def test_store_copies_once_and_reports_size(tmp_path):
     assert store.get(str(src)) == t and store.get(None) is None and store.get("") is None
     assert store.get(tmp_path / "missing.jpg") is None
     assert store.count == 1
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_devices_fifos_and_folders_are_not_read(tmp_path):
+    # before: an image_path of /dev/zero (or a FIFO) was hashed forever: `ccgraph report` hung
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for source in ("/dev/zero", fifo, tmp_path, "a\0b.jpg"):
+        assert content_key(source) is None
+        assert make_thumbnail(source, tmp_path / "cache") is None

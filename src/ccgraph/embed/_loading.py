@@ -84,6 +84,8 @@ def image_sources(
 
 def file_digest(path: str | Path) -> str | None:
     """Return the sha256 hex digest of a file's bytes, or ``None`` if it cannot be read."""
+    if not Path(path).is_file():  # a device (/dev/zero) or FIFO would be read forever
+        return None
     h = hashlib.sha256()
     try:
         with open(path, "rb") as fh:

@@ -98,7 +98,7 @@ class EmbeddingCache:
             try:
                 keys = np.load(keys_file, allow_pickle=False)
                 vecs = np.load(vecs_file, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file
                 logger.warning("skipping unreadable cache shard %s (%s)", keys_file, exc)
                 continue
             if vecs.ndim != 2 or len(keys) != vecs.shape[0]:

@@ -307,8 +307,26 @@ def _read_delimited(path: Path, kind: str) -> pd.DataFrame:
         _refuse_extra_fields(path, text, sep, quoting)
     if quoting == csv.QUOTE_MINIMAL and text.count("\n") > len(frame) + 1:
         _check_quoting(path, text, sep)  # some field spans lines: was it opened by mistake?
+    _refuse_repeated_header(path, frame)
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame.replace({"\\N": ""}) if len(frame) else frame
+
+
+def _refuse_repeated_header(path: Path, frame: pd.DataFrame) -> None:
+    """Refuse a data row that repeats the header (files joined with ``cat``, say).
+
+    Read as data it would become an item whose id is the id column's name.
+    """
+    if not len(frame) or frame.shape[1] < 2:
+        return
+    names = [str(c) for c in frame.columns]
+    for row in np.flatnonzero((frame.iloc[:, 0] == names[0]).to_numpy()):
+        if [str(v) for v in frame.iloc[row].tolist()] == names:
+            raise InputError(
+                f"{path}: row {row + 1} repeats the header line; the file looks like several "
+                "files joined together: delete the repeated header lines (or keep the files "
+                "apart and give the folder or a list of files)"
+            )
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -343,6 +361,11 @@ def _read_jsonl(path: Path) -> tuple[pd.DataFrame, tuple[int, ...]]:
             raise InputError(
                 f"{path}: line {lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
                 "each line must hold one JSON object"
+            ) from None
+        except RecursionError:
+            raise InputError(
+                f"{path}: line {lineno}: JSON nested too deeply to read; each line must hold "
+                "one JSON object of an item's fields"
             ) from None
         if not isinstance(obj, dict):
             raise InputError(

@@ -212,6 +212,8 @@ def parse_tag_list(
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             return [], [f"tags are not valid JSON ({exc.msg} at character {exc.pos})"]
+        except RecursionError:
+            return [], ["tags are JSON nested too deeply to read"]
     if isinstance(items, dict):
         if not items:
             return [], []
@@ -232,7 +234,7 @@ def parse_tag_list(
             continue
         name = element.get("name")
         if isinstance(name, (int, float)) and not isinstance(name, bool):
-            name = text_of(name)
+            name = text_of(name) if math.isfinite(name) else None
         if not isinstance(name, str) or not name.strip():
             problems.append(f"a tag has no name ({json.dumps(element)[:60]})")
             continue

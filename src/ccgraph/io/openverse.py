@@ -58,11 +58,38 @@ def _json_object(value: Any) -> tuple[dict[str, Any], str | None]:
         obj = json.loads(str(value))
     except json.JSONDecodeError as exc:
         return {}, f"meta_data is not valid JSON ({exc.msg} at character {exc.pos})"
+    except RecursionError:
+        return {}, "meta_data is JSON nested too deeply to read"
     if obj is None:
         return {}, None
     if not isinstance(obj, dict):
         return {}, f"meta_data is a JSON {type(obj).__name__}, not an object"
     return obj, None
+
+
+def _description(meta: dict[str, Any], n: int, item_id: str, out: RowCollector) -> str:
+    """``meta_data.description`` as text; a JSON object or list there is rejected, not shown."""
+    value = meta.get("description")
+    if isinstance(value, (dict, list)):
+        out.reject(
+            n, item_id, "meta_data", f"meta_data.description is a JSON {type(value).__name__}"
+        )
+        return ""
+    return clean_text(value)
+
+
+def _standardized(row: dict[str, Any], n: int, item_id: str, out: RowCollector) -> float:
+    """``standardized_popularity`` (Openverse's p = x / (x + C), in [0, 1]) or NaN, noted."""
+    value = row.get("standardized_popularity")
+    std, problem = parse_count(value)
+    if problem is None and std > 1:
+        problem = f"{std!r} is above 1"
+    if problem:
+        out.reject(
+            n, item_id, "popularity", f"standardized_popularity: {problem} (expected 0 to 1)"
+        )
+        return math.nan
+    return std
 
 
 def _summary(problems: list[str]) -> str:
@@ -99,7 +126,7 @@ def _parse_row(row: dict[str, Any], n: int, out: RowCollector, has_std: bool) ->
     item = {
         "id": item_id,
         "title": clean_text(row.get("title")),
-        "description": clean_text(meta.get("description")),
+        "description": _description(meta, n, item_id, out),
         "provider": provider,
         "source": text_of(row.get("source")),
         "license": text_of(row.get("license")).lower(),
@@ -118,8 +145,7 @@ def _parse_row(row: dict[str, Any], n: int, out: RowCollector, has_std: bool) ->
         "_row": n,
     }
     if has_std:
-        std, _ = parse_count(row.get("standardized_popularity"))
-        item["standardized_popularity"] = std
+        item["standardized_popularity"] = _standardized(row, n, item_id, out)
     out.add(item, tags)
 
 

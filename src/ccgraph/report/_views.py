@@ -81,7 +81,9 @@ class Items:
         inf = sub[src == "inferred"]
         if not inf.empty:
             conf = inf["confidence"] if "confidence" in inf else inf.get("score")
-            inf = inf.assign(_c=pd.to_numeric(conf, errors="coerce").fillna(0.0))
+            # a confidence outside [0, 1] (or NaN / inf) would break the bar's width
+            num = pd.to_numeric(conf, errors="coerce").replace([np.inf, -np.inf], np.nan)
+            inf = inf.assign(_c=num.fillna(0.0).clip(0.0, 1.0))
             inf = inf.sort_values(["id", "_c"], ascending=[True, False], kind="stable")
             for key, grp in inf.groupby("id", sort=False):
                 self._inferred[str(key)] = [

@@ -46,6 +46,20 @@ _STRIP = 6
 _MAP_ITEMS = 20_000
 
 
+#: C0/C1 control characters other than tab and newline, and the non-characters U+FFFE/U+FFFF:
+#: invalid in HTML, so a NUL or BEL in a title or tag is dropped from the page.
+_CONTROL = dict.fromkeys([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)])
+_CONTROL.update(dict.fromkeys([0xFFFE, 0xFFFF]))
+
+
+def _printable(value: Any) -> Any:
+    """Jinja ``finalize``: drop the characters HTML forbids from every printed string."""
+    if isinstance(value, str):
+        cleaned = value.translate(_CONTROL)
+        return type(value)(cleaned) if cleaned != value else value
+    return value
+
+
 def _seed(base: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng([base, *keys])
 
@@ -191,6 +205,7 @@ def write_report(
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            finalize=_printable,
         )
         for name, (template, ctx) in pages.items():
             html = env.get_template(template).render(version=__version__, **ctx)

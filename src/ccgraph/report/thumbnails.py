@@ -36,6 +36,8 @@ def content_key(path: str | Path, *, max_side: int = 160, quality: int = 80) -> 
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{max_side}:{quality}:".encode())
     try:
+        if not Path(path).is_file():  # a device (/dev/zero) or FIFO would be read forever
+            return None
         with open(path, "rb") as f:
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
