@@ -270,3 +270,28 @@ def test_a_huge_or_aliased_value_gives_a_short_message(tmp_path: Path) -> None:
 def test_a_folder_given_as_config_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"is a folder, not a config file"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"x\n", r"not a readable Parquet file"),  # a corrupt file
+        (None, r"has no `id` and `cluster_l<N>` columns"),  # Parquet, but not a run's items
+    ],
+)
+def test_a_previous_run_with_unreadable_items_is_refused_before_any_work(
+    tmp_path: Path, content: bytes | None, match: str
+) -> None:
+    import pandas as pd
+
+    from ccgraph.config import check_previous_run
+
+    prev = tmp_path / "prev"
+    prev.mkdir()
+    if content is None:
+        pd.DataFrame({"name": ["a"], "value": [1]}).to_parquet(prev / "items.parquet")
+    else:
+        (prev / "items.parquet").write_bytes(content)
+    path = write(tmp_path, "data: {path: cat.csv}\ncluster: {previous_run: prev}\n")
+    with pytest.raises(ConfigError, match=r"`cluster\.previous_run`: .*" + match):
+        check_previous_run(load_config(path))

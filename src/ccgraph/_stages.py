@@ -227,7 +227,13 @@ def _previous_items(cfg: Config) -> pd.DataFrame:
             f"`cluster.previous_run`: {items_path} does not exist; point it at a ccgraph run "
             "directory"
         )
-    return pd.read_parquet(items_path)
+    try:
+        return pd.read_parquet(items_path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ConfigError(
+            f"`cluster.previous_run`: {items_path} cannot be read ({exc}); point it at a "
+            "complete ccgraph run directory"
+        ) from None
 
 
 def duplicate_groups(

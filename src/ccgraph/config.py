@@ -798,10 +798,28 @@ def check_previous_run(cfg: Config) -> None:
         Naming the key and the path (it failed only after the clustering before).
     """
     prev = cfg.resolve(cfg.cluster.previous_run)
-    if prev is not None and not (prev / "items.parquet").is_file():
+    if prev is None:
+        return
+    items = prev / "items.parquet"
+    if not items.is_file():
         raise ConfigError(
             f"`cluster.previous_run`: {prev} is not a ccgraph run directory (no items.parquet); "
             "point it at the run whose cluster IDs should be kept, or remove the key"
+        )
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(items).names
+    except (OSError, pa.ArrowException) as exc:
+        raise ConfigError(
+            f"`cluster.previous_run`: {items} is not a readable Parquet file ({exc}); "
+            "point the key at a complete run directory, or remove it"
+        ) from None
+    if "id" not in names or not any(n.startswith("cluster_l") for n in names):
+        raise ConfigError(
+            f"`cluster.previous_run`: {items} has no `id` and `cluster_l<N>` columns (it has "
+            f"{names[:8]}); point the key at a ccgraph run directory, or remove it"
         )
 
 
