@@ -221,3 +221,17 @@ def test_hostile_strings_are_escaped_and_control_characters_dropped(synthetic_ru
     text = index.read_text(encoding="utf-8")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "مرحبا 🎉" in text
     assert "abc[31m" in text  # the title survives without its control characters
+
+
+def test_a_very_long_cluster_label_is_cut_in_headings(synthetic_run):
+    # before: a 5,000-character label (long tags) made a 5,000-character heading
+    clusters = pd.read_parquet(synthetic_run / "clusters.parquet")
+    clusters["label"] = "lighthouse " * 500
+    clusters.to_parquet(synthetic_run / "clusters.parquet", index=False)
+    index = write_report(synthetic_run, max_clusters=4, thumbnails=8, n_untagged=20)
+    for p in sorted(index.parent.glob("*.html")):
+        page = p.read_text(encoding="utf-8")
+        for heading in re.findall(r"<h[1-4][^>]*>(.*?)</h[1-4]>", page, flags=re.S):
+            text = re.sub(r"<[^>]+>", "", heading)
+            assert "lighthouse" not in text or len(text) < 200, (p.name, len(text))
+        assert "lighthouse lighthouse" in page  # the label is still shown, cut

@@ -24,7 +24,7 @@ from ccgraph.exceptions import OutputError, ParameterError
 from ccgraph.report import plots
 from ccgraph.report._evaluation import markdown_to_html, metrics_tables
 from ccgraph.report._load import RunData, load_run_dir
-from ccgraph.report._views import Items, counts_table, rejects_table, timings_table
+from ccgraph.report._views import Items, _short, counts_table, rejects_table, timings_table
 from ccgraph.report.layout import map_layout
 from ccgraph.report.select import (
     cluster_sizes_by_level,
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 MARKER = ".ccgraph-report"
 _STRIP = 6
 _MAP_ITEMS = 20_000
+#: A cluster's label in headings and titles is cut to this many characters.
+_LABEL_MAX = 80
 
 
 #: C0/C1 control characters other than tab and newline, and the non-characters U+FFFE/U+FFFF:
@@ -298,7 +300,10 @@ def _build(
             "cluster": row.cluster,
             "page": page,
             "size": row.size,
-            "label": row.label or ", ".join(row.top_tags[:3]) or f"cluster {row.cluster}",
+            "label": _short(
+                row.label or ", ".join(row.top_tags[:3]) or f"cluster {row.cluster}",
+                _LABEL_MAX,
+            ),
             "top_tags": tags,
             "density": row.density,
             "conductance": row.conductance,
