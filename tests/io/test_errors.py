@@ -330,3 +330,31 @@ def test_a_repeated_header_line_is_refused(tmp_path: Path, sep: str) -> None:
     # an id that merely equals a column name is still an ordinary item
     ok = _write(tmp_path, "ok.csv", "id,title\nid,not a header\n")
     assert read_catalog(ok).items["id"].tolist() == ["id"]
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_rows_with_fewer_fields_than_the_header_are_warned(tmp_path: Path, sep: str) -> None:
+    from ccgraph.exceptions import DataQualityWarning
+
+    # before: a title with an unquoted line break became two padded rows, the second an item
+    # whose id is "part two" (pandas pads short rows without a word)
+    suffix = "csv" if sep == "," else "tsv"
+    rows = [["id", "title", "tags", "views"], ["a", "A", "x", "3"], ["b", "part one"]]
+    rows += [["part two", "y", "4"], ["c", "C", "z", "5"]]
+    f = _write(tmp_path, f"broken.{suffix}", "\n".join(sep.join(r) for r in rows) + "\n")
+    with pytest.warns(DataQualityWarning, match=r"2 rows have fewer fields than the header's 4 "
+                      r"\(first: line 3, 2 fields\)"):  # fmt: skip
+        read_catalog(f)
+
+
+def test_quoted_separators_and_full_rows_give_no_short_row_warning(tmp_path: Path) -> None:
+    import warnings
+
+    from ccgraph.exceptions import DataQualityWarning
+
+    text = 'id,title,tags\na,"one, two, three",x\nb,"",\nc,"multi\nline",y\n'
+    f = _write(tmp_path, "fine.csv", text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        items = read_catalog(f).items
+    assert items["id"].tolist() == ["a", "b", "c"]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ccgraph.exceptions import InputError, ParameterError
+from ccgraph.exceptions import DataQualityWarning, InputError, ParameterError
 
 __all__ = [
     "CATALOG_SUFFIXES",
@@ -248,6 +248,31 @@ def _refuse_extra_fields(path: Path, text: str, sep: str, quoting: int) -> None:
             )
 
 
+def _warn_short_rows(path: Path, text: str, sep: str, quoting: int, shape: tuple[int, int]) -> None:
+    """Warn about rows with fewer fields than the header (pandas pads them with empty cells).
+
+    A line break inside an unquoted field splits a row in two short rows, the second of which
+    would become an item whose id is a piece of text. Counting separators first keeps the
+    common case cheap: delimiters inside quoted fields only add to the count, so fewer than
+    ``rows x (width - 1)`` proves a short row, and only then is the file parsed row by row.
+    """
+    n_rows, width = shape
+    if width < 2 or n_rows == 0 or text.count(sep) >= (n_rows + 1) * (width - 1):
+        return
+    reader = csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting)
+    next(reader, None)
+    short = [(reader.line_num, len(row)) for row in reader if row and len(row) < width]
+    if short:
+        line, got = short[0]
+        warnings.warn(
+            f"{path}: {len(short)} rows have fewer fields than the header's {width} (first: "
+            f"line {line}, {got} fields); their missing fields are read as empty. If a field "
+            "holds a line break, wrap it in double quotes, or the row is split in two",
+            DataQualityWarning,
+            stacklevel=2,
+        )
+
+
 def _refuse_repeated_columns(path: Path, text: str, sep: str, quoting: int) -> None:
     """Refuse a header naming a column twice (pandas would rename the second ``name.1``)."""
     names = [n.strip() for n in next(csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting))]
@@ -308,6 +333,7 @@ def _read_delimited(path: Path, kind: str) -> pd.DataFrame:
     if quoting == csv.QUOTE_MINIMAL and text.count("\n") > len(frame) + 1:
         _check_quoting(path, text, sep)  # some field spans lines: was it opened by mistake?
     _refuse_repeated_header(path, frame)
+    _warn_short_rows(path, text, sep, quoting, frame.shape)
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame.replace({"\\N": ""}) if len(frame) else frame
 
