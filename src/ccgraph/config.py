@@ -215,7 +215,9 @@ class EmbedConfig(_Section):
         default_factory=PrecomputedEmbedConfig, description="Precomputed vectors."
     )
     cache_dir: str | None = Field(
-        None, description="Embedding cache (content-addressed); default `<output.dir>/.cache`."
+        None,
+        description="Embedding cache (content-addressed) and graph checkpoints; default "
+        "`.<name>.cache` beside the run directory `<name>`.",
     )
 
 
@@ -546,7 +548,8 @@ class UpdateConfig(_Section):
     strategy: Literal["warm", "local"] = Field(
         "local",
         description="`warm`: Leiden on the whole graph from the previous clusters; `local`: "
-        "leidenalg with the items farther than `hops` edges from a change fixed.",
+        "only the items within `hops` edges of a change move (see `refine`), the others "
+        "keep their clusters.",
     )
     hops: int = Field(
         0,
