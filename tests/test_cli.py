@@ -140,3 +140,23 @@ def test_an_output_over_an_input_is_refused(
     assert (
         main(["experiment", "plan", str(run), str(results), "--out", str(tmp_path / "p.csv")]) == 0
     )
+
+
+def test_validate_named_dataset_uses_shared_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: `validate` refused a named data set whose `data.path` is missing although
+    # `evaluate` reads it from $CCGRAPH_DATA_DIR
+    shared = tmp_path / "shared"
+    (shared / "citation-graphs").mkdir(parents=True)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "data: {path: nowhere/citation-graphs}\nevaluate: {protocol: planetoid, dataset: cora}\n"
+    )
+    monkeypatch.setenv("CCGRAPH_DATA_DIR", str(shared))
+    assert main(["validate", str(cfg)]) == 0
+    assert str(shared / "citation-graphs") in capsys.readouterr().out
+    monkeypatch.setenv("CCGRAPH_DATA_DIR", str(tmp_path / "absent"))
+    assert main(["validate", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "citation-graphs" in err and "CCGRAPH_DATA_DIR" in err

@@ -61,6 +61,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     paths = cfg.data.path if isinstance(cfg.data.path, list) else [cfg.data.path]
     import glob as _glob
 
+    if cfg.evaluate.dataset is not None:
+        # `ccgraph evaluate` reads a named data set from `data.path` or, failing that, from
+        # the shared copy ($CCGRAPH_DATA_DIR); validate must accept what evaluate accepts
+        from ccgraph.evaluate.datasets import dataset_path
+
+        folder = "flickr8k-1000" if cfg.evaluate.dataset == "flickr8k" else "citation-graphs"
+        try:
+            paths = [str(dataset_path(cfg.resolve(paths[0]), folder))]
+        except CcgraphError as exc:
+            raise CcgraphError(f"{args.config}: {exc}") from exc
     for p in paths:
         resolved = cfg.resolve(p)
         assert resolved is not None
