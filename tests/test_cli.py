@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,25 @@ def test_validate_named_dataset_uses_shared_copy(
     assert main(["validate", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "citation-graphs" in err and "CCGRAPH_DATA_DIR" in err
+
+
+def test_closed_stdout_pipe_exits_quietly(tmp_path: Path) -> None:
+    # before: `ccgraph query ... --json | head` ended with a BrokenPipeError traceback
+    (tmp_path / "cat.csv").write_text("id,title\n1,a\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {path: cat.csv}\n")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads: the first write fails with EPIPE
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "ccgraph.cli", "validate", str(cfg)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import time
 import warnings
@@ -247,7 +248,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             refuse_output_over_input(args)
-            return int(args.func(args))
+            code = int(args.func(args))
+            sys.stdout.flush()  # a closed pipe is reported here, not at interpreter exit
+            return code
+    except BrokenPipeError:
+        # the reader went away (`ccgraph query ... --json | head`): stop quietly, as a shell
+        # tool does; stdout goes to /dev/null so that the exit flush does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except CcgraphError as exc:
         if args.verbose:
             log.exception("failed")
