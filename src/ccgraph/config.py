@@ -410,7 +410,11 @@ class TagPropagationConfig(_Section):
     cluster_prior: float = Field(
         0.0, ge=0, lt=1, description="Mix this share of the cluster's tag distribution into Y."
     )
-    explain: bool = Field(False, description="Write the neighbours behind each inferred tag.")
+    explain: bool = Field(
+        False,
+        description="Write the neighbours behind each inferred tag to `explanations.parquet` "
+        "(`id, tag, neighbour_id, contribution, share, rank`).",
+    )
     calibrator: Literal["auto", "none"] = Field(
         "auto",
         description="`auto`: confidence = probability fitted on held-out seeds (isotonic); "
