@@ -412,8 +412,8 @@ class TagPropagationConfig(_Section):
     )
     explain: bool = Field(
         False,
-        description="Write the neighbours behind each inferred tag to `explanations.parquet` "
-        "(`id, tag, neighbour_id, contribution, share, rank`).",
+        description="Write the 5 neighbours contributing most to each inferred tag to "
+        "`explanations.parquet` (`id, tag, neighbour_id, contribution, share, rank`).",
     )
     calibrator: Literal["auto", "none"] = Field(
         "auto",
