@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +141,45 @@ def test_an_output_over_an_input_is_refused(
     assert (
         main(["experiment", "plan", str(run), str(results), "--out", str(tmp_path / "p.csv")]) == 0
     )
+
+
+def test_validate_named_dataset_uses_shared_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: `validate` refused a named data set whose `data.path` is missing although
+    # `evaluate` reads it from $CCGRAPH_DATA_DIR
+    shared = tmp_path / "shared"
+    (shared / "citation-graphs").mkdir(parents=True)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "data: {path: nowhere/citation-graphs}\nevaluate: {protocol: planetoid, dataset: cora}\n"
+    )
+    monkeypatch.setenv("CCGRAPH_DATA_DIR", str(shared))
+    assert main(["validate", str(cfg)]) == 0
+    assert str(shared / "citation-graphs") in capsys.readouterr().out
+    monkeypatch.setenv("CCGRAPH_DATA_DIR", str(tmp_path / "absent"))
+    assert main(["validate", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "citation-graphs" in err and "CCGRAPH_DATA_DIR" in err
+
+
+def test_closed_stdout_pipe_exits_quietly(tmp_path: Path) -> None:
+    # before: `ccgraph query ... --json | head` ended with a BrokenPipeError traceback
+    (tmp_path / "cat.csv").write_text("id,title\n1,a\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {path: cat.csv}\n")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads: the first write fails with EPIPE
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "ccgraph.cli", "validate", str(cfg)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import time
 import warnings
@@ -61,6 +62,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     paths = cfg.data.path if isinstance(cfg.data.path, list) else [cfg.data.path]
     import glob as _glob
 
+    if cfg.evaluate.dataset is not None:
+        # `ccgraph evaluate` reads a named data set from `data.path` or, failing that, from
+        # the shared copy ($CCGRAPH_DATA_DIR); validate must accept what evaluate accepts
+        from ccgraph.evaluate.datasets import dataset_path
+
+        folder = "flickr8k-1000" if cfg.evaluate.dataset == "flickr8k" else "citation-graphs"
+        try:
+            paths = [str(dataset_path(cfg.resolve(paths[0]), folder))]
+        except CcgraphError as exc:
+            raise CcgraphError(f"{args.config}: {exc}") from exc
     for p in paths:
         resolved = cfg.resolve(p)
         assert resolved is not None
@@ -237,7 +248,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             refuse_output_over_input(args)
-            return int(args.func(args))
+            code = int(args.func(args))
+            sys.stdout.flush()  # a closed pipe is reported here, not at interpreter exit
+            return code
+    except BrokenPipeError:
+        # the reader went away (`ccgraph query ... --json | head`): stop quietly, as a shell
+        # tool does; stdout goes to /dev/null so that the exit flush does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except CcgraphError as exc:
         if args.verbose:
             log.exception("failed")

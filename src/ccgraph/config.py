@@ -215,7 +215,9 @@ class EmbedConfig(_Section):
         default_factory=PrecomputedEmbedConfig, description="Precomputed vectors."
     )
     cache_dir: str | None = Field(
-        None, description="Embedding cache (content-addressed); default `<output.dir>/.cache`."
+        None,
+        description="Embedding cache (content-addressed) and graph checkpoints; default "
+        "`.<name>.cache` beside the run directory `<name>`.",
     )
 
 
@@ -408,7 +410,11 @@ class TagPropagationConfig(_Section):
     cluster_prior: float = Field(
         0.0, ge=0, lt=1, description="Mix this share of the cluster's tag distribution into Y."
     )
-    explain: bool = Field(False, description="Write the neighbours behind each inferred tag.")
+    explain: bool = Field(
+        False,
+        description="Write the 5 neighbours contributing most to each inferred tag to "
+        "`explanations.parquet` (`id, tag, neighbour_id, contribution, share, rank`).",
+    )
     calibrator: Literal["auto", "none"] = Field(
         "auto",
         description="`auto`: confidence = probability fitted on held-out seeds (isotonic); "
@@ -546,7 +552,8 @@ class UpdateConfig(_Section):
     strategy: Literal["warm", "local"] = Field(
         "local",
         description="`warm`: Leiden on the whole graph from the previous clusters; `local`: "
-        "leidenalg with the items farther than `hops` edges from a change fixed.",
+        "only the items within `hops` edges of a change move (see `refine`), the others "
+        "keep their clusters.",
     )
     hops: int = Field(
         0,

@@ -156,6 +156,27 @@ def load_run(path: str | os.PathLike[str]) -> RunResult:
         manifest records), of another schema version, or inconsistent.
     ParameterError
         ``path`` is not a str or path.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> import ccgraph
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> ids = [f"i{j}" for j in range(40)]
+    >>> pd.DataFrame({"id": ids, "title": ids}).to_csv(tmp / "cat.csv", index=False)
+    >>> vectors = np.random.default_rng(0).normal(size=(40, 8)).astype("float32")
+    >>> np.save(tmp / "vec.npy", vectors)
+    >>> _ = ccgraph.run({
+    ...     "data": {"path": str(tmp / "cat.csv"), "format": "table"},
+    ...     "embed": {"text": {"enabled": False}, "precomputed": {"path": str(tmp / "vec.npy")}},
+    ...     "graph": {"k": 5},
+    ...     "output": {"dir": str(tmp / "run")},
+    ... })
+    >>> run = ccgraph.load_run(tmp / "run")
+    >>> len(run.items), run.graph.adjacency.shape
+    (40, (40, 40))
     """
     if not isinstance(path, (str, os.PathLike)):
         raise ParameterError(
