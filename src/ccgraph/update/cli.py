@@ -37,7 +37,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a key of the run's config, e.g. --set update.strategy=local, or "
+        help="override a key of the run's config, e.g. --set update.drift_threshold=0.1, or "
         "--set embed.precomputed.path=new_vectors.npy (repeatable)",
     )
     p.add_argument(

@@ -161,8 +161,9 @@ def update_run(
     Returns
     -------
     RunResult
-        The updated run (``path`` = ``out``); ``manifest["stages"]["update"]`` holds the drift
-        report, also written as ``drift.json`` and ``drift.md`` in ``out``.
+        The updated run (``path`` = ``out``); ``manifest["stages"]["update"]`` holds a summary
+        of the drift report (changes, churn, splits, merges, the rebuild advice), which is
+        written whole as ``drift.json`` and ``drift.md`` in ``out``.
 
     Raises
     ------
