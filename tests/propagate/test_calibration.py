@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccgraph import KnnGraph, TagSet
-from ccgraph.exceptions import InputError
+from ccgraph.exceptions import InputError, ParameterError
 from ccgraph.propagate import (
     expected_calibration_error,
     fit_calibrator,
@@ -234,3 +234,32 @@ def test_sorted_interp_is_np_interp(n: int, knots: int, seed: int, specials: boo
         x[:3] = [np.nan, np.inf, -np.inf]
     np.testing.assert_array_equal(_interp(x, xp, fp), np.interp(x, xp, fp))
     np.testing.assert_array_equal(_interp(x[:10], xp, fp), np.interp(x[:10], xp, fp))
+
+
+@pytest.mark.parametrize(
+    ("kw", "name"),
+    [
+        ({"alpha": 1.0}, "alpha"),
+        ({"alpha": -1.0}, "alpha"),
+        ({"tol": 0.0}, "tol"),
+        ({"max_iter": 0}, "max_iter"),
+        ({"top_k": 0}, "top_k"),
+        ({"tag_block": 0}, "tag_block"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"reorder": "x"}, "reorder"),
+        ({"prune": 1, "top_k": 5}, "prune"),
+        ({"freeze": 0}, "freeze"),
+    ],
+)
+def test_holdout_and_fit_validate_spreading_settings(kw, name):
+    # before: alpha=1 / max_iter=0 raised numpy's "truth value of an array" ValueError,
+    # alpha=-1 fitted a calibrator silently, top_k=0 crashed the process (free(): invalid pointer)
+    w = np.zeros((20, 20))
+    for i in range(19):
+        w[i, i + 1] = w[i + 1, i] = 1.0
+    g = KnnGraph.from_adjacency(w, [f"i{i}" for i in range(20)])
+    rows = pd.DataFrame({"id": [f"i{i}" for i in range(0, 20, 2)], "tag": ["a", "b"] * 5})
+    seeds = TagSet.from_frame(rows, g.ids)
+    for fn in (holdout_predictions, fit_calibrator):
+        with pytest.raises(ParameterError, match=f"`{name}`"):
+            fn(g, seeds, rng=0, **kw)

@@ -142,8 +142,16 @@ def holdout_predictions(
         the mean item mass) and ``correct`` (the tag was one of the item's hidden seed tags).
     """
     from ccgraph.propagate._graph import as_adjacency, build_operator, resolve_dtype
-    from ccgraph.propagate.spreading import spread_raw
+    from ccgraph.propagate.spreading import check_spread_args, spread_raw
 
+    alpha, tol, max_iter, top_k, tag_block = check_spread_args(
+        alpha=alpha, tol=tol, max_iter=max_iter, top_k=top_k, tag_block=tag_block
+    )
+    wdtype = resolve_dtype(dtype)
+    check_choice("reorder", reorder, ("auto", "rcm", "none"))
+    if prune is not None:
+        prune = check_int("prune", prune, low=top_k)
+    freeze = check_int("freeze", freeze, low=1)
     if not isinstance(seeds, TagSet):
         raise InputError(f"`seeds` must be a TagSet; got {type(seeds).__name__}")
     adj, ids = as_adjacency(graph)
@@ -154,7 +162,7 @@ def holdout_predictions(
             f"the graph has {adj.shape[0]} nodes but `seeds` has {seeds.matrix.shape[0]} rows"
         )
     hidden, y_train = holdout_split(seeds.matrix, hide_fraction=hide_fraction, rng=rng)
-    op = build_operator(adj, alpha=alpha, dtype=resolve_dtype(dtype), reorder=reorder)
+    op = build_operator(adj, alpha=alpha, dtype=wdtype, reorder=reorder)
     raw = spread_raw(
         op, y_train, exclude=y_train, tol=tol, max_iter=max_iter, tag_block=tag_block,
         top_k=top_k, prune=prune, freeze=freeze,

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 BLOCK_BUDGET_BYTES = 160 * 2**20
 #: Widest automatic block; narrower blocks keep the neighbours' rows in cache.
 MAX_AUTO_BLOCK = 128
+#: ``1 - alpha`` must be at least this many times ``tol`` (see :func:`check_spread_args`).
+MIN_RESTART_OVER_TOL = 10.0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -87,7 +89,8 @@ def spread_tags(
         Probability of following an edge; ``1 - alpha`` is the weight of the item's own seeds.
     tol
         A tag column has converged when one more plain sweep would change no entry by ``tol``
-        or more (max-abs residual).
+        or more (max-abs residual). ``1 - alpha`` must be at least ``10 * tol`` (a sweep moves
+        a score by at most about ``1 - alpha``; see :func:`check_spread_args`).
     max_iter
         Sweeps per tag column; columns still moving then raise a :class:`ConvergenceWarning`.
     tag_block
@@ -177,14 +180,9 @@ def spread_tags(
     >>> out.to_frame()[["id", "tag"]].values.tolist()
     [['b', 'cat'], ['c', 'cat']]
     """
-    alpha = check_float(
-        "alpha", alpha, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
+    alpha, tol, max_iter, top_k, tag_block = check_spread_args(
+        alpha=alpha, tol=tol, max_iter=max_iter, top_k=top_k, tag_block=tag_block
     )
-    tol = check_float("tol", tol, low=0.0, low_inclusive=False)
-    max_iter = check_int("max_iter", max_iter, low=1)
-    top_k = check_int("top_k", top_k, low=1)
-    if tag_block is not None:
-        tag_block = check_int("tag_block", tag_block, low=1)
     min_confidence = check_float("min_confidence", min_confidence, low=0.0, high=1.0)
     cluster_prior = check_float(
         "cluster_prior", cluster_prior, low=0.0, high=1.0, high_inclusive=False
@@ -255,7 +253,7 @@ def spread_tags(
                 # Pruned: the held-out run only feeds the calibrator each item's top-k
                 # scores, ranks and mass, so it keeps top_k slots, grows for at most 5
                 # sweeps and stops at 1e-4 (about a third of the main run's cost).
-                tol=max(tol, 1e-4) if pruned else tol,
+                tol=min(max(tol, 1e-4), (1.0 - alpha) / MIN_RESTART_OVER_TOL) if pruned else tol,
                 max_iter=max_iter,
                 tag_block=tag_block,
                 top_k=top_k,
@@ -293,6 +291,33 @@ def spread_tags(
         "column_sweeps": int(raw.n_iter.sum()),
     }
     return to_tag_scores(raw, seeds, calibrator=cal, min_confidence=min_confidence, params=params)
+
+
+def check_spread_args(
+    *, alpha: float, tol: float, max_iter: int, top_k: int, tag_block: int | None
+) -> tuple[float, float, int, int, int | None]:
+    """Validate the spreading settings shared by :func:`spread_tags` and the calibration.
+
+    ``1 - alpha`` must be at least ``10 * tol``: one sweep moves a score by at most about
+    ``1 - alpha`` (``F_0 = (1 - alpha) Y``), so a looser ``tol`` stops after the first sweeps,
+    long before the spread has travelled (silently wrong scores).
+    """
+    alpha = check_float(
+        "alpha", alpha, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
+    )
+    tol = check_float("tol", tol, low=0.0, low_inclusive=False)
+    max_iter = check_int("max_iter", max_iter, low=1)
+    top_k = check_int("top_k", top_k, low=1)
+    if tag_block is not None:
+        tag_block = check_int("tag_block", tag_block, low=1)
+    if 1.0 - alpha < MIN_RESTART_OVER_TOL * tol:
+        raise ParameterError(
+            f"`alpha`={alpha} is too close to 1 for `tol`={tol}: a sweep moves a score by at "
+            f"most about 1 - alpha, so the stopping test would end the spreading before it "
+            f"travels; give tol <= (1 - alpha) / {MIN_RESTART_OVER_TOL:g} "
+            f"= {(1.0 - alpha) / MIN_RESTART_OVER_TOL:.3g} or a smaller alpha"
+        )
+    return alpha, tol, max_iter, top_k, tag_block
 
 
 def _check_rows(adj: sp.csr_matrix, ids: np.ndarray | None, seeds: TagSet) -> None:
