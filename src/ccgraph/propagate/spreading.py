@@ -24,7 +24,14 @@ from ccgraph.exceptions import (
     InputError,
     ParameterError,
 )
-from ccgraph.propagate._graph import Operator, as_adjacency, build_operator, resolve_dtype
+from ccgraph.propagate._graph import (
+    MIN_RESTART_OVER_TOL,
+    Operator,
+    as_adjacency,
+    build_operator,
+    check_alpha_tol,
+    resolve_dtype,
+)
 from ccgraph.propagate._solver import n_threads_for, run_chunks, solve
 
 if TYPE_CHECKING:
@@ -39,8 +46,6 @@ logger = logging.getLogger(__name__)
 BLOCK_BUDGET_BYTES = 160 * 2**20
 #: Widest automatic block; narrower blocks keep the neighbours' rows in cache.
 MAX_AUTO_BLOCK = 128
-#: ``1 - alpha`` must be at least this many times ``tol`` (see :func:`check_spread_args`).
-MIN_RESTART_OVER_TOL = 10.0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -298,9 +303,7 @@ def check_spread_args(
 ) -> tuple[float, float, int, int, int | None]:
     """Validate the spreading settings shared by :func:`spread_tags` and the calibration.
 
-    ``1 - alpha`` must be at least ``10 * tol``: one sweep moves a score by at most about
-    ``1 - alpha`` (``F_0 = (1 - alpha) Y``), so a looser ``tol`` stops after the first sweeps,
-    long before the spread has travelled (silently wrong scores).
+    ``1 - alpha`` must be at least ``10 * tol`` (:func:`~ccgraph.propagate._graph.check_alpha_tol`).
     """
     alpha = check_float(
         "alpha", alpha, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
@@ -310,13 +313,7 @@ def check_spread_args(
     top_k = check_int("top_k", top_k, low=1)
     if tag_block is not None:
         tag_block = check_int("tag_block", tag_block, low=1)
-    if 1.0 - alpha < MIN_RESTART_OVER_TOL * tol:
-        raise ParameterError(
-            f"`alpha`={alpha} is too close to 1 for `tol`={tol}: a sweep moves a score by at "
-            f"most about 1 - alpha, so the stopping test would end the spreading before it "
-            f"travels; give tol <= (1 - alpha) / {MIN_RESTART_OVER_TOL:g} "
-            f"= {(1.0 - alpha) / MIN_RESTART_OVER_TOL:.3g} or a smaller alpha"
-        )
+    check_alpha_tol(alpha, tol)
     return alpha, tol, max_iter, top_k, tag_block
 
 
