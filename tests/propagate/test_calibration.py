@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccgraph import KnnGraph, TagSet
-from ccgraph.exceptions import InputError, ParameterError
+from ccgraph.exceptions import DataQualityWarning, InputError, ParameterError
 from ccgraph.propagate import (
     expected_calibration_error,
     fit_calibrator,
@@ -263,3 +263,23 @@ def test_holdout_and_fit_validate_spreading_settings(kw, name):
     for fn in (holdout_predictions, fit_calibrator):
         with pytest.raises(ParameterError, match=f"`{name}`"):
             fn(g, seeds, rng=0, **kw)
+
+
+def test_no_held_out_prediction_leaves_confidences_uncalibrated():
+    # path 0-1-2 seeded at 0, items 3..6 isolated and seeded: whichever seeded item is hidden
+    # gets no inferred tag. Before: label_holdout raised numpy's "truth value of an array"
+    # ValueError on the empty selection; with that fixed, a constant-0 calibrator would have
+    # given every inferred tag confidence 0.0. Now calibration is skipped with a warning.
+    w = np.zeros((7, 7))
+    w[0, 1] = w[1, 0] = w[1, 2] = w[2, 1] = 1.0
+    g = KnnGraph.from_adjacency(w, [f"i{i}" for i in range(7)])
+    rows = pd.DataFrame({"id": ["i0", "i3", "i4", "i5", "i6"], "tag": ["x"] * 5})
+    seeds = TagSet.from_frame(rows, g.ids)
+    assert label_holdout(seeds, [], [], [], [], []).empty
+    with pytest.raises(InputError, match="nothing to calibrate"):
+        fit_calibrator(g, seeds, rng=0)
+    with pytest.warns(DataQualityWarning, match="calibration skipped"):
+        out = spread_tags(g, seeds, calibrator="auto", rng=0)
+    frame = out.to_frame()
+    assert sorted(frame["id"]) == ["i1", "i2"]
+    np.testing.assert_allclose(frame["confidence"], 1.0)  # the only tag: all of the mass

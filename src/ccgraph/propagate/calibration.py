@@ -241,7 +241,8 @@ def label_holdout(
     """
     rows = np.asarray(rows, dtype=np.int64)
     tags = np.asarray(tags, dtype=np.int64)
-    truth = sp.csr_matrix(seeds.matrix)[rows, tags]
+    sub = sp.csr_matrix(seeds.matrix)[rows, tags]  # sparse (not np.matrix) when empty
+    truth = sub.toarray() if sp.issparse(sub) else np.asarray(sub)
     return pd.DataFrame(
         {
             "id": seeds.ids[rows],
@@ -249,7 +250,7 @@ def label_holdout(
             "score": np.asarray(scores, dtype=np.float64),
             "rank": np.asarray(ranks, dtype=np.int64),
             "mass": np.asarray(mass, dtype=np.float64),
-            "correct": np.asarray(truth).ravel() > 0,
+            "correct": truth.ravel() > 0,
         }
     )
 
@@ -324,10 +325,22 @@ def fit_calibrator(
 def fit_from_predictions(
     df: pd.DataFrame, *, method: str = "isotonic", params: Mapping[str, Any] | None = None
 ) -> Calibrator:
-    """Fit a :class:`Calibrator` on a table like :func:`holdout_predictions` returns."""
+    """Fit a :class:`Calibrator` on a table like :func:`holdout_predictions` returns.
+
+    Raises
+    ------
+    InputError
+        ``df`` is empty: no hidden item got an inferred tag, so there is no evidence either
+        way (a constant 0 would mark every inferred tag as certainly wrong).
+    """
     check_choice("method", method, ("isotonic", "platt"))
     y = df["correct"].to_numpy(dtype=np.float64)
-    base = float(y.mean()) if len(y) else 0.0
+    if len(y) == 0:
+        raise InputError(
+            "no hidden seeded item received an inferred tag (e.g. no other seed shares their "
+            "graph component), so there is nothing to calibrate against"
+        )
+    base = float(y.mean())
     n = len(y)
     empty = np.zeros(0)
     if n < MIN_FIT_POINTS or base in (0.0, 1.0):
