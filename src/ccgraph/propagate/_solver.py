@@ -190,9 +190,13 @@ def _solve(
             res = res_max.max(axis=0)
         else:
             res = res_l1.astype(np.float64).sum(axis=0)
-            if criterion == "rel_l1":  # relative to the iterate's weighted sum (its scale)
-                scale = w.astype(np.float64) @ x
-                res = np.divide(res, scale, out=res.copy(), where=scale > 0)
+            cand = res < thr[active]
+            if criterion == "rel_l1" and cand.any():
+                # relative to the iterate's weighted sum (its scale, at most ~1), computed
+                # only for the columns the absolute test would already stop
+                scale = w @ x[:, cand]
+                sub = res[cand]
+                res[cand] = np.divide(sub, scale, out=sub.copy(), where=scale > 0)
         done = (res < thr[active]) & pending[active]
         if done.any():
             cols = active[done]
