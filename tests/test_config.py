@@ -5,8 +5,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from ccgraph.config import Config, apply_overrides, config_reference, load_config
+from ccgraph.config import (
+    Config,
+    PropagateConfig,
+    apply_overrides,
+    config_reference,
+    load_config,
+)
 from ccgraph.exceptions import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -295,3 +302,16 @@ def test_a_previous_run_with_unreadable_items_is_refused_before_any_work(
     path = write(tmp_path, "data: {path: cat.csv}\ncluster: {previous_run: prev}\n")
     with pytest.raises(ConfigError, match=r"`cluster\.previous_run`: .*" + match):
         check_previous_run(load_config(path))
+
+
+@pytest.mark.parametrize(
+    ("section", "alpha", "tol"),
+    [("tags", 0.99999, 1e-4), ("popularity", 1 - 1e-12, 1e-10)],
+)
+def test_alpha_too_close_to_one_for_tol_is_refused_early(section, alpha, tol):
+    # before: accepted; the run then stopped the propagation after one sweep (wrong scores,
+    # zero popularity confidences) without a warning
+    with pytest.raises(ValidationError, match=r"tol <= \(1 - alpha\) / 10"):
+        PropagateConfig.model_validate({section: {"alpha": alpha, "tol": tol}})
+    ok = PropagateConfig.model_validate({section: {"alpha": alpha, "tol": (1 - alpha) / 20}})
+    assert getattr(ok, section).alpha == alpha

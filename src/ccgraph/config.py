@@ -375,12 +375,25 @@ class ClusterConfig(_Section):
     n_representatives: int = Field(5, ge=1, description="Representative items per cluster.")
 
 
+def _check_tol_for_alpha(tol: float, info: ValidationInfo) -> float:
+    """``1 - alpha >= 10 tol`` (``ccgraph.propagate._graph.check_alpha_tol``, checked early)."""
+    alpha = info.data.get("alpha")
+    if isinstance(alpha, float) and 1.0 - alpha < 10.0 * tol:
+        raise ValueError(
+            f"with alpha={alpha} give tol <= (1 - alpha) / 10 = {(1.0 - alpha) / 10:.3g} (a sweep "
+            "moves a score by at most about 1 - alpha, so a larger tol stops the propagation "
+            "before it travels), or a smaller alpha"
+        )
+    return tol
+
+
 class TagPropagationConfig(_Section):
     """Tag inference by label spreading."""
 
     enabled: bool = Field(True, description="Infer tags.")
     alpha: float = Field(0.8, gt=0, lt=1, description="Probability of following an edge.")
     tol: float = Field(1e-6, gt=0, description="Convergence tolerance (max abs change).")
+    _tol_for_alpha = field_validator("tol")(_check_tol_for_alpha)
     max_iter: int = Field(100, ge=1, description="Iteration cap.")
     tag_block: int | None = Field(
         None,
@@ -442,6 +455,7 @@ class PopularityConfig(_Section):
     enabled: bool = Field(True, description="Standardise and infer popularity.")
     alpha: float = Field(0.85, gt=0, lt=1, description="PageRank damping (edge probability).")
     tol: float = Field(1e-10, gt=0, description="PageRank tolerance (L1).")
+    _tol_for_alpha = field_validator("tol")(_check_tol_for_alpha)
     percentile: float = Field(
         85.0, gt=0, lt=100, description="V = this percentile of each provider's raw metric."
     )

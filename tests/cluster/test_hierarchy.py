@@ -151,3 +151,13 @@ def test_recursive_split_checks_ids(hier):
 def test_resolutions_are_validated(hier, bad):
     with pytest.raises(ParameterError, match="resolutions"):
         leiden_levels(hier[0], resolutions=bad)
+
+
+def test_leiden_levels_accepts_a_numpy_array_of_resolutions():
+    # before: np.array([0.5, 2.0]) raised "`resolutions` must be a sequence of floats"
+    a = sp.csr_matrix(np.kron(np.eye(3), np.ones((5, 5)) - np.eye(5)))
+    from_list = leiden_levels(a, resolutions=[0.5, 2.0], rng=0)
+    from_array = leiden_levels(a, resolutions=np.array([0.5, 2.0]), rng=0)
+    assert [p.membership.tolist() for p in from_array] == [p.membership.tolist() for p in from_list]
+    with pytest.raises(ParameterError, match="resolutions"):
+        leiden_levels(a, resolutions=np.ones((2, 2)), rng=0)

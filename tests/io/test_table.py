@@ -265,3 +265,17 @@ def test_openverse_samples_raise_no_separator_warning(openverse_dir: Path) -> No
         for f in sorted(openverse_dir.rglob("*.[ct]sv")):
             for sep in (",", "|", ";"):
                 read_catalog(f, format="table", columns={"id": "foreign_identifier"}, tags_sep=sep)
+
+
+def test_fields_match_columns_in_another_case(tmp_path: Path) -> None:
+    # before: "ID,Title,Tags" was refused ("no id column") and "id,Title,TAGS" silently lost
+    # every title and tag (the columns were kept as unrelated extras)
+    (tmp_path / "a.csv").write_text("ID,Title, TAGS ,Popularity\nc1,cat pic,cat;pet,5\n")
+    (tmp_path / "b.csv").write_text("id,title,Title\nd1,exact wins,other\n")
+    cat = read_catalog(tmp_path, tags_sep=";")
+    items = cat.items.set_index("id")
+    assert items.loc["c1", "title"] == "cat pic"
+    assert items.loc["c1", "popularity_raw"] == 5.0
+    assert sorted(cat.tags.loc[cat.tags["id"] == "c1", "tag"]) == ["cat", "pet"]
+    assert items.loc["d1", "title"] == "exact wins"  # an exact name beats a case match
+    assert items.loc["d1", "Title"] == "other"

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccgraph import KnnGraph, TagSet
-from ccgraph.exceptions import InputError
+from ccgraph.exceptions import DataQualityWarning, InputError, ParameterError
 from ccgraph.propagate import (
     expected_calibration_error,
     fit_calibrator,
@@ -234,3 +234,52 @@ def test_sorted_interp_is_np_interp(n: int, knots: int, seed: int, specials: boo
         x[:3] = [np.nan, np.inf, -np.inf]
     np.testing.assert_array_equal(_interp(x, xp, fp), np.interp(x, xp, fp))
     np.testing.assert_array_equal(_interp(x[:10], xp, fp), np.interp(x[:10], xp, fp))
+
+
+@pytest.mark.parametrize(
+    ("kw", "name"),
+    [
+        ({"alpha": 1.0}, "alpha"),
+        ({"alpha": -1.0}, "alpha"),
+        ({"tol": 0.0}, "tol"),
+        ({"max_iter": 0}, "max_iter"),
+        ({"top_k": 0}, "top_k"),
+        ({"tag_block": 0}, "tag_block"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"reorder": "x"}, "reorder"),
+        ({"prune": 1, "top_k": 5}, "prune"),
+        ({"freeze": 0}, "freeze"),
+    ],
+)
+def test_holdout_and_fit_validate_spreading_settings(kw, name):
+    # before: alpha=1 / max_iter=0 raised numpy's "truth value of an array" ValueError,
+    # alpha=-1 fitted a calibrator silently, top_k=0 crashed the process (free(): invalid pointer)
+    w = np.zeros((20, 20))
+    for i in range(19):
+        w[i, i + 1] = w[i + 1, i] = 1.0
+    g = KnnGraph.from_adjacency(w, [f"i{i}" for i in range(20)])
+    rows = pd.DataFrame({"id": [f"i{i}" for i in range(0, 20, 2)], "tag": ["a", "b"] * 5})
+    seeds = TagSet.from_frame(rows, g.ids)
+    for fn in (holdout_predictions, fit_calibrator):
+        with pytest.raises(ParameterError, match=f"`{name}`"):
+            fn(g, seeds, rng=0, **kw)
+
+
+def test_no_held_out_prediction_leaves_confidences_uncalibrated():
+    # path 0-1-2 seeded at 0, items 3..6 isolated and seeded: whichever seeded item is hidden
+    # gets no inferred tag. Before: label_holdout raised numpy's "truth value of an array"
+    # ValueError on the empty selection; with that fixed, a constant-0 calibrator would have
+    # given every inferred tag confidence 0.0. Now calibration is skipped with a warning.
+    w = np.zeros((7, 7))
+    w[0, 1] = w[1, 0] = w[1, 2] = w[2, 1] = 1.0
+    g = KnnGraph.from_adjacency(w, [f"i{i}" for i in range(7)])
+    rows = pd.DataFrame({"id": ["i0", "i3", "i4", "i5", "i6"], "tag": ["x"] * 5})
+    seeds = TagSet.from_frame(rows, g.ids)
+    assert label_holdout(seeds, [], [], [], [], []).empty
+    with pytest.raises(InputError, match="nothing to calibrate"):
+        fit_calibrator(g, seeds, rng=0)
+    with pytest.warns(DataQualityWarning, match="calibration skipped"):
+        out = spread_tags(g, seeds, calibrator="auto", rng=0)
+    frame = out.to_frame()
+    assert sorted(frame["id"]) == ["i1", "i2"]
+    np.testing.assert_allclose(frame["confidence"], 1.0)  # the only tag: all of the mass

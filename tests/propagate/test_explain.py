@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ccgraph.exceptions import InputError
+from ccgraph import KnnGraph, TagSet
+from ccgraph.exceptions import InputError, ParameterError
 from ccgraph.propagate import explain_tags, spread_tags
 from tests.propagate._graphs import closed_form, random_graph, random_seeds
 
@@ -54,3 +55,11 @@ def test_single_pair_and_table_forms_agree():
         explain_tags(g, seeds, pairs=("nope", first["tag"]))
     with pytest.raises(InputError, match="vocabulary"):
         explain_tags(g, seeds, pairs=(first["id"], "nope"))
+
+
+def test_alpha_too_close_to_one_for_tol_is_refused():
+    # before: alpha = 1 - 1e-9 explained a score of 3.5e-10 with share 0.0, silently
+    g = KnnGraph.from_adjacency(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]]), ["a", "b", "c"])
+    seeds = TagSet.from_frame(pd.DataFrame({"id": ["a"], "tag": ["x"]}), g.ids)
+    with pytest.raises(ParameterError, match=r"`alpha`.*too close to 1 for `tol`"):
+        explain_tags(g, seeds, pairs=("c", "x"), alpha=1 - 1e-9)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccgraph import KnnGraph
-from ccgraph.exceptions import InputError, ParameterError
+from ccgraph.exceptions import ConvergenceWarning, InputError, ParameterError
 from ccgraph.propagate import local_ppr, personalized_pagerank, personalized_pagerank_batch
 from tests.propagate._graphs import random_graph
 
@@ -161,3 +163,45 @@ def test_local_ppr_refuses_ids_where_positions_are_expected():
         InputError, match=r"`seeds` must be integer positions .*\['a'\].*get_indexer"
     ):
         local_ppr(graph, ["a"])
+
+
+def _dense_ppr(w: np.ndarray, v: np.ndarray, alpha: float) -> np.ndarray:
+    """Closed form of the dangling-to-restart PPR: solve (I - a P^T - a v dang^T) x = (1-a) v."""
+    d = w.sum(axis=1)
+    p = np.divide(w, d[:, None], out=np.zeros_like(w), where=d[:, None] > 0)
+    m = np.eye(len(w)) - alpha * p.T - alpha * np.outer(v, d == 0)
+    x = np.linalg.solve(m, (1 - alpha) * v)
+    return x / x.sum()
+
+
+@pytest.mark.parametrize(("alpha", "tol"), [(0.9999, 1e-4), (1 - 1e-12, 1e-10)])
+def test_alpha_near_one_is_not_stopped_after_one_sweep(alpha, tol):
+    # ring of 30 + triangle: before, the L1 test was scaled by 1 - alpha, so the first sweep
+    # already "converged" and the answer was off by L1 ~1.07 without any warning
+    w = np.zeros((34, 34))
+    for i in range(30):
+        w[i, (i + 1) % 30] = w[(i + 1) % 30, i] = 1.0
+    for i, j in [(30, 31), (31, 32), (32, 30)]:
+        w[i, j] = w[j, i] = 1.0
+    v = np.zeros(34)
+    v[[0, 31]] = 0.5
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        x = personalized_pagerank(sp.csr_matrix(w), v, alpha=alpha, tol=tol)
+    err = np.abs(x - _dense_ppr(w, v, alpha)).sum()
+    assert err < 0.01  # right even where the cap stops it early (then it warns)
+    if alpha > 1 - 1e-6:
+        assert any(issubclass(c.category, ConvergenceWarning) for c in caught)
+
+
+def test_local_ppr_refuses_alpha_too_close_to_one():
+    # before: 1 - alpha = 1e-12 pushed ~1e12 times (a hang)
+    g = KnnGraph.from_adjacency(np.array([[0, 1], [1, 0]]))
+    with pytest.raises(ParameterError, match=r"alpha.*local_ppr"):
+        local_ppr(g, [0], alpha=1 - 1e-12)
+    p = local_ppr(g, [0], alpha=0.999, epsilon=1e-6)  # still fine near the bound
+    np.testing.assert_allclose(
+        p.toarray().ravel(),
+        _dense_ppr(np.array([[0.0, 1], [1, 0]]), np.array([1.0, 0.0]), 0.999),
+        atol=1e-3,
+    )

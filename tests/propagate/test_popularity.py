@@ -146,3 +146,29 @@ def test_huge_values_with_a_tiny_r_keep_their_ratio():
     c = Fraction(999) * Fraction(5e307)
     want = [float(Fraction(x) / (Fraction(x) + c)) for x in (1e308, 5e307)]
     np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+def _path_graph(n: int) -> KnnGraph:
+    w = np.zeros((n, n))
+    for i in range(n - 1):
+        w[i, i + 1] = w[i + 1, i] = 1.0
+    return KnnGraph.from_adjacency(w)
+
+
+def test_alpha_too_close_to_one_for_tol_is_refused():
+    # before: alpha=0.99999, tol=1e-4 stopped after one sweep: the unobserved items got
+    # 0.85 / 0.001 with confidence 0.0 instead of ~0.425 each with confidence 1/3, silently
+    raw = [1.0, np.nan, np.nan, 1e-4]
+    with pytest.raises(ParameterError, match=r"`alpha`.*too close to 1 for `tol`"):
+        infer_popularity(_path_graph(4), raw, ["a"] * 4, alpha=0.99999, tol=1e-4)
+
+
+def test_alpha_near_one_matches_the_walk_average():
+    # path 0-1-2-3, observed at both ends: as alpha -> 1 the walk from 1 or 2 ends at 0 or 3
+    # with the stationary shares of the path (degrees 1 : 1), so each is the plain mean
+    raw = np.array([1.0, np.nan, np.nan, 1e-4])
+    std = standardize_popularity(raw, ["a"] * 4)
+    pop = infer_popularity(_path_graph(4), raw, ["a"] * 4, alpha=0.99999, tol=1e-12,
+                           max_iter=100_000)  # fmt: skip
+    assert pop.value[1] == pytest.approx((std[0] + std[3]) / 2, abs=1e-3)
+    assert pop.value[2] == pytest.approx((std[0] + std[3]) / 2, abs=1e-3)

@@ -111,3 +111,21 @@ def test_spreading_top5_agrees_with_single_machine(spark, spark_edges, nodes, lo
     assert len(merged) > 0.9 * len(expect)
     close = np.isclose(merged.score_x, merged.score_y, rtol=0.02, atol=1e-6)
     assert close.mean() >= 0.98  # pruning lowers a few scores (measured: 0.5 % off by > 2 %)
+
+
+def test_alpha_too_close_to_one_for_tol_is_refused(spark):
+    # as ccgraph.propagate: a sweep moves a score by at most ~(1 - alpha), so tol above
+    # (1 - alpha) / 10 would stop after the first sweep with silently wrong scores
+    from ccgraph.exceptions import ParameterError
+    from ccgraph.spark.propagate import infer_popularity, personalized_pagerank, spread_tags
+
+    edges = spark.createDataFrame(pd.DataFrame({"u": [0, 1], "v": [1, 2], "weight": [1.0, 1.0]}))
+    node_df = spark.range(3, numPartitions=PARTITIONS).withColumnRenamed("id", "idx")
+    vals = spark.createDataFrame(pd.DataFrame({"idx": [0], "value": [1.0]}))
+    seeds = spark.createDataFrame(pd.DataFrame({"idx": [0], "tag": [0], "weight": [1.0]}))
+    with pytest.raises(ParameterError, match="too close to 1"):
+        personalized_pagerank(edges, vals, nodes=node_df, alpha=1 - 1e-12, tol=1e-10)
+    with pytest.raises(ParameterError, match="too close to 1"):
+        infer_popularity(edges, vals, nodes=node_df, alpha=0.99999, tol=1e-4)
+    with pytest.raises(ParameterError, match="too close to 1"):
+        spread_tags(edges, seeds, nodes=node_df, alpha=0.99999, tol=1e-4)

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 
 def _check_resolutions(resolutions: Sequence[float]) -> list[float]:
+    if isinstance(resolutions, np.ndarray) and resolutions.ndim == 1:
+        resolutions = resolutions.tolist()
     if isinstance(resolutions, (str, bytes)) or not isinstance(resolutions, Sequence):
         raise ParameterError(f"`resolutions` must be a sequence of floats; got {resolutions!r}")
     if len(resolutions) == 0:

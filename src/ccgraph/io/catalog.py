@@ -202,7 +202,8 @@ def read_catalog(
     columns
         For ``table``: ccgraph field -> column name (fields ``id``, ``title``, ``description``,
         ``tags``, ``popularity``, ``provider``, ``source``, ``license``, ``url``,
-        ``image_path``, ``created_on``). Unmapped fields use a column of the same name.
+        ``image_path``, ``created_on``). Unmapped fields use a column of the same name
+        (or the one column of that name in another case, e.g. ``Title``).
     tags_sep
         For ``table``: separator inside a tags string that is not a JSON list.
     limit

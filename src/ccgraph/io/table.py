@@ -58,6 +58,9 @@ def check_columns(columns: Mapping[str, str] | None) -> tuple[dict[str, str], st
 
 def _resolve(raw: RawTable, mapping: dict[str, str]) -> dict[str, str]:
     present = [str(c) for c in raw.frame.columns]
+    folded: dict[str, list[str]] = {}
+    for c in present:
+        folded.setdefault(c.strip().lower(), []).append(c)
     resolved: dict[str, str] = {}
     for name in TABLE_FIELDS:
         column = mapping.get(name)
@@ -71,6 +74,8 @@ def _resolve(raw: RawTable, mapping: dict[str, str]) -> dict[str, str]:
             resolved[name] = column
         elif name in present:
             resolved[name] = name
+        elif len(folded.get(name, ())) == 1:  # "Title", " tags ": the field in another case
+            resolved[name] = folded[name][0]
     if "id" not in resolved:
         raise InputError(
             f"{raw.path}: no id column; name one in the column mapping "
@@ -119,10 +124,11 @@ def parse_table(
     """Parse a generic table into items, raw tags and rejects.
 
     A field not named in ``columns`` is taken from a column of the same name when there is
-    one. The tags column is a ``tags_sep``-separated string, a JSON list (of names or of
-    ``{"name", "provider", "accuracy"}`` objects) or a list value (Parquet). ``popularity`` must
-    be a non-negative number; a bad value is set to NaN and recorded in the rejects (stage
-    ``popularity``). Columns that map to no field are kept as extra item columns.
+    one, else from the one column whose name matches it ignoring case and surrounding spaces
+    (``Title``, ``TAGS``). The tags column is a ``tags_sep``-separated string, a JSON list (of
+    names or of ``{"name", "provider", "accuracy"}`` objects) or a list value (Parquet).
+    ``popularity`` must be a non-negative number; a bad value is set to NaN and recorded in the
+    rejects (stage ``popularity``). Columns that map to no field are kept as extra item columns.
 
     Raises
     ------

@@ -13,12 +13,31 @@ import scipy.sparse as sp
 
 from ccgraph._validation import check_choice
 from ccgraph.containers import KnnGraph
-from ccgraph.exceptions import InputError
+from ccgraph.exceptions import InputError, ParameterError
 
 __all__ = ["Operator", "as_adjacency", "build_operator", "chunk_bounds", "resolve_dtype"]
 
 #: Graphs with at least this many nodes are reordered (reverse Cuthill-McKee) under ``"auto"``.
 REORDER_MIN_NODES = 20_000
+#: ``1 - alpha`` must be at least this many times ``tol`` (see :func:`check_alpha_tol`).
+MIN_RESTART_OVER_TOL = 10.0
+
+
+def check_alpha_tol(alpha: float, tol: float) -> None:
+    """Refuse an ``alpha`` so close to 1 that the sweep-change test ``< tol`` stops at once.
+
+    The iterations start at ``(1 - alpha) Y`` and one sweep moves an entry by at most about
+    ``1 - alpha``, so with ``1 - alpha`` near ``tol`` they "converge" after a sweep or two,
+    long before the spread has travelled (silently wrong scores). ``alpha`` and ``tol`` are
+    already validated.
+    """
+    if 1.0 - alpha < MIN_RESTART_OVER_TOL * tol:
+        raise ParameterError(
+            f"`alpha`={alpha} is too close to 1 for `tol`={tol}: a sweep moves a score by at "
+            f"most about 1 - alpha, so the stopping test would end the propagation before it "
+            f"travels; give tol <= (1 - alpha) / {MIN_RESTART_OVER_TOL:g} "
+            f"= {(1.0 - alpha) / MIN_RESTART_OVER_TOL:.3g} or a smaller alpha"
+        )
 
 
 def as_adjacency(graph: Any, *, name: str = "graph") -> tuple[sp.csr_matrix, np.ndarray | None]:

@@ -112,7 +112,10 @@ def solve(
     Returns ``(n_iter, converged)`` per column; the solutions are passed to ``on_done(cols,
     values)`` (``values`` is a fresh ``[n, len(cols)]`` array in operator order) as columns finish.
     ``n_threads`` fixes the threads of the sweeps (default: :func:`n_threads_for` the work);
-    the results are the same for any count.
+    the results are the same for any count. ``criterion``: ``"max"`` (largest entry change),
+    ``"l1"`` (``weights``-weighted L1 change) or ``"rel_l1"`` (that L1 change divided by the
+    ``weights``-weighted sum of the iterate, so a slowly growing iterate is not taken as
+    converged).
     """
     return _solve(
         op,
@@ -183,7 +186,17 @@ def _solve(
         threads = n_threads_for((mm.nnz + n) * width) if n_threads is None else n_threads
         run_chunks(step, len(bounds) - 1, threads)
         x, x_prev = x_prev, x
-        res = res_max.max(axis=0) if criterion == "max" else res_l1.astype(np.float64).sum(axis=0)
+        if criterion == "max":
+            res = res_max.max(axis=0)
+        else:
+            res = res_l1.astype(np.float64).sum(axis=0)
+            cand = res < thr[active]
+            if criterion == "rel_l1" and cand.any():
+                # relative to the iterate's weighted sum (its scale, at most ~1), computed
+                # only for the columns the absolute test would already stop
+                scale = w @ x[:, cand]
+                sub = res[cand]
+                res[cand] = np.divide(sub, scale, out=sub.copy(), where=scale > 0)
         done = (res < thr[active]) & pending[active]
         if done.any():
             cols = active[done]

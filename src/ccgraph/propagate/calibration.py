@@ -142,8 +142,16 @@ def holdout_predictions(
         the mean item mass) and ``correct`` (the tag was one of the item's hidden seed tags).
     """
     from ccgraph.propagate._graph import as_adjacency, build_operator, resolve_dtype
-    from ccgraph.propagate.spreading import spread_raw
+    from ccgraph.propagate.spreading import check_spread_args, spread_raw
 
+    alpha, tol, max_iter, top_k, tag_block = check_spread_args(
+        alpha=alpha, tol=tol, max_iter=max_iter, top_k=top_k, tag_block=tag_block
+    )
+    wdtype = resolve_dtype(dtype)
+    check_choice("reorder", reorder, ("auto", "rcm", "none"))
+    if prune is not None:
+        prune = check_int("prune", prune, low=top_k)
+    freeze = check_int("freeze", freeze, low=1)
     if not isinstance(seeds, TagSet):
         raise InputError(f"`seeds` must be a TagSet; got {type(seeds).__name__}")
     adj, ids = as_adjacency(graph)
@@ -154,7 +162,7 @@ def holdout_predictions(
             f"the graph has {adj.shape[0]} nodes but `seeds` has {seeds.matrix.shape[0]} rows"
         )
     hidden, y_train = holdout_split(seeds.matrix, hide_fraction=hide_fraction, rng=rng)
-    op = build_operator(adj, alpha=alpha, dtype=resolve_dtype(dtype), reorder=reorder)
+    op = build_operator(adj, alpha=alpha, dtype=wdtype, reorder=reorder)
     raw = spread_raw(
         op, y_train, exclude=y_train, tol=tol, max_iter=max_iter, tag_block=tag_block,
         top_k=top_k, prune=prune, freeze=freeze,
@@ -233,7 +241,8 @@ def label_holdout(
     """
     rows = np.asarray(rows, dtype=np.int64)
     tags = np.asarray(tags, dtype=np.int64)
-    truth = sp.csr_matrix(seeds.matrix)[rows, tags]
+    sub = sp.csr_matrix(seeds.matrix)[rows, tags]  # sparse (not np.matrix) when empty
+    truth = sub.toarray() if sp.issparse(sub) else np.asarray(sub)
     return pd.DataFrame(
         {
             "id": seeds.ids[rows],
@@ -241,7 +250,7 @@ def label_holdout(
             "score": np.asarray(scores, dtype=np.float64),
             "rank": np.asarray(ranks, dtype=np.int64),
             "mass": np.asarray(mass, dtype=np.float64),
-            "correct": np.asarray(truth).ravel() > 0,
+            "correct": truth.ravel() > 0,
         }
     )
 
@@ -316,10 +325,22 @@ def fit_calibrator(
 def fit_from_predictions(
     df: pd.DataFrame, *, method: str = "isotonic", params: Mapping[str, Any] | None = None
 ) -> Calibrator:
-    """Fit a :class:`Calibrator` on a table like :func:`holdout_predictions` returns."""
+    """Fit a :class:`Calibrator` on a table like :func:`holdout_predictions` returns.
+
+    Raises
+    ------
+    InputError
+        ``df`` is empty: no hidden item got an inferred tag, so there is no evidence either
+        way (a constant 0 would mark every inferred tag as certainly wrong).
+    """
     check_choice("method", method, ("isotonic", "platt"))
     y = df["correct"].to_numpy(dtype=np.float64)
-    base = float(y.mean()) if len(y) else 0.0
+    if len(y) == 0:
+        raise InputError(
+            "no hidden seeded item received an inferred tag (e.g. no other seed shares their "
+            "graph component), so there is nothing to calibrate against"
+        )
+    base = float(y.mean())
     n = len(y)
     empty = np.zeros(0)
     if n < MIN_FIT_POINTS or base in (0.0, 1.0):

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from ccgraph._validation import check_float, check_int
 from ccgraph.containers import TagScores, TagSet, check_same_ids
 from ccgraph.exceptions import InputError
-from ccgraph.propagate._graph import as_adjacency, build_operator, resolve_dtype
+from ccgraph.propagate._graph import as_adjacency, build_operator, check_alpha_tol, resolve_dtype
 from ccgraph.propagate._solver import solve
 
 __all__ = ["explain_tags"]
@@ -76,6 +76,7 @@ def explain_tags(
     top = check_int("top", top, low=1)
     tol = check_float("tol", tol, low=0.0, low_inclusive=False)
     tag_block = check_int("tag_block", tag_block, low=1)
+    check_alpha_tol(alpha, tol)
     adj, ids = as_adjacency(graph)
     if ids is not None:
         check_same_ids(ids, seeds.ids, what="explain_tags(graph, seeds)")

@@ -13,7 +13,7 @@ from ccgraph._logging import timed
 from ccgraph._validation import check_float, check_int
 from ccgraph.containers import Popularity
 from ccgraph.exceptions import ConvergenceWarning, InputError
-from ccgraph.propagate._graph import as_adjacency, build_operator, resolve_dtype
+from ccgraph.propagate._graph import as_adjacency, build_operator, check_alpha_tol, resolve_dtype
 from ccgraph.propagate._solver import solve
 
 __all__ = [
@@ -267,6 +267,7 @@ def infer_popularity(
     )
     tol = check_float("tol", tol, low=0.0, low_inclusive=False)
     max_iter = check_int("max_iter", max_iter, low=1)
+    check_alpha_tol(alpha, tol)
     adj, ids = as_adjacency(graph)
     n = adj.shape[0]
     raw = np.asarray(observed_raw, dtype=np.float64).ravel()

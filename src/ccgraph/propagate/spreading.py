@@ -24,7 +24,14 @@ from ccgraph.exceptions import (
     InputError,
     ParameterError,
 )
-from ccgraph.propagate._graph import Operator, as_adjacency, build_operator, resolve_dtype
+from ccgraph.propagate._graph import (
+    MIN_RESTART_OVER_TOL,
+    Operator,
+    as_adjacency,
+    build_operator,
+    check_alpha_tol,
+    resolve_dtype,
+)
 from ccgraph.propagate._solver import n_threads_for, run_chunks, solve
 
 if TYPE_CHECKING:
@@ -87,7 +94,8 @@ def spread_tags(
         Probability of following an edge; ``1 - alpha`` is the weight of the item's own seeds.
     tol
         A tag column has converged when one more plain sweep would change no entry by ``tol``
-        or more (max-abs residual).
+        or more (max-abs residual). ``1 - alpha`` must be at least ``10 * tol`` (a sweep moves
+        a score by at most about ``1 - alpha``; see :func:`check_spread_args`).
     max_iter
         Sweeps per tag column; columns still moving then raise a :class:`ConvergenceWarning`.
     tag_block
@@ -177,14 +185,9 @@ def spread_tags(
     >>> out.to_frame()[["id", "tag"]].values.tolist()
     [['b', 'cat'], ['c', 'cat']]
     """
-    alpha = check_float(
-        "alpha", alpha, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
+    alpha, tol, max_iter, top_k, tag_block = check_spread_args(
+        alpha=alpha, tol=tol, max_iter=max_iter, top_k=top_k, tag_block=tag_block
     )
-    tol = check_float("tol", tol, low=0.0, low_inclusive=False)
-    max_iter = check_int("max_iter", max_iter, low=1)
-    top_k = check_int("top_k", top_k, low=1)
-    if tag_block is not None:
-        tag_block = check_int("tag_block", tag_block, low=1)
     min_confidence = check_float("min_confidence", min_confidence, low=0.0, high=1.0)
     cluster_prior = check_float(
         "cluster_prior", cluster_prior, low=0.0, high=1.0, high_inclusive=False
@@ -255,7 +258,7 @@ def spread_tags(
                 # Pruned: the held-out run only feeds the calibrator each item's top-k
                 # scores, ranks and mass, so it keeps top_k slots, grows for at most 5
                 # sweeps and stops at 1e-4 (about a third of the main run's cost).
-                tol=max(tol, 1e-4) if pruned else tol,
+                tol=min(max(tol, 1e-4), (1.0 - alpha) / MIN_RESTART_OVER_TOL) if pruned else tol,
                 max_iter=max_iter,
                 tag_block=tag_block,
                 top_k=top_k,
@@ -293,6 +296,25 @@ def spread_tags(
         "column_sweeps": int(raw.n_iter.sum()),
     }
     return to_tag_scores(raw, seeds, calibrator=cal, min_confidence=min_confidence, params=params)
+
+
+def check_spread_args(
+    *, alpha: float, tol: float, max_iter: int, top_k: int, tag_block: int | None
+) -> tuple[float, float, int, int, int | None]:
+    """Validate the spreading settings shared by :func:`spread_tags` and the calibration.
+
+    ``1 - alpha`` must be at least ``10 * tol`` (:func:`~ccgraph.propagate._graph.check_alpha_tol`).
+    """
+    alpha = check_float(
+        "alpha", alpha, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
+    )
+    tol = check_float("tol", tol, low=0.0, low_inclusive=False)
+    max_iter = check_int("max_iter", max_iter, low=1)
+    top_k = check_int("top_k", top_k, low=1)
+    if tag_block is not None:
+        tag_block = check_int("tag_block", tag_block, low=1)
+    check_alpha_tol(alpha, tol)
+    return alpha, tol, max_iter, top_k, tag_block
 
 
 def _check_rows(adj: sp.csr_matrix, ids: np.ndarray | None, seeds: TagSet) -> None:

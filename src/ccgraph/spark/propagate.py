@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ccgraph._validation import check_float, check_int
+from ccgraph.propagate._graph import check_alpha_tol
 from ccgraph.spark._iterate import SparkOperator, build_operator, solve
 from ccgraph.spark.graph import directed
 
@@ -78,6 +79,7 @@ def personalized_pagerank(
     op = edges if isinstance(edges, SparkOperator) else operator(edges, _need(nodes), alpha=alpha)
     tol = check_float("tol", tol, low=0.0, low_inclusive=False)
     max_iter = check_int("max_iter", max_iter, low=1)
+    check_alpha_tol(op.alpha, tol)
     total = personalization.agg(F.sum("value")).first()[0] or 0.0
     if not total > 0:
         raise ValueError("`personalization` is all zero")
@@ -179,6 +181,7 @@ def spread_tags(
     op = edges if isinstance(edges, SparkOperator) else operator(edges, _need(nodes), alpha=alpha)
     tol = check_float("tol", tol, low=0.0, low_inclusive=False)
     max_iter = check_int("max_iter", max_iter, low=1)
+    check_alpha_tol(op.alpha, tol)
     top_k = check_int("top_k", top_k, low=1)
     if prune is not None:
         prune = check_int("prune", prune, low=top_k)
@@ -268,6 +271,7 @@ def infer_popularity(
     op = edges if isinstance(edges, SparkOperator) else operator(edges, _need(nodes), alpha=alpha)
     tol = check_float("tol", tol, low=0.0, low_inclusive=False)
     max_iter = check_int("max_iter", max_iter, low=1)
+    check_alpha_tol(op.alpha, tol)
     a = F.lit(1.0 - op.alpha)
     obs = observed.select("idx", F.col("value").cast("double")).join(op.nodes, "idx")
     b = obs.select("idx", F.lit(0).alias("col"), (a * F.col("value") * F.col("sqrt_d"))
