@@ -182,6 +182,7 @@ def main() -> None:
         return
 
     from ccgraph._memory import estimate_run
+    from ccgraph.graph.knn import AUTO_EXACT_MAX_N, choose_backend
     from ccgraph.io import load_graph
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="ccgraph-memory-"))
@@ -210,7 +211,7 @@ def main() -> None:
                 [
                     f"{shape.n:,}"
                     + ("" if default else f" (d={shape.d}, k={shape.k}, {shape.t} tags)"),
-                    stage,
+                    f"knn ({choose_backend(shape.n, 'cosine')})" if stage == "knn" else stage,
                     round(m["seconds"], 1),
                     round(m["before_mb"]),
                     round(m["peak_mb"]),
@@ -231,8 +232,9 @@ def main() -> None:
     body = (
         "d=384, k=15, 1,000 tags (5 per topic) on 10% of the items (3 each), unless the row "
         "says otherwise; the last rows are an out-of-sample check (the constants in "
-        "`ccgraph._memory` were fitted on the others). Backend `auto` (exact up to 50k items, "
-        "pynndescent above); each stage in a fresh process that imported what a pipeline "
+        "`ccgraph._memory` were fitted on the others). Backend `auto` (exact up to "
+        f"{AUTO_EXACT_MAX_N:,} dense items, the cells backend above; each knn row names the "
+        "backend it ran); each stage in a fresh process that imported what a pipeline "
         "process has and holds one copy of the embeddings (and the kNN lists or the graph), "
         "as the pipeline does. Peak = `VmHWM` of that process; the estimate is "
         "`ccgraph._memory.estimate_run` (whole-process peak, which `execution.memory_limit_gb` "

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ from sklearn.neighbors import kneighbors_graph
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, TagScores, TagSet
 from ccgraph.evaluate import methods as methods_module
 from ccgraph.evaluate.harness import run_evaluation
-from ccgraph.exceptions import ConfigError, InputError
+from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError
 from tests.conftest import blobs
 
 WORDS = np.array(["red", "blue", "green", "gold"])
@@ -210,3 +211,36 @@ def test_nothing_to_score_says_what_to_change():
     lonely = Catalog(catalog.items, tags.assign(source="user", tag_raw=tags["tag"], weight=1.0))
     with pytest.raises(InputError, match=r"lower `evaluate\.hide_fraction` \(0\.2\)"):
         run_evaluation((lonely, graph), repeats=1, methods=[], baselines=["prior"], rng=0)
+
+
+def test_k_above_the_vocabulary_warns():
+    # before: k=10 over a 7-tag vocabulary scored precision@10 silently (every method, random
+    # too, is capped at n_relevant / 10)
+    catalog, graph, _emb = _catalog()
+    n_vocab = catalog.tags["tag"].nunique()
+    assert n_vocab == 7
+    kwargs = {"protocol": "items", "repeats": 1, "methods": [], "n_boot": 20, "rng": 0}
+    with pytest.warns(DataQualityWarning, match=r"`evaluate\.k` \[10\] exceeds the visible tag "):
+        run_evaluation((catalog, graph), k=[1, 5, 10], baselines=["prior", "random"], **kwargs)
+    with pytest.warns(DataQualityWarning, match=rf"\({n_vocab} tags\).*at most {n_vocab}"):
+        run_evaluation((catalog, graph), k=[1, 10], baselines=["prior"], **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        run_evaluation((catalog, graph), k=[1, 5], baselines=["prior"], **kwargs)
+
+
+def test_k_above_the_source_vocabulary_warns():
+    catalog, graph, _emb = _catalog(seed=2)  # two machine tags: shape0, shape1
+    with pytest.warns(DataQualityWarning, match=r"\[5\] exceeds the machine-tag vocabulary \(2 "):
+        run_evaluation(
+            (catalog, graph),
+            protocol="tags",
+            hide_fraction=0.5,
+            only_source="machine",
+            repeats=1,
+            k=[1, 5],
+            methods=[],
+            baselines=["prior"],
+            n_boot=20,
+            rng=0,
+        )

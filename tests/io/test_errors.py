@@ -358,3 +358,29 @@ def test_quoted_separators_and_full_rows_give_no_short_row_warning(tmp_path: Pat
         warnings.simplefilter("error", DataQualityWarning)
         items = read_catalog(f).items
     assert items["id"].tolist() == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("empty_name", ["b_empty.csv", "b_empty.jsonl", "b_empty.csv.gz"])
+def test_an_empty_file_in_a_folder_is_skipped_like_a_header_only_one(
+    tmp_path: Path, empty_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # before: one 0-byte file refused the whole folder ("the file is empty"), while a
+    # header-only file among good ones was skipped with a warning
+    _write(tmp_path, "a.csv", "id,title,tags\n1,one,red\n2,two,blue\n")
+    _write(tmp_path, "c.jsonl", '{"id": "3", "title": "three", "tags": "red"}\n')
+    _write(tmp_path, "d_header.csv", "id,title,tags\n")
+    _write(tmp_path, empty_name, b"")
+    with caplog.at_level("WARNING", logger="ccgraph.io.catalog"):
+        cat = read_catalog(tmp_path)
+    assert cat.ids.tolist() == ["1", "2", "3"]
+    assert cat.rejects.empty
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("d_header.csv has a header but no data rows" in m for m in warned)
+    assert any(f"{empty_name} is empty (0 bytes" in m and "skipped" in m for m in warned)
+
+
+def test_a_folder_of_empty_files_is_still_refused(tmp_path: Path) -> None:
+    _write(tmp_path, "a.csv", "")
+    _write(tmp_path, "b.jsonl", "")
+    with pytest.raises(InputError, match=r"a\.csv: the file is empty"):
+        read_catalog(tmp_path)

@@ -100,6 +100,28 @@ def test_local_ppr_refuses_fractional_positions(seeds):
     )
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize(
+    ("bad", "pattern"),
+    [(np.nan, r"is nan \(not finite"), (np.inf, r"is inf \(not finite"), (-0.5, r"is -0\.5 \(neg")],
+)
+def test_local_ppr_names_a_bad_restart_weight(bad, pattern, sparse):
+    # before: [nan, 1, 0, ...] said "needs a positive, finite restart weight" (there is one)
+    g = random_graph(n=20)
+    v = np.zeros(20)
+    v[[2, 9]] = 1.0
+    v[[4, 11]] = bad
+    with pytest.raises(InputError, match=pattern + r".*2 such.*positions \[4, 11\]"):
+        local_ppr(g, sp.csr_matrix(v) if sparse else v)
+    with pytest.raises(InputError, match=r"position 4 is"):
+        local_ppr(g, sp.csr_matrix(v) if sparse else v)
+    with pytest.raises(InputError, match="at least one positive, finite restart weight"):
+        local_ppr(g, np.zeros(20))
+    good = np.zeros(20)
+    good[[2, 9]] = 1.0
+    np.testing.assert_array_equal(local_ppr(g, good).toarray(), local_ppr(g, [2, 9]).toarray())
+
+
 def test_local_push_close_to_global():
     g = random_graph(n=300, density=0.03, seed=5, isolated=0, split=None)
     seeds = [3, 17, 42]

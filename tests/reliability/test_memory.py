@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from ccgraph import _memory, _stages
 from ccgraph._memory import StageEstimate, budget_bytes, check_budget, estimate_run
 from ccgraph.config import load_config
 from ccgraph.exceptions import MemoryBudgetError
+from ccgraph.graph.knn import AUTO_EXACT_MAX_N, choose_backend
 from tests.reliability._project import Project
 
 GIB = 1024**3
@@ -97,3 +99,19 @@ def test_each_stage_is_checked_before_it_starts(tmp_path: Path, monkeypatch) -> 
     assert calls == []
     # the graph stage ran and was checkpointed before the refusal
     assert len(list((tmp_path / ".run.cache").glob("checkpoints/graph-*.npz"))) == 1
+
+
+def test_the_memory_benchmark_section_names_the_auto_rule_and_each_knn_backend() -> None:
+    # before: the section said "exact up to 50k items, pynndescent above" while `auto` is now
+    # exact up to AUTO_EXACT_MAX_N dense items and cells above, and no row named its backend
+    doc = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
+    if not doc.is_file():
+        pytest.skip("docs/benchmarks.md not present")
+    text = doc.read_text(encoding="utf-8")
+    section = text[text.index("<!-- bench:memory -->") : text.index("<!-- /bench:memory -->")]
+    assert f"Backend `auto` (exact up to {AUTO_EXACT_MAX_N:,} dense items, the cells" in section
+    rows = re.findall(r"^\| ([\d,]+)[^|]*\| knn \((\w+)\) \|", section, flags=re.M)
+    assert rows and len(rows) == section.count("| knn")
+    stale = [(n, b) for n, b in rows if b != choose_backend(int(n.replace(",", "")), "cosine")]
+    assert not stale or "earlier `auto` rule" in section
+    assert {b for _, b in rows} <= {"exact", "cells", "pynndescent"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from ccgraph.evaluate.methods import METHODS, MethodInputs, MethodSkipped, run_m
 from ccgraph.evaluate.output import EvaluationResult, write_result
 from ccgraph.evaluate.scoring import build_truth, score_tags, source_vocabulary, summarise
 from ccgraph.evaluate.splits import make_splits, strip_hidden_text
-from ccgraph.exceptions import ConfigError, InputError
+from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError
 
 __all__ = ["run_evaluation"]
 
@@ -52,6 +53,26 @@ def _settings(base: EvaluateConfig, updates: Mapping[str, Any]) -> EvaluateConfi
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"evaluate.{loc}: {first['msg']}; got {first.get('input')!r}") from None
+
+
+def _warn_k_above_vocabulary(k: Sequence[int], n_rankable: int, only_source: str | None) -> bool:
+    """Warn when a cut-off exceeds the tags that can be ranked: precision@k is then meaningless.
+
+    With ``k`` above the vocabulary every method, random included, ranks (nearly) every tag and
+    ``hits / k`` is capped by the vocabulary, not by the method; recall@k and AP are unaffected.
+    Returns whether it warned.
+    """
+    over = sorted(kk for kk in set(k) if kk > n_rankable)
+    if over:
+        what = f"{only_source}-tag vocabulary" if only_source else "visible tag vocabulary"
+        warnings.warn(
+            f"`evaluate.k` {over} exceeds the {what} ({n_rankable} tags): precision@k = hits / k "
+            f"is then at most {n_rankable}/k for every method, random too, and cannot tell them "
+            f"apart; use cut-offs of at most {n_rankable}",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+    return bool(over)
 
 
 def _check_settings(settings: EvaluateConfig) -> None:
@@ -209,6 +230,7 @@ def _run_tags(
     pooled, tag_rows, repeat_rows, reliab, counts, clusters = [], [], [], [], [], []
     skipped: dict[str, str] = {}
     popularity: dict[str, Any] = {}
+    warned_k = False
     for r, split in enumerate(splits):
         items = (
             strip_hidden_text(catalog.items, split.hidden) if settings.strip_text else catalog.items
@@ -222,6 +244,9 @@ def _run_tags(
             else None
         )
         truth = build_truth(split.hidden, seeds, candidates=cand)
+        if not warned_k and len(truth.rows):
+            n_rankable = int(cand.sum()) if cand is not None else seeds.n_tags
+            warned_k = _warn_k_above_vocabulary(settings.k, n_rankable, settings.only_source)
         counts.append(
             {
                 "repeat": r,

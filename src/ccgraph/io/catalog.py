@@ -45,6 +45,16 @@ def _id_column(columns: Mapping[str, str] | None) -> str:
     return str(check_columns(columns)[0].get("id", "id"))
 
 
+def _skip_empty(files: list[Path]) -> list[Path]:
+    """Leave out 0-byte files among others, with a warning; all 0 bytes: kept (reading raises)."""
+    empty = [f.stat().st_size == 0 for f in files]
+    if all(empty):
+        return files
+    for f in (f for f, e in zip(files, empty, strict=True) if e):
+        logger.warning("%s is empty (0 bytes: no header, no rows); skipped", f)
+    return [f for f, e in zip(files, empty, strict=True) if not e]
+
+
 def _read_file(
     path: Path,
     fmt: str,
@@ -195,7 +205,8 @@ def read_catalog(
         A file, a directory (every ``.csv``, ``.tsv``, ``.parquet`` and ``.jsonl`` in it and its
         sub-directories, in path order; hidden entries and run directories skipped), a glob,
         or a list of them. ``.txt`` files are delimited text with the
-        delimiter detected from the header; any file may be ``.gz``-compressed.
+        delimiter detected from the header; any file may be ``.gz``-compressed. Among several
+        files, a 0-byte or header-only one is skipped with a warning.
     format
         ``"openverse"`` (Openverse / CC Search rows), ``"table"`` (a generic table read through
         ``columns``) or ``"auto"`` (per file: Openverse when the header has its columns).
@@ -257,7 +268,7 @@ def read_catalog(
     rules = as_hygiene(hygiene)
     check_columns(columns)
     start = time.perf_counter()
-    files = expand_paths(path)
+    files = _skip_empty(expand_paths(path))
     parsed = [_read_file(f, format, columns, tags_sep, include_removed) for f in files]
     items, tags, rejects = _combine(parsed)
     items["_file"] = np.array([str(f) for f in files], dtype=object)[items["_fi"].to_numpy(int)]

@@ -391,6 +391,13 @@ def _seed_vector(seeds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
                 raise InputError(f"`seeds` vector must have length {n}; got {arr.size}")
             idx = np.flatnonzero(arr)
             w = arr[idx]
-    if w.size == 0 or not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+    for bad, what in ((~np.isfinite(w), "not finite"), (w < 0, "negative")):
+        if bad.any():
+            raise InputError(
+                f"`seeds` restart weight at position {idx[bad][0]} is {w[bad][0]} ({what}; "
+                f"{int(bad.sum())} such weight(s), at positions {idx[bad][:5].tolist()}); "
+                "restart weights must be finite and non-negative (0 for a non-seed)"
+            )
+    if w.size == 0 or not w.sum() > 0:
         raise InputError("`seeds` must hold at least one positive, finite restart weight")
     return idx, w / w.sum()
