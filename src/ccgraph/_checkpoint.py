@@ -231,7 +231,8 @@ def load_knn(cache_dir: str | Path, key: str) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
+        # opened here: np.load leaves its own handle open when the zip is corrupt
+        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
             if _KNN_KEY not in z.files or str(z[_KNN_KEY]) != key:
                 log.warning("ignoring kNN checkpoint %s: it was saved under another key", path)
                 return None

@@ -46,7 +46,8 @@ def read_npz(path: str | os.PathLike[str], required: tuple[str, ...]) -> dict[st
     if not p.is_file():
         raise InputError(f"graph file not found: {p}")
     try:
-        with np.load(p, allow_pickle=False) as z:
+        # the file is opened here: np.load leaves its own handle open when the zip is corrupt
+        with p.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
             missing = [k for k in required if k not in z.files]
             if missing:
                 raise InputError(f"{p}: lacks the arrays {missing} (has {sorted(z.files)})")
