@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from ccgraph.exceptions import DataQualityWarning
+from tests._blank_images import picture_files, run_config
 from tests.spark.conftest import PARTITIONS
 from tests.spark.test_knn import _codes
 
@@ -22,39 +23,13 @@ pytestmark = [
 Image = pytest.importorskip("PIL.Image")
 pytest.importorskip("imagehash")
 
-CONFIG = """
-data:
-  path: {catalog}
-  format: table
-  columns: {{id: key, title: name, image_path: file}}
-embed:
-  text: {{enabled: false}}
-  image: {{kind: phash}}
-graph: {{k: 4, metric: hamming, backend: exact}}
-cluster: {{resolutions: [1.0]}}
-propagate: {{tags: {{enabled: false}}, popularity: {{enabled: false}}}}
-output: {{dir: {out}}}
-seed: 0
-"""
-
 
 def _catalog(folder: Path) -> Path:
-    """16 noise pictures, three uniform ones (black, blue, red) and a byte copy of blue."""
-    g = np.random.default_rng(5)
-    files = {f"n{i:02d}": Image.fromarray(g.integers(0, 256, (40, 40, 3), dtype=np.uint8))
-             for i in range(16)}  # fmt: skip
-    files["black"] = Image.new("RGB", (40, 30), (0, 0, 0))
-    files["blue"] = Image.new("RGB", (50, 50), (30, 60, 200))
-    files["red"] = Image.new("RGB", (20, 60), (220, 20, 20))
-    for name, im in files.items():
-        im.save(folder / f"{name}.png")
-    (folder / "blue_copy.png").write_bytes((folder / "blue.png").read_bytes())
-    names = ["black", *list(files)[:8], "blue", *list(files)[8:16], "red", "blue_copy"]
-    rows = [{"key": n, "name": f"picture {n}", "file": str(folder / f"{n}.png")} for n in names]
-    pd.DataFrame(rows).to_csv(folder / "items.csv", index=False)
-    path = folder / "run.yaml"
-    path.write_text(CONFIG.format(catalog=folder / "items.csv", out=folder / "run"))
-    return path
+    """The pictures of :func:`picture_files`, blank ones among the noise, in one catalog."""
+    paths = picture_files(folder)
+    noise = [f"n{i:02d}" for i in range(16)]
+    names = ["black", *noise[:8], "blue", *noise[8:], "red", "blue_copy"]
+    return run_config(folder, names, paths)
 
 
 def _quality(seen: list[warnings.WarningMessage]) -> list[str]:
