@@ -41,11 +41,20 @@ _EXACT_PAIR_BYTES = 16
 # embeddings at 200k); it also keeps a normalised copy of the vectors.
 _NND_FIXED_BYTES = 450 * _MIB
 _NND_PAIR_BYTES = 40
+# Cells backend (the `auto` choice above 20k dense items): numba runtime and kernels, cell
+# assignment tables (fixed), a unit-length and a cell-ordered copy of the vectors, and per
+# listed pair the candidate lists (3 cells per item) and their merge and refine buffers
+# (measured 368 / 928 MiB above the embeddings at 50k / 200k).
+_CELLS_FIXED_BYTES = 180 * _MIB
+_CELLS_PAIR_BYTES = 56
 # Mutual rule, repair and weights: pair table, sort keys and triplets per listed pair
 # (measured 99-108 B), plus the kNN lists themselves (8 B).
 _GRAPH_PAIR_BYTES = 118
-# Leiden (igraph, three levels) per undirected edge, with the CSR itself (measured 243-270 B).
-_CLUSTER_EDGE_BYTES = 296
+# Leiden (igraph, three levels): the numba runtime and quality kernels it loads (fixed), and
+# per undirected edge the igraph copy and the CSR itself (measured 107 MiB above the graph at
+# 10k items, 230 MiB at 200k).
+_CLUSTER_FIXED_BYTES = 95 * _MIB
+_CLUSTER_EDGE_BYTES = 195
 # Undirected edges per listed pair when the graph is not built yet (measured 0.28-0.35 for the
 # mutual graph with repair; 1.0 is the bound without the mutual rule).
 _EDGES_PER_PAIR = 0.5
@@ -104,8 +113,9 @@ def estimate_run(
     tag_block
         Tags spread at once (``None``: the automatic width of ``spread_tags``).
     backend
-        kNN backend (``exact`` holds a fixed block of similarities; ``pynndescent`` its
-        compiled code, forest and a copy of the vectors).
+        kNN backend (``exact`` holds a fixed block of similarities; ``cells`` its candidate
+        lists and two copies of the vectors; ``pynndescent`` its compiled code, forest and a
+        copy of the vectors).
     n_edges
         Undirected edges of the graph when it is already built (else ``k / 2`` per item).
 
@@ -123,15 +133,16 @@ def estimate_run(
     pipeline holds throughout)::
 
         knn (exact)       base + E + 150 MiB + 16 P
+        knn (cells)       base + 3 E + 180 MiB + 56 P
         knn (pynndescent) base + 2 E + 450 MiB + 40 P
         graph             base + E + 118 P
-        cluster           base + E + 296 M
+        cluster           base + E + 95 MiB + 195 M
         tags              base + E + 16 M + 100 MiB + n (12 b + 850)
 
     Examples
     --------
     >>> [round(e.bytes / 2**30, 2) for e in estimate_run(n=200_000, d=384, k=15, t=1000)]
-    [1.34, 0.84, 0.92, 0.94]
+    [1.41, 0.84, 0.87, 0.94]
     """
     from ccgraph.graph.knn import choose_backend
     from ccgraph.propagate.spreading import auto_block
@@ -140,11 +151,18 @@ def estimate_run(
     pairs = n * k
     edges = n_edges if n_edges is not None else int(_EDGES_PER_PAIR * pairs)
     base = _BASELINE_BYTES + emb
-    if choose_backend(n, "cosine", backend) == "exact":
+    chosen = choose_backend(n, "cosine", backend)
+    if chosen == "exact":
         knn = base + _EXACT_FIXED_BYTES + pairs * _EXACT_PAIR_BYTES
         knn_advice = (
             f"the embeddings alone take {emb / _GIB:.2f} GiB: use fewer items (`data.limit`) "
             "or dimensions, or `execution.engine: spark`"
+        )
+    elif chosen == "cells":
+        knn = base + 2 * emb + _CELLS_FIXED_BYTES + pairs * _CELLS_PAIR_BYTES
+        knn_advice = (
+            "use `graph.backend: exact` (memory bounded by one block, slower), lower "
+            "`graph.k`, or `execution.engine: spark`"
         )
     else:
         knn = base + emb + _NND_FIXED_BYTES + pairs * _NND_PAIR_BYTES
@@ -163,7 +181,7 @@ def estimate_run(
         ),
         StageEstimate(
             "cluster",
-            int(base + edges * _CLUSTER_EDGE_BYTES),
+            int(base + _CLUSTER_FIXED_BYTES + edges * _CLUSTER_EDGE_BYTES),
             "lower `graph.k`, keep fewer `cluster.resolutions`, or use Spark's "
             "coarsen-then-refine clustering",
         ),
