@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -338,28 +337,22 @@ def _check_table_suffix(path: Path) -> None:
 
 
 def _write_frame(frame: pd.DataFrame, path: Path) -> None:
+    from ccgraph.io.atomic import atomic_path
+
     path = Path(path)
     _check_table_suffix(path)
     _mkdir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    # removed again on any failure, Ctrl-C and SIGTERM included; OSError -> OutputError
+    with atomic_path(path) as tmp:
         if path.suffix.lower() == ".csv":
             frame.to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({exc})") from exc
 
 
 def _write_text(path: Path, text: str) -> None:
+    from ccgraph.io.atomic import atomic_write_text
+
     path = Path(path)
     _mkdir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({exc})") from exc
+    atomic_write_text(path, text)

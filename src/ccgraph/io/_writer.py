@@ -34,6 +34,7 @@ from ccgraph.io._workers import Workers
 from ccgraph.io.atomic import (
     MANIFEST_NAME,
     make_temp_dir,
+    output_error,
     refuse_existing_run,
     remove_stale_temp_dirs,
     replace_directory,
@@ -421,6 +422,9 @@ class RunWriter:
             _seal(self.tmp / MANIFEST_NAME)
             self._pool.shutdown()
             replace_directory(self.tmp, self.final)
+        except OSError as exc:  # a full disk, ... while writing the temporary directory
+            self.abort()
+            raise output_error(self.final, exc) from exc
         except BaseException:
             self.abort()
             raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import functools
 import json
 import logging
@@ -29,12 +30,15 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_name_length",
     "check_replaceable",
     "fsync_directory",
     "is_run_directory",
     "make_temp_dir",
+    "output_error",
     "remove_stale_temp_dirs",
     "replace_directory",
+    "swap_directory",
 ]
 
 logger = logging.getLogger(__name__)
@@ -44,12 +48,66 @@ _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100
 
 
-def _unwritable(where: Path, exc: OSError) -> OutputError:
+#: errno values that mean the disk (or the user's quota) is full.
+OUT_OF_SPACE = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG})
+#: Room a final name needs for the temporary names made beside it (``.<name>.tmp-<pid>-<rand>``).
+_TEMP_NAME_ROOM = 40
+
+
+def output_error(where: Path, exc: OSError) -> OutputError:
+    """An :class:`OutputError` naming ``where`` and what to do about ``exc``."""
+    if exc.errno in OUT_OF_SPACE:
+        return OutputError(
+            f"cannot write to {where}: no space left on the device (or the disk quota is "
+            "used up); free some space or choose an output directory on another disk "
+            "(`output.dir` in the config or `--out`). Nothing was replaced"
+        )
+    if exc.errno == errno.ENAMETOOLONG:
+        return OutputError(
+            f"cannot write to {where}: a file name is too long for the file system; choose a "
+            "shorter output name (`output.dir` in the config or `--out`)"
+        )
     reason = exc.strerror or type(exc).__name__
     return OutputError(
         f"cannot write to {where}: {reason}; choose a writable output directory "
         "(`output.dir` in the config or `--out`) or fix its permissions"
     )
+
+
+def check_name_length(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`OutputError` if an output path has a name the file system cannot hold.
+
+    Every component must fit the file system's name limit (``NAME_MAX``, usually 255 bytes)
+    and the last one must also leave room for the temporary names written beside it.
+
+    Examples
+    --------
+    >>> check_name_length("/tmp/run")
+    >>> check_name_length("/tmp/" + "x" * 300)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ccgraph.exceptions.OutputError: cannot write 'xxx...' in /tmp: the name has 300 bytes ...
+    """
+    final = Path(path)
+    limit = 255
+    for parent in final.parents:
+        try:
+            limit = os.pathconf(parent, "PC_NAME_MAX")
+            break
+        except (OSError, ValueError, AttributeError):  # missing, a too-long name, not POSIX
+            continue
+    parts = final.parts
+    for i, part in enumerate(parts):
+        room = _TEMP_NAME_ROOM if i == len(parts) - 1 else 0
+        size = len(os.fsencode(part))
+        if size + room > limit:
+            shown = part if len(part) <= 40 else f"{part[:40]}..."
+            raise OutputError(
+                f"cannot write {shown!r} in {Path(*parts[:i]) if i else final.anchor}: the "
+                f"name has {size} bytes and may have at most {limit - room} here ({limit} on "
+                "this file system, less room for temporary names); choose a shorter output "
+                "name (`output.dir` in the config or `--out`)"
+            )
 
 
 @functools.cache
@@ -107,7 +165,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     Raises
     ------
     OutputError
-        The parent directory cannot be created or written.
+        The parent directory cannot be created or written, the name is too long, or the
+        block raised an :class:`OSError` (the disk is full, ...): the message names ``path``.
 
     Examples
     --------
@@ -120,6 +179,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(path)
     parent = final.parent
+    check_name_length(final)
     if final.is_dir():
         raise OutputError(
             f"cannot write the file {final}: a directory of that name exists; give a file "
@@ -129,7 +189,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
-        raise _unwritable(parent, exc) from exc
+        raise output_error(parent, exc) from exc
     os.close(fd)
     tmp = Path(name)
     _usual_mode(tmp, directory=False)
@@ -137,9 +197,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         _fsync_file(tmp)
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError):  # the block only writes ``tmp``: an output failure
+            raise output_error(final, exc) from exc
         raise
     fsync_directory(parent)
 
@@ -213,12 +275,13 @@ def make_temp_dir(final_dir: str | os.PathLike[str]) -> Path:
     """
     final = Path(final_dir)
     parent = final.parent
+    check_name_length(final)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         prefix = f".{final.name}.tmp-{os.getpid()}-"
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     except OSError as exc:
-        raise _unwritable(parent, exc) from exc
+        raise output_error(parent, exc) from exc
     _usual_mode(tmp, directory=True)
     return tmp
 
@@ -252,6 +315,7 @@ def check_replaceable(final_dir: str | os.PathLike[str]) -> bool:
     A missing or empty directory, or an earlier ccgraph run, may be replaced.
     """
     final = Path(final_dir)
+    check_name_length(final)
     if not final.exists():
         return False
     if not final.is_dir():
@@ -299,9 +363,25 @@ def replace_directory(tmp_dir: str | os.PathLike[str], final_dir: str | os.PathL
     >>> replace_directory(tmp, root / "run").name
     'run'
     """
+    exists = check_replaceable(final_dir)
+    return swap_directory(tmp_dir, final_dir, exists=exists)
+
+
+def swap_directory(
+    tmp_dir: str | os.PathLike[str], final_dir: str | os.PathLike[str], *, exists: bool
+) -> Path:
+    """Move ``tmp_dir`` to ``final_dir``, atomically replacing the directory there if ``exists``.
+
+    As :func:`replace_directory` without its check of what ``final_dir`` holds: for a caller
+    that has checked it itself (a report folder is not a run).
+
+    Raises
+    ------
+    OutputError
+        The rename is not permitted (the message names the parent folder).
+    """
     tmp = Path(tmp_dir)
     final = Path(final_dir)
-    exists = check_replaceable(final)
     try:
         if not exists:
             os.replace(tmp, final)
@@ -321,7 +401,7 @@ def replace_directory(tmp_dir: str | os.PathLike[str], final_dir: str | os.PathL
                 raise
         fsync_directory(final.parent)
     except OSError as exc:
-        raise _unwritable(final.parent, exc) from exc
+        raise output_error(final.parent, exc) from exc
     shutil.rmtree(old, ignore_errors=True)
     logger.debug("replaced %s", final)
     return final
