@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ccgraph.containers import KnnGraph, RunResult, check_same_ids
-from ccgraph.exceptions import InputError
+from ccgraph.exceptions import InputError, OutputError
 from ccgraph.io._json import jsonable
 from ccgraph.io._workers import Workers
 from ccgraph.io.atomic import (
@@ -424,6 +424,8 @@ class RunWriter:
             replace_directory(self.tmp, self.final)
         except OSError as exc:  # a full disk, ... while writing the temporary directory
             self.abort()
+            if isinstance(exc, OutputError):  # already names the output and what to do
+                raise
             raise output_error(self.final, exc) from exc
         except BaseException:
             self.abort()

@@ -67,7 +67,7 @@ def output_error(where: Path, exc: OSError) -> OutputError:
             f"cannot write to {where}: a file name is too long for the file system; choose a "
             "shorter output name (`output.dir` in the config or `--out`)"
         )
-    reason = exc.strerror or type(exc).__name__
+    reason = exc.strerror or str(exc) or type(exc).__name__
     return OutputError(
         f"cannot write to {where}: {reason}; choose a writable output directory "
         "(`output.dir` in the config or `--out`) or fix its permissions"
@@ -200,7 +200,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(exc, OSError):  # the block only writes ``tmp``: an output failure
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            # the block only writes ``tmp``: its failure (a full disk, ...) is the output's
             raise output_error(final, exc) from exc
         raise
     fsync_directory(parent)

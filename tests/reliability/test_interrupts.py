@@ -1,0 +1,262 @@
+"""A hostile environment: SIGTERM, a full disk, impossible output names, stale temp folders.
+
+Each test names the behaviour before its fix. Full disks are simulated by making a write raise
+``OSError(ENOSPC)`` (no tmpfs mount in tests); SIGTERM is sent for real, once to a subprocess
+when its log shows the stage started, once in-process while the run directory is swapped in.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ccgraph import cli
+from ccgraph.exceptions import OutputError
+from ccgraph.io.atomic import atomic_write_text, check_name_length
+from tests.conftest import REPO
+from tests.reliability._project import Project, squash
+
+LONG = "x" * 300  # longer than NAME_MAX (255) on every usual file system
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _temps(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if ".tmp" in p.name or ".old-" in p.name)
+
+
+def _enospc(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> tuple[Path, Path]:
+    """A config and a finished run of it (``run/``): the previous output a failure must keep."""
+    cfg = Project(tmp_path, n=40).write()
+    assert cli.main(["run", str(cfg), "-q"]) == 0
+    return cfg, tmp_path / "run"
+
+
+def _run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = cli.main(args)
+    return code, squash(capsys.readouterr().err)
+
+
+# --- a full disk ----------------------------------------------------------------------------
+
+
+def test_full_disk_while_writing_the_run(project, monkeypatch, capsys) -> None:
+    # before: pyarrow's OSError(ENOSPC) escaped RunWriter.finish: a traceback, exit 1
+    cfg, run = project
+    before = _digests(run)
+    monkeypatch.setattr("ccgraph.io._writer._write_table", _enospc)
+    code, err = _run_cli(["run", str(cfg), "-q"], capsys)
+    assert code == 2
+    assert f"cannot write to {run}: no space left on the device" in err
+    assert "Traceback" not in err
+    assert _digests(run) == before
+    assert _temps(run.parent) == []
+
+
+def test_full_disk_while_writing_the_report(project, monkeypatch, capsys) -> None:
+    # before: an OSError(ENOSPC) from a PNG or HTML write was a traceback, exit 1
+    _, run = project
+    rep = run.parent / "rep"
+    assert cli.main(["report", str(run), "--out", str(rep)]) == 0
+    before = _digests(rep)
+    monkeypatch.setattr("ccgraph.report.html._build", _enospc)
+    code, err = _run_cli(["report", str(run), "--out", str(rep)], capsys)
+    assert code == 2
+    assert f"cannot write to {rep}: no space left on the device" in err
+    assert _digests(rep) == before
+    assert _temps(run.parent) == []
+
+
+def test_full_disk_while_writing_query_answers(project, monkeypatch, capsys) -> None:
+    # before: the OSError of DataFrame.to_parquet inside atomic_path was a traceback, exit 1
+    _, run = project
+    batch = run.parent / "batch.parquet"
+    pd.DataFrame({"id": ["it000", "it001"]}).to_parquet(batch)
+    out = run.parent / "answers.parquet"
+    out.write_bytes(b"previous answers")
+
+    def full(self: pd.DataFrame, path: Path, **kwargs: object) -> None:
+        Path(path).write_bytes(b"half")  # a partial file, as a real full disk leaves
+        _enospc()
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    code, err = _run_cli(["query", str(run), "--batch", str(batch), "--out", str(out)], capsys)
+    assert code == 2
+    assert f"cannot write to {out}: no space left on the device" in err
+    assert out.read_bytes() == b"previous answers"
+    assert _temps(run.parent) == []
+
+
+def test_experiment_output_temp_file_is_removed_on_ctrl_c(tmp_path, monkeypatch) -> None:
+    # before: _write_frame removed its `.<name>.<pid>.tmp` only on OSError: Ctrl-C left it
+    from ccgraph.experiment.cli import _write_frame
+
+    out = tmp_path / "plan.parquet"
+    out.write_bytes(b"previous plan")
+
+    def interrupted(self: pd.DataFrame, path: Path, **kwargs: object) -> None:
+        Path(path).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _write_frame(pd.DataFrame({"a": [1]}), out)
+    assert out.read_bytes() == b"previous plan"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.parquet"]
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", lambda *a, **k: _enospc())
+    with pytest.raises(OutputError, match=r"plan\.parquet: no space left"):
+        _write_frame(pd.DataFrame({"a": [1]}), out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.parquet"]
+
+
+def test_an_unexpected_full_disk_is_still_one_line(monkeypatch, capsys, tmp_path) -> None:
+    # before: an OSError(ENOSPC) met outside the atomic writers was a traceback, exit 1
+    def full(args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "cache.bin"))
+
+    monkeypatch.setattr(cli, "_cmd_run", full)
+    code, err = _run_cli(["run", "config.yaml"], capsys)
+    assert code == 2
+    assert err.startswith("ccgraph: error: No space left on device")
+    assert "cache.bin" in err and "Traceback" not in err
+
+
+# --- names the file system cannot hold -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command", [["run", "CFG", "-q", "--out"], ["report", "RUN", "--out"], ["query", "RUN"]]
+)
+def test_output_name_too_long(project, capsys, command) -> None:
+    # before: OSError(ENAMETOOLONG) from Path.exists/stat: a traceback, exit 1 (all three)
+    cfg, run = project
+    args = [str(cfg) if a == "CFG" else str(run) if a == "RUN" else a for a in command]
+    if command[0] == "query":
+        batch = run.parent / "batch.parquet"
+        pd.DataFrame({"id": ["it000"]}).to_parquet(batch)
+        args += ["--batch", str(batch), "--out"]
+    target = run.parent / (LONG + (".parquet" if command[0] == "query" else ""))
+    code, err = _run_cli([*args, str(target)], capsys)
+    assert code == 2, err
+    assert f"in {run.parent}: the name has" in err and "choose a shorter output name" in err
+    assert "Traceback" not in err
+
+
+def test_name_length_leaves_room_for_temporary_names(tmp_path) -> None:
+    # 250 bytes fit the file system but not `.<name>.tmp-<pid>-<random>` beside it: before,
+    # the run computed everything and then failed with "File name too long ... permissions"
+    with pytest.raises(OutputError, match=r"may have at most 215 here \(255 on"):
+        check_name_length(tmp_path / ("y" * 250))
+    with pytest.raises(OutputError, match=r"the name has 600 bytes"):
+        atomic_write_text(tmp_path / ("é" * 300), "x")  # bytes, not characters, count
+    check_name_length(tmp_path / ("z" * 215))
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- stale temporary folders ----------------------------------------------------------------
+
+
+def test_report_removes_the_temp_folder_of_a_killed_report(project) -> None:
+    # before: the report staged in `.rep.tmp-<pid>` (no `-<random>`), a name
+    # remove_stale_temp_dirs does not know: a SIGKILLed report left it forever
+    _, run = project
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    stale = run.parent / f".rep.tmp-{dead}-abcdefgh"
+    (stale / "assets").mkdir(parents=True)
+    assert cli.main(["report", str(run), "--out", str(run.parent / "rep")]) == 0
+    assert not stale.exists()
+    assert _temps(run.parent) == []
+
+
+# --- SIGTERM --------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="signals need the main thread"
+)
+def test_sigterm_while_the_run_is_swapped_in(project, monkeypatch, capsys) -> None:
+    # before: SIGTERM killed the process where it stood (exit -15, no message): the staging
+    # folder stayed until the next run of the same --out
+    cfg, run = project
+    before = _digests(run)
+
+    def terminated(tmp: Path, final: Path) -> Path:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises here
+        raise AssertionError("SIGTERM was not turned into an exception")
+
+    monkeypatch.setattr("ccgraph.io._writer.replace_directory", terminated)
+    code, err = _run_cli(["run", str(cfg), "-q"], capsys)
+    assert code == 143
+    assert err.strip() == "ccgraph: terminated (SIGTERM)"
+    assert _digests(run) == before
+    assert _temps(run.parent) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored after the command
+
+
+def test_sigterm_mid_stage_exits_143_with_one_line(tmp_path: Path) -> None:
+    # before: exit -15 (killed), no message
+    cfg = Project(tmp_path, n=200).write()
+    assert cli.main(["run", str(cfg), "-q"]) == 0
+    before = _digests(tmp_path / "run")
+    log = tmp_path / "term.log"
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "COLUMNS": "200"}
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ccgraph.cli", "run", str(cfg), "-q"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+        )
+    deadline = time.monotonic() + 120
+    while "cluster ..." not in log.read_text(errors="replace"):
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143, log.read_text()
+    text = log.read_text()
+    assert text.rstrip().splitlines()[-1] == "ccgraph: terminated (SIGTERM)"
+    assert "Traceback" not in text
+    assert _digests(tmp_path / "run") == before
+    assert _temps(tmp_path) == []
+
+
+def test_an_output_error_inside_a_write_keeps_its_own_message(tmp_path, monkeypatch) -> None:
+    # OutputError is also an OSError: the full-disk wrapping must not replace its message
+    from ccgraph.io.atomic import atomic_path
+
+    def refused(tmp: Path, final: Path) -> Path:
+        raise OutputError("refusing to replace it: a reason of its own")
+
+    with pytest.raises(OutputError, match=r"^refusing to replace it: a reason of its own$"):
+        with atomic_path(tmp_path / "f.txt"):
+            refused(tmp_path, tmp_path)
+    assert list(tmp_path.iterdir()) == []
