@@ -269,6 +269,20 @@ def _terminate_as_exception() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ccgraph`` command; returns the exit code."""
+    # from the first line: a signal while the command modules are still imported is one
+    # line too, not an import traceback (or, for SIGTERM, a silent kill)
+    try:
+        with _terminate_as_exception():
+            return _main(argv)
+    except Terminated:
+        sys.stderr.write("ccgraph: terminated (SIGTERM)\n")
+        return 143
+    except KeyboardInterrupt:
+        sys.stderr.write("ccgraph: interrupted\n")
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     tokens = list(sys.argv[1:] if argv is None else argv)
     command = next((t for t in tokens if not t.startswith("-")), None)
     parser = build_parser(command)
@@ -278,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _setup_logging(max(args.verbose, 1 if args.command in ("run", "update") else 0))
     try:
-        with _terminate_as_exception(), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             refuse_output_over_input(args)
             code = int(args.func(args))
@@ -310,12 +324,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "another (shorter) output path\n"
         )
         return 2
-    except Terminated:
-        sys.stderr.write("ccgraph: terminated (SIGTERM)\n")
-        return 143
-    except KeyboardInterrupt:
-        sys.stderr.write("ccgraph: interrupted\n")
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

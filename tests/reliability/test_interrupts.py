@@ -260,3 +260,14 @@ def test_an_output_error_inside_a_write_keeps_its_own_message(tmp_path, monkeypa
         with atomic_path(tmp_path / "f.txt"):
             refused(tmp_path, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_the_command_modules_are_imported(monkeypatch, capsys) -> None:
+    # before: build_parser (which imports the command's module: pydantic, jinja2, ...) ran
+    # outside the try: Ctrl-C in the first second was an import traceback
+    def interrupted(command: str | None = None) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["report", "somewhere"]) == 130
+    assert capsys.readouterr().err == "ccgraph: interrupted\n"
