@@ -271,3 +271,79 @@ def test_ctrl_c_while_the_command_modules_are_imported(monkeypatch, capsys) -> N
     monkeypatch.setattr(cli, "build_parser", interrupted)
     assert cli.main(["report", "somewhere"]) == 130
     assert capsys.readouterr().err == "ccgraph: interrupted\n"
+
+
+# --- outputs of several files ---------------------------------------------------------------
+
+
+def _evaluation_files(tmp_path: Path) -> tuple[Path, list[Path]]:
+    out = tmp_path / "evaluation"
+    out.mkdir()
+    files = [out / n for n in ("metrics.json", "per_repeat.parquet", "evaluation.md")]
+    for f in files:
+        f.write_text(f"old {f.name}")
+    return out, files
+
+
+def test_files_written_together_are_all_kept_when_one_fails(tmp_path) -> None:
+    # before: evaluate (and experiment analyse) replaced metrics.json, then per_repeat.parquet,
+    # then evaluation.md one by one: a full disk at the third left a new metrics.json by an
+    # old evaluation.md (two evaluations mixed, silently)
+    from ccgraph.io.atomic import atomic_paths
+
+    out, files = _evaluation_files(tmp_path)
+    with pytest.raises(OutputError, match=f"cannot write to {out}: no space left"):
+        with atomic_paths(*files) as tmps:
+            tmps[0].write_text("new")
+            tmps[1].write_text("new")
+            _enospc()
+    assert [f.read_text() for f in files] == [f"old {f.name}" for f in files]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f.name for f in files)
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="signals need the main thread"
+)
+def test_ctrl_c_during_the_renames_is_raised_after_them(tmp_path, monkeypatch) -> None:
+    from ccgraph.io import atomic
+
+    out, files = _evaluation_files(tmp_path)
+    real = os.replace
+    sent = []
+
+    def replace_and_interrupt(src: Path, dst: Path) -> None:
+        real(src, dst)
+        if not sent:
+            sent.append(dst)
+            os.kill(os.getpid(), signal.SIGINT)  # held back until every file is in place
+
+    monkeypatch.setattr(atomic.os, "replace", replace_and_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_paths(*files) as tmps:
+            for t in tmps:
+                t.write_text("new")
+    assert [f.read_text() for f in files] == ["new"] * 3
+    assert sorted(p.name for p in out.iterdir()) == sorted(f.name for f in files)
+
+
+def test_evaluation_files_are_replaced_together(tmp_path, monkeypatch) -> None:
+    # the evaluate writer: a failure writing evaluation.md keeps the earlier three files
+    from ccgraph.evaluate import output
+
+    out, files = _evaluation_files(tmp_path)
+    monkeypatch.setattr(output, "to_markdown", lambda result: "# new")
+    monkeypatch.setattr(output, "to_json", lambda result: {"new": True})
+
+    class Result:
+        per_repeat = pd.DataFrame({"a": [1]})
+
+    def full(self: Path, *args: object, **kwargs: object) -> None:
+        if self.name.startswith(".evaluation.md"):
+            _enospc()
+        return real_write(self, *args, **kwargs)
+
+    real_write = Path.write_text
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OutputError, match="no space left"):
+        output.write_result(Result(), out)  # type: ignore[arg-type]
+    assert [f.read_text() for f in files] == [f"old {f.name}" for f in files]

@@ -220,12 +220,19 @@ def _analyse(args: argparse.Namespace) -> int:
         items=items,
         confidence=args.confidence,
     )
+    from ccgraph.io.atomic import atomic_paths
+
     out = Path(args.out)
     _mkdir(out)
-    _write_text(out / "result.json", json.dumps(result.to_dict(), indent=2, default=str))
-    _write_text(out / "result.md", result.summary())
-    if result.clusters is not None:
-        _write_frame(result.clusters, out / "clusters.parquet")
+    names = ["result.json", "result.md"] + (
+        ["clusters.parquet"] if result.clusters is not None else []
+    )
+    # together: an interrupt or a full disk never leaves a new result.json by an old result.md
+    with atomic_paths(*(out / name for name in names)) as tmps:
+        tmps[0].write_text(json.dumps(result.to_dict(), indent=2, default=str), encoding="utf-8")
+        tmps[1].write_text(result.summary(), encoding="utf-8")
+        if result.clusters is not None:
+            result.clusters.to_parquet(tmps[2], index=False)
     sys.stdout.write(result.summary())
     return 0
 

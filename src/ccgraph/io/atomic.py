@@ -12,22 +12,27 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import errno
 import functools
 import json
 import logging
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ccgraph.exceptions import OutputError
+from ccgraph.io._output_errors import OUT_OF_SPACE, check_name_length, output_error
 
 __all__ = [
     "MANIFEST_NAME",
+    "OUT_OF_SPACE",
     "atomic_path",
+    "atomic_paths",
     "atomic_write_bytes",
     "atomic_write_text",
     "check_name_length",
@@ -46,68 +51,6 @@ logger = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.json"
 _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100
-
-
-#: errno values that mean the disk (or the user's quota) is full.
-OUT_OF_SPACE = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG})
-#: Room a final name needs for the temporary names made beside it (``.<name>.tmp-<pid>-<rand>``).
-_TEMP_NAME_ROOM = 40
-
-
-def output_error(where: Path, exc: OSError) -> OutputError:
-    """An :class:`OutputError` naming ``where`` and what to do about ``exc``."""
-    if exc.errno in OUT_OF_SPACE:
-        return OutputError(
-            f"cannot write to {where}: no space left on the device (or the disk quota is "
-            "used up); free some space or choose an output directory on another disk "
-            "(`output.dir` in the config or `--out`). Nothing was replaced"
-        )
-    if exc.errno == errno.ENAMETOOLONG:
-        return OutputError(
-            f"cannot write to {where}: a file name is too long for the file system; choose a "
-            "shorter output name (`output.dir` in the config or `--out`)"
-        )
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    return OutputError(
-        f"cannot write to {where}: {reason}; choose a writable output directory "
-        "(`output.dir` in the config or `--out`) or fix its permissions"
-    )
-
-
-def check_name_length(path: str | os.PathLike[str]) -> None:
-    """Raise :class:`OutputError` if an output path has a name the file system cannot hold.
-
-    Every component must fit the file system's name limit (``NAME_MAX``, usually 255 bytes)
-    and the last one must also leave room for the temporary names written beside it.
-
-    Examples
-    --------
-    >>> check_name_length("/tmp/run")
-    >>> check_name_length("/tmp/" + "x" * 300)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ccgraph.exceptions.OutputError: cannot write 'xxx...' in /tmp: the name has 300 bytes ...
-    """
-    final = Path(path)
-    limit = 255
-    for parent in final.parents:
-        try:
-            limit = os.pathconf(parent, "PC_NAME_MAX")
-            break
-        except (OSError, ValueError, AttributeError):  # missing, a too-long name, not POSIX
-            continue
-    parts = final.parts
-    for i, part in enumerate(parts):
-        room = _TEMP_NAME_ROOM if i == len(parts) - 1 else 0
-        size = len(os.fsencode(part))
-        if size + room > limit:
-            shown = part if len(part) <= 40 else f"{part[:40]}..."
-            raise OutputError(
-                f"cannot write {shown!r} in {Path(*parts[:i]) if i else final.anchor}: the "
-                f"name has {size} bytes and may have at most {limit - room} here ({limit} on "
-                "this file system, less room for temporary names); choose a shorter output "
-                "name (`output.dir` in the config or `--out`)"
-            )
 
 
 @functools.cache
@@ -177,8 +120,51 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     >>> target.read_text()
     'done'
     """
-    final = Path(path)
-    parent = final.parent
+    with atomic_paths(path) as (tmp,):
+        yield tmp
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | os.PathLike[str]) -> Iterator[list[Path]]:
+    """:func:`atomic_path` for files that belong together: all are replaced, or none.
+
+    The renames come after every file is written and ``fsync``-ed, with SIGINT and SIGTERM
+    held back, so an interrupt never leaves new files beside old ones (it is raised after).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_paths(root / "a.txt", root / "b.txt") as (a, b):
+    ...     _ = a.write_text("1"), b.write_text("2")
+    >>> sorted(p.name for p in root.iterdir())
+    ['a.txt', 'b.txt']
+    """
+    finals = [Path(p) for p in paths]
+    tmps: list[Path] = []
+    try:
+        for final in finals:
+            tmps.append(_temp_file_beside(final))
+        yield list(tmps)
+        for tmp in tmps:
+            _fsync_file(tmp)
+        with _signals_held():
+            for tmp, final in zip(tmps, finals, strict=True):
+                os.replace(tmp, final)
+    except BaseException as exc:
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            # the block only writes the temporary files: its failure (a full disk, ...) is
+            # the output's
+            raise output_error(finals[0] if len(finals) == 1 else finals[0].parent, exc) from exc
+        raise
+    for parent in {final.parent for final in finals}:
+        fsync_directory(parent)
+
+
+def _temp_file_beside(final: Path) -> Path:
     check_name_length(final)
     if final.is_dir():
         raise OutputError(
@@ -186,25 +172,38 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             "path (not a folder) or another name"
         )
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=parent)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     except OSError as exc:
-        raise output_error(parent, exc) from exc
+        raise output_error(final.parent, exc) from exc
     os.close(fd)
-    tmp = Path(name)
-    _usual_mode(tmp, directory=False)
+    _usual_mode(Path(name), directory=False)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back until the block ends, then deliver them.
+
+    Python runs signal handlers in the main thread only, so this works there (a blocked
+    signal mask would not: any other thread can take a process signal); elsewhere a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous: dict[int, Any] = {}
     try:
-        yield tmp
-        _fsync_file(tmp)
-        os.replace(tmp, final)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-            # the block only writes ``tmp``: its failure (a full disk, ...) is the output's
-            raise output_error(final, exc) from exc
-        raise
-    fsync_directory(parent)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if handler is not None:  # None: a handler installed from C, left alone
+                previous[signum] = signal.signal(signum, lambda n, _f: pending.append(n))
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(pending):
+            signal.raise_signal(signum)  # now to the usual handler (Ctrl-C: KeyboardInterrupt)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
