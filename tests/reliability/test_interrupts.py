@@ -347,3 +347,25 @@ def test_evaluation_files_are_replaced_together(tmp_path, monkeypatch) -> None:
     with pytest.raises(OutputError, match="no space left"):
         output.write_result(Result(), out)  # type: ignore[arg-type]
     assert [f.read_text() for f in files] == [f"old {f.name}" for f in files]
+
+
+def test_simulated_log_and_its_truth_are_replaced_together(tmp_path, monkeypatch, capsys) -> None:
+    # before: the log was replaced, then a full disk writing its .truth.json kept the old
+    # truth beside the new log (a wrong "known effect", silently)
+    log, truth = tmp_path / "sim.parquet", tmp_path / "sim.truth.json"
+    log.write_text("old log")
+    truth.write_text("old truth")
+    real_write = Path.write_text
+
+    def full(self: Path, *args: object, **kwargs: object) -> int:
+        if self.name.startswith(".sim.truth.json"):
+            _enospc()
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    code, err = _run_cli(
+        ["experiment", "simulate", "--out", str(log), "--n-units", "50", "--seed", "1"], capsys
+    )
+    assert code == 2 and "no space left" in err
+    assert (log.read_text(), truth.read_text()) == ("old log", "old truth")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sim.parquet", "sim.truth.json"]

@@ -302,11 +302,15 @@ def _simulate(args: argparse.Namespace) -> int:
         aa=args.aa,
         rng=args.seed,
     )
-    _write_frame(sim.log, args.out)
+    from ccgraph.io.atomic import atomic_paths
+
     truth_path = Path(args.out).with_suffix(".truth.json")
-    _write_text(
-        truth_path, json.dumps({"truth": sim.truth.to_dict(), "params": sim.params}, indent=2)
-    )
+    _mkdir(Path(args.out).parent)
+    # together: never a new log beside the truth of an older one
+    with atomic_paths(args.out, truth_path) as (log_tmp, truth_tmp):
+        _save_frame(sim.log, log_tmp, Path(args.out))
+        truth = {"truth": sim.truth.to_dict(), "params": sim.params}
+        truth_tmp.write_text(json.dumps(truth, indent=2), encoding="utf-8")
     sys.stdout.write(
         f"wrote {args.out} ({len(sim.log):,} impressions) and {truth_path}; "
         f"true difference {sim.truth.difference:+.5f}\n"
@@ -351,10 +355,15 @@ def _write_frame(frame: pd.DataFrame, path: Path) -> None:
     _mkdir(path.parent)
     # removed again on any failure, Ctrl-C and SIGTERM included; OSError -> OutputError
     with atomic_path(path) as tmp:
-        if path.suffix.lower() == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
+        _save_frame(frame, tmp, path)
+
+
+def _save_frame(frame: pd.DataFrame, tmp: Path, path: Path) -> None:
+    """Write ``frame`` to ``tmp`` in the format of ``path``'s suffix (``.csv`` or Parquet)."""
+    if path.suffix.lower() == ".csv":
+        frame.to_csv(tmp, index=False)
+    else:
+        frame.to_parquet(tmp, index=False)
 
 
 def _write_text(path: Path, text: str) -> None:
