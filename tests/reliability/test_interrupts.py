@@ -369,3 +369,35 @@ def test_simulated_log_and_its_truth_are_replaced_together(tmp_path, monkeypatch
     assert code == 2 and "no space left" in err
     assert (log.read_text(), truth.read_text()) == ("old log", "old truth")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sim.parquet", "sim.truth.json"]
+
+
+# --- symbolic links -------------------------------------------------------------------------
+
+
+def test_report_into_a_symlinked_folder_keeps_the_link(project) -> None:
+    # before: the finished report was renamed over the link itself: the link became a plain
+    # folder, its target stayed empty and the link was left as `.rep.tmp-...` / `.rep.old-...`
+    _, run = project
+    target = run.parent / "elsewhere"
+    target.mkdir()
+    link = run.parent / "rep"
+    link.symlink_to(target)
+    for _ in range(2):  # a new report, then one over the earlier report
+        assert cli.main(["report", str(run), "--out", str(link)]) == 0
+        assert link.is_symlink() and link.resolve() == target.resolve()
+        assert (target / "index.html").is_file()
+        assert _temps(run.parent) == []
+
+
+def test_a_file_written_through_a_symlink_keeps_the_link(tmp_path) -> None:
+    # before: atomic_path renamed the new file over the link (link lost, target unchanged)
+    real = tmp_path / "real.txt"
+    real.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    dangling = tmp_path / "dangling.txt"
+    dangling.symlink_to(tmp_path / "made.txt")
+    atomic_write_text(dangling, "made")
+    assert dangling.is_symlink() and (tmp_path / "made.txt").read_text() == "made"

@@ -44,6 +44,7 @@ __all__ = [
     "remove_stale_temp_dirs",
     "replace_directory",
     "swap_directory",
+    "through_link",
 ]
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,17 @@ logger = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.json"
 _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100
+
+
+def through_link(path: str | os.PathLike[str]) -> Path:
+    """``path``, or where it points if it is a symbolic link (dangling or not).
+
+    An output written "to a link" goes to the link's target and the link stays: renaming a
+    finished file or folder over ``path`` itself would replace the user's link instead.
+    """
+    final = Path(path)
+    check_name_length(final)
+    return final.resolve() if final.is_symlink() else final
 
 
 @functools.cache
@@ -140,7 +152,7 @@ def atomic_paths(*paths: str | os.PathLike[str]) -> Iterator[list[Path]]:
     >>> sorted(p.name for p in root.iterdir())
     ['a.txt', 'b.txt']
     """
-    finals = [Path(p) for p in paths]
+    finals = [through_link(p) for p in paths]
     tmps: list[Path] = []
     try:
         for final in finals:
@@ -248,7 +260,7 @@ def remove_stale_temp_dirs(final_dir: str | os.PathLike[str]) -> list[Path]:
     Only directories named by :func:`make_temp_dir` whose creating process no longer exists
     are removed, so a concurrent writer's directory is never touched.
     """
-    final = Path(final_dir)
+    final = through_link(final_dir)
     removed: list[Path] = []
     pattern = re.compile(rf"^\.{re.escape(final.name)}\.tmp-(\d+)-")
     if not final.parent.is_dir():
@@ -273,7 +285,7 @@ def make_temp_dir(final_dir: str | os.PathLike[str]) -> Path:
     OutputError
         The parent of ``final_dir`` cannot be created or written.
     """
-    final = Path(final_dir)
+    final = through_link(final_dir)
     parent = final.parent
     check_name_length(final)
     try:
@@ -381,7 +393,7 @@ def swap_directory(
         The rename is not permitted (the message names the parent folder).
     """
     tmp = Path(tmp_dir)
-    final = Path(final_dir)
+    final = through_link(final_dir)
     try:
         if not exists:
             os.replace(tmp, final)
