@@ -401,3 +401,41 @@ def test_a_file_written_through_a_symlink_keeps_the_link(tmp_path) -> None:
     dangling.symlink_to(tmp_path / "made.txt")
     atomic_write_text(dangling, "made")
     assert dangling.is_symlink() and (tmp_path / "made.txt").read_text() == "made"
+
+
+# --- two writers of one output --------------------------------------------------------------
+
+
+def _fake_run(folder: Path, marker: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_text('{"schema_version": 1, "ccgraph_version": "0"}')
+    (folder / "marker.txt").write_text(marker)
+    return folder
+
+
+def test_two_writers_creating_one_run_directory(tmp_path, monkeypatch) -> None:
+    # before: the writer that found --out absent but finished second failed with "cannot
+    # write to <parent>: Directory not empty; ... fix its permissions"; now the last writer
+    # wins with a complete run, and a report (not a run) says what happened
+    from ccgraph.io import atomic
+
+    final = tmp_path / "run"
+    mine = _fake_run(atomic.make_temp_dir(final), "second")
+    real = atomic.check_replaceable
+
+    def absent_then_taken(path: Path) -> bool:
+        found = real(path)
+        if not final.exists():
+            _fake_run(final, "first")  # the other process finishes just now
+        return found
+
+    monkeypatch.setattr(atomic, "check_replaceable", absent_then_taken)
+    atomic.replace_directory(mine, final)
+    assert (final / "marker.txt").read_text() == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+    other = _fake_run(atomic.make_temp_dir(tmp_path / "rep"), "report")
+    _fake_run(tmp_path / "rep", "someone else's")
+    with pytest.raises(OutputError, match=r"rep appeared while this output was written"):
+        atomic.swap_directory(other, tmp_path / "rep", exists=False)
+    assert (tmp_path / "rep" / "marker.txt").read_text() == "someone else's"

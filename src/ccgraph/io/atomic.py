@@ -10,22 +10,27 @@ previous run untouched.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import functools
+import errno
 import json
 import logging
 import os
 import re
 import shutil
-import signal
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from ccgraph.exceptions import OutputError
+from ccgraph.io._fs import (
+    exchange as _exchange,
+)
+from ccgraph.io._fs import (
+    fsync_directory,
+    fsync_file,
+    pid_alive,
+    signals_held,
+    usual_mode,
+)
 from ccgraph.io._output_errors import OUT_OF_SPACE, check_name_length, output_error
 
 __all__ = [
@@ -50,8 +55,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
-_RENAME_EXCHANGE = 2  # linux/fs.h
-_AT_FDCWD = -100
 
 
 def through_link(path: str | os.PathLike[str]) -> Path:
@@ -63,45 +66,6 @@ def through_link(path: str | os.PathLike[str]) -> Path:
     final = Path(path)
     check_name_length(final)
     return final.resolve() if final.is_symlink() else final
-
-
-@functools.cache
-def _umask() -> int:
-    """The process umask (read once: setting it back and forth is not thread-safe)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _usual_mode(path: Path, *, directory: bool) -> None:
-    """Give a ``mkstemp`` / ``mkdtemp`` path (mode 0600 / 0700) the mode a plain create gets."""
-    with contextlib.suppress(OSError):
-        os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
-
-
-def fsync_directory(path: str | os.PathLike[str]) -> None:
-    """Flush a directory entry to disk so a completed rename survives a power cut.
-
-    A no-op where directories cannot be opened (Windows).
-    """
-    try:
-        fd = os.open(os.fspath(path), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -159,8 +123,8 @@ def atomic_paths(*paths: str | os.PathLike[str]) -> Iterator[list[Path]]:
             tmps.append(_temp_file_beside(final))
         yield list(tmps)
         for tmp in tmps:
-            _fsync_file(tmp)
-        with _signals_held():
+            fsync_file(tmp)
+        with signals_held():
             for tmp, final in zip(tmps, finals, strict=True):
                 os.replace(tmp, final)
     except BaseException as exc:
@@ -189,33 +153,8 @@ def _temp_file_beside(final: Path) -> Path:
     except OSError as exc:
         raise output_error(final.parent, exc) from exc
     os.close(fd)
-    _usual_mode(Path(name), directory=False)
+    usual_mode(Path(name), directory=False)
     return Path(name)
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back until the block ends, then deliver them.
-
-    Python runs signal handlers in the main thread only, so this works there (a blocked
-    signal mask would not: any other thread can take a process signal); elsewhere a no-op.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    previous: dict[int, Any] = {}
-    try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            handler = signal.getsignal(signum)
-            if handler is not None:  # None: a handler installed from C, left alone
-                previous[signum] = signal.signal(signum, lambda n, _f: pending.append(n))
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in dict.fromkeys(pending):
-            signal.raise_signal(signum)  # now to the usual handler (Ctrl-C: KeyboardInterrupt)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -244,16 +183,6 @@ def is_run_directory(path: str | os.PathLike[str]) -> bool:
     )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0 only checks that the process exists
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def remove_stale_temp_dirs(final_dir: str | os.PathLike[str]) -> list[Path]:
     """Delete temporary directories left beside ``final_dir`` by writers that were killed.
 
@@ -267,7 +196,7 @@ def remove_stale_temp_dirs(final_dir: str | os.PathLike[str]) -> list[Path]:
         return removed
     for entry in final.parent.iterdir():
         m = pattern.match(entry.name)
-        if m and entry.is_dir() and not _pid_alive(int(m.group(1))):
+        if m and entry.is_dir() and not pid_alive(int(m.group(1))):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
             logger.info("removed %s, left by an interrupted run", entry)
@@ -294,21 +223,8 @@ def make_temp_dir(final_dir: str | os.PathLike[str]) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     except OSError as exc:
         raise output_error(parent, exc) from exc
-    _usual_mode(tmp, directory=True)
+    usual_mode(tmp, directory=True)
     return tmp
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False if unsupported."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    return rc == 0
 
 
 def refuse_existing_run(final_dir: str | os.PathLike[str], *, overwrite: bool, hint: str) -> None:
@@ -376,7 +292,16 @@ def replace_directory(tmp_dir: str | os.PathLike[str], final_dir: str | os.PathL
     'run'
     """
     exists = check_replaceable(final_dir)
-    return swap_directory(tmp_dir, final_dir, exists=exists)
+    try:
+        return swap_directory(tmp_dir, final_dir, exists=exists)
+    except _Appeared:
+        # another writer finished the same run directory first: check what it is, then
+        # replace it as an earlier run (the last writer wins, never a mix)
+        return swap_directory(tmp_dir, final_dir, exists=check_replaceable(final_dir))
+
+
+class _Appeared(OutputError):
+    """``final_dir`` was created by someone else after it was found absent."""
 
 
 def swap_directory(
@@ -396,7 +321,16 @@ def swap_directory(
     final = through_link(final_dir)
     try:
         if not exists:
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not final.is_dir():
+                    raise
+                raise _Appeared(
+                    f"{final} appeared while this output was written (another ccgraph "
+                    "process writing the same folder?); nothing was replaced: run again or "
+                    "choose another output directory"
+                ) from exc
             fsync_directory(final.parent)
             return final
         if _exchange(tmp, final):
@@ -413,6 +347,8 @@ def swap_directory(
                 raise
         fsync_directory(final.parent)
     except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
         raise output_error(final.parent, exc) from exc
     shutil.rmtree(old, ignore_errors=True)
     logger.debug("replaced %s", final)
