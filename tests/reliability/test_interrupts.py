@@ -214,7 +214,8 @@ def test_sigterm_while_the_run_is_swapped_in(project, monkeypatch, capsys) -> No
     monkeypatch.setattr("ccgraph.io._writer.replace_directory", terminated)
     code, err = _run_cli(["run", str(cfg), "-q"], capsys)
     assert code == 143
-    assert err.strip() == "ccgraph: terminated (SIGTERM)"
+    assert err.rstrip().endswith("s ccgraph: terminated (SIGTERM)")  # the last line
+    assert "Traceback" not in err
     assert _digests(run) == before
     assert _temps(run.parent) == []
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored after the command
@@ -439,3 +440,22 @@ def test_two_writers_creating_one_run_directory(tmp_path, monkeypatch) -> None:
     with pytest.raises(OutputError, match=r"rep appeared while this output was written"):
         atomic.swap_directory(other, tmp_path / "rep", exists=False)
     assert (tmp_path / "rep" / "marker.txt").read_text() == "someone else's"
+
+
+# --- stdout is for answers ------------------------------------------------------------------
+
+
+def test_log_lines_go_to_stderr_not_into_the_answers(project, capsys) -> None:
+    # before: the log handler wrote to stdout: a warning (say, the embedder version differs
+    # from the run's) landed before the JSON of `ccgraph query --json` and broke `| jq`
+    import json
+    import logging
+
+    _, run = project
+    capsys.readouterr()
+    code = cli.main(["query", str(run), "--id", "it000", "--json"])
+    logging.getLogger("ccgraph.query").warning("a warning while answering")
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert json.loads(out)["query"] == "it000"
+    assert "a warning while answering" in err
