@@ -459,3 +459,19 @@ def test_log_lines_go_to_stderr_not_into_the_answers(project, capsys) -> None:
     assert code == 0
     assert json.loads(out)["query"] == "it000"
     assert "a warning while answering" in err
+
+
+def test_an_interrupted_stage_is_not_logged_as_done(caplog) -> None:
+    # before: `timed` logged "write done in 0.06 s" right before "ccgraph: terminated"
+    import logging
+
+    from ccgraph._logging import timed
+
+    with caplog.at_level(logging.INFO, logger="ccgraph"):
+        with pytest.raises(KeyboardInterrupt), timed("write"):
+            raise KeyboardInterrupt
+        with timed("read"):
+            pass
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[:2] == ["write ...", lines[1]] and lines[1].startswith("write stopped after")
+    assert lines[2] == "read ..." and lines[3].startswith("read done in")
