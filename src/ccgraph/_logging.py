@@ -35,6 +35,10 @@ def timed(stage: str, log: logging.Logger | None = None) -> Iterator[list[float]
     start = time.perf_counter()
     try:
         yield box
-    finally:
+    except BaseException:
+        # not "done": an error or an interrupt stopped it (the CLI says which, next)
         box[0] = time.perf_counter() - start
-        log.info("%s done in %.2f s", stage, box[0])
+        log.info("%s stopped after %.2f s", stage, box[0])
+        raise
+    box[0] = time.perf_counter() - start
+    log.info("%s done in %.2f s", stage, box[0])

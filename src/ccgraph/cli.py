@@ -1,19 +1,24 @@
 """The ``ccgraph`` command line: a thin layer over the Python API.
 
 Exit codes: 0 success, 2 a user error (one-line message; the traceback only with ``-v``),
-1 an unexpected internal error.
+1 an unexpected internal error, 130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM).
+Both signals unwind the command as an exception, so a half-written output is removed and a
+previous output is left as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ccgraph import __version__
@@ -158,12 +163,14 @@ def _setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler: logging.Handler
     try:
+        from rich.console import Console
         from rich.logging import RichHandler
 
-        handler = RichHandler(show_path=False, rich_tracebacks=False)
+        # stderr: stdout carries the answers (`ccgraph query --json | jq`), never log lines
+        handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)
         handler.setFormatter(logging.Formatter("%(message)s"))
     except ImportError:  # pragma: no cover
-        handler = logging.StreamHandler()
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("ccgraph")
     root.handlers[:] = [handler]
@@ -234,8 +241,50 @@ def refuse_output_over_input(args: argparse.Namespace) -> None:
             )
 
 
+#: errno values of a full disk or an impossible name: the user's environment, not a bug.
+_ENVIRONMENT_ERRNOS = frozenset(
+    {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG, errno.ENAMETOOLONG}
+)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that every cleanup runs."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _terminate_as_exception() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the command runs (main thread only)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ccgraph`` command; returns the exit code."""
+    # from the first line: a signal while the command modules are still imported is one
+    # line too, not an import traceback (or, for SIGTERM, a silent kill)
+    try:
+        with _terminate_as_exception():
+            return _main(argv)
+    except Terminated:
+        sys.stderr.write("ccgraph: terminated (SIGTERM)\n")
+        return 143
+    except KeyboardInterrupt:
+        sys.stderr.write("ccgraph: interrupted\n")
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     tokens = list(sys.argv[1:] if argv is None else argv)
     command = next((t for t in tokens if not t.startswith("-")), None)
     parser = build_parser(command)
@@ -265,9 +314,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in rest:
             sys.stderr.write(f"  {line}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("ccgraph: interrupted\n")
-        return 130
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        # a full disk or a too-long name met where no ccgraph check caught it: still one line
+        if args.verbose:
+            log.exception("failed")
+        where = f" ({exc.filename})" if exc.filename else ""
+        sys.stderr.write(
+            f"ccgraph: error: {os.strerror(exc.errno)}{where}; free some disk space or choose "
+            "another (shorter) output path\n"
+        )
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

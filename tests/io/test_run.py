@@ -162,8 +162,10 @@ def test_failed_write_keeps_old_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         return real(table, path)
 
     monkeypatch.setattr(_writer, "_write_table", flaky)
-    with pytest.raises(OSError, match="disk full"):
+    # a failed write is an OutputError naming the run directory (it was the bare OSError)
+    with pytest.raises(OutputError, match=f"cannot write to {target}: disk full") as info:
         write_run(_result(manifest={"seed": 2}), target)
+    assert isinstance(info.value.__cause__, OSError)
     assert load_run(target).manifest["seed"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 

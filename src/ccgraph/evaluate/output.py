@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ccgraph.exceptions import OutputError
-from ccgraph.io.atomic import atomic_path
+from ccgraph.io.atomic import atomic_paths
 
 __all__ = ["EvaluationResult", "to_markdown", "write_result"]
 
@@ -258,13 +258,12 @@ def to_json(result: EvaluationResult) -> dict[str, Any]:
     )
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    with atomic_path(path) as tmp:  # the usual file mode, not mkstemp's 0600
-        write(tmp)
-
-
 def write_result(result: EvaluationResult, directory: str | Path) -> EvaluationResult:
-    """Write ``metrics.json``, ``per_repeat.parquet`` and ``evaluation.md`` into ``directory``."""
+    """Write ``metrics.json``, ``per_repeat.parquet`` and ``evaluation.md`` into ``directory``.
+
+    The three replace the files of an earlier evaluation together (or, on a failure or an
+    interrupt, none does), so the folder never mixes two evaluations.
+    """
     out = Path(directory)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -272,9 +271,9 @@ def write_result(result: EvaluationResult, directory: str | Path) -> EvaluationR
         raise OutputError(f"cannot create the evaluation directory {out}: {exc}") from exc
     text = json.dumps(to_json(result), indent=1)
     md = to_markdown(result)
-    _atomic_write(out / "metrics.json", lambda p: p.write_text(text, encoding="utf-8"))
-    _atomic_write(
-        out / "per_repeat.parquet", lambda p: result.per_repeat.to_parquet(p, index=False)
-    )
-    _atomic_write(out / "evaluation.md", lambda p: p.write_text(md, encoding="utf-8"))
+    names = ("metrics.json", "per_repeat.parquet", "evaluation.md")
+    with atomic_paths(*(out / name for name in names)) as (metrics, per_repeat, markdown):
+        metrics.write_text(text, encoding="utf-8")
+        result.per_repeat.to_parquet(per_repeat, index=False)
+        markdown.write_text(md, encoding="utf-8")
     return replace(result, path=out)

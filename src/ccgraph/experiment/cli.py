@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -221,12 +220,19 @@ def _analyse(args: argparse.Namespace) -> int:
         items=items,
         confidence=args.confidence,
     )
+    from ccgraph.io.atomic import atomic_paths
+
     out = Path(args.out)
     _mkdir(out)
-    _write_text(out / "result.json", json.dumps(result.to_dict(), indent=2, default=str))
-    _write_text(out / "result.md", result.summary())
-    if result.clusters is not None:
-        _write_frame(result.clusters, out / "clusters.parquet")
+    names = ["result.json", "result.md"] + (
+        ["clusters.parquet"] if result.clusters is not None else []
+    )
+    # together: an interrupt or a full disk never leaves a new result.json by an old result.md
+    with atomic_paths(*(out / name for name in names)) as tmps:
+        tmps[0].write_text(json.dumps(result.to_dict(), indent=2, default=str), encoding="utf-8")
+        tmps[1].write_text(result.summary(), encoding="utf-8")
+        if result.clusters is not None:
+            result.clusters.to_parquet(tmps[2], index=False)
     sys.stdout.write(result.summary())
     return 0
 
@@ -296,11 +302,15 @@ def _simulate(args: argparse.Namespace) -> int:
         aa=args.aa,
         rng=args.seed,
     )
-    _write_frame(sim.log, args.out)
+    from ccgraph.io.atomic import atomic_paths
+
     truth_path = Path(args.out).with_suffix(".truth.json")
-    _write_text(
-        truth_path, json.dumps({"truth": sim.truth.to_dict(), "params": sim.params}, indent=2)
-    )
+    _mkdir(Path(args.out).parent)
+    # together: never a new log beside the truth of an older one
+    with atomic_paths(args.out, truth_path) as (log_tmp, truth_tmp):
+        _save_frame(sim.log, log_tmp, Path(args.out))
+        truth = {"truth": sim.truth.to_dict(), "params": sim.params}
+        truth_tmp.write_text(json.dumps(truth, indent=2), encoding="utf-8")
     sys.stdout.write(
         f"wrote {args.out} ({len(sim.log):,} impressions) and {truth_path}; "
         f"true difference {sim.truth.difference:+.5f}\n"
@@ -338,28 +348,27 @@ def _check_table_suffix(path: Path) -> None:
 
 
 def _write_frame(frame: pd.DataFrame, path: Path) -> None:
+    from ccgraph.io.atomic import atomic_path
+
     path = Path(path)
     _check_table_suffix(path)
     _mkdir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if path.suffix.lower() == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({exc})") from exc
+    # removed again on any failure, Ctrl-C and SIGTERM included; OSError -> OutputError
+    with atomic_path(path) as tmp:
+        _save_frame(frame, tmp, path)
+
+
+def _save_frame(frame: pd.DataFrame, tmp: Path, path: Path) -> None:
+    """Write ``frame`` to ``tmp`` in the format of ``path``'s suffix (``.csv`` or Parquet)."""
+    if path.suffix.lower() == ".csv":
+        frame.to_csv(tmp, index=False)
+    else:
+        frame.to_parquet(tmp, index=False)
 
 
 def _write_text(path: Path, text: str) -> None:
+    from ccgraph.io.atomic import atomic_write_text
+
     path = Path(path)
     _mkdir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({exc})") from exc
+    atomic_write_text(path, text)

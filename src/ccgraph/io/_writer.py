@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 
 from ccgraph.containers import KnnGraph, RunResult, check_same_ids
-from ccgraph.exceptions import InputError
+from ccgraph.exceptions import InputError, OutputError
 from ccgraph.io._json import jsonable
 from ccgraph.io._workers import Workers
 from ccgraph.io.atomic import (
     MANIFEST_NAME,
     make_temp_dir,
+    output_error,
     refuse_existing_run,
     remove_stale_temp_dirs,
     replace_directory,
@@ -421,6 +422,11 @@ class RunWriter:
             _seal(self.tmp / MANIFEST_NAME)
             self._pool.shutdown()
             replace_directory(self.tmp, self.final)
+        except OSError as exc:  # a full disk, ... while writing the temporary directory
+            self.abort()
+            if isinstance(exc, OutputError):  # already names the output and what to do
+                raise
+            raise output_error(self.final, exc) from exc
         except BaseException:
             self.abort()
             raise

@@ -10,9 +10,7 @@ previous run untouched.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import functools
+import errno
 import json
 import logging
 import os
@@ -23,72 +21,51 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ccgraph.exceptions import OutputError
+from ccgraph.io._fs import (
+    exchange as _exchange,
+)
+from ccgraph.io._fs import (
+    fsync_directory,
+    fsync_file,
+    pid_alive,
+    signals_held,
+    usual_mode,
+)
+from ccgraph.io._output_errors import OUT_OF_SPACE, check_name_length, output_error
 
 __all__ = [
     "MANIFEST_NAME",
+    "OUT_OF_SPACE",
     "atomic_path",
+    "atomic_paths",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_name_length",
     "check_replaceable",
     "fsync_directory",
     "is_run_directory",
     "make_temp_dir",
+    "output_error",
     "remove_stale_temp_dirs",
     "replace_directory",
+    "swap_directory",
+    "through_link",
 ]
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
-_RENAME_EXCHANGE = 2  # linux/fs.h
-_AT_FDCWD = -100
 
 
-def _unwritable(where: Path, exc: OSError) -> OutputError:
-    reason = exc.strerror or type(exc).__name__
-    return OutputError(
-        f"cannot write to {where}: {reason}; choose a writable output directory "
-        "(`output.dir` in the config or `--out`) or fix its permissions"
-    )
+def through_link(path: str | os.PathLike[str]) -> Path:
+    """``path``, or where it points if it is a symbolic link (dangling or not).
 
-
-@functools.cache
-def _umask() -> int:
-    """The process umask (read once: setting it back and forth is not thread-safe)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _usual_mode(path: Path, *, directory: bool) -> None:
-    """Give a ``mkstemp`` / ``mkdtemp`` path (mode 0600 / 0700) the mode a plain create gets."""
-    with contextlib.suppress(OSError):
-        os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
-
-
-def fsync_directory(path: str | os.PathLike[str]) -> None:
-    """Flush a directory entry to disk so a completed rename survives a power cut.
-
-    A no-op where directories cannot be opened (Windows).
+    An output written "to a link" goes to the link's target and the link stays: renaming a
+    finished file or folder over ``path`` itself would replace the user's link instead.
     """
-    try:
-        fd = os.open(os.fspath(path), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    final = Path(path)
+    check_name_length(final)
+    return final.resolve() if final.is_symlink() else final
 
 
 @contextlib.contextmanager
@@ -107,7 +84,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     Raises
     ------
     OutputError
-        The parent directory cannot be created or written.
+        The parent directory cannot be created or written, the name is too long, or the
+        block raised an :class:`OSError` (the disk is full, ...): the message names ``path``.
 
     Examples
     --------
@@ -118,30 +96,65 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     >>> target.read_text()
     'done'
     """
-    final = Path(path)
-    parent = final.parent
+    with atomic_paths(path) as (tmp,):
+        yield tmp
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | os.PathLike[str]) -> Iterator[list[Path]]:
+    """:func:`atomic_path` for files that belong together: all are replaced, or none.
+
+    The renames come after every file is written and ``fsync``-ed, with SIGINT and SIGTERM
+    held back, so an interrupt never leaves new files beside old ones (it is raised after).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_paths(root / "a.txt", root / "b.txt") as (a, b):
+    ...     _ = a.write_text("1"), b.write_text("2")
+    >>> sorted(p.name for p in root.iterdir())
+    ['a.txt', 'b.txt']
+    """
+    finals = [through_link(p) for p in paths]
+    tmps: list[Path] = []
+    try:
+        for final in finals:
+            tmps.append(_temp_file_beside(final))
+        yield list(tmps)
+        for tmp in tmps:
+            fsync_file(tmp)
+        with signals_held():
+            for tmp, final in zip(tmps, finals, strict=True):
+                os.replace(tmp, final)
+    except BaseException as exc:
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            # the block only writes the temporary files: its failure (a full disk, ...) is
+            # the output's
+            raise output_error(finals[0] if len(finals) == 1 else finals[0].parent, exc) from exc
+        raise
+    for parent in {final.parent for final in finals}:
+        fsync_directory(parent)
+
+
+def _temp_file_beside(final: Path) -> Path:
+    check_name_length(final)
     if final.is_dir():
         raise OutputError(
             f"cannot write the file {final}: a directory of that name exists; give a file "
             "path (not a folder) or another name"
         )
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=parent)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     except OSError as exc:
-        raise _unwritable(parent, exc) from exc
+        raise output_error(final.parent, exc) from exc
     os.close(fd)
-    tmp = Path(name)
-    _usual_mode(tmp, directory=False)
-    try:
-        yield tmp
-        _fsync_file(tmp)
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_directory(parent)
+    usual_mode(Path(name), directory=False)
+    return Path(name)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -170,30 +183,20 @@ def is_run_directory(path: str | os.PathLike[str]) -> bool:
     )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0 only checks that the process exists
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def remove_stale_temp_dirs(final_dir: str | os.PathLike[str]) -> list[Path]:
     """Delete temporary directories left beside ``final_dir`` by writers that were killed.
 
     Only directories named by :func:`make_temp_dir` whose creating process no longer exists
     are removed, so a concurrent writer's directory is never touched.
     """
-    final = Path(final_dir)
+    final = through_link(final_dir)
     removed: list[Path] = []
     pattern = re.compile(rf"^\.{re.escape(final.name)}\.tmp-(\d+)-")
     if not final.parent.is_dir():
         return removed
     for entry in final.parent.iterdir():
         m = pattern.match(entry.name)
-        if m and entry.is_dir() and not _pid_alive(int(m.group(1))):
+        if m and entry.is_dir() and not pid_alive(int(m.group(1))):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
             logger.info("removed %s, left by an interrupted run", entry)
@@ -211,29 +214,17 @@ def make_temp_dir(final_dir: str | os.PathLike[str]) -> Path:
     OutputError
         The parent of ``final_dir`` cannot be created or written.
     """
-    final = Path(final_dir)
+    final = through_link(final_dir)
     parent = final.parent
+    check_name_length(final)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         prefix = f".{final.name}.tmp-{os.getpid()}-"
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     except OSError as exc:
-        raise _unwritable(parent, exc) from exc
-    _usual_mode(tmp, directory=True)
+        raise output_error(parent, exc) from exc
+    usual_mode(tmp, directory=True)
     return tmp
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False if unsupported."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    return rc == 0
 
 
 def refuse_existing_run(final_dir: str | os.PathLike[str], *, overwrite: bool, hint: str) -> None:
@@ -252,6 +243,7 @@ def check_replaceable(final_dir: str | os.PathLike[str]) -> bool:
     A missing or empty directory, or an earlier ccgraph run, may be replaced.
     """
     final = Path(final_dir)
+    check_name_length(final)
     if not final.exists():
         return False
     if not final.is_dir():
@@ -299,12 +291,46 @@ def replace_directory(tmp_dir: str | os.PathLike[str], final_dir: str | os.PathL
     >>> replace_directory(tmp, root / "run").name
     'run'
     """
+    exists = check_replaceable(final_dir)
+    try:
+        return swap_directory(tmp_dir, final_dir, exists=exists)
+    except _Appeared:
+        # another writer finished the same run directory first: check what it is, then
+        # replace it as an earlier run (the last writer wins, never a mix)
+        return swap_directory(tmp_dir, final_dir, exists=check_replaceable(final_dir))
+
+
+class _Appeared(OutputError):
+    """``final_dir`` was created by someone else after it was found absent."""
+
+
+def swap_directory(
+    tmp_dir: str | os.PathLike[str], final_dir: str | os.PathLike[str], *, exists: bool
+) -> Path:
+    """Move ``tmp_dir`` to ``final_dir``, atomically replacing the directory there if ``exists``.
+
+    As :func:`replace_directory` without its check of what ``final_dir`` holds: for a caller
+    that has checked it itself (a report folder is not a run).
+
+    Raises
+    ------
+    OutputError
+        The rename is not permitted (the message names the parent folder).
+    """
     tmp = Path(tmp_dir)
-    final = Path(final_dir)
-    exists = check_replaceable(final)
+    final = through_link(final_dir)
     try:
         if not exists:
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not final.is_dir():
+                    raise
+                raise _Appeared(
+                    f"{final} appeared while this output was written (another ccgraph "
+                    "process writing the same folder?); nothing was replaced: run again or "
+                    "choose another output directory"
+                ) from exc
             fsync_directory(final.parent)
             return final
         if _exchange(tmp, final):
@@ -321,7 +347,9 @@ def replace_directory(tmp_dir: str | os.PathLike[str], final_dir: str | os.PathL
                 raise
         fsync_directory(final.parent)
     except OSError as exc:
-        raise _unwritable(final.parent, exc) from exc
+        if isinstance(exc, OutputError):
+            raise
+        raise output_error(final.parent, exc) from exc
     shutil.rmtree(old, ignore_errors=True)
     logger.debug("replaced %s", final)
     return final

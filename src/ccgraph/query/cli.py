@@ -60,6 +60,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def _check_out(run_dir: Path, out: Path | None) -> Path:
     if out is None:
         raise InputError("--batch needs --out OUT.parquet for the answers")
+    from ccgraph.io.atomic import check_name_length
+
+    check_name_length(out.expanduser())
     target = out.expanduser().resolve()
     if target.is_relative_to(run_dir.expanduser().resolve()):
         raise OutputError(f"--out {out} is inside the run directory; a query never writes there")

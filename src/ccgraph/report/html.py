@@ -7,8 +7,8 @@ built in a temporary sibling folder and moved into place when complete.
 
 from __future__ import annotations
 
+import errno
 import logging
-import os
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -21,6 +21,13 @@ from ccgraph._deps import import_optional
 from ccgraph._random import RngLike, derive_seed
 from ccgraph._validation import check_int
 from ccgraph.exceptions import OutputError, ParameterError
+from ccgraph.io.atomic import (
+    check_name_length,
+    make_temp_dir,
+    output_error,
+    remove_stale_temp_dirs,
+    swap_directory,
+)
 from ccgraph.report import plots
 from ccgraph.report._evaluation import markdown_to_html, metrics_tables
 from ccgraph.report._load import RunData, load_run_dir
@@ -79,7 +86,28 @@ def _image_roots(run: RunData, image_root: str | Path | None) -> list[Path]:
     return list(dict.fromkeys(roots))
 
 
+#: errno values of a failed write (not of an unreadable image, which the thumbnails skip).
+_OUTPUT_ERRNOS = frozenset(
+    {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG, errno.EROFS}
+)
+
+
+def _stage_dir(out_dir: Path) -> Path:
+    """A fresh temporary folder beside ``out_dir``, after removing those of killed writers."""
+    remove_stale_temp_dirs(out_dir)
+    try:
+        return make_temp_dir(out_dir)
+    except OutputError as exc:
+        if not isinstance(exc.__cause__, OSError):  # a name too long: the message says so
+            raise
+        raise OutputError(
+            f"cannot write the report beside {out_dir}: {exc.__cause__.strerror or exc}; "
+            "choose a writable `out` folder (`ccgraph report --out`)"
+        ) from exc
+
+
 def _check_out(out: Path, run_dir: Path) -> None:
+    check_name_length(out)
     if out.resolve() == run_dir.resolve():
         raise OutputError(f"`out` must not be the run directory itself ({out})")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
@@ -186,16 +214,9 @@ def write_report(
         if cache_dir is not None
         else out_dir.parent / f".{out_dir.name}.cache"
     )
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = _stage_dir(out_dir)
     try:
         (tmp / "assets" / "plots").mkdir(parents=True)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot write the report beside {out_dir}: {exc.strerror or exc}; choose a writable "
-            "`out` folder (`ccgraph report --out`)"
-        ) from exc
-    try:
         store = ThumbnailStore(tmp / "assets", cache / "thumbnails")
         items = Items(run, store, image_roots=_image_roots(run, image_root))
         pages = _build(
@@ -215,16 +236,11 @@ def write_report(
         css = resources.files("ccgraph.report").joinpath("templates", "style.css").read_text()
         (tmp / "assets" / "style.css").write_text(css, encoding="utf-8")
         (tmp / MARKER).write_text(f"ccgraph {__version__} report of {run.path}\n")
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            out_dir.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, out_dir)
-    except BaseException:
+        swap_directory(tmp, out_dir, exists=out_dir.exists())
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS:
+            raise output_error(out_dir, exc) from exc
         raise
     log.info("report written to %s (%d thumbnails)", out_dir, store.count)
     return out_dir / "index.html"
