@@ -51,12 +51,15 @@ def normalize_tag(raw: str, *, lowercase: bool = True) -> str:
 def variant_key(tag: str) -> str:
     """Return the key shared by case, space, hyphen and underscore variants of a tag.
 
+    Quote marks left at either end once the separators are gone are dropped too, as
+    :func:`normalize_tag` drops them around the whole tag (``'0« "'`` and ``'0«"'``).
+
     Examples
     --------
     >>> variant_key("Black-and_White") == variant_key("black and white") == "blackandwhite"
     True
     """
-    return _SEPARATORS.sub("", tag.lower())
+    return _SEPARATORS.sub("", tag.lower()).strip(_QUOTES)
 
 
 def as_hygiene(hygiene: TagHygiene | Mapping[str, Any] | None) -> TagHygiene:
