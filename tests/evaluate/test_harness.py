@@ -244,3 +244,18 @@ def test_k_above_the_source_vocabulary_warns():
             n_boot=20,
             rng=0,
         )
+
+
+def test_an_unwritable_output_is_refused_before_the_evaluation(tmp_path, monkeypatch):
+    from ccgraph.evaluate import harness
+    from ccgraph.exceptions import OutputError
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the evaluation ran before its output was checked")
+
+    monkeypatch.setattr(harness, "_run_tags", must_not_run)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OutputError, match="a-file"):
+        run_evaluation(_catalog(n=40)[:2], protocol="items", out=blocker / "evaluation")
+    assert blocker.read_text() == "not a folder"

@@ -33,7 +33,7 @@ from ccgraph.evaluate._inputs import (
     spread_kwargs,
 )
 from ccgraph.evaluate.methods import METHODS, MethodInputs, MethodSkipped, run_method
-from ccgraph.evaluate.output import EvaluationResult, write_result
+from ccgraph.evaluate.output import EvaluationResult, check_writable, write_result
 from ccgraph.evaluate.scoring import build_truth, score_tags, source_vocabulary, summarise
 from ccgraph.evaluate.splits import make_splits, strip_hidden_text
 from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError
@@ -175,6 +175,9 @@ def run_evaluation(
         raise ConfigError(f"evaluate.k has {max(settings.k)} > evaluate.depth {settings.depth}")
     seed = rng if rng is not None else (cfg.seed if cfg is not None else 0)
     gen = as_generator(seed)
+    target = _out_dir(cfg, out)
+    if target is not None:
+        check_writable(target)  # before the work, not after it
     started = time.perf_counter()
     if settings.protocol == "planetoid":
         from ccgraph.evaluate.planetoid_harness import run_planetoid
@@ -185,7 +188,6 @@ def run_evaluation(
     else:
         result = _run_tags(cfg, ready, settings, gen)
     result.info["seconds"] = round(time.perf_counter() - started, 2)
-    target = _out_dir(cfg, out)
     if target is not None:
         result = write_result(result, target)
     return result

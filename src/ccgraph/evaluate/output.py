@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from ccgraph.exceptions import OutputError
-from ccgraph.io.atomic import atomic_paths
+from ccgraph.io.atomic import atomic_paths, make_temp_dir
 
-__all__ = ["EvaluationResult", "to_markdown", "write_result"]
+__all__ = ["EvaluationResult", "check_writable", "to_markdown", "write_result"]
 
 #: Metrics shown in the Markdown comparison table, in this order (others stay in the JSON).
 HEADLINE = (
@@ -256,6 +256,16 @@ def to_json(result: EvaluationResult) -> dict[str, Any]:
             "reliability": rel,
         }
     )
+
+
+def check_writable(directory: str | Path) -> None:
+    """Raise :class:`OutputError` now if the evaluation could not be written into ``directory``.
+
+    Creates the folder (as :func:`write_result` would) and a temporary folder in it, removed
+    at once, so a read-only or full file system, a file in the way or a too-long name is
+    reported before the evaluation runs.
+    """
+    make_temp_dir(Path(directory) / "metrics.json").rmdir()
 
 
 def write_result(result: EvaluationResult, directory: str | Path) -> EvaluationResult:
