@@ -153,7 +153,18 @@ def test_simulate_then_analyse(tmp_path, run_dir):
     result = json.loads((out / "result.json").read_text())
     assert result["method"] == "bootstrap"
     assert "CTR difference" in (out / "result.md").read_text()
-    assert len(pd.read_parquet(out / "clusters.parquet")) == 20
+    clusters = pd.read_parquet(out / "clusters.parquet")
+    assert len(clusters) == 20
+
+    # the same folder, a log without clusters: no earlier cluster table is left as this one's
+    pd.read_parquet(log).drop(columns="cluster").to_parquet(plain := tmp_path / "plain.parquet")
+    assert _run(["experiment", "analyse", str(plain), "--out", str(out)]) == 0
+    assert json.loads((out / "result.json").read_text())["clusters"] is None
+    again = pd.read_parquet(out / "clusters.parquet")
+    assert again.empty
+    assert list(again.columns) == list(clusters.columns)
+    measures = clusters.columns.drop("cluster")  # the labels' type is the log's
+    assert again[measures].dtypes.tolist() == clusters[measures].dtypes.tolist()
 
 
 POWER = ["experiment", "power", "--baseline-ctr", "0.1", "--effect", "0.01"]

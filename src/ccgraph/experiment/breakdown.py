@@ -14,7 +14,7 @@ from ccgraph.exceptions import DataQualityWarning, InputError
 if TYPE_CHECKING:
     from ccgraph.experiment.logcheck import CheckedLog
 
-__all__ = ["benjamini_hochberg", "cluster_breakdown", "cluster_labels"]
+__all__ = ["benjamini_hochberg", "cluster_breakdown", "cluster_labels", "empty_breakdown"]
 
 
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
@@ -141,3 +141,27 @@ def cluster_breakdown(
         }
     )
     return frame
+
+
+def empty_breakdown() -> pd.DataFrame:
+    """The table of :func:`cluster_breakdown` with no rows (an analysis without clusters).
+
+    Written in place of the breakdown so that a ``clusters.parquet`` left by an earlier
+    analysis in the same folder is never read as this one's.
+    """
+    counts = {f"{what}_{arm}": np.zeros(0, np.int64) for arm in ("control", "treatment")
+              for what in ("units", "impressions")}  # fmt: skip
+    floats = ("difference", "se", "p_value", "p_hurt", "q_hurt")
+    return pd.DataFrame(
+        {
+            "cluster": pd.Series([], dtype=object),
+            "units_control": counts["units_control"],
+            "impressions_control": counts["impressions_control"],
+            "ctr_control": np.zeros(0),
+            "units_treatment": counts["units_treatment"],
+            "impressions_treatment": counts["impressions_treatment"],
+            "ctr_treatment": np.zeros(0),
+            **{name: np.zeros(0) for name in floats},
+            "hurts": np.zeros(0, dtype=bool),
+        }
+    )

@@ -224,15 +224,16 @@ def _analyse(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _mkdir(out)
-    names = ["result.json", "result.md"] + (
-        ["clusters.parquet"] if result.clusters is not None else []
-    )
+    from ccgraph.experiment.breakdown import empty_breakdown
+
+    names = ("result.json", "result.md", "clusters.parquet")
+    clusters = result.clusters if result.clusters is not None else empty_breakdown()
     # together: an interrupt or a full disk never leaves a new result.json by an old result.md
+    # (nor an earlier analysis's cluster table beside this one's result)
     with atomic_paths(*(out / name for name in names)) as tmps:
         tmps[0].write_text(json.dumps(result.to_dict(), indent=2, default=str), encoding="utf-8")
         tmps[1].write_text(result.summary(), encoding="utf-8")
-        if result.clusters is not None:
-            result.clusters.to_parquet(tmps[2], index=False)
+        clusters.to_parquet(tmps[2], index=False)
     sys.stdout.write(result.summary())
     return 0
 
