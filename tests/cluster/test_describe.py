@@ -144,6 +144,40 @@ def test_tokenize_drops_stop_words_digits_and_short_tokens():
     assert words.tolist() == ["café", "pm", "dog", "zz"]
 
 
+def test_tokenize_drops_camera_file_names_and_foreign_function_words():
+    # real title shapes from the Openverse sample: camera file names, Dutch and German titles
+    texts = [
+        "DSC_0067",
+        "2008-09-30-dscn5842 harbour",
+        "IMGP1234 DSCF0001 MVI_0002",
+        "Gezicht op de haven van Amsterdam",
+        "Die Linke gegen das Vergessen",
+    ]
+    rows, words = tokenize(texts)
+    # hand-computed: only the content words survive
+    assert list(zip(rows.tolist(), words.tolist(), strict=True)) == [
+        (1, "harbour"),
+        (3, "gezicht"),
+        (3, "haven"),
+        (3, "amsterdam"),
+        (4, "linke"),
+        (4, "vergessen"),
+    ]
+
+
+def test_label_of_camera_file_cluster_is_not_the_file_prefix():
+    # two clusters of two items; cluster 0 holds camera file names plus one shared real word
+    a = sp.csr_matrix(np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], float))
+    part = Partition(np.array([0, 0, 1, 1]), ["a", "b", "c", "d"])
+    texts = ["DSC_0067 swimming", "DSC_4797 swimming pool", "red car", "red bus"]
+    d = describe_clusters(a, part, texts=texts)
+    # c-TF-IDF by hand: cluster 0 counts swimming 2, pool 1 (dsc dropped); avg A = 3.5
+    w_swim = 2 / 3 * np.log1p(3.5 / 2)
+    w_pool = 1 / 3 * np.log1p(3.5 / 1)
+    assert d["top_tags"].iloc[0] == ["swimming", "pool"]
+    np.testing.assert_allclose(d["top_tag_scores"].iloc[0], [w_swim, w_pool])
+
+
 def test_describe_validates_inputs():
     graph, part, tags, texts = small_catalog()
     with pytest.raises(InputError, match="`texts`"):

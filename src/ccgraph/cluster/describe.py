@@ -45,7 +45,7 @@ CLUSTER_COLUMNS = (
 
 
 def tokenize(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Split texts into lower-case words of two or more letters, without English stop words.
+    """Split texts into lower-case words of two or more letters, without stop words.
 
     Returns
     -------
