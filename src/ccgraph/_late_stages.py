@@ -54,12 +54,15 @@ def describe_levels(
     # the column itself: an Arrow-backed one is tokenised from its buffers
     texts = catalog.items["title"] if "title" in catalog.items.columns else None
     terms = term_matrix(len(graph.ids), tags=seeds, texts=texts)  # shared by every level
+    # one vote per uploader and cluster: a tag dump repeated on many photos counts once
+    uploaders = catalog.items["creator"] if "creator" in catalog.items.columns else None
     return describe_partitions(
         graph,
         levels,
         terms,
         top_tags=cfg.cluster.top_tags,
         n_representatives=cfg.cluster.n_representatives,
+        uploaders=uploaders,
     )
 
 

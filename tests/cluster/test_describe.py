@@ -178,6 +178,52 @@ def test_label_of_camera_file_cluster_is_not_the_file_prefix():
     np.testing.assert_allclose(d["top_tag_scores"].iloc[0], [w_swim, w_pool])
 
 
+def _dump_catalog(weights: list[float] | None = None):
+    # cluster 0: one uploader's tag dump "nvsl" on three photos, two others tagged "pool";
+    # cluster 1: two uploaders tagged "car" (the real case: 11 photos by one Flickr user)
+    ids = list("abcdefg")
+    a = sp.csr_matrix(np.ones((7, 7)) - np.eye(7))
+    part = Partition(np.array([0, 0, 0, 0, 0, 1, 1]), ids)
+    frame = pd.DataFrame({"id": ids, "tag": ["nvsl"] * 3 + ["pool"] * 2 + ["car"] * 2})
+    if weights is not None:
+        frame["weight"] = weights
+    tags = TagSet.from_frame(frame, ids, weight_column=None if weights is None else "weight")
+    uploaders = ["u1", "u1", "u1", "u2", None, "u4", ""]
+    return a, part, tags, uploaders
+
+
+def test_uploader_tag_dump_counts_once():
+    a, part, tags, uploaders = _dump_catalog()
+    plain = describe_clusters(a, part, tags=tags)
+    assert plain["top_tags"].iloc[0] == ["nvsl", "pool"]  # the dump wins without uploaders
+    d = describe_clusters(a, part, tags=tags, uploaders=uploaders)
+    # by hand: cluster 0 counts nvsl 1 (one uploader), pool 2 (u2 and a missing uploader);
+    # cluster 1 car 2 (u4 and an empty uploader); A = (3 + 2) / 2; f: nvsl 1, pool 2, car 2
+    a_avg = 2.5
+    np.testing.assert_allclose(
+        d["top_tag_scores"].iloc[0],
+        [2 / 3 * math.log1p(a_avg / 2), 1 / 3 * math.log1p(a_avg / 1)],
+    )
+    assert d["top_tags"].iloc[0] == ["pool", "nvsl"]
+    assert d["label"].iloc[0] == "pool, nvsl"
+
+
+def test_uploader_vote_is_the_mean_weight_and_distinct_uploaders_change_nothing():
+    a, part, tags, _ = _dump_catalog([0.9, 0.6, 0.3, 1.0, 1.0, 0.8, 0.8])
+    d = describe_clusters(a, part, tags=tags, uploaders=["u1", "u1", "u1", "u2", "u3", "u4", "u5"])
+    # nvsl: one vote, mean(0.9, 0.6, 0.3) = 0.6; pool 2; car 1.6; A = (2.6 + 1.6) / 2
+    counts = np.array([[0.6, 2.0, 0.0], [0.0, 0.0, 1.6]])  # nvsl, pool, car
+    want = c_tf_idf(sp.csr_matrix(counts)).toarray()
+    np.testing.assert_allclose(d["top_tag_scores"].iloc[0], [want[0, 1], want[0, 0]])
+    np.testing.assert_allclose(d["top_tag_scores"].iloc[1], [want[1, 2]])
+    # every item its own uploader: the plain per-cluster sums
+    alone = describe_clusters(a, part, tags=tags, uploaders=[None] * 7)
+    plain = describe_clusters(a, part, tags=tags)
+    pd.testing.assert_frame_equal(alone, plain)
+    with pytest.raises(InputError, match="`uploaders`"):
+        describe_clusters(a, part, tags=tags, uploaders=["u1"])
+
+
 def test_describe_validates_inputs():
     graph, part, tags, texts = small_catalog()
     with pytest.raises(InputError, match="`texts`"):

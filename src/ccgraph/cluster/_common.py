@@ -1,10 +1,11 @@
-"""Input checks shared by the cluster modules (graph, membership, size-ordered labels)."""
+"""Helpers shared by the cluster modules (input checks, indicators, per-cluster counts)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from ccgraph.containers import KnnGraph, check_same_ids
@@ -13,10 +14,12 @@ from ccgraph.exceptions import IdMismatchError, InputError
 __all__ = [
     "as_knn_graph",
     "check_membership",
+    "cluster_term_counts",
     "indicator",
     "relabel_by_size",
     "strength64",
     "unique_inverse",
+    "uploader_codes",
 ]
 
 
@@ -100,6 +103,47 @@ def indicator(codes: np.ndarray, n_clusters: int) -> sp.csr_matrix:
     return sp.csr_matrix(
         (np.ones(n, dtype=np.float64), (np.arange(n), codes)), shape=(n, n_clusters)
     )
+
+
+def uploader_codes(uploaders: Any, n: int) -> np.ndarray:
+    """Integer code per item of ``uploaders`` (length ``n``); a missing or empty one is unique.
+
+    Examples
+    --------
+    >>> uploader_codes(["ann", None, "bob", "ann", ""], 5).tolist()
+    [0, 2, 1, 0, 3]
+    """
+    values = pd.Series(list(uploaders), dtype=object)
+    missing = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
+    codes, uniq = pd.factorize(values.where(~missing, None), use_na_sentinel=True)
+    codes = codes.astype(np.int64)
+    codes[missing] = len(uniq) + np.arange(int(missing.sum()))
+    return codes
+
+
+def cluster_term_counts(
+    codes: np.ndarray, n_clusters: int, x: sp.csr_matrix, uploaders: np.ndarray | None
+) -> sp.csr_matrix:
+    """Clusters x terms counts: row sums of ``x`` per cluster, one vote per uploader.
+
+    Without ``uploaders`` the count of a term in a cluster is the sum of its item values.
+    With them (integer codes from :func:`uploader_codes`), the items of one uploader in one
+    cluster give the term a single vote, the mean of their non-zero values, so that one
+    uploader's tag dump repeated on many photos counts like one photo.
+    """
+    if uploaders is None:
+        return sp.csr_matrix(indicator(codes, n_clusters).T @ x)
+    n_up = int(uploaders.max()) + 1 if len(uploaders) else 1
+    pair_key = codes.astype(np.int64) * n_up + uploaders
+    pairs, pair_of = np.unique(pair_key, return_inverse=True)
+    per_pair = indicator(pair_of, len(pairs)).T
+    sums = sp.csr_matrix(per_pair @ x)
+    present = x.copy()
+    present.data = (present.data != 0).astype(np.float64)
+    n_used = sp.csr_matrix(per_pair @ present)
+    n_used.data = np.divide(1.0, n_used.data, out=np.zeros_like(n_used.data), where=n_used.data > 0)
+    means = sp.csr_matrix(sums.multiply(n_used))
+    return sp.csr_matrix(indicator(pairs // n_up, n_clusters).T @ means)
 
 
 def strength64(adj: sp.csr_matrix) -> np.ndarray:

@@ -106,6 +106,7 @@ def run_spark(
         clusters = pd.concat(
             [describe_clusters(graph, part, tags=seeds,
                                texts=catalog.items["title"].fillna("").tolist(),
+                               uploaders=catalog.items.get("creator"),
                                top_tags=cfg.cluster.top_tags,
                                n_representatives=cfg.cluster.n_representatives).assign(level=i)
              for i, part in enumerate(levels)],
