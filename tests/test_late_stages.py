@@ -31,6 +31,7 @@ def _setup() -> tuple:
             "title": [f"{words[c]} photo {i}" for i, c in enumerate(labels)],
             "provider": ["a", None] * 60,
             "popularity_raw": [1.0, "x", None] * 40,
+            "creator": ["ann", "bob", "", None] * 30,
         }
     )
     tags = pd.DataFrame({"id": ids[::3], "tag": [f"t{c}" for c in labels[::3]]})
@@ -53,6 +54,7 @@ def test_describe_levels_equals_describe_clusters_per_level() -> None:
                 part,
                 tags=seeds,
                 texts=catalog.items["title"].tolist(),
+                uploaders=catalog.items["creator"],
                 top_tags=4,
                 n_representatives=cfg.cluster.n_representatives,
                 level=i,
