@@ -224,6 +224,26 @@ def test_uploader_vote_is_the_mean_weight_and_distinct_uploaders_change_nothing(
         describe_clusters(a, part, tags=tags, uploaders=["u1"])
 
 
+def test_plural_and_case_spellings_fill_one_top_slot():
+    # real case: "pistol, rifle, gun, pistols" and "vase, lotus, ..., vases" in one cluster
+    a = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 0], [0, 0, 0]], float))
+    part = Partition(np.array([0, 0, 1]), ["a", "b", "c"])
+    texts = ["pistol pistol rifle", "pistols Pistol rifles gun", "cat"]
+    d = describe_clusters(a, part, texts=texts, top_tags=10)
+    # oracle: the plain c-TF-IDF ranking, then a word dropped when a better word in the list
+    # is the same but for a final "s"
+    plain = c_tf_idf(
+        sp.csr_matrix(np.array([[1, 2, 1, 1, 1, 0], [0, 0, 0, 0, 0, 1]], float))
+    ).toarray()[0]
+    words = ["gun", "pistol", "pistols", "rifle", "rifles", "cat"]
+    ranked = sorted(range(6), key=lambda j: (-plain[j], words[j]))
+    want = []
+    for j in ranked:
+        if plain[j] > 0 and not any(words[j] in (w + "s", w[:-1]) for w in want):
+            want.append(words[j])
+    assert d["top_tags"].iloc[0] == want == ["pistol", "gun", "rifle"]
+
+
 def test_describe_validates_inputs():
     graph, part, tags, texts = small_catalog()
     with pytest.raises(InputError, match="`texts`"):

@@ -1,7 +1,8 @@
-"""Helpers shared by the cluster modules (input checks, indicators, per-cluster counts)."""
+"""Helpers shared by the cluster modules (input checks, indicators, per-cluster terms)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from ccgraph.exceptions import IdMismatchError, InputError
 
 __all__ = [
     "as_knn_graph",
+    "best_terms",
     "check_membership",
     "cluster_term_counts",
     "indicator",
@@ -176,3 +178,61 @@ def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     present = np.bincount(values - lo, minlength=hi - lo + 1) > 0
     rank = np.cumsum(present) - 1
     return np.flatnonzero(present) + lo, rank[values - lo].astype(np.intp)
+
+
+_SEPARATORS = re.compile(r"[\s\-_]+")
+
+
+def spelling_key(term: str) -> str:
+    """The key shared by spellings of one word: case, separators, an English plural ending.
+
+    Examples
+    --------
+    >>> [spelling_key(t) for t in ["Pistols", "pistol", "boxes", "no-person", "glass", "bus"]]
+    ['pistol', 'pistol', 'box', 'noperson', 'glass', 'bus']
+    """
+    key = _SEPARATORS.sub("", term.lower())
+    if len(key) > 4 and key.endswith(("xes", "ches", "shes", "sses")):
+        return key[:-2]
+    if len(key) > 3 and key.endswith("s") and not key.endswith(("ss", "us", "is")):
+        return key[:-1]
+    return key
+
+
+def best_terms(
+    scores: sp.csr_matrix, vocab: np.ndarray, n_top: int
+) -> tuple[list[list[str]], list[list[float]]]:
+    """Per row of ``scores``: the ``n_top`` best terms and their scores (ties: lower column).
+
+    A term whose :func:`spelling_key` equals that of a better term of the same row is skipped,
+    so ``pistols`` does not follow ``pistol``. One sort of all entries by (row, score
+    descending, column) instead of one per row; the same order as sorting each row by (score
+    descending, column).
+
+    Examples
+    --------
+    >>> s = sp.csr_matrix(np.array([[0.5, 0.9, 0.5], [0.0, 0.0, 0.0], [0.1, 0.0, 0.0]]))
+    >>> best_terms(s, np.array(["a", "b", "c"]), 2)
+    ([['b', 'a'], [], ['a']], [[0.9, 0.5], [], [0.1]])
+    >>> best_terms(sp.csr_matrix(np.array([[0.4, 0.5, 0.1]])), np.array(["cat", "cats", "x"]), 2)
+    ([['cats', 'x']], [[0.5, 0.1]])
+    """
+    k = scores.shape[0]
+    lengths = np.diff(scores.indptr)
+    rows = np.repeat(np.arange(k), lengths)
+    order = np.lexsort((scores.indices, -scores.data, rows))
+    keys = pd.factorize(pd.Series([spelling_key(str(t)) for t in vocab], dtype=object))[0]
+    first = ~pd.DataFrame({"r": rows[order], "k": keys[scores.indices[order]]}).duplicated()
+    order = order[first.to_numpy()]
+    kept = np.bincount(rows[order], minlength=k)
+    starts_all = np.concatenate([[0], np.cumsum(kept)[:-1]])
+    rank = np.arange(len(order)) - np.repeat(starts_all, kept)
+    best = order[rank < n_top]
+    terms = vocab[scores.indices[best]].tolist()
+    values = scores.data[best].astype(float).tolist()
+    ends = np.cumsum(np.minimum(kept, n_top)).tolist()
+    starts = [0, *ends[:-1]]
+    return (
+        [terms[a:b] for a, b in zip(starts, ends, strict=True)],
+        [values[a:b] for a, b in zip(starts, ends, strict=True)],
+    )

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from ccgraph._validation import check_int
 from ccgraph.cluster._common import (
     as_knn_graph,
+    best_terms,
     cluster_term_counts,
     strength64,
     unique_inverse,
@@ -229,7 +230,9 @@ def describe_clusters(
 
         - ``top_tags`` / ``top_tag_scores``: the terms (tags and caption words, one vocabulary)
           with the highest c-TF-IDF (:func:`c_tf_idf`) of the per-cluster term counts (one
-          vote per uploader when ``uploaders`` is given), best first, ties alphabetical;
+          vote per uploader when ``uploaders`` is given), best first, ties alphabetical; a
+          term is left out when a better one is the same word but for case, separators or
+          a plural ``s`` / ``es`` (``pistols`` after ``pistol``);
         - ``label``: the first three top terms joined by ``", "`` (``"cluster <id>"`` if none);
         - ``representative_ids``: the items with the largest weighted degree inside the cluster
           (ties: earlier row first);
@@ -356,7 +359,7 @@ def _describe(
         if x.shape[1]
         else sp.csr_matrix((k, 0))
     )
-    top_terms, top_scores = _top_terms(scores, vocab, n_top)
+    top_terms, top_scores = best_terms(scores, vocab, n_top)
     label_text = [
         ", ".join(t[:3]) if t else f"cluster {int(lab)}"
         for t, lab in zip(top_terms, labels, strict=True)
@@ -375,33 +378,3 @@ def _describe(
         }
     )
     return frame  # its columns are CLUSTER_COLUMNS, in order
-
-
-def _top_terms(
-    scores: sp.csr_matrix, vocab: np.ndarray, n_top: int
-) -> tuple[list[list[str]], list[list[float]]]:
-    """Per row of ``scores``: the ``n_top`` best terms and their scores (ties: lower column).
-
-    One sort of all entries by (row, score descending, column) instead of one per row; the
-    same order as sorting each row by (score descending, column).
-
-    Examples
-    --------
-    >>> s = sp.csr_matrix(np.array([[0.5, 0.9, 0.5], [0.0, 0.0, 0.0], [0.1, 0.0, 0.0]]))
-    >>> _top_terms(s, np.array(["a", "b", "c"]), 2)
-    ([['b', 'a'], [], ['a']], [[0.9, 0.5], [], [0.1]])
-    """
-    k = scores.shape[0]
-    lengths = np.diff(scores.indptr)
-    rows = np.repeat(np.arange(k), lengths)
-    order = np.lexsort((scores.indices, -scores.data, rows))
-    rank = np.arange(len(order)) - np.repeat(scores.indptr[:-1], lengths)
-    best = order[rank < n_top]
-    terms = vocab[scores.indices[best]].tolist()
-    values = scores.data[best].astype(float).tolist()
-    ends = np.cumsum(np.minimum(lengths, n_top)).tolist()
-    starts = [0, *ends[:-1]]
-    return (
-        [terms[a:b] for a, b in zip(starts, ends, strict=True)],
-        [values[a:b] for a, b in zip(starts, ends, strict=True)],
-    )
