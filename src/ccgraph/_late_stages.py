@@ -78,7 +78,7 @@ def describe_levels(
 
     texts = label_texts(catalog.items)
     terms = term_matrix(len(graph.ids), tags=seeds, texts=texts)  # shared by every level
-    # one vote per uploader and cluster: a tag dump repeated on many photos counts once
+    # sublinear per uploader: a tag dump repeated on many photos does not fill the labels
     uploaders = catalog.items["creator"] if "creator" in catalog.items.columns else None
     return describe_partitions(
         graph,

@@ -179,45 +179,47 @@ def test_label_of_camera_file_cluster_is_not_the_file_prefix():
 
 
 def _dump_catalog(weights: list[float] | None = None):
-    # cluster 0: one uploader's tag dump "nvsl" on three photos, two others tagged "pool";
+    # cluster 0: one uploader's tag dump "nvsl" on four photos, three others tagged "pool";
     # cluster 1: two uploaders tagged "car" (the real case: 11 photos by one Flickr user)
-    ids = list("abcdefg")
-    a = sp.csr_matrix(np.ones((7, 7)) - np.eye(7))
-    part = Partition(np.array([0, 0, 0, 0, 0, 1, 1]), ids)
-    frame = pd.DataFrame({"id": ids, "tag": ["nvsl"] * 3 + ["pool"] * 2 + ["car"] * 2})
+    ids = list("abcdefghi")
+    a = sp.csr_matrix(np.ones((9, 9)) - np.eye(9))
+    part = Partition(np.array([0] * 7 + [1] * 2), ids)
+    frame = pd.DataFrame({"id": ids, "tag": ["nvsl"] * 4 + ["pool"] * 3 + ["car"] * 2})
     if weights is not None:
         frame["weight"] = weights
     tags = TagSet.from_frame(frame, ids, weight_column=None if weights is None else "weight")
-    uploaders = ["u1", "u1", "u1", "u2", None, "u4", ""]
+    uploaders = ["u1"] * 4 + ["u2", None, "u3", "u4", ""]
     return a, part, tags, uploaders
 
 
-def test_uploader_tag_dump_counts_once():
+def test_uploader_tag_dump_counts_sublinearly():
     a, part, tags, uploaders = _dump_catalog()
     plain = describe_clusters(a, part, tags=tags)
     assert plain["top_tags"].iloc[0] == ["nvsl", "pool"]  # the dump wins without uploaders
     d = describe_clusters(a, part, tags=tags, uploaders=uploaders)
-    # by hand: cluster 0 counts nvsl 1 (one uploader), pool 2 (u2 and a missing uploader);
-    # cluster 1 car 2 (u4 and an empty uploader); A = (3 + 2) / 2; f: nvsl 1, pool 2, car 2
-    a_avg = 2.5
+    # by hand: cluster 0 counts nvsl 1 + ln 4 (one uploader, 4 items), pool 3 (three
+    # uploaders, a missing one included); cluster 1 car 2 (u4 and an empty uploader)
+    nvsl = 1 + math.log(4)
+    a_avg = (nvsl + 3 + 2) / 2
     np.testing.assert_allclose(
         d["top_tag_scores"].iloc[0],
-        [2 / 3 * math.log1p(a_avg / 2), 1 / 3 * math.log1p(a_avg / 1)],
+        [3 / (3 + nvsl) * math.log1p(a_avg / 3), nvsl / (3 + nvsl) * math.log1p(a_avg / nvsl)],
     )
     assert d["top_tags"].iloc[0] == ["pool", "nvsl"]
     assert d["label"].iloc[0] == "pool, nvsl"
 
 
-def test_uploader_vote_is_the_mean_weight_and_distinct_uploaders_change_nothing():
-    a, part, tags, _ = _dump_catalog([0.9, 0.6, 0.3, 1.0, 1.0, 0.8, 0.8])
-    d = describe_clusters(a, part, tags=tags, uploaders=["u1", "u1", "u1", "u2", "u3", "u4", "u5"])
-    # nvsl: one vote, mean(0.9, 0.6, 0.3) = 0.6; pool 2; car 1.6; A = (2.6 + 1.6) / 2
-    counts = np.array([[0.6, 2.0, 0.0], [0.0, 0.0, 1.6]])  # nvsl, pool, car
-    want = c_tf_idf(sp.csr_matrix(counts)).toarray()
+def test_uploader_count_uses_the_mean_weight_and_distinct_uploaders_change_nothing():
+    w = [0.9, 0.6, 0.3, 0.2, 1.0, 1.0, 1.0, 0.8, 0.8]
+    a, part, tags, uploaders = _dump_catalog(w)
+    d = describe_clusters(a, part, tags=tags, uploaders=uploaders)
+    # nvsl: mean(0.9, 0.6, 0.3, 0.2) * (1 + ln 4); pool 3; car 1.6
+    counts = np.array([[0.5 * (1 + math.log(4)), 3.0, 0.0], [0.0, 0.0, 1.6]])
+    want = c_tf_idf(sp.csr_matrix(counts)).toarray()  # c_tf_idf is checked by hand above
     np.testing.assert_allclose(d["top_tag_scores"].iloc[0], [want[0, 1], want[0, 0]])
     np.testing.assert_allclose(d["top_tag_scores"].iloc[1], [want[1, 2]])
     # every item its own uploader: the plain per-cluster sums
-    alone = describe_clusters(a, part, tags=tags, uploaders=[None] * 7)
+    alone = describe_clusters(a, part, tags=tags, uploaders=[None] * 9)
     plain = describe_clusters(a, part, tags=tags)
     pd.testing.assert_frame_equal(alone, plain)
     with pytest.raises(InputError, match="`uploaders`"):

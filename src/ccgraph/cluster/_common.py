@@ -126,12 +126,20 @@ def uploader_codes(uploaders: Any, n: int) -> np.ndarray:
 def cluster_term_counts(
     codes: np.ndarray, n_clusters: int, x: sp.csr_matrix, uploaders: np.ndarray | None
 ) -> sp.csr_matrix:
-    """Clusters x terms counts: row sums of ``x`` per cluster, one vote per uploader.
+    r"""Clusters x terms counts: sums of ``x`` per cluster, sublinear per uploader.
 
     Without ``uploaders`` the count of a term in a cluster is the sum of its item values.
-    With them (integer codes from :func:`uploader_codes`), the items of one uploader in one
-    cluster give the term a single vote, the mean of their non-zero values, so that one
-    uploader's tag dump repeated on many photos counts like one photo.
+    With them (integer codes from :func:`uploader_codes`), the ``n`` items of one uploader in
+    one cluster that carry the term count :math:`\bar w\,(1 + \ln n)` instead of
+    :math:`n \bar w` (:math:`\bar w` their mean value): the sublinear term frequency of
+    Manning et al. (2008, sec. 6.4.1) applied per uploader, so one uploader's tag dump
+    repeated on many photos does not outweigh terms used by several uploaders, while a
+    catalog with one uploader (a museum) still ranks its terms by frequency.
+
+    References
+    ----------
+    .. [1] Manning, C. D., Raghavan, P. and Schutze, H. (2008). Introduction to Information
+       Retrieval, section 6.4.1 (sublinear tf scaling). Cambridge University Press.
     """
     if uploaders is None:
         return sp.csr_matrix(indicator(codes, n_clusters).T @ x)
@@ -143,9 +151,10 @@ def cluster_term_counts(
     present = x.copy()
     present.data = (present.data != 0).astype(np.float64)
     n_used = sp.csr_matrix(per_pair @ present)
-    n_used.data = np.divide(1.0, n_used.data, out=np.zeros_like(n_used.data), where=n_used.data > 0)
-    means = sp.csr_matrix(sums.multiply(n_used))
-    return sp.csr_matrix(indicator(pairs // n_up, n_clusters).T @ means)
+    d = n_used.data
+    n_used.data = np.divide(1.0 + np.log(np.maximum(d, 1.0)), d, out=np.zeros_like(d), where=d > 0)
+    damped = sp.csr_matrix(sums.multiply(n_used))
+    return sp.csr_matrix(indicator(pairs // n_up, n_clusters).T @ damped)
 
 
 def strength64(adj: sp.csr_matrix) -> np.ndarray:

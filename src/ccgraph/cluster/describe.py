@@ -218,9 +218,10 @@ def describe_clusters(
         several levels of the same items); ``tags`` and ``texts`` are then not read.
     uploaders
         The uploader (creator) of each item (same order), optional; missing or empty values
-        are distinct uploaders. Within a cluster a term then gets one vote per uploader (the
-        mean of that uploader's item values), so one uploader's tag dump repeated on many
-        photos does not fill the cluster's top terms.
+        are distinct uploaders. Within a cluster the ``n`` items of one uploader that carry
+        a term then count ``1 + ln n`` times their mean value instead of ``n`` times
+        (:func:`ccgraph.cluster._common.cluster_term_counts`), so one uploader's tag dump
+        repeated on many photos does not fill the cluster's top terms.
 
     Returns
     -------
@@ -229,8 +230,8 @@ def describe_clusters(
         density, conductance``, one row per cluster in label order:
 
         - ``top_tags`` / ``top_tag_scores``: the terms (tags and caption words, one vocabulary)
-          with the highest c-TF-IDF (:func:`c_tf_idf`) of the per-cluster term counts (one
-          vote per uploader when ``uploaders`` is given), best first, ties alphabetical; a
+          with the highest c-TF-IDF (:func:`c_tf_idf`) of the per-cluster term counts
+          (sublinear per uploader when ``uploaders`` is given), best first, ties alphabetical; a
           term is left out when a better one is the same word but for case, separators or
           a plural ``s`` / ``es`` (``pistols`` after ``pistol``);
         - ``label``: the first three top terms joined by ``", "`` (``"cluster <id>"`` if none);
