@@ -31,6 +31,7 @@ def _setup() -> tuple:
             "title": [f"{words[c]} photo {i}" for i, c in enumerate(labels)],
             "provider": ["a", None] * 60,
             "popularity_raw": [1.0, "x", None] * 40,
+            "creator": ["ann", "bob", "", None] * 30,
         }
     )
     tags = pd.DataFrame({"id": ids[::3], "tag": [f"t{c}" for c in labels[::3]]})
@@ -53,6 +54,7 @@ def test_describe_levels_equals_describe_clusters_per_level() -> None:
                 part,
                 tags=seeds,
                 texts=catalog.items["title"].tolist(),
+                uploaders=catalog.items["creator"],
                 top_tags=4,
                 n_representatives=cfg.cluster.n_representatives,
                 level=i,
@@ -62,6 +64,26 @@ def test_describe_levels_equals_describe_clusters_per_level() -> None:
         ignore_index=True,
     )
     pd.testing.assert_frame_equal(got, want)
+
+
+def test_caption_only_catalog_is_labelled_from_its_captions() -> None:
+    # Flickr8k shape: no title, one caption per image; the labels were "cluster 0", ...
+    a = np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=float)
+    ids = np.array(["a", "b", "c", "d"])
+    graph = KnnGraph.from_adjacency(a, ids)
+    part = Partition(np.array([0, 0, 1, 1]), ids)
+    captions = ["A dog runs", "Two dogs and a dog", "A man climbs a rock", None]
+    items = pd.DataFrame({"id": ids, "title": [None, "", None, "Rock climber"]})
+    items["description"] = captions
+    catalog = Catalog(items, pd.DataFrame(columns=["id", "tag"]), pd.DataFrame())
+    seeds = TagSet.from_frame(pd.DataFrame({"id": [], "tag": []}), ids)
+    cfg = config_from_mapping({"data": {"path": "x.csv"}})
+    got = describe_levels(graph, [part], catalog, seeds, cfg)
+    # by hand: title where there is one, else the caption; cluster 0 words dog 2, runs 1,
+    # dogs 1; cluster 1: man, climbs, rock (c), rock, climber (d) -> rock 2 first
+    assert got["label"].tolist()[0].startswith("dog, ")
+    assert got["top_tags"].iloc[1][0] == "rock"
+    assert "cluster" not in " ".join(got["label"])
 
 
 def test_popularity_inputs_and_sweep_info() -> None:

@@ -45,21 +45,48 @@ def sweep_info(levels: Sequence[Partition]) -> list[dict[str, Any]]:
     ]
 
 
+def label_texts(items: pd.DataFrame) -> pd.Series | None:
+    """The text whose words describe clusters: each item's title, else its description.
+
+    Catalogs such as Flickr8k have captions but no titles; their clusters are then labelled
+    from the captions instead of ``"cluster <id>"``. The title column itself is returned when
+    no title is missing (an Arrow-backed column is tokenised from its buffers).
+
+    Examples
+    --------
+    >>> items = pd.DataFrame({"title": ["Red car", None, " "], "description": ["x", "A dog", None]})
+    >>> label_texts(items).tolist()
+    ['Red car', 'A dog', None]
+    """
+    title = items["title"] if "title" in items.columns else None
+    desc = items["description"] if "description" in items.columns else None
+    if title is None or desc is None:
+        return title if title is not None else desc
+    empty = (title.isna() | (title.astype(str).str.strip() == "")).to_numpy(dtype=bool)
+    if not empty.any():
+        return title
+    out = title.astype(object).copy()
+    out[empty] = desc.astype(object)[empty].to_numpy()
+    return out.where(out.notna(), None)
+
+
 def describe_levels(
     graph: KnnGraph, levels: Sequence[Partition], catalog: Catalog, seeds: TagSet, cfg: Config
 ) -> pd.DataFrame:
     """``clusters.parquet``: :func:`~ccgraph.cluster.describe_clusters` of every level."""
     from ccgraph.cluster.describe import describe_partitions, term_matrix
 
-    # the column itself: an Arrow-backed one is tokenised from its buffers
-    texts = catalog.items["title"] if "title" in catalog.items.columns else None
+    texts = label_texts(catalog.items)
     terms = term_matrix(len(graph.ids), tags=seeds, texts=texts)  # shared by every level
+    # sublinear per uploader: a tag dump repeated on many photos does not fill the labels
+    uploaders = catalog.items["creator"] if "creator" in catalog.items.columns else None
     return describe_partitions(
         graph,
         levels,
         terms,
         top_tags=cfg.cluster.top_tags,
         n_representatives=cfg.cluster.n_representatives,
+        uploaders=uploaders,
     )
 
 

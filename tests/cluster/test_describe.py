@@ -144,6 +144,108 @@ def test_tokenize_drops_stop_words_digits_and_short_tokens():
     assert words.tolist() == ["café", "pm", "dog", "zz"]
 
 
+def test_tokenize_drops_camera_file_names_and_foreign_function_words():
+    # real title shapes from the Openverse sample: camera file names, Dutch and German titles
+    texts = [
+        "DSC_0067",
+        "2008-09-30-dscn5842 harbour",
+        "IMGP1234 DSCF0001 MVI_0002",
+        "Gezicht op de haven van Amsterdam",
+        "Die Linke gegen das Vergessen",
+    ]
+    rows, words = tokenize(texts)
+    # hand-computed: only the content words survive
+    assert list(zip(rows.tolist(), words.tolist(), strict=True)) == [
+        (1, "harbour"),
+        (3, "gezicht"),
+        (3, "haven"),
+        (3, "amsterdam"),
+        (4, "linke"),
+        (4, "vergessen"),
+    ]
+
+
+def test_label_of_camera_file_cluster_is_not_the_file_prefix():
+    # two clusters of two items; cluster 0 holds camera file names plus one shared real word
+    a = sp.csr_matrix(np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], float))
+    part = Partition(np.array([0, 0, 1, 1]), ["a", "b", "c", "d"])
+    texts = ["DSC_0067 swimming", "DSC_4797 swimming pool", "red car", "red bus"]
+    d = describe_clusters(a, part, texts=texts)
+    # c-TF-IDF by hand: cluster 0 counts swimming 2, pool 1 (dsc dropped); avg A = 3.5
+    w_swim = 2 / 3 * np.log1p(3.5 / 2)
+    w_pool = 1 / 3 * np.log1p(3.5 / 1)
+    assert d["top_tags"].iloc[0] == ["swimming", "pool"]
+    np.testing.assert_allclose(d["top_tag_scores"].iloc[0], [w_swim, w_pool])
+
+
+def _dump_catalog(weights: list[float] | None = None):
+    # cluster 0: one uploader's tag dump "nvsl" on four photos, three others tagged "pool";
+    # cluster 1: two uploaders tagged "car" (the real case: 11 photos by one Flickr user)
+    ids = list("abcdefghi")
+    a = sp.csr_matrix(np.ones((9, 9)) - np.eye(9))
+    part = Partition(np.array([0] * 7 + [1] * 2), ids)
+    frame = pd.DataFrame({"id": ids, "tag": ["nvsl"] * 4 + ["pool"] * 3 + ["car"] * 2})
+    if weights is not None:
+        frame["weight"] = weights
+    tags = TagSet.from_frame(frame, ids, weight_column=None if weights is None else "weight")
+    uploaders = ["u1"] * 4 + ["u2", None, "u3", "u4", ""]
+    return a, part, tags, uploaders
+
+
+def test_uploader_tag_dump_counts_sublinearly():
+    a, part, tags, uploaders = _dump_catalog()
+    plain = describe_clusters(a, part, tags=tags)
+    assert plain["top_tags"].iloc[0] == ["nvsl", "pool"]  # the dump wins without uploaders
+    d = describe_clusters(a, part, tags=tags, uploaders=uploaders)
+    # by hand: cluster 0 counts nvsl 1 + ln 4 (one uploader, 4 items), pool 3 (three
+    # uploaders, a missing one included); cluster 1 car 2 (u4 and an empty uploader)
+    nvsl = 1 + math.log(4)
+    a_avg = (nvsl + 3 + 2) / 2
+    np.testing.assert_allclose(
+        d["top_tag_scores"].iloc[0],
+        [3 / (3 + nvsl) * math.log1p(a_avg / 3), nvsl / (3 + nvsl) * math.log1p(a_avg / nvsl)],
+    )
+    assert d["top_tags"].iloc[0] == ["pool", "nvsl"]
+    assert d["label"].iloc[0] == "pool, nvsl"
+
+
+def test_uploader_count_uses_the_mean_weight_and_distinct_uploaders_change_nothing():
+    w = [0.9, 0.6, 0.3, 0.2, 1.0, 1.0, 1.0, 0.8, 0.8]
+    a, part, tags, uploaders = _dump_catalog(w)
+    d = describe_clusters(a, part, tags=tags, uploaders=uploaders)
+    # nvsl: mean(0.9, 0.6, 0.3, 0.2) * (1 + ln 4); pool 3; car 1.6
+    counts = np.array([[0.5 * (1 + math.log(4)), 3.0, 0.0], [0.0, 0.0, 1.6]])
+    want = c_tf_idf(sp.csr_matrix(counts)).toarray()  # c_tf_idf is checked by hand above
+    np.testing.assert_allclose(d["top_tag_scores"].iloc[0], [want[0, 1], want[0, 0]])
+    np.testing.assert_allclose(d["top_tag_scores"].iloc[1], [want[1, 2]])
+    # every item its own uploader: the plain per-cluster sums
+    alone = describe_clusters(a, part, tags=tags, uploaders=[None] * 9)
+    plain = describe_clusters(a, part, tags=tags)
+    pd.testing.assert_frame_equal(alone, plain)
+    with pytest.raises(InputError, match="`uploaders`"):
+        describe_clusters(a, part, tags=tags, uploaders=["u1"])
+
+
+def test_plural_and_case_spellings_fill_one_top_slot():
+    # real case: "pistol, rifle, gun, pistols" and "vase, lotus, ..., vases" in one cluster
+    a = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 0], [0, 0, 0]], float))
+    part = Partition(np.array([0, 0, 1]), ["a", "b", "c"])
+    texts = ["pistol pistol rifle", "pistols Pistol rifles gun", "cat"]
+    d = describe_clusters(a, part, texts=texts, top_tags=10)
+    # oracle: the plain c-TF-IDF ranking, then a word dropped when a better word in the list
+    # is the same but for a final "s"
+    plain = c_tf_idf(
+        sp.csr_matrix(np.array([[1, 2, 1, 1, 1, 0], [0, 0, 0, 0, 0, 1]], float))
+    ).toarray()[0]
+    words = ["gun", "pistol", "pistols", "rifle", "rifles", "cat"]
+    ranked = sorted(range(6), key=lambda j: (-plain[j], words[j]))
+    want = []
+    for j in ranked:
+        if plain[j] > 0 and not any(words[j] in (w + "s", w[:-1]) for w in want):
+            want.append(words[j])
+    assert d["top_tags"].iloc[0] == want == ["pistol", "gun", "rifle"]
+
+
 def test_describe_validates_inputs():
     graph, part, tags, texts = small_catalog()
     with pytest.raises(InputError, match="`texts`"):

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccgraph.cluster._stopwords import ENGLISH_STOP_WORDS
+from ccgraph.cluster._stopwords import STOP_WORDS
 from ccgraph.cluster._tokens import TOKEN, token_codes
 from ccgraph.cluster.describe import describe_clusters, describe_partitions, term_matrix
 from ccgraph.containers import KnnGraph, Partition, TagSet
@@ -26,7 +26,7 @@ def _reference(texts: list[str | None]) -> list[tuple[int, str]]:
     low = pd.Series(list(texts), dtype=object).fillna("").astype(str).str.lower().tolist()
     return [
         (i, w) for i, t in enumerate(low) for w in re.findall(TOKEN, t)
-        if w not in ENGLISH_STOP_WORDS
+        if w not in STOP_WORDS
     ]  # fmt: skip
 
 

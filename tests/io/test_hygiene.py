@@ -124,3 +124,32 @@ def test_invalid_pattern_names_it() -> None:
 )
 def test_normalize_tag_cases(raw: str, expected: str) -> None:
     assert normalize_tag(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # Openverse rows that lost the backslash (WordPress/openverse#1303); oracle: Python's
+        # own decoder of the escaped spelling
+        ("cittu00e0direggioemilia", "citt\\u00e0direggioemilia"),
+        ("u6fb3u9580", "\\u6fb3\\u9580"),
+        ("colau00e7u00e3o", "cola\\u00e7\\u00e3o"),
+        ("u014dsaka", "\\u014dsaka"),
+        # not escapes: hex words, a lone code, an ASCII or non-letter code point
+        ("quebec", "quebec"),
+        ("ucafe", "ucafe"),
+        ("u4000", "u4000"),
+        ("tu0041x", "tu0041x"),
+        ("au2000b", "au2000b"),
+    ],
+)
+def test_backslash_less_escapes_decoded(raw: str, expected: str) -> None:
+    assert normalize_tag(raw) == expected.encode("ascii").decode("unicode_escape")
+
+
+def test_backslash_less_escape_merges_with_correct_spelling() -> None:
+    # the same item listing both spellings keeps one tag
+    rows = [(0, "cittàdireggioemilia", "user", 1.0), (0, "cittu00e0direggioemilia", "user", 1.0)]
+    out, stats = apply_hygiene(_tags(rows), TagHygiene())
+    assert _pairs(out) == [(0, "cittàdireggioemilia")]
+    assert stats["duplicates"] == 1

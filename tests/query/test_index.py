@@ -111,6 +111,26 @@ def test_related_on_pipeline_run_separates_near_copies(index: RunIndex) -> None:
     assert (ans.loc[ans["relation"] == "related", "rank"] == np.arange(1, 11)).all()
 
 
+def test_related_shows_one_member_of_another_duplicate_group() -> None:
+    # d and e are near-copies of each other (not of the query a): one slot, the better ranked
+    index = RunIndex(hand_run(duplicate_groups=[0, 1, 2, 3, 3, 5, 6]))
+    g = nx.from_scipy_sparse_array(adjacency())
+    ppr = nx.pagerank(g, alpha=0.85, personalization={0: 1.0}, tol=1e-12, max_iter=10_000)
+    ranked = [i for i in sorted(ppr, key=lambda i: (-ppr[i], i)) if i != 0 and ppr[i] > 0]
+    names = list("abcdefg")
+    groups = [0, 1, 2, 3, 3, 5, 6]
+    oracle, seen = [], set()
+    for i in ranked:
+        if groups[i] not in seen:
+            seen.add(groups[i])
+            oracle.append(names[i])
+    got = index.related("a", 10, epsilon=1e-10)
+    assert got["id"].tolist() == oracle
+    assert len(oracle) == len(ranked) - 1  # d or e left out
+    every = index.related("a", 10, epsilon=1e-10, duplicates="include")["id"].tolist()
+    assert every == [names[i] for i in ranked]
+
+
 def test_related_fewer_than_n_in_a_small_component(hand: RunIndex) -> None:
     assert hand.related("g", 5).empty
     assert len(hand.related("a", 50, duplicates="include")) == 5  # b..f reachable

@@ -1,10 +1,12 @@
-"""Input checks shared by the cluster modules (graph, membership, size-ordered labels)."""
+"""Helpers shared by the cluster modules (input checks, indicators, per-cluster terms)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from ccgraph.containers import KnnGraph, check_same_ids
@@ -12,11 +14,14 @@ from ccgraph.exceptions import IdMismatchError, InputError
 
 __all__ = [
     "as_knn_graph",
+    "best_terms",
     "check_membership",
+    "cluster_term_counts",
     "indicator",
     "relabel_by_size",
     "strength64",
     "unique_inverse",
+    "uploader_codes",
 ]
 
 
@@ -102,6 +107,56 @@ def indicator(codes: np.ndarray, n_clusters: int) -> sp.csr_matrix:
     )
 
 
+def uploader_codes(uploaders: Any, n: int) -> np.ndarray:
+    """Integer code per item of ``uploaders`` (length ``n``); a missing or empty one is unique.
+
+    Examples
+    --------
+    >>> uploader_codes(["ann", None, "bob", "ann", ""], 5).tolist()
+    [0, 2, 1, 0, 3]
+    """
+    values = pd.Series(list(uploaders), dtype=object)
+    missing = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
+    codes, uniq = pd.factorize(values.where(~missing, None), use_na_sentinel=True)
+    codes = codes.astype(np.int64)
+    codes[missing] = len(uniq) + np.arange(int(missing.sum()))
+    return codes
+
+
+def cluster_term_counts(
+    codes: np.ndarray, n_clusters: int, x: sp.csr_matrix, uploaders: np.ndarray | None
+) -> sp.csr_matrix:
+    r"""Clusters x terms counts: sums of ``x`` per cluster, sublinear per uploader.
+
+    Without ``uploaders`` the count of a term in a cluster is the sum of its item values.
+    With them (integer codes from :func:`uploader_codes`), the ``n`` items of one uploader in
+    one cluster that carry the term count :math:`\bar w\,(1 + \ln n)` instead of
+    :math:`n \bar w` (:math:`\bar w` their mean value): the sublinear term frequency of
+    Manning et al. (2008, sec. 6.4.1) applied per uploader, so one uploader's tag dump
+    repeated on many photos does not outweigh terms used by several uploaders, while a
+    catalog with one uploader (a museum) still ranks its terms by frequency.
+
+    References
+    ----------
+    .. [1] Manning, C. D., Raghavan, P. and Schutze, H. (2008). Introduction to Information
+       Retrieval, section 6.4.1 (sublinear tf scaling). Cambridge University Press.
+    """
+    if uploaders is None:
+        return sp.csr_matrix(indicator(codes, n_clusters).T @ x)
+    n_up = int(uploaders.max()) + 1 if len(uploaders) else 1
+    pair_key = codes.astype(np.int64) * n_up + uploaders
+    pairs, pair_of = np.unique(pair_key, return_inverse=True)
+    per_pair = indicator(pair_of, len(pairs)).T
+    sums = sp.csr_matrix(per_pair @ x)
+    present = x.copy()
+    present.data = (present.data != 0).astype(np.float64)
+    n_used = sp.csr_matrix(per_pair @ present)
+    d = n_used.data
+    n_used.data = np.divide(1.0 + np.log(np.maximum(d, 1.0)), d, out=np.zeros_like(d), where=d > 0)
+    damped = sp.csr_matrix(sums.multiply(n_used))
+    return sp.csr_matrix(indicator(pairs // n_up, n_clusters).T @ damped)
+
+
 def strength64(adj: sp.csr_matrix) -> np.ndarray:
     """Weighted degree of each node, accumulated in float64 (the weights are float32).
 
@@ -132,3 +187,61 @@ def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     present = np.bincount(values - lo, minlength=hi - lo + 1) > 0
     rank = np.cumsum(present) - 1
     return np.flatnonzero(present) + lo, rank[values - lo].astype(np.intp)
+
+
+_SEPARATORS = re.compile(r"[\s\-_]+")
+
+
+def spelling_key(term: str) -> str:
+    """The key shared by spellings of one word: case, separators, an English plural ending.
+
+    Examples
+    --------
+    >>> [spelling_key(t) for t in ["Pistols", "pistol", "boxes", "no-person", "glass", "bus"]]
+    ['pistol', 'pistol', 'box', 'noperson', 'glass', 'bus']
+    """
+    key = _SEPARATORS.sub("", term.lower())
+    if len(key) > 4 and key.endswith(("xes", "ches", "shes", "sses")):
+        return key[:-2]
+    if len(key) > 3 and key.endswith("s") and not key.endswith(("ss", "us", "is")):
+        return key[:-1]
+    return key
+
+
+def best_terms(
+    scores: sp.csr_matrix, vocab: np.ndarray, n_top: int
+) -> tuple[list[list[str]], list[list[float]]]:
+    """Per row of ``scores``: the ``n_top`` best terms and their scores (ties: lower column).
+
+    A term whose :func:`spelling_key` equals that of a better term of the same row is skipped,
+    so ``pistols`` does not follow ``pistol``. One sort of all entries by (row, score
+    descending, column) instead of one per row; the same order as sorting each row by (score
+    descending, column).
+
+    Examples
+    --------
+    >>> s = sp.csr_matrix(np.array([[0.5, 0.9, 0.5], [0.0, 0.0, 0.0], [0.1, 0.0, 0.0]]))
+    >>> best_terms(s, np.array(["a", "b", "c"]), 2)
+    ([['b', 'a'], [], ['a']], [[0.9, 0.5], [], [0.1]])
+    >>> best_terms(sp.csr_matrix(np.array([[0.4, 0.5, 0.1]])), np.array(["cat", "cats", "x"]), 2)
+    ([['cats', 'x']], [[0.5, 0.1]])
+    """
+    k = scores.shape[0]
+    lengths = np.diff(scores.indptr)
+    rows = np.repeat(np.arange(k), lengths)
+    order = np.lexsort((scores.indices, -scores.data, rows))
+    keys = pd.factorize(pd.Series([spelling_key(str(t)) for t in vocab], dtype=object))[0]
+    first = ~pd.DataFrame({"r": rows[order], "k": keys[scores.indices[order]]}).duplicated()
+    order = order[first.to_numpy()]
+    kept = np.bincount(rows[order], minlength=k)
+    starts_all = np.concatenate([[0], np.cumsum(kept)[:-1]])
+    rank = np.arange(len(order)) - np.repeat(starts_all, kept)
+    best = order[rank < n_top]
+    terms = vocab[scores.indices[best]].tolist()
+    values = scores.data[best].astype(float).tolist()
+    ends = np.cumsum(np.minimum(kept, n_top)).tolist()
+    starts = [0, *ends[:-1]]
+    return (
+        [terms[a:b] for a, b in zip(starts, ends, strict=True)],
+        [values[a:b] for a, b in zip(starts, ends, strict=True)],
+    )

@@ -1,8 +1,15 @@
-"""A compact English stop-word list for cluster labels (function words and web noise)."""
+"""Stop words for cluster labels: function words, web and camera-file noise.
+
+Catalog titles are often camera file names (``DSC_0067``, ``IMG_8394``, ``P1050200``) and come
+in many languages, so besides English function words the list holds the file-name prefixes of
+common cameras and the commonest function words of the other languages frequent in Creative
+Commons catalogs (Dutch, German, French, Spanish, Portuguese, Italian). Only caption words are
+filtered; tags are kept as written.
+"""
 
 from __future__ import annotations
 
-__all__ = ["ENGLISH_STOP_WORDS"]
+__all__ = ["CAMERA_FILE_WORDS", "ENGLISH_STOP_WORDS", "OTHER_STOP_WORDS", "STOP_WORDS"]
 
 ENGLISH_STOP_WORDS = frozenset(
     """
@@ -24,3 +31,28 @@ ENGLISH_STOP_WORDS = frozenset(
     yourself yourselves http https www com html jpg jpeg png img image photo picture file
     """.split()
 )
+
+#: File-name prefixes written by cameras and phones (DSC_0067, DSCN5842, IMGP1234, MVI_0001).
+CAMERA_FILE_WORDS = frozenset(
+    """
+    dsc dscf dscn dsci dcim imgp mvi cimg pict gopr sdc hpim jpe tif tiff gif webp heic
+    """.split()
+)
+
+#: Function words of Dutch, German, French, Spanish, Portuguese and Italian (articles,
+#: prepositions, conjunctions, pronouns); words that are also common English content words
+#: (``pour``, ``par``, ``gift``) are left out.
+OTHER_STOP_WORDS = frozenset(
+    """
+    de het een van op met bij uit voor naar aan en ook als dat deze dit wordt werd zijn
+    der die das dem den des ein eine einer eines einem und mit von zu zum zur im am auf aus
+    bei nach vor gegen ist sind wird oder auch wie
+    le la les des du un une et au aux sur avec dans qui que est sont ou ces cette
+    el los las del al con por para una unos unas es en lo se
+    da do dos das em na nos nas um uma ao com pelo pela
+    il di della delle degli dei dello nel nella che per gli
+    """.split()
+)
+
+#: Everything :func:`ccgraph.cluster._tokens.token_codes` leaves out.
+STOP_WORDS = ENGLISH_STOP_WORDS | CAMERA_FILE_WORDS | OTHER_STOP_WORDS

@@ -1,11 +1,12 @@
 r"""Fast word tokenisation of captions for cluster descriptions.
 
 The words are the matches of ``[^\W\d_]{2,}`` (Python :mod:`re`, Unicode) in each lower-cased
-text (lower-cased as pandas' string dtype does it), without English stop words. On ASCII text
-that pattern is exactly the maximal runs of two or more ASCII letters, so ASCII texts are
-tokenised on their UTF-8 bytes by a numba kernel (each word is encoded exactly as an integer
-key); other texts go through :mod:`re` one by one. The result does not depend on the path a
-text takes.
+text (lower-cased as pandas' string dtype does it), without stop words
+(:data:`ccgraph.cluster._stopwords.STOP_WORDS`: function words, camera file-name prefixes).
+On ASCII text that pattern is exactly the maximal runs of two or more ASCII letters, so
+ASCII texts are tokenised on their UTF-8 bytes by a numba kernel (each word is encoded exactly
+as an integer key); other texts go through :mod:`re` one by one. The result does not depend on
+the path a text takes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ccgraph.cluster._stopwords import ENGLISH_STOP_WORDS
+from ccgraph.cluster._stopwords import STOP_WORDS
 
 __all__ = ["TOKEN", "token_codes"]
 
@@ -87,7 +88,7 @@ def token_codes(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, np
     else:
         rows, codes = rows_a, codes_a
     words = np.asarray(vocab, dtype=object)
-    stop = np.fromiter((w in ENGLISH_STOP_WORDS for w in words), dtype=bool, count=len(words))
+    stop = np.fromiter((w in STOP_WORDS for w in words), dtype=bool, count=len(words))
     if stop.any():
         keep = ~stop[codes]
         renumber = np.cumsum(~stop) - 1

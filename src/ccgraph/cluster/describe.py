@@ -14,7 +14,14 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ccgraph._validation import check_int
-from ccgraph.cluster._common import as_knn_graph, indicator, strength64, unique_inverse
+from ccgraph.cluster._common import (
+    as_knn_graph,
+    best_terms,
+    cluster_term_counts,
+    strength64,
+    unique_inverse,
+    uploader_codes,
+)
 from ccgraph.cluster._tokens import token_codes
 from ccgraph.containers import Partition, check_same_ids
 from ccgraph.exceptions import InputError
@@ -45,7 +52,7 @@ CLUSTER_COLUMNS = (
 
 
 def tokenize(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Split texts into lower-case words of two or more letters, without English stop words.
+    """Split texts into lower-case words of two or more letters, without stop words.
 
     Returns
     -------
@@ -186,6 +193,7 @@ def describe_clusters(
     n_representatives: int = 5,
     level: int = 0,
     terms: tuple[sp.csr_matrix, np.ndarray] | None = None,
+    uploaders: Sequence[Any] | None = None,
 ) -> pd.DataFrame:
     r"""One row per cluster with the columns of ``clusters.parquet``.
 
@@ -208,6 +216,12 @@ def describe_clusters(
     terms
         ``term_matrix(n_items, tags=tags, texts=texts)`` computed once by the caller (e.g. for
         several levels of the same items); ``tags`` and ``texts`` are then not read.
+    uploaders
+        The uploader (creator) of each item (same order), optional; missing or empty values
+        are distinct uploaders. Within a cluster the ``n`` items of one uploader that carry
+        a term then count ``1 + ln n`` times their mean value instead of ``n`` times
+        (:func:`ccgraph.cluster._common.cluster_term_counts`), so one uploader's tag dump
+        repeated on many photos does not fill the cluster's top terms.
 
     Returns
     -------
@@ -216,7 +230,10 @@ def describe_clusters(
         density, conductance``, one row per cluster in label order:
 
         - ``top_tags`` / ``top_tag_scores``: the terms (tags and caption words, one vocabulary)
-          with the highest c-TF-IDF (:func:`c_tf_idf`), best first, ties alphabetical;
+          with the highest c-TF-IDF (:func:`c_tf_idf`) of the per-cluster term counts
+          (sublinear per uploader when ``uploaders`` is given), best first, ties alphabetical; a
+          term is left out when a better one is the same word but for case, separators or
+          a plural ``s`` / ``es`` (``pistols`` after ``pistol``);
         - ``label``: the first three top terms joined by ``", "`` (``"cluster <id>"`` if none);
         - ``representative_ids``: the items with the largest weighted degree inside the cluster
           (ties: earlier row first);
@@ -248,7 +265,10 @@ def describe_clusters(
     if terms is not None and terms[0].shape[0] != n:
         raise InputError(f"`terms` must have one row per item ({n}); got {terms[0].shape[0]}")
     x, vocab = term_matrix(n, tags=tags, texts=texts) if terms is None else terms
-    return _describe(g, _edges(g), partition, (x, vocab), n_top=n_top, n_rep=n_rep, level=level)
+    ups = _uploaders(uploaders, n)
+    return _describe(
+        g, _edges(g), partition, (x, vocab), n_top=n_top, n_rep=n_rep, level=level, uploaders=ups
+    )
 
 
 def describe_partitions(
@@ -258,6 +278,7 @@ def describe_partitions(
     *,
     top_tags: int = 10,
     n_representatives: int = 5,
+    uploaders: Sequence[Any] | None = None,
 ) -> pd.DataFrame:
     """:func:`describe_clusters` of several partitions of one graph (``level`` = position).
 
@@ -268,6 +289,7 @@ def describe_partitions(
     n_rep = check_int("n_representatives", n_representatives, low=1)
     frames = []
     edges = None
+    ups = _uploaders(uploaders, terms[0].shape[0])
     for i, part in enumerate(partitions):
         g = as_knn_graph(graph, ids=part.ids, what="describe_partitions(graph, partitions)")
         if terms[0].shape[0] != g.n_items:
@@ -275,10 +297,21 @@ def describe_partitions(
                 f"`terms` must have one row per item ({g.n_items}); got {terms[0].shape[0]}"
             )
         edges = _edges(g) if edges is None else edges
-        frames.append(_describe(g, edges, part, terms, n_top=n_top, n_rep=n_rep, level=i))
+        frames.append(
+            _describe(g, edges, part, terms, n_top=n_top, n_rep=n_rep, level=i, uploaders=ups)
+        )
     if not frames:
         return pd.DataFrame({c: [] for c in CLUSTER_COLUMNS})
     return pd.concat(frames, ignore_index=True)
+
+
+def _uploaders(uploaders: Sequence[Any] | None, n: int) -> np.ndarray | None:
+    """Codes of ``uploaders`` (checked: one per item), or None."""
+    if uploaders is None:
+        return None
+    if len(uploaders) != n:
+        raise InputError(f"`uploaders` must hold one value per item ({n}); got {len(uploaders)}")
+    return uploader_codes(uploaders, n)
 
 
 def _edges(g: KnnGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -296,6 +329,7 @@ def _describe(
     n_top: int,
     n_rep: int,
     level: int,
+    uploaders: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The rows of :func:`describe_clusters` (inputs already checked)."""
     labels, codes = unique_inverse(partition.membership)  # dense labels: counted, not sorted
@@ -321,8 +355,12 @@ def _describe(
     rep_lists = [g.ids[t[t >= 0]] for t in top]
 
     x, vocab = terms
-    scores = c_tf_idf(indicator(codes, k).T @ x) if x.shape[1] else sp.csr_matrix((k, 0))
-    top_terms, top_scores = _top_terms(scores, vocab, n_top)
+    scores = (
+        c_tf_idf(cluster_term_counts(codes, k, x, uploaders))
+        if x.shape[1]
+        else sp.csr_matrix((k, 0))
+    )
+    top_terms, top_scores = best_terms(scores, vocab, n_top)
     label_text = [
         ", ".join(t[:3]) if t else f"cluster {int(lab)}"
         for t, lab in zip(top_terms, labels, strict=True)
@@ -341,33 +379,3 @@ def _describe(
         }
     )
     return frame  # its columns are CLUSTER_COLUMNS, in order
-
-
-def _top_terms(
-    scores: sp.csr_matrix, vocab: np.ndarray, n_top: int
-) -> tuple[list[list[str]], list[list[float]]]:
-    """Per row of ``scores``: the ``n_top`` best terms and their scores (ties: lower column).
-
-    One sort of all entries by (row, score descending, column) instead of one per row; the
-    same order as sorting each row by (score descending, column).
-
-    Examples
-    --------
-    >>> s = sp.csr_matrix(np.array([[0.5, 0.9, 0.5], [0.0, 0.0, 0.0], [0.1, 0.0, 0.0]]))
-    >>> _top_terms(s, np.array(["a", "b", "c"]), 2)
-    ([['b', 'a'], [], ['a']], [[0.9, 0.5], [], [0.1]])
-    """
-    k = scores.shape[0]
-    lengths = np.diff(scores.indptr)
-    rows = np.repeat(np.arange(k), lengths)
-    order = np.lexsort((scores.indices, -scores.data, rows))
-    rank = np.arange(len(order)) - np.repeat(scores.indptr[:-1], lengths)
-    best = order[rank < n_top]
-    terms = vocab[scores.indices[best]].tolist()
-    values = scores.data[best].astype(float).tolist()
-    ends = np.cumsum(np.minimum(lengths, n_top)).tolist()
-    starts = [0, *ends[:-1]]
-    return (
-        [terms[a:b] for a, b in zip(starts, ends, strict=True)],
-        [values[a:b] for a, b in zip(starts, ends, strict=True)],
-    )

@@ -15,6 +15,7 @@ __all__ = [
     "REMOTE_IMAGE",
     "RawTag",
     "clean_text",
+    "decode_bare_escapes",
     "decode_literal_escapes",
     "fix_url",
     "is_missing",
@@ -25,6 +26,8 @@ __all__ = [
 ]
 
 _ESCAPE = re.compile(r"(?:\\x[0-9a-fA-F]{2})+|\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}")
+# runs of backslash-less ``uHHHH`` escapes (``cittu00e0``, ``u6fb3u9580``)
+_BARE = re.compile(r"(?:u[0-9a-fA-F]{4})+")
 _HTML_TAG = re.compile(r"<[^<>]{1,2000}>")
 _SPACE = re.compile(r"\s+")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -100,6 +103,43 @@ def decode_literal_escapes(text: str) -> str:
         return _ESCAPE.sub(_unescape_run, text)
     except (ValueError, OverflowError):
         return text
+
+
+def _bare_run(match: re.Match[str]) -> str:
+    s = match.group(0)
+    hexes = [s[i + 1 : i + 5] for i in range(0, len(s), 5)]
+    chars = [chr(int(h, 16)) for h in hexes]
+    text = match.string
+    start, end = match.span()
+    beside_letter = (start > 0 and text[start - 1].isalpha()) or (
+        end < len(text) and text[end].isalpha()
+    )
+    plausible = (len(chars) > 1 or beside_letter) and all(
+        any(c.isdigit() for c in h) and ord(ch) > 0x7F and unicodedata.category(ch)[0] in "LM"
+        for h, ch in zip(hexes, chars, strict=True)
+    )
+    return "".join(chars) if plausible else s
+
+
+def decode_bare_escapes(text: str) -> str:
+    r"""Decode ``\uHHHH`` escapes that lost their backslash (``arapu00e7a`` for ``arapça``).
+
+    Old Openverse / CC Search ingestion stored some Flickr tags this way, next to the correct
+    spelling (WordPress/openverse#1303). Only plausible escapes are decoded: a run of two or more,
+    or one touching a letter, where every code point is a non-ASCII letter or mark and every
+    ``HHHH`` holds a decimal digit (so ``quebec``, ``ucafe`` and a lone ``u4000`` stay as
+    they are).
+
+    Examples
+    --------
+    >>> decode_bare_escapes("cittu00e0direggioemilia"), decode_bare_escapes("u6fb3u9580")
+    ('cittàdireggioemilia', '澳門')
+    >>> decode_bare_escapes("quebec"), decode_bare_escapes("u4000")
+    ('quebec', 'u4000')
+    """
+    if "u" not in text and "U" not in text:
+        return text
+    return _BARE.sub(_bare_run, text)
 
 
 def clean_text(value: Any, *, strip_html: bool = True) -> str:

@@ -1,7 +1,8 @@
 """Tag normalisation and hygiene: one spelling per tag, machine junk dropped.
 
-Every tag is normalised (literal escapes decoded, Unicode NFKC, whitespace collapsed,
-surrounding quotes stripped, optionally lower-cased) while ``tag_raw`` keeps it as written.
+Every tag is normalised (literal escapes decoded, also ``u00e0`` escapes that lost their
+backslash, Unicode NFKC, whitespace collapsed, surrounding quotes stripped, optionally
+lower-cased) while ``tag_raw`` keeps it as written.
 Then the configurable rules of :class:`ccgraph.config.TagHygiene` apply: tags matching a
 ``drop_patterns`` regex are dropped, variants differing only in case, spaces, hyphens or
 underscores are merged (``"black-and-white"``, ``"Black and White"``, ``"blackandwhite"``) and
@@ -22,7 +23,7 @@ from pydantic import ValidationError
 
 from ccgraph.config import TagHygiene
 from ccgraph.exceptions import ParameterError
-from ccgraph.io._text import decode_literal_escapes
+from ccgraph.io._text import decode_bare_escapes, decode_literal_escapes
 
 __all__ = ["apply_hygiene", "as_hygiene", "normalize_tag", "variant_key"]
 
@@ -34,6 +35,9 @@ _QUOTES = "\"'`“”‘’„«»"
 def normalize_tag(raw: str, *, lowercase: bool = True) -> str:
     r"""Normalise one tag: escapes, NFKC, collapsed whitespace, outer quotes, case.
 
+    Escapes are literal ones (``\xf1``, ``\u00f1``) and plausible ``u00f1`` ones that lost
+    their backslash (:func:`ccgraph.io._text.decode_bare_escapes`).
+
     Examples
     --------
     >>> normalize_tag("  Ｂｌａｃｋ   and\tWhite ")
@@ -43,7 +47,7 @@ def normalize_tag(raw: str, *, lowercase: bool = True) -> str:
     >>> normalize_tag(r"ni\xf1os", lowercase=False)
     'niños'
     """
-    s = unicodedata.normalize("NFKC", decode_literal_escapes(str(raw)))
+    s = unicodedata.normalize("NFKC", decode_bare_escapes(decode_literal_escapes(str(raw))))
     s = _SPACE.sub(" ", s).strip().strip(_QUOTES).strip()
     return s.lower() if lowercase else s
 

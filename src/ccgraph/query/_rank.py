@@ -92,7 +92,11 @@ def related_from_seeds(
     nodes, vals = p.indices.astype(np.int64), p.data
     remove = drop if duplicates == "include" else np.concatenate([drop, dup_rows])
     keep = ~np.isin(nodes, remove)
-    order = np.lexsort((nodes[keep], -vals[keep]))[:n]
+    order = np.lexsort((nodes[keep], -vals[keep]))
+    if duplicates != "include":  # one item per other near-duplicate group: its best-ranked
+        groups = index.duplicate_group[nodes[keep][order]]
+        order = order[np.sort(np.unique(groups, return_index=True)[1])]
+    order = order[:n]
     rel_rows, rel_scores = nodes[keep][order], vals[keep][order]
     parts = [(rel_rows, rel_scores, "related")]
     if duplicates == "separate" and len(dup_rows):

@@ -208,7 +208,9 @@ class RunIndex:
             The item's near-duplicate group (``duplicate_group``): ``"separate"`` lists its
             members first with ``relation == "duplicate"`` and leaves them out of the ``n``
             related items; ``"exclude"`` leaves them out; ``"include"`` ranks them like any
-            other item.
+            other item. With ``"separate"`` and ``"exclude"`` the related items also show one
+            member (the best ranked) of every other near-duplicate group, so a series of
+            near-copies does not fill the list; ``"include"`` lists every item.
 
         Returns
         -------

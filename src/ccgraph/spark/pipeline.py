@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ccgraph import _assemble, _stages
+from ccgraph import _assemble, _late_stages, _stages
 from ccgraph._logging import StageTimer
 from ccgraph.containers import KnnGraph, RunResult, TagScores
 from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError
@@ -105,7 +105,8 @@ def run_spark(
     with timer.stage("describe"):
         clusters = pd.concat(
             [describe_clusters(graph, part, tags=seeds,
-                               texts=catalog.items["title"].fillna("").tolist(),
+                               texts=_late_stages.label_texts(catalog.items),
+                               uploaders=catalog.items.get("creator"),
                                top_tags=cfg.cluster.top_tags,
                                n_representatives=cfg.cluster.n_representatives).assign(level=i)
              for i, part in enumerate(levels)],
