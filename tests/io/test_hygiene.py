@@ -141,6 +141,9 @@ def test_normalize_tag_cases(raw: str, expected: str) -> None:
         ("u4000", "u4000"),
         ("tu0041x", "tu0041x"),
         ("au2000b", "au2000b"),
+        # one non-Latin letter glued to ASCII letters: a code, not a lost escape
+        ("xu4e00", "xu4e00"),
+        ("model au1234", "model au1234"),
     ],
 )
 def test_backslash_less_escapes_decoded(raw: str, expected: str) -> None:
@@ -153,3 +156,10 @@ def test_backslash_less_escape_merges_with_correct_spelling() -> None:
     out, stats = apply_hygiene(_tags(rows), TagHygiene())
     assert _pairs(out) == [(0, "cittàdireggioemilia")]
     assert stats["duplicates"] == 1
+
+
+def test_an_escape_with_its_backslash_is_left_to_the_literal_decoder() -> None:
+    from ccgraph.io._text import decode_bare_escapes
+
+    assert decode_bare_escapes("muchom\\u015bciciel") == "muchom\\u015bciciel"
+    assert normalize_tag("muchom\\u015bciciel") == "muchomściciel"

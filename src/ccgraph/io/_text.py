@@ -27,7 +27,7 @@ __all__ = [
 
 _ESCAPE = re.compile(r"(?:\\x[0-9a-fA-F]{2})+|\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}")
 # runs of backslash-less ``uHHHH`` escapes (``cittu00e0``, ``u6fb3u9580``)
-_BARE = re.compile(r"(?:u[0-9a-fA-F]{4})+")
+_BARE = re.compile(r"(?<!\\)(?:u[0-9a-fA-F]{4})+")
 _HTML_TAG = re.compile(r"<[^<>]{1,2000}>")
 _SPACE = re.compile(r"\s+")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -114,7 +114,10 @@ def _bare_run(match: re.Match[str]) -> str:
     beside_letter = (start > 0 and text[start - 1].isalpha()) or (
         end < len(text) and text[end].isalpha()
     )
-    plausible = (len(chars) > 1 or beside_letter) and all(
+    # one escape inside a word is a Latin letter with a diacritic (``cittu00e0``); a lone CJK
+    # or Ethiopic letter glued to ASCII letters is far likelier a product or place code
+    alone_in_word = len(chars) == 1 and unicodedata.name(chars[0], "").startswith("LATIN")
+    plausible = (len(chars) > 1 or (beside_letter and alone_in_word)) and all(
         any(c.isdigit() for c in h) and ord(ch) > 0x7F and unicodedata.category(ch)[0] in "LM"
         for h, ch in zip(hexes, chars, strict=True)
     )
@@ -126,9 +129,9 @@ def decode_bare_escapes(text: str) -> str:
 
     Old Openverse / CC Search ingestion stored some Flickr tags this way, next to the correct
     spelling (WordPress/openverse#1303). Only plausible escapes are decoded: a run of two or more,
-    or one touching a letter, where every code point is a non-ASCII letter or mark and every
-    ``HHHH`` holds a decimal digit (so ``quebec``, ``ucafe`` and a lone ``u4000`` stay as
-    they are).
+    or one Latin letter touching a letter, where every code point is a non-ASCII letter or mark
+    and every ``HHHH`` holds a decimal digit (so ``quebec``, ``ucafe``, a lone ``u4000`` and
+    ``xu4e00`` stay as they are).
 
     Examples
     --------
