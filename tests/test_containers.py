@@ -140,3 +140,18 @@ def test_popularity_repr_counts_each_source() -> None:
     )
     # oracle: numpy's count of each label, written out by hand
     assert repr(pop) == "Popularity(6 items: 2 observed, 3 inferred, 1 none)"
+
+
+def test_per_row_arrays_are_read_only_copies_of_one_length() -> None:
+    from ccgraph.containers import Popularity
+    from ccgraph.graph.duplicates import DuplicateGroups
+
+    value = np.linspace(0, 1, 3)
+    pop = Popularity(value, np.full(3, np.nan), np.array(["none"] * 3), np.zeros(3), ids=None)
+    value[0] = 9.0  # the caller's array is copied, not kept
+    assert pop.value[0] == 0.0 and not pop.value.flags.writeable
+    assert pop.ids.tolist() == ["0", "1", "2"]
+    with pytest.raises(InputError, match=r"Popularity\.confidence has 2 entries, expected 3"):
+        Popularity(value, value, np.array(["none"] * 3), np.zeros(2), ids=None)
+    with pytest.raises(InputError, match=r"DuplicateGroups\.canonical has 1 entries, expected 2"):
+        DuplicateGroups(np.arange(2), np.ones(2, bool), np.arange(1), ids=["a", "b"])

@@ -170,6 +170,22 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def freeze_rows(obj: Any, names: Sequence[str]) -> None:
+    """Give a frozen result read-only copies of its per-row arrays and checked ``ids``.
+
+    For use in ``__post_init__``: the first of ``names`` sets the row count, every other named
+    array must have as many entries (:class:`InputError` naming ``Class.field`` otherwise).
+    """
+    n = len(getattr(obj, names[0]))
+    object.__setattr__(obj, "ids", as_ids(obj.ids, n))
+    for name in names:
+        arr = np.array(getattr(obj, name), copy=True)
+        if len(arr) != n:
+            what = f"{type(obj).__name__}.{name}"
+            raise InputError(f"{what} has {len(arr)} entries, expected {n}")
+        object.__setattr__(obj, name, _readonly(arr))
+
+
 def _freeze_csr(m: sp.csr_matrix) -> None:
     # Canonical form first: scipy caches the flag and would later try to sort frozen arrays.
     if not m.has_canonical_format:
@@ -712,13 +728,7 @@ class Popularity:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        n = len(self.value)
-        object.__setattr__(self, "ids", as_ids(self.ids, n))
-        for name in ("value", "observed", "source", "confidence"):
-            arr = np.asarray(getattr(self, name))
-            if len(arr) != n:
-                raise InputError(f"Popularity.{name} has {len(arr)} entries, expected {n}")
-            object.__setattr__(self, name, _readonly(arr.copy()))
+        freeze_rows(self, ("value", "observed", "source", "confidence"))
 
     def __repr__(self) -> str:
         counts = {s: int(np.count_nonzero(self.source == s)) for s in POPULARITY_SOURCES}

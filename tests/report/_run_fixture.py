@@ -150,6 +150,18 @@ def _sweep(a: sp.csr_matrix) -> list[dict]:
     return out
 
 
+def _save_graph(path: Path, a: sp.csr_matrix, ids) -> None:
+    """Write ``graph.npz`` as the run directory stores it (CSR arrays, shape, ids)."""
+    np.savez(
+        path,
+        data=a.data,
+        indices=a.indices,
+        indptr=a.indptr,
+        shape=np.array(a.shape),
+        ids=np.array(ids),
+    )
+
+
 def build_flickr_run(data: Path, out: Path, *, n: int = 60, k: int = 6) -> Path:
     """A real run directory over the first ``n`` Flickr8k images (sorted by file name)."""
     t0 = time.perf_counter()
@@ -248,14 +260,7 @@ def build_flickr_run(data: Path, out: Path, *, n: int = 60, k: int = 6) -> Path:
             "reason": pd.Series([], dtype="string"),
         }
     ).to_parquet(out / "rejects.parquet", index=False)
-    np.savez(
-        out / "graph.npz",
-        data=a.data,
-        indices=a.indices,
-        indptr=a.indptr,
-        shape=np.array(a.shape),
-        ids=np.array(ids),
-    )
+    _save_graph(out / "graph.npz", a, ids)
     _evaluate(a, tagged, words, ids, out / "evaluation")
     t_end = time.perf_counter()
     manifest = {
@@ -376,14 +381,7 @@ def build_synthetic_run(out: Path, *, n: int = 120, seed: int = 0) -> Path:
             "reason": ["missing id", "missing id", "bad url"],
         }
     ).to_parquet(out / "rejects.parquet", index=False)
-    np.savez(
-        out / "graph.npz",
-        data=a.data,
-        indices=a.indices,
-        indptr=a.indptr,
-        shape=np.array(a.shape),
-        ids=np.array(ids),
-    )
+    _save_graph(out / "graph.npz", a, ids)
     (out / "manifest.json").write_text(
         json.dumps(
             {

@@ -59,27 +59,23 @@ def test_report_counts_and_recommendation() -> None:
     assert lv["new_clusters"] == [2] and lv["vanished_clusters"] == []
     assert [m["id"] for m in lv["moved_items"]] == ["i6", "i7", "i8", "i9"]
     assert rep["rebuild_recommended"] and len(rep["reasons"]) == 1
-    quiet = drift_report(
-        before,
-        before,
-        n_levels=1,
-        default_level=0,
-        changes={"added": 0},
-        drift_threshold=0.1,
-        max_batch_fraction=0.5,
-        split_share=0.2,
-    )
+
+    def same_clusters(*, added: int) -> dict:
+        """The report of an unchanged clustering after ``added`` new items."""
+        return drift_report(
+            before,
+            before,
+            n_levels=1,
+            default_level=0,
+            changes={"added": added},
+            drift_threshold=0.1,
+            max_batch_fraction=0.5,
+            split_share=0.2,
+        )
+
+    quiet = same_clusters(added=0)
     assert not quiet["rebuild_recommended"]
-    big = drift_report(
-        before,
-        before,
-        n_levels=1,
-        default_level=0,
-        changes={"added": 15},
-        drift_threshold=0.1,
-        max_batch_fraction=0.5,
-        split_share=0.2,
-    )
+    big = same_clusters(added=15)
     assert big["rebuild_recommended"] and "75.0%" in big["reasons"][0]
     md = drift_markdown(rep)
     assert "| 0 (default) | 22.22% | 4 |" in md and "recommended" in md

@@ -49,6 +49,20 @@ def _table(pop: object, prov: np.ndarray) -> pd.DataFrame:
     )
 
 
+def _standardized_constants(raw: np.ndarray, prov: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Standardise ``raw`` per provider and read the constants back from that items table."""
+    std = standardize_popularity(raw, prov)
+    table = pd.DataFrame(
+        {
+            "provider": prov,
+            "popularity_observed": raw,
+            "popularity": std,
+            "popularity_source": np.where(np.isfinite(raw), "observed", "none"),
+        }
+    )
+    return std, popularity_constants(table)
+
+
 def test_same_data_gives_infer_popularity() -> None:
     graph = _graph(80, 0)
     raw, prov = _inputs(80, 1)
@@ -65,16 +79,7 @@ def test_same_data_gives_infer_popularity() -> None:
 
 def test_constants_recovered_exactly() -> None:
     raw, prov = _inputs(200, 2)
-    std = standardize_popularity(raw, prov)
-    table = pd.DataFrame(
-        {
-            "provider": prov,
-            "popularity_observed": raw,
-            "popularity": std,
-            "popularity_source": np.where(np.isfinite(raw), "observed", "none"),
-        }
-    )
-    constants = popularity_constants(table)
+    std, constants = _standardized_constants(raw, prov)
     again, fresh = standardize_with(raw, prov, constants, percentile=85.0, r=0.85)
     np.testing.assert_allclose(again, std, atol=1e-12, equal_nan=True)
     assert fresh == {}
@@ -82,16 +87,7 @@ def test_constants_recovered_exactly() -> None:
 
 def test_new_observations_do_not_move_old_values() -> None:
     raw, prov = _inputs(100, 3)
-    std = standardize_popularity(raw, prov)
-    table = pd.DataFrame(
-        {
-            "provider": prov,
-            "popularity_observed": raw,
-            "popularity": std,
-            "popularity_source": np.where(np.isfinite(raw), "observed", "none"),
-        }
-    )
-    constants = popularity_constants(table)
+    std, constants = _standardized_constants(raw, prov)
     # a batch of very popular new items, one from a provider the run never saw
     raw2 = np.r_[raw, [5000.0, 9000.0, 40.0]]
     prov2 = np.r_[prov, ["flickr", "wikimedia", "museum"]]

@@ -72,6 +72,19 @@ def _eligible_pairs(tags: pd.DataFrame, only_source: str | None) -> pd.Series:
     return ~pair.isin(blocked)
 
 
+def _start(
+    tags: pd.DataFrame, fraction: float, only_source: str | None, rng: RngLike
+) -> tuple[float, int, np.random.Generator, np.ndarray]:
+    """Check a hiding protocol's arguments; return the fraction, seed, generator, eligible rows."""
+    _check_tags(tags)
+    fraction = check_float(
+        "fraction", fraction, low=0, high=1, low_inclusive=False, high_inclusive=False
+    )
+    seed = int(as_generator(rng).integers(0, 2**31 - 1))
+    ok = _eligible_pairs(tags, only_source).to_numpy()
+    return fraction, seed, np.random.default_rng(seed), ok
+
+
 def _finish(tags: pd.DataFrame, hide_row: np.ndarray, seed: int) -> Split:
     hidden = tags.loc[hide_row].reset_index(drop=True)
     visible = tags.loc[~hide_row].reset_index(drop=True)
@@ -107,14 +120,7 @@ def hide_items(
     >>> len(items), set(hid["id"]) & set(vis["id"])
     (1, set())
     """
-    _check_tags(tags)
-    fraction = check_float(
-        "fraction", fraction, low=0, high=1, low_inclusive=False, high_inclusive=False
-    )
-    gen = as_generator(rng)
-    seed = int(gen.integers(0, 2**31 - 1))
-    local = np.random.default_rng(seed)
-    ok = _eligible_pairs(tags, only_source).to_numpy()
+    fraction, seed, local, ok = _start(tags, fraction, only_source, rng)
     ids = tags["id"].astype(str).to_numpy()
     candidates = np.unique(ids[ok])
     n_hide = round(fraction * len(candidates))
@@ -150,14 +156,7 @@ def hide_tags(
     >>> sorted(vis["id"].unique())  # every item keeps a visible tag
     ['a', 'b']
     """
-    _check_tags(tags)
-    fraction = check_float(
-        "fraction", fraction, low=0, high=1, low_inclusive=False, high_inclusive=False
-    )
-    gen = as_generator(rng)
-    seed = int(gen.integers(0, 2**31 - 1))
-    local = np.random.default_rng(seed)
-    ok = _eligible_pairs(tags, only_source).to_numpy()
+    fraction, seed, local, ok = _start(tags, fraction, only_source, rng)
     pairs = pd.DataFrame({"id": tags["id"].astype(str), "tag": tags["tag"].astype(str), "ok": ok})
     uniq = pairs.drop_duplicates(["id", "tag"]).reset_index(drop=True)
     n_all = uniq.groupby("id")["tag"].transform("size").to_numpy()

@@ -13,7 +13,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ccgraph._random import RngLike
 from ccgraph._validation import check_choice, check_float, check_int
-from ccgraph.containers import Embeddings, KnnGraph, as_ids, check_same_ids
+from ccgraph.containers import Embeddings, KnnGraph, check_same_ids, freeze_rows
 from ccgraph.exceptions import InputError, ParameterError
 from ccgraph.graph.bridge import pair_distances
 from ccgraph.graph.knn import check_knn_lists, knn_search, prepare_vectors
@@ -46,14 +46,7 @@ class DuplicateGroups:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        n = len(self.group)
-        object.__setattr__(self, "ids", as_ids(self.ids, n))
-        for name in ("group", "is_canonical", "canonical"):
-            arr = np.array(getattr(self, name), copy=True)
-            if len(arr) != n:
-                raise InputError(f"DuplicateGroups.{name} has {len(arr)} entries, expected {n}")
-            arr.setflags(write=False)
-            object.__setattr__(self, name, arr)
+        freeze_rows(self, ("group", "is_canonical", "canonical"))
 
     @property
     def n_groups(self) -> int:

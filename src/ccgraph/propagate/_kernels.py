@@ -45,6 +45,28 @@ def _gather(
         p += 1
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _relax(
+    acc: np.ndarray,
+    xi: np.ndarray,
+    xpi: np.ndarray,
+    wi: float,
+    omega: float,
+    rmax: np.ndarray,
+    rl1: np.ndarray,
+) -> None:
+    """Record row ``i``'s residual ``acc - x_i`` (max, ``wi``-weighted L1) and relax ``x_prev``.
+
+    ``x_prev_i <- omega acc + (1 - omega) x_prev_i``, column by column.
+    """
+    for t in range(acc.shape[0]):
+        r = abs(acc[t] - xi[t])
+        if r > rmax[t]:
+            rmax[t] = r
+        rl1[t] += wi * r
+        xpi[t] = omega * acc[t] + (1.0 - omega) * xpi[t]
+
+
 @numba.njit(cache=True, nogil=True)
 def cheb_step_sparse(
     indptr: np.ndarray,
@@ -80,15 +102,7 @@ def cheb_step_sparse(
             _gather(indptr, indices, data, x, i, acc)
             for q in range(b_indptr[i], b_indptr[i + 1]):
                 acc[b_indices[q]] += b_data[q]
-            wi = weights[i]
-            xi = x[i]
-            xpi = x_prev[i]
-            for t in range(m):
-                r = abs(acc[t] - xi[t])
-                if r > rmax[t]:
-                    rmax[t] = r
-                rl1[t] += wi * r
-                xpi[t] = omega * acc[t] + (1.0 - omega) * xpi[t]
+            _relax(acc, x[i], x_prev[i], weights[i], omega, rmax, rl1)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -130,15 +144,7 @@ def cheb_step_dense(
             _gather(indptr, indices, data, x, i, acc)
             for t in range(m):
                 acc[t] += bi[t]
-            wi = weights[i]
-            xi = x[i]
-            xpi = x_prev[i]
-            for t in range(m):
-                r = abs(acc[t] - xi[t])
-                if r > rmax[t]:
-                    rmax[t] = r
-                rl1[t] += wi * r
-                xpi[t] = omega * acc[t] + (1.0 - omega) * xpi[t]
+            _relax(acc, x[i], x_prev[i], weights[i], omega, rmax, rl1)
 
 
 @numba.njit(cache=True, nogil=True)

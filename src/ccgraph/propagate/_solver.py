@@ -20,7 +20,7 @@ the other columns, so results are bitwise the same for any block width.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -80,9 +80,13 @@ def run_chunks(fn: Callable[[int, int], None], n_chunks: int, n_threads: int) ->
 DoneCallback = Callable[[np.ndarray, np.ndarray], None]
 
 
-def _omegas(alpha: float, method: str):
-    omega = 1.0
-    yield omega
+def _omegas(alpha: float, method: str) -> Iterator[float]:
+    """The sweep weights ``omega_1, omega_2, ...`` (all 1 for ``"jacobi"``; see the module notes).
+
+    Shared by every Chebyshev solver: this one, the pruned one, the update's region solve and
+    the Spark iteration (:mod:`ccgraph.spark._iterate`).
+    """
+    yield 1.0
     if method == "jacobi":
         while True:
             yield 1.0

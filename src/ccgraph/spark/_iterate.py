@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ccgraph.exceptions import ConvergenceWarning
+from ccgraph.propagate._solver import _omegas
 from ccgraph.spark.session import iterative, materialize
 
 if TYPE_CHECKING:
@@ -67,19 +67,6 @@ def build_operator(
     # keeps its whole lineage, which every sweep re-plans and matches against the cache;
     # measured 1.5-2x slower sweeps), and the hash partitioning is kept all the same.
     return SparkOperator(materialize(op_edges), node_tab, float(alpha), partitions)
-
-
-def _omegas(alpha: float, method: str) -> Iterator[float]:
-    yield 1.0
-    if method == "jacobi":
-        while True:
-            yield 1.0
-    s2 = alpha * alpha
-    omega = 1.0 / (1.0 - s2 / 2.0)
-    yield omega
-    while True:
-        omega = 1.0 / (1.0 - s2 * omega / 4.0)
-        yield omega
 
 
 def solve(op: SparkOperator, b: DataFrame, **kwargs: Any) -> tuple[DataFrame, int, bool]:
