@@ -84,6 +84,11 @@ class TagHygiene(_Section):
         "as machine-generated junk (Flickr machine tags `namespace:predicate=value`, "
         "`geotagged`, camera models, bare numbers, single characters).",
     )
+    split_hashtags: bool = Field(
+        True,
+        description="Split a tag that is a list of hashtags (`#art #painting`) into one tag per "
+        "hashtag and drop a single leading `#` (`#art` is `art`); `tag_raw` keeps the list.",
+    )
     merge_variants: bool = Field(
         True, description="Merge case, spacing, hyphen and underscore variants of one tag."
     )
