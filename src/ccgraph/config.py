@@ -235,6 +235,13 @@ class DuplicatesConfig(_Section):
     canonical: Literal["popularity", "resolution", "first"] = Field(
         "popularity", description="Which member names the group."
     )
+    from_text: bool = Field(
+        False,
+        description="Group items by their caption embeddings when the run has no image-like "
+        "embedding (image, precomputed). Off by default: equal captions (many different "
+        "photos titled `image`) are caption duplicates, not image duplicates, and the groups "
+        "hide items from query related lists and experiments and mark them non-canonical.",
+    )
 
 
 class FusionConfig(_Section):
