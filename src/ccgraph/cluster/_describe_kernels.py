@@ -156,10 +156,10 @@ def in_code_chunk(
 ) -> np.ndarray:
     """Whether byte ``starts[j]`` of text ``rows[j]`` lies in a code chunk.
 
-    A chunk is a maximal run of non-whitespace bytes of one text; it is a code when it holds an
-    ASCII digit and its first ASCII letter or digit is a letter (``RP-F-F00999-AC.jpg``,
-    ``_MG_2612``; not ``8-bit``). ``starts`` are in reading order, so each chunk is scanned
-    once however many queries fall in it.
+    A chunk is a maximal run of non-whitespace bytes of one text; it is a code when an ASCII
+    digit follows an ASCII letter in it (``RP-F-F00999-AC.jpg``, ``_MG_2612``, ``57a6bcd5c``;
+    not ``8-bit``). ``starts`` are in reading order, so each chunk is scanned once however
+    many queries fall in it.
     """
     out = np.zeros(len(starts), dtype=np.bool_)
     lo = -1
@@ -177,16 +177,14 @@ def in_code_chunk(
             while hi < last and not _is_space(data[hi]):
                 hi += 1
             found = False
-            lead = 0  # 1: the first letter-or-digit is a letter, 2: a digit
+            letter = False
             for p in range(lo, hi):
                 b = data[p]
-                if b >= 48 and b <= 57:
-                    if lead == 0:
-                        break
+                if b >= 48 and b <= 57 and letter:
                     found = True
                     break
                 f = b | 32
-                if lead == 0 and f >= 97 and f <= 122:
-                    lead = 1
+                if f >= 97 and f <= 122:
+                    letter = True
         out[j] = found
     return out

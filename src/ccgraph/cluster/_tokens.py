@@ -3,11 +3,12 @@ r"""Fast word tokenisation of captions for cluster descriptions.
 The words are the matches of ``[^\W\d_]{2,}`` (Python :mod:`re`, Unicode) in each lower-cased
 text (lower-cased as pandas' string dtype does it), without stop words
 (:data:`ccgraph.cluster._stopwords.STOP_WORDS`: function words, camera file-name prefixes)
-and without code fragments. A whitespace-delimited chunk that holds a digit and starts (at
-its first letter or digit) with a letter is a code: a file name, catalogue or model number
-(``RP-F-F00999-AC.jpg``, ``_MG_2612``, ``BK-1972-142-B``, ``PXL_20210101``); its matches of
-at most :data:`CODE_LETTERS` letters are not words. Longer matches stay (``covid-19``), and
-so do the words of chunks that start with a number (``8-bit``, ``19th-century``, ``1960s``).
+and without code fragments. A whitespace-delimited chunk in which a digit follows a letter
+is a code: a file name, catalogue or model number, a hash (``RP-F-F00999-AC.jpg``,
+``_MG_2612``, ``BK-1972-142-B``, ``ZJ937``, ``57a6bcd5c12e``); its matches of at most
+:data:`CODE_LETTERS` letters are not words. Longer matches stay (``covid-19``), and so do the
+words of a chunk whose digits all come first, a quantity (``8-bit``, ``19th-century``,
+``1960s``).
 On ASCII text that pattern is exactly the maximal runs of two or more ASCII letters, so
 ASCII texts are tokenised on their UTF-8 bytes by a numba kernel (each word is encoded exactly
 as an integer key); other texts go through :mod:`re` one by one. The result does not depend on
@@ -33,7 +34,7 @@ _TOKEN_RE = re.compile(TOKEN)
 CODE_LETTERS = 3
 _CHUNK_RE = re.compile(r"\S+")
 _DIGIT_RE = re.compile(r"\d")
-_ALNUM_RE = re.compile(r"[^\W_]")
+_CODE_RE = re.compile(r"[^\W\d_].*\d", re.DOTALL)  # a digit after a letter
 #: Words of at most this many letters have an exact base-27 int64 key (27**13 < 2**63).
 _KEY_LETTERS = 13
 
@@ -122,7 +123,7 @@ def _words(text: str) -> list[str]:
     out: list[str] = []
     for chunk in _CHUNK_RE.findall(text):
         found = _TOKEN_RE.findall(chunk)
-        if found and _DIGIT_RE.search(chunk) and not _DIGIT_RE.match(_ALNUM_RE.search(chunk)[0]):
+        if found and _CODE_RE.search(chunk):
             found = [w for w in found if len(w) > CODE_LETTERS]
         out.extend(found)
     return out
