@@ -247,7 +247,10 @@ def duplicate_groups(
     """Near-duplicate groups over the most image-like modality (items it lacks are singletons).
 
     Images are preferred (identical photos share pixels), then precomputed vectors, then
-    captions. Returns the group of every catalog item, the canonical flags and the params.
+    captions, these only with ``graph.duplicates.from_text`` (equal captions of different
+    photos are not duplicate images). Returns the group of every catalog item, the canonical
+    flags and the params (``modality``: the embedding the groups were found from, ``None``
+    when none was searched).
     Candidate pairs come from the graph stage's kNN lists of that modality when ``knn`` (a
     mapping of graph name to lists with ``ids``, ``indices``, ``distances``) holds them, else
     from the edges of ``graph``, else from a new kNN search: reusing them saves a second
@@ -260,8 +263,23 @@ def duplicate_groups(
     ids = catalog.ids
     n = len(ids)
     name = next((m for m in ("image", "precomputed", "text") if m in embeddings), None)
+    if name == "text" and d.enabled and not d.from_text:
+        log.info(
+            "duplicates: the run has only caption embeddings; no near-duplicate groups "
+            "(equal captions are not duplicate images; set graph.duplicates.from_text to "
+            "group them)"
+        )
+        return (
+            np.arange(n, dtype=np.int64),
+            np.ones(n, dtype=bool),
+            {"enabled": False, "modality": None, "skipped": "text only (from_text: false)"},
+        )
     if not d.enabled or name is None or embeddings[name].n_items < 2:
-        return np.arange(n, dtype=np.int64), np.ones(n, dtype=bool), {"enabled": False}
+        return (
+            np.arange(n, dtype=np.int64),
+            np.ones(n, dtype=bool),
+            {"enabled": False, "modality": None},
+        )
     emb = embeddings[name]
     pos = pd.Index(ids).get_indexer(emb.ids)
     priority = _priority(catalog, d.canonical)

@@ -84,6 +84,11 @@ class TagHygiene(_Section):
         "as machine-generated junk (Flickr machine tags `namespace:predicate=value`, "
         "`geotagged`, camera models, bare numbers, single characters).",
     )
+    split_hashtags: bool = Field(
+        True,
+        description="Split a tag that is a list of hashtags (`#art #painting`) into one tag per "
+        "hashtag and drop a single leading `#` (`#art` is `art`); `tag_raw` keeps the list.",
+    )
     merge_variants: bool = Field(
         True, description="Merge case, spacing, hyphen and underscore variants of one tag."
     )
@@ -229,6 +234,13 @@ class DuplicatesConfig(_Section):
     hamming: int = Field(4, ge=0, le=64, description="Hashes: Hamming <= this is a duplicate.")
     canonical: Literal["popularity", "resolution", "first"] = Field(
         "popularity", description="Which member names the group."
+    )
+    from_text: bool = Field(
+        False,
+        description="Group items by their caption embeddings when the run has no image-like "
+        "embedding (image, precomputed). Off by default: equal captions (many different "
+        "photos titled `image`) are caption duplicates, not image duplicates, and the groups "
+        "hide items from query related lists and experiments and mark them non-canonical.",
     )
 
 

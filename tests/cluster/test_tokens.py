@@ -15,19 +15,60 @@ from ccgraph.cluster._tokens import TOKEN, token_codes
 from ccgraph.cluster.describe import describe_clusters, describe_partitions, term_matrix
 from ccgraph.containers import KnnGraph, Partition, TagSet
 
-_ALPHABET = st.sampled_from([*"abcXYZ  \n,.-_0129'", "é", "Σ", "ß", "İ", "½", "ǅ"])
+_ALPHABET = st.sampled_from(
+    [*"abcXYZ  \n,.-_0129'", "é", "Σ", "ß", "İ", "½", "ǅ", "\x1f", "\xa0", "٣"]
+)
 _TEXTS = st.lists(
     st.one_of(st.none(), st.text(alphabet=_ALPHABET, max_size=40)), min_size=0, max_size=12
 )
 
 
 def _reference(texts: list[str | None]) -> list[tuple[int, str]]:
-    """Per text: lower-cased as pandas' string dtype does, then ``re.findall``."""
+    """Per text: lower-cased as pandas' string dtype does, split at whitespace, then
+    ``re.findall`` per chunk; in a code chunk (a decimal digit after a letter, i.e. an
+    alphanumeric character that is not a decimal digit), words of <= 3 letters go."""
     low = pd.Series(list(texts), dtype=object).fillna("").astype(str).str.lower().tolist()
     return [
-        (i, w) for i, t in enumerate(low) for w in re.findall(TOKEN, t)
+        (i, w) for i, t in enumerate(low) for chunk in t.split()
+        for w in re.findall(TOKEN, chunk)
         if w not in STOP_WORDS
+        and not (len(w) <= 3 and _is_code(chunk))
     ]  # fmt: skip
+
+
+def _is_code(chunk: str) -> bool:
+    letters = [i for i, ch in enumerate(chunk) if ch.isalnum() and not ch.isdecimal()]
+    return bool(letters) and any(ch.isdecimal() for ch in chunk[letters[0] :])
+
+
+def test_code_fragments_are_not_words() -> None:
+    """File names, catalogue and model numbers: their short letter runs are not words."""
+    texts = [
+        "File:Gezicht op Smyrna (titel op object), RP-F-F00998-AR.jpg",
+        "_MG_2612",
+        "IMG-20190512-WA0003 covid-19 (8-bit) 19th-century",
+        "Brillendoos van ijzer, BK-1972-142-B.jpg",
+        "Grötö RP-P-OB-115.536.jpg",  # a non-ASCII text takes the other path
+        "57a6bcd5c12e3c70653f.jpg 1960s 8-bit",  # a hash; quantities keep their words
+        "rp ob mg",  # without a digit in the chunk they are words
+    ]
+    rows, codes, words = token_codes(texts)
+    got = list(zip(rows.tolist(), words[codes].tolist(), strict=True))
+    assert got == [
+        (0, "gezicht"),
+        (0, "smyrna"),
+        (0, "object"),
+        (2, "covid"),
+        (2, "bit"),
+        (2, "century"),
+        (3, "brillendoos"),
+        (3, "ijzer"),
+        (4, "grötö"),
+        (5, "bit"),
+        (6, "rp"),
+        (6, "ob"),
+        (6, "mg"),
+    ]
 
 
 @settings(max_examples=150, deadline=None)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ccgraph.config import TagHygiene
 from ccgraph.exceptions import ParameterError
-from ccgraph.io.hygiene import apply_hygiene, as_hygiene, normalize_tag
+from ccgraph.io import read_catalog
+from ccgraph.io.hygiene import apply_hygiene, as_hygiene, hashtag_parts, normalize_tag
 
 
 def _tags(rows: list[tuple[int, str, str, float]]) -> pd.DataFrame:
@@ -163,3 +170,84 @@ def test_an_escape_with_its_backslash_is_left_to_the_literal_decoder() -> None:
 
     assert decode_bare_escapes("muchom\\u015bciciel") == "muchom\\u015bciciel"
     assert normalize_tag("muchom\\u015bciciel") == "muchomściciel"
+
+
+def test_hashtag_lists_split_into_tags() -> None:
+    """A tag made of several ``#words`` is several tags; a single ``#`` goes; raw kept."""
+    rows = [
+        (0, "#artcontemporain #tableau #\\u0153vredart", "user", 1.0),
+        (0, "tableau", "user", 0.5),  # the same tag as a hashtag part: kept once
+        (1, "#Painting", "user", 1.0),
+        (1, "#a#bb  #cc", "user", 1.0),  # "a" is one character: dropped by the pattern
+        (2, "art #painting", "user", 1.0),  # not a list of hashtags: kept whole
+    ]
+    out, stats = apply_hygiene(_tags(rows), TagHygiene())
+    assert _pairs(out) == [
+        (0, "artcontemporain"),
+        (0, "tableau"),
+        (0, "œvredart"),
+        (1, "painting"),
+        (1, "bb"),
+        (1, "cc"),
+        (2, "art #painting"),
+    ]
+    assert out["tag_raw"].tolist() == [rows[0][1]] * 3 + [rows[2][1]] + [rows[3][1]] * 2 + [
+        rows[4][1]
+    ]
+    assert out["weight"].tolist() == [1.0] * 7
+    assert stats["split_hashtags"] == 2 and stats["raw"] == 5
+    assert stats["duplicates"] == 1 and stats["dropped_pattern"] == 1
+    off, off_stats = apply_hygiene(_tags(rows), TagHygiene(split_hashtags=False))
+    assert "#painting" in off["tag"].tolist() and off_stats["split_hashtags"] == 0
+
+
+def _reference_parts(tag: str) -> list[str]:
+    """Hashtags of a tag, written independently: split before every ``#`` and at spaces."""
+    if not tag.startswith("#"):
+        return [tag]
+    pieces = [p for p in re.split(r"\s+|(?=#)", tag) if p]
+    if len(pieces) > 1 and all(p.startswith("#") and len(p) > 1 for p in pieces):
+        return [p[1:] for p in pieces]
+    return [tag[1:].lstrip()]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(alphabet="#ab  _", max_size=8), min_size=1, max_size=8))
+def test_hashtag_split_equals_splitting_first(raws: list[str]) -> None:
+    """Splitting in the hygiene equals splitting the normalised tags beforehand."""
+    rows = [(i % 3, r, "user", 1.0) for i, r in enumerate(raws)]
+    got, _ = apply_hygiene(_tags(rows), TagHygiene(drop_patterns=[]))
+    pre = [
+        (k, part, src, w)
+        for k, raw, src, w in rows
+        for part in _reference_parts(normalize_tag(raw))
+    ]
+    want, _ = apply_hygiene(_tags(pre), TagHygiene(drop_patterns=[], split_hashtags=False))
+    assert _pairs(got) == _pairs(want)
+    assert [hashtag_parts(normalize_tag(r)) for r in raws] == [
+        tuple(_reference_parts(normalize_tag(r))) for r in raws
+    ]
+
+
+def test_openverse_and_table_readers_split_alike(tmp_path: Path) -> None:
+    """Both readers hand the hashtag list over as one raw tag; the hygiene splits it."""
+    names = ["#Tshirt #Serigraphy #GraphicDesign", "#graffiti", "ink"]
+    ov = pd.DataFrame(
+        {
+            "identifier": ["a1"],
+            "foreign_identifier": ["f1"],
+            "provider": ["behance"],
+            "url": ["https://example.org/1.jpg"],
+            "title": ["Poster"],
+            "meta_data": ["{}"],
+            "tags": [json.dumps([{"name": n, "provider": "behance"} for n in names])],
+        }
+    )
+    ov.to_csv(tmp_path / "ov.csv", index=False)
+    table = pd.DataFrame({"id": ["a1"], "title": ["Poster"], "tags": [", ".join(names)]})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    a = read_catalog(tmp_path / "ov.csv", format="openverse").tags
+    b = read_catalog(tmp_path / "t.csv", format="table").tags
+    want = ["tshirt", "serigraphy", "graphicdesign", "graffiti", "ink"]
+    assert a["tag"].tolist() == b["tag"].tolist() == want
+    assert a["tag_raw"].tolist() == b["tag_raw"].tolist() == [names[0]] * 3 + names[1:]

@@ -18,7 +18,9 @@ import pytest
 from ccgraph.config import TagHygiene
 from ccgraph.io import read_catalog
 
-NO_HYGIENE = TagHygiene(lowercase=False, drop_patterns=[], merge_variants=False)
+NO_HYGIENE = TagHygiene(
+    lowercase=False, drop_patterns=[], merge_variants=False, split_hashtags=False
+)
 F2023 = "openverse_api_sample_images_to_clean_2023.csv"
 F2018 = "cccatalog_api_mocked_images_behance_2018.csv"
 

@@ -235,3 +235,21 @@ def test_a_very_long_cluster_label_is_cut_in_headings(synthetic_run):
             text = re.sub(r"<[^>]+>", "", heading)
             assert "lighthouse" not in text or len(text) < 200, (p.name, len(text))
         assert "lighthouse lighthouse" in page  # the label is still shown, cut
+
+
+def test_summary_says_which_embedding_found_the_duplicate_groups(synthetic_run):
+    """Groups found from captions are named as caption duplicates; no search, no groups."""
+    path = synthetic_run / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest.setdefault("stages", {})["duplicates"] = {"modality": "text", "n_duplicates": 51}
+    path.write_text(json.dumps(manifest))
+    text = write_report(synthetic_run, max_clusters=1, thumbnails=2, n_similar=2).read_text()
+    facts = dict(re.findall(r"<dt>([^<]*)</dt><dd>([^<]*)</dd>", text))
+    assert facts["Near-duplicate groups"] == (
+        "51 duplicates, found from the text embeddings; caption duplicates, not image duplicates"
+    )
+    manifest["stages"]["duplicates"] = {"enabled": False, "modality": None}
+    path.write_text(json.dumps(manifest))
+    text = write_report(synthetic_run, max_clusters=1, thumbnails=2, n_similar=2).read_text()
+    facts = dict(re.findall(r"<dt>([^<]*)</dt><dd>([^<]*)</dd>", text))
+    assert facts["Near-duplicate groups"] == "not searched"

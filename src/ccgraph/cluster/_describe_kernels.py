@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["inner_edges", "letter_runs", "row_sums64", "top_members"]
+__all__ = ["in_code_chunk", "inner_edges", "letter_runs", "row_sums64", "top_members"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -142,3 +142,49 @@ def letter_runs(
                 run = 0
                 key = 0
     return rows, starts, lens, keys, other
+
+
+@numba.njit(cache=True, nogil=True)
+def _is_space(b: int) -> bool:
+    """ASCII whitespace as Python's ``str.split()`` sees it (bytes 9-13, 28-31 and 32)."""
+    return (b >= 9 and b <= 13) or (b >= 28 and b <= 32)
+
+
+@numba.njit(cache=True, nogil=True)
+def in_code_chunk(
+    data: np.ndarray, offsets: np.ndarray, rows: np.ndarray, starts: np.ndarray
+) -> np.ndarray:
+    """Whether byte ``starts[j]`` of text ``rows[j]`` lies in a code chunk.
+
+    A chunk is a maximal run of non-whitespace bytes of one text; it is a code when an ASCII
+    digit follows an ASCII letter in it (``RP-F-F00999-AC.jpg``, ``_MG_2612``, ``57a6bcd5c``;
+    not ``8-bit``). ``starts`` are in reading order, so each chunk is scanned once however
+    many queries fall in it.
+    """
+    out = np.zeros(len(starts), dtype=np.bool_)
+    lo = -1
+    hi = -1
+    found = False
+    for j in range(len(starts)):
+        s = starts[j]
+        if not (s >= lo and s < hi):
+            first = offsets[rows[j]]
+            last = offsets[rows[j] + 1]
+            lo = s
+            while lo > first and not _is_space(data[lo - 1]):
+                lo -= 1
+            hi = s
+            while hi < last and not _is_space(data[hi]):
+                hi += 1
+            found = False
+            letter = False
+            for p in range(lo, hi):
+                b = data[p]
+                if b >= 48 and b <= 57 and letter:
+                    found = True
+                    break
+                f = b | 32
+                if f >= 97 and f <= 122:
+                    letter = True
+        out[j] = found
+    return out

@@ -1,10 +1,12 @@
 """Stop words for cluster labels: function words, web and camera-file noise.
 
 Catalog titles are often camera file names (``DSC_0067``, ``IMG_8394``, ``P1050200``) and come
-in many languages, so besides English function words the list holds the file-name prefixes of
-common cameras and the commonest function words of the other languages frequent in Creative
-Commons catalogs (Dutch, German, French, Spanish, Portuguese, Italian). Only caption words are
-filtered; tags are kept as written.
+in many languages, so besides English function words (and the ordinal suffixes of ``19th``)
+the list holds the file-name prefixes of common cameras, the words that name a caption field
+(``title``, ``titel``) and the commonest function words of the other languages frequent in
+Creative Commons catalogs (Dutch, German, French, Spanish, Portuguese, Italian). Only caption
+words are filtered; tags are kept as written. Fragments of codes (``RP-F-F00999-AC``) are
+left out by the tokeniser (:mod:`ccgraph.cluster._tokens`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ ENGLISH_STOP_WORDS = frozenset(
     ve was we well were what whatever when whence whenever where whereas wherever whether which
     while who whoever whole whom whose why will with within without would yet you your yours
     yourself yourselves http https www com html jpg jpeg png img image photo picture file
+    title untitled th nd rd
     """.split()
 )
 
@@ -40,8 +43,9 @@ CAMERA_FILE_WORDS = frozenset(
 )
 
 #: Function words of Dutch, German, French, Spanish, Portuguese and Italian (articles,
-#: prepositions, conjunctions, pronouns); words that are also common English content words
-#: (``pour``, ``par``, ``gift``) are left out.
+#: prepositions, conjunctions, pronouns) and their words for "title" (museum captions such as
+#: ``(titel op object)`` label the field, not the picture); words that are also common
+#: English content words (``pour``, ``par``, ``gift``) are left out.
 OTHER_STOP_WORDS = frozenset(
     """
     de het een van op met bij uit voor naar aan en ook als dat deze dit wordt werd zijn
@@ -51,6 +55,7 @@ OTHER_STOP_WORDS = frozenset(
     el los las del al con por para una unos unas es en lo se
     da do dos das em na nos nas um uma ao com pelo pela
     il di della delle degli dei dello nel nella che per gli
+    titel titre titolo titulo título
     """.split()
 )
 

@@ -2,7 +2,13 @@ r"""Fast word tokenisation of captions for cluster descriptions.
 
 The words are the matches of ``[^\W\d_]{2,}`` (Python :mod:`re`, Unicode) in each lower-cased
 text (lower-cased as pandas' string dtype does it), without stop words
-(:data:`ccgraph.cluster._stopwords.STOP_WORDS`: function words, camera file-name prefixes).
+(:data:`ccgraph.cluster._stopwords.STOP_WORDS`: function words, camera file-name prefixes)
+and without code fragments. A whitespace-delimited chunk in which a digit follows a letter
+is a code: a file name, catalogue or model number, a hash (``RP-F-F00999-AC.jpg``,
+``_MG_2612``, ``BK-1972-142-B``, ``ZJ937``, ``57a6bcd5c12e``); its matches of at most
+:data:`CODE_LETTERS` letters are not words. Longer matches stay (``covid-19``), and so do the
+words of a chunk whose digits all come first, a quantity (``8-bit``, ``19th-century``,
+``1960s``).
 On ASCII text that pattern is exactly the maximal runs of two or more ASCII letters, so
 ASCII texts are tokenised on their UTF-8 bytes by a numba kernel (each word is encoded exactly
 as an integer key); other texts go through :mod:`re` one by one. The result does not depend on
@@ -20,10 +26,15 @@ import pandas as pd
 
 from ccgraph.cluster._stopwords import STOP_WORDS
 
-__all__ = ["TOKEN", "token_codes"]
+__all__ = ["CODE_LETTERS", "TOKEN", "token_codes"]
 
 TOKEN = r"[^\W\d_]{2,}"
 _TOKEN_RE = re.compile(TOKEN)
+#: Letter runs this short are dropped from code chunks (see the module docstring).
+CODE_LETTERS = 3
+_CHUNK_RE = re.compile(r"\S+")
+_DIGIT_RE = re.compile(r"\d")
+_CODE_RE = re.compile(r"[^\W\d_].*\d", re.DOTALL)  # a digit after a letter
 #: Words of at most this many letters have an exact base-27 int64 key (27**13 < 2**63).
 _KEY_LETTERS = 13
 
@@ -46,8 +57,11 @@ def token_codes(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, np
     >>> rows, codes, words = token_codes(["A dog, a DOG", None, "Straße 2024"])
     >>> rows.tolist(), words[codes].tolist()
     ([0, 0, 2], ['dog', 'dog', 'straße'])
+    >>> _, codes, words = token_codes(["Zee in Smyrna, RP-F-F00998-AR.jpg", "_MG_2612 8-bit"])
+    >>> words[codes].tolist()
+    ['zee', 'smyrna', 'bit']
     """
-    from ccgraph.cluster._describe_kernels import letter_runs
+    from ccgraph.cluster._describe_kernels import in_code_chunk, letter_runs
 
     values = _utf8(texts)
     bufs = values.buffers()
@@ -56,13 +70,19 @@ def token_codes(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, np
     ]
     data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
     rows_a, starts, lens, keys, is_other = letter_runs(data, offsets, _KEY_LETTERS)
+    short = lens <= CODE_LETTERS
+    if short.any():  # code fragments: short runs in a chunk that holds a digit
+        word = ~in_code_chunk(data, offsets, rows_a[short], starts[short])
+        keep_run = np.ones(len(lens), dtype=bool)
+        keep_run[short] = word
+        rows_a, starts, lens, keys = (a[keep_run] for a in (rows_a, starts, lens, keys))
     other = np.flatnonzero(is_other)
     rows_o: list[int] = []
     words_o: list[str] = []
     # non-ASCII texts through the expression, lower-cased as pandas' string dtype does it
     low = pd.Series(values.take(other).to_pylist(), dtype=object).astype(str).str.lower()
     for i, text in zip(other.tolist(), low.tolist(), strict=True):
-        found = _TOKEN_RE.findall(text)
+        found = _words(text)
         rows_o.extend([i] * len(found))
         words_o.extend(found)
     keyed = keys >= 0
@@ -94,6 +114,19 @@ def token_codes(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, np
         renumber = np.cumsum(~stop) - 1
         rows, codes, words = rows[keep], renumber[codes[keep]], words[~stop]
     return rows, codes, words
+
+
+def _words(text: str) -> list[str]:
+    """The words of one (lower-cased) text by the expression, without code fragments."""
+    if not _DIGIT_RE.search(text):
+        return _TOKEN_RE.findall(text)
+    out: list[str] = []
+    for chunk in _CHUNK_RE.findall(text):
+        found = _TOKEN_RE.findall(chunk)
+        if found and _CODE_RE.search(chunk):
+            found = [w for w in found if len(w) > CODE_LETTERS]
+        out.extend(found)
+    return out
 
 
 def _utf8(texts: Sequence[str | None]) -> Any:

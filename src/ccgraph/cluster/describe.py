@@ -54,6 +54,9 @@ CLUSTER_COLUMNS = (
 def tokenize(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
     """Split texts into lower-case words of two or more letters, without stop words.
 
+    Short letter runs of codes (``RP-F-F00999-AC.jpg``, ``_MG_2612``) are not words either
+    (:mod:`ccgraph.cluster._tokens`).
+
     Returns
     -------
     rows, words : numpy.ndarray
@@ -61,7 +64,7 @@ def tokenize(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
 
     Examples
     --------
-    >>> rows, words = tokenize(["A dog runs on the beach", None, "Dog's toy 2024"])
+    >>> rows, words = tokenize(["A dog runs on the beach", None, "Dog's toy 2024 _MG_2612"])
     >>> rows.tolist(), words.tolist()
     ([0, 0, 0, 2, 2], ['dog', 'runs', 'beach', 'dog', 'toy'])
     """

@@ -3,8 +3,11 @@
 Every tag is normalised (literal escapes decoded, also ``u00e0`` escapes that lost their
 backslash, Unicode NFKC, whitespace collapsed, surrounding quotes stripped, optionally
 lower-cased) while ``tag_raw`` keeps it as written.
-Then the configurable rules of :class:`ccgraph.config.TagHygiene` apply: tags matching a
-``drop_patterns`` regex are dropped, variants differing only in case, spaces, hyphens or
+Then the configurable rules of :class:`ccgraph.config.TagHygiene` apply: a tag that is a list
+of hashtags (``"#artcontemporain #tableau #œvredart"``) becomes one tag per hashtag and a
+single leading ``#`` is dropped (``"#painting"`` is ``"painting"``; ``split_hashtags``; every
+part keeps the whole list as its ``tag_raw``), tags matching a ``drop_patterns`` regex are
+dropped, variants differing only in case, spaces, hyphens or
 underscores are merged (``"black-and-white"``, ``"Black and White"``, ``"blackandwhite"``) and
 each item keeps at most ``max_tags_per_item`` tags. ``min_count`` is applied later, when the seed
 matrix is built (:meth:`ccgraph.TagSet.from_frame`).
@@ -25,11 +28,13 @@ from ccgraph.config import TagHygiene
 from ccgraph.exceptions import ParameterError
 from ccgraph.io._text import decode_bare_escapes, decode_literal_escapes
 
-__all__ = ["apply_hygiene", "as_hygiene", "normalize_tag", "variant_key"]
+__all__ = ["apply_hygiene", "as_hygiene", "hashtag_parts", "normalize_tag", "variant_key"]
 
 _SPACE = re.compile(r"\s+")
 _SEPARATORS = re.compile(r"[\s\-_]+")
 _QUOTES = "\"'`“”‘’„«»"
+_HASHTAG_LIST = re.compile(r"#[^\s#]+(?:\s*#[^\s#]+)+")
+_HASHTAG = re.compile(r"#([^\s#]+)")
 
 
 def normalize_tag(raw: str, *, lowercase: bool = True) -> str:
@@ -50,6 +55,26 @@ def normalize_tag(raw: str, *, lowercase: bool = True) -> str:
     s = unicodedata.normalize("NFKC", decode_bare_escapes(decode_literal_escapes(str(raw))))
     s = _SPACE.sub(" ", s).strip().strip(_QUOTES).strip()
     return s.lower() if lowercase else s
+
+
+def hashtag_parts(tag: str) -> tuple[str, ...]:
+    """The tags a (normalised) tag stands for: its hashtags, without their ``#``.
+
+    A list of two or more hashtags (separated by whitespace or not) gives one tag per hashtag;
+    any other tag loses a single leading ``#``; a tag without one is returned as it is.
+
+    Examples
+    --------
+    >>> hashtag_parts("#artcontemporain #tableau #œvredart")
+    ('artcontemporain', 'tableau', 'œvredart')
+    >>> hashtag_parts("#painting"), hashtag_parts("#black and white"), hashtag_parts("c#")
+    (('painting',), ('black and white',), ('c#',))
+    """
+    if not tag.startswith("#"):
+        return (tag,)
+    if _HASHTAG_LIST.fullmatch(tag):
+        return tuple(_HASHTAG.findall(tag))
+    return (tag[1:].lstrip(),)
 
 
 def variant_key(tag: str) -> str:
@@ -118,10 +143,12 @@ def apply_hygiene(
     -------
     tags, stats
         The table with a ``tag`` column added, one row per (item, tag) (the largest weight
-        wins, then the first), and counts of what was dropped or merged.
+        wins, then the first), and counts of what was split, dropped or merged
+        (``split_hashtags``: raw tags that were lists of hashtags).
     """
     stats = {
         "raw": len(tags),
+        "split_hashtags": 0,
         "empty": 0,
         "dropped_pattern": 0,
         "merged_variants": 0,
@@ -134,7 +161,9 @@ def apply_hygiene(
     uniq = pd.unique(raw)
     norm_of = {u: normalize_tag(u, lowercase=hygiene.lowercase) for u in uniq}
     norm = raw.map(norm_of)
-    wordless = {v for v in norm_of.values() if not any(ch.isalnum() for ch in v)}
+    if hygiene.split_hashtags:
+        tags, norm, stats["split_hashtags"] = _split_hashtags(tags, norm)
+    wordless = {v for v in pd.unique(norm) if not any(ch.isalnum() for ch in v)}
     keep = ~norm.isin(wordless).to_numpy(dtype=bool)
     stats["empty"] = int((~keep).sum())
     patterns = _compile(hygiene.drop_patterns)
@@ -176,3 +205,23 @@ def apply_hygiene(
     stats["over_max"] = int(over.sum())
     out = out.loc[~over].drop(columns="_order").reset_index(drop=True)
     return out, stats
+
+
+def _split_hashtags(tags: pd.DataFrame, norm: pd.Series) -> tuple[pd.DataFrame, pd.Series, int]:
+    """Repeat each row of ``tags`` once per part of its tag (:func:`hashtag_parts`), in place.
+
+    Returns the repeated rows, their parts and the number of rows that were split.
+    """
+    parts_of = {v: hashtag_parts(v) for v in pd.unique(norm) if v.startswith("#")}
+    if not parts_of:
+        return tags, norm, 0
+    count = norm.map({v: len(p) for v, p in parts_of.items()}).fillna(1).to_numpy(np.int64)
+    first = norm.map({v: p[0] if p else v for v, p in parts_of.items()})
+    first = first.where(first.notna(), norm).to_numpy(dtype=object)
+    new = np.repeat(first, count)
+    ends = np.cumsum(count)
+    values = norm.to_numpy(dtype=object)
+    for r in np.flatnonzero(count > 1).tolist():
+        new[ends[r] - count[r] : ends[r]] = parts_of[values[r]]
+    out = tags.iloc[np.repeat(np.arange(len(tags)), count)].reset_index(drop=True)
+    return out, pd.Series(new, index=out.index, dtype=object), int((count > 1).sum())

@@ -14,7 +14,7 @@ from ccgraph.report._evaluation import Table, format_value
 from ccgraph.report._load import RunData
 from ccgraph.report.thumbnails import Thumb, ThumbnailStore
 
-__all__ = ["ItemView", "Items", "counts_table", "rejects_table", "timings_table"]
+__all__ = ["ItemView", "Items", "counts_table", "duplicates_fact", "rejects_table", "timings_table"]
 
 _TITLE_MAX = 70
 
@@ -179,3 +179,24 @@ def rejects_table(rejects: pd.DataFrame, *, top: int = 15) -> Table:
             ["", f"{len(grp) - top} other reasons", format_value(int(grp["rows"].iloc[top:].sum()))]
         )
     return Table("Rejected rows by reason", cols, rows)
+
+
+def duplicates_fact(params: Mapping[str, Any] | None) -> str:
+    """How the run's near-duplicate groups were found, for the summary (``""``: not recorded).
+
+    Examples
+    --------
+    >>> duplicates_fact({"modality": "text", "n_duplicates": 844})
+    '844 duplicates, found from the text embeddings; caption duplicates, not image duplicates'
+    >>> duplicates_fact({"enabled": False, "modality": None})
+    'not searched'
+    """
+    if not params:
+        return ""
+    modality = params.get("modality")
+    if not params.get("enabled", True) or not modality:
+        return "not searched" + (f" ({params['skipped']})" if params.get("skipped") else "")
+    n = params.get("n_duplicates")
+    found = f"{n:,} duplicates, " if isinstance(n, int) else ""
+    note = "; caption duplicates, not image duplicates" if modality == "text" else ""
+    return f"{found}found from the {modality} embeddings{note}"

@@ -31,7 +31,14 @@ from ccgraph.io.atomic import (
 from ccgraph.report import plots
 from ccgraph.report._evaluation import markdown_to_html, metrics_tables
 from ccgraph.report._load import RunData, load_run_dir
-from ccgraph.report._views import Items, _short, counts_table, rejects_table, timings_table
+from ccgraph.report._views import (
+    Items,
+    _short,
+    counts_table,
+    duplicates_fact,
+    rejects_table,
+    timings_table,
+)
 from ccgraph.report.layout import map_layout
 from ccgraph.report.select import (
     cluster_sizes_by_level,
@@ -350,6 +357,7 @@ def _build(
         "n_items": run.n_items,
         "n_edges": int(adjacency.nnz // 2),
         "n_rejects": len(run.rejects),
+        "duplicates": duplicates_fact(man.get("stages", {}).get("duplicates")),
         "counts": counts_table(counts) if counts else None,
         "rejects": rejects_table(run.rejects),
         "timings": timings_table(man.get("timings_s", {})) if man.get("timings_s") else None,

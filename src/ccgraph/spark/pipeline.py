@@ -92,7 +92,8 @@ def run_spark(
     nodes = spark.range(n, numPartitions=ex.spark_partitions).withColumnRenamed("id", "idx")
     with timer.stage("duplicates"):
         group, canonical, stages["duplicates"] = _duplicates(emb, nn, nodes, catalog, cfg,
-                                                             metric=metric)  # fmt: skip
+                                                             metric=metric,
+                                                             modality=modality)  # fmt: skip
         nn.unpersist()
     with timer.stage("cluster"):
         from ccgraph.spark.cluster import collect_graph
@@ -241,15 +242,16 @@ def _graph(
 
 
 def _duplicates(emb: DataFrame, nn: DataFrame, nodes: DataFrame, catalog: Any, cfg: Config,
-                *, metric: str) -> tuple[np.ndarray, np.ndarray, dict]:  # fmt: skip
+                *, metric: str, modality: str) -> tuple[np.ndarray, np.ndarray, dict]:  # fmt: skip
     from ccgraph.spark.embed import blank_keys
     from ccgraph.spark.graph import duplicate_groups, isolate_pairs
     from ccgraph.spark.knn import hamming_pairs
 
     d = cfg.graph.duplicates
     n = catalog.n_items
-    if not d.enabled:
-        return np.arange(n, dtype=np.int64), np.ones(n, dtype=bool), {"enabled": False}
+    if not d.enabled or (modality == "text" and not d.from_text):  # as _stages.duplicate_groups
+        return np.arange(n, dtype=np.int64), np.ones(n, dtype=bool), {"enabled": False,
+                                                                      "modality": None}  # fmt: skip
     blank = None
     if metric == "hamming":
         pairs = hamming_pairs(emb, radius=d.hamming, collapse=True)
@@ -271,7 +273,8 @@ def _duplicates(emb: DataFrame, nn: DataFrame, nodes: DataFrame, catalog: Any, c
     got = groups.toPandas().sort_values("idx")
     group = got["duplicate_group"].to_numpy(np.int64)
     canonical = got["is_canonical"].to_numpy(bool)
-    return group, canonical, {"metric": metric, "cosine": d.cosine, "hamming": d.hamming,
+    return group, canonical, {"modality": modality, "metric": metric, "cosine": d.cosine,
+                              "hamming": d.hamming,
                               "n_duplicates": int((~canonical).sum()),
                               "n_isolated": 0 if blank is None else len(blank[0])}  # fmt: skip
 
