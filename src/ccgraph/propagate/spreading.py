@@ -531,7 +531,8 @@ def to_tag_scores(
     if calibrator is None:
         conf = np.clip(np.divide(score, mass, out=np.zeros_like(score), where=mass > 0), 0, 1)
     else:
-        conf = calibrator.predict(score, rank[keep], mass / raw.mass_ref)
+        observed = np.diff(sp.csr_matrix(seeds.matrix).indptr)[rows]
+        conf = calibrator.predict(score, rank[keep], mass / raw.mass_ref, observed)
     ok = conf >= min_confidence if min_confidence > 0 else np.ones(len(conf), dtype=bool)
     shape = (n, seeds.n_tags)
     scores = sp.csr_matrix((score[ok], (rows[ok], cols[ok])), shape=shape)
