@@ -361,9 +361,7 @@ def fit_from_predictions(
             "graph component), so there is nothing to calibrate against"
         )
     has = (
-        df["observed"].to_numpy() > 0
-        if "observed" in df.columns
-        else np.zeros(len(df), dtype=bool)
+        df["observed"].to_numpy() > 0 if "observed" in df.columns else np.zeros(len(df), dtype=bool)
     )
     if min(int(has.sum()), int((~has).sum())) < MIN_FIT_POINTS:
         return _fit_one(df, method, dict(params or {}))
