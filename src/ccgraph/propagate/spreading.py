@@ -109,7 +109,8 @@ def spread_tags(
         ``None`` or ``"none"`` (confidence = the tag's share of the item's propagated mass,
         uncalibrated),
         ``"auto"`` (fit one with :func:`~ccgraph.propagate.fit_calibrator` on held-out seeds,
-        using ``rng``) or a fitted :class:`~ccgraph.propagate.Calibrator`.
+        using ``rng``: one map for the items without observed tags, one for the items with
+        some) or a fitted :class:`~ccgraph.propagate.Calibrator`.
     cluster_prior
         Weight ``lambda`` in [0, 1) of the cluster prior (needs ``partition``); see Notes.
     partition
