@@ -430,8 +430,10 @@ class TagPropagationConfig(_Section):
     )
     calibrator: Literal["auto", "none"] = Field(
         "auto",
-        description="`auto`: confidence = probability fitted on held-out seeds (isotonic); "
-        "`none`: the tag's share of the item's propagated mass (uncalibrated).",
+        description="`auto`: confidence = probability fitted on held-out seeds (isotonic; one "
+        "map for items without observed tags, fitted on items whose tags are all hidden, one "
+        "for items with some, fitted on items that hide part of theirs); `none`: the tag's "
+        "share of the item's propagated mass (uncalibrated).",
     )
     dtype: Literal["float32", "float64"] = Field("float32", description="Working precision.")
     reorder: Literal["auto", "rcm", "none"] = Field(
