@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccgraph import KnnGraph, TagSet
+from ccgraph.exceptions import ParameterError
 from ccgraph.propagate import fit_calibrator, holdout_predictions, spread_tags
 from ccgraph.propagate.calibration import (
     MIN_FIT_POINTS,
@@ -118,6 +119,17 @@ def test_two_maps_match_each_kinds_hit_rate():
     has_guess = out.confidence.getnnz(axis=1) > 0
     assert same[~tagged_rows].all()
     assert same[tagged_rows & has_guess].mean() < 0.05
+    # the switch back to one map, and the default's two
+    auto = spread_tags(graph, seeds, calibrator="auto", rng=0, top_k=5)
+    assert (
+        auto.params["calibrator"]["tag_fraction"] == 0.3 and "tagged" in auto.params["calibrator"]
+    )
+    one_auto = spread_tags(
+        graph, seeds, calibrator="auto", rng=0, top_k=5, calibration_tag_fraction=None
+    )
+    assert "tagged" not in one_auto.params["calibrator"]
+    with pytest.raises(ParameterError, match="calibration_tag_fraction"):
+        spread_tags(graph, seeds, calibrator="auto", calibration_tag_fraction=1.0)
 
 
 def test_fit_from_predictions_keeps_one_map_without_enough_of_a_kind():

@@ -326,7 +326,8 @@ def _tags(spark: SparkSession, edges: DataFrame, nodes: DataFrame, seeds: Any,
     if t.calibrator == "auto":
         try:
             cal = fit_calibrator(op, seeds, rng=cfg.seed, tol=t.tol, max_iter=t.max_iter,
-                                 top_k=t.top_k, prune=prune)  # fmt: skip
+                                 top_k=t.top_k, prune=prune,
+                                 tag_fraction=t.calibration_tag_fraction)  # fmt: skip
         except InputError as exc:  # too few seeded items to hold some out, as locally
             warnings.warn(
                 f"spark tags: calibration skipped ({exc}); confidences are uncalibrated "
