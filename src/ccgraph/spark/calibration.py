@@ -152,12 +152,12 @@ def calibrate(
             "`scores` needs a `relative_mass` column (spread_tags(relative_mass=True))"
         )
     columns = scores.columns
-    two = seeds is not None and calibrator.tagged is not None
-    if two:
+    two = False
+    frame = scores
+    if seeds is not None and calibrator.tagged is not None:
+        two = True
         counts = seeds.groupBy("idx").agg(F.count("*").alias("_observed"))
         frame = scores.join(counts, "idx", "left").fillna(0, subset=["_observed"])
-    else:
-        frame = scores
 
     def apply(batches: Any) -> Any:
         for b in batches:
