@@ -107,6 +107,7 @@ def spread_stage(
         top_k=t.top_k,
         min_confidence=t.min_confidence,
         calibrator=t.calibrator,
+        calibration_tag_fraction=t.calibration_tag_fraction,
         cluster_prior=t.cluster_prior,
         partition=partition,
         rng=cfg.seed,

@@ -442,8 +442,19 @@ class TagPropagationConfig(_Section):
     )
     calibrator: Literal["auto", "none"] = Field(
         "auto",
-        description="`auto`: confidence = probability fitted on held-out seeds (isotonic); "
-        "`none`: the tag's share of the item's propagated mass (uncalibrated).",
+        description="`auto`: confidence = probability fitted on held-out seeds (isotonic; one "
+        "map for items without observed tags, fitted on items whose tags are all hidden, one "
+        "for items with some, fitted on items that hide part of theirs); `none`: the tag's "
+        "share of the item's propagated mass (uncalibrated).",
+    )
+    calibration_tag_fraction: float | None = Field(
+        0.3,
+        gt=0.0,
+        lt=1.0,
+        description="Share of a partly tagged item's tags that the calibrator's tag-level "
+        "holdout hides: the tagged items' map is right for items missing about this share of "
+        "their tags (0.3: Openverse user tags). `null`: one map for all items, fitted on items "
+        "whose tags are all hidden (the calibrator before the tag-level holdout).",
     )
     dtype: Literal["float32", "float64"] = Field("float32", description="Working precision.")
     reorder: Literal["auto", "rcm", "none"] = Field(

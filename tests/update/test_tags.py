@@ -155,6 +155,76 @@ def test_calibrator_recovered_from_its_own_predictions(method: str) -> None:
     assert recover_calibrator(None, rows, mass) is None
 
 
+def test_two_map_calibrator_recovered_per_kind_of_item() -> None:
+    import json
+    from dataclasses import replace
+
+    g = np.random.default_rng(5)
+    knots = np.linspace(-6, 3, 12)
+    untagged = Calibrator(
+        "isotonic",
+        np.array([1.5, 0.3, -0.7]),
+        0.2,
+        knots,
+        np.sort(g.uniform(0, 1, 12)),
+        0.4,
+        500,
+        {"hide_fraction": 0.2},
+    )
+    tagged = Calibrator(
+        "isotonic",
+        np.array([0.9, 0.1, -1.2]),
+        -0.8,
+        knots,
+        np.sort(g.uniform(0, 0.6, 12)),
+        0.1,
+        300,
+        {},
+    )
+    cal = replace(untagged, tagged=tagged)
+    score, rank = g.uniform(0.01, 0.3, 600), g.integers(1, 6, 600)
+    mass, observed = g.uniform(0.3, 2.0, 600), g.integers(0, 3, 600)
+    conf = cal.predict(score, rank, mass, observed)
+    has = observed > 0
+    np.testing.assert_allclose(conf[has], tagged.predict(score[has], rank[has], mass[has]))
+    np.testing.assert_allclose(conf[~has], untagged.predict(score[~has], rank[~has], mass[~has]))
+    rows = pd.DataFrame({"score": score, "rank": rank, "confidence": conf})
+    describe = json.loads(json.dumps(cal.describe()))  # as the manifest keeps it
+    back = recover_calibrator(describe, rows, mass, observed)
+    assert back.tagged is not None and back.params == {"hide_fraction": 0.2}
+    np.testing.assert_allclose(back.predict(score, rank, mass, observed), conf, atol=1e-9)
+    assert back.describe() == describe  # the next update recovers it again
+
+
+def test_old_one_map_description_still_loads() -> None:
+    # stages.tags.calibrator as manifests written before the tagged map kept it
+    old = {
+        "method": "isotonic",
+        "coef": [1.5, 0.3, -0.7],
+        "intercept": 0.2,
+        "base_rate": 0.4,
+        "n_fit": 500,
+        "hide_fraction": 0.2,
+        "repeats": 1,
+        "alpha": 0.8,
+    }
+    g = np.random.default_rng(6)
+    score, rank, mass = g.uniform(0.01, 0.3, 300), g.integers(1, 6, 300), g.uniform(0.3, 2, 300)
+    # confidences an old run wrote: its one isotonic map over z, for every item
+    z = (
+        np.array([1.5, 0.3, -0.7])
+        @ np.log(np.vstack([np.clip(score / mass, 1e-12, 1), mass, rank]))
+        + 0.2
+    )
+    conf = np.interp(z, np.linspace(-6, 3, 12), np.linspace(0.05, 0.9, 12))
+    rows = pd.DataFrame({"score": score, "rank": rank, "confidence": conf})
+    observed = g.integers(0, 3, 300)
+    back = recover_calibrator(old, rows, mass, observed)
+    assert back.tagged is None and back.method == "isotonic"
+    np.testing.assert_allclose(back.predict(score, rank, mass, observed), conf, atol=1e-9)
+    assert back.describe() == old
+
+
 def test_spliced_table_equals_a_full_assembly() -> None:
     from ccgraph._assemble import tags_table
     from ccgraph.containers import REJECT_COLUMNS, Catalog

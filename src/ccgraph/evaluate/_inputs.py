@@ -138,6 +138,7 @@ def spread_kwargs(cfg: Config | None) -> dict[str, Any]:
         "max_iter": t.max_iter,
         "tag_block": t.tag_block,
         "calibrator": None if t.calibrator == "none" else t.calibrator,
+        "calibration_tag_fraction": t.calibration_tag_fraction,
         "dtype": t.dtype,
         "reorder": t.reorder,
     }

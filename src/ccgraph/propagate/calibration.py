@@ -1,10 +1,15 @@
-"""Calibrated confidence for inferred tags, fitted on held-out seeds, and its diagnostics."""
+"""Calibrated confidence for inferred tags, fitted on held-out seeds.
+
+Two kinds of item are held out: items whose tags are all hidden (the untagged items' map) and
+items that keep some of their tags (the tagged items' map, :attr:`Calibrator.tagged`). The
+diagnostics (ECE, reliability table) live in ``_reliability`` and are re-exported here.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,9 +17,15 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ccgraph._random import as_generator
-from ccgraph._validation import check_choice, check_float, check_int
+from ccgraph._validation import check_choice, check_int
 from ccgraph.containers import TagSet, check_same_ids
 from ccgraph.exceptions import InputError
+from ccgraph.propagate._holdout import HIDE_FRACTION, TAG_FRACTION, holdout_split, holdout_tags
+from ccgraph.propagate._reliability import (
+    expected_calibration_error,
+    precision_coverage,
+    reliability_table,
+)
 
 if TYPE_CHECKING:
     from ccgraph._random import RngLike
@@ -25,6 +36,7 @@ __all__ = [
     "fit_calibrator",
     "holdout_predictions",
     "holdout_split",
+    "holdout_tags",
     "label_holdout",
     "precision_coverage",
     "reliability_table",
@@ -34,8 +46,6 @@ logger = logging.getLogger(__name__)
 
 #: Below this many held-out predictions the calibrator is the constant base rate.
 MIN_FIT_POINTS = 30
-#: Default share of the seeded items hidden to fit a calibrator.
-HIDE_FRACTION = 0.2
 
 
 def _features(scores: np.ndarray, ranks: np.ndarray, mass: np.ndarray) -> np.ndarray:
@@ -70,6 +80,9 @@ class Calibrator:
     mass; relative mass = item mass / mean item mass of the run) gives a ranking score ``z``;
     ``method="isotonic"`` maps ``z`` through an isotonic (PAV) fit, ``"platt"`` through the
     logistic function. Build it with :func:`fit_calibrator`.
+
+    ``tagged``, when set, is a second map of the same kind for the items that have observed
+    tags (fitted on a tag-level holdout); this one then serves the items without any.
     """
 
     method: str
@@ -80,12 +93,13 @@ class Calibrator:
     base_rate: float
     n_fit: int
     params: Mapping[str, Any] = field(default_factory=dict)
+    tagged: Calibrator | None = None
 
     def linear(self, scores: Any, ranks: Any, mass: Any) -> np.ndarray:
         """Return the logistic model's linear predictor ``z``."""
         return _features(scores, ranks, mass) @ self.coef + self.intercept
 
-    def predict(self, scores: Any, ranks: Any, mass: Any) -> np.ndarray:
+    def predict(self, scores: Any, ranks: Any, mass: Any, observed: Any = None) -> np.ndarray:
         """Calibrated confidence in [0, 1] per inferred tag.
 
         Parameters
@@ -96,8 +110,22 @@ class Calibrator:
             1-based rank of the tag among the item's inferred tags.
         mass
             The item's propagated mass relative to the run's mean item mass.
+        observed
+            Number of observed tags of the tag's item (``> 0``: the ``tagged`` map, if any);
+            None: every item is taken as untagged.
         """
         s = np.asarray(scores, dtype=np.float64)
+        if self.tagged is None or observed is None:
+            return self._predict_one(s, ranks, mass)
+        has = np.broadcast_to(np.asarray(observed) > 0, s.shape)
+        r = np.broadcast_to(np.asarray(ranks), s.shape)
+        m = np.broadcast_to(np.asarray(mass, dtype=np.float64), s.shape)
+        out = np.empty(s.shape, dtype=np.float64)
+        out[~has] = self._predict_one(s[~has], r[~has], m[~has])
+        out[has] = self.tagged._predict_one(s[has], r[has], m[has])
+        return out
+
+    def _predict_one(self, s: np.ndarray, ranks: Any, mass: Any) -> np.ndarray:
         if self.n_fit < MIN_FIT_POINTS or self.method == "constant":
             return np.full(s.shape, self.base_rate)
         z = self.linear(s, ranks, mass)
@@ -106,8 +134,8 @@ class Calibrator:
         return _interp(z, self.iso_x, self.iso_y)
 
     def describe(self) -> dict[str, Any]:
-        """Return a JSON-friendly summary for run manifests."""
-        return {
+        """Return a JSON-friendly summary for run manifests (``tagged``: the second map's)."""
+        out = {
             "method": self.method,
             "coef": [float(c) for c in self.coef],
             "intercept": float(self.intercept),
@@ -115,6 +143,9 @@ class Calibrator:
             "n_fit": int(self.n_fit),
             **dict(self.params),
         }
+        if self.tagged is not None:
+            out["tagged"] = self.tagged.describe()
+        return out
 
 
 def holdout_predictions(
@@ -122,6 +153,7 @@ def holdout_predictions(
     seeds: TagSet,
     *,
     hide_fraction: float = HIDE_FRACTION,
+    tag_fraction: float | None = TAG_FRACTION,
     rng: RngLike = None,
     alpha: float = 0.8,
     tol: float = 1e-6,
@@ -133,13 +165,20 @@ def holdout_predictions(
     prune: int | None = None,
     freeze: int = 8,
 ) -> pd.DataFrame:
-    """Hide all seed tags of a random share of the seeded items, spread, and label the guesses.
+    """Hide the seed tags of some items (all, or part of them), spread, and label the guesses.
+
+    :func:`holdout_split` hides all tags of ``hide_fraction`` of the seeded items; then,
+    unless ``tag_fraction`` is None, :func:`holdout_tags` hides about ``tag_fraction`` of the
+    tags of ``hide_fraction`` of the remaining items with two or more tags (each keeps one).
+    One spreading of what is left (each item's visible tags excluded from its guesses, as
+    :func:`~ccgraph.propagate.spread_tags` does) serves both kinds.
 
     Returns
     -------
     pandas.DataFrame
-        One row per inferred tag of a hidden item: ``id, tag, score, rank, mass`` (relative to
-        the mean item mass) and ``correct`` (the tag was one of the item's hidden seed tags).
+        One row per inferred tag of a hidden or partly hidden item: ``id, tag, score, rank,
+        mass`` (relative to the mean item mass), ``observed`` (the item's visible tags: 0 for
+        the hidden items) and ``correct`` (the tag was one of the item's hidden seed tags).
     """
     from ccgraph.propagate._graph import as_adjacency, build_operator, resolve_dtype
     from ccgraph.propagate.spreading import check_spread_args, spread_raw
@@ -161,7 +200,13 @@ def holdout_predictions(
         raise InputError(
             f"the graph has {adj.shape[0]} nodes but `seeds` has {seeds.matrix.shape[0]} rows"
         )
-    hidden, y_train = holdout_split(seeds.matrix, hide_fraction=hide_fraction, rng=rng)
+    gen = as_generator(rng)
+    hidden, y_train = holdout_split(seeds.matrix, hide_fraction=hide_fraction, rng=gen)
+    if tag_fraction is not None:
+        partial, y_train = holdout_tags(
+            y_train, hide_fraction=hide_fraction, tag_fraction=tag_fraction, rng=gen
+        )
+        hidden = np.union1d(hidden, partial)
     op = build_operator(adj, alpha=alpha, dtype=wdtype, reorder=reorder)
     raw = spread_raw(
         op, y_train, exclude=y_train, tol=tol, max_iter=max_iter, tag_block=tag_block,
@@ -172,56 +217,21 @@ def holdout_predictions(
     ok = tt >= 0
     rows = np.broadcast_to(hidden[:, None], tt.shape)[ok]
     ranks = np.broadcast_to(np.arange(1, k + 1), tt.shape)[ok]
-    return label_holdout(seeds, rows, tt[ok], tv[ok], ranks, raw.mass[rows] / raw.mass_ref)
-
-
-def holdout_split(
-    matrix: sp.spmatrix, *, hide_fraction: float = HIDE_FRACTION, rng: RngLike = None
-) -> tuple[np.ndarray, sp.csr_matrix]:
-    """Draw the seeded items whose tags are hidden, and the seed matrix without them.
-
-    Parameters
-    ----------
-    matrix
-        Seed matrix (items x tags).
-    hide_fraction
-        Share of the seeded items (rows with a tag) to hide, rounded to the nearest count.
-    rng
-        Seed or Generator (a Generator is advanced, as :func:`fit_calibrator`'s repeats use).
-
-    Returns
-    -------
-    hidden, train
-        Sorted row indices of the hidden items; ``matrix`` with those rows emptied (CSR).
-
-    Examples
-    --------
-    >>> import scipy.sparse as sp
-    >>> hidden, train = holdout_split(sp.eye(10, format="csr"), hide_fraction=0.3, rng=0)
-    >>> len(hidden), train.nnz
-    (3, 7)
-    """
-    hide_fraction = check_float(
-        "hide_fraction", hide_fraction, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
+    observed = np.diff(y_train.indptr)[rows]
+    return label_holdout(
+        seeds, rows, tt[ok], tv[ok], ranks, raw.mass[rows] / raw.mass_ref, observed=observed
     )
-    gen = as_generator(rng)
-    y = sp.csr_matrix(matrix)
-    seeded = np.flatnonzero(np.diff(y.indptr) > 0)
-    n_hide = round(hide_fraction * len(seeded))
-    if n_hide == 0:
-        raise InputError(
-            f"`seeds` has {len(seeded)} seeded items: too few to hide {hide_fraction:.0%} of them"
-        )
-    hidden = np.sort(gen.choice(seeded, size=n_hide, replace=False))
-    keep = np.ones(y.shape[0])
-    keep[hidden] = 0.0
-    y_train = sp.csr_matrix(sp.diags(keep) @ y)
-    y_train.eliminate_zeros()
-    return hidden, y_train
 
 
 def label_holdout(
-    seeds: TagSet, rows: Any, tags: Any, scores: Any, ranks: Any, mass: Any
+    seeds: TagSet,
+    rows: Any,
+    tags: Any,
+    scores: Any,
+    ranks: Any,
+    mass: Any,
+    *,
+    observed: Any = None,
 ) -> pd.DataFrame:
     """Label inferred tags of hidden items against their seed tags (a holdout table).
 
@@ -233,11 +243,13 @@ def label_holdout(
         Row and tag-column index of each inferred (item, tag).
     scores, ranks, mass
         Its spreading score, 1-based rank and the item's mass relative to the mean item mass.
+    observed
+        The item's visible (not hidden) seed tags per row; None: 0 (all its tags hidden).
 
     Returns
     -------
     pandas.DataFrame
-        ``id, tag, score, rank, mass, correct`` as :func:`holdout_predictions` returns.
+        ``id, tag, score, rank, mass, observed, correct`` as :func:`holdout_predictions`.
     """
     rows = np.asarray(rows, dtype=np.int64)
     tags = np.asarray(tags, dtype=np.int64)
@@ -250,6 +262,11 @@ def label_holdout(
             "score": np.asarray(scores, dtype=np.float64),
             "rank": np.asarray(ranks, dtype=np.int64),
             "mass": np.asarray(mass, dtype=np.float64),
+            "observed": (
+                np.zeros(len(rows), dtype=np.int64)
+                if observed is None
+                else np.asarray(observed, dtype=np.int64)
+            ),
             "correct": truth.ravel() > 0,
         }
     )
@@ -261,6 +278,7 @@ def fit_calibrator(
     *,
     method: str = "isotonic",
     hide_fraction: float = HIDE_FRACTION,
+    tag_fraction: float | None = TAG_FRACTION,
     repeats: int = 1,
     rng: RngLike = None,
     alpha: float = 0.8,
@@ -282,7 +300,12 @@ def fit_calibrator(
     method
         ``"isotonic"`` (default) or ``"platt"``; see :class:`Calibrator`.
     hide_fraction
-        Share of the seeded items whose tags are hidden in each repeat.
+        Share of the seeded items whose tags are hidden in each repeat (and share of the
+        items with two or more tags that hide some of them).
+    tag_fraction
+        Share of a partly hidden item's tags that are hidden: the tagged items' map is fitted
+        on those items (see :func:`holdout_predictions`). None: one map, fitted on the
+        items whose tags are all hidden.
     repeats
         Independent hidden sets (drawn from ``rng``) pooled into one fit.
     rng
@@ -295,6 +318,7 @@ def fit_calibrator(
     Returns
     -------
     Calibrator
+        With a ``tagged`` map when the tag-level holdout gave enough predictions.
     """
     check_choice("method", method, ("isotonic", "platt"))
     repeats = check_int("repeats", repeats, low=1)
@@ -304,6 +328,7 @@ def fit_calibrator(
             graph,
             seeds,
             hide_fraction=hide_fraction,
+            tag_fraction=tag_fraction,
             rng=gen,
             alpha=alpha,
             tol=tol,
@@ -319,6 +344,8 @@ def fit_calibrator(
     ]
     df = pd.concat(frames, ignore_index=True)
     params = {"hide_fraction": hide_fraction, "repeats": repeats, "alpha": alpha}
+    if tag_fraction is not None:
+        params["tag_fraction"] = tag_fraction
     return fit_from_predictions(df, method=method, params=params)
 
 
@@ -327,6 +354,10 @@ def fit_from_predictions(
 ) -> Calibrator:
     """Fit a :class:`Calibrator` on a table like :func:`holdout_predictions` returns.
 
+    With an ``observed`` column holding at least :data:`MIN_FIT_POINTS` rows of each kind
+    (``observed == 0`` and ``> 0``), the rows of items with visible tags get their own map
+    (``tagged``); otherwise one map is fitted on all rows.
+
     Raises
     ------
     InputError
@@ -334,23 +365,34 @@ def fit_from_predictions(
         way (a constant 0 would mark every inferred tag as certainly wrong).
     """
     check_choice("method", method, ("isotonic", "platt"))
-    y = df["correct"].to_numpy(dtype=np.float64)
-    if len(y) == 0:
+    if len(df) == 0:
         raise InputError(
             "no hidden seeded item received an inferred tag (e.g. no other seed shares their "
             "graph component), so there is nothing to calibrate against"
         )
+    has = (
+        df["observed"].to_numpy() > 0 if "observed" in df.columns else np.zeros(len(df), dtype=bool)
+    )
+    if min(int(has.sum()), int((~has).sum())) < MIN_FIT_POINTS:
+        return _fit_one(df, method, dict(params or {}))
+    main = _fit_one(df[~has], method, dict(params or {}))
+    return replace(main, tagged=_fit_one(df[has], method, {}))
+
+
+def _fit_one(df: pd.DataFrame, method: str, params: dict[str, Any]) -> Calibrator:
+    """One map (logistic ranking score, then isotonic or Platt) on all rows of ``df``."""
+    y = df["correct"].to_numpy(dtype=np.float64)
     base = float(y.mean())
     n = len(y)
     empty = np.zeros(0)
     if n < MIN_FIT_POINTS or base in (0.0, 1.0):
         logger.warning("calibration: %d held-out predictions (base rate %.3f); constant", n, base)
-        return Calibrator("constant", np.zeros(3), 0.0, empty, empty, base, n, dict(params or {}))
+        return Calibrator("constant", np.zeros(3), 0.0, empty, empty, base, n, params)
     x = _features(df["score"], df["rank"], df["mass"])
     coef, intercept = _logistic(x, y)
     z = x @ coef + intercept
     iso_x, iso_y = _isotonic(z, y) if method == "isotonic" else (empty, empty)
-    return Calibrator(method, coef, intercept, iso_x, iso_y, base, n, dict(params or {}))
+    return Calibrator(method, coef, intercept, iso_x, iso_y, base, n, params)
 
 
 def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[np.ndarray, float]:
@@ -402,73 +444,3 @@ def _isotonic(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ky = np.repeat(vals, 2)
     kx, idx = np.unique(kx, return_index=True)
     return kx, ky[idx]
-
-
-def expected_calibration_error(conf: Any, correct: Any, *, n_bins: int = 10) -> float:
-    r"""Compute the expected calibration error with equal-width confidence bins.
-
-    .. math:: ECE = \sum_b \frac{n_b}{n} \left| \mathrm{acc}_b - \mathrm{conf}_b \right|
-
-    Examples
-    --------
-    >>> expected_calibration_error([0.9, 0.9, 0.1, 0.1], [1, 1, 0, 1], n_bins=10)
-    0.25
-    """
-    table = reliability_table(conf, correct, n_bins=n_bins)
-    n = table["n"].sum()
-    if n == 0:
-        return float("nan")
-    gap = (table["accuracy"] - table["mean_confidence"]).abs().fillna(0.0)
-    return round(float((table["n"] * gap).sum() / n), 12)
-
-
-def reliability_table(conf: Any, correct: Any, *, n_bins: int = 10) -> pd.DataFrame:
-    """Per confidence bin: ``bin_lo, bin_hi, n, mean_confidence, accuracy`` (equal width)."""
-    n_bins = check_int("n_bins", n_bins, low=1)
-    c = np.asarray(conf, dtype=np.float64).ravel()
-    y = np.asarray(correct, dtype=np.float64).ravel()
-    if len(c) != len(y):
-        raise InputError(f"`conf` has {len(c)} entries but `correct` has {len(y)}")
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    b = np.clip(np.searchsorted(edges, c, side="right") - 1, 0, n_bins - 1)
-    cnt = np.bincount(b, minlength=n_bins)
-    sc = np.bincount(b, weights=c, minlength=n_bins)
-    sy = np.bincount(b, weights=y, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return pd.DataFrame(
-            {
-                "bin_lo": edges[:-1],
-                "bin_hi": edges[1:],
-                "n": cnt,
-                "mean_confidence": np.where(cnt > 0, sc / cnt, np.nan),
-                "accuracy": np.where(cnt > 0, sy / cnt, np.nan),
-            }
-        )
-
-
-def precision_coverage(
-    conf: Any, correct: Any, *, items: Any = None, thresholds: Any = None
-) -> pd.DataFrame:
-    """Precision of the inferred tags kept at each abstention threshold, and what is kept.
-
-    Returns ``threshold, kept`` (share of inferred tags with confidence >= threshold),
-    ``precision`` (share of those that are correct) and, when ``items`` is given,
-    ``item_coverage`` (share of items keeping at least one tag).
-    """
-    c = np.asarray(conf, dtype=np.float64).ravel()
-    y = np.asarray(correct, dtype=bool).ravel()
-    th = np.linspace(0.0, 0.9, 10) if thresholds is None else np.asarray(thresholds, float)
-    rows = []
-    item_arr = None if items is None else np.asarray(items).ravel()
-    n_items = 0 if item_arr is None else len(np.unique(item_arr))
-    for t in th:
-        keep = c >= t
-        row = {
-            "threshold": float(t),
-            "kept": float(keep.mean()) if len(c) else float("nan"),
-            "precision": float(y[keep].mean()) if keep.any() else float("nan"),
-        }
-        if item_arr is not None:
-            row["item_coverage"] = len(np.unique(item_arr[keep])) / max(n_items, 1)
-        rows.append(row)
-    return pd.DataFrame(rows)

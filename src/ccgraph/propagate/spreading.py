@@ -71,6 +71,7 @@ def spread_tags(
     top_k: int = 10,
     min_confidence: float = 0.0,
     calibrator: Calibrator | str | None = None,
+    calibration_tag_fraction: float | None = 0.3,
     cluster_prior: float = 0.0,
     partition: Partition | None = None,
     rng: RngLike = None,
@@ -109,7 +110,12 @@ def spread_tags(
         ``None`` or ``"none"`` (confidence = the tag's share of the item's propagated mass,
         uncalibrated),
         ``"auto"`` (fit one with :func:`~ccgraph.propagate.fit_calibrator` on held-out seeds,
-        using ``rng``) or a fitted :class:`~ccgraph.propagate.Calibrator`.
+        using ``rng``: one map for the items without observed tags, one for the items with
+        some) or a fitted :class:`~ccgraph.propagate.Calibrator`.
+    calibration_tag_fraction
+        With ``calibrator="auto"``: share of a partly tagged item's tags hidden to fit the
+        tagged items' map (``tag_fraction`` of :func:`~ccgraph.propagate.fit_calibrator`);
+        None: one map for all items.
     cluster_prior
         Weight ``lambda`` in [0, 1) of the cluster prior (needs ``partition``); see Notes.
     partition
@@ -197,6 +203,11 @@ def spread_tags(
     check_choice("solver", solver, ("auto", "exact", "pruned"))
     prune = check_int("prune", prune, low=1)
     freeze = check_int("freeze", freeze, low=1)
+    if calibration_tag_fraction is not None:
+        calibration_tag_fraction = check_float(
+            "calibration_tag_fraction", calibration_tag_fraction, low=0.0, high=1.0,
+            low_inclusive=False, high_inclusive=False,
+        )  # fmt: skip
     wdtype = resolve_dtype(dtype)
     if isinstance(calibrator, str):
         check_choice("calibrator", calibrator, ("auto", "none"))
@@ -263,6 +274,7 @@ def spread_tags(
                 tag_block=tag_block,
                 top_k=top_k,
                 rng=rng,
+                tag_fraction=calibration_tag_fraction,
                 dtype=dtype,
                 reorder=reorder,
                 prune=top_k if pruned else None,
@@ -531,7 +543,8 @@ def to_tag_scores(
     if calibrator is None:
         conf = np.clip(np.divide(score, mass, out=np.zeros_like(score), where=mass > 0), 0, 1)
     else:
-        conf = calibrator.predict(score, rank[keep], mass / raw.mass_ref)
+        observed = np.diff(sp.csr_matrix(seeds.matrix).indptr)[rows]
+        conf = calibrator.predict(score, rank[keep], mass / raw.mass_ref, observed)
     ok = conf >= min_confidence if min_confidence > 0 else np.ones(len(conf), dtype=bool)
     shape = (n, seeds.n_tags)
     scores = sp.csr_matrix((score[ok], (rows[ok], cols[ok])), shape=shape)

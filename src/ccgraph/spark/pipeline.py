@@ -329,7 +329,8 @@ def _tags(spark: SparkSession, edges: DataFrame, nodes: DataFrame, seeds: Any,
     if t.calibrator == "auto":
         try:
             cal = fit_calibrator(op, seeds, rng=cfg.seed, tol=t.tol, max_iter=t.max_iter,
-                                 top_k=t.top_k, prune=prune)  # fmt: skip
+                                 top_k=t.top_k, prune=prune,
+                                 tag_fraction=t.calibration_tag_fraction)  # fmt: skip
         except InputError as exc:  # too few seeded items to hold some out, as locally
             warnings.warn(
                 f"spark tags: calibration skipped ({exc}); confidences are uncalibrated "
@@ -337,11 +338,11 @@ def _tags(spark: SparkSession, edges: DataFrame, nodes: DataFrame, seeds: Any,
                 DataQualityWarning,
                 stacklevel=2,
             )
-    out, n_iter, ok = spread_tags(op, seed_frame(spark, seeds.matrix), tol=t.tol,
-                                  max_iter=t.max_iter, top_k=t.top_k, prune=prune,
-                                  relative_mass=cal is not None)  # fmt: skip
+    seed_df = seed_frame(spark, seeds.matrix)
+    out, n_iter, ok = spread_tags(op, seed_df, tol=t.tol, max_iter=t.max_iter, top_k=t.top_k,
+                                  prune=prune, relative_mass=cal is not None)  # fmt: skip
     if cal is not None:
-        out = calibrate(out, cal)
+        out = calibrate(out, cal, seed_df)
     from pyspark.sql import functions as F
 
     from ccgraph.spark.session import materialize

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
@@ -89,7 +90,8 @@ def local_tags(
     conf = table["confidence"].array.take(at).to_numpy(np.float64)
     rank = table["rank"].array.take(at).to_numpy(np.float64, na_value=np.nan)
     pairs = pd.DataFrame({"score": score[use], "rank": rank, "confidence": conf})
-    cal = recover_calibrator(previous.get("calibrator"), pairs, rel)
+    observed = np.diff(sp.csr_matrix(seeds.matrix).indptr)[rows[use]]  # which map served
+    cal = recover_calibrator(previous.get("calibrator"), pairs, rel, observed)
     out = region_scores(solved, mass, calibrator=cal, min_confidence=t.min_confidence)
     return out, region, old_pos
 

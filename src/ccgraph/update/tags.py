@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -87,20 +88,24 @@ def recover_calibrator(
     describe: Mapping[str, Any] | None,
     inferred: pd.DataFrame,
     relative_mass: np.ndarray,
+    observed: np.ndarray | None = None,
 ) -> Any:
     """The run's :class:`~ccgraph.propagate.Calibrator`, or None if the run had none.
 
     Parameters
     ----------
     describe
-        ``Calibrator.describe()`` as the manifest keeps it (``stages.tags.calibrator``).
+        ``Calibrator.describe()`` as the manifest keeps it (``stages.tags.calibrator``); a
+        ``tagged`` entry is the map of the items with observed tags (a description without
+        one, as older runs wrote, is a one-map calibrator).
     inferred
         The run's inferred rows (``score``, ``rank``, ``confidence``).
     relative_mass
         Mass of each row's item relative to the run's mean mass.
+    observed
+        Number of observed tags of each row's item (which map made its confidence); None:
+        all rows read as the untagged items'.
     """
-    from ccgraph.propagate.calibration import MIN_FIT_POINTS, Calibrator
-
     if not describe:
         return None
     if not isinstance(describe, Mapping):
@@ -114,18 +119,31 @@ def recover_calibrator(
             stacklevel=2,
         )
         return None
+    rel = np.asarray(relative_mass, dtype=np.float64)
+    has = np.zeros(len(inferred), dtype=bool) if observed is None else np.asarray(observed) > 0
+    tagged = describe.get("tagged")
+    if not isinstance(tagged, Mapping):
+        return _recover_one(describe, inferred, rel)
+    main = _recover_one(describe, inferred[~has], rel[~has])
+    return replace(main, tagged=_recover_one(tagged, inferred[has], rel[has]))
+
+
+def _recover_one(describe: Mapping[str, Any], inferred: pd.DataFrame, rel: np.ndarray) -> Any:
+    """One map: coefficients from ``describe``, isotonic knots read off its own rows."""
+    from ccgraph.propagate.calibration import MIN_FIT_POINTS, Calibrator
+
     method = str(describe.get("method", "constant"))
     coef = np.asarray(describe.get("coef", [0.0, 0.0, 0.0]), dtype=np.float64)
     intercept = float(describe.get("intercept", 0.0))
     base = float(describe.get("base_rate", 0.0))
     n_fit = int(describe.get("n_fit", 0))
     empty = np.zeros(0)
-    fitted = ("method", "coef", "intercept", "base_rate", "n_fit")
+    fitted = ("method", "coef", "intercept", "base_rate", "n_fit", "tagged")
     params = {k: v for k, v in describe.items() if k not in fitted}  # kept for the next update
     cal = Calibrator(method, coef, intercept, empty, empty, base, n_fit, params)
     if method != "isotonic" or n_fit < MIN_FIT_POINTS or len(inferred) == 0:
         return cal
-    z = cal.linear(inferred["score"].to_numpy(), inferred["rank"].to_numpy(), relative_mass)
+    z = cal.linear(inferred["score"].to_numpy(), inferred["rank"].to_numpy(), rel)
     conf = inferred["confidence"].to_numpy(np.float64)
     iso_x, inverse = np.unique(np.round(z, 9), return_inverse=True)  # mean confidence per z
     mean = np.bincount(inverse, weights=conf) / np.bincount(inverse)
@@ -281,6 +299,7 @@ class Solved(NamedTuple):
     ids: np.ndarray
     tag_names: np.ndarray
     params: dict[str, Any]
+    observed: np.ndarray | None = None  # observed tags per graph row (the calibrator's map)
 
 
 def solve_region(
@@ -340,9 +359,11 @@ def solve_region(
         "sweeps": sweeps,
         "seed_sweeps": seed_sweeps,
     }
+    observed = np.diff(y.indptr)
     return Solved(
-        r, rows, tags, score, rank, sweeps, converged, degree > 0, graph.ids, seeds.tags, params
-    )
+        r, rows, tags, score, rank, sweeps, converged, degree > 0, graph.ids, seeds.tags, params,
+        observed,
+    )  # fmt: skip
 
 
 def _confident(
@@ -359,7 +380,8 @@ def _confident(
     if calibrator is None:
         conf = np.clip(np.divide(score, m, out=np.zeros_like(score), where=m > 0), 0.0, 1.0)
     else:
-        conf = calibrator.predict(score, rank, m / mass_ref)
+        obs = None if solved.observed is None else solved.observed[solved.region[rows]]
+        conf = calibrator.predict(score, rank, m / mass_ref, obs)
     ok = conf >= min_confidence if min_confidence > 0 else np.ones(len(conf), dtype=bool)
     rows, tags, score, conf = rows[ok], tags[ok], score[ok], conf[ok]
     by_tag = np.argsort(rows * len(solved.tag_names) + tags, kind="stable")  # distinct keys
