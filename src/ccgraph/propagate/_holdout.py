@@ -14,7 +14,7 @@ from ccgraph.exceptions import InputError
 if TYPE_CHECKING:
     from ccgraph._random import RngLike
 
-__all__ = ["HIDE_FRACTION", "TAG_FRACTION", "holdout_split", "holdout_tags"]
+__all__ = ["HIDE_FRACTION", "TAG_FRACTION", "calibration_holdout", "holdout_split", "holdout_tags"]
 
 #: Default share of the seeded items hidden to fit a calibrator.
 HIDE_FRACTION = 0.2
@@ -130,3 +130,32 @@ def holdout_tags(
     y.data[entries[pos < np.repeat(n_hide, m)]] = 0
     y.eliminate_zeros()
     return partial, y
+
+
+def calibration_holdout(
+    matrix: sp.spmatrix,
+    *,
+    hide_fraction: float = HIDE_FRACTION,
+    tag_fraction: float | None = TAG_FRACTION,
+    rng: RngLike = None,
+) -> tuple[np.ndarray, sp.csr_matrix]:
+    """The calibrator's held-out items and training seeds, as the local and Spark fits draw them.
+
+    :func:`holdout_split` hides all tags of ``hide_fraction`` of the tagged items; then, unless
+    ``tag_fraction`` is None, :func:`holdout_tags` hides part of the tags of ``hide_fraction``
+    of the others (one generator, in that order, so the same ``rng`` gives the same draw).
+
+    Returns
+    -------
+    hidden, train
+        Sorted rows whose proposals are scored (both kinds); the seeds without the hidden
+        entries (CSR).
+    """
+    gen = as_generator(rng)
+    hidden, train = holdout_split(matrix, hide_fraction=hide_fraction, rng=gen)
+    if tag_fraction is not None:
+        partial, train = holdout_tags(
+            train, hide_fraction=hide_fraction, tag_fraction=tag_fraction, rng=gen
+        )
+        hidden = np.union1d(hidden, partial)
+    return hidden, train

@@ -20,7 +20,13 @@ from ccgraph._random import as_generator
 from ccgraph._validation import check_choice, check_int
 from ccgraph.containers import TagSet, check_same_ids
 from ccgraph.exceptions import InputError
-from ccgraph.propagate._holdout import HIDE_FRACTION, TAG_FRACTION, holdout_split, holdout_tags
+from ccgraph.propagate._holdout import (
+    HIDE_FRACTION,
+    TAG_FRACTION,
+    calibration_holdout,
+    holdout_split,
+    holdout_tags,
+)
 from ccgraph.propagate._reliability import (
     expected_calibration_error,
     precision_coverage,
@@ -200,13 +206,9 @@ def holdout_predictions(
         raise InputError(
             f"the graph has {adj.shape[0]} nodes but `seeds` has {seeds.matrix.shape[0]} rows"
         )
-    gen = as_generator(rng)
-    hidden, y_train = holdout_split(seeds.matrix, hide_fraction=hide_fraction, rng=gen)
-    if tag_fraction is not None:
-        partial, y_train = holdout_tags(
-            y_train, hide_fraction=hide_fraction, tag_fraction=tag_fraction, rng=gen
-        )
-        hidden = np.union1d(hidden, partial)
+    hidden, y_train = calibration_holdout(
+        seeds.matrix, hide_fraction=hide_fraction, tag_fraction=tag_fraction, rng=rng
+    )
     op = build_operator(adj, alpha=alpha, dtype=wdtype, reorder=reorder)
     raw = spread_raw(
         op, y_train, exclude=y_train, tol=tol, max_iter=max_iter, tag_block=tag_block,

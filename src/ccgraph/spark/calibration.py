@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ccgraph._random import as_generator
 from ccgraph.containers import TagSet
 from ccgraph.exceptions import InputError
 from ccgraph.propagate.calibration import HIDE_FRACTION, TAG_FRACTION
@@ -85,23 +84,15 @@ def fit_calibrator(
     """
     from pyspark.sql import functions as F
 
-    from ccgraph.propagate.calibration import (
-        fit_from_predictions,
-        holdout_split,
-        holdout_tags,
-        label_holdout,
-    )
+    from ccgraph.propagate._holdout import calibration_holdout
+    from ccgraph.propagate.calibration import fit_from_predictions, label_holdout
     from ccgraph.spark.propagate import spread_tags
 
     if not isinstance(seeds, TagSet):
         raise InputError(f"`seeds` must be a TagSet; got {type(seeds).__name__}")
-    gen = as_generator(rng)
-    hidden, train = holdout_split(seeds.matrix, hide_fraction=hide_fraction, rng=gen)
-    if tag_fraction is not None:
-        partial, train = holdout_tags(
-            train, hide_fraction=hide_fraction, tag_fraction=tag_fraction, rng=gen
-        )
-        hidden = np.union1d(hidden, partial)
+    hidden, train = calibration_holdout(
+        seeds.matrix, hide_fraction=hide_fraction, tag_fraction=tag_fraction, rng=rng
+    )
     spark = op.edges.sparkSession
     out, _, _ = spread_tags(op, seed_frame(spark, train), tol=tol, max_iter=max_iter,
                             top_k=top_k, prune=prune, freeze=freeze,
