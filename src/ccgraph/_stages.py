@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ccgraph.config import Config
+from ccgraph.config import Config, DuplicatesConfig
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, Partition, TagSet
 from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError
 
@@ -236,6 +236,25 @@ def _previous_items(cfg: Config) -> pd.DataFrame:
         ) from None
 
 
+def no_duplicate_search(d: DuplicatesConfig, modality: str | None) -> dict[str, Any] | None:
+    """The duplicates params of a run that searches no groups, or None if it searches.
+
+    ``modality`` is the embedding the groups would come from (None: no embedding).
+    Caption embeddings alone are searched only with ``from_text`` (equal captions of different
+    photos are not duplicate images). Shared by the local and the Spark pipeline.
+    """
+    if modality == "text" and d.enabled and not d.from_text:
+        log.info(
+            "duplicates: the run has only caption embeddings; no near-duplicate groups "
+            "(equal captions are not duplicate images; set graph.duplicates.from_text to "
+            "group them)"
+        )
+        return {"enabled": False, "modality": None, "skipped": "text only (from_text: false)"}
+    if not d.enabled or modality is None:
+        return {"enabled": False, "modality": None}
+    return None
+
+
 def duplicate_groups(
     embeddings: dict[str, Embeddings],
     catalog: Catalog,
@@ -263,23 +282,11 @@ def duplicate_groups(
     ids = catalog.ids
     n = len(ids)
     name = next((m for m in ("image", "precomputed", "text") if m in embeddings), None)
-    if name == "text" and d.enabled and not d.from_text:
-        log.info(
-            "duplicates: the run has only caption embeddings; no near-duplicate groups "
-            "(equal captions are not duplicate images; set graph.duplicates.from_text to "
-            "group them)"
-        )
-        return (
-            np.arange(n, dtype=np.int64),
-            np.ones(n, dtype=bool),
-            {"enabled": False, "modality": None, "skipped": "text only (from_text: false)"},
-        )
-    if not d.enabled or name is None or embeddings[name].n_items < 2:
-        return (
-            np.arange(n, dtype=np.int64),
-            np.ones(n, dtype=bool),
-            {"enabled": False, "modality": None},
-        )
+    skipped = no_duplicate_search(d, name)
+    if skipped is None and embeddings[str(name)].n_items < 2:
+        skipped = {"enabled": False, "modality": None}
+    if skipped is not None:
+        return np.arange(n, dtype=np.int64), np.ones(n, dtype=bool), skipped
     emb = embeddings[name]
     pos = pd.Index(ids).get_indexer(emb.ids)
     priority = _priority(catalog, d.canonical)

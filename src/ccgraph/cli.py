@@ -241,12 +241,6 @@ def refuse_output_over_input(args: argparse.Namespace) -> None:
             )
 
 
-#: errno values of a full disk or an impossible name: the user's environment, not a bug.
-_ENVIRONMENT_ERRNOS = frozenset(
-    {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG, errno.ENAMETOOLONG}
-)
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread like Ctrl-C so that every cleanup runs."""
 
@@ -315,7 +309,10 @@ def _main(argv: Sequence[str] | None) -> int:
             sys.stderr.write(f"  {line}\n")
         return 2
     except OSError as exc:
-        if exc.errno not in _ENVIRONMENT_ERRNOS:
+        from ccgraph.io._output_errors import OUT_OF_SPACE  # here: `import ccgraph.io` is heavy
+
+        # a full disk or an impossible name is the user's environment, not a bug
+        if exc.errno not in OUT_OF_SPACE | {errno.ENAMETOOLONG}:
             raise
         # a full disk or a too-long name met where no ccgraph check caught it: still one line
         if args.verbose:

@@ -22,6 +22,7 @@ from ccgraph._random import RngLike, derive_seed
 from ccgraph._validation import check_int
 from ccgraph.exceptions import OutputError, ParameterError
 from ccgraph.io.atomic import (
+    OUT_OF_SPACE,
     check_name_length,
     make_temp_dir,
     output_error,
@@ -94,9 +95,7 @@ def _image_roots(run: RunData, image_root: str | Path | None) -> list[Path]:
 
 
 #: errno values of a failed write (not of an unreadable image, which the thumbnails skip).
-_OUTPUT_ERRNOS = frozenset(
-    {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG, errno.EROFS}
-)
+_OUTPUT_ERRNOS = OUT_OF_SPACE | {errno.EROFS}
 
 
 def _stage_dir(out_dir: Path) -> Path:

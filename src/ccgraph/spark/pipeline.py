@@ -249,9 +249,9 @@ def _duplicates(emb: DataFrame, nn: DataFrame, nodes: DataFrame, catalog: Any, c
 
     d = cfg.graph.duplicates
     n = catalog.n_items
-    if not d.enabled or (modality == "text" and not d.from_text):  # as _stages.duplicate_groups
-        return np.arange(n, dtype=np.int64), np.ones(n, dtype=bool), {"enabled": False,
-                                                                      "modality": None}  # fmt: skip
+    skipped = _stages.no_duplicate_search(d, modality)
+    if skipped is not None:
+        return np.arange(n, dtype=np.int64), np.ones(n, dtype=bool), skipped
     blank = None
     if metric == "hamming":
         pairs = hamming_pairs(emb, radius=d.hamming, collapse=True)
