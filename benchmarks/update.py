@@ -63,6 +63,9 @@ def _child(job: dict[str, Any]) -> dict[str, Any]:
 
 def _spawn(job: dict[str, Any]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
+    # the previous job's run directory (hundreds of MB) is still being written back to disk:
+    # flush it first, so the kernel's writeback does not share the timed job's cores
+    os.sync()
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.update", "--child", json.dumps(job)],
         cwd=REPO,

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future
 from datetime import datetime, timezone
@@ -385,7 +386,10 @@ class RunWriter:
             mm = value
             while not isinstance(mm, np.memmap):
                 mm = mm.base
-            mm.flush()
+            if not sys.platform.startswith("linux"):
+                # Linux keeps a shared mapping's pages in the page cache, so _seal's fsync
+                # writes them; msync (np.memmap.flush) would hold the GIL while the disk works
+                mm.flush()
             os.replace(staged, target)  # the same bytes np.save would write, already on disk
         else:
             np.save(target, value, allow_pickle=False)
