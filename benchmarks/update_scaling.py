@@ -42,7 +42,7 @@ def _size(work: Path, n: int) -> list[str]:
             "batch": str(folder / "new.csv"),
             "set": overrides,
             "out": str(folder / "run_update"),
-            "reps": 2,
+            "reps": 5,
         }
     )
     full = _spawn(
@@ -50,7 +50,7 @@ def _size(work: Path, n: int) -> list[str]:
             "kind": "run",
             "config": str(folder / "full.yaml"),
             "out": str(folder / "run_full"),
-            "reps": 2,
+            "reps": 3,
         }
     )
     return [
@@ -84,7 +84,8 @@ def main() -> None:
         rows,
     )
     body += (
-        f"\n\n1 % new items each time; warm: the second call in one process. Load average "
+        f"\n\n1 % new items each time; warm: the median of the calls after the first in one "
+        f"process (4 updates, 2 full rebuilds), so imports and JIT are paid. Load average "
         f"(1 min) at the start: {load0:.1f}; at the end: {os.getloadavg()[0]:.1f} (2 cores).\n"
     )
     write_section(

@@ -267,8 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ccgraph`` command; returns the exit code."""
     # from the first line: a signal while the command modules are still imported is one
     # line too, not an import traceback (or, for SIGTERM, a silent kill)
-    try:
-        with _terminate_as_exception():
+    from ccgraph._hard_stop import enabled
+
+    try:  # the process is the command's: long C calls end at once on a signal (_hard_stop)
+        with enabled(), _terminate_as_exception():
             return _main(argv)
     except Terminated:
         sys.stderr.write("ccgraph: terminated (SIGTERM)\n")

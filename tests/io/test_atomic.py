@@ -158,3 +158,19 @@ def test_outputs_get_the_usual_modes_not_the_temp_file_ones(tmp_path: Path) -> N
     assert stat.S_IMODE(folder.stat().st_mode) == stat.S_IMODE(
         (tmp_path / "plain_dir").stat().st_mode
     )
+
+
+def test_a_mount_point_is_refused_before_any_work(tmp_path: Path, monkeypatch) -> None:
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    real = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == mount or real(p))
+    with pytest.raises(OutputError, match=r"mount point.*inside it") as err:
+        atomic.check_replaceable(mount)
+    assert str(mount / "run") in str(err.value)
+    link = tmp_path / "link"
+    link.symlink_to(mount)  # an output given as a link to the mount point: the same
+    with pytest.raises(OutputError, match="mount point"):
+        atomic.refuse_existing_run(link, overwrite=True, hint="")
+    atomic.check_replaceable(mount / "run")  # a folder inside it is fine (absent: False)
+    assert os.listdir(mount) == []

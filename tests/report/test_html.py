@@ -131,6 +131,18 @@ def test_rebuild_replaces_report_and_refuses_foreign_folders(synthetic_run, tmp_
         write_report(synthetic_run, out=synthetic_run)
 
 
+def test_a_mount_point_as_out_is_refused_before_writing(synthetic_run, tmp_path, monkeypatch):
+    import os
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    real = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == mount or real(p))
+    with pytest.raises(OutputError, match="mount point"):
+        write_report(synthetic_run, out=mount)
+    assert os.listdir(mount) == [] and not list(tmp_path.glob(".*tmp*"))
+
+
 def test_bad_inputs_raise_named_errors(synthetic_run, tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         write_report(tmp_path / "nothing")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ccgraph._hard_stop import stop_at_once
 from ccgraph._random import RngLike, derive_seed
 from ccgraph._validation import check_choice, check_float, check_int
 from ccgraph.cluster._common import as_knn_graph, check_membership, relabel_by_size
@@ -235,7 +236,7 @@ def _run_igraph(
     import igraph as ig
 
     ig_graph = _igraph_of(g.adjacency)
-    with _IGRAPH_RNG_LOCK:
+    with _IGRAPH_RNG_LOCK, stop_at_once(g.adjacency.nnz):  # the call holds the GIL
         ig.set_random_number_generator(random.Random(seed))
         try:
             result = ig_graph.community_leiden(
@@ -280,9 +281,10 @@ def _run_leidenalg(
         part = la.SurpriseVertexPartition(ig_graph, initial_membership=start, weights="weight")
     optimiser = la.Optimiser()
     optimiser.set_rng_seed(seed)
-    optimiser.optimise_partition(
-        part,
-        n_iterations=n_iter,
-        is_membership_fixed=None if fixed is None else fixed.tolist(),
-    )
+    with stop_at_once(g.adjacency.nnz):  # the call holds the GIL (Ctrl-C would wait)
+        optimiser.optimise_partition(
+            part,
+            n_iterations=n_iter,
+            is_membership_fixed=None if fixed is None else fixed.tolist(),
+        )
     return list(part.membership), float(part.quality())

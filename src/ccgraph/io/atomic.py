@@ -41,6 +41,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_name_length",
+    "check_not_mount_point",
     "check_replaceable",
     "fsync_directory",
     "is_run_directory",
@@ -237,6 +238,21 @@ def refuse_existing_run(final_dir: str | os.PathLike[str], *, overwrite: bool, h
         raise OutputError(f"{final} already holds a run; {hint}")
 
 
+def check_not_mount_point(final_dir: str | os.PathLike[str]) -> None:
+    """Raise :class:`OutputError` if ``final_dir`` is a mount point.
+
+    An output folder is replaced as a whole (a finished folder renamed into its place), which
+    a mount point cannot be; checked before any work, not at the final rename.
+    """
+    final = through_link(final_dir)
+    if final.is_dir() and os.path.ismount(final):
+        raise OutputError(
+            f"cannot write to {final}: it is a mount point, and an output folder is replaced "
+            f"as a whole, which a mount point cannot be; write into a folder inside it "
+            f"(e.g. --out {final / 'run'})"
+        )
+
+
 def check_replaceable(final_dir: str | os.PathLike[str]) -> bool:
     """Return whether ``final_dir`` exists; raise :class:`OutputError` if it may not be replaced.
 
@@ -251,6 +267,7 @@ def check_replaceable(final_dir: str | os.PathLike[str]) -> bool:
             f"refusing to replace {final}: it is a file, not a run directory; choose another "
             "output directory"
         )
+    check_not_mount_point(final)
     if any(final.iterdir()) and not is_run_directory(final):
         raise OutputError(
             f"refusing to replace {final}: it is not empty and is not a ccgraph run directory "

@@ -24,6 +24,7 @@ from ccgraph.exceptions import OutputError, ParameterError
 from ccgraph.io.atomic import (
     OUT_OF_SPACE,
     check_name_length,
+    check_not_mount_point,
     make_temp_dir,
     output_error,
     remove_stale_temp_dirs,
@@ -114,6 +115,7 @@ def _stage_dir(out_dir: Path) -> Path:
 
 def _check_out(out: Path, run_dir: Path) -> None:
     check_name_length(out)
+    check_not_mount_point(out)
     if out.resolve() == run_dir.resolve():
         raise OutputError(f"`out` must not be the run directory itself ({out})")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):

@@ -343,6 +343,7 @@ def _leiden_igraph(
     import igraph as ig
     import scipy.sparse as sp
 
+    from ccgraph._hard_stop import stop_at_once
     from ccgraph.graph.convert import to_igraph
 
     adj = sp.csr_matrix(adj, dtype=np.float64)
@@ -358,9 +359,15 @@ def _leiden_igraph(
     g = to_igraph(off)
     ig.set_random_number_generator(random.Random(seed))
     try:
-        part = g.community_leiden(objective_function="cpm", weights="weight",
-                                  node_weights=np.asarray(node_weights, np.float64).tolist(),
-                                  resolution=resolution, beta=0.01, n_iterations=-1)  # fmt: skip
+        with stop_at_once(off.nnz):  # the call holds the GIL (Ctrl-C would wait)
+            part = g.community_leiden(
+                objective_function="cpm",
+                weights="weight",
+                node_weights=np.asarray(node_weights, np.float64).tolist(),
+                resolution=resolution,
+                beta=0.01,
+                n_iterations=-1,
+            )
     finally:
         ig.set_random_number_generator(random)
     return np.asarray(part.membership, dtype=np.int64)
