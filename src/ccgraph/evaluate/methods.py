@@ -28,6 +28,7 @@ from ccgraph.evaluate.baselines import (
     top_k_sparse,
 )
 from ccgraph.evaluate.feature_aware import feature_aware_tags
+from ccgraph.evaluate.tagprop_smooth import tagprop_smooth_tags
 from ccgraph.exceptions import InputError
 
 __all__ = ["METHODS", "MethodInputs", "MethodSkipped", "run_method"]
@@ -101,6 +102,10 @@ def _feature_aware(inp: MethodInputs) -> TagScores:
     return feature_aware_tags(inp.graph, inp.features, inp.seeds, top_k=inp.depth, rng=inp.seed)
 
 
+def _spread_tagprop(inp: MethodInputs) -> TagScores:
+    return tagprop_smooth_tags(inp.graph, inp.neighbors, inp.seeds, top_k=inp.depth, rng=inp.seed)
+
+
 def _label_spreading(inp: MethodInputs) -> TagScores:
     per_item = np.diff(inp.seeds.matrix.indptr)
     if per_item.max(initial=0) > 1:
@@ -121,6 +126,7 @@ def _label_spreading(inp: MethodInputs) -> TagScores:
 METHODS: dict[str, Callable[[MethodInputs], TagScores]] = {
     "spread": _spread,
     "feature_aware": _feature_aware,
+    "spread_tagprop": _spread_tagprop,
     "prior": lambda inp: prior_tags(inp.seeds, top_k=inp.depth),
     "random": lambda inp: random_tags(inp.seeds, top_k=inp.depth, rng=derive_seed(inp.seed)),
     "knn_vote": lambda inp: knn_vote_tags(inp.neighbors, inp.seeds, top_k=inp.depth),
