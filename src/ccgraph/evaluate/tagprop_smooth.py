@@ -1,4 +1,4 @@
-"""Correct & Smooth with TagProp as the base predictor: ``spread_tagprop``.
+"""Correct & Smooth with TagProp as the base predictor: ``tagprop_smooth``.
 
 TagProp's neighbour votes are sharp where a tagged near-duplicate exists; graph spreading
 reaches items whose nearest tagged items are several hops away. This method seeds the graph
@@ -24,7 +24,14 @@ from ccgraph.evaluate.baselines import Neighbors, tagprop_votes, top_k_sparse
 from ccgraph.evaluate.feature_aware import correct_and_smooth, normalized_adjacency
 from ccgraph.exceptions import InputError
 
-__all__ = ["Holdout", "smooth_votes", "tagprop_holdout", "tagprop_smooth_tags"]
+__all__ = [
+    "Holdout",
+    "drop_neighbors",
+    "holdout_map",
+    "smooth_votes",
+    "tagprop_holdout",
+    "tagprop_smooth_tags",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +93,7 @@ def tagprop_holdout(
     return Holdout(TagSet(kept, seeds.ids, seeds.tags), truth, cold, partial)
 
 
-def _drop_neighbors(neighbors: Neighbors, rows: np.ndarray) -> Neighbors:
+def drop_neighbors(neighbors: Neighbors, rows: np.ndarray) -> Neighbors:
     """The same lists without the neighbours in ``rows`` (now untagged: nothing to vote)."""
     gone = np.isin(neighbors.index, rows)
     index = np.where(gone, -1, neighbors.index)
@@ -143,17 +150,33 @@ def smooth_votes(
     )
 
 
-def _map(pred: np.ndarray, truth: sp.csr_matrix, seen: sp.csr_matrix, rows: np.ndarray) -> float:
-    """Mean AP over ``rows`` of the held-out tags, each row's visible tags not ranked."""
+def holdout_map(
+    pred: np.ndarray | sp.spmatrix,
+    truth: sp.csr_matrix,
+    rows: np.ndarray,
+    *,
+    seen: sp.spmatrix | None = None,
+) -> float:
+    """Mean over ``rows`` of the average precision of ``pred`` for the held-out ``truth``.
+
+    A sparse ``pred`` ranks only its stored entries (a relevant tag it leaves out counts as
+    missed, as the harness scores); ``seen`` entries (visible tags) are not ranked.
+    """
     if not len(rows):
         return float("nan")
-    p = pred[rows].copy()
-    p[seen[rows].toarray() > 0] = -np.inf
+    if sp.issparse(pred):
+        sub = sp.csr_matrix(pred)[rows]
+        p = np.full(sub.shape, -np.inf)
+        p[np.repeat(np.arange(len(rows)), np.diff(sub.indptr)), sub.indices] = sub.data
+    else:
+        p = np.array(pred[rows], dtype=np.float64)
+    if seen is not None:
+        p[sp.csr_matrix(seen)[rows].toarray() > 0] = -np.inf
     y = truth[rows].toarray() > 0
     order = np.argsort(-p, axis=1, kind="stable")
-    hits = np.take_along_axis(y, order, axis=1)
+    hits = np.take_along_axis(y & np.isfinite(p), order, axis=1)
     prec = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
-    return float(((prec * hits).sum(axis=1) / hits.sum(axis=1)).mean())
+    return float(((prec * hits).sum(axis=1) / np.maximum(y.sum(axis=1), 1)).mean())
 
 
 def tagprop_smooth_tags(
@@ -240,13 +263,13 @@ def tagprop_smooth_tags(
         raise InputError("the grid is empty: give at least one clamp, correct and smooth alpha")
     if int(seeds.is_tagged.sum()) < 5 or seeds.n_tags == 0:
         raise InputError(
-            f"spread_tagprop needs at least 5 tagged items; got {int(seeds.is_tagged.sum())}"
+            f"tagprop_smooth needs at least 5 tagged items; got {int(seeds.is_tagged.sum())}"
         )
     s = normalized_adjacency(graph.adjacency, self_loops=False)
     hold = tagprop_holdout(
         seeds, fraction=val_fraction, tag_fraction=val_tag_fraction, rng=as_generator(rng)
     )
-    votes, _ = tagprop_votes(_drop_neighbors(neighbors, hold.cold), hold.seeds, weighting=weighting)
+    votes, _ = tagprop_votes(drop_neighbors(neighbors, hold.cold), hold.seeds, weighting=weighting)
     base = votes.toarray().astype(np.float64)
     seen = hold.seeds.matrix
     scores: dict[tuple[str, float, float], float] = {}
@@ -255,12 +278,12 @@ def tagprop_smooth_tags(
         pred = smooth_votes(
             s, base, hold.seeds, smooth_alpha=sa, correct_alpha=ca, clamp=clamp, n_iter=n_iter
         )
-        parts = [_map(pred, hold.truth, seen, r) for r in (hold.cold, hold.partial)]
+        parts = [holdout_map(pred, hold.truth, r, seen=seen) for r in (hold.cold, hold.partial)]
         scores[setting] = float(np.nanmean(parts)) if not np.isnan(parts).all() else 0.0
     best = max(grid, key=lambda g: scores[g])  # first best wins ties (grid order)
     clamp, ca, sa = best
     log.info(
-        "spread_tagprop: clamp=%s correct=%g smooth=%g (held-out MAP %.3f; TagProp alone %.3f)",
+        "tagprop_smooth: clamp=%s correct=%g smooth=%g (held-out MAP %.3f; TagProp alone %.3f)",
         clamp,
         ca,
         sa,
@@ -282,7 +305,7 @@ def tagprop_smooth_tags(
         (np.clip(out.data, 0, 1).astype(np.float32), out.indices, out.indptr), shape=out.shape
     )
     params = {
-        "method": "spread_tagprop",
+        "method": "tagprop_smooth",
         "clamp": clamp,
         "correct_alpha": ca,
         "smooth_alpha": sa,
