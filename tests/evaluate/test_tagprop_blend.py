@@ -41,9 +41,10 @@ def test_blend_is_the_convex_mix_of_row_normalised_scores():
         blend_scores(sp.csr_matrix(a), sp.csr_matrix(b[:, :4]), weight=0.5)
 
 
-def test_weight_one_ranks_as_tagprop():
+@pytest.mark.parametrize("scale", ["rows", "confidence"])
+def test_weight_one_ranks_as_tagprop(scale):
     graph, nb, seeds, _ = _data(seed=1)
-    out = spread_tagprop_tags(graph, nb, seeds, weights=(1.0,), top_k=4, rng=0)
+    out = spread_tagprop_tags(graph, nb, seeds, weights=(1.0,), scale=scale, top_k=4, rng=0)
     ref = tagprop_tags(nb, seeds, top_k=4)
     assert _ranking(out.scores) == _ranking(ref.scores)
     np.testing.assert_allclose(out.confidence.toarray(), ref.confidence.toarray(), rtol=1e-6)
@@ -56,6 +57,25 @@ def test_weight_zero_ranks_as_spread_tags():
     ref = spread_tags(graph, seeds, top_k=4, min_confidence=0.0, alpha=0.8, rng=0)
     pos = sp.csr_matrix(ref.scores.multiply(ref.scores > 0))
     assert _ranking(out.scores) == _ranking(pos)
+    conf = sp.csr_matrix(ref.confidence.multiply(ref.scores > 0))
+    np.testing.assert_allclose(out.confidence.toarray(), conf.toarray(), rtol=1e-6)
+
+
+def test_confidence_scale_mixes_the_two_confidences():
+    graph, nb, seeds, _ = _data(seed=6)
+    kw = {"alpha": 0.8}
+    w = 0.3
+    out = spread_tagprop_tags(
+        graph, nb, seeds, weights=(w,), spread_kwargs=kw, scale="confidence", top_k=50, rng=0
+    )
+    spread = spread_tags(graph, seeds, top_k=50, min_confidence=0.0, alpha=0.8, rng=0)
+    tp = tagprop_tags(nb, seeds, top_k=50)
+    want = (1 - w) * spread.confidence.toarray() + w * tp.confidence.toarray()
+    got = out.scores.toarray()
+    kept = got > 0  # top_k = 50 keeps every positive entry of these 7 tags
+    np.testing.assert_allclose(got[kept], want[kept], rtol=1e-5)
+    assert not (want[~kept] > 0).any()
+    np.testing.assert_allclose(out.confidence.toarray(), np.clip(got, 0, 1), rtol=1e-5)
 
 
 def _random_neighbors(nb: Neighbors, seeds, seed: int) -> Neighbors:

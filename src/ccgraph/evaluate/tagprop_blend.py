@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ccgraph._random import RngLike, as_generator, derive_seed
-from ccgraph._validation import check_float, check_int
+from ccgraph._validation import check_choice, check_float, check_int
 from ccgraph.containers import KnnGraph, TagScores, TagSet, check_same_ids
 from ccgraph.evaluate.baselines import Neighbors, tagprop_tags, top_k_sparse
 from ccgraph.evaluate.tagprop_smooth import drop_neighbors, holdout_map, tagprop_holdout
@@ -49,8 +49,16 @@ def blend_scores(a: sp.spmatrix, b: sp.spmatrix, *, weight: float) -> sp.csr_mat
     return sp.csr_matrix((1 - weight) * row_normalize(a) + weight * row_normalize(b))
 
 
+def _mix(spread: TagScores, tagprop: TagScores, weight: float, scale: str) -> sp.csr_matrix:
+    if scale == "confidence":  # both on a probability scale already
+        a = sp.csr_matrix(spread.confidence, dtype=np.float64)
+        b = sp.csr_matrix(tagprop.confidence, dtype=np.float64)
+        return sp.csr_matrix((1 - weight) * a + weight * b)
+    return blend_scores(spread.scores, tagprop.scores, weight=weight)
+
+
 def _run_spread(
-    graph: KnnGraph, seeds: TagSet, kwargs: Mapping[str, Any], top_k: int, rng: int
+    graph: KnnGraph, seeds: TagSet, kwargs: Mapping[str, Any], top_k: int, rng: RngLike
 ) -> TagScores:
     from ccgraph.propagate import spread_tags
 
@@ -68,6 +76,7 @@ def spread_tagprop_tags(
     val_fraction: float = 0.2,
     val_tag_fraction: float = 0.3,
     weighting: str = "distance",
+    scale: str = "rows",
     top_k: int = 10,
     rng: RngLike = None,
 ) -> TagScores:
@@ -91,6 +100,11 @@ def spread_tagprop_tags(
         the share of a partial item's tags hidden. Both methods rerun on what it leaves.
     weighting
         TagProp's neighbour weighting.
+    scale
+        ``"rows"``: blend each method's scores normalised to sum to one per item;
+        ``"confidence"``: blend spreading's calibrated confidence with TagProp's probability
+        (comparable across items: better for ranking the items of one tag, see
+        ``docs/evaluation.md``).
     top_k
         Tags kept per item (seed tags excluded); each method proposes its own ``top_k``.
     rng
@@ -106,7 +120,9 @@ def spread_tagprop_tags(
     Notes
     -----
     :math:`s(i, t) = (1-w)\,F_{it} / \sum_u F_{iu} + w\,P_{it} / \sum_u P_{iu}` over each
-    method's top ``top_k`` proposals, :math:`F` the spread scores, :math:`P` TagProp's votes.
+    method's top ``top_k`` proposals, :math:`F` the spread scores, :math:`P` TagProp's votes
+    (``scale="rows"``), or :math:`(1-w)\,C_{it} + w\,P_{it}` with :math:`C` spreading's
+    calibrated confidence (``scale="confidence"``).
 
     References
     ----------
@@ -117,6 +133,7 @@ def spread_tagprop_tags(
     check_same_ids(neighbors.ids, seeds.ids, what="neighbours and seed tags")
     top_k = check_int("top_k", top_k, low=1)
     grid = [check_float("weights", w, low=0, high=1) for w in weights]
+    scale = check_choice("scale", scale, ("rows", "confidence"))
     if not grid:
         raise InputError("`weights` is empty: give at least one TagProp weight in [0, 1]")
     if int(seeds.is_tagged.sum()) < 5 or seeds.n_tags == 0:
@@ -124,9 +141,14 @@ def spread_tagprop_tags(
             f"spread_tagprop needs at least 5 tagged items; got {int(seeds.is_tagged.sum())}"
         )
     kwargs = dict(spread_kwargs or {})
-    gen = as_generator(rng)
-    hold = tagprop_holdout(seeds, fraction=val_fraction, tag_fraction=val_tag_fraction, rng=gen)
-    spread_seed = derive_seed(gen)
+    # an int seed reaches spread_tags as given: w = 0 is then the `spread` method exactly
+    spread_seed = rng if isinstance(rng, (int, np.integer)) else derive_seed(as_generator(rng))
+    hold = tagprop_holdout(
+        seeds,
+        fraction=val_fraction,
+        tag_fraction=val_tag_fraction,
+        rng=derive_seed(as_generator(spread_seed)),
+    )
     scores: dict[float, float] = {}
     if len(grid) > 1:
         sv = _run_spread(graph, hold.seeds, kwargs, top_k, spread_seed)
@@ -134,7 +156,7 @@ def spread_tagprop_tags(
             drop_neighbors(neighbors, hold.cold), hold.seeds, top_k=top_k, weighting=weighting
         )
         for w in grid:
-            pred = blend_scores(sv.scores, tv.scores, weight=w)
+            pred = _mix(sv, tv, w, scale)
             parts = [holdout_map(pred, hold.truth, r) for r in (hold.cold, hold.partial)]
             scores[w] = float(np.nanmean(parts)) if not np.isnan(parts).all() else 0.0
         best = max(grid, key=lambda w: scores[w])  # first best wins ties (grid order)
@@ -143,7 +165,7 @@ def spread_tagprop_tags(
     log.info("spread_tagprop: TagProp weight %g (held-out MAP %s)", best, scores.get(best))
     sf = _run_spread(graph, seeds, kwargs, top_k, spread_seed)
     tf = tagprop_tags(neighbors, seeds, top_k=top_k, weighting=weighting)
-    pred = blend_scores(sf.scores, tf.scores, weight=best)
+    pred = _mix(sf, tf, best, scale)
     conf_all = sp.csr_matrix(
         (1 - best) * sp.csr_matrix(sf.confidence) + best * sp.csr_matrix(tf.confidence)
     )
@@ -159,6 +181,7 @@ def spread_tagprop_tags(
     params = {
         "method": "spread_tagprop",
         "weight": float(best),
+        "scale": scale,
         "holdout_map": scores.get(best),
         "grid": [[float(w), scores.get(w)] for w in grid],
         "sigma": tf.params.get("sigma"),
