@@ -511,11 +511,13 @@ class EvaluateConfig(_Section):
     )
     repeats: int = Field(3, ge=1, description="Repeats over seeds derived from `seed`.")
     k: list[int] = Field(default_factory=lambda: [1, 5, 10], description="Cut-offs for @k.")
-    methods: list[Literal["spread", "feature_aware"]] = Field(
+    methods: list[Literal["spread", "feature_aware", "spread_tagprop", "tagprop_smooth"]] = Field(
         default_factory=lambda: ["spread", "feature_aware"],
         description="ccgraph's own methods: `spread` (propagate.spread_tags with the "
         "`propagate.tags` settings), `feature_aware` (ridge on graph-smoothed embeddings + "
-        "smoothing).",
+        "smoothing), `spread_tagprop` (`spread` blended with TagProp's neighbour votes, the "
+        "weight chosen on held-out visible tags), `tagprop_smooth` (Correct & Smooth with a "
+        "TagProp base predictor).",
     )
     baselines: list[Literal["prior", "random", "knn_vote", "tagprop", "label_spreading"]] = Field(
         default_factory=lambda: ["prior", "knn_vote", "tagprop", "random"],

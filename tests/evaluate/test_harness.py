@@ -265,3 +265,49 @@ def test_an_unwritable_output_is_refused_before_the_evaluation(tmp_path, monkeyp
     with pytest.raises(OutputError, match="a-file"):
         run_evaluation(_catalog(n=40)[:2], protocol="items", out=blocker / "evaluation")
     assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("protocol", ["items", "tags"])
+def test_no_method_sees_a_hidden_tag(monkeypatch, local_spread, protocol):
+    """Every method, the TagProp hybrids included, gets seeds without the repeat's hidden pairs."""
+    from ccgraph.evaluate import harness
+
+    splits, calls = [], []
+    real_splits, real_run = harness.make_splits, harness.run_method
+
+    def spy_splits(*args, **kwargs):
+        out = real_splits(*args, **kwargs)
+        splits.extend(out)
+        return out
+
+    def spy_run(name, inputs):
+        calls.append((name, inputs.seeds))
+        return real_run(name, inputs)
+
+    monkeypatch.setattr(harness, "make_splits", spy_splits)
+    monkeypatch.setattr(harness, "run_method", spy_run)
+    catalog, graph, emb = _catalog(seed=6)
+    names = ["spread", "spread_tagprop", "tagprop_smooth", "feature_aware"]
+    res = run_evaluation(
+        (catalog, graph, emb),
+        protocol=protocol,
+        hide_fraction=0.3,
+        repeats=2,
+        methods=names,
+        baselines=["tagprop", "knn_vote"],
+        n_boot=50,
+        rng=1,
+    )
+    assert not res.info["skipped"]
+    assert [c[0] for c in calls] == [*names, "tagprop", "knn_vote"] * 2
+    for r, split in enumerate(splits):
+        hidden = split.hidden[["id", "tag"]].astype(str).drop_duplicates()
+        assert len(hidden) > 0
+        for _name, seeds in calls[6 * r : 6 * (r + 1)]:
+            rows = pd.Index(seeds.ids).get_indexer(hidden["id"])
+            cols = pd.Index(seeds.tags).get_indexer(hidden["tag"])
+            ok = cols >= 0
+            assert ok.any()  # some hidden tags stay in the visible vocabulary: scorable
+            assert np.asarray(seeds.matrix[rows[ok], cols[ok]]).ravel().max() == 0
+    p1 = res.summary[res.summary["metric"] == "ap"].set_index("method")["mean"]
+    assert p1["spread_tagprop"] > 0.5 and p1["tagprop_smooth"] > 0.5

@@ -1,7 +1,7 @@
 """Evaluation of inferred tags and classes against held-out data.
 
 Hiding protocols, metrics with bootstrap intervals, baselines, the harness, the Planetoid
-protocol and the feature-aware (SGC / C&S) mode.
+protocol, the feature-aware (SGC / C&S) mode and the spreading + TagProp hybrids.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from ccgraph.evaluate.baselines import (
     random_tags,
     sklearn_label_spreading,
     tagprop_tags,
+    tagprop_votes,
 )
 from ccgraph.evaluate.clusters import cluster_agreement, tag_coherence
 from ccgraph.evaluate.datasets import CitationDataset, load_citation_npz, load_planetoid
@@ -43,6 +44,8 @@ from ccgraph.evaluate.planetoid import (
     planetoid_sklearn_label_spreading,
 )
 from ccgraph.evaluate.splits import Split, hide_items, hide_tags, make_splits, strip_hidden_text
+from ccgraph.evaluate.tagprop_blend import spread_tagprop_tags
+from ccgraph.evaluate.tagprop_smooth import tagprop_smooth_tags
 
 __all__ = [
     "CitationDataset",
@@ -79,7 +82,10 @@ __all__ = [
     "run_evaluation",
     "sklearn_label_spreading",
     "smooth_features",
+    "spread_tagprop_tags",
     "strip_hidden_text",
     "tag_coherence",
+    "tagprop_smooth_tags",
     "tagprop_tags",
+    "tagprop_votes",
 ]

@@ -28,6 +28,7 @@ __all__ = [
     "random_tags",
     "sklearn_label_spreading",
     "tagprop_tags",
+    "tagprop_votes",
     "top_k_sparse",
 ]
 
@@ -265,6 +266,62 @@ def _log_likelihood(p: sp.csr_matrix, y: sp.csr_matrix, rows: np.ndarray, eps: f
     return float(ll)
 
 
+def tagprop_votes(
+    neighbors: Neighbors,
+    seeds: TagSet,
+    *,
+    weighting: str = "distance",
+    bandwidths: np.ndarray | None = None,
+    eps: float = 1e-5,
+) -> tuple[sp.csr_matrix, dict[str, object]]:
+    r"""TagProp's vote matrix :math:`p(t \mid i)` with the bandwidth fitted on the tagged items.
+
+    The model behind :func:`tagprop_tags` (see there for the parameters and the formula),
+    unranked: every item's votes for every tag, own seeds included.
+
+    Returns
+    -------
+    tuple
+        ``(prob, fit)``: CSR ``[n_items, n_tags]`` probabilities in [0, 1] and a dict with the
+        chosen ``sigma``, the ``weighting``, ``k``, the ``bandwidths`` grid and each grid
+        point's training ``log_likelihood``.
+    """
+    _check_neighbors(neighbors, seeds)
+    weighting = check_choice("weighting", weighting, ("distance", "rank"))
+    eps = check_float("eps", eps, low=0, high=0.5, low_inclusive=False, high_inclusive=False)
+    n = len(seeds.ids)
+    y = (seeds.matrix > 0).astype(np.float32).tocsr()
+    train = np.flatnonzero(seeds.is_tagged)
+    if bandwidths is None:
+        if weighting == "distance":
+            ok = neighbors.index >= 0
+            d = (1.0 - neighbors.similarity)[ok]
+            spread = float(np.median(np.abs(d - np.median(d)))) if d.size else 1.0
+            scale = max(spread, 1e-3)
+        else:
+            scale = max(neighbors.k / 4.0, 1.0)
+        bandwidths = scale * np.logspace(-1.5, 1.5, 13)
+    grid = np.asarray(bandwidths, dtype=np.float64).ravel()
+    if grid.size == 0 or (grid <= 0).any():
+        raise InputError("`bandwidths` must be a non-empty list of positive numbers")
+    fits = []
+    for sigma in grid:
+        w = _tagprop_weights(neighbors, float(sigma), weighting)
+        p = (_vote_matrix(neighbors, w, n) @ y).tocsr()
+        fits.append(_log_likelihood(p, y, train, eps) if len(train) else 0.0)
+    best = float(grid[int(np.argmax(fits))])
+    w = _tagprop_weights(neighbors, best, weighting)
+    prob = (_vote_matrix(neighbors, w, n) @ y).tocsr()
+    fit = {
+        "sigma": best,
+        "weighting": weighting,
+        "k": neighbors.k,
+        "log_likelihood": [float(f) for f in fits],
+        "bandwidths": grid.tolist(),
+    }
+    return prob, fit
+
+
 def tagprop_tags(
     neighbors: Neighbors,
     seeds: TagSet,
@@ -306,48 +363,15 @@ def tagprop_tags(
     Guillaumin, Mensink, Verbeek, Schmid (2009). TagProp: discriminative metric learning in
     nearest neighbor models for image auto-annotation. ICCV.
     """
-    _check_neighbors(neighbors, seeds)
     top_k = check_int("top_k", top_k, low=1)
-    weighting = check_choice("weighting", weighting, ("distance", "rank"))
-    eps = check_float("eps", eps, low=0, high=0.5, low_inclusive=False, high_inclusive=False)
-    n = len(seeds.ids)
-    y = (seeds.matrix > 0).astype(np.float32).tocsr()
-    train = np.flatnonzero(seeds.is_tagged)
-    if bandwidths is None:
-        if weighting == "distance":
-            ok = neighbors.index >= 0
-            d = (1.0 - neighbors.similarity)[ok]
-            spread = float(np.median(np.abs(d - np.median(d)))) if d.size else 1.0
-            scale = max(spread, 1e-3)
-        else:
-            scale = max(neighbors.k / 4.0, 1.0)
-        bandwidths = scale * np.logspace(-1.5, 1.5, 13)
-    grid = np.asarray(bandwidths, dtype=np.float64).ravel()
-    if grid.size == 0 or (grid <= 0).any():
-        raise InputError("`bandwidths` must be a non-empty list of positive numbers")
-    fits = []
-    for sigma in grid:
-        w = _tagprop_weights(neighbors, float(sigma), weighting)
-        p = (_vote_matrix(neighbors, w, n) @ y).tocsr()
-        fits.append(_log_likelihood(p, y, train, eps) if len(train) else 0.0)
-    best = float(grid[int(np.argmax(fits))])
-    w = _tagprop_weights(neighbors, best, weighting)
-    prob = (_vote_matrix(neighbors, w, n) @ y).tocsr()
+    prob, fit = tagprop_votes(neighbors, seeds, weighting=weighting, bandwidths=bandwidths, eps=eps)
     s = top_k_sparse(
-        lambda r: np.where(prob[r].toarray() > 0, prob[r].toarray(), -np.inf), n, seeds, top_k=top_k
-    )
-    return _result(
-        s,
-        _same_pattern(s, s.data),
+        lambda r: np.where(prob[r].toarray() > 0, prob[r].toarray(), -np.inf),
+        len(seeds.ids),
         seeds,
-        "tagprop",
         top_k=top_k,
-        sigma=best,
-        weighting=weighting,
-        k=neighbors.k,
-        log_likelihood=[float(f) for f in fits],
-        bandwidths=grid.tolist(),
     )
+    return _result(s, _same_pattern(s, s.data), seeds, "tagprop", top_k=top_k, **fit)
 
 
 def sklearn_label_spreading(

@@ -28,6 +28,8 @@ from ccgraph.evaluate.baselines import (
     top_k_sparse,
 )
 from ccgraph.evaluate.feature_aware import feature_aware_tags
+from ccgraph.evaluate.tagprop_blend import spread_tagprop_tags
+from ccgraph.evaluate.tagprop_smooth import tagprop_smooth_tags
 from ccgraph.exceptions import InputError
 
 __all__ = ["METHODS", "MethodInputs", "MethodSkipped", "run_method"]
@@ -95,10 +97,25 @@ def _spread(inp: MethodInputs) -> TagScores:
     return spread_tags(inp.graph, inp.seeds, **kwargs)
 
 
+def _spread_tagprop(inp: MethodInputs) -> TagScores:
+    return spread_tagprop_tags(
+        inp.graph,
+        inp.neighbors,
+        inp.seeds,
+        spread_kwargs=inp.spread,
+        top_k=inp.depth,
+        rng=inp.seed,
+    )
+
+
 def _feature_aware(inp: MethodInputs) -> TagScores:
     if inp.features is None:
         raise MethodSkipped("no dense features (graph-only data)")
     return feature_aware_tags(inp.graph, inp.features, inp.seeds, top_k=inp.depth, rng=inp.seed)
+
+
+def _tagprop_smooth(inp: MethodInputs) -> TagScores:
+    return tagprop_smooth_tags(inp.graph, inp.neighbors, inp.seeds, top_k=inp.depth, rng=inp.seed)
 
 
 def _label_spreading(inp: MethodInputs) -> TagScores:
@@ -121,6 +138,8 @@ def _label_spreading(inp: MethodInputs) -> TagScores:
 METHODS: dict[str, Callable[[MethodInputs], TagScores]] = {
     "spread": _spread,
     "feature_aware": _feature_aware,
+    "spread_tagprop": _spread_tagprop,
+    "tagprop_smooth": _tagprop_smooth,
     "prior": lambda inp: prior_tags(inp.seeds, top_k=inp.depth),
     "random": lambda inp: random_tags(inp.seeds, top_k=inp.depth, rng=derive_seed(inp.seed)),
     "knn_vote": lambda inp: knn_vote_tags(inp.neighbors, inp.seeds, top_k=inp.depth),
