@@ -33,15 +33,13 @@ K = 6
 TOP_K = 4
 
 
-@pytest.fixture(scope="module")
-def data() -> tuple:
-    """Blobs in 4 topics; 60 % of items tagged with their topic's tags plus a noisy extra."""
-    x, labels = blobs(n=N, d=12, centers=4, spread=0.35, seed=5)
-    ids = np.array([f"i{j:03d}" for j in range(N)])
+def _data(n: int) -> tuple:
+    x, labels = blobs(n=n, d=12, centers=4, spread=0.35, seed=5)
+    ids = np.array([f"i{j:03d}" for j in range(n)])
     emb = Embeddings.from_array(x, ids)
     gen = np.random.default_rng(2)
     rows = []
-    for j in range(N):
+    for j in range(n):
         if gen.random() < 0.6:
             rows.append((ids[j], f"topic{labels[j]}"))
             rows.append((ids[j], f"shade{(labels[j] + (gen.random() < 0.3)) % 4}"))
@@ -50,6 +48,12 @@ def data() -> tuple:
     seeds = TagSet.from_frame(pd.DataFrame(rows, columns=["id", "tag"]), ids, min_count=2)
     graph = build_knn_graph(emb, k=K, rng=0)
     return emb, graph, seeds
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple:
+    """Blobs in 4 topics; 60 % of items tagged with their topic's tags plus a noisy extra."""
+    return _data(N)
 
 
 def _ranked(scores: sp.csr_matrix) -> list[list[int]]:
@@ -140,14 +144,27 @@ def test_auto_picks_the_best_holdout_weight_and_calibrates(data: tuple) -> None:
     conf = out.confidence
     assert conf.nnz == out.scores.nnz
     assert (conf.data >= 0).all() and (conf.data <= 1).all()
-    # within the untagged items (one map), a higher blended score never gets a lower confidence
-    untagged = ~np.asarray(seeds.is_tagged, bool)
-    s = out.scores[untagged].toarray().ravel()
-    c = out.confidence[untagged].toarray().ravel()
-    keep = s > 0
-    order = np.argsort(s[keep], kind="stable")
-    assert (np.diff(c[keep][order]) >= -1e-6).all()
-    assert set(tp["calibration"]) == {"untagged", "tagged"}
+    # one map for the untagged items, one for the tagged ones
+    assert tp["calibration"]["method"] == "isotonic"
+    assert tp["calibration"]["tagged"]["method"] == "isotonic"
+
+
+def test_confidence_matches_precision_on_items_whose_tags_are_hidden() -> None:
+    emb, graph, seeds = _data(800)
+    gen = np.random.default_rng(7)
+    hidden = gen.choice(np.flatnonzero(seeds.is_tagged), size=120, replace=False)
+    y = sp.lil_matrix(seeds.matrix)
+    truth = (seeds.matrix[hidden] > 0).toarray()
+    for i in hidden:
+        y[i, :] = 0
+    visible = TagSet(sp.csr_matrix(y), seeds.ids, seeds.tags)
+    out = spread_tagprop_tags(graph, emb, visible, weight="auto", k=5, top_k=TOP_K, rng=1)
+    sub = out.scores[hidden].tocoo()
+    correct = truth[sub.row, sub.col]
+    conf = np.asarray(out.confidence[hidden][sub.row, sub.col]).ravel()
+    assert len(correct) > 300
+    assert abs(conf.mean() - correct.mean()) < 0.1  # calibrated on average
+    assert conf[correct].mean() > conf[~correct].mean()  # and informative
 
 
 def test_observed_tags_are_never_proposed(data: tuple) -> None:
