@@ -5,8 +5,8 @@ hops away; TagProp (:func:`~ccgraph.propagate.tagprop.tagprop_votes`, neighbours
 among the tagged items in the embedding space) is sharp where a tagged near-duplicate exists.
 :func:`spread_tagprop_tags` mixes their row-normalised scores with a weight chosen (or given)
 on held-out *visible* tags, and maps the blended score to a probability with an isotonic fit
-(:mod:`ccgraph.propagate.calibration`) on the same holdout. The holdout helpers here are
-shared with the evaluation harness.
+(the pool-adjacent-violators fit of :mod:`ccgraph.propagate.calibration`) on the same
+holdout. The holdout helpers here are shared with the evaluation harness.
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from ccgraph._random import RngLike, as_generator, derive_seed
 from ccgraph._validation import check_float, check_int
 from ccgraph.containers import Embeddings, KnnGraph, TagScores, TagSet, check_same_ids
 from ccgraph.exceptions import InputError, ParameterError
-from ccgraph.propagate.calibration import fit_from_predictions
 from ccgraph.propagate.tagprop import (
     Neighbors,
     blend_scores,
@@ -47,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: Candidate TagProp weights of ``weight="auto"`` (0 = spreading only, 1 = TagProp only).
 WEIGHT_GRID = tuple(float(w) for w in np.round(np.linspace(0, 1, 11), 2))
+#: Below this many held-out predictions a confidence map is the constant base rate.
+MIN_FIT_POINTS = 30
 
 K = TypeVar("K", bound=Hashable)
 
@@ -163,37 +163,40 @@ def choose_on_holdout(
     return max(grid, key=lambda g: scores[g]), scores
 
 
-def _ranks(m: sp.csr_matrix) -> np.ndarray:
-    """1-based rank of every stored entry within its row (highest score first), CSR order."""
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    order = np.lexsort((-m.data, rows))
-    rank = np.empty(m.nnz, dtype=np.int64)
-    rank[order] = np.arange(m.nnz) - np.repeat(m.indptr[:-1], np.diff(m.indptr))
-    return rank + 1
+def _isotonic_map(score: np.ndarray, label: np.ndarray) -> dict[str, Any]:
+    """Isotonic (PAV) knots of P(correct) on the blended score; the base rate below 30 points."""
+    from ccgraph.propagate.calibration import _isotonic
+
+    base = float(label.mean()) if len(label) else 0.0
+    if len(label) < MIN_FIT_POINTS or base in (0.0, 1.0):
+        return {"method": "constant", "base_rate": base, "n_fit": len(label), "x": [], "y": []}
+    x, y = _isotonic(score.astype(np.float64), label.astype(np.float64))
+    return {
+        "method": "isotonic",
+        "base_rate": base,
+        "n_fit": len(label),
+        "x": x.tolist(),
+        "y": y.tolist(),
+    }
 
 
-def _holdout_table(pred: sp.csr_matrix, hold: Holdout) -> pd.DataFrame:
-    """Held-out items' predictions: ``score, rank, mass, observed, correct`` per pair.
+def _apply_map(m: Mapping[str, Any], score: np.ndarray) -> np.ndarray:
+    if m["method"] == "constant":
+        return np.full(score.shape, m["base_rate"])
+    from ccgraph.propagate.calibration import _interp
 
-    ``observed`` is the number of tags the item kept (0 for the cold items), so the tagged
-    items get their own map as in :func:`~ccgraph.propagate.calibration.fit_from_predictions`.
-    """
-    rows = np.sort(np.concatenate([hold.cold, hold.partial]))
-    sub = sp.csr_matrix(pred[rows])
-    sub.sort_indices()
-    r = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
-    truth = sp.csr_matrix(hold.truth[rows])
-    correct = np.asarray(truth[r, sub.indices]).ravel() > 0 if sub.nnz else np.zeros(0, bool)
-    kept = np.diff(sp.csr_matrix(hold.seeds.matrix[rows]).indptr)
-    return pd.DataFrame(
-        {
-            "score": sub.data.astype(np.float64),
-            "rank": _ranks(sub),
-            "mass": 1.0,  # rows of the blend are shares already
-            "observed": kept[r],
-            "correct": correct.astype(np.float64),
-        }
-    )
+    return _interp(np.asarray(score, dtype=np.float64), np.asarray(m["x"]), np.asarray(m["y"]))
+
+
+def _fit_maps(pred: sp.csr_matrix, hold: Holdout) -> dict[str, dict[str, Any]]:
+    """One map for untagged items (fitted on the cold rows), one for tagged (partial rows)."""
+    out = {}
+    for name, rows in (("untagged", hold.cold), ("tagged", hold.partial)):
+        sub = pred[rows].tocoo()
+        truth = sp.csr_matrix(hold.truth[rows])
+        label = (np.asarray(truth[sub.row, sub.col]).ravel() if sub.nnz else np.zeros(0)) > 0
+        out[name] = _isotonic_map(sub.data, label)
+    return out
 
 
 def _spread(graph: KnnGraph, seeds: TagSet, kwargs: Mapping[str, Any], top_k: int, rng: Any):
@@ -250,21 +253,17 @@ def spread_tagprop_tags(
     Returns
     -------
     TagScores
-        ``scores`` the blend; ``confidence`` its calibrated probability
-        (:class:`~ccgraph.propagate.Calibrator` fitted on the held-out pairs: one map for
-        items without observed tags, fitted on the held-out items that lost all their tags,
-        one for the others, fitted on those that lost some); ``params``: the spreading's,
-        plus ``tagprop_weight`` (the :math:`w` used) and ``tagprop`` (held-out MAP per
-        weight, ``sigma``, ``k``, the ``calibration`` maps).
+        ``scores`` the blend; ``confidence`` its isotonic map (one fitted on the held-out items
+        that lost all their tags, for items without observed tags; one on those that lost
+        some, for the others); ``params``: the spreading's, plus ``tagprop_weight`` (the
+        :math:`w` used) and ``tagprop`` (held-out MAP per weight, ``sigma``, ``k``, the maps).
 
     Notes
     -----
     :math:`s(i, t) = (1-w)\,F_{it} / \sum_u F_{iu} + w\,P_{it} / \sum_u P_{iu}` over each
     method's top ``top_k`` proposals, :math:`F` the spread scores, :math:`P` TagProp's votes;
-    the confidence is :math:`g(z)`, :math:`z` a logistic ranking score of :math:`\log s` and
-    the tag's log rank in the item, :math:`g` the non-decreasing least-squares fit (pool
-    adjacent violators) of the held-out pairs' correctness on :math:`z`
-    (:func:`~ccgraph.propagate.calibration.fit_from_predictions`).
+    the confidence is :math:`g(s)`, :math:`g` the non-decreasing least-squares fit of the
+    held-out pairs' correctness on their blended score (pool adjacent violators).
 
     References
     ----------
@@ -326,16 +325,17 @@ def spread_tagprop_tags(
         )
 
     best, holdout_scores = choose_on_holdout(hold, held_out, grid)
-    calibrator = fit_from_predictions(_holdout_table(held_out(best), hold))
+    maps = _fit_maps(held_out(best), hold)
     log.info("spread_tagprop: TagProp weight %g (held-out MAP %.3f)", best, holdout_scores[best])
     sf = _spread(graph, seeds, kwargs, top_k, spread_seed)
     tf, fit = tagprop_proposals(neighbors, seeds, top_k=top_k)
     mix = blend_scores(sf.scores, tf, weight=best)
     out = top_k_sparse(lambda r: mix[r].toarray(), n, seeds, top_k=top_k, positive_only=True)
     rows = np.repeat(np.arange(n), np.diff(out.indptr))
-    observed = np.diff(sp.csr_matrix(seeds.matrix).indptr)[rows]
-    mass = np.ones(out.nnz)
-    conf = calibrator.predict(out.data.astype(np.float64), _ranks(out), mass, observed=observed)
+    tagged = np.asarray(seeds.is_tagged, dtype=bool)[rows]
+    conf = np.empty(out.nnz, dtype=np.float64)
+    conf[~tagged] = _apply_map(maps["untagged"], out.data[~tagged])
+    conf[tagged] = _apply_map(maps["tagged"], out.data[tagged])
     keep = conf >= min_confidence
     scores = sp.csr_matrix((out.data[keep], (rows[keep], out.indices[keep])), shape=out.shape)
     confidence = sp.csr_matrix(
@@ -352,7 +352,7 @@ def spread_tagprop_tags(
             "grid": [[float(w), holdout_scores[w]] for w in grid],
             "sigma": fit["sigma"],
             "k": neighbors.k,
-            "calibration": calibrator.describe(),
+            "calibration": maps,
         },
     }
     return TagScores(
