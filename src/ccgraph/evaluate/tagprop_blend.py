@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ccgraph._random import RngLike, as_generator, derive_seed
+from ccgraph._random import RngLike
 from ccgraph._validation import check_choice, check_float, check_int
 from ccgraph.containers import KnnGraph, TagScores, TagSet, check_same_ids
 from ccgraph.evaluate.baselines import tagprop_tags
 from ccgraph.exceptions import InputError
-from ccgraph.propagate.spread_tagprop import choose_on_holdout, drop_neighbors, tagprop_holdout
+from ccgraph.propagate.spread_tagprop import choose_on_holdout, drop_neighbors, seeded_holdout
 from ccgraph.propagate.tagprop import Neighbors, blend_scores, row_normalize, top_k_sparse
 
 __all__ = ["blend_scores", "row_normalize", "spread_tagprop_tags"]
@@ -121,12 +121,8 @@ def spread_tagprop_tags(
         )
     kwargs = dict(spread_kwargs or {})
     # an int seed reaches spread_tags as given: w = 0 is then the `spread` method exactly
-    spread_seed = rng if isinstance(rng, (int, np.integer)) else derive_seed(as_generator(rng))
-    hold = tagprop_holdout(
-        seeds,
-        fraction=val_fraction,
-        tag_fraction=val_tag_fraction,
-        rng=derive_seed(as_generator(spread_seed)),
+    spread_seed, hold = seeded_holdout(
+        seeds, fraction=val_fraction, tag_fraction=val_tag_fraction, rng=rng
     )
     scores: dict[float, float] = {}
     if len(grid) > 1:

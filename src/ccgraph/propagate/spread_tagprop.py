@@ -37,6 +37,7 @@ __all__ = [
     "choose_on_holdout",
     "drop_neighbors",
     "holdout_map",
+    "seeded_holdout",
     "spread_tagprop_tags",
     "tagprop_holdout",
 ]
@@ -141,6 +142,24 @@ def holdout_map(
     hits = np.take_along_axis(y & np.isfinite(p), order, axis=1)
     prec = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
     return float(((prec * hits).sum(axis=1) / np.maximum(y.sum(axis=1), 1)).mean())
+
+
+def seeded_holdout(
+    seeds: TagSet, *, fraction: float, tag_fraction: float, rng: RngLike
+) -> tuple[int, Holdout]:
+    """The spreading's seed and a :func:`tagprop_holdout` drawn from it.
+
+    An int ``rng`` is the spreading's seed as given (so the blend at :math:`w = 0` is the
+    spreading of the same seed exactly); a Generator or None gives a derived seed.
+    """
+    spread_seed = rng if isinstance(rng, (int, np.integer)) else derive_seed(as_generator(rng))
+    hold = tagprop_holdout(
+        seeds,
+        fraction=fraction,
+        tag_fraction=tag_fraction,
+        rng=derive_seed(as_generator(spread_seed)),
+    )
+    return int(spread_seed), hold
 
 
 def choose_on_holdout(
@@ -307,12 +326,8 @@ def spread_tagprop_tags(
     )
     check_same_ids(neighbors.ids, seeds.ids, what="neighbours and seed tags")
     kwargs = dict(spread_kwargs or {})
-    spread_seed = rng if isinstance(rng, (int, np.integer)) else derive_seed(as_generator(rng))
-    hold = tagprop_holdout(
-        seeds,
-        fraction=val_fraction,
-        tag_fraction=val_tag_fraction,
-        rng=derive_seed(as_generator(spread_seed)),
+    spread_seed, hold = seeded_holdout(
+        seeds, fraction=val_fraction, tag_fraction=val_tag_fraction, rng=rng
     )
     sv = _spread(graph, hold.seeds, kwargs, top_k, spread_seed).scores
     tv, _ = tagprop_proposals(drop_neighbors(neighbors, hold.cold), hold.seeds, top_k=top_k)
