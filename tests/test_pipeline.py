@@ -229,3 +229,63 @@ def test_run_of_a_config_that_is_neither_path_nor_mapping(config: object) -> Non
     # before: TypeError ('int' object is not iterable) from dict(config)
     with pytest.raises(ccgraph.ParameterError, match=r"`config` must be a Config, .*got"):
         ccgraph.run(config)  # type: ignore[arg-type]
+
+
+def _check_run_dir(run: Path) -> None:
+    checker = shared_data_dir().parent / "tools" / "check_run_dir.py"
+    if checker.exists():
+        proc = subprocess.run(
+            [sys.executable, str(checker), str(run)], capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _observed(run: Path) -> pd.DataFrame:
+    tags = pd.read_parquet(run / "tags.parquet")
+    obs = tags[tags["source"] == "observed"].sort_values(["id", "tag"], kind="stable")
+    return obs.reset_index(drop=True)
+
+
+def test_tagprop_weight_auto_writes_a_calibrated_blend(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    assert main(["run", str(cfg), "--out", str(tmp_path / "plain"), "-q"]) == 0
+    blend_args = ["--set", "propagate.tags.tagprop_weight=auto", "--set", "graph.k=6"]
+    assert main(["run", str(cfg), "--out", str(tmp_path / "blend"), "-q", *blend_args]) == 0
+    run = tmp_path / "blend"
+    _check_run_dir(run)
+    pd.testing.assert_frame_equal(_observed(run), _observed(tmp_path / "plain"))
+    tags = pd.read_parquet(run / "tags.parquet")
+    inferred = tags[tags["source"] == "inferred"]
+    assert len(inferred) > 0
+    assert inferred["confidence"].between(0, 1).all()
+    observed = set(zip(*(_observed(run)[c] for c in ("id", "tag")), strict=True))
+    assert not observed & set(zip(inferred["id"], inferred["tag"], strict=True))
+    stage = json.loads((run / "manifest.json").read_text())["stages"]["tags"]
+    grid = dict((w, s) for w, s in stage["tagprop"]["grid"])
+    assert stage["tagprop_weight"] in grid
+    assert grid[stage["tagprop_weight"]] == max(grid.values())
+    assert stage["tagprop"]["k"] == 6  # tagprop_k defaults to graph.k
+    assert set(stage["tagprop"]["calibration"]) == {"untagged", "tagged"}
+
+
+def test_tagprop_weight_null_leaves_outputs_bit_identical(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    main(["run", str(cfg), "--out", str(tmp_path / "a"), "-q"])
+    null = ["--set", "propagate.tags.tagprop_weight=null"]
+    main(["run", str(cfg), "--out", str(tmp_path / "b"), "-q", *null])
+    for name in ("items.parquet", "tags.parquet", "clusters.parquet", "graph.npz"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    stages = [json.loads((tmp_path / d / "manifest.json").read_text())["stages"] for d in "ab"]
+    assert stages[0]["tags"] == stages[1]["tags"]
+
+
+def test_update_of_a_tagprop_run_is_refused(tmp_path: Path) -> None:
+    from ccgraph.exceptions import InputError
+    from ccgraph.update import update_run
+
+    cfg = write_config(tmp_path)
+    main(["run", str(cfg), "--out", str(tmp_path / "blend"), "-q",
+          "--set", "propagate.tags.tagprop_weight=0.5"])  # fmt: skip
+    with pytest.raises(InputError, match=r"propagate\.tags\.tagprop_weight.*ccgraph run"):
+        update_run(tmp_path / "blend", tmp_path / "catalog.csv", out=tmp_path / "up")
+    assert not (tmp_path / "up").exists()

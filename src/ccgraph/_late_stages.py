@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ccgraph.config import Config
-from ccgraph.containers import Catalog, KnnGraph, Partition, TagScores, TagSet
+from ccgraph.containers import Catalog, Embeddings, KnnGraph, Partition, TagScores, TagSet
 from ccgraph.exceptions import DataQualityWarning
 
 __all__ = [
@@ -91,33 +91,82 @@ def describe_levels(
 
 
 def spread_stage(
-    graph: KnnGraph, seeds: TagSet, partition: Partition, cfg: Config
+    graph: KnnGraph,
+    seeds: TagSet,
+    partition: Partition,
+    cfg: Config,
+    *,
+    embeddings: Mapping[str, Embeddings] | None = None,
 ) -> tuple[TagScores, dict[str, Any]]:
-    """:func:`~ccgraph.propagate.spread_tags` with ``propagate.tags``; the manifest entry."""
+    """:func:`~ccgraph.propagate.spread_tags` with ``propagate.tags``; the manifest entry.
+
+    With ``propagate.tags.tagprop_weight`` set, the tags are
+    :func:`~ccgraph.propagate.spread_tagprop.spread_tagprop_tags`: the spreading blended with
+    TagProp's votes, the neighbours searched among the tagged items in ``embeddings``' dense
+    modalities fused (:func:`~ccgraph.propagate.tagprop.fused_features`, as the evaluation
+    harness does); ``stages.tags`` then records ``tagprop_weight`` and the confidence maps.
+    """
     from ccgraph.propagate import spread_tags
 
     t = cfg.propagate.tags
-    inferred = spread_tags(
+    kwargs: dict[str, Any] = {
+        "alpha": t.alpha,
+        "tol": t.tol,
+        "max_iter": t.max_iter,
+        "tag_block": t.tag_block,
+        "calibration_tag_fraction": t.calibration_tag_fraction,
+        "cluster_prior": t.cluster_prior,
+        "partition": partition,
+        "dtype": t.dtype,
+        "reorder": t.reorder,
+        "solver": t.solver,
+        "prune": t.prune,
+        "freeze": t.freeze,
+    }
+    if t.tagprop_weight is not None:
+        inferred = _blend_stage(graph, seeds, cfg, kwargs, embeddings)
+    else:
+        inferred = spread_tags(
+            graph,
+            seeds,
+            top_k=t.top_k,
+            min_confidence=t.min_confidence,
+            calibrator=t.calibrator,
+            rng=cfg.seed,
+            **kwargs,
+        )
+    return inferred, tags_info(inferred)
+
+
+def _blend_stage(
+    graph: KnnGraph,
+    seeds: TagSet,
+    cfg: Config,
+    kwargs: Mapping[str, Any],
+    embeddings: Mapping[str, Embeddings] | None,
+) -> TagScores:
+    from ccgraph.exceptions import ConfigError
+    from ccgraph.propagate.spread_tagprop import spread_tagprop_tags
+    from ccgraph.propagate.tagprop import fused_features
+
+    t = cfg.propagate.tags
+    features = fused_features(embeddings or {}, graph.ids)
+    if features is None:
+        raise ConfigError(
+            "propagate.tags.tagprop_weight needs a dense embedding (text, image or precomputed "
+            "vectors) for TagProp's neighbours; this run has none: set it to null"
+        )
+    return spread_tagprop_tags(
         graph,
+        features,
         seeds,
-        alpha=t.alpha,
-        tol=t.tol,
-        max_iter=t.max_iter,
-        tag_block=t.tag_block,
+        weight=t.tagprop_weight,  # type: ignore[arg-type]
+        k=t.tagprop_k or cfg.graph.k,
+        spread_kwargs=kwargs,
         top_k=t.top_k,
         min_confidence=t.min_confidence,
-        calibrator=t.calibrator,
-        calibration_tag_fraction=t.calibration_tag_fraction,
-        cluster_prior=t.cluster_prior,
-        partition=partition,
         rng=cfg.seed,
-        dtype=t.dtype,
-        reorder=t.reorder,
-        solver=t.solver,
-        prune=t.prune,
-        freeze=t.freeze,
     )
-    return inferred, tags_info(inferred)
 
 
 def tags_info(inferred: TagScores) -> dict[str, Any]:

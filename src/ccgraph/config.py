@@ -470,6 +470,27 @@ class TagPropagationConfig(_Section):
     freeze: int = Field(
         8, ge=1, description="Sweeps before the pruned solver fixes each item's kept tags."
     )
+    tagprop_weight: Literal["auto"] | float | None = Field(
+        None,
+        description="Blend the spread scores with TagProp's votes (neighbours among the tagged "
+        "items in the fused dense embeddings): (1 - w) x spread + w x TagProp, each item's "
+        "scores normalised to sum to one; confidence = isotonic map of the blend fitted on "
+        "held-out visible tags. `null`: spreading only; `auto`: w in {0, 0.1, ..., 1} chosen "
+        "on held-out visible tags; a number in [0, 1]: that w. Local engine only; a run made "
+        "with it cannot be updated (`ccgraph update`).",
+    )
+    tagprop_k: int | None = Field(
+        None,
+        ge=1,
+        description="TagProp's neighbours per item (with `tagprop_weight`); default `graph.k`.",
+    )
+
+    @field_validator("tagprop_weight")
+    @classmethod
+    def _tagprop_weight(cls, v: str | float | None) -> str | float | None:
+        if v is not None and not isinstance(v, str) and not (math.isfinite(v) and 0 <= v <= 1):
+            raise ValueError("must be null, 'auto' or a number in [0, 1]")
+        return v
 
 
 class PopularityConfig(_Section):

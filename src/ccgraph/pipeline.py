@@ -173,7 +173,7 @@ def run(
         t = cfg.propagate.tags
         with timer.stage("tags"):
             inferred, stages["tags"] = _late_stages.spread_stage(
-                graph, seeds, levels[default_level], cfg
+                graph, seeds, levels[default_level], cfg, embeddings=embeddings
             )
             if t.explain:
                 extras["explanations"] = explain_tags(graph, seeds, pairs=inferred, alpha=t.alpha)

@@ -5,7 +5,6 @@ Also the per-repeat side studies (cluster coherence, held-out popularity).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ from ccgraph.config import Config, EvaluateConfig
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, TagSet
 from ccgraph.evaluate.clusters import tag_coherence
 from ccgraph.exceptions import ConfigError, InputError
+from ccgraph.propagate.tagprop import fused_features as dense_features
 
 __all__ = [
     "GraphSource",
@@ -24,6 +24,7 @@ __all__ = [
     "load_catalog",
     "popularity_study",
     "spread_kwargs",
+    "tagprop_settings",
 ]
 
 
@@ -46,23 +47,6 @@ def load_catalog(cfg: Config, settings: EvaluateConfig) -> Catalog:
     from ccgraph.io import read_catalog_from_config
 
     return read_catalog_from_config(cfg.data, cfg.base_dir)
-
-
-def dense_features(embeddings: Mapping[str, Embeddings], ids: np.ndarray) -> Embeddings | None:
-    """Dense modalities aligned to ``ids`` (missing rows zero), each L2-normalised, concatenated."""
-    parts = []
-    for emb in embeddings.values():
-        if emb.kind != "dense":
-            continue
-        v = np.zeros((len(ids), emb.vectors.shape[1]), dtype=np.float32)
-        pos = pd.Index(emb.ids).get_indexer(ids)
-        ok = pos >= 0
-        x = np.asarray(emb.vectors[pos[ok]], dtype=np.float32)
-        v[ok] = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        parts.append(v)
-    if not parts:
-        return None
-    return Embeddings(np.hstack(parts), ids, "dense", {"modalities": sorted(embeddings)})
 
 
 class GraphSource:
@@ -142,6 +126,18 @@ def spread_kwargs(cfg: Config | None) -> dict[str, Any]:
         "dtype": t.dtype,
         "reorder": t.reorder,
     }
+
+
+def tagprop_settings(cfg: Config | None, k_default: int) -> dict[str, Any]:
+    """``propagate.tags.tagprop_weight`` and its neighbour count (default ``k_default``).
+
+    With a weight set, the harness's ``spread`` method is the run's blend
+    (:func:`ccgraph.propagate.spread_tagprop.spread_tagprop_tags`); empty without one.
+    """
+    if cfg is None or cfg.propagate.tags.tagprop_weight is None:
+        return {}
+    t = cfg.propagate.tags
+    return {"weight": t.tagprop_weight, "k": t.tagprop_k or k_default}
 
 
 def cluster_coherence(graph: KnnGraph, seeds: TagSet, seed: int) -> dict[str, Any]:

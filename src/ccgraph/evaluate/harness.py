@@ -31,6 +31,7 @@ from ccgraph.evaluate._inputs import (
     load_catalog,
     popularity_study,
     spread_kwargs,
+    tagprop_settings,
 )
 from ccgraph.evaluate.methods import METHODS, MethodInputs, MethodSkipped, run_method
 from ccgraph.evaluate.output import EvaluationResult, check_writable, write_result
@@ -276,6 +277,7 @@ def _run_tags(
             k_neighbors=k_nb,
             seed=split.seed,
             spread=spread_kwargs(cfg),
+            tagprop=tagprop_settings(cfg, k_nb),
         )
         for name in names:
             t0 = time.perf_counter()

@@ -61,6 +61,9 @@ class MethodInputs:
         Seed of this repeat.
     spread
         Keyword arguments for :func:`ccgraph.propagate.spread_tags`.
+    tagprop
+        ``weight`` and ``k`` of ``propagate.tags.tagprop_weight`` / ``tagprop_k``: when set,
+        ``spread`` is the run's blend with TagProp (calibrated on held-out visible tags).
     """
 
     graph: KnnGraph
@@ -70,6 +73,7 @@ class MethodInputs:
     k_neighbors: int = 15
     seed: int = 0
     spread: Mapping[str, Any] = field(default_factory=dict)
+    tagprop: Mapping[str, Any] = field(default_factory=dict)
     _neighbors: Neighbors | None = None
 
     @property
@@ -91,6 +95,22 @@ class MethodInputs:
 
 def _spread(inp: MethodInputs) -> TagScores:
     from ccgraph.propagate import spread_tags
+
+    if inp.tagprop:  # propagate.tags.tagprop_weight set: the run's blend
+        from ccgraph.propagate.spread_tagprop import spread_tagprop_tags as run_blend
+
+        if inp.features is None:
+            raise MethodSkipped("propagate.tags.tagprop_weight needs dense features")
+        return run_blend(
+            inp.graph,
+            inp.features,
+            inp.seeds,
+            weight=inp.tagprop["weight"],
+            k=inp.tagprop["k"],
+            spread_kwargs=inp.spread,
+            top_k=inp.depth,
+            rng=inp.seed,
+        )
 
     kwargs = {"top_k": inp.depth, "min_confidence": 0.0, "rng": inp.seed, **inp.spread}
     kwargs["top_k"] = inp.depth

@@ -15,38 +15,17 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ccgraph._random import RngLike, as_generator, derive_seed
+from ccgraph._random import RngLike
 from ccgraph._validation import check_choice, check_float, check_int
 from ccgraph.containers import KnnGraph, TagScores, TagSet, check_same_ids
-from ccgraph.evaluate.baselines import Neighbors, tagprop_tags, top_k_sparse
-from ccgraph.evaluate.tagprop_smooth import drop_neighbors, holdout_map, tagprop_holdout
+from ccgraph.evaluate.baselines import tagprop_tags
 from ccgraph.exceptions import InputError
+from ccgraph.propagate.spread_tagprop import choose_on_holdout, drop_neighbors, seeded_holdout
+from ccgraph.propagate.tagprop import Neighbors, blend_scores, row_normalize, top_k_sparse
 
 __all__ = ["blend_scores", "row_normalize", "spread_tagprop_tags"]
 
 log = logging.getLogger(__name__)
-
-
-def row_normalize(m: sp.spmatrix) -> sp.csr_matrix:
-    """Each row divided by its sum (all-zero rows stay zero).
-
-    Examples
-    --------
-    >>> row_normalize(sp.csr_matrix([[1.0, 3.0], [0.0, 0.0]])).toarray().tolist()
-    [[0.25, 0.75], [0.0, 0.0]]
-    """
-    m = sp.csr_matrix(m, dtype=np.float64)
-    total = np.asarray(m.sum(axis=1)).ravel()
-    inv = np.where(total > 0, 1.0 / np.where(total > 0, total, 1.0), 0.0)
-    return sp.csr_matrix(sp.diags(inv) @ m)
-
-
-def blend_scores(a: sp.spmatrix, b: sp.spmatrix, *, weight: float) -> sp.csr_matrix:
-    r""":math:`(1-w)\,\bar a + w\,\bar b`, :math:`\bar x` = ``x`` with rows summing to one."""
-    weight = check_float("weight", weight, low=0, high=1)
-    if a.shape != b.shape:
-        raise InputError(f"score matrices differ in shape: {a.shape} vs {b.shape}")
-    return sp.csr_matrix((1 - weight) * row_normalize(a) + weight * row_normalize(b))
 
 
 def _mix(spread: TagScores, tagprop: TagScores, weight: float, scale: str) -> sp.csr_matrix:
@@ -142,12 +121,8 @@ def spread_tagprop_tags(
         )
     kwargs = dict(spread_kwargs or {})
     # an int seed reaches spread_tags as given: w = 0 is then the `spread` method exactly
-    spread_seed = rng if isinstance(rng, (int, np.integer)) else derive_seed(as_generator(rng))
-    hold = tagprop_holdout(
-        seeds,
-        fraction=val_fraction,
-        tag_fraction=val_tag_fraction,
-        rng=derive_seed(as_generator(spread_seed)),
+    spread_seed, hold = seeded_holdout(
+        seeds, fraction=val_fraction, tag_fraction=val_tag_fraction, rng=rng
     )
     scores: dict[float, float] = {}
     if len(grid) > 1:
@@ -155,11 +130,7 @@ def spread_tagprop_tags(
         tv = tagprop_tags(
             drop_neighbors(neighbors, hold.cold), hold.seeds, top_k=top_k, weighting=weighting
         )
-        for w in grid:
-            pred = _mix(sv, tv, w, scale)
-            parts = [holdout_map(pred, hold.truth, r) for r in (hold.cold, hold.partial)]
-            scores[w] = float(np.nanmean(parts)) if not np.isnan(parts).all() else 0.0
-        best = max(grid, key=lambda w: scores[w])  # first best wins ties (grid order)
+        best, scores = choose_on_holdout(hold, lambda w: _mix(sv, tv, w, scale), grid)
     else:
         best = grid[0]
     log.info("spread_tagprop: TagProp weight %g (held-out MAP %s)", best, scores.get(best))

@@ -12,17 +12,23 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from ccgraph._random import RngLike, as_generator
-from ccgraph._validation import check_choice, check_float, check_int
+from ccgraph._validation import check_choice, check_int
 from ccgraph.containers import KnnGraph, TagScores, TagSet, check_same_ids
-from ccgraph.evaluate.baselines import Neighbors, tagprop_votes, top_k_sparse
 from ccgraph.evaluate.feature_aware import correct_and_smooth, normalized_adjacency
 from ccgraph.exceptions import InputError
+from ccgraph.propagate.spread_tagprop import (
+    Holdout,
+    choose_on_holdout,
+    drop_neighbors,
+    holdout_map,
+    tagprop_holdout,
+)
+from ccgraph.propagate.tagprop import Neighbors, tagprop_votes, top_k_sparse
 
 __all__ = [
     "Holdout",
@@ -36,69 +42,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CLAMPS = ("entries", "rows")
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Holdout:
-    """Visible tags split into what the validation run sees and what it must recover.
-
-    Attributes
-    ----------
-    seeds
-        The visible tags minus the held-out ones (same ids and vocabulary).
-    truth
-        CSR ``[n_items, n_tags]`` of the held-out (item, tag) pairs.
-    cold, partial
-        Held-out items that lost all their tags, and those that lost only some.
-    """
-
-    seeds: TagSet
-    truth: sp.csr_matrix
-    cold: np.ndarray
-    partial: np.ndarray
-
-
-def tagprop_holdout(
-    seeds: TagSet, *, fraction: float = 0.2, tag_fraction: float = 0.3, rng: RngLike = None
-) -> Holdout:
-    """Hold out ``fraction`` of the tagged items: half lose every tag, half ``tag_fraction``.
-
-    The two halves mirror the two ways an item's tags go missing (cold start; some tags
-    missing). A "partial" item keeps at least one tag, so items with a single tag go cold.
-    """
-    fraction = check_float("fraction", fraction, low=0, high=1, low_inclusive=False)
-    tag_fraction = check_float(
-        "tag_fraction", tag_fraction, low=0, high=1, low_inclusive=False, high_inclusive=False
-    )
-    gen = as_generator(rng)
-    y = sp.csr_matrix(seeds.matrix > 0, dtype=np.float64)
-    tagged = np.flatnonzero(seeds.is_tagged)
-    perm = gen.permutation(tagged)
-    n_val = max(1, round(fraction * len(tagged)))
-    val = perm[:n_val]
-    counts = np.diff(y.indptr)
-    half = val[n_val // 2 :]
-    partial = np.sort(half[counts[half] >= 2])
-    cold = np.sort(np.setdiff1d(val, partial))
-    hide = sp.lil_matrix(y.shape, dtype=np.float64)
-    for i in cold:
-        hide[i, y.indices[y.indptr[i] : y.indptr[i + 1]]] = 1.0
-    for i in partial:
-        cols = y.indices[y.indptr[i] : y.indptr[i + 1]]
-        m = min(max(1, round(tag_fraction * len(cols))), len(cols) - 1)
-        hide[i, gen.choice(cols, size=m, replace=False)] = 1.0
-    truth = hide.tocsr()
-    kept = sp.csr_matrix(seeds.matrix - seeds.matrix.multiply(truth))
-    kept.eliminate_zeros()
-    return Holdout(TagSet(kept, seeds.ids, seeds.tags), truth, cold, partial)
-
-
-def drop_neighbors(neighbors: Neighbors, rows: np.ndarray) -> Neighbors:
-    """The same lists without the neighbours in ``rows`` (now untagged: nothing to vote)."""
-    gone = np.isin(neighbors.index, rows)
-    index = np.where(gone, -1, neighbors.index)
-    sim = np.where(gone, 0.0, neighbors.similarity).astype(neighbors.similarity.dtype)
-    return Neighbors(index, sim, neighbors.ids)
 
 
 def smooth_votes(
@@ -148,35 +91,6 @@ def smooth_votes(
         smooth_alpha=smooth_alpha,
         n_iter=n_iter,
     )
-
-
-def holdout_map(
-    pred: np.ndarray | sp.spmatrix,
-    truth: sp.csr_matrix,
-    rows: np.ndarray,
-    *,
-    seen: sp.spmatrix | None = None,
-) -> float:
-    """Mean over ``rows`` of the average precision of ``pred`` for the held-out ``truth``.
-
-    A sparse ``pred`` ranks only its stored entries (a relevant tag it leaves out counts as
-    missed, as the harness scores); ``seen`` entries (visible tags) are not ranked.
-    """
-    if not len(rows):
-        return float("nan")
-    if sp.issparse(pred):
-        sub = sp.csr_matrix(pred)[rows]
-        p = np.full(sub.shape, -np.inf)
-        p[np.repeat(np.arange(len(rows)), np.diff(sub.indptr)), sub.indices] = sub.data
-    else:
-        p = np.array(pred[rows], dtype=np.float64)
-    if seen is not None:
-        p[sp.csr_matrix(seen)[rows].toarray() > 0] = -np.inf
-    y = truth[rows].toarray() > 0
-    order = np.argsort(-p, axis=1, kind="stable")
-    hits = np.take_along_axis(y & np.isfinite(p), order, axis=1)
-    prec = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
-    return float(((prec * hits).sum(axis=1) / np.maximum(y.sum(axis=1), 1)).mean())
 
 
 def tagprop_smooth_tags(
@@ -272,15 +186,14 @@ def tagprop_smooth_tags(
     votes, _ = tagprop_votes(drop_neighbors(neighbors, hold.cold), hold.seeds, weighting=weighting)
     base = votes.toarray().astype(np.float64)
     seen = hold.seeds.matrix
-    scores: dict[tuple[str, float, float], float] = {}
-    for setting in grid:
+
+    def predict(setting: tuple[str, float, float]) -> np.ndarray:
         clamp, ca, sa = setting
-        pred = smooth_votes(
+        return smooth_votes(
             s, base, hold.seeds, smooth_alpha=sa, correct_alpha=ca, clamp=clamp, n_iter=n_iter
         )
-        parts = [holdout_map(pred, hold.truth, r, seen=seen) for r in (hold.cold, hold.partial)]
-        scores[setting] = float(np.nanmean(parts)) if not np.isnan(parts).all() else 0.0
-    best = max(grid, key=lambda g: scores[g])  # first best wins ties (grid order)
+
+    best, scores = choose_on_holdout(hold, predict, grid, seen=seen)
     clamp, ca, sa = best
     log.info(
         "tagprop_smooth: clamp=%s correct=%g smooth=%g (held-out MAP %.3f; TagProp alone %.3f)",

@@ -68,6 +68,12 @@ def run_spark(
     ex = cfg.execution
     if cfg.graph.weighting != "cosine":
         raise ConfigError("execution.engine: spark supports `graph.weighting: cosine` only")
+    if cfg.propagate.tags.tagprop_weight is not None:
+        raise ConfigError(
+            "execution.engine: spark does not blend TagProp's votes into the tags; got "
+            f"propagate.tags.tagprop_weight={cfg.propagate.tags.tagprop_weight!r}: set it to "
+            "null, or run this config with execution.engine: local"
+        )
     if cfg.propagate.tags.enabled and cfg.propagate.tags.cluster_prior > 0:
         raise ConfigError(
             "execution.engine: spark does not mix a cluster prior into the tag seeds; got "

@@ -53,6 +53,14 @@ def _config(
         overrides = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
     base = manifest.get("stages", {}).get("persist", {}).get("base_dir")
     recorded = config_from_mapping(raw, base_dir=base, source="the run's config")
+    if recorded.propagate.tags.tagprop_weight is not None:
+        raise InputError(
+            "the run was made with `propagate.tags.tagprop_weight` "
+            f"({recorded.propagate.tags.tagprop_weight!r}): an update cannot refresh TagProp's "
+            "blend incrementally. Rebuild instead with `ccgraph run CONFIG` (the run's config "
+            "with the new items), adding `--set cluster.previous_run=RUN_DIR` to keep the "
+            "cluster IDs"
+        )
     source = "the run's config with the overrides (--set)" if overrides else "the run's config"
     cfg = config_from_mapping(
         apply_overrides(raw, list(overrides or [])), base_dir=base, source=source
