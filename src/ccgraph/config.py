@@ -477,7 +477,9 @@ class TagPropagationConfig(_Section):
         "scores normalised to sum to one; confidence = isotonic map of the blend fitted on "
         "held-out visible tags. `null`: spreading only; `auto`: w in {0, 0.1, ..., 1} chosen "
         "on held-out visible tags; a number in [0, 1]: that w. Local engine only; a run made "
-        "with it cannot be updated (`ccgraph update`).",
+        "with it cannot be updated (`ccgraph update`). With `tags` in `embed.text.fields`, "
+        "the confidences of items without tags run high (held-out items keep their tags' "
+        "text; docs/evaluation.md).",
     )
     tagprop_k: int | None = Field(
         None,
