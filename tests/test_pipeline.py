@@ -265,7 +265,7 @@ def test_tagprop_weight_auto_writes_a_calibrated_blend(tmp_path: Path) -> None:
     assert stage["tagprop_weight"] in grid
     assert grid[stage["tagprop_weight"]] == max(grid.values())
     assert stage["tagprop"]["k"] == 6  # tagprop_k defaults to graph.k
-    assert set(stage["tagprop"]["calibration"]) == {"untagged", "tagged"}
+    assert set(stage["tagprop"]["calibration"]) == {"tagged"}  # untagged: the two probabilities
 
 
 def test_tagprop_weight_null_leaves_outputs_bit_identical(tmp_path: Path) -> None:

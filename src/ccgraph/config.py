@@ -474,12 +474,12 @@ class TagPropagationConfig(_Section):
         None,
         description="Blend the spread scores with TagProp's votes (neighbours among the tagged "
         "items in the fused dense embeddings): (1 - w) x spread + w x TagProp, each item's "
-        "scores normalised to sum to one; confidence = isotonic map of the blend fitted on "
-        "held-out visible tags. `null`: spreading only; `auto`: w in {0, 0.1, ..., 1} chosen "
+        "scores normalised to sum to one; confidence: for items with observed tags an "
+        "isotonic map of the blend fitted on held-out visible tags, for the others the same "
+        "blend of the spreading's calibrated confidence and TagProp's vote. `null`: spreading "
+        "only; `auto`: w in {0, 0.1, ..., 1} chosen "
         "on held-out visible tags; a number in [0, 1]: that w. Local engine only; a run made "
-        "with it cannot be updated (`ccgraph update`). With `tags` in `embed.text.fields`, "
-        "the confidences of items without tags run high (held-out items keep their tags' "
-        "text; docs/evaluation.md).",
+        "with it cannot be updated (`ccgraph update`).",
     )
     tagprop_k: int | None = Field(
         None,

@@ -144,14 +144,33 @@ def test_auto_picks_the_best_holdout_weight_and_calibrates(data: tuple) -> None:
     conf = out.confidence
     assert conf.nnz == out.scores.nnz
     assert (conf.data >= 0).all() and (conf.data <= 1).all()
-    # one isotonic map for the untagged items, one for the tagged ones
-    assert {m["method"] for m in tp["calibration"].values()} == {"isotonic"}
-    # within the untagged items (one map), a higher blended score never gets a lower confidence
-    untagged = ~np.asarray(seeds.is_tagged, bool)
-    s = out.scores[untagged].toarray().ravel()
-    c = out.confidence[untagged].toarray().ravel()
+    # the tagged items' isotonic map: a higher blended score never gets a lower confidence
+    assert [m["method"] for m in tp["calibration"].values()] == ["isotonic"]
+    tagged = np.asarray(seeds.is_tagged, bool)
+    s = out.scores[tagged].toarray().ravel()
+    c = out.confidence[tagged].toarray().ravel()
     order = np.argsort(s[s > 0], kind="stable")
     assert (np.diff(c[s > 0][order]) >= -1e-6).all()
+
+
+def test_untagged_items_get_the_blend_of_the_two_methods_probabilities(data: tuple) -> None:
+    # oracle: the spreading with its own calibrator and TagProp's votes, run independently
+    from ccgraph.propagate import spread_tags
+    from ccgraph.propagate.tagprop import neighbors_from_embeddings, tagprop_proposals
+
+    emb, graph, seeds = data
+    w = 0.3
+    out = spread_tagprop_tags(graph, emb, seeds, weight=w, k=5, top_k=TOP_K, rng=4)
+    sp_out = spread_tags(graph, seeds, top_k=TOP_K, min_confidence=0.0, calibrator="auto", rng=4)
+    nb = neighbors_from_embeddings(emb, k=5, candidates=seeds.is_tagged)
+    prob, _ = tagprop_proposals(nb, seeds, top_k=TOP_K)  # each method's top_k proposals
+    untagged = np.flatnonzero(~np.asarray(seeds.is_tagged, bool))
+    sub = out.confidence[untagged].tocoo()
+    rows, cols = untagged[sub.row], sub.col
+    c = np.asarray(sp.csr_matrix(sp_out.confidence)[rows, cols]).ravel()
+    p = np.asarray(sp.csr_matrix(prob)[rows, cols]).ravel()
+    assert len(rows) > 50
+    np.testing.assert_allclose(sub.data, (1 - w) * c + w * p, atol=1e-6)
 
 
 def test_confidence_matches_precision_on_items_whose_tags_are_hidden() -> None:
