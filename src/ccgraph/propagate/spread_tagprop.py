@@ -4,9 +4,10 @@
 hops away; TagProp (:func:`~ccgraph.propagate.tagprop.tagprop_votes`, neighbours searched
 among the tagged items in the embedding space) is sharp where a tagged near-duplicate exists.
 :func:`spread_tagprop_tags` mixes their row-normalised scores with a weight chosen (or given)
-on held-out *visible* tags, and maps the blended score to a probability with an isotonic fit
-(the pool-adjacent-violators fit of :mod:`ccgraph.propagate.calibration`) on the same
-holdout. The holdout helpers here are shared with the evaluation harness.
+on held-out *visible* tags. Items with observed tags get a probability from an isotonic fit of
+the blended score (the pool-adjacent-violators fit of :mod:`ccgraph.propagate.calibration`) on
+the same holdout; items without get the same blend of the two methods' own probabilities.
+The holdout helpers here are shared with the evaluation harness.
 """
 
 from __future__ import annotations
