@@ -79,9 +79,16 @@ def test_blend_equals_its_dense_formula(a: np.ndarray, b: np.ndarray, w: float) 
     np.testing.assert_allclose(got, (1 - w) * norm(a) + w * norm(b), atol=1e-12)
 
 
-def test_neighbours_are_the_exact_cosine_neighbours_among_candidates(data: tuple) -> None:
+@pytest.mark.parametrize("block_bytes", [None, 1])
+def test_neighbours_are_the_exact_cosine_neighbours_among_candidates(
+    data: tuple, block_bytes: int | None, monkeypatch
+) -> None:
     from sklearn.metrics.pairwise import cosine_similarity
 
+    from ccgraph.propagate import tagprop
+
+    if block_bytes is not None:  # the smallest blocks (16 rows): the same answer
+        monkeypatch.setattr(tagprop, "BLOCK_BYTES", block_bytes)
     emb, _, seeds = data
     cand = np.asarray(seeds.is_tagged, bool)
     nb = neighbors_from_embeddings(emb, k=5, candidates=cand)

@@ -21,6 +21,7 @@ from ccgraph.containers import Embeddings, TagSet, check_same_ids
 from ccgraph.exceptions import InputError
 
 __all__ = [
+    "BLOCK_BYTES",
     "Neighbors",
     "blend_scores",
     "fused_features",
@@ -30,6 +31,10 @@ __all__ = [
     "tagprop_votes",
     "top_k_sparse",
 ]
+
+
+#: Bytes of one block of query-by-candidate similarities (and as much again for its sort).
+BLOCK_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -87,7 +92,14 @@ def neighbors_from_embeddings(
         Boolean mask of items that may be neighbours (e.g. items with visible tags, as in Li
         et al. 2008 where neighbours come from the tagged collection); default all.
     block
-        Query rows per matrix product.
+        Query rows per matrix product, at most; fewer when the candidates are many, so that
+        one ``[rows, candidates]`` block of similarities stays within
+        :data:`BLOCK_BYTES`.
+
+    Notes
+    -----
+    The search is exact, ``O(n x candidates x d)``: fine for a catalog of up to a few
+    hundred thousand items on one machine, not for millions.
     """
     if embeddings.kind != "dense":
         raise InputError("kNN baselines need dense embeddings; use `neighbors_from_graph`")
@@ -102,6 +114,7 @@ def neighbors_from_embeddings(
     if kk == 0:
         return Neighbors(index, sim, embeddings.ids)
     xc = x[cand]
+    block = max(16, min(check_int("block", block, low=1), BLOCK_BYTES // (4 * len(cand))))
     for start in range(0, n, block):
         q = np.arange(start, min(start + block, n))
         s = x[q] @ xc.T
