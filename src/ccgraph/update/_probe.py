@@ -19,16 +19,15 @@ References
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
-from collections.abc import Iterator
 from concurrent.futures import wait
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ccgraph._blas import one_blas_thread
 from ccgraph.update._threads import start
 
 __all__ = ["copies_at_zero", "probe_search", "top_k_pairs"]
@@ -291,7 +290,7 @@ def probe_search(
     from ccgraph.update._knn_kernels import scan_block
 
     queries64 = queries.astype(np.int64)
-    with _one_blas_thread():  # many small products: BLAS threads cost more than they save
+    with one_blas_thread():  # many small products: BLAS threads cost more than they save
         # the exact search of the recall sample (one large product) runs on the other core
         # meanwhile; it ends inside this block, before BLAS gets its threads back
         exact = start(_exact_kth, data, queries, sq, k, sample=sample, rng=rng, name="recall")
@@ -350,18 +349,6 @@ def probe_search(
         "estimated_recall": _recall(top_d, *sample_kth),
     }
     return top_i, top_d, (gu, gb, gd.astype(np.float32)), info
-
-
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """Limit BLAS to one thread where ``threadpoolctl`` is installed (else do nothing)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def _copy_limit(sq: np.ndarray | None, target: np.ndarray) -> np.ndarray:

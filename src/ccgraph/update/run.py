@@ -231,6 +231,7 @@ def update_run(
         changes = plan_changes(old.items["id"], batch, remove)
     import shutil
 
+    from ccgraph._blas import one_blas_thread
     from ccgraph.io.atomic import make_temp_dir
     from ccgraph.io.run import RunWriter
     from ccgraph.update._steps import run_update
@@ -240,8 +241,10 @@ def update_run(
     stage = make_temp_dir(dst)
     try:
         # the run's files are written as they are made (the merged embeddings while the
-        # clusters are refined); an error removes what was written
-        with RunWriter(dst, overwrite=overwrite, adopt=[stage]) as writer:
+        # clusters are refined); an error removes what was written. The update's products
+        # are small and its own threads fill the cores: one BLAS thread (measured: 3 % faster
+        # at 100k items, without the spinning of idle OpenBLAS workers)
+        with RunWriter(dst, overwrite=overwrite, adopt=[stage]) as writer, one_blas_thread():
             return run_update(
                 old,
                 batch,
