@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, Partition, TagScores, TagSet
@@ -71,13 +72,22 @@ def label_texts(items: pd.DataFrame) -> pd.Series | None:
 
 
 def describe_levels(
-    graph: KnnGraph, levels: Sequence[Partition], catalog: Catalog, seeds: TagSet, cfg: Config
+    graph: KnnGraph,
+    levels: Sequence[Partition],
+    catalog: Catalog,
+    seeds: TagSet,
+    cfg: Config,
+    *,
+    terms: tuple[sp.csr_matrix, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """``clusters.parquet``: :func:`~ccgraph.cluster.describe_clusters` of every level."""
-    from ccgraph.cluster.describe import describe_partitions, term_matrix
+    """``clusters.parquet``: :func:`~ccgraph.cluster.describe_clusters` of every level.
 
-    texts = label_texts(catalog.items)
-    terms = term_matrix(len(graph.ids), tags=seeds, texts=texts)  # shared by every level
+    ``terms``: :func:`item_terms` of the catalog and seeds, if the caller made it already.
+    """
+    from ccgraph.cluster.describe import describe_partitions
+
+    if terms is None:
+        terms = item_terms(len(graph.ids), catalog, seeds)
     # sublinear per uploader: a tag dump repeated on many photos does not fill the labels
     uploaders = catalog.items["creator"] if "creator" in catalog.items.columns else None
     return describe_partitions(
@@ -88,6 +98,17 @@ def describe_levels(
         n_representatives=cfg.cluster.n_representatives,
         uploaders=uploaders,
     )
+
+
+def item_terms(n_items: int, catalog: Catalog, seeds: TagSet) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Item x term counts of the tags and titles, and the vocabulary (shared by every level).
+
+    :func:`~ccgraph.cluster.describe.term_matrix` of the catalog's tags and label texts. It
+    needs no clusters, so a caller can make it while the clusters are found.
+    """
+    from ccgraph.cluster.describe import term_matrix
+
+    return term_matrix(n_items, tags=seeds, texts=label_texts(catalog.items))
 
 
 def spread_stage(

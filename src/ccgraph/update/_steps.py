@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from ccgraph._logging import StageTimer
 from ccgraph._random import RngLike
 from ccgraph.config import Config
-from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult, as_ids
+from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult, TagSet, as_ids
 from ccgraph.exceptions import InputError
 from ccgraph.update._calls import duplicates, local_tags
 from ccgraph.update._catalog import Changes
@@ -98,6 +98,7 @@ def run_update(
     from ccgraph import _assemble
     from ccgraph._late_stages import (
         describe_levels,
+        item_terms,
         run_counts,
         run_manifest,
         spread_stage,
@@ -170,6 +171,14 @@ def run_update(
     ids = as_ids(np.concatenate([kept, changes.added]))
     graph_batch = np.concatenate([changes.added, replaced]).astype(str)
     catalog = merged_catalog(run_cat, batch, ids, from_batch=np.concatenate([graph_batch, edited]))
+
+    def seeds_and_terms() -> tuple[TagSet, tuple[sp.csr_matrix, np.ndarray]]:
+        seed_tags = build_seed_tags(catalog, cfg, ids=ids)
+        return seed_tags, item_terms(len(ids), catalog, seed_tags)
+
+    # the seed tags and the descriptions' term counts need only the catalog: they are made
+    # on a thread while the graph is searched, when the second core is otherwise idle
+    seeds_job = start(seeds_and_terms, name="seeds")
     with timer.stage("graph"):
         batch_emb = {
             k: Embeddings(
@@ -208,7 +217,6 @@ def run_update(
     extras = _persist.run_extras(emb_all, ids, lists)
     writer.add_extras(extras)
     writer.add_graph(graph)
-    seeds_job = start(build_seed_tags, catalog, cfg, ids=ids, name="seeds")
     with timer.stage("cluster"):
         n_levels = len(persist["level_resolutions"])
         levels, cinfo = update_levels(
@@ -233,7 +241,7 @@ def run_update(
             "sweep": sweep_info(levels),
             "update": cinfo,
         }
-    seeds = seeds_job.result()
+    seeds, terms = seeds_job.result()
     # the tags first: their table is the longest to encode, so the writer encodes it while
     # the clusters are described and the items table is assembled
     inferred = None
@@ -266,7 +274,7 @@ def run_update(
         writer.add_table("items", items_df)
         writer.grow()  # the tags and items tables are encoded side by side
     with timer.stage("describe"):
-        clusters = describe_levels(graph, levels, catalog, seeds, cfg)
+        clusters = describe_levels(graph, levels, catalog, seeds, cfg, terms=terms)
     writer.add_table("clusters", clusters)
     with timer.stage("assemble"):
         rejects = pd.concat([old.rejects, batch.rejects, emb_rejects], ignore_index=True)
