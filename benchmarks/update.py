@@ -43,6 +43,11 @@ def _child(job: dict[str, Any]) -> dict[str, Any]:
     for _ in range(int(job.get("reps", 1))):  # with reps >= 2 the process is warm from the 2nd
         out = Path(job["out"])
         shutil.rmtree(out.parent / f".{out.name}.cache", ignore_errors=True)
+        # each call writes a new run directory, as `--out` usually names one (deleting the
+        # previous call's ~200 MB, which replacing it would do, is not what is timed), after
+        # the deletion and the last call's files reach the disk
+        shutil.rmtree(out, ignore_errors=True)
+        os.sync()
         wall, cpu = time.perf_counter(), time.process_time()
         if job["kind"] == "run":
             cfg = ccgraph.load_config(job["config"], job.get("set", []))
