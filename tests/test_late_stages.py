@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccgraph._late_stages import describe_levels, popularity_inputs, sweep_info
+from ccgraph._late_stages import describe_levels, item_terms, popularity_inputs, sweep_info
 from ccgraph.cluster import describe_clusters, leiden
 from ccgraph.config import config_from_mapping
 from ccgraph.containers import Catalog, KnnGraph, Partition, TagSet
@@ -64,6 +64,11 @@ def test_describe_levels_equals_describe_clusters_per_level() -> None:
         ignore_index=True,
     )
     pd.testing.assert_frame_equal(got, want)
+    # the term counts made beforehand (the update makes them on a thread) describe the same
+    terms = item_terms(len(graph.ids), catalog, seeds)
+    pd.testing.assert_frame_equal(
+        describe_levels(graph, levels, catalog, seeds, cfg, terms=terms), want
+    )
 
 
 def test_caption_only_catalog_is_labelled_from_its_captions() -> None:
