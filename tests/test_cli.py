@@ -56,6 +56,31 @@ def test_validate_checks_every_input_path(
     assert f"`{key}`" in err and "missing.npy" in err and "does not exist" in err
 
 
+@pytest.mark.parametrize(
+    ("setting", "match"),
+    [
+        ("propagate.tags.tagprop_weight=auto", "tagprop_weight"),
+        ("propagate.tags.cluster_prior=0.2", "cluster_prior"),
+        ("graph.weighting=gaussian", "graph.weighting"),
+        ("embed.image.kind=phash", "one modality"),
+    ],
+)
+def test_validate_refuses_what_spark_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], setting: str, match: str
+) -> None:
+    # before: `validate` said "valid" and `ccgraph run` stopped with a ConfigError
+    (tmp_path / "cat.csv").write_text("id,title\n1,a\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {path: cat.csv}\nexecution: {engine: spark}\n")
+    assert main(["validate", str(cfg)]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(cfg), "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert match in err and str(cfg) in err and "Traceback" not in err
+    # the local engine supports all of them
+    assert main(["validate", str(cfg), "--set", setting, "--set", "execution.engine=local"]) == 0
+
+
 def test_config_error_is_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -97,6 +97,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 f"{args.config}: `{key}` {value!r} resolves to {resolved}, which does not exist"
             )
     check_previous_run(cfg)
+    if cfg.execution.engine == "spark":  # what run_spark refuses before its session
+        from ccgraph.spark.pipeline import check_spark_config
+
+        try:
+            check_spark_config(cfg)
+        except CcgraphError as exc:
+            raise CcgraphError(f"{args.config}: {exc}") from exc
     sys.stdout.write(f"{args.config}: valid (data: {', '.join(map(str, paths))})\n")
     return 0
 

@@ -15,6 +15,8 @@ from ccgraph.spark.pipeline import run_spark
         ({"graph": {"weighting": "gaussian"}}, "graph.weighting"),
         ({"propagate": {"tags": {"cluster_prior": 0.2}}}, "cluster_prior"),
         ({"propagate": {"tags": {"tagprop_weight": "auto"}}}, "tagprop_weight"),
+        ({"embed": {"image": {"kind": "phash"}}}, "one modality"),
+        ({"embed": {"text": {"enabled": False}}}, "one modality"),
     ],
 )
 def test_unsupported_settings_raise_config_error(section: dict, match: str) -> None:
