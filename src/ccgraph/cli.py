@@ -98,7 +98,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             )
     check_previous_run(cfg)
     if cfg.execution.engine == "spark":  # what run_spark refuses before its session
-        from ccgraph.spark.pipeline import check_spark_config
+        from ccgraph.spark.config_checks import check_spark_config
 
         try:
             check_spark_config(cfg)

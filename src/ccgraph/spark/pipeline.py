@@ -23,6 +23,7 @@ from ccgraph import _assemble, _late_stages, _stages
 from ccgraph._logging import StageTimer
 from ccgraph.containers import KnnGraph, RunResult, TagScores
 from ccgraph.exceptions import ConfigError, DataQualityWarning, InputError
+from ccgraph.spark.config_checks import check_spark_config, modalities
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -32,53 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["check_spark_config", "run_spark"]
 
 log = logging.getLogger(__name__)
-
-
-def _modalities(cfg: Config) -> list[str]:
-    e = cfg.embed
-    on = (("text", e.text.enabled), ("image", e.image.kind != "none"),
-          ("precomputed", bool(e.precomputed.path)))  # fmt: skip
-    return [m for m, enabled in on if enabled]
-
-
-def check_spark_config(cfg: Config) -> None:
-    """Refuse settings the Spark engine does not implement, before any work.
-
-    ``run_spark`` calls it before starting a session, and ``ccgraph validate`` for a config
-    with ``execution.engine: spark``, so that "valid" means the run will not stop on them.
-
-    Parameters
-    ----------
-    cfg
-        A validated config.
-
-    Raises
-    ------
-    ConfigError
-        Naming the setting: ``graph.weighting`` other than ``cosine``, a
-        ``propagate.tags.tagprop_weight``, a ``propagate.tags.cluster_prior`` with tags enabled,
-        or not exactly one of ``embed.text`` / ``embed.image`` / ``embed.precomputed``.
-    """
-    if cfg.graph.weighting != "cosine":
-        raise ConfigError("execution.engine: spark supports `graph.weighting: cosine` only")
-    if cfg.propagate.tags.tagprop_weight is not None:
-        raise ConfigError(
-            "execution.engine: spark does not blend TagProp's votes into the tags; got "
-            f"propagate.tags.tagprop_weight={cfg.propagate.tags.tagprop_weight!r}: set it to "
-            "null, or run this config with execution.engine: local"
-        )
-    if cfg.propagate.tags.enabled and cfg.propagate.tags.cluster_prior > 0:
-        raise ConfigError(
-            "execution.engine: spark does not mix a cluster prior into the tag seeds; got "
-            f"propagate.tags.cluster_prior={cfg.propagate.tags.cluster_prior}: set it to 0, or "
-            "run this config with execution.engine: local"
-        )
-    enabled = _modalities(cfg)
-    if len(enabled) != 1:
-        raise ConfigError(
-            f"execution.engine: spark runs one modality; the config enables {enabled or 'none'} "
-            "(disable all but one of embed.text / embed.image / embed.precomputed)"
-        )
 
 
 def run_spark(
@@ -199,7 +153,7 @@ def _embed(
     from ccgraph.spark.session import persist
 
     e = cfg.embed
-    modality = _modalities(cfg)[0]  # exactly one: check_spark_config
+    modality = modalities(cfg)[0]  # exactly one: check_spark_config
     items = catalog.items.reset_index(drop=True)
     parts = cfg.execution.spark_partitions
     if modality == "precomputed":
