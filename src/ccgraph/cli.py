@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ccgraph import __version__
-from ccgraph.exceptions import CcgraphError, ConvergenceWarning, DataQualityWarning
+from ccgraph.exceptions import CcgraphError, ConfigError, ConvergenceWarning, DataQualityWarning
 
 __all__ = ["build_parser", "main"]
 
@@ -102,8 +102,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
         try:
             check_spark_config(cfg)
-        except CcgraphError as exc:
-            raise CcgraphError(f"{args.config}: {exc}") from exc
+        except ConfigError as exc:
+            raise ConfigError(f"{args.config}: {exc}") from exc
     sys.stdout.write(f"{args.config}: valid (data: {', '.join(map(str, paths))})\n")
     return 0
 
