@@ -47,7 +47,7 @@ class ArrayMemo(Generic[V]):
         if not self.qualifies(arr):
             return
         key = id(arr)
-        ref = weakref.ref(arr, lambda _ref, key=key: self._values.pop(key, None))
+        ref = weakref.ref(arr, lambda _ref: self._values.pop(key, None))
         self._values[key] = (ref, value)
 
 

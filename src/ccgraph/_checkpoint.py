@@ -95,7 +95,7 @@ def graph_key(
         vectors = np.ascontiguousarray(e.vectors)
         h.update(f"\0{name}\0{e.kind}\0{vectors.dtype.str}\0{vectors.shape}\0".encode())
         h.update(_ids_bytes(e.ids))
-        h.update(memoryview(vectors).cast("B"))
+        h.update(vectors.data.cast("B"))  # the array's own buffer (numpy types __buffer__ >= 3.12)
     return h.hexdigest()
 
 
@@ -212,7 +212,8 @@ def save_knn(cache_dir: str | Path, key: str, lists: Mapping[str, Any]) -> Path 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            # numpy's stub lets ``**arrays`` fill ``allow_pickle``; its keys are array names
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
     except (CcgraphError, OSError) as exc:
         log.warning("could not write the kNN checkpoint %s (%s)%s", path, _reason(exc), _ADVICE)
         return None

@@ -178,8 +178,14 @@ def cluster_levels(graph: KnnGraph, cfg: Config) -> tuple[list[Partition], int, 
     )
 
     c = cfg.cluster
-    common = dict(objective=c.objective, backend=c.backend, n_iterations=c.n_iterations)
-    levels = leiden_levels(graph, resolutions=c.resolutions, rng=cfg.seed, **common)
+    levels = leiden_levels(
+        graph,
+        resolutions=c.resolutions,
+        objective=c.objective,
+        backend=c.backend,
+        n_iterations=c.n_iterations,
+        rng=cfg.seed,
+    )
     if c.max_cluster_size:
         levels[-1] = recursive_split(
             graph, levels[-1], max_cluster_size=c.max_cluster_size, rng=cfg.seed
@@ -198,9 +204,11 @@ def cluster_levels(graph: KnnGraph, cfg: Config) -> tuple[list[Partition], int, 
                 part = leiden(
                     graph,
                     resolution=res,
+                    objective=c.objective,
+                    backend=c.backend,
+                    n_iterations=c.n_iterations,
                     rng=cfg.seed,
                     initial_membership=warm_start(graph.ids, prior),
-                    **common,
                 )
             levels[i] = stabilize(part, prior, min_overlap=c.min_overlap)
             churn.append(float(levels[i].params.get("churn", float("nan"))))
@@ -283,10 +291,11 @@ def duplicate_groups(
     n = len(ids)
     name = next((m for m in ("image", "precomputed", "text") if m in embeddings), None)
     skipped = no_duplicate_search(d, name)
-    if skipped is None and embeddings[str(name)].n_items < 2:
+    if skipped is None and name is not None and embeddings[name].n_items < 2:
         skipped = {"enabled": False, "modality": None}
     if skipped is not None:
         return np.arange(n, dtype=np.int64), np.ones(n, dtype=bool), skipped
+    assert name is not None  # no_duplicate_search skips a run without embeddings
     emb = embeddings[name]
     pos = pd.Index(ids).get_indexer(emb.ids)
     priority = _priority(catalog, d.canonical)

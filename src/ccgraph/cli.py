@@ -321,7 +321,7 @@ def _main(argv: Sequence[str] | None) -> int:
         from ccgraph.io._output_errors import OUT_OF_SPACE  # here: `import ccgraph.io` is heavy
 
         # a full disk or an impossible name is the user's environment, not a bug
-        if exc.errno not in OUT_OF_SPACE | {errno.ENAMETOOLONG}:
+        if exc.errno is None or exc.errno not in OUT_OF_SPACE | {errno.ENAMETOOLONG}:
             raise
         # a full disk or a too-long name met where no ccgraph check caught it: still one line
         if args.verbose:

@@ -130,7 +130,7 @@ def _distinct_hashes(arr: np.ndarray) -> bool:
         return True
     if arr.dtype.itemsize == 0:
         return False
-    word = np.uint64 if arr.dtype.itemsize % 8 == 0 else np.uint32
+    word: type[np.unsignedinteger[Any]] = np.uint64 if arr.dtype.itemsize % 8 == 0 else np.uint32
     columns = np.ascontiguousarray(arr).view(word).reshape(n, -1)
     h = np.zeros(n, dtype=np.uint64)
     for j in range(columns.shape[1]):  # FNV-style: multiply, add the next word (mod 2**64)

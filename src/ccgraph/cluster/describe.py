@@ -89,8 +89,10 @@ def term_matrix(
     if tags is None and texts is None:
         return sp.csr_matrix((n_items, 0)), np.zeros(0, dtype=str)
     m = tags.matrix if tags is not None else None
-    if m is not None and not (
-        m.has_canonical_format and m.nnz == np.count_nonzero(np.asarray(m.data) > 0)
+    if (
+        tags is not None
+        and m is not None
+        and not (m.has_canonical_format and m.nnz == np.count_nonzero(np.asarray(m.data) > 0))
     ):
         return _term_matrix_grouped(n_items, m, tags, rows, codes, words)
     tag_cols = (

@@ -124,6 +124,56 @@ def _merge_lists(ind: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray,
     return out_i, out_d
 
 
+def _cell_lists(
+    xp: np.ndarray,
+    sqp: np.ndarray | None,
+    point: np.ndarray,
+    slot: np.ndarray,
+    bounds: np.ndarray,
+    *,
+    k: int,
+    m: int,
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every item's ``k`` nearest within its ``m`` cells (one BLAS product per cell), merged.
+
+    ``xp`` holds the items cell-ordered, ``sqp`` their squared norms (euclidean) or None
+    (cosine); cell ``c``'s memberships are ``point[bounds[c]:bounds[c + 1]]`` with their
+    ``slot`` (which of the item's cells it is).
+    """
+    from threadpoolctl import threadpool_limits
+
+    from ccgraph.graph._ivf_kernels import cell_topk
+
+    n = xp.shape[0]
+    cand_i = np.full((n, m * k), -1, dtype=np.int64)
+    cand_d = np.full((n, m * k), np.inf, dtype=np.float32)
+
+    sq_arg = sqp if sqp is not None else np.zeros(1, dtype=np.float32)
+
+    def one(c: int) -> None:
+        lo, hi = bounds[c], bounds[c + 1]
+        if hi - lo < 2:
+            return
+        mem = point[lo:hi]
+        x = xp[mem]
+        sc = x @ x.T
+        if sqp is not None:
+            sc -= 0.5 * sqp[mem][None, :]
+        np.fill_diagonal(sc, -np.inf)
+        cell_topk(sc, mem, slot[lo:hi], k, sq_arg, sqp is not None, cand_i, cand_d)
+
+    order = np.argsort(-np.diff(bounds), kind="stable")  # big cells first
+    with threadpool_limits(1, user_api="blas"):
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(one, order))
+        else:
+            for c in order:
+                one(int(c))
+    return _merge_lists(cand_i, cand_d, k)
+
+
 def cells_knn(
     data: np.ndarray,
     k: int,
@@ -156,9 +206,7 @@ def cells_knn(
         ``int32 [n, k]`` and ``float32 [n, k]`` (index -1 / distance inf when a row has fewer
         than ``k`` reachable neighbours).
     """
-    from threadpoolctl import threadpool_limits
-
-    from ccgraph.graph._ivf_kernels import cell_topk, refine_pass, reverse_lists
+    from ccgraph.graph._ivf_kernels import refine_pass, reverse_lists
 
     n = data.shape[0]
     opts = {**CELLS_DEFAULTS, **(LARGE_DEFAULTS if n > LARGE_N else {}), **(options or {})}
@@ -196,33 +244,8 @@ def cells_knn(
     o = np.lexsort((point, slot, cell))
     cell, point, slot = cell[o], point[o], slot[o]
     bounds = np.searchsorted(cell, np.arange(n_cells + 1))
-    cand_i = np.full((n, m * k), -1, dtype=np.int64)
-    cand_d = np.full((n, m * k), np.inf, dtype=np.float32)
-
-    sq_arg = sqp if sqp is not None else np.zeros(1, dtype=np.float32)
-
-    def one(c: int) -> None:
-        lo, hi = bounds[c], bounds[c + 1]
-        if hi - lo < 2:
-            return
-        mem = point[lo:hi]
-        x = xp[mem]
-        sc = x @ x.T
-        if sqp is not None:
-            sc -= 0.5 * sqp[mem][None, :]
-        np.fill_diagonal(sc, -np.inf)
-        cell_topk(sc, mem, slot[lo:hi], k, sq_arg, sqp is not None, cand_i, cand_d)
-
-    order = np.argsort(-np.diff(bounds), kind="stable")  # big cells first
-    with threadpool_limits(1, user_api="blas"):
-        if threads > 1:
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(one, order))
-        else:
-            for c in order:
-                one(int(c))
-    ind, dist = _merge_lists(cand_i, cand_d, k)
-    cand_i = cand_d = None  # free the candidate buffers before refining
+    # the candidate buffers live only in the call: freed before refining
+    ind, dist = _cell_lists(xp, sqp, point, slot, bounds, k=k, m=m, threads=threads)
     timings["cells"] = time.perf_counter() - t
 
     t = time.perf_counter()

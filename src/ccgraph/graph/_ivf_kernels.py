@@ -19,7 +19,7 @@ _BLOCK = 16
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST, inline="always")
-def _dot(x: np.ndarray, i: int, j: int) -> float:
+def _dot(x: np.ndarray, i: int, j: int) -> np.float32:
     acc = np.float32(0.0)
     xi = x[i]
     xj = x[j]
@@ -49,7 +49,9 @@ def _insert(bi: np.ndarray, bd: np.ndarray, j: int, d: float) -> bool:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _insert_flagged(bi: np.ndarray, bd: np.ndarray, bf: np.ndarray, j: int, d: float) -> bool:
+def _insert_flagged(
+    bi: np.ndarray, bd: np.ndarray, bf: np.ndarray, j: int, d: float | np.float32
+) -> bool:
     """:func:`_insert` that also shifts the per-entry flags ``bf`` and flags the new entry."""
     k = bi.shape[0]
     last = bi[k - 1]

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,9 @@ __all__ = [
     "iter_records",
     "read_raw",
 ]
+
+#: A ``csv.QUOTE_*`` mode (``QUOTE_MINIMAL`` .. ``QUOTE_NONE``), as csv and pandas accept it.
+_Quoting = Literal[0, 1, 2, 3]
 
 CATALOG_SUFFIXES = {
     ".csv": "csv",
@@ -128,15 +131,16 @@ def expand_paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     and its sub-directories (optionally ``.gz``-compressed; hidden entries and ccgraph run
     directories skipped), in path order; a glob its matches in name order.
     """
-    single = isinstance(path, (str, os.PathLike))
-    if not (single or isinstance(path, (list, tuple))) or not all(
-        isinstance(p, (str, os.PathLike)) for p in ([path] if single else path)
-    ):
+    items: list[str | os.PathLike[str]] | None = None
+    if isinstance(path, (str, os.PathLike)):
+        items = [path]
+    elif isinstance(path, (list, tuple)):
+        items = list(path)
+    if items is None or not all(isinstance(p, (str, os.PathLike)) for p in items):
         raise ParameterError(
             f"`path` must be a file, directory or glob (a str or Path), or a list of them; "
             f"got {type(path).__name__} {path!r}"
         )
-    items = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     if not items:
         raise InputError("no catalog path given: `path` is an empty list")
     out: list[Path] = []
@@ -230,7 +234,7 @@ def _check_quoting(path: Path, text: str, sep: str) -> None:
         ) from None
 
 
-def _refuse_extra_fields(path: Path, text: str, sep: str, quoting: int) -> None:
+def _refuse_extra_fields(path: Path, text: str, sep: str, quoting: _Quoting) -> None:
     """Name the first row with more fields than the header (pandas would drop the extras)."""
     reader = csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting)
     width = len(next(reader, []))
@@ -248,7 +252,9 @@ def _refuse_extra_fields(path: Path, text: str, sep: str, quoting: int) -> None:
             )
 
 
-def _warn_short_rows(path: Path, text: str, sep: str, quoting: int, shape: tuple[int, int]) -> None:
+def _warn_short_rows(
+    path: Path, text: str, sep: str, quoting: _Quoting, shape: tuple[int, int]
+) -> None:
     """Warn about rows with fewer fields than the header (pandas pads them with empty cells).
 
     A line break inside an unquoted field splits a row in two short rows, the second of which
@@ -273,7 +279,7 @@ def _warn_short_rows(path: Path, text: str, sep: str, quoting: int, shape: tuple
         )
 
 
-def _refuse_repeated_columns(path: Path, text: str, sep: str, quoting: int) -> None:
+def _refuse_repeated_columns(path: Path, text: str, sep: str, quoting: _Quoting) -> None:
     """Refuse a header naming a column twice (pandas would rename the second ``name.1``)."""
     names = [n.strip() for n in next(csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting))]
     repeated = sorted(n for n, c in Counter(names).items() if n and c > 1)
@@ -304,7 +310,7 @@ def _read_delimited(path: Path, kind: str) -> pd.DataFrame:
             f"matching extension (.csv comma, .tsv tab, .txt any)"
         )
     # TSV (as written by PostgreSQL COPY and most tools) has no quoting.
-    quoting = csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL
+    quoting: _Quoting = csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)

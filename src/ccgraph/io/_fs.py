@@ -84,10 +84,10 @@ def signals_held() -> Iterator[None]:
                 previous[signum] = signal.signal(signum, lambda n, _f: pending.append(n))
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in dict.fromkeys(pending):
-            signal.raise_signal(signum)  # now to the usual handler (Ctrl-C: KeyboardInterrupt)
+        for restored, handler in previous.items():
+            signal.signal(restored, handler)
+        for caught in dict.fromkeys(pending):
+            signal.raise_signal(caught)  # now to the usual handler (Ctrl-C: KeyboardInterrupt)
 
 
 def pid_alive(pid: int) -> bool:

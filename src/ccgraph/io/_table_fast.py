@@ -57,8 +57,8 @@ def _counts(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     missing = np.isnan(x)
     bad = ~missing & (~np.isfinite(x) | (x < 0))
     problem = np.full(len(x), None, dtype=object)
-    for i in np.flatnonzero(bad):
-        problem[i] = f"{float(x[i])!r} is not a non-negative finite number"
+    for row in np.flatnonzero(bad):
+        problem[row] = f"{float(x[row])!r} is not a non-negative finite number"
     return np.where(bad, np.nan, x), problem
 
 

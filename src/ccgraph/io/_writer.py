@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -204,7 +204,7 @@ def staged_file(value: Any, adopt: Collection[Path]) -> Path | None:
     mm = value
     while mm is not None and not isinstance(mm, np.memmap):
         mm = getattr(mm, "base", None)
-    if mm is None or not getattr(mm, "filename", None):
+    if mm is None or not mm.filename:
         return None
     source = Path(mm.filename).resolve()
     listed = source in adopt or (source.suffix == ".npy" and source.parent in adopt)
@@ -385,7 +385,8 @@ class RunWriter:
         if staged is not None:
             mm = value
             while not isinstance(mm, np.memmap):
-                mm = mm.base
+                # staged_file found a memmap down this chain of bases, so none is None
+                mm = cast(np.ndarray, mm.base)
             if not sys.platform.startswith("linux"):
                 # Linux keeps a shared mapping's pages in the page cache, so _seal's fsync
                 # writes them; msync (np.memmap.flush) would hold the GIL while the disk works

@@ -334,13 +334,13 @@ def _build(
             "strip": [items.view(i) for i in members[:_STRIP]],
         }
         cluster_rows.append(info)
-        reps = set(items.index_of(row.representative_ids))
+        rep_rows = set(items.index_of(row.representative_ids))
         pages[page] = (
             "cluster.html",
             {
                 "title": f"Cluster {row.cluster}: {info['label']}",
                 "c": info,
-                "representatives": [items.view(i) for i in members if i in reps],
+                "representatives": [items.view(i) for i in members if i in rep_rows],
                 "sheet": [items.view(i) for i in members[:thumbnails]],
                 "similar": _panel(items, adjacency, int(members[0]), n_similar)
                 if len(members)

@@ -167,14 +167,15 @@ def cluster_map_plot(
     hi = np.percentile(xy, 99.5, axis=0) if m else np.ones(2)
     pad = 0.08 * np.maximum(hi - lo, 1e-9)
     shown = np.isin(labels, highlight)
-    ax.scatter(*xy[~shown].T, s=size, c=_GREY, linewidths=0, rasterized=True)
+    rest = xy[~shown]
+    ax.scatter(rest[:, 0], rest[:, 1], s=size, c=_GREY, linewidths=0, rasterized=True)
     cmap = colormaps["tab20"]
     for i, c in enumerate(highlight[:20]):
         sel = labels == c
         if not sel.any():
             continue
         colour = cmap(i % 20)
-        ax.scatter(*xy[sel].T, s=size, color=colour, linewidths=0, rasterized=True)
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=size, color=colour, linewidths=0, rasterized=True)
         cx, cy = np.median(xy[sel], axis=0)
         ax.annotate(
             str(c),

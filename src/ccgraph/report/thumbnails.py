@@ -52,9 +52,9 @@ def _render(source: Path, target: Path, max_side: int, quality: int) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as im:
-                im.draft("RGB", (max_side, max_side))
-                im = ImageOps.exif_transpose(im)
+            with Image.open(source) as opened:
+                opened.draft("RGB", (max_side, max_side))
+                im = ImageOps.exif_transpose(opened)
                 if im.mode in ("RGBA", "LA", "P", "PA"):
                     im = im.convert("RGBA")
                     bg = Image.new("RGB", im.size, (255, 255, 255))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 from concurrent.futures import wait
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -362,6 +362,12 @@ def _col(sq: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
     return None if sq is None else sq[rows][:, None]
 
 
+@overload
+def _pick(sq: None, rows: np.ndarray) -> None: ...
+@overload
+def _pick(sq: np.ndarray, rows: np.ndarray) -> np.ndarray: ...
+@overload
+def _pick(sq: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None: ...
 def _pick(sq: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
     return None if sq is None else sq[rows]
 

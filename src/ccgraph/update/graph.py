@@ -144,10 +144,10 @@ def _write_rows(
 
 def _mapped_file(value: np.ndarray) -> tuple[Path, int] | None:
     """``(file, byte offset)`` of ``value``'s bytes when it maps a whole ``.npy`` file's data."""
-    mm = value
+    mm: np.ndarray | None = value
     while mm is not None and not isinstance(mm, np.memmap):
         mm = getattr(mm, "base", None)
-    if mm is None or not getattr(mm, "filename", None):
+    if mm is None or not mm.filename:
         return None
     source = Path(mm.filename)
     whole = (

@@ -212,7 +212,7 @@ def update_knn_lists(
         search = "probe" if len(full) * n > AUTO_EXACT_PAIRS else "exact"
     info: dict[str, Any] = {"search": "exact"}
     has_index = labels is not None and bool((np.asarray(labels)[~batch] >= 0).any())
-    if search == "probe" and metric != "hamming" and has_index and len(full):
+    if search == "probe" and metric != "hamming" and has_index and labels is not None and len(full):
         from ccgraph.update._probe import probe_search
 
         top_i, top_d, (gu, gb, gd), info = probe_search(

@@ -189,7 +189,7 @@ def _graph_arrays(adjacency: Any, a: sp.csr_matrix) -> tuple[np.ndarray, ...]:
     if frozen:
         key = id(adjacency)
         _ARRAYS[key] = (
-            weakref.ref(adjacency, lambda _ref, key=key: _ARRAYS.pop(key, None)),
+            weakref.ref(adjacency, lambda _ref: _ARRAYS.pop(key, None)),
             arrays,
         )
     return arrays
