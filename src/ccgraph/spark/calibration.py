@@ -98,12 +98,12 @@ def fit_calibrator(
                             top_k=top_k, prune=prune, freeze=freeze,
                             relative_mass=True)  # fmt: skip
     hid = spark.createDataFrame(pd.DataFrame({"idx": hidden.astype(np.int64)}), "idx long")
-    pdf = (
+    pdf: pd.DataFrame = (
         out.join(F.broadcast(hid), "idx")
         .select("idx", "tag", "score", "rank", "relative_mass")
         .toPandas()
-        .sort_values(["idx", "rank"], kind="stable")
     )
+    pdf = pdf.sort_values(["idx", "rank"], kind="stable")
     log.info("calibration: %d held-out rows of %d hidden items", len(pdf), len(hidden))
     observed = np.diff(train.indptr)[pdf["idx"].to_numpy()]
     df = label_holdout(seeds, pdf["idx"], pdf["tag"], pdf["score"], pdf["rank"],

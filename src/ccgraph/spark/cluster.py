@@ -223,7 +223,7 @@ def coarsen_refine(
 
     from ccgraph.spark._moves import local_moves
     from ccgraph.spark.graph import directed
-    from ccgraph.spark.session import add_index, materialize
+    from ccgraph.spark.session import add_index, agg_row, materialize
 
     lp_rounds = check_int("lp_rounds", lp_rounds, low=0)
     move_rounds = check_int("move_rounds", move_rounds, low=0)
@@ -231,13 +231,13 @@ def coarsen_refine(
     labels = _label_propagation(edges, nodes, rounds=lp_rounds)
     a = labels.select(F.col("idx").alias("u"), F.col("label").alias("cu"))
     b = labels.select(F.col("idx").alias("v"), F.col("label").alias("cv"))
-    cg = (
+    cg: pd.DataFrame = (
         edges.join(a, "u").join(b, "v")
         .select(F.least("cu", "cv").alias("x"), F.greatest("cu", "cv").alias("y"), "weight")
         .groupBy("x", "y").agg(F.sum("weight").alias("w"))
         .toPandas()
-        .sort_values(["x", "y"])
     )  # fmt: skip
+    cg = cg.sort_values(["x", "y"])
     # Communities are numbered by their label (a node idx), not in the order Spark returns
     # them, so the coarse graph, and Leiden on it, do not depend on the partitioning.
     comm, pos = np.unique(np.r_[cg["x"].to_numpy(), cg["y"].to_numpy()], return_inverse=True)
@@ -267,7 +267,7 @@ def coarsen_refine(
     strength = materialize(
         directed(edges).groupBy(F.col("src").alias("idx")).agg(F.sum("w").alias("deg"))
     )
-    two_m = float(strength.agg(F.sum("deg")).first()[0] or 1.0)
+    two_m = float(agg_row(strength.agg(F.sum("deg")))[0] or 1.0)
     inside = (
         edges.join(member.select(F.col("idx").alias("u"), "coarse"), "u")
         .join(member.select(F.col("idx").alias("v"), F.col("coarse").alias("cv")), "v")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame
 
     from ccgraph.config import EmbedConfig
@@ -197,7 +198,7 @@ def blank_keys(
     from ccgraph.exceptions import DataQualityWarning
 
     blanks = [int(c) for c in pack_codes(blank_hash_codes(kind, hash_size))]
-    found = codes.where(F.col("code").isin(blanks)).select("idx").toPandas()
+    found: pd.DataFrame = codes.where(F.col("code").isin(blanks)).select("idx").toPandas()
     if not len(found):
         return None
     rows = np.sort(found["idx"].to_numpy(np.int64))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ccgraph._validation import check_choice, check_int
-from ccgraph.spark.session import iterative, materialize
+from ccgraph.spark.session import agg_row, iterative, materialize
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -163,7 +163,7 @@ def _components(both: DataFrame, nodes: DataFrame, max_iter: int) -> DataFrame:
 
     both = materialize(both.repartition("b"))
     labels = materialize(nodes.select(F.col("idx"), F.col("idx").alias("label")))
-    total = labels.agg(F.sum("label")).first()[0]
+    total = agg_row(labels.agg(F.sum("label")))[0]
     for it in range(1, max_iter + 1):
         la = labels.select(F.col("idx").alias("a"), F.col("label").alias("la"))
         lb = labels.select(F.col("idx").alias("b"), F.col("label").alias("lb"))
@@ -179,7 +179,7 @@ def _components(both: DataFrame, nodes: DataFrame, max_iter: int) -> DataFrame:
             up = cur.select(F.col("idx").alias("label"), F.col("label").alias("l2"))
             cur = cur.join(up, "label").select("idx", F.least("label", "l2").alias("label"))
         labels = materialize(cur)
-        new_total = labels.agg(F.sum("label")).first()[0]
+        new_total = agg_row(labels.agg(F.sum("label")))[0]
         if new_total == total:  # labels only decrease: equal sums mean no change
             log.info("connected components: converged in %d rounds", it)
             return labels.withColumnRenamed("label", "component")
@@ -279,7 +279,7 @@ def edges_to_csr(edges: DataFrame, n: int, *, weight: str = "weight"):
     """
     import scipy.sparse as sp
 
-    pdf = edges.select("u", "v", weight).toPandas()
+    pdf: pd.DataFrame = edges.select("u", "v", weight).toPandas()
     u = pdf["u"].to_numpy(np.int64)
     v = pdf["v"].to_numpy(np.int64)
     w = pdf[weight].to_numpy(np.float32)

@@ -388,7 +388,7 @@ def knn_to_arrays(knn: DataFrame, n: int, k: int) -> tuple[np.ndarray, np.ndarra
     Empty slots hold ``-1`` / ``inf``. This collects ``n k`` rows to the driver: for tests and
     small graphs only.
     """
-    pdf = knn.select("idx", "nbr", "dist", "rank").toPandas()
+    pdf: pd.DataFrame = knn.select("idx", "nbr", "dist", "rank").toPandas()
     ind = np.full((n, k), -1, dtype=np.int32)
     dist = np.full((n, k), np.inf, dtype=np.float32)
     r = pdf["idx"].to_numpy(np.int64)

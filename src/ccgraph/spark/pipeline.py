@@ -158,6 +158,8 @@ def _embed(
     parts = cfg.execution.spark_partitions
     if modality == "precomputed":
         path = cfg.resolve(e.precomputed.path)
+        if path is None:  # modalities() counts precomputed only when its path is set
+            raise ConfigError("embed.precomputed.path is not set")
         vecs = load_precomputed(path, ids=catalog.ids, id_column=e.precomputed.id_column,
                                 vector_column=e.precomputed.vector_column,
                                 catalog_ids=catalog.ids)  # fmt: skip
@@ -176,7 +178,7 @@ def _embed(
                 frame[c] = items[c].astype(object).where(items[c].notna(), None).to_numpy()
     sdf = spark.createDataFrame(frame).repartition(parts)
     out = persist(embed_items(sdf, e, modality=modality, base_dir=cfg.base_dir))
-    bad = out.where(F.col("reason").isNotNull()).select("idx", "reason").toPandas()
+    bad: pd.DataFrame = out.where(F.col("reason").isNotNull()).select("idx", "reason").toPandas()
     rej = pd.DataFrame({"file": "", "row": bad["idx"].to_numpy() + 1,
                         "id": items["id"].astype(str).to_numpy()[bad["idx"].to_numpy()],
                         "stage": "embed", "reason": bad["reason"]})  # fmt: skip
@@ -257,7 +259,8 @@ def _duplicates(emb: DataFrame, nn: DataFrame, nodes: DataFrame, catalog: Any, c
         pdf = pd.DataFrame({"idx": np.arange(n, dtype=np.int64), "prio": prio.astype(float)})
         node_df = nodes.sparkSession.createDataFrame(pdf)
     groups = duplicate_groups(pairs, node_df, priority=None if prio is None else "prio")
-    got = groups.toPandas().sort_values("idx")
+    got: pd.DataFrame = groups.toPandas()
+    got = got.sort_values("idx")
     group = got["duplicate_group"].to_numpy(np.int64)
     canonical = got["is_canonical"].to_numpy(bool)
     return group, canonical, {"modality": modality, "metric": metric, "cosine": d.cosine,
@@ -336,7 +339,7 @@ def _tags(spark: SparkSession, edges: DataFrame, nodes: DataFrame, seeds: Any,
 
     out = materialize(out)  # collected below and written with the run: computed once
     # only the rows and columns the run keeps cross to the driver
-    pdf = (
+    pdf: pd.DataFrame = (
         out.where(F.col("confidence") >= F.lit(float(t.min_confidence)))
         .select("idx", "tag", "score", "confidence")
         .toPandas()
@@ -372,7 +375,9 @@ def _popularity(spark: SparkSession, edges: DataFrame, nodes: DataFrame, catalog
     if obs.any():
         o_df = spark.createDataFrame(pd.DataFrame({"idx": np.flatnonzero(obs).astype(np.int64),
                                                    "value": std[obs]}))  # fmt: skip
-        res = infer_popularity(edges, o_df, nodes=nodes, alpha=p.alpha, tol=p.tol).toPandas()
+        res: pd.DataFrame = infer_popularity(
+            edges, o_df, nodes=nodes, alpha=p.alpha, tol=p.tol
+        ).toPandas()
         res = res.sort_values("idx")
         num, den = res["num"].to_numpy(), res["den"].to_numpy()
         reach = den > 1e-12 * max(1.0, float(den.max(initial=0.0)))

@@ -13,9 +13,10 @@ from ccgraph._validation import check_float, check_int
 from ccgraph.propagate._graph import check_alpha_tol
 from ccgraph.spark._iterate import SparkOperator, build_operator, solve
 from ccgraph.spark.graph import directed
+from ccgraph.spark.session import agg_row
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
 __all__ = ["infer_popularity", "operator", "personalized_pagerank", "spread_tags"]
 
@@ -80,7 +81,7 @@ def personalized_pagerank(
     tol = check_float("tol", tol, low=0.0, low_inclusive=False)
     max_iter = check_int("max_iter", max_iter, low=1)
     check_alpha_tol(op.alpha, tol)
-    total = personalization.agg(F.sum("value")).first()[0] or 0.0
+    total = agg_row(personalization.agg(F.sum("value")))[0] or 0.0
     if not total > 0:
         raise ValueError("`personalization` is all zero")
     v = personalization.select("idx", (F.col("value") / F.lit(total)).alias("v")).join(
@@ -103,7 +104,7 @@ def personalized_pagerank(
             .alias("y"),
         )
     )
-    s = y.agg(F.sum("y")).first()[0]
+    s = agg_row(y.agg(F.sum("y")))[0]
     return y.select("idx", (F.col("y") / F.lit(s)).alias("ppr"))
 
 
@@ -228,10 +229,10 @@ def _mass_reference(op: SparkOperator, mass: DataFrame) -> float:
     from pyspark.sql import functions as F
 
     live = op.nodes.where(F.col("sqrt_d") > 0).select("idx")
-    row = (
-        live.join(mass, "idx", "left")
-        .agg(F.count(F.lit(1)).alias("n"), F.sum(F.greatest(F.col("mass"), F.lit(0.0))).alias("s"))
-        .first()
+    row = agg_row(
+        live.join(mass, "idx", "left").agg(
+            F.count(F.lit(1)).alias("n"), F.sum(F.greatest(F.col("mass"), F.lit(0.0))).alias("s")
+        )
     )
     n, total = int(row["n"] or 0), float(row["s"] or 0.0)
     return total / n if n and total > 0 else 1.0
@@ -283,7 +284,7 @@ def infer_popularity(
     live = F.col("sqrt_d") > 0
     obs_flag = F.col("value").isNotNull()
 
-    def col(c: str, x_iso: object) -> object:
+    def col(c: str, x_iso: Column) -> Column:
         inner = F.coalesce(F.col(c), F.lit(0.0)) / F.col("sqrt_d")
         return F.greatest(F.when(live, inner).otherwise(x_iso), F.lit(0.0))
 

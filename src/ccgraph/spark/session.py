@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from ccgraph._deps import import_optional
 from ccgraph._validation import check_int
+from ccgraph.exceptions import CcgraphError
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame, Row, SparkSession
 
 __all__ = [
     "add_index",
+    "agg_row",
     "get_session",
     "iterative",
     "materialize",
@@ -164,7 +166,27 @@ def iterative(session: SparkSession) -> Iterator[None]:
     try:
         yield
     finally:
-        session.conf.set(key, before)
+        if before is None:  # not reached with a default given; pyspark types get() as optional
+            session.conf.unset(key)
+        else:
+            session.conf.set(key, before)
+
+
+def agg_row(df: DataFrame) -> Row:
+    """The one row of a global aggregate such as ``df.agg(F.sum("x"))``.
+
+    Spark returns exactly one row for an aggregate without grouping (nulls when ``df`` is
+    empty); ``DataFrame.first`` is typed ``Row | None`` for the general case.
+
+    Raises
+    ------
+    CcgraphError
+        When ``df`` has no row (it is not a global aggregate).
+    """
+    row = df.first()
+    if row is None:
+        raise CcgraphError("expected the one row of a global aggregate, got no row")
+    return row
 
 
 def persist(df: DataFrame) -> DataFrame:
