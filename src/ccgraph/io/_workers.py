@@ -8,6 +8,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from ccgraph._lane import WRITE, current
+
 __all__ = ["Workers"]
 
 T = TypeVar("T")
@@ -17,7 +19,8 @@ class Workers:
     """A job queue served by threads that can be added while it runs (one, then two).
 
     While the caller still assembles the run, one thread writes, so the caller keeps a core;
-    :meth:`RunWriter.finish` adds the second.
+    :meth:`RunWriter.finish` adds the second. Each job runs in a slot of the lane that was
+    current when it was submitted (:mod:`ccgraph._lane`; no limit outside an update).
     """
 
     def __init__(self) -> None:
@@ -26,7 +29,7 @@ class Workers:
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         future: Future[T] = Future()
-        self._queue.put((future, fn))
+        self._queue.put((future, fn, current()))
         return future
 
     def grow(self, n: int) -> None:
@@ -39,11 +42,13 @@ class Workers:
 
     def _serve(self) -> None:
         while (item := self._queue.get()) is not None:
-            future, fn = item
+            future, fn, lane = item
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                future.set_result(fn())
+                with lane.slot(WRITE):
+                    value = fn()
+                future.set_result(value)
             except BaseException as exc:  # handed to the thread that waits for it
                 future.set_exception(exc)
 

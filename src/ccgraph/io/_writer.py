@@ -28,6 +28,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from ccgraph._lane import current
 from ccgraph.containers import KnnGraph, RunResult, check_same_ids
 from ccgraph.exceptions import InputError, OutputError
 from ccgraph.io._json import jsonable
@@ -96,16 +97,24 @@ def _write_table(table: Any, path: Path) -> tuple[int, str]:
     return _seal(path)
 
 
+#: Bytes hashed between two chances for a more urgent background job to run first.
+_HASH_CHUNK = 16 << 20
+
+
 def _sha256(path: Path) -> str:
     """SHA-256 of a file, hashed from a memory map (no copy out of the page cache)."""
     import mmap
 
     h = hashlib.sha256()
+    lane = current()
     with path.open("rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
             return h.hexdigest()
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            h.update(view)  # one call: hashlib releases the GIL for the whole file
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view, memoryview(view) as mv:
+            for start in range(0, size, _HASH_CHUNK):
+                h.update(mv[start : start + _HASH_CHUNK])  # hashlib releases the GIL
+                lane.pause()
     return h.hexdigest()
 
 
@@ -113,7 +122,8 @@ def _seal(path: Path) -> tuple[int, str]:
     """``fsync`` a finished file and return its size and SHA-256 (for the manifest)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        with current().released():  # the disk works, not the core
+            os.fsync(fd)
     finally:
         os.close(fd)
     return path.stat().st_size, _sha256(path)
@@ -419,7 +429,8 @@ class RunWriter:
             for _, add in sorted(todo, key=lambda t: -t[0]):  # the costliest first
                 add()
             self._pool.grow(2)
-            files = {filename: job.result() for filename, (_, job) in self._jobs.items()}
+            with current().lend():  # this thread only waits now: its core writes too
+                files = {filename: job.result() for filename, (_, job) in self._jobs.items()}
             extras = {name: filename for filename, (name, _) in sorted(files_of.items())}
             manifest = _manifest(result, files, extras)
             text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"

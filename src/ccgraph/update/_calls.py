@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,9 +15,11 @@ from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult
 from ccgraph.update._persist import member
 
 __all__ = [
+    "RunTagEntries",
     "duplicates",
     "local_tags",
     "previous_popularity",
+    "run_tag_entries",
 ]
 
 
@@ -28,6 +31,7 @@ def local_tags(
     changed: np.ndarray,
     cfg: Config,
     previous: Mapping[str, Any],
+    entries: RunTagEntries | None = None,
 ) -> tuple[Any, np.ndarray, np.ndarray]:
     """Tag spreading re-solved within ``update.tag_hops`` edges of the changed items.
 
@@ -35,13 +39,12 @@ def local_tags(
     region's items, :func:`ccgraph.update.tags.region_scores`), the region (a mask over
     ``graph.ids``) and the row of ``graph.ids`` of every row of the run's tags table (-1:
     removed), which :func:`ccgraph.update._output.splice_tags` takes as ``old_pos``.
+    ``entries`` is :func:`run_tag_entries` ``(old, graph.ids, seeds)``, if already made.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from ccgraph.update._persist import positions
+    from ccgraph._lane import TAGS_MASS
+    from ccgraph.update._threads import start, wait_for
     from ccgraph.update.clusters import neighbourhood
     from ccgraph.update.tags import (
-        _entries,
         degrees,
         item_mass,
         recover_calibrator,
@@ -50,35 +53,30 @@ def local_tags(
     )
 
     t = cfg.propagate.tags
-    with ThreadPoolExecutor(1, thread_name_prefix="item_mass") as pool:
-        # the seeds' mass over the whole graph (one propagation; the confidences need it,
-        # the region solve does not) is computed beside the region solve
-        deg = degrees(graph.adjacency)  # shared by both
-        job = pool.submit(
-            item_mass, graph, seeds, alpha=t.alpha, tol=t.tol, max_iter=t.max_iter, deg=deg
-        )
-        table = old.tags
-        old_pos = _new_positions(table["id"], old, graph.ids)
-        inferred = (table["source"] == "inferred").to_numpy(dtype=bool, na_value=False)
-        rows = old_pos[inferred]
-        cols = positions(table["tag"], seeds.tags)[inferred]  # -1: not a seed tag
-        score = table["score"].to_numpy(np.float64)[inferred]
-        ok = (rows >= 0) & (cols >= 0)
-        shape = (graph.n_items, seeds.n_tags)
-        old_scores = _entries(*shape, rows[ok], cols[ok], score[ok])
-        region = neighbourhood(graph.adjacency, changed, cfg.update.tag_hops)
-        solved = solve_region(
-            graph,
-            seeds,
-            old_scores,
-            region,
-            alpha=t.alpha,
-            tol=t.tol,
-            max_iter=t.max_iter,
-            top_k=t.top_k,
-            deg=deg,
-        )
-        mass = job.result()
+    # the seeds' mass over the whole graph (one propagation; the confidences need it, the
+    # region solve does not) is computed beside the region solve
+    deg = degrees(graph.adjacency)  # shared by both
+    job = start(
+        item_mass, graph, seeds, alpha=t.alpha, tol=t.tol, max_iter=t.max_iter, deg=deg,
+        name="item_mass", priority=TAGS_MASS,
+    )  # fmt: skip
+    table = old.tags
+    if entries is None:
+        entries = run_tag_entries(old, graph.ids, seeds)
+    old_pos, inferred, rows, score = entries.old_pos, entries.inferred, entries.rows, entries.score
+    region = neighbourhood(graph.adjacency, changed, cfg.update.tag_hops)
+    solved = solve_region(
+        graph,
+        seeds,
+        entries.old_scores,
+        region,
+        alpha=t.alpha,
+        tol=t.tol,
+        max_iter=t.max_iter,
+        top_k=t.top_k,
+        deg=deg,
+    )
+    mass = wait_for(job)
     # The run's masses, needed to read its calibrator off its own (score, confidence) rows,
     # are those after the update for the items the update does not reach.
     far = ~neighbourhood(graph.adjacency, changed, 1)
@@ -94,6 +92,41 @@ def local_tags(
     cal = recover_calibrator(previous.get("calibrator"), pairs, rel, observed)
     out = region_scores(solved, mass, calibrator=cal, min_confidence=t.min_confidence)
     return out, region, old_pos
+
+
+@dataclass(frozen=True)
+class RunTagEntries:
+    """The run's tags table read against the update's items and seed tags.
+
+    ``old_pos``: each row's item, as a position in the update's ids (-1: removed);
+    ``inferred``: which rows are inferred; ``rows`` / ``score``: those rows' positions and
+    scores; ``old_scores``: the inferred scores of seed tags, as an items x tags matrix.
+    """
+
+    old_pos: np.ndarray
+    inferred: np.ndarray
+    rows: np.ndarray
+    score: np.ndarray
+    old_scores: sp.csr_matrix
+
+
+def run_tag_entries(old: RunResult, ids: np.ndarray, seeds: Any) -> RunTagEntries:
+    """:class:`RunTagEntries` of ``old``'s tags table for the items ``ids`` and ``seeds``.
+
+    It needs no graph, so an update makes it with the seed tags, while the graph is searched.
+    """
+    from ccgraph.update._persist import positions
+    from ccgraph.update.tags import _entries
+
+    table = old.tags
+    old_pos = _new_positions(table["id"], old, ids)
+    inferred = (table["source"] == "inferred").to_numpy(dtype=bool, na_value=False)
+    rows = old_pos[inferred]
+    cols = positions(table["tag"], seeds.tags)[inferred]  # -1: not a seed tag
+    score = table["score"].to_numpy(np.float64)[inferred]
+    ok = (rows >= 0) & (cols >= 0)
+    old_scores = _entries(len(ids), seeds.n_tags, rows[ok], cols[ok], score[ok])
+    return RunTagEntries(old_pos, inferred, rows, score, old_scores)
 
 
 def _new_positions(column: pd.Series, old: RunResult, ids: np.ndarray) -> np.ndarray:

@@ -36,6 +36,7 @@ from ccgraph.exceptions import DataQualityWarning, InputError
 
 __all__ = [
     "KnnLists",
+    "embedding_extras",
     "read_embeddings",
     "read_knn_lists",
     "run_extras",
@@ -121,16 +122,28 @@ def run_extras(
 ) -> dict[str, np.ndarray]:
     """The arrays a run directory keeps for updates (names in the module docstring)."""
     ids = np.asarray(ids).astype(str)
-    out: dict[str, np.ndarray] = {}
+    out = embedding_extras(embeddings)
     for name, emb in embeddings.items():
-        vec = emb.vectors  # a memory-mapped merge stays one (write_run may adopt its file)
-        out[f"embeddings_{name}"] = vec if vec.flags.c_contiguous else np.ascontiguousarray(vec)
         out[f"embeddings_{name}_rows"] = _positions(ids, emb.ids, f"embeddings {name!r}")
     for name, lists in knn.items():
         out[f"knn_{name}_rows"] = _positions(ids, lists.ids, f"kNN lists {name!r}")
         out[f"knn_{name}_indices"] = np.ascontiguousarray(lists.indices, dtype=np.int32)
         out[f"knn_{name}_distances"] = np.ascontiguousarray(lists.distances, dtype=np.float32)
     return out
+
+
+def embedding_extras(embeddings: Mapping[str, Embeddings]) -> dict[str, np.ndarray]:
+    """The ``embeddings_<modality>`` arrays of :func:`run_extras` (the same objects).
+
+    A memory-mapped merge stays one, so :class:`ccgraph.io.run.RunWriter` may adopt its file;
+    given these first, the writer takes the same arrays from :func:`run_extras` later.
+    """
+    return {
+        f"embeddings_{name}": emb.vectors
+        if emb.vectors.flags.c_contiguous
+        else np.ascontiguousarray(emb.vectors)
+        for name, emb in embeddings.items()
+    }
 
 
 def _positions(items: np.ndarray, ids: np.ndarray, what: str) -> np.ndarray:

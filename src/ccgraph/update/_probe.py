@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ccgraph._blas import one_blas_thread
+from ccgraph._lane import RECALL, current
 from ccgraph.update._threads import start
 
 __all__ = ["copies_at_zero", "probe_search", "top_k_pairs"]
@@ -293,7 +294,10 @@ def probe_search(
     with one_blas_thread():  # many small products: BLAS threads cost more than they save
         # the exact search of the recall sample (one large product) runs on the other core
         # meanwhile; it ends inside this block, before BLAS gets its threads back
-        exact = start(_exact_kth, data, queries, sq, k, sample=sample, rng=rng, name="recall")
+        exact = start(
+            _exact_kth, data, queries, sq, k, sample=sample, rng=rng, name="recall",
+            priority=RECALL,
+        )  # fmt: skip
         try:
             for a, b in itertools.pairwise(bounds):
                 c = int(pc[a])
@@ -309,7 +313,8 @@ def probe_search(
                 top.append((tq, tt, td))
                 gained.append((gt, gq, gd))
         finally:
-            wait([exact])  # also on an error: BLAS must not change under it
+            with current().lend():
+                wait([exact])  # also on an error: BLAS must not change under it
         sample_kth = exact.result()
     q1, t1, d1 = (np.concatenate(x) if top else np.zeros(0) for x in zip(*top, strict=True))
     top_i, _ = top_k_pairs(q1.astype(np.int64), t1.astype(np.int64), d1, nq, k)

@@ -6,23 +6,24 @@ import copy
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ccgraph._lane import SEEDS, current
 from ccgraph._logging import StageTimer
 from ccgraph._random import RngLike
 from ccgraph.config import Config
 from ccgraph.containers import Catalog, Embeddings, KnnGraph, RunResult, TagSet, as_ids
 from ccgraph.exceptions import InputError
-from ccgraph.update._calls import duplicates, local_tags
+from ccgraph.update._calls import RunTagEntries, duplicates, local_tags, run_tag_entries
 from ccgraph.update._catalog import Changes
 from ccgraph.update._ids import locate
 from ccgraph.update._output import noop, splice_tags, subset, summary, write_drift
 from ccgraph.update._persist import member
-from ccgraph.update._threads import start
+from ccgraph.update._threads import start, wait_for
 
 if TYPE_CHECKING:
     from ccgraph.io.run import RunWriter
@@ -172,13 +173,24 @@ def run_update(
     graph_batch = np.concatenate([changes.added, replaced]).astype(str)
     catalog = merged_catalog(run_cat, batch, ids, from_batch=np.concatenate([graph_batch, edited]))
 
-    def seeds_and_terms() -> tuple[TagSet, tuple[sp.csr_matrix, np.ndarray]]:
-        seed_tags = build_seed_tags(catalog, cfg, ids=ids)
-        return seed_tags, item_terms(len(ids), catalog, seed_tags)
+    t = cfg.propagate.tags
+    use_local = cfg.update.tags == "local" and t.cluster_prior == 0 and "tags" in stages
 
-    # the seed tags and the descriptions' term counts need only the catalog: they are made
-    # on a thread while the graph is searched, when the second core is otherwise idle
-    seeds_job = start(seeds_and_terms, name="seeds")
+    def seeds_and_terms() -> tuple[TagSet, Any, RunTagEntries | None]:
+        lane = current()
+        seed_tags = build_seed_tags(catalog, cfg, ids=ids)
+        lane.pause()  # the recall check, if it waits, goes first
+        terms = item_terms(len(ids), catalog, seed_tags)
+        lane.pause()
+        entries = None
+        if t.enabled and seed_tags.n_tags > 0 and use_local:
+            entries = run_tag_entries(old, ids, seed_tags)
+        return seed_tags, terms, entries
+
+    # the seed tags, the descriptions' term counts and the run's tag scores by item and seed
+    # tag need only the catalog and the run: they are made on a thread while the graph is
+    # searched, when the second core is otherwise idle
+    seeds_job = start(seeds_and_terms, name="seeds", priority=SEEDS)
     with timer.stage("graph"):
         batch_emb = {
             k: Embeddings(
@@ -190,6 +202,10 @@ def run_update(
             for k, v in new_emb.items()
         }
         emb_all = merge_embeddings(old_emb, batch_emb, ids, replaced=replaced, stage=stage)
+        # the writer seals them (fsync, SHA-256) on the core the search leaves free; the
+        # lane (ccgraph._lane) lets the recall check and the seed tags go first
+        emb_extras = _persist.embedding_extras(emb_all)
+        writer.add_extras(emb_extras)
         finest = f"cluster_l{len(persist['level_resolutions']) - 1}"
         old_rows = locate(old.ids, ids)  # each item's row in the run (-1: new)
         at = np.maximum(old_rows, 0)
@@ -210,11 +226,10 @@ def run_update(
         group, canonical, stages["duplicates"] = duplicates(
             old, emb_all, lists, ids, graph_batch, catalog, cfg, stages.get("duplicates", {})
         )
-    # the writer takes each part as soon as it exists: the merged embeddings (fsync and
-    # SHA-256) and the graph are written while the clusters are refined (the duplicates stage
-    # runs two threads, the refinement one); the seed tags, which need only the catalog, are
-    # built meanwhile on a thread of their own
-    extras = _persist.run_extras(emb_all, ids, lists)
+    # the writer takes each part as soon as it exists: the kNN lists and the graph are written
+    # while the clusters are refined, in turn with the popularity solve (one background job
+    # at a time on two cores, so the refinement keeps its core)
+    extras = {**_persist.run_extras(emb_all, ids, lists), **emb_extras}
     writer.add_extras(extras)
     writer.add_graph(graph)
     with timer.stage("cluster"):
@@ -241,20 +256,19 @@ def run_update(
             "sweep": sweep_info(levels),
             "update": cinfo,
         }
-    seeds, terms = seeds_job.result()
+    seeds, terms, entries = wait_for(seeds_job)
     # the tags first: their table is the longest to encode, so the writer encodes it while
     # the clusters are described and the items table is assembled
     inferred = None
     redo_tags = np.ones(len(ids), dtype=bool)  # items whose tag rows are built afresh
     old_pos = None  # each row of the run's tags table: its item's position in ids
-    t = cfg.propagate.tags
-    use_local = cfg.update.tags == "local" and t.cluster_prior == 0 and "tags" in stages
     if t.enabled and seeds.n_tags > 0 and use_local:
         with timer.stage("tags"):
             changed = member(ids, np.concatenate([graph_batch, edited]))
             inferred, redo_tags, old_pos = local_tags(
-                old, run_cat, graph, seeds, touched | changed, cfg, stages.get("tags", {})
-            )
+                old, run_cat, graph, seeds, touched | changed, cfg, stages.get("tags", {}),
+                entries,
+            )  # fmt: skip
         stages["tags"] = tags_info(inferred)
     elif t.enabled and seeds.n_tags > 0:
         with timer.stage("tags"):
@@ -265,7 +279,7 @@ def run_update(
     popularity = None
     if pop_job is not None:
         with timer.stage("popularity"):
-            popularity = pop_job.result()
+            popularity = wait_for(pop_job)
         stages["popularity"] = dict(popularity.params)
     with timer.stage("assemble"):
         items_df = _assemble.items_table(

@@ -185,6 +185,7 @@ def start_popularity(
     meanwhile. ``changed`` lists the items whose raw count may differ from the run's (new,
     re-embedded, edited).
     """
+    from ccgraph._lane import POPULARITY
     from ccgraph._late_stages import popularity_inputs
     from ccgraph.update._threads import start
 
@@ -208,7 +209,7 @@ def start_popularity(
             start=start,
         )
 
-    return start(job, name="popularity")
+    return start(job, name="popularity", priority=POPULARITY)
 
 
 def previous_propagation(items: pd.DataFrame, rows: np.ndarray, *, alpha: float) -> np.ndarray:

@@ -232,6 +232,7 @@ def update_run(
     import shutil
 
     from ccgraph._blas import one_blas_thread
+    from ccgraph._lane import use_lane
     from ccgraph.io.atomic import make_temp_dir
     from ccgraph.io.run import RunWriter
     from ccgraph.update._steps import run_update
@@ -243,8 +244,13 @@ def update_run(
         # the run's files are written as they are made (the merged embeddings while the
         # clusters are refined); an error removes what was written. The update's products
         # are small and its own threads fill the cores: one BLAS thread (measured: 3 % faster
-        # at 100k items, without the spinning of idle OpenBLAS workers)
-        with RunWriter(dst, overwrite=overwrite, adopt=[stage]) as writer, one_blas_thread():
+        # at 100k items, without the spinning of idle OpenBLAS workers). Its background jobs
+        # (files, popularity, ...) take turns on the cores the main thread leaves free
+        with (
+            use_lane(),
+            RunWriter(dst, overwrite=overwrite, adopt=[stage]) as writer,
+            one_blas_thread(),
+        ):
             return run_update(
                 old,
                 batch,
