@@ -31,37 +31,67 @@ import pandas as pd
 from benchmarks._common import REPO, data_dir, markdown_table, write_section
 
 
-def _child(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one job in this (fresh) process; report wall and CPU seconds."""
-    import resource
-
+def _call(job: dict[str, Any]) -> tuple[float, float, Any]:
+    """One timed call of ``job`` (a run or an update): wall s, CPU s, the result."""
     import ccgraph
     from ccgraph.update import update_run
 
+    out = Path(job["out"])
+    shutil.rmtree(out.parent / f".{out.name}.cache", ignore_errors=True)
+    # each call writes a new run directory, as `--out` usually names one (deleting the
+    # previous call's ~200 MB, which replacing it would do, is not what is timed), after
+    # the deletion and the last call's files reach the disk
+    shutil.rmtree(out, ignore_errors=True)
+    os.sync()
+    wall, cpu = time.perf_counter(), time.process_time()
+    if job["kind"] == "run":
+        cfg = ccgraph.load_config(job["config"], job.get("set", []))
+        result = ccgraph.run(cfg, out=out)
+    else:
+        result = update_run(
+            job["run_dir"], job["batch"], out=out, overrides=job.get("set", []), overwrite=True
+        )
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def _child(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one job in this (fresh) process; report wall and CPU seconds.
+
+    ``{"kind": "alternate", "jobs": [a, b], "rounds": r, "per_round": [i, j]}`` runs ``a``
+    and ``b`` once each (warm-up, not counted), then ``r`` rounds of ``i`` calls of ``a`` and
+    ``j`` of ``b``, and reports each one's medians: alternating in one process, the two
+    share the machine's changes of speed over the minutes the benchmark takes.
+    """
+    import resource
+
+    if job["kind"] == "alternate":
+        jobs, counts = job["jobs"], job.get("per_round", [1, 1])
+        times: list[list[tuple[float, float]]] = [[] for _ in jobs]
+        for j in jobs:
+            _call(j)
+        for _ in range(int(job["rounds"])):
+            for i, (j, count) in enumerate(zip(jobs, counts, strict=True)):
+                for _ in range(count):
+                    wall, cpu, _result = _call(j)
+                    times[i].append((wall, cpu))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        return {
+            "results": [
+                {
+                    "wall_s": float(np.median([w for w, _ in t])),
+                    "cpu_s": float(np.median([c for _, c in t])),
+                    "walls_s": [w for w, _ in t],
+                    "peak_mb": peak,
+                }
+                for t in times
+            ]
+        }
     walls: list[float] = []
     cpus: list[float] = []
     for _ in range(int(job.get("reps", 1))):  # with reps >= 2 the process is warm from the 2nd
-        out = Path(job["out"])
-        shutil.rmtree(out.parent / f".{out.name}.cache", ignore_errors=True)
-        # each call writes a new run directory, as `--out` usually names one (deleting the
-        # previous call's ~200 MB, which replacing it would do, is not what is timed), after
-        # the deletion and the last call's files reach the disk
-        shutil.rmtree(out, ignore_errors=True)
-        os.sync()
-        wall, cpu = time.perf_counter(), time.process_time()
-        if job["kind"] == "run":
-            cfg = ccgraph.load_config(job["config"], job.get("set", []))
-            result = ccgraph.run(cfg, out=out)
-        else:
-            result = update_run(
-                job["run_dir"],
-                job["batch"],
-                out=out,
-                overrides=job.get("set", []),
-                overwrite=True,
-            )
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
+        wall, cpu, result = _call(job)
+        walls.append(wall)
+        cpus.append(cpu)
     warm = slice(1, None) if len(walls) > 1 else slice(None)  # the median of the warm calls
     return {
         "wall_s": float(np.median(walls[warm])),

@@ -126,15 +126,38 @@ def test_released_gives_the_slot_up_for_the_body() -> None:
 
 
 def test_use_lane_sets_and_restores_the_current_lane() -> None:
-    outer = current()
+    assert current().free is None
     with use_lane() as lane:
         assert current() is lane
         assert lane.free == background_slots() >= 1
-        mine = Lane(4)
-        with use_lane(mine):
-            assert current() is mine
-        assert current() is lane
-    assert current() is outer
+    assert current().free is None
+    mine = Lane(4)
+    with use_lane(mine) as lane:
+        assert lane is mine and current() is mine
+    assert current().free is None
+
+
+def test_overlapping_use_lane_blocks_share_the_first_lane() -> None:
+    """Two updates in two threads: one lane until both end, whatever the order they end in."""
+    first, second = Lane(1), Lane(3)
+    inner_started, outer_done = threading.Event(), threading.Event()
+    seen: list[Lane] = []
+
+    def other() -> None:
+        with use_lane(second) as lane:
+            seen.append(lane)
+            inner_started.set()
+            outer_done.wait(WAIT)
+            seen.append(current())  # the first block ended: the shared lane is still current
+
+    with use_lane(first):
+        thread = threading.Thread(target=other)
+        thread.start()
+        inner_started.wait(WAIT)
+    outer_done.set()
+    thread.join(WAIT)
+    assert seen == [first, first]
+    assert current().free is None
 
 
 def test_chunked_sha256_matches_hashlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

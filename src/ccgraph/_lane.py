@@ -132,6 +132,8 @@ class Lane:
 
 _UNLIMITED = Lane(None)
 _active: Lane = _UNLIMITED
+_users = 0  # use_lane blocks running now (in any thread)
+_guard = threading.Lock()
 
 
 def current() -> Lane:
@@ -153,11 +155,19 @@ def use_lane(lane: Lane | None = None) -> Iterator[Lane]:
     """Make ``lane`` (by default one with :func:`background_slots` slots) the current one.
 
     The lane is process-wide: background jobs of every thread use it while the block runs.
+    Blocks that overlap (updates in two threads, or nested) share the lane of the first one,
+    which stays current until the last of them ends; then the lane without limits is back.
     """
-    global _active
-    previous = _active
-    _active = Lane(background_slots()) if lane is None else lane
+    global _active, _users
+    with _guard:
+        if _users == 0:
+            _active = Lane(background_slots()) if lane is None else lane
+        _users += 1
+        mine = _active
     try:
-        yield _active
+        yield mine
     finally:
-        _active = previous
+        with _guard:
+            _users -= 1
+            if _users == 0:
+                _active = _UNLIMITED

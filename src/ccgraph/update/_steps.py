@@ -129,7 +129,9 @@ def run_update(
             f"{old.path} does not keep the embeddings and kNN lists an update needs (it was "
             "written by a ccgraph without them): run it again with this version"
         )
-    run_cat = run_catalog(old)
+    # the run's catalog is needed first to find edits among the items sent again; a batch of
+    # additions only has it made on a thread, with the seed tags (below)
+    run_cat = run_catalog(old) if len(changes.present) else None
     with timer.stage("embed"):
         todo = np.concatenate([changes.added, changes.present])
         cache_dir = cfg.resolve(cfg.embed.cache_dir) or (out.parent / f".{out.name}.cache")
@@ -151,7 +153,9 @@ def run_update(
             raise InputError(f"the batch has embeddings {unknown} that the run does not use")
         check_coverage(new_emb, old_emb, changes, cfg, given=embeddings)
     same_v = same_vectors(old_emb, new_emb, changes.present)
-    same_c = same_content(run_cat, batch, changes.present)
+    same_c = (
+        np.ones(0, dtype=bool) if run_cat is None else same_content(run_cat, batch, changes.present)
+    )
     replaced = changes.present[~same_v]
     edited = changes.present[same_v & ~same_c]
     counts_in = {
@@ -171,26 +175,27 @@ def run_update(
     # Arrow copy is made once for every lookup
     ids = as_ids(np.concatenate([kept, changes.added]))
     graph_batch = np.concatenate([changes.added, replaced]).astype(str)
-    catalog = merged_catalog(run_cat, batch, ids, from_batch=np.concatenate([graph_batch, edited]))
-
     t = cfg.propagate.tags
     use_local = cfg.update.tags == "local" and t.cluster_prior == 0 and "tags" in stages
 
-    def seeds_and_terms() -> tuple[TagSet, Any, RunTagEntries | None]:
-        lane = current()
-        seed_tags = build_seed_tags(catalog, cfg, ids=ids)
-        lane.pause()  # the recall check, if it waits, goes first
-        terms = item_terms(len(ids), catalog, seed_tags)
+    def catalog_and_seeds() -> tuple[Catalog, Catalog, TagSet, Any, RunTagEntries | None]:
+        lane = current()  # between the parts, a more urgent job (the recall check) goes first
+        run_c = run_catalog(old) if run_cat is None else run_cat
+        cat = merged_catalog(run_c, batch, ids, from_batch=np.concatenate([graph_batch, edited]))
+        lane.pause()
+        seed_tags = build_seed_tags(cat, cfg, ids=ids)
+        lane.pause()
+        terms = item_terms(len(ids), cat, seed_tags)
         lane.pause()
         entries = None
         if t.enabled and seed_tags.n_tags > 0 and use_local:
             entries = run_tag_entries(old, ids, seed_tags)
-        return seed_tags, terms, entries
+        return run_c, cat, seed_tags, terms, entries
 
-    # the seed tags, the descriptions' term counts and the run's tag scores by item and seed
-    # tag need only the catalog and the run: they are made on a thread while the graph is
+    # the merged catalog, the seed tags, the descriptions' term counts and the run's tag
+    # scores by item and seed tag need no graph: they are made on a thread while the graph is
     # searched, when the second core is otherwise idle
-    seeds_job = start(seeds_and_terms, name="seeds", priority=SEEDS)
+    seeds_job = start(catalog_and_seeds, name="seeds", priority=SEEDS)
     with timer.stage("graph"):
         batch_emb = {
             k: Embeddings(
@@ -215,6 +220,7 @@ def run_update(
         )
         stages["graph"].update(dict(graph.params))
         touched = changed_rows(old.graph, graph, changes.removed, len(kept))
+    old_catalog, catalog, seeds, terms, entries = wait_for(seeds_job)
     pop_job = None  # popularity needs only the graph: it runs while clusters and tags are made
     if cfg.propagate.popularity.enabled:
         from ccgraph.update.popularity import start_popularity
@@ -256,7 +262,6 @@ def run_update(
             "sweep": sweep_info(levels),
             "update": cinfo,
         }
-    seeds, terms, entries = wait_for(seeds_job)
     # the tags first: their table is the longest to encode, so the writer encodes it while
     # the clusters are described and the items table is assembled
     inferred = None
@@ -266,7 +271,7 @@ def run_update(
         with timer.stage("tags"):
             changed = member(ids, np.concatenate([graph_batch, edited]))
             inferred, redo_tags, old_pos = local_tags(
-                old, run_cat, graph, seeds, touched | changed, cfg, stages.get("tags", {}),
+                old, old_catalog, graph, seeds, touched | changed, cfg, stages.get("tags", {}),
                 entries,
             )  # fmt: skip
         stages["tags"] = tags_info(inferred)
