@@ -68,15 +68,17 @@ def test_one_slot_runs_one_job_at_a_time_most_urgent_first() -> None:
     assert lane.free == 1
 
 
-def test_lend_lets_a_waiting_job_run_beside_the_holder() -> None:
+@pytest.mark.parametrize("how", ["lend", "released"])
+def test_a_waiting_job_runs_while_the_holder_lends_or_releases(how: str) -> None:
+    """``lend`` adds a slot (the caller waits), ``released`` gives the holder's slot up."""
     lane, log = Lane(1), []
     with lane.slot(3):
         thread = _job(lane, 1, log, "job")
         _until(lambda: _waiting(lane) == 1)
-        with lane.lend():
+        with getattr(lane, how)():
             thread.join(WAIT)
             assert log == ["job"]
-        assert lane.free == 0
+        assert lane.free == 0  # the holder's slot is held again
     assert lane.free == 1
 
 
@@ -111,18 +113,6 @@ def test_pause_and_released_outside_a_slot_do_nothing() -> None:
     lane.pause()
     with lane.released():
         assert lane.free == 1
-
-
-def test_released_gives_the_slot_up_for_the_body() -> None:
-    lane, log = Lane(1), []
-    with lane.slot(3):
-        thread = _job(lane, 1, log, "job")
-        _until(lambda: _waiting(lane) == 1)
-        with lane.released():
-            thread.join(WAIT)
-            assert log == ["job"]
-        assert lane.free == 0  # held again
-    assert lane.free == 1
 
 
 def test_use_lane_sets_and_restores_the_current_lane() -> None:
